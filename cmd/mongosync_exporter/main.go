@@ -1,0 +1,172 @@
+// Command mongosync_exporter serves Prometheus metrics about MongoDB migrations: the
+// progress of every configured mongosync instance, read at scrape time. Flags and
+// wiring only; the work is in package exporter.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/mongomigrate/observability/exporter"
+	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/logging"
+)
+
+const program = "mongosync_exporter"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// flags are the command line, parsed.
+type flags struct {
+	configFile    string
+	configCheck   bool
+	telemetryPath string
+	timeoutOffset float64
+	web           *web.FlagConfig
+	log           *logging.Flags
+	collect       map[string]*bool
+}
+
+func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
+	app := kingpin.New(program, "Prometheus exporter for MongoDB migrations: reads every configured mongosync's progress at scrape time.")
+	app.UsageWriter(stdout).ErrorWriter(stderr)
+	app.HelpFlag.Short('h')
+	app.Version(version.Print(program))
+	f := &flags{collect: map[string]*bool{}}
+	app.Flag("config.file", "Path to the configuration file (sections exporter: and collector:).").Default("config.yml").StringVar(&f.configFile)
+	app.Flag("config.check", "Check the configuration file and exit: 0 when valid, 1 with every problem listed when not.").BoolVar(&f.configCheck)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
+	app.Flag("timeout-offset", "Seconds to take off Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) so the reply reaches it in time.").Default("0.25").Float64Var(&f.timeoutOffset)
+	f.web = kingpinflag.AddFlags(app, ":9782")
+	f.log = logging.AddFlags(app)
+	for _, r := range exporter.Registrations() {
+		f.collect[r.Name] = app.Flag("collect."+r.Name, r.Help+" (--no-collect."+r.Name+" to disable)").
+			Default(strconv.FormatBool(r.Default)).Bool()
+	}
+	if _, err := app.Parse(args); err != nil {
+		return nil, err
+	}
+	if f.timeoutOffset < 0 {
+		return nil, fmt.Errorf("--timeout-offset must not be negative, got %v", f.timeoutOffset)
+	}
+	return f, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	f, err := parseFlags(args, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v; try --help\n", program, err)
+		return 2
+	}
+	logger := logging.New(f.log, stderr)
+	enabled := map[string]bool{}
+	for name, on := range f.collect {
+		enabled[name] = *on
+	}
+	exp := exporter.New(enabled, time.Duration(f.timeoutOffset*float64(time.Second)), logger)
+
+	if f.configCheck {
+		return checkConfig(f.configFile, exp, stdout, stderr)
+	}
+
+	level.Info(logger).Log("msg", "Starting "+program, "version", version.Info(), "build_context", version.BuildContext())
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector(program),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	reloader := config.NewReloader(program, f.configFile, exp.ApplyConfig, reg, logger)
+	if err := reloader.Reload(); err != nil {
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go reloader.ReloadOnSIGHUP(ctx)
+
+	handler, err := routes(f, exp, reg, reloader, logger)
+	if err != nil {
+		level.Error(logger).Log("msg", "Cannot build the landing page", "err", err)
+		return 1
+	}
+	return serve(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, f.web, logger)
+}
+
+// checkConfig is --config.check: load the file and build every scraper, without
+// contacting any target.
+func checkConfig(path string, exp *exporter.Exporter, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = exp.ApplyConfig(cfg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s is not valid:\n%v\n", path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d mongosync instance(s).\n", path, len(cfg.Exporter.Mongosync))
+	return 0
+}
+
+func routes(f *flags, exp *exporter.Exporter, reg *prometheus.Registry, reloader *config.Reloader, logger log.Logger) (http.Handler, error) {
+	mux := http.NewServeMux()
+	mux.Handle(f.telemetryPath, exp.Handler(reg, logging.Slog(logger)))
+	mux.Handle("/-/reload", reloader)
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
+	if f.telemetryPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        program,
+			Description: "Prometheus exporter for MongoDB migrations (mongosync progress)",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: f.telemetryPath, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/", landing)
+	}
+	return mux, nil
+}
+
+// serve runs the server until ctx ends (SIGINT, SIGTERM), then lets scrapes in flight finish.
+func serve(ctx context.Context, srv *http.Server, webFlags *web.FlagConfig, logger log.Logger) int {
+	failed := make(chan error, 1)
+	go func() { failed <- web.ListenAndServe(srv, webFlags, logging.Slog(logger)) }()
+	select {
+	case err := <-failed:
+		level.Error(logger).Log("msg", "Cannot serve HTTP", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	level.Info(logger).Log("msg", "Shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		level.Error(logger).Log("msg", "Shutdown did not complete", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,49 @@
+// Package exporter turns what the migration tools report into Prometheus metrics at
+// scrape time. Each source is read by one Scraper (one file each); the Exporter runs
+// the enabled scrapers concurrently for every scrape and emits const metrics only, so
+// no series outlives the data it describes.
+package exporter
+
+import (
+	"context"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mongomigrate/observability/internal/config"
+)
+
+// Namespace prefixes the exporter's metrics about itself.
+const Namespace = "mongosync_exporter"
+
+// Scraper reads one kind of source for a scrape. Scrape must honour ctx (the scrape's
+// deadline), be safe for concurrent scrapes, and report unreachable targets through
+// its own metrics (such as mongosync_up): an error means the scraper itself could not
+// finish, which the exporter exports as mongosync_exporter_collector_success 0.
+type Scraper interface {
+	Describe(ch chan<- *prometheus.Desc)
+	Scrape(ctx context.Context, ch chan<- prometheus.Metric) error
+}
+
+// Env is what a scraper gets besides its config.
+type Env struct {
+	Logger  log.Logger
+	Changes *ChangeLog // shared across reloads, so a reload does not repeat every error
+}
+
+// Registration describes a scraper: its name (the `collector` label and the
+// --collect.<name> flag), a one-line help, whether it runs by default, and how to build
+// it from the config. Building happens at start-up and at every reload.
+type Registration struct {
+	Name    string
+	Help    string
+	Default bool
+	New     func(cfg *config.Exporter, env Env) (Scraper, error)
+}
+
+// Registrations lists every scraper the exporter knows, in a stable order.
+func Registrations() []Registration {
+	return []Registration{
+		mongosyncRegistration,
+	}
+}
