@@ -62,14 +62,14 @@ var (
 	mongosyncPing          = mongosyncDesc("ping_latency_seconds", "Latency of mongosync's last ping of the cluster (1.17+); absent below 1 ms or before the first ping.", "cluster_role")
 	mongosyncPingFail      = mongosyncDesc("ping_failed", "Whether mongosync's last ping of the cluster failed (pingLatencyMs -1).", "cluster_role")
 	mongosyncIdxBuilt      = mongosyncDesc("index_build_indexes_built", "Indexes built after the data copy (indexBuilding, 1.19+).")
-	mongosyncIdxTotal      = mongosyncDesc("index_build_indexes_total", "Indexes to build after the data copy (indexBuilding, 1.19+).")
+	mongosyncIdxTotal      = mongosyncDesc("index_build_indexes_to_build", "Indexes to build after the data copy (indexBuilding, 1.19+).")
 	mongosyncIdxCollsDone  = mongosyncDesc("index_build_collections_finished", "Collections whose indexes are built (indexBuilding, 1.19+).")
-	mongosyncIdxCollsTotal = mongosyncDesc("index_build_collections_total", "Collections with indexes to build (indexBuilding, 1.19+).")
+	mongosyncIdxCollsTotal = mongosyncDesc("index_build_collections_to_build", "Collections with indexes to build (indexBuilding, 1.19+).")
 	mongosyncVerifPhase    = mongosyncDesc("verification_phase", "Phase of mongosync's embedded verifier per cluster (state-set, 1.9+).", "cluster_role", "phase")
 	mongosyncVerifHashed   = mongosyncDesc("verification_documents_hashed", "Documents hashed by the embedded verifier.", "cluster_role")
 	mongosyncVerifEstimate = mongosyncDesc("verification_documents_estimated", "Documents the embedded verifier estimates it must hash.", "cluster_role")
 	mongosyncVerifScanned  = mongosyncDesc("verification_collections_scanned", "Collections scanned by the embedded verifier.", "cluster_role")
-	mongosyncVerifTotal    = mongosyncDesc("verification_collections_total", "Collections the embedded verifier must scan.", "cluster_role")
+	mongosyncVerifTotal    = mongosyncDesc("verification_collections_to_scan", "Collections the embedded verifier must scan.", "cluster_role")
 	mongosyncVerifLag      = mongosyncDesc("verification_lag_seconds", "Lag of the embedded verifier's change stream.", "cluster_role")
 
 	mongosyncDescs = []*prometheus.Desc{
