@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/logging"
 )
 
 var (
@@ -77,9 +78,9 @@ func (e *Exporter) ApplyConfig(cfg *config.Config) error {
 
 // Handler serves /metrics: the metrics of base (the process, build info, reload state)
 // followed by a fresh scrape of every enabled scraper, bounded by the scrape deadline.
-func (e *Exporter) Handler(base prometheus.Gatherer, errorLog *slog.Logger) http.Handler {
+func (e *Exporter) Handler(base prometheus.Gatherer) http.Handler {
 	opts := promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(errorLog.Handler(), slog.LevelError),
+		ErrorLog:      slog.NewLogLogger(logging.Slog(e.logger).Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
