@@ -33,6 +33,7 @@ type document struct {
 
 type problem struct {
 	line int
+	key  string // the key the problem is about, such as exporter.mongosync[0].url
 	text string
 }
 
@@ -69,6 +70,22 @@ func (d *document) syntaxProblem(err error) string {
 // addf records a problem about the key at path, at the line of that key or of its
 // nearest enclosing key.
 func (d *document) addf(path, format string, args ...any) {
+	d.record(path, path, fmt.Sprintf(format, args...))
+}
+
+// require records a missing key as a problem of the mapping at path, where it belongs.
+func (d *document) require(path, key, value string) {
+	if value == "" {
+		d.record(path+"."+key, path, fmt.Sprintf("missing required key %q", key))
+	}
+}
+
+// record keeps the first problem of each key only: a value that could not be read says
+// so once, rather than again through every check that follows.
+func (d *document) record(key, path, msg string) {
+	if slices.ContainsFunc(d.problems, func(p problem) bool { return p.key == key }) {
+		return
+	}
 	where := d.filename
 	line := d.line(path)
 	if line > 0 {
@@ -77,13 +94,7 @@ func (d *document) addf(path, format string, args ...any) {
 	if path != "" {
 		where += ": " + path
 	}
-	d.problems = append(d.problems, problem{line: line, text: where + ": " + fmt.Sprintf(format, args...)})
-}
-
-func (d *document) require(path, key, value string) {
-	if value == "" {
-		d.addf(path, "missing required key %q", key)
-	}
+	d.problems = append(d.problems, problem{line: line, key: key, text: where + ": " + msg})
 }
 
 func (d *document) line(path string) int {

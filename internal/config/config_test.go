@@ -1,0 +1,158 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadGood(t *testing.T) {
+	t.Setenv("TEST_MONGOSYNC_PASSWORD", "pa$$word ${not-expanded-twice}")
+	cfg, err := Load("testdata/good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := cfg.Exporter.Mongosync
+	if len(ms) != 3 {
+		t.Fatalf("got %d mongosync entries, want 3", len(ms))
+	}
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"default port added", ms[0].URL, "http://mongosync-0:27182"},
+		{"default timeout", ms[0].Timeout, DefaultMongosyncTimeout},
+		{"explicit port and path kept", ms[1].URL, "https://mongosync-1.example.net:8443/proxy/shard1/"},
+		{"explicit timeout", ms[1].Timeout, 90 * time.Second},
+		{"password from the environment, once", string(ms[1].HTTPClientConfig.BasicAuth.Password), "pa$$word ${not-expanded-twice}"},
+		{"relative ca_file joined to the config's directory", ms[1].HTTPClientConfig.TLSConfig.CAFile, filepath.Join("testdata", "secrets", "ca.pem")},
+		{"credentials_file joined too", ms[2].HTTPClientConfig.Authorization.CredentialsFile, filepath.Join("testdata", "secrets", "token")},
+		{"migration", ms[2].Migration, "other"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+}
+
+// Every file in testdata/bad must fail with exactly the text of its .err sibling: each
+// problem on its own line, in file order, naming file, line and key.
+func TestLoadBad(t *testing.T) {
+	t.Setenv("TEST_CONFIG_SECRET_VALUE", "hunter2")
+	files, err := filepath.Glob("testdata/bad/*.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bad configs: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			want, err := os.ReadFile(strings.TrimSuffix(file, ".yml") + ".err")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Load(file)
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			if got := err.Error(); got != strings.TrimSpace(string(want)) {
+				t.Errorf("error text:\n%s\nwant:\n%s", got, want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("a secret reached the error text: %s", err)
+			}
+		})
+	}
+}
+
+func TestProjectConfigIsValid(t *testing.T) {
+	if _, err := Load("../../config.yml"); err != nil {
+		t.Fatalf("the config.yml shipped with the project does not load:\n%v", err)
+	}
+}
+
+func TestEmptyFileIsValid(t *testing.T) {
+	for _, data := range []string{"", "# nothing configured yet\n", "exporter:\ncollector:\n"} {
+		cfg, err := Parse([]byte(data), "empty.yml")
+		if err != nil {
+			t.Errorf("%q: %v", data, err)
+			continue
+		}
+		if len(cfg.Exporter.Mongosync) != 0 {
+			t.Errorf("%q: got mongosync entries from nothing", data)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load("testdata/does-not-exist.yml")
+	if err == nil || !strings.Contains(err.Error(), "does-not-exist.yml") {
+		t.Fatalf("error = %v, want one naming the file", err)
+	}
+}
+
+func TestExpandEnv(t *testing.T) {
+	t.Setenv("TEST_EXPAND_A", "alpha")
+	t.Setenv("TEST_EXPAND_EMPTY", "")
+	cases := []struct {
+		in, want, err string
+	}{
+		{"plain", "plain", ""},
+		{"${TEST_EXPAND_A}", "alpha", ""},
+		{"x-${TEST_EXPAND_A}-${TEST_EXPAND_A}", "x-alpha-alpha", ""},
+		{"[${TEST_EXPAND_EMPTY}]", "[]", ""},
+		{"pa$sword$", "pa$sword$", ""}, // a lone $ is kept: passwords contain them
+		{"$${TEST_EXPAND_A}", "${TEST_EXPAND_A}", ""},
+		{"${TEST_EXPAND_UNSET_VAR}", "", "environment variable TEST_EXPAND_UNSET_VAR is not set"},
+		{"${}", "", "${} is not a valid environment variable reference"},
+		{"${A-B}", "", "${A-B} is not a valid environment variable reference"},
+		{"${TEST_EXPAND_A", "", "unterminated ${ (write $${ for a literal ${)"},
+	}
+	for _, c := range cases {
+		got, err := expandEnv(c.in)
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("expandEnv(%q) error = %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("expandEnv(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+// A value from the environment keeps its YAML meaning: a string field gets the text
+// even when it reads like a bool or null; other fields get the resolved type.
+func TestExpandedValuesKeepTheirType(t *testing.T) {
+	t.Setenv("TEST_TYPE_NAME", "null")
+	t.Setenv("TEST_TYPE_TIMEOUT", "7s")
+	t.Setenv("TEST_TYPE_BOOL", "false")
+	cfg, err := Parse([]byte(`exporter:
+  mongosync:
+    - migration: m
+      name: ${TEST_TYPE_NAME}
+      url: http://h
+      timeout: ${TEST_TYPE_TIMEOUT}
+      enable_http2: ${TEST_TYPE_BOOL}
+`), "inline.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Exporter.Mongosync[0]
+	if m.Name != "null" || m.Timeout != 7*time.Second || m.HTTPClientConfig.EnableHTTP2 {
+		t.Fatalf("got name %q timeout %v enable_http2 %v", m.Name, m.Timeout, m.HTTPClientConfig.EnableHTTP2)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"timout", "timeout", 1}, {"url", "uri", 1}, {"abc", "", 3}, {"kitten", "sitting", 3}} {
+		if got := editDistance(c.a, c.b); got != c.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
+		}
+	}
+}
