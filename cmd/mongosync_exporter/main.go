@@ -130,7 +130,7 @@ func checkConfig(path string, exp *exporter.Exporter, stdout, stderr io.Writer) 
 
 func routes(f *flags, exp *exporter.Exporter, reg *prometheus.Registry, reloader *config.Reloader, logger log.Logger) (http.Handler, error) {
 	mux := http.NewServeMux()
-	mux.Handle(f.telemetryPath, exp.Handler(reg, logging.Slog(logger)))
+	mux.Handle(f.telemetryPath, exp.Handler(reg))
 	mux.Handle("/-/reload", reloader)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	if f.telemetryPath != "/" {

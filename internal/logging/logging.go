@@ -4,8 +4,10 @@
 package logging
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/go-kit/log"
@@ -58,5 +60,22 @@ func levelOption(name string) level.Option {
 // Slog hands logger to libraries that want *slog.Logger. Filtering stays with the
 // go-kit logger, so the bridge passes every level through.
 func Slog(logger log.Logger) *slog.Logger {
-	return slog.New(sloggokit.NewGoKitHandler(logger, slog.LevelDebug))
+	return slog.New(untimed{sloggokit.NewGoKitHandler(logger, slog.LevelDebug)})
+}
+
+// untimed drops slog's own record time: the go-kit logger already stamps every line
+// with ts, and a second timestamp under another key only confuses log parsers.
+type untimed struct{ slog.Handler }
+
+func (h untimed) Handle(ctx context.Context, r slog.Record) error {
+	r.Time = time.Time{}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h untimed) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return untimed{h.Handler.WithAttrs(attrs)}
+}
+
+func (h untimed) WithGroup(name string) slog.Handler {
+	return untimed{h.Handler.WithGroup(name)}
 }

@@ -1,0 +1,367 @@
+package main
+
+// These tests build the real binary and drive it as a user and Prometheus would: flags,
+// config file, signals and HTTP.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+const testVersion = "9.9.9-test"
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mongosync_exporter-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, program)
+	build := exec.Command("go", "build", "-o", binary,
+		"-ldflags", "-X github.com/prometheus/common/version.Version="+testVersion+" -X github.com/prometheus/common/version.Revision=abc123", ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the binary:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// mongosyncStandIn answers /api/v1/progress with a recorded reply.
+func mongosyncStandIn(t *testing.T, file string) *httptest.Server {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "..", "exporter", "testdata", "mongosync", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/progress" || r.Method != http.MethodGet {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(body)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func writeConfig(t *testing.T, path string, urls ...string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("exporter:\n  mongosync:\n")
+	for i, u := range urls {
+		fmt.Fprintf(&b, "    - migration: orders\n      name: shard%d\n      url: %s\n", i, u)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exporterProcess is a running mongosync_exporter.
+type exporterProcess struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *lineLog
+}
+
+type lineLog struct {
+	ch  chan string
+	all bytes.Buffer
+}
+
+var listeningOn = regexp.MustCompile(`msg="?Listening on"? .*address=(\S+)`)
+
+func start(t *testing.T, args ...string) *exporterProcess {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &exporterProcess{cmd: cmd, stderr: &lineLog{ch: make(chan string, 1000)}}
+	go func() {
+		scanner := bufio.NewScanner(stderr)
+		for scanner.Scan() {
+			p.stderr.ch <- scanner.Text()
+		}
+		close(p.stderr.ch)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	deadline := time.After(time.Minute) // against hanging only
+	for {
+		select {
+		case line, ok := <-p.stderr.ch:
+			if !ok {
+				t.Fatalf("exporter exited before listening:\n%s", p.stderr.all.String())
+			}
+			p.stderr.all.WriteString(line + "\n")
+			if m := listeningOn.FindStringSubmatch(line); m != nil {
+				p.url = "http://" + m[1]
+				return p
+			}
+		case <-deadline:
+			t.Fatalf("exporter did not start listening:\n%s", p.stderr.all.String())
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func (p *exporterProcess) metrics(t *testing.T) string {
+	t.Helper()
+	code, body := httpGet(t, p.url+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d\n%s", code, body)
+	}
+	return body
+}
+
+// waitFor scrapes until the body contains want, for changes that a signal triggers.
+func (p *exporterProcess) waitFor(t *testing.T, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute) // against hanging only
+	for {
+		body := p.metrics(t)
+		if strings.Contains(body, want) {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed %q:\n%s", want, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func runBinary(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if exit, ok := err.(*exec.ExitError); ok {
+		return exit.ExitCode(), out.String(), errOut.String()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String(), errOut.String()
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yml")
+	writeConfig(t, good, "http://127.0.0.1:27182", "http://127.0.0.1:27183")
+	code, stdout, _ := runBinary(t, "--config.check", "--config.file", good)
+	if code != 0 || !strings.Contains(stdout, "is valid: 2 mongosync instance(s)") {
+		t.Fatalf("--config.check on a good file: exit %d, stdout %q", code, stdout)
+	}
+
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(bad, []byte("exporter:\n  mongosync:\n    - name: a\n      url: http://h\n      timeout: soon\n"), 0o600)
+	code, _, stderr := runBinary(t, "--config.check", "--config.file", bad)
+	for _, want := range []string{
+		bad + `:3: exporter.mongosync[0]: missing required key "migration"`,
+		bad + `:5: exporter.mongosync[0].timeout: "soon" is not a duration`,
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("--config.check stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if code != 1 {
+		t.Errorf("--config.check on a bad file: exit %d, want 1", code)
+	}
+
+	if code, _, stderr := runBinary(t, "--config.check", "--config.file", filepath.Join(dir, "missing.yml")); code != 1 || !strings.Contains(stderr, "missing.yml") {
+		t.Errorf("--config.check on a missing file: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestProjectConfigChecks(t *testing.T) {
+	if code, stdout, stderr := runBinary(t, "--config.check", "--config.file", "../../config.yml"); code != 0 {
+		t.Fatalf("the project's config.yml fails --config.check: %s%s", stdout, stderr)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	code, _, stderr := runBinary(t, "--no-such-flag")
+	if code != 2 || !strings.Contains(stderr, "no-such-flag") {
+		t.Fatalf("unknown flag: exit %d, stderr %q", code, stderr)
+	}
+	if code, stdout, _ := runBinary(t, "--version"); code != 0 || !strings.Contains(stdout, testVersion) {
+		t.Fatalf("--version: exit %d, %q", code, stdout)
+	}
+	code, stdout, _ := runBinary(t, "-h")
+	for _, flag := range []string{"--config.file", "--web.listen-address", "--web.config.file", "--web.telemetry-path", "--log.level", "--log.format", "--timeout-offset", "--[no-]collect.mongosync"} {
+		if !strings.Contains(stdout, flag) {
+			t.Errorf("-h does not list %s", flag)
+		}
+	}
+	if code != 0 {
+		t.Errorf("-h exit %d", code)
+	}
+}
+
+func TestServesMetrics(t *testing.T) {
+	standIn := mongosyncStandIn(t, "v1.22-full.json")
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	writeConfig(t, cfg, standIn.URL)
+	p := start(t, "--config.file", cfg)
+	body := p.metrics(t)
+	for _, want := range []string{
+		`mongosync_up{migration="orders",mongosync="shard0"} 1`,
+		`mongosync_lag_seconds{migration="orders",mongosync="shard0"} 125`,
+		`mongosync_exporter_collector_success{collector="mongosync"} 1`,
+		`mongosync_exporter_config_last_reload_successful 1`,
+		`mongosync_exporter_build_info{`,
+		`version="` + testVersion + `"`,
+		`revision="abc123"`,
+		`process_cpu_seconds_total`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	promtoolCheckMetrics(t, body)
+
+	code, landing := httpGet(t, p.url+"/")
+	if code != http.StatusOK || !strings.Contains(landing, program) || !strings.Contains(landing, `href="/metrics"`) {
+		t.Errorf("landing page: %d\n%s", code, landing)
+	}
+}
+
+// promtoolCheckMetrics runs the real `promtool check metrics` (Debian package
+// prometheus) on a scrape. CI installs it; elsewhere the check is skipped, by name.
+func promtoolCheckMetrics(t *testing.T, body string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool is missing in CI: .ci/run must install the Debian package prometheus")
+		}
+		t.Skip("promtool check metrics needs promtool (Debian package prometheus: apt-get install prometheus)")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestReloadBySignalAndHTTP(t *testing.T) {
+	first := mongosyncStandIn(t, "v1.22-full.json")
+	second := mongosyncStandIn(t, "shard1.json")
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	writeConfig(t, cfg, first.URL)
+	p := start(t, "--config.file", cfg)
+	p.waitFor(t, `mongosync_up{migration="orders",mongosync="shard0"} 1`)
+
+	writeConfig(t, cfg, first.URL, second.URL)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(t, `mongosync_up{migration="orders",mongosync="shard1"} 1`)
+
+	os.WriteFile(cfg, []byte("exporter:\n  mongosync: oops\n"), 0o600)
+	resp, err := http.Post(p.url+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(msg), "expected a list") {
+		t.Fatalf("POST /-/reload with a bad file: %d %s", resp.StatusCode, msg)
+	}
+	body := p.metrics(t)
+	for _, want := range []string{
+		"mongosync_exporter_config_last_reload_successful 0",
+		`mongosync_up{migration="orders",mongosync="shard0"} 1`,
+		`mongosync_up{migration="orders",mongosync="shard1"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("after a failed reload /metrics lacks %q", want)
+		}
+	}
+}
+
+func TestNoCollectFlag(t *testing.T) {
+	standIn := mongosyncStandIn(t, "v1.22-full.json")
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	writeConfig(t, cfg, standIn.URL)
+	p := start(t, "--config.file", cfg, "--no-collect.mongosync")
+	if body := p.metrics(t); strings.Contains(body, "mongosync_up") {
+		t.Fatal("--no-collect.mongosync still scraped mongosync")
+	}
+}
+
+// --web.config.file is exporter-toolkit's: basic auth with a bcrypt hash here.
+func TestWebConfigBasicAuth(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	writeConfig(t, cfg)
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webCfg := filepath.Join(dir, "web.yml")
+	os.WriteFile(webCfg, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600)
+	p := start(t, "--config.file", cfg, "--web.config.file", webCfg, "--web.telemetry-path", "/custom")
+
+	if code, _ := httpGet(t, p.url+"/custom"); code != http.StatusUnauthorized {
+		t.Fatalf("no credentials: %d, want 401", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, p.url+"/custom", nil)
+	req.SetBasicAuth("prometheus", "s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "mongosync_exporter_build_info") {
+		t.Fatalf("with credentials on /custom: %d\n%s", resp.StatusCode, body)
+	}
+}
+
+func TestJSONLogFormatAndStartupFailure(t *testing.T) {
+	code, _, stderr := runBinary(t, "--config.file", filepath.Join(t.TempDir(), "absent.yml"), "--log.format", "json", "--web.listen-address", "127.0.0.1:0")
+	if code != 1 {
+		t.Fatalf("start with a missing config: exit %d, want 1", code)
+	}
+	if !strings.Contains(stderr, `"level":"error"`) || !strings.Contains(stderr, "absent.yml") {
+		t.Fatalf("expected a JSON error log naming the file, got:\n%s", stderr)
+	}
+}
