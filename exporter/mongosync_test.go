@@ -2,7 +2,10 @@ package exporter
 
 import (
 	"context"
+	"encoding/pem"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/mongomigrate/observability/internal/config"
 )
 
 // Each recorded reply (../shared/reference/mongosync-api.md, with the documented
@@ -223,4 +228,72 @@ func FuzzParseProgress(f *testing.F) {
 		close(ch)
 		<-done
 	})
+}
+
+// A mongosync behind a TLS proxy with basic auth, configured the way a user would: the
+// proxy's CA and the password in files.
+func TestMongosyncBehindTLSProxyWithBasicAuth(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("testdata", "mongosync", "idle.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, pass, ok := r.BasicAuth(); !ok || user != "monitor" || pass != "s3cret" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Write(body)
+	}))
+	defer proxy.Close()
+
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw})
+	passwordFile := filepath.Join(dir, "password")
+	if err := os.WriteFile(caFile, cert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := []byte(fmt.Sprintf(`exporter:
+  mongosync:
+    - migration: orders
+      name: right
+      url: %[1]s
+      tls_config: {ca_file: ca.pem}
+      basic_auth: {username: monitor, password_file: password}
+    - migration: orders
+      name: wrong-password
+      url: %[1]s
+      tls_config: {ca_file: ca.pem}
+      basic_auth: {username: monitor, password: guess}
+    - migration: orders
+      name: untrusted
+      url: %[1]s
+      basic_auth: {username: monitor, password_file: password}
+`, proxy.URL))
+	if err := os.WriteFile(passwordFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := config.Parse(cfg, filepath.Join(dir, "config.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, logs := newMongosyncForTest(t, parsed.Exporter.Mongosync...)
+	want := `
+# HELP mongosync_up Whether the last read of the instance's /api/v1/progress succeeded (1) or not (0).
+# TYPE mongosync_up gauge
+mongosync_up{migration="orders",mongosync="right"} 1
+mongosync_up{migration="orders",mongosync="untrusted"} 0
+mongosync_up{migration="orders",mongosync="wrong-password"} 0
+`
+	if err := testutil.CollectAndCompare(collectorOf(s), strings.NewReader(want), "mongosync_up"); err != nil {
+		t.Fatal(err)
+	}
+	for _, wantLog := range []string{"HTTP 401 Unauthorized", "certificate signed by unknown authority"} {
+		if !strings.Contains(logs.String(), wantLog) {
+			t.Errorf("log lacks %q:\n%s", wantLog, logs)
+		}
+	}
+	if strings.Contains(logs.String(), "s3cret") || strings.Contains(logs.String(), "guess") {
+		t.Errorf("a password reached the log:\n%s", logs)
+	}
 }
