@@ -96,13 +96,13 @@ func TestMetricsDocAggregationQueries(t *testing.T) {
 		queries[row[0]] = strings.Trim(row[1], "`")
 	}
 	expected := map[string]string{
-		"copy progress (0-1)":                           `{migration="orders"}: 0.4`,
-		"lag of the migration":                          `{migration="orders"}: 40`,
-		"can the migration commit":                      `{migration="orders"}: 0`,
+		"copy progress (0-1)":                          `{migration="orders"}: 0.4`,
+		"lag of the migration":                         `{migration="orders"}: 40`,
+		"can the migration commit":                     `{migration="orders"}: 0`,
 		"can the application write to the destination": `mongosync_can_write{migration="orders",mongosync="shard0"}: 1`,
-		"events applied per second":                     `{migration="orders"}: 3`,
-		"instances down":                                `{migration="orders"}: 1`,
-		"state of the migration":                        `{migration="orders",state="RUNNING"}: 2`,
+		"events applied per second":                    `{migration="orders"}: 3`,
+		"instances down":                               `{migration="orders"}: 1`,
+		"state of the migration":                       `{migration="orders",state="RUNNING"}: 2`,
 	}
 	var tests strings.Builder
 	for name, want := range expected {
