@@ -70,10 +70,23 @@ func (e *Exporter) ApplyConfig(cfg *config.Config) error {
 		built = append(built, namedScraper{name: r.Name, Scraper: s})
 	}
 	if err := errors.Join(errs...); err != nil {
+		closeScrapers(built)
 		return err
 	}
-	e.scrapers.Store(&built)
+	closeScrapers(*e.scrapers.Swap(&built))
 	return nil
+}
+
+// closer is a scraper holding connections (a MongoDB client) to release when a reload
+// replaces it.
+type closer interface{ Close() }
+
+func closeScrapers(scrapers []namedScraper) {
+	for _, s := range scrapers {
+		if c, ok := s.Scraper.(closer); ok {
+			c.Close()
+		}
+	}
 }
 
 // Handler serves /metrics: the metrics of base (the process, build info, reload state)

@@ -113,11 +113,16 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// testEnv logs to logs in logfmt.
+func testEnv(logs *syncBuffer) Env {
+	logger := log.NewLogfmtLogger(logs)
+	return Env{Logger: logger, Changes: NewChangeLog(logger)}
+}
+
 func newMongosyncForTest(t testing.TB, targets ...config.Mongosync) (Scraper, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	logger := log.NewLogfmtLogger(logs)
-	s, err := newMongosyncScraper(&config.Exporter{Mongosync: targets}, Env{Logger: logger, Changes: NewChangeLog(logger)})
+	s, err := newMongosyncScraper(&config.Exporter{Mongosync: targets}, testEnv(logs))
 	if err != nil {
 		t.Fatal(err)
 	}

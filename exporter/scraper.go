@@ -45,5 +45,6 @@ type Registration struct {
 func Registrations() []Registration {
 	return []Registration{
 		mongosyncRegistration,
+		heartbeatRegistration,
 	}
 }

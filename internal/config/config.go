@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
@@ -32,7 +34,9 @@ type Config struct {
 
 // Exporter is the `exporter:` section: what mongosync_exporter reads at scrape time.
 type Exporter struct {
-	Mongosync []Mongosync `yaml:"mongosync"`
+	Mongosync         []Mongosync         `yaml:"mongosync"`
+	Verifiers         []Verifier          `yaml:"verifiers"`
+	CollectorMetadata []CollectorMetadata `yaml:"collector_metadata"`
 }
 
 // Collector is the `collector:` section, read by oplog_collector. It has no keys yet;
@@ -52,6 +56,84 @@ type Mongosync struct {
 	// HTTPClientConfig carries TLS, basic auth, bearer tokens and proxy settings for users
 	// who put mongosync behind a proxy, with the same keys as a Prometheus scrape config.
 	HTTPClientConfig commoncfg.HTTPClientConfig `yaml:",inline"`
+}
+
+// Defaults of the verifier and collector-metadata entries.
+const (
+	DefaultVerifierAPIPort             = "27020"
+	DefaultNamespaceLimit              = 200
+	DefaultNamespaceRefresh            = 30 * time.Second
+	DefaultMongoTimeout                = 5 * time.Second
+	DefaultCollectorMetadataDatabase   = "oplog_manager_orchestrator_db"
+	DefaultCollectorMetadataCollection = "source_clusters_info"
+)
+
+// Verifier is one migration-verifier: its metadata database and, optionally, its HTTP API.
+type Verifier struct {
+	// Name identifies the verifier; unique. It becomes the `verifier` label.
+	Name string `yaml:"name"`
+	// MongoURI locates the metadata cluster (the verifier's --metaURI).
+	MongoURI `yaml:",inline"`
+	// Database is the metadata database (--metaDBName). Empty: detect the default of
+	// current verifiers, then the one of verifiers before v0.2.0.
+	Database string `yaml:"database"`
+	// APIURL is the verifier's HTTP API (--serverPort); the port defaults to 27020.
+	APIURL string `yaml:"api_url"`
+	// Timeout bounds one scrape of this verifier, database and API alike (default 5s).
+	Timeout time.Duration `yaml:"timeout"`
+	// NamespaceLimit caps the per-namespace series (default 200; 0 turns them off).
+	NamespaceLimit *int `yaml:"namespace_limit"`
+	// NamespaceInclude keeps only the namespaces ("db.coll") it matches; empty keeps all.
+	NamespaceInclude string `yaml:"namespace_include"`
+	// NamespaceRefresh is how long the per-namespace figures are reused (default 30s):
+	// they come from an aggregation that scans a whole generation of tasks.
+	NamespaceRefresh time.Duration `yaml:"namespace_refresh_interval"`
+}
+
+// CollectorMetadata is a central metadata database where oplog collectors (this
+// project's and the old Python one) write their heartbeats.
+type CollectorMetadata struct {
+	// Name identifies the database; unique. It becomes the `metadata` label.
+	Name       string `yaml:"name"`
+	MongoURI   `yaml:",inline"`
+	Database   string        `yaml:"database"`
+	Collection string        `yaml:"collection"`
+	Timeout    time.Duration `yaml:"timeout"`
+}
+
+// MongoURI is a MongoDB connection string, given inline (uri, usually as ${ENV_VAR})
+// or read from a file (uri_file). It holds credentials: it is never logged.
+type MongoURI struct {
+	URI     commoncfg.Secret `yaml:"uri"`
+	URIFile string           `yaml:"uri_file"`
+}
+
+// Resolve returns the connection string, reading uri_file when that is how it is given.
+func (m MongoURI) Resolve() (string, error) {
+	if m.URIFile == "" {
+		return string(m.URI), nil
+	}
+	data, err := os.ReadFile(m.URIFile)
+	if err != nil {
+		return "", fmt.Errorf("cannot read uri_file: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+// check validates the URI without ever quoting it.
+func (m *MongoURI) check(doc *document, path, dir string) {
+	switch {
+	case m.URI == "" && m.URIFile == "":
+		doc.addf(path, "missing required key \"uri\" (or \"uri_file\")")
+	case m.URI != "" && m.URIFile != "":
+		doc.addf(path+".uri_file", "give uri or uri_file, not both")
+	case m.URIFile != "":
+		m.URIFile = commoncfg.JoinDir(dir, m.URIFile)
+	default:
+		if !strings.HasPrefix(string(m.URI), "mongodb://") && !strings.HasPrefix(string(m.URI), "mongodb+srv://") {
+			doc.addf(path+".uri", "not a MongoDB connection string: it must start with mongodb:// or mongodb+srv://")
+		}
+	}
 }
 
 // Load reads and validates the file at path.
@@ -81,56 +163,126 @@ func Parse(data []byte, filename string) (*Config, error) {
 // finish applies defaults and checks what the YAML types alone cannot: required keys,
 // unique names and well-formed URLs. Problems are recorded in doc with their lines.
 func (c *Config) finish(doc *document, dir string) {
-	firstLine := map[string]int{}
+	names := uniqueNames{doc: doc, what: "mongosync"}
 	for i := range c.Exporter.Mongosync {
 		m := &c.Exporter.Mongosync[i]
 		path := fmt.Sprintf("exporter.mongosync[%d]", i)
 		doc.require(path, "migration", m.Migration)
 		doc.require(path, "name", m.Name)
 		doc.require(path, "url", m.URL)
-		if m.Name != "" {
-			if line, seen := firstLine[m.Name]; seen {
-				doc.addf(path+".name", "duplicate name %q (first used at line %d); every mongosync needs its own name", m.Name, line)
-			} else {
-				firstLine[m.Name] = doc.line(path + ".name")
-			}
-		}
+		names.check(path, m.Name)
 		if m.URL != "" {
-			normalized, err := normalizeMongosyncURL(m.URL)
+			normalized, err := normalizeBaseURL(m.URL, DefaultMongosyncPort, "/api/v1/progress")
 			if err != nil {
 				doc.addf(path+".url", "%v", err)
 			}
 			m.URL = normalized
 		}
-		switch {
-		case m.Timeout == 0:
-			m.Timeout = DefaultMongosyncTimeout
-		case m.Timeout < 0:
-			doc.addf(path+".timeout", "must be positive, got %s", m.Timeout)
-		}
+		m.Timeout = positiveOrDefault(doc, path+".timeout", m.Timeout, DefaultMongosyncTimeout)
 		m.HTTPClientConfig.SetDirectory(dir)
 		if err := m.HTTPClientConfig.Validate(); err != nil {
 			doc.addf(path, "%v", err)
 		}
 	}
+	c.finishVerifiers(doc, dir)
+	c.finishCollectorMetadata(doc, dir)
 }
 
-// normalizeMongosyncURL checks a mongosync base URL and adds the default port.
+func (c *Config) finishVerifiers(doc *document, dir string) {
+	names := uniqueNames{doc: doc, what: "verifier"}
+	for i := range c.Exporter.Verifiers {
+		v := &c.Exporter.Verifiers[i]
+		path := fmt.Sprintf("exporter.verifiers[%d]", i)
+		doc.require(path, "name", v.Name)
+		names.check(path, v.Name)
+		v.MongoURI.check(doc, path, dir)
+		if v.APIURL != "" {
+			normalized, err := normalizeBaseURL(v.APIURL, DefaultVerifierAPIPort, "/api/v1/progress")
+			if err != nil {
+				doc.addf(path+".api_url", "%v", err)
+			}
+			v.APIURL = normalized
+		}
+		v.Timeout = positiveOrDefault(doc, path+".timeout", v.Timeout, DefaultMongoTimeout)
+		v.NamespaceRefresh = positiveOrDefault(doc, path+".namespace_refresh_interval", v.NamespaceRefresh, DefaultNamespaceRefresh)
+		if v.NamespaceLimit == nil {
+			limit := DefaultNamespaceLimit
+			v.NamespaceLimit = &limit
+		} else if *v.NamespaceLimit < 0 {
+			doc.addf(path+".namespace_limit", "must be 0 (no per-namespace series) or more, got %d", *v.NamespaceLimit)
+		}
+		if _, err := regexp.Compile(v.NamespaceInclude); err != nil {
+			doc.addf(path+".namespace_include", "not a valid regular expression: %v", err)
+		}
+	}
+}
+
+func (c *Config) finishCollectorMetadata(doc *document, dir string) {
+	names := uniqueNames{doc: doc, what: "collector_metadata entry"}
+	for i := range c.Exporter.CollectorMetadata {
+		m := &c.Exporter.CollectorMetadata[i]
+		path := fmt.Sprintf("exporter.collector_metadata[%d]", i)
+		doc.require(path, "name", m.Name)
+		names.check(path, m.Name)
+		m.MongoURI.check(doc, path, dir)
+		m.Timeout = positiveOrDefault(doc, path+".timeout", m.Timeout, DefaultMongoTimeout)
+		if m.Database == "" {
+			m.Database = DefaultCollectorMetadataDatabase
+		}
+		if m.Collection == "" {
+			m.Collection = DefaultCollectorMetadataCollection
+		}
+	}
+}
+
+// uniqueNames reports a name used twice in one list.
+type uniqueNames struct {
+	doc   *document
+	what  string
+	first map[string]int
+}
+
+func (u *uniqueNames) check(path, name string) {
+	if name == "" {
+		return
+	}
+	if u.first == nil {
+		u.first = map[string]int{}
+	}
+	if line, seen := u.first[name]; seen {
+		u.doc.addf(path+".name", "duplicate name %q (first used at line %d); every %s needs its own name", name, line, u.what)
+		return
+	}
+	u.first[name] = u.doc.line(path + ".name")
+}
+
+// positiveOrDefault applies a duration's default and refuses a negative one.
+func positiveOrDefault(doc *document, path string, d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		doc.addf(path, "must be positive, got %s", d)
+	}
+	return d
+}
+
+// normalizeBaseURL checks the base URL of an HTTP API and adds its default port.
 // Credentials in the URL are refused: they would end up in logs and error messages,
 // and basic_auth (with password_file) does the same job safely.
-func normalizeMongosyncURL(raw string) (string, error) {
+func normalizeBaseURL(raw, defaultPort, endpoint string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return raw, fmt.Errorf("%q is not an http:// or https:// base URL such as http://127.0.0.1:27182", redactURL(raw))
+		return raw, fmt.Errorf("%q is not an http:// or https:// base URL such as http://127.0.0.1:%s", redactURL(raw), defaultPort)
 	}
 	if u.User != nil {
 		return raw, fmt.Errorf("credentials in the URL are not allowed; use basic_auth with password_file instead")
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return raw, fmt.Errorf("%q must be a base URL without query or fragment; /api/v1/progress is appended to it", raw)
+		return raw, fmt.Errorf("%q must be a base URL without query or fragment; %s is appended to it", raw, endpoint)
 	}
 	if u.Port() == "" {
-		u.Host = net.JoinHostPort(u.Hostname(), DefaultMongosyncPort)
+		u.Host = net.JoinHostPort(u.Hostname(), defaultPort)
 	}
 	return u.String(), nil
 }
