@@ -1,0 +1,84 @@
+package mongotest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongomigrate/observability/internal/mongotest"
+)
+
+func benchDoc(i int) bson.D {
+	return bson.D{{Key: "_id", Value: i}, {Key: "cluster_name", Value: "c1"}, {Key: "ts", Value: bson.Timestamp{T: uint32(i), I: 1}},
+		{Key: "payload", Value: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}
+}
+
+// BenchmarkBulkInsert measures unordered insertMany of 1000-document
+// batches through the driver.
+func BenchmarkBulkInsert(b *testing.B) {
+	c := benchClient(b)
+	coll := c.Database("bench").Collection("insert")
+	const batch = 1000
+	docs := make([]any, batch)
+	b.ResetTimer()
+	start := time.Now()
+	for n := 0; n < b.N; n++ {
+		for i := range docs {
+			docs[i] = benchDoc(n*batch + i)
+		}
+		if _, err := coll.InsertMany(context.Background(), docs, options.InsertMany().SetOrdered(false)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "docs/s")
+}
+
+// BenchmarkChangeStreamRead measures how fast a database change stream
+// delivers already-written insert events.
+func BenchmarkChangeStreamRead(b *testing.B) {
+	c := benchClient(b)
+	db := c.Database("bench")
+	cx := context.Background()
+	cs, err := db.Watch(cx, mongo.Pipeline{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cs.Close(cx)
+	coll := db.Collection("stream")
+	docs := make([]any, 0, 1000)
+	for i := 0; i < b.N; i += 1000 {
+		docs = docs[:0]
+		for j := i; j < min(i+1000, b.N); j++ {
+			docs = append(docs, benchDoc(j))
+		}
+		if _, err := coll.InsertMany(cx, docs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if !cs.Next(cx) {
+			b.Fatal(cs.Err())
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+func benchClient(b *testing.B) *mongo.Client {
+	srv, err := mongotest.Start(mongotest.Options{History: 10_000_000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	c, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	return c
+}

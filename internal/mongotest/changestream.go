@@ -1,0 +1,270 @@
+package mongotest
+
+import (
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// changeStream is an open change stream cursor's state
+// (https://www.mongodb.com/docs/manual/changeStreams/).
+type changeStream struct {
+	db, coll    string // both empty: whole cluster; coll empty: one database
+	pos         tokenKey
+	lookup      bool // fullDocument: updateLookup
+	expanded    bool // showExpandedEvents
+	stages      []stage
+	split       bool // $changeStreamSplitLargeEvent
+	invalidated bool
+	busy        bool // a getMore is waiting on it
+}
+
+// Internal databases never appear in cluster streams, nor system
+// collections in any (https://www.mongodb.com/docs/manual/changeStreams/#watch-a-collection--database--or-deployment).
+func internalDB(db string) bool { return db == "admin" || db == "config" || db == "local" }
+
+func systemColl(coll string) bool { return len(coll) >= 7 && coll[:7] == "system." }
+
+// expandedOnly events need showExpandedEvents.
+var expandedOnly = map[string]bool{"create": true, "createIndexes": true, "dropIndexes": true}
+
+// rendered is one document a stream returns, with its position.
+type rendered struct {
+	key tokenKey
+	doc bsoncore.Document
+}
+
+// render returns what e produces on this stream: nothing, the event, or
+// the event followed by an invalidate.
+func (cs *changeStream) render(s *Server, e *event) []rendered {
+	if systemColl(e.coll) || (cs.db == "" && internalDB(e.db)) || (expandedOnly[e.op] && !cs.expanded) {
+		return nil
+	}
+	if cs.db != "" && e.db != cs.db {
+		return nil
+	}
+	if cs.coll != "" && e.coll != cs.coll {
+		return nil
+	}
+	if cs.coll != "" && e.op == "dropDatabase" {
+		return nil
+	}
+	out := []rendered{{key: tokenKey{ts: e.ts, kind: kindEvent}, doc: cs.eventDoc(s, e)}}
+	invalidates := (cs.coll != "" && (e.op == "drop" || e.op == "rename")) || (cs.coll == "" && cs.db != "" && e.op == "dropDatabase")
+	if invalidates {
+		k := tokenKey{ts: e.ts, kind: kindInvalidate}
+		out = append(out, rendered{key: k, doc: buildDoc([]field{
+			{"_id", docValue(k.doc())}, {"operationType", stringValue("invalidate")},
+			{"clusterTime", timestampValue(e.ts)}, {"wallTime", dateValue(e.wall.UnixMilli())},
+		})})
+	}
+	return out
+}
+
+func (cs *changeStream) eventDoc(s *Server, e *event) bsoncore.Document {
+	k := tokenKey{ts: e.ts, kind: kindEvent}
+	f := []field{
+		{"_id", docValue(k.doc())},
+		{"operationType", stringValue(e.op)},
+		{"clusterTime", timestampValue(e.ts)},
+		{"wallTime", dateValue(e.wall.UnixMilli())},
+	}
+	if cs.expanded && e.uuid != nil {
+		f = append(f, field{"collectionUUID", bsoncore.Value{Type: bsoncore.TypeBinary, Data: bsoncore.AppendBinary(nil, 4, e.uuid)}})
+	}
+	switch {
+	case e.fullDoc != nil:
+		f = append(f, field{"fullDocument", docValue(e.fullDoc)})
+	case e.op == "update" && cs.lookup:
+		// updateLookup returns the document as it is now, or null once deleted.
+		v := nullValue
+		if c := s.collLocked(e.db, e.coll); c != nil {
+			if r := c.findByID(e.docKey.Lookup("_id")); r != nil {
+				v = docValue(r.doc)
+			}
+		}
+		f = append(f, field{"fullDocument", v})
+	}
+	ns := []field{{"db", stringValue(e.db)}}
+	if e.coll != "" {
+		ns = append(ns, field{"coll", stringValue(e.coll)})
+	}
+	f = append(f, field{"ns", docValue(buildDoc(ns))})
+	if e.docKey != nil {
+		f = append(f, field{"documentKey", docValue(e.docKey)})
+	}
+	if e.updateDesc != nil {
+		f = append(f, field{"updateDescription", docValue(e.updateDesc)})
+	}
+	if e.op == "rename" {
+		to := docValue(buildDoc([]field{{"db", stringValue(e.toDB)}, {"coll", stringValue(e.toColl)}}))
+		f = append(f, field{"to", to})
+		if cs.expanded {
+			f = append(f, field{"operationDescription", docValue(buildDoc([]field{{"to", to}}))})
+		}
+	}
+	if e.opDesc != nil && cs.expanded {
+		f = append(f, field{"operationDescription", docValue(e.opDesc)})
+	}
+	if e.txnNumber != nil {
+		f = append(f, field{"lsid", docValue(e.lsid)}, field{"txnNumber", int64Value(*e.txnNumber)})
+	}
+	return buildDoc(f)
+}
+
+// historyLost is the real server's error for a resume point that has
+// fallen off the oplog; drivers must not retry it.
+func historyLost() error {
+	return &cmdError{code: codeChangeStreamHistoryLost, labels: []string{"NonResumableChangeStreamError"}, labelsSet: true,
+		msg: "Executor error during getMore :: caused by :: Resume of change stream was not possible, as the resume point may no longer be in the oplog."}
+}
+
+// read returns the next batch (up to n documents, n < 0 meaning no count
+// limit, and 16 MiB), advancing the stream's position. Reaching the end of
+// the history moves the position to the current cluster time, so an empty
+// batch still has an advancing postBatchResumeToken.
+func (cs *changeStream) read(s *Server, n int) ([]bsoncore.Document, error) {
+	if cs.pos.less(s.log.lost) {
+		return nil, historyLost()
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	var batch []bsoncore.Document
+	size := 0
+	events := s.log.events
+	for i := s.log.firstAfter(cs.pos); i < len(events); i++ {
+		for _, r := range cs.render(s, events[i]) {
+			docs, err := cs.transform(r)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range docs {
+				if !cs.pos.less(d.key) {
+					continue // already returned before a resume inside a split event
+				}
+				if len(batch) > 0 && (size+len(d.doc) > maxBatchBytes || (n > 0 && len(batch) >= n)) {
+					return batch, nil
+				}
+				if d.doc != nil {
+					batch = append(batch, d.doc)
+					size += len(d.doc)
+				}
+				cs.pos = d.key
+				if d.key.kind == kindInvalidate {
+					cs.invalidated = true
+					return batch, nil
+				}
+			}
+		}
+	}
+	if hwm := (tokenKey{ts: s.clock.now(), kind: kindHighWaterMark}); cs.pos.less(hwm) {
+		cs.pos = hwm
+	}
+	return batch, nil
+}
+
+// positioned is a stream output at its position; doc is nil when the
+// pipeline filtered it out.
+type positioned struct {
+	key tokenKey
+	doc bsoncore.Document
+}
+
+// transform runs the stages after $changeStream on one document; a
+// filtered-out document still moves the position (doc nil).
+func (cs *changeStream) transform(r rendered) ([]positioned, error) {
+	doc := r.doc
+	for _, st := range cs.stages {
+		out, err := st.apply([]bsoncore.Document{doc})
+		if err != nil {
+			return nil, err
+		}
+		if len(out) == 0 {
+			return []positioned{{key: r.key}}, nil
+		}
+		doc = out[0]
+	}
+	if id, err := doc.LookupErr("_id"); err != nil || !valuesEqual(id, docValue(r.key.doc())) {
+		return nil, errorf(codeChangeStreamFatalError, "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.")
+	}
+	if len(doc) <= maxBSONObjectSize {
+		return []positioned{{key: r.key, doc: doc}}, nil
+	}
+	if !cs.split {
+		return nil, errorf(codeBSONObjectTooLarge, "Executor error during getMore :: caused by :: BSONObj size: %d (0x%X) is invalid. Size must be between 0 and 16793600(16MB) First element: _id: %s", len(doc), len(doc), doc.Lookup("_id"))
+	}
+	return splitEvent(r.key, doc)
+}
+
+// splitEvent cuts an event over 16 MiB into fragments of whole top-level
+// fields, each with its own resume token and splitEvent {fragment, of}, as
+// $changeStreamSplitLargeEvent does (MongoDB 7.0,
+// https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStreamSplitLargeEvent/).
+func splitEvent(key tokenKey, doc bsoncore.Document) ([]positioned, error) {
+	const overhead = 1024 // _id, splitEvent and framing of each fragment
+	var groups [][]field
+	size := 0
+	for _, f := range docFields(doc)[1:] {
+		fs := len(f.key) + 2 + len(f.val.Data)
+		if fs+overhead > maxBSONObjectSize {
+			return nil, errorf(codeBSONObjectTooLarge, "Executor error during getMore :: caused by :: $changeStreamSplitLargeEvent cannot split an event whose field %q alone exceeds 16MB", f.key)
+		}
+		if len(groups) == 0 || size+fs+overhead > maxBSONObjectSize {
+			groups = append(groups, nil)
+			size = 0
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], f)
+		size += fs
+	}
+	out := make([]positioned, len(groups))
+	for i, g := range groups {
+		k := key
+		k.frag = uint16(i + 1)
+		split := buildDoc([]field{{"fragment", int32Value(int32(i + 1))}, {"of", int32Value(int32(len(groups)))}})
+		fields := append([]field{{"_id", docValue(k.doc())}, {"splitEvent", docValue(split)}}, g...)
+		out[i] = positioned{key: k, doc: buildDoc(fields)}
+	}
+	return out, nil
+}
+
+// streamGetMore waits (awaitData) up to maxTimeMS, one second by default as
+// on the real server, for events, then returns what it has.
+func (cx *cmdCtx) streamGetMore(c *cursor, batchSize int) (bson.D, error) {
+	cs := c.stream
+	if cs.busy {
+		return nil, errorf(292, "Cursor id %d is already in use", c.id)
+	}
+	wait := time.Second
+	if ms, ok, err := cx.intArg("maxTimeMS"); err != nil {
+		return nil, err
+	} else if ok && ms > 0 {
+		wait = time.Duration(ms) * time.Millisecond
+	}
+	deadline := time.Now().Add(wait)
+	if batchSize == 0 {
+		batchSize = -1 // getMore without batchSize: as many as fit
+	}
+	cs.busy = true
+	defer func() { cs.busy = false }()
+	for {
+		batch, err := cs.read(cx.s, batchSize)
+		if err != nil {
+			delete(cx.s.cursors.open, c.id)
+			return nil, err
+		}
+		if len(batch) > 0 || cs.invalidated || !cx.waitForChange(deadline) || cx.s.cursors.open[c.id] != c {
+			return cx.streamBatch(c, "nextBatch", batch), nil
+		}
+	}
+}
+
+func (cx *cmdCtx) streamBatch(c *cursor, field string, batch []bsoncore.Document) bson.D {
+	id := c.id
+	if c.stream.invalidated || cx.s.cursors.open[c.id] != c {
+		delete(cx.s.cursors.open, c.id)
+		id = 0
+	}
+	return cursorReply(id, c.ns, field, batch, bson.E{Key: "postBatchResumeToken", Value: bson.Raw(c.stream.pos.doc())})
+}

@@ -1,0 +1,34 @@
+// Command mongotestd runs the mongotest fake MongoDB server for manual and
+// end-to-end use: it prints its URI and serves until killed.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mongomigrate/observability/internal/mongotest"
+)
+
+func main() {
+	port := flag.Int("port", 0, "port to listen on at 127.0.0.1 (0: any free port)")
+	history := flag.Int("history", 0, "change events kept for resuming change streams (0: 100000)")
+	noop := flag.Duration("noop-interval", 0, "idle cluster-time advance interval (0: 10s, as mongod)")
+	ttl := flag.Duration("ttl-interval", 0, "TTL monitor interval (0: 60s, as mongod)")
+	replSet := flag.String("replica-set", "", "replica set name (default rs0)")
+	flag.Parse()
+	srv, err := mongotest.Start(mongotest.Options{
+		Port: *port, History: *history, NoopInterval: *noop, TTLInterval: *ttl, ReplicaSet: *replSet,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mongotestd:", err)
+		os.Exit(1)
+	}
+	fmt.Println(srv.URI())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	srv.Close()
+}

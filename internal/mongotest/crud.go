@@ -1,0 +1,362 @@
+package mongotest
+
+import (
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+var crudCommands = map[string]command{
+	"insert": {run: insertCmd, write: true, fields: []string{"documents", "ordered", "bypassDocumentValidation"}},
+	"update": {run: updateCmd, write: true, fields: []string{"updates", "ordered", "bypassDocumentValidation", "let"}},
+	"delete": {run: deleteCmd, write: true, fields: []string{"deletes", "ordered", "let"}},
+	"findAndModify": {run: findAndModify, write: true, fields: []string{
+		"query", "sort", "remove", "update", "new", "fields", "upsert", "bypassDocumentValidation",
+		"arrayFilters", "collation", "hint", "let"}},
+	"find": {run: find, fields: []string{
+		"filter", "sort", "projection", "skip", "limit", "batchSize", "singleBatch", "hint",
+		"allowDiskUse", "noCursorTimeout", "allowPartialResults", "collation", "let", "tailable",
+		"awaitData", "returnKey", "showRecordId", "min", "max", "oplogReplay", "readOnce"}},
+	"count":    {run: count, fields: []string{"query", "limit", "skip", "hint", "collation"}},
+	"distinct": {run: distinct, fields: []string{"key", "query", "hint", "collation"}},
+}
+
+// writeError is a per-statement failure of insert/update/delete, reported
+// in writeErrors with the command still ok:1.
+type writeError struct {
+	code  int32
+	msg   string
+	extra bson.D // e.g. keyPattern and keyValue of a duplicate key
+}
+
+func (e *writeError) Error() string { return e.msg }
+
+// writeErrors collects statement errors; ordered writes stop at the first.
+type writeErrors struct {
+	list bson.A
+}
+
+// add records err for statement i; it returns false when err is not a
+// statement error and must fail the whole command.
+func (w *writeErrors) add(i int, err error) bool {
+	var code int32
+	var msg string
+	var extra bson.D
+	switch e := err.(type) {
+	case *writeError:
+		code, msg, extra = e.code, e.msg, e.extra
+	case *cmdError:
+		code, msg = e.code, e.msg
+	default:
+		return false
+	}
+	doc := bson.D{{Key: "index", Value: int32(i)}, {Key: "code", Value: code}, {Key: "errmsg", Value: msg}}
+	w.list = append(w.list, append(doc, extra...))
+	return true
+}
+
+func (w *writeErrors) appendTo(res bson.D) bson.D {
+	if len(w.list) > 0 {
+		res = append(res, bson.E{Key: "writeErrors", Value: w.list})
+	}
+	return res
+}
+
+// rejectOption refuses options that would change results if ignored.
+func (cx *cmdCtx) rejectOptions(names ...string) error {
+	for _, n := range names {
+		if v, ok := cx.field(n); ok && !isSimpleCollation(n, v) {
+			return unsupported("the %s option of %s", n, cx.name)
+		}
+	}
+	return nil
+}
+
+func isSimpleCollation(name string, v bsoncore.Value) bool {
+	return name == "collation" && v.Type == bsoncore.TypeEmbeddedDocument && v.Document().Lookup("locale").StringValue() == "simple"
+}
+
+func insertCmd(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	docs, err := cx.arrayArg("documents")
+	if err != nil {
+		return nil, err
+	}
+	ordered := true
+	if _, ok := cx.field("ordered"); ok {
+		if ordered, err = cx.boolArg("ordered"); err != nil {
+			return nil, err
+		}
+	}
+	if len(docs) == 0 {
+		return nil, errorf(codeInvalidLength, "Write batch sizes must be between 1 and 100000. Got 0 operations.")
+	}
+	c, err := cx.s.writableCollLocked(cx, cx.db, name)
+	if err != nil {
+		return nil, err
+	}
+	var werrs writeErrors
+	n := 0
+	for i, v := range docs {
+		err := cx.insertOne(c, v)
+		if err != nil {
+			if !werrs.add(i, err) {
+				return nil, err
+			}
+			if ordered {
+				break
+			}
+			continue
+		}
+		n++
+	}
+	return werrs.appendTo(bson.D{{Key: "n", Value: int32(n)}}), nil
+}
+
+const codeInvalidLength = 16
+
+// insertOne validates and stores one document, giving it an ObjectId _id
+// (first, as the server stores it) when it has none.
+func (cx *cmdCtx) insertOne(c *collection, v bsoncore.Value) error {
+	d, ok := v.DocumentOK()
+	if !ok {
+		return typeError("insert.documents", v, "object")
+	}
+	id, err := d.LookupErr("_id")
+	if err != nil {
+		id = marshalValue(bson.NewObjectID())
+	}
+	switch id.Type {
+	case bsoncore.TypeArray, bsoncore.TypeRegex, bsoncore.TypeUndefined:
+		return &writeError{code: codeInvalidIDField, msg: "The '_id' value cannot be of type " + typeName(id.Type)}
+	}
+	doc := withID(d, id)
+	if len(doc) > maxBSONObjectSize {
+		return &writeError{code: codeBSONObjectTooLarge, msg: "object to insert too large"}
+	}
+	if err := c.insert(doc); err != nil {
+		return err
+	}
+	cx.s.recordLocked(cx, &event{op: "insert", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(doc), fullDoc: doc})
+	return nil
+}
+
+func idKey(doc bsoncore.Document) bsoncore.Document {
+	return buildDoc([]field{{"_id", doc.Lookup("_id")}})
+}
+
+// query is a parsed filter + sort + skip + limit over one collection.
+type query struct {
+	filter *matcher
+	sort   []sortKey
+	skip   int64
+	limit  int64 // 0: none
+}
+
+func parseQuery(filter, sort bsoncore.Document) (query, error) {
+	m, err := compileFilter(filter)
+	if err != nil {
+		return query{}, err
+	}
+	keys, err := compileSort(sort)
+	if err != nil {
+		return query{}, err
+	}
+	return query{filter: m, sort: keys}, nil
+}
+
+// run returns the matching records in order (natural order without a sort).
+func (q query) run(c *collection) []*record {
+	if c == nil {
+		return nil
+	}
+	var out []*record
+	for _, r := range c.live() {
+		if q.filter.matches(r.doc) {
+			out = append(out, r)
+		}
+	}
+	sortBy(out, func(r *record) bsoncore.Document { return r.doc }, q.sort)
+	if q.skip >= int64(len(out)) {
+		return nil
+	}
+	out = out[q.skip:]
+	if q.limit > 0 && q.limit < int64(len(out)) {
+		out = out[:q.limit]
+	}
+	return out
+}
+
+func (cx *cmdCtx) checkHint(c *collection) error {
+	h, ok := cx.field("hint")
+	if !ok || c == nil {
+		return nil
+	}
+	for _, ix := range c.indexes {
+		if (h.Type == bsoncore.TypeString && h.StringValue() == ix.name) ||
+			(h.Type == bsoncore.TypeEmbeddedDocument && valuesEqual(h, ix.spec.Lookup("key"))) {
+			return nil
+		}
+	}
+	if d, ok := h.DocumentOK(); ok && len(docFields(d)) == 0 {
+		return nil
+	}
+	return errorf(codeBadValue, "hint provided does not correspond to an existing index")
+}
+
+func find(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	if err := cx.rejectOptions("collation", "let", "tailable", "awaitData", "returnKey", "showRecordId", "min", "max"); err != nil {
+		return nil, err
+	}
+	filter, err := cx.docArg("filter")
+	if err != nil {
+		return nil, err
+	}
+	sort, err := cx.docArg("sort")
+	if err != nil {
+		return nil, err
+	}
+	q, err := parseQuery(filter, sort)
+	if err != nil {
+		return nil, err
+	}
+	skip, _, err := cx.intArg("skip")
+	if err != nil || skip < 0 {
+		return nil, firstErr(err, errorf(51024, "BSON field 'skip' value must be >= 0, actual value '%d'", skip))
+	}
+	limit, _, err := cx.intArg("limit")
+	if err != nil {
+		return nil, err
+	}
+	single, err := cx.boolArg("singleBatch")
+	if err != nil {
+		return nil, err
+	}
+	if limit < 0 { // legacy negative limit: one batch of |limit|
+		limit, single = -limit, true
+	}
+	q.skip, q.limit = skip, limit
+	batchSize, hasBatch, err := batchSizeOf("find.batchSize", cx.body.Lookup("batchSize"))
+	if err != nil {
+		return nil, err
+	}
+	var proj *projection
+	if p, err := cx.docArg("projection"); err != nil {
+		return nil, err
+	} else if len(docFields(p)) > 0 {
+		if proj, err = compileProjection(p, true); err != nil {
+			return nil, err
+		}
+	}
+	c := cx.s.collLocked(cx.db, name)
+	if err := cx.checkHint(c); err != nil {
+		return nil, err
+	}
+	recs := q.run(c)
+	docs := make([]bsoncore.Document, len(recs))
+	for i, r := range recs {
+		docs[i] = r.doc
+		if proj != nil {
+			if docs[i], err = proj.apply(r.doc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if limit > 0 && (!hasBatch || batchSize > int(limit)) {
+		batchSize, hasBatch = int(limit), true
+	}
+	return cx.openCursor(cx.db+"."+name, docs, batchSize, hasBatch, single), nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func count(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	if err := cx.rejectOptions("collation"); err != nil {
+		return nil, err
+	}
+	filter, err := cx.docArg("query")
+	if err != nil {
+		return nil, err
+	}
+	q, err := parseQuery(filter, nil)
+	if err != nil {
+		return nil, err
+	}
+	if q.skip, _, err = cx.intArg("skip"); err != nil {
+		return nil, err
+	}
+	if q.limit, _, err = cx.intArg("limit"); err != nil {
+		return nil, err
+	}
+	if q.limit < 0 {
+		q.limit = -q.limit
+	}
+	c := cx.s.collLocked(cx.db, name)
+	if err := cx.checkHint(c); err != nil {
+		return nil, err
+	}
+	return bson.D{{Key: "n", Value: int32(len(q.run(c)))}}, nil
+}
+
+// distinct returns each distinct value at key, array elements counted separately.
+func distinct(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	if err := cx.rejectOptions("collation"); err != nil {
+		return nil, err
+	}
+	key, ok := cx.body.Lookup("key").StringValueOK()
+	if !ok {
+		return nil, typeError("distinct.key", cx.body.Lookup("key"), "string")
+	}
+	filter, err := cx.docArg("query")
+	if err != nil {
+		return nil, err
+	}
+	q, err := parseQuery(filter, nil)
+	if err != nil {
+		return nil, err
+	}
+	var vals []bsoncore.Value
+	add := func(v bsoncore.Value) {
+		for _, seen := range vals {
+			if valuesEqual(seen, v) {
+				return
+			}
+		}
+		vals = append(vals, v)
+	}
+	for _, r := range q.run(cx.s.collLocked(cx.db, name)) {
+		walkPath(docValue(r.doc), splitPath(key), func(v bsoncore.Value, found bool) {
+			switch {
+			case !found:
+			case v.Type == bsoncore.TypeArray:
+				for _, e := range arrayValues(v) {
+					add(e)
+				}
+			default:
+				add(v)
+			}
+		})
+	}
+	return bson.D{{Key: "values", Value: rawValue(arrayValue(vals))}}, nil
+}

@@ -1,0 +1,209 @@
+package mongotest
+
+import (
+	"slices"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// createOptions are real create options this fake cannot honour.
+var createOptions = []string{
+	"capped", "size", "max", "validator", "validationLevel", "validationAction", "viewOn", "pipeline",
+	"collation", "timeseries", "expireAfterSeconds", "clusteredIndex", "changeStreamPreAndPostImages",
+	"storageEngine", "indexOptionDefaults", "idIndex", "encryptedFields",
+}
+
+var ddlCommands = map[string]command{
+	"listCollections":  {run: listCollections, fields: []string{"filter", "nameOnly", "authorizedCollections", "cursor"}},
+	"listDatabases":    {run: listDatabases, fields: []string{"filter", "nameOnly", "authorizedDatabases"}},
+	"create":           {run: create, fields: createOptions},
+	"drop":             {run: drop},
+	"dropDatabase":     {run: dropDatabase},
+	"renameCollection": {run: renameCollection, fields: []string{"to", "dropTarget", "stayTemp"}},
+}
+
+func (s *Server) sortedDBs() []*database {
+	dbs := make([]*database, 0, len(s.dbs))
+	for _, d := range s.dbs {
+		dbs = append(dbs, d)
+	}
+	slices.SortFunc(dbs, func(a, b *database) int { return strings.Compare(a.name, b.name) })
+	return dbs
+}
+
+func sortedColls(d *database) []*collection {
+	cs := make([]*collection, 0, len(d.colls))
+	for _, c := range d.colls {
+		cs = append(cs, c)
+	}
+	slices.SortFunc(cs, func(a, b *collection) int { return strings.Compare(a.name, b.name) })
+	return cs
+}
+
+func listCollections(cx *cmdCtx) (bson.D, error) {
+	filter, err := cx.docArg("filter")
+	if err != nil {
+		return nil, err
+	}
+	m, err := compileFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	nameOnly, _ := cx.boolArg("nameOnly")
+	cursorOpt, err := cx.docArg("cursor")
+	if err != nil {
+		return nil, err
+	}
+	batchSize, hasBatch, err := batchSizeOf("listCollections.cursor.batchSize", cursorOpt.Lookup("batchSize"))
+	if err != nil {
+		return nil, err
+	}
+	var docs []bsoncore.Document
+	if d := cx.s.dbs[cx.db]; d != nil {
+		for _, c := range sortedColls(d) {
+			info := mustMarshal(bson.D{
+				{Key: "name", Value: c.name},
+				{Key: "type", Value: "collection"},
+				{Key: "options", Value: bson.D{}},
+				{Key: "info", Value: bson.D{{Key: "readOnly", Value: false}, {Key: "uuid", Value: bson.Binary{Subtype: 4, Data: c.uuid}}}},
+				{Key: "idIndex", Value: bson.Raw(c.idIndex().spec)},
+			})
+			if !m.matches(info) {
+				continue
+			}
+			if nameOnly {
+				info = mustMarshal(bson.D{{Key: "name", Value: c.name}, {Key: "type", Value: "collection"}})
+			}
+			docs = append(docs, info)
+		}
+	}
+	return cx.openCursor(cx.db+".$cmd.listCollections", docs, batchSize, hasBatch, false), nil
+}
+
+func listDatabases(cx *cmdCtx) (bson.D, error) {
+	if cx.db != "admin" {
+		return nil, errorf(codeUnauthorized, "listDatabases may only be run against the admin database.")
+	}
+	filter, err := cx.docArg("filter")
+	if err != nil {
+		return nil, err
+	}
+	m, err := compileFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	nameOnly, _ := cx.boolArg("nameOnly")
+	var list bson.A
+	var total int64
+	for _, d := range cx.s.sortedDBs() {
+		var size int64
+		for _, c := range d.colls {
+			for _, r := range c.live() {
+				size += int64(len(r.doc))
+			}
+		}
+		info := mustMarshal(bson.D{{Key: "name", Value: d.name}, {Key: "sizeOnDisk", Value: size}, {Key: "empty", Value: size == 0}})
+		if !m.matches(info) {
+			continue
+		}
+		total += size
+		if nameOnly {
+			info = mustMarshal(bson.D{{Key: "name", Value: d.name}})
+		}
+		list = append(list, bson.Raw(info))
+	}
+	res := bson.D{{Key: "databases", Value: append(bson.A{}, list...)}}
+	if !nameOnly {
+		res = append(res, bson.E{Key: "totalSize", Value: total}, bson.E{Key: "totalSizeMb", Value: total >> 20})
+	}
+	return res, nil
+}
+
+func create(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	for _, opt := range createOptions {
+		if v, ok := cx.field(opt); ok && truthy(v) && !isSimpleCollation(opt, v) {
+			return nil, unsupported("the create option %s", opt)
+		}
+	}
+	if cx.s.collLocked(cx.db, name) != nil {
+		return nil, errorf(codeNamespaceExists, "Collection %s.%s already exists.", cx.db, name)
+	}
+	_, err = cx.s.createCollLocked(cx, cx.db, name)
+	return nil, err
+}
+
+// dropCollLocked removes c, recording its drop event.
+func (cx *cmdCtx) dropCollLocked(c *collection) {
+	delete(cx.s.dbs[c.db].colls, c.name)
+	cx.s.recordLocked(cx, &event{op: "drop", db: c.db, coll: c.name, uuid: c.uuid})
+}
+
+// drop succeeds on a missing collection, as on MongoDB 7.0+.
+func drop(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	c := cx.s.collLocked(cx.db, name)
+	if c == nil {
+		return nil, nil
+	}
+	cx.dropCollLocked(c)
+	return bson.D{{Key: "nIndexesWas", Value: int32(len(c.indexes))}, {Key: "ns", Value: c.ns()}}, nil
+}
+
+// dropDatabase drops each collection, then the database: the events a
+// real server emits in that order.
+func dropDatabase(cx *cmdCtx) (bson.D, error) {
+	d := cx.s.dbs[cx.db]
+	if d == nil {
+		return nil, nil
+	}
+	for _, c := range sortedColls(d) {
+		cx.dropCollLocked(c)
+	}
+	delete(cx.s.dbs, cx.db)
+	cx.s.recordLocked(cx, &event{op: "dropDatabase", db: cx.db})
+	return bson.D{{Key: "dropped", Value: cx.db}}, nil
+}
+
+func renameCollection(cx *cmdCtx) (bson.D, error) {
+	if cx.db != "admin" {
+		return nil, errorf(codeUnauthorized, "renameCollection may only be run against the admin database.")
+	}
+	from, _ := cx.arg.StringValueOK()
+	to, _ := cx.body.Lookup("to").StringValueOK()
+	fromDB, fromColl, ok1 := strings.Cut(from, ".")
+	toDB, toColl, ok2 := strings.Cut(to, ".")
+	if !ok1 || !ok2 {
+		return nil, errorf(codeInvalidNamespace, "Invalid namespace specified '%s' or '%s'", from, to)
+	}
+	if err := firstErr(validCollName(toColl), validDBName(toDB)); err != nil {
+		return nil, err
+	}
+	if fromDB != toDB {
+		return nil, unsupported("renaming a collection across databases")
+	}
+	c := cx.s.collLocked(fromDB, fromColl)
+	if c == nil {
+		return nil, errorf(codeNamespaceNotFound, "Source collection %s does not exist", from)
+	}
+	if target := cx.s.collLocked(toDB, toColl); target != nil {
+		if dropTarget, _ := cx.boolArg("dropTarget"); !dropTarget {
+			return nil, errorf(codeNamespaceExists, "target namespace exists")
+		}
+		cx.dropCollLocked(target)
+	}
+	colls := cx.s.dbs[fromDB].colls
+	delete(colls, fromColl)
+	c.name = toColl
+	colls[toColl] = c
+	cx.s.recordLocked(cx, &event{op: "rename", db: fromDB, coll: fromColl, uuid: c.uuid, toDB: toDB, toColl: toColl})
+	return nil, nil
+}

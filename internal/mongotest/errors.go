@@ -1,0 +1,123 @@
+package mongotest
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Error codes used here, with the real server's names
+// (https://www.mongodb.com/docs/manual/reference/error-codes/).
+const (
+	codeBadValue                    = 2
+	codeFailedToParse               = 9
+	codeUnauthorized                = 13
+	codeTypeMismatch                = 14
+	codeNamespaceNotFound           = 26
+	codeIndexNotFound               = 27
+	codePathNotViable               = 28
+	codeConflictingUpdateOperators  = 40
+	codeCursorNotFound              = 43
+	codeNamespaceExists             = 48
+	codeInvalidIDField              = 53
+	codeCommandNotFound             = 59
+	codeImmutableField              = 66
+	codeInvalidOptions              = 72
+	codeInvalidNamespace            = 73
+	codeIndexOptionsConflict        = 85
+	codeIndexKeySpecsConflict       = 86
+	codeUnsatisfiableWriteConcern   = 100
+	codeCommandNotSupported         = 115
+	codeInvalidResumeToken          = 260
+	codeChangeStreamFatalError      = 280
+	codeChangeStreamHistoryLost     = 286
+	codeDuplicateKey                = 11000
+	codeBSONObjectTooLarge          = 10334
+	codeIDLUnknownField             = 40415
+	codeUnrecognizedPipelineStage   = 40324
+	codeChangeStreamNotFirstStage   = 40602
+	codeChangeStreamStageNotAllowed = 40600
+	codeMultipleResumeOptions       = 40674
+)
+
+var codeNames = map[int32]string{
+	codeBadValue:                   "BadValue",
+	codeFailedToParse:              "FailedToParse",
+	codeUnauthorized:               "Unauthorized",
+	codeTypeMismatch:               "TypeMismatch",
+	codeNamespaceNotFound:          "NamespaceNotFound",
+	codeIndexNotFound:              "IndexNotFound",
+	codePathNotViable:              "PathNotViable",
+	codeConflictingUpdateOperators: "ConflictingUpdateOperators",
+	codeCursorNotFound:             "CursorNotFound",
+	codeNamespaceExists:            "NamespaceExists",
+	codeInvalidIDField:             "InvalidIdField",
+	codeCommandNotFound:            "CommandNotFound",
+	codeImmutableField:             "ImmutableField",
+	codeInvalidOptions:             "InvalidOptions",
+	codeInvalidNamespace:           "InvalidNamespace",
+	codeIndexOptionsConflict:       "IndexOptionsConflict",
+	codeIndexKeySpecsConflict:      "IndexKeySpecsConflict",
+	codeUnsatisfiableWriteConcern:  "UnsatisfiableWriteConcern",
+	codeCommandNotSupported:        "CommandNotSupported",
+	codeInvalidResumeToken:         "InvalidResumeToken",
+	codeChangeStreamFatalError:     "ChangeStreamFatalError",
+	codeChangeStreamHistoryLost:    "ChangeStreamHistoryLost",
+	codeDuplicateKey:               "DuplicateKey",
+	codeBSONObjectTooLarge:         "BSONObjectTooLarge",
+	codeIDLUnknownField:            "Location40415",
+	// Codes thrown by the real server as plain assertions carry the name "Location<code>".
+	codeUnrecognizedPipelineStage:   "Location40324",
+	codeChangeStreamNotFirstStage:   "Location40602",
+	codeChangeStreamStageNotAllowed: "Location40600",
+	codeMultipleResumeOptions:       "Location40674",
+	// Codes the real server commonly returns for retryable conditions, so
+	// failpoints can inject them with their proper names.
+	6:     "HostUnreachable",
+	7:     "HostNotFound",
+	89:    "NetworkTimeout",
+	91:    "ShutdownInProgress",
+	189:   "PrimarySteppedDown",
+	262:   "ExceededTimeLimit",
+	9001:  "SocketException",
+	10107: "NotWritablePrimary",
+	11600: "InterruptedAtShutdown",
+	11602: "InterruptedDueToReplStateChange",
+	13435: "NotPrimaryNoSecondaryOk",
+	13436: "NotPrimaryOrSecondary",
+}
+
+// retryableWriteCodes are the codes for which a 4.4+ server attaches the
+// RetryableWriteError label to a failed retryable write (Retryable Writes
+// specification, "Determining Retryable Errors").
+var retryableWriteCodes = map[int32]bool{
+	6: true, 7: true, 89: true, 91: true, 189: true, 262: true, 9001: true,
+	10107: true, 11600: true, 11602: true, 13435: true, 13436: true,
+}
+
+func codeName(code int32) string {
+	if n, ok := codeNames[code]; ok {
+		return n
+	}
+	return "Location" + strconv.Itoa(int(code))
+}
+
+// cmdError is a command failure, sent back as {ok: 0, code, codeName, errmsg, errorLabels}.
+type cmdError struct {
+	code   int32
+	msg    string
+	labels []string
+	// labelsSet means labels were chosen explicitly (a failpoint), so the
+	// server must not add its own.
+	labelsSet bool
+}
+
+func (e *cmdError) Error() string { return fmt.Sprintf("%s (%d): %s", codeName(e.code), e.code, e.msg) }
+
+func errorf(code int32, format string, args ...any) *cmdError {
+	return &cmdError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// unsupported reports something valid in MongoDB that this fake does not implement.
+func unsupported(format string, args ...any) *cmdError {
+	return &cmdError{code: codeCommandNotSupported, msg: "mongotest does not support " + fmt.Sprintf(format, args...)}
+}

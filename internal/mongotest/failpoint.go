@@ -1,0 +1,193 @@
+package mongotest
+
+import (
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// failPoint is the real server's failCommand test failpoint
+// (https://github.com/mongodb/mongo/wiki/The-%22failCommand%22-fail-point),
+// configured through configureFailPoint so the same tests can run against a
+// mongod started with enableTestCommands=1.
+type failPoint struct {
+	mu        sync.Mutex
+	on        bool
+	times     int // remaining activations when limited; 0 = unlimited
+	skip      int // matching commands to let through first
+	commands  []string
+	appName   string
+	action    failAction
+	timesUsed int64
+}
+
+// failAction is what a triggered failpoint does to one command.
+type failAction struct {
+	blockFor          time.Duration
+	closeConn         bool
+	err               error
+	writeConcernError bson.D
+}
+
+// check consumes one activation if cmdName from a client named appName matches.
+func (f *failPoint) check(cmdName, appName string) failAction {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.on || !contains(f.commands, cmdName) || (f.appName != "" && f.appName != appName) {
+		return failAction{}
+	}
+	if f.skip > 0 {
+		f.skip--
+		return failAction{}
+	}
+	f.timesUsed++
+	if f.times > 0 {
+		f.times--
+		if f.times == 0 {
+			f.on = false
+		}
+	}
+	return f.action
+}
+
+var failPointCommands = map[string]command{
+	"configureFailPoint": {run: configureFailPoint, fields: []string{"mode", "data"}},
+}
+
+func configureFailPoint(cx *cmdCtx) (bson.D, error) {
+	if cx.db != "admin" {
+		return nil, errorf(codeUnauthorized, "configureFailPoint may only be run against the admin database.")
+	}
+	if name := cx.arg.StringValue(); name != "failCommand" {
+		return nil, unsupported("failpoint %q (only failCommand)", name)
+	}
+	next := failPoint{on: true}
+	mode, _ := cx.field("mode")
+	switch {
+	case mode.Type == bsoncore.TypeString && mode.StringValue() == "off":
+		next.on = false
+	case mode.Type == bsoncore.TypeString && mode.StringValue() == "alwaysOn":
+	case mode.Type == bsoncore.TypeEmbeddedDocument:
+		elems, _ := mode.Document().Elements()
+		for _, e := range elems {
+			n, err := asInt("mode."+e.Key(), e.Value())
+			if err != nil {
+				return nil, err
+			}
+			switch e.Key() {
+			case "times":
+				next.times = int(n)
+				next.on = n > 0
+			case "skip":
+				next.skip = int(n)
+			default:
+				return nil, unsupported("failpoint mode %q", e.Key())
+			}
+		}
+	default:
+		return nil, errorf(codeBadValue, "invalid failpoint mode %s", mode)
+	}
+	data, err := cx.docArg("data")
+	if err != nil {
+		return nil, err
+	}
+	if err := parseFailData(&next, data); err != nil {
+		return nil, err
+	}
+	f := &cx.s.fail
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	count := f.timesUsed
+	next.timesUsed = f.timesUsed
+	f.on, f.times, f.skip, f.commands, f.appName, f.action = next.on, next.times, next.skip, next.commands, next.appName, next.action
+	return bson.D{{Key: "count", Value: count}}, nil
+}
+
+func parseFailData(f *failPoint, data bsoncore.Document) error {
+	elems, _ := data.Elements()
+	blocking := false
+	var blockMS int64
+	code := int32(0)
+	for _, e := range elems {
+		v, field := e.Value(), "data."+e.Key()
+		switch e.Key() {
+		case "failCommands":
+			vals, ok := v.ArrayOK()
+			if !ok {
+				return typeError(field, v, "array")
+			}
+			names, _ := vals.Values()
+			for _, n := range names {
+				f.commands = append(f.commands, n.StringValue())
+			}
+		case "errorCode":
+			n, err := asInt(field, v)
+			if err != nil {
+				return err
+			}
+			code = int32(n)
+		case "errorLabels":
+			vals, ok := v.ArrayOK()
+			if !ok {
+				return typeError(field, v, "array")
+			}
+			labels, _ := vals.Values()
+			ce := &cmdError{labelsSet: true}
+			for _, l := range labels {
+				ce.labels = append(ce.labels, l.StringValue())
+			}
+			f.action.err = ce
+		case "closeConnection":
+			b, err := asBool(field, v)
+			if err != nil {
+				return err
+			}
+			f.action.closeConn = b
+		case "blockConnection":
+			b, err := asBool(field, v)
+			if err != nil {
+				return err
+			}
+			blocking = b
+		case "blockTimeMS":
+			n, err := asInt(field, v)
+			if err != nil {
+				return err
+			}
+			blockMS = n
+		case "appName":
+			f.appName = v.StringValue()
+		case "writeConcernError":
+			d, ok := v.DocumentOK()
+			if !ok {
+				return typeError(field, v, "object")
+			}
+			var wce bson.D
+			if err := bson.Unmarshal(d, &wce); err != nil {
+				return errorf(codeBadValue, "%s: %v", field, err)
+			}
+			f.action.writeConcernError = wce
+		case "failInternalCommands":
+			// There are no internal clients here.
+		default:
+			return unsupported("failCommand option %q", e.Key())
+		}
+	}
+	if blocking {
+		f.action.blockFor = time.Duration(blockMS) * time.Millisecond
+	}
+	if code != 0 {
+		ce, _ := f.action.err.(*cmdError)
+		if ce == nil {
+			ce = &cmdError{}
+		}
+		ce.code, ce.msg = code, "Failing command via 'failCommand' failpoint"
+		f.action.err = ce
+	} else if f.action.err != nil {
+		// errorLabels without errorCode label nothing: there is no error.
+		f.action.err = nil
+	}
+	return nil
+}

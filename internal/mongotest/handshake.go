@@ -1,0 +1,143 @@
+package mongotest
+
+import (
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// The server announces MongoDB 7.0: wire version 21 is 7.0
+// (https://github.com/mongodb/specifications, "wire version" table).
+const (
+	serverVersion  = "7.0.14"
+	maxWireVersion = 21
+	sessionMinutes = 30
+)
+
+// hello takes any field: drivers add handshake fields over time
+// (backpressure, ...) and servers ignore those they do not know.
+var handshakeCommands = map[string]command{
+	"hello":     {run: hello, freeForm: true},
+	"isMaster":  {run: hello, freeForm: true},
+	"ismaster":  {run: hello, freeForm: true},
+	"ping":      {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
+	"buildInfo": {run: buildInfo},
+	"buildinfo": {run: buildInfo},
+	// Sessions live in the driver; the server only has to accept their ids.
+	"endSessions":     {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
+	"refreshSessions": {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
+	"getParameter":    {run: getParameter, freeForm: true},
+	"commitTransaction": {run: func(*cmdCtx) (bson.D, error) {
+		return nil, unsupported("multi-document transactions")
+	}},
+	"abortTransaction": {run: func(*cmdCtx) (bson.D, error) {
+		return nil, unsupported("multi-document transactions")
+	}},
+}
+
+// hello answers as the primary of a one-member replica set. With
+// topologyVersion and maxAwaitTimeMS it is the awaitable hello of the
+// streaming monitor protocol: the topology never changes here, so it answers
+// when maxAwaitTimeMS has passed (Server Discovery and Monitoring spec).
+func hello(cx *cmdCtx) (bson.D, error) {
+	if lb, _ := cx.boolArg("loadBalanced"); lb {
+		return nil, errorf(codeBadValue, "The server is not configured for load balancing")
+	}
+	if name, ok := cx.body.Lookup("client", "application", "name").StringValueOK(); ok {
+		cx.c.appName = name
+	}
+	cx.s.netMu.Lock()
+	processID := cx.s.processID
+	cx.s.netMu.Unlock()
+	if tv, err := cx.docArg("topologyVersion"); err != nil {
+		return nil, err
+	} else if tv != nil {
+		wait, ok, err := cx.intArg("maxAwaitTimeMS")
+		if err != nil {
+			return nil, err
+		}
+		if pid, _ := tv.Lookup("processId").ObjectIDOK(); ok && pid == processID {
+			deadline := time.Now().Add(time.Duration(wait) * time.Millisecond)
+			for cx.waitForChange(deadline) {
+			}
+		}
+	}
+	now := cx.s.clock.now()
+	wall := time.Now()
+	host := cx.s.addr
+	primaryKey := "isWritablePrimary"
+	if cx.name != "hello" {
+		primaryKey = "ismaster"
+	}
+	res := bson.D{
+		{Key: "topologyVersion", Value: bson.D{{Key: "processId", Value: processID}, {Key: "counter", Value: int64(0)}}},
+		{Key: "hosts", Value: bson.A{host}},
+		{Key: "setName", Value: cx.s.opts.ReplicaSet},
+		{Key: "setVersion", Value: int32(1)},
+		{Key: primaryKey, Value: true},
+		{Key: "secondary", Value: false},
+		{Key: "primary", Value: host},
+		{Key: "me", Value: host},
+		{Key: "electionId", Value: bson.ObjectID{0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1}},
+		{Key: "lastWrite", Value: bson.D{
+			{Key: "opTime", Value: bson.D{{Key: "ts", Value: now}, {Key: "t", Value: int64(1)}}},
+			{Key: "lastWriteDate", Value: bson.NewDateTimeFromTime(wall)},
+			{Key: "majorityOpTime", Value: bson.D{{Key: "ts", Value: now}, {Key: "t", Value: int64(1)}}},
+			{Key: "majorityWriteDate", Value: bson.NewDateTimeFromTime(wall)},
+		}},
+		{Key: "maxBsonObjectSize", Value: int32(maxBSONObjectSize)},
+		{Key: "maxMessageSizeBytes", Value: int32(maxMessageSize)},
+		{Key: "maxWriteBatchSize", Value: int32(100_000)},
+		{Key: "localTime", Value: bson.NewDateTimeFromTime(wall)},
+		{Key: "logicalSessionTimeoutMinutes", Value: int32(sessionMinutes)},
+		{Key: "connectionId", Value: cx.c.id},
+		{Key: "minWireVersion", Value: int32(0)},
+		{Key: "maxWireVersion", Value: int32(maxWireVersion)},
+		{Key: "readOnly", Value: false},
+	}
+	if ok, _ := cx.boolArg("helloOk"); ok {
+		res = append(res, bson.E{Key: "helloOk", Value: true})
+	}
+	return res, nil
+}
+
+func buildInfo(*cmdCtx) (bson.D, error) {
+	return bson.D{
+		{Key: "version", Value: serverVersion},
+		{Key: "gitVersion", Value: "mongotest"},
+		{Key: "versionArray", Value: bson.A{int32(7), int32(0), int32(14), int32(0)}},
+		{Key: "modules", Value: bson.A{}},
+		{Key: "javascriptEngine", Value: "none"},
+		{Key: "bits", Value: int32(64)},
+		{Key: "debug", Value: false},
+		{Key: "maxBsonObjectSize", Value: int32(maxBSONObjectSize)},
+		{Key: "storageEngines", Value: bson.A{"mongotest"}},
+	}, nil
+}
+
+// getParameter knows the parameters drivers and tools ask about; any other
+// is refused as the real server refuses unknown parameters.
+func getParameter(cx *cmdCtx) (bson.D, error) {
+	known := map[string]any{
+		"featureCompatibilityVersion": bson.D{{Key: "version", Value: "7.0"}},
+		"periodicNoopIntervalSecs":    int32(cx.s.opts.NoopInterval / time.Second),
+		"ttlMonitorSleepSecs":         int32(cx.s.opts.TTLInterval / time.Second),
+		"maxBSONDepth":                int32(200),
+	}
+	elems, _ := cx.body.Elements()
+	var res bson.D
+	for _, e := range elems[1:] {
+		if contains(genericFields, e.Key()) {
+			continue
+		}
+		v, ok := known[e.Key()]
+		if !ok {
+			return nil, errorf(codeInvalidOptions, "no option found to get: %s", e.Key())
+		}
+		res = append(res, bson.E{Key: e.Key(), Value: v})
+	}
+	if len(res) == 0 {
+		return nil, errorf(codeInvalidOptions, "no option found to get")
+	}
+	return res, nil
+}

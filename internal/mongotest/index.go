@@ -1,0 +1,162 @@
+package mongotest
+
+import (
+	"fmt"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// index is a secondary index definition. Queries scan collections, so only
+// unique indexes keep entries; the others exist for listIndexes, change
+// events and TTL.
+type index struct {
+	name        string
+	fields      []string
+	spec        bsoncore.Document // as listIndexes returns it
+	unique      bool
+	sparse      bool
+	partial     *matcher
+	ttl         bool
+	expireAfter int64 // seconds, when ttl
+	entries     map[string]*record
+}
+
+func newIDIndex() *index {
+	spec, _ := bson.Marshal(bson.D{{Key: "v", Value: int32(2)}, {Key: "key", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "name", Value: "_id_"}})
+	return &index{name: "_id_", fields: []string{"_id"}, spec: spec, unique: true, entries: map[string]*record{}}
+}
+
+func idIndexDescription() bsoncore.Document {
+	d, _ := bson.Marshal(bson.D{{Key: "idIndex", Value: bson.Raw(newIDIndex().spec)}})
+	return d
+}
+
+// indexEntry is one key of a document in an index (several for arrays).
+type indexEntry struct {
+	key    string
+	values []bsoncore.Value
+}
+
+// entriesFor computes doc's keys: missing fields index as null, array
+// values index each element (multikey), sparse and partial indexes skip
+// documents they do not cover.
+func (ix *index) entriesFor(doc bsoncore.Document) []indexEntry {
+	if ix.partial != nil && !ix.partial.matches(doc) {
+		return nil
+	}
+	perField := make([][]bsoncore.Value, len(ix.fields))
+	anyFound := false
+	for i, f := range ix.fields {
+		walkPath(docValue(doc), splitPath(f), func(v bsoncore.Value, found bool) {
+			if !found {
+				perField[i] = append(perField[i], nullValue)
+				return
+			}
+			anyFound = true
+			if v.Type == bsoncore.TypeArray {
+				elems, _ := v.Array().Values()
+				if len(elems) == 0 {
+					perField[i] = append(perField[i], undefinedValue)
+				}
+				perField[i] = append(perField[i], elems...)
+				return
+			}
+			perField[i] = append(perField[i], v)
+		})
+	}
+	if ix.sparse && !anyFound {
+		return nil
+	}
+	combos := []indexEntry{{}}
+	for _, vals := range perField {
+		var next []indexEntry
+		for _, c := range combos {
+			for _, v := range vals {
+				next = append(next, indexEntry{
+					key:    string(appendIndexKey([]byte(c.key), v)),
+					values: append(append([]bsoncore.Value(nil), c.values...), v),
+				})
+			}
+		}
+		combos = next
+	}
+	return combos
+}
+
+func (ix *index) add(r *record, doc bsoncore.Document) {
+	if ix.entries == nil {
+		return
+	}
+	for _, e := range ix.entriesFor(doc) {
+		ix.entries[e.key] = r
+	}
+}
+
+func (ix *index) remove(r *record, doc bsoncore.Document) {
+	if ix.entries == nil {
+		return
+	}
+	for _, e := range ix.entriesFor(doc) {
+		if ix.entries[e.key] == r {
+			delete(ix.entries, e.key)
+		}
+	}
+}
+
+// conflict returns the E11000 error when doc (to be stored as r) would
+// duplicate another document's key in a unique index.
+func (ix *index) conflict(c *collection, r *record, doc bsoncore.Document) error {
+	if !ix.unique {
+		return nil
+	}
+	for _, e := range ix.entriesFor(doc) {
+		if other, ok := ix.entries[e.key]; ok && other != r {
+			return ix.duplicateError(c, e.values)
+		}
+	}
+	return nil
+}
+
+// duplicateError has the real server's E11000 message, keyPattern and keyValue.
+func (ix *index) duplicateError(c *collection, values []bsoncore.Value) *writeError {
+	keyValue := bson.D{}
+	parts := make([]string, len(ix.fields))
+	for i, f := range ix.fields {
+		keyValue = append(keyValue, bson.E{Key: f, Value: rawValue(values[i])})
+		parts[i] = f + ": " + values[i].String()
+	}
+	return &writeError{
+		code: codeDuplicateKey,
+		msg: fmt.Sprintf("E11000 duplicate key error collection: %s index: %s dup key: { %s }",
+			c.ns(), ix.name, strings.Join(parts, ", ")),
+		extra: bson.D{{Key: "keyPattern", Value: bson.Raw(ix.spec.Lookup("key").Document())}, {Key: "keyValue", Value: keyValue}},
+	}
+}
+
+// appendIndexKey appends a canonical encoding of v in which values MongoDB
+// considers equal (1, 1.0 and NumberLong(1)) encode identically.
+func appendIndexKey(b []byte, v bsoncore.Value) []byte {
+	b = append(b, byte(canonicalType(v.Type)))
+	switch {
+	case v.IsNumber():
+		return fmt.Appendf(b, "%s;", numberKey(v))
+	case v.Type == bsoncore.TypeString || v.Type == bsoncore.TypeSymbol:
+		s := stringOf(v)
+		return fmt.Appendf(b, "%d:%s", len(s), s)
+	case v.Type == bsoncore.TypeEmbeddedDocument || v.Type == bsoncore.TypeArray:
+		elems, _ := bsoncore.Document(v.Data).Elements()
+		b = fmt.Appendf(b, "%d{", len(elems))
+		for _, e := range elems {
+			if v.Type == bsoncore.TypeEmbeddedDocument {
+				b = fmt.Appendf(b, "%d:%s", len(e.Key()), e.Key())
+			}
+			b = appendIndexKey(b, e.Value())
+		}
+		return append(b, '}')
+	default:
+		b = fmt.Appendf(b, "%d:", len(v.Data))
+		return append(b, v.Data...)
+	}
+}

@@ -1,0 +1,276 @@
+package mongotest
+
+import (
+	"fmt"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+var indexCommands = map[string]command{
+	"createIndexes": {run: createIndexes, fields: []string{"indexes", "commitQuorum"}},
+	"listIndexes":   {run: listIndexes, fields: []string{"cursor"}},
+	"dropIndexes":   {run: dropIndexes, fields: []string{"index"}},
+	"deleteIndexes": {run: dropIndexes, fields: []string{"index"}},
+}
+
+// parseIndex validates an index specification
+// (https://www.mongodb.com/docs/manual/reference/command/createIndexes/).
+func parseIndex(spec bsoncore.Document) (*index, error) {
+	ix := &index{}
+	key, ok := spec.Lookup("key").DocumentOK()
+	if !ok || len(docFields(key)) == 0 {
+		return nil, errorf(codeFailedToParse, "The 'key' field is a required property of an index specification")
+	}
+	var nameParts []string
+	for _, f := range docFields(key) {
+		if !f.val.IsNumber() || f.val.AsFloat64() == 0 {
+			return nil, unsupported("index type %s on %s (only ascending and descending keys)", f.val, f.key)
+		}
+		if strings.Contains(f.key, "$") {
+			return nil, unsupported("wildcard index key %s", f.key)
+		}
+		ix.fields = append(ix.fields, f.key)
+		nameParts = append(nameParts, f.key, f.val.String())
+	}
+	ix.name = strings.Join(nameParts, "_")
+	out := []field{{"v", int32Value(2)}, {"key", docValue(key)}, {"name", bsoncore.Value{}}}
+	for _, f := range docFields(spec) {
+		switch f.key {
+		case "key", "v", "background", "ns":
+			continue
+		case "name":
+			n, ok := f.val.StringValueOK()
+			if !ok || n == "" {
+				return nil, errorf(codeBadValue, "index name must be a non-empty string")
+			}
+			ix.name = n
+			continue
+		case "unique":
+			ix.unique = truthy(f.val)
+		case "sparse":
+			ix.sparse = truthy(f.val)
+		case "expireAfterSeconds":
+			n, err := asInt("expireAfterSeconds", f.val)
+			if err != nil || n < 0 {
+				return nil, errorf(codeInvalidOptions, "TTL index 'expireAfterSeconds' option must be a non-negative integer")
+			}
+			if len(ix.fields) != 1 {
+				return nil, errorf(codeInvalidOptions, "TTL indexes are single-field indexes, compound indexes do not support TTL")
+			}
+			ix.ttl, ix.expireAfter = true, n
+		case "partialFilterExpression":
+			m, err := compileFilter(f.val.Document())
+			if err != nil {
+				return nil, err
+			}
+			ix.partial = m
+		case "hidden", "collation", "wildcardProjection", "weights", "default_language",
+			"language_override", "textIndexVersion", "2dsphereIndexVersion", "bits", "min", "max",
+			"storageEngine", "prepareUnique":
+			if truthy(f.val) && !isSimpleCollation(f.key, f.val) {
+				return nil, unsupported("the index option %s", f.key)
+			}
+		default:
+			return nil, errorf(codeInvalidOptions, "The field '%s' is not valid for an index specification.", f.key)
+		}
+		out = append(out, f)
+	}
+	out[2].val = stringValue(ix.name)
+	if ix.name == "_id_" {
+		return nil, errorf(codeBadValue, "The index name '_id_' is reserved for the _id index")
+	}
+	ix.spec = buildDoc(out)
+	if ix.unique {
+		ix.entries = map[string]*record{}
+	}
+	return ix, nil
+}
+
+// sameOptions compares specs without their names.
+func sameOptions(a, b *index) bool {
+	strip := func(ix *index) string {
+		var fs []field
+		for _, f := range docFields(ix.spec) {
+			if f.key != "name" {
+				fs = append(fs, f)
+			}
+		}
+		return string(buildDoc(fs))
+	}
+	return strip(a) == strip(b)
+}
+
+func createIndexes(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	specs, err := cx.arrayArg("indexes")
+	if err != nil {
+		return nil, err
+	}
+	if len(specs) == 0 {
+		return nil, errorf(codeBadValue, "Must specify at least one index to create")
+	}
+	var add []*index
+	for _, s := range specs {
+		d, ok := s.DocumentOK()
+		if !ok {
+			return nil, typeError("createIndexes.indexes", s, "object")
+		}
+		ix, err := parseIndex(d)
+		if err != nil {
+			return nil, err
+		}
+		add = append(add, ix)
+	}
+	c := cx.s.collLocked(cx.db, name)
+	createdColl := c == nil
+	if createdColl {
+		if c, err = cx.s.createCollLocked(cx, cx.db, name); err != nil {
+			return nil, err
+		}
+	}
+	before := len(c.indexes)
+	for _, ix := range add {
+		if err := cx.addIndex(c, ix); err != nil {
+			return nil, err
+		}
+	}
+	res := bson.D{
+		{Key: "numIndexesBefore", Value: int32(before)},
+		{Key: "numIndexesAfter", Value: int32(len(c.indexes))},
+		{Key: "createdCollectionAutomatically", Value: createdColl},
+	}
+	if before == len(c.indexes) {
+		res = append(res, bson.E{Key: "note", Value: "all indexes already exist"})
+	}
+	return res, nil
+}
+
+// addIndex builds ix over existing documents; an identical existing index
+// makes it a no-op, a conflicting one an error, as on the real server.
+func (cx *cmdCtx) addIndex(c *collection, ix *index) error {
+	for _, old := range c.indexes {
+		sameName, sameKey := old.name == ix.name, valuesEqual(old.spec.Lookup("key"), ix.spec.Lookup("key"))
+		switch {
+		case sameName && sameKey && sameOptions(old, ix):
+			return nil
+		case sameName && !sameKey:
+			return errorf(codeIndexKeySpecsConflict, "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %s, existing index: %s", ix.spec, old.spec)
+		case sameName || (sameKey && sameOptions(old, ix)):
+			return errorf(codeIndexOptionsConflict, "Index already exists with a different name or options. Requested index: %s, existing index: %s", ix.spec, old.spec)
+		}
+	}
+	for _, r := range c.live() {
+		if err := ix.conflict(c, r, r.doc); err != nil {
+			we := err.(*writeError)
+			return &cmdError{code: we.code, msg: fmt.Sprintf("Index build failed: %s", we.msg)}
+		}
+		ix.add(r, r.doc)
+	}
+	c.indexes = append(c.indexes, ix)
+	cx.s.recordLocked(cx, &event{op: "createIndexes", db: c.db, coll: c.name, uuid: c.uuid, opDesc: indexesDescription(ix)})
+	return nil
+}
+
+func indexesDescription(ix *index) bsoncore.Document {
+	return buildDoc([]field{{"indexes", arrayValue([]bsoncore.Value{docValue(ix.spec)})}})
+}
+
+func listIndexes(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	cursorOpt, err := cx.docArg("cursor")
+	if err != nil {
+		return nil, err
+	}
+	batchSize, hasBatch, err := batchSizeOf("listIndexes.cursor.batchSize", cursorOpt.Lookup("batchSize"))
+	if err != nil {
+		return nil, err
+	}
+	c := cx.s.collLocked(cx.db, name)
+	if c == nil {
+		return nil, errorf(codeNamespaceNotFound, "ns does not exist: %s.%s", cx.db, name)
+	}
+	docs := make([]bsoncore.Document, len(c.indexes))
+	for i, ix := range c.indexes {
+		docs[i] = ix.spec
+	}
+	return cx.openCursor(cx.db+".$cmd.listIndexes."+name, docs, batchSize, hasBatch, false), nil
+}
+
+// dropIndexes takes a name, a key pattern, a list of names, or "*" (all
+// but _id).
+func dropIndexes(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	c := cx.s.collLocked(cx.db, name)
+	if c == nil {
+		return nil, errorf(codeNamespaceNotFound, "ns not found %s.%s", cx.db, name)
+	}
+	was := len(c.indexes)
+	arg := cx.body.Lookup("index")
+	var drop []*index
+	switch {
+	case arg.Type == bsoncore.TypeString && arg.StringValue() == "*":
+		drop = c.indexes[1:]
+	case arg.Type == bsoncore.TypeString, arg.Type == bsoncore.TypeArray:
+		names := []bsoncore.Value{arg}
+		if arg.Type == bsoncore.TypeArray {
+			names = arrayValues(arg)
+		}
+		for _, n := range names {
+			ix := c.indexNamed(n.StringValue())
+			if ix == nil {
+				return nil, errorf(codeIndexNotFound, "index not found with name [%s]", n.StringValue())
+			}
+			drop = append(drop, ix)
+		}
+	case arg.Type == bsoncore.TypeEmbeddedDocument:
+		for _, ix := range c.indexes {
+			if valuesEqual(ix.spec.Lookup("key"), arg) {
+				drop = append(drop, ix)
+			}
+		}
+		if len(drop) == 0 {
+			return nil, errorf(codeIndexNotFound, "can't find index with key: %s", arg)
+		}
+	default:
+		return nil, typeError("dropIndexes.index", arg, "string or object")
+	}
+	for _, ix := range drop {
+		if ix.name == "_id_" {
+			return nil, errorf(codeInvalidOptions, "cannot drop _id index")
+		}
+	}
+	for _, ix := range append([]*index(nil), drop...) {
+		c.dropIndex(ix)
+		cx.s.recordLocked(cx, &event{op: "dropIndexes", db: c.db, coll: c.name, uuid: c.uuid, opDesc: indexesDescription(ix)})
+	}
+	return bson.D{{Key: "nIndexesWas", Value: int32(was)}}, nil
+}
+
+func (c *collection) indexNamed(name string) *index {
+	for _, ix := range c.indexes {
+		if ix.name == name {
+			return ix
+		}
+	}
+	return nil
+}
+
+func (c *collection) dropIndex(ix *index) {
+	for i, x := range c.indexes {
+		if x == ix {
+			c.indexes = append(c.indexes[:i:i], c.indexes[i+1:]...)
+			return
+		}
+	}
+}

@@ -1,0 +1,296 @@
+// Package mongotest is an in-process MongoDB server for tests: it speaks the
+// real wire protocol to the official drivers and behaves like the primary of
+// a single-node replica set for the commands this project uses. Anything it
+// does not implement fails with an error naming it. See README.md.
+package mongotest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Options configures a server. The zero value gives real-server defaults.
+type Options struct {
+	// Port to listen on (127.0.0.1). 0 picks a free port.
+	Port int
+	// ReplicaSet is the replica set name announced by hello (default "rs0").
+	ReplicaSet string
+	// History is how many change events the server retains for resuming
+	// change streams (the fake's equivalent of the oplog size; default 100000).
+	History int
+	// NoopInterval is how often the idle server advances the cluster time, as
+	// the real primary's periodic no-op writer does (default 10s).
+	NoopInterval time.Duration
+	// TTLInterval is how often expired documents are deleted (default 60s,
+	// like the real server's TTL monitor).
+	TTLInterval time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.ReplicaSet == "" {
+		o.ReplicaSet = "rs0"
+	}
+	if o.History <= 0 {
+		o.History = 100_000
+	}
+	if o.NoopInterval <= 0 {
+		o.NoopInterval = 10 * time.Second
+	}
+	if o.TTLInterval <= 0 {
+		o.TTLInterval = 60 * time.Second
+	}
+	return o
+}
+
+// Server is a running fake. All its methods are safe for concurrent use.
+type Server struct {
+	opts Options
+	addr string // host:port, fixed for the server's life so Restart keeps the URI
+
+	// mu guards the data: catalog, clock, change log, cursors, sessions.
+	// Commands run with it held; waits release it (see cmdCtx.waitForChange).
+	mu      sync.Mutex
+	clock   clock
+	dbs     map[string]*database
+	log     changeLog
+	cursors cursorTable
+	// changed is closed (and replaced) whenever the cluster time moves, to
+	// wake waiting change-stream getMores.
+	changed chan struct{}
+
+	fail failPoint
+
+	// netMu guards the listener side.
+	netMu     sync.Mutex
+	ln        net.Listener
+	conns     map[*conn]struct{}
+	nextConn  int32
+	processID bson.ObjectID
+	serving   sync.WaitGroup
+	closed    bool
+
+	stopBackground chan struct{}
+	background     sync.WaitGroup
+}
+
+// Start starts a server listening on 127.0.0.1.
+func Start(opts Options) (*Server, error) {
+	opts = opts.withDefaults()
+	s := &Server{
+		opts:           opts,
+		dbs:            map[string]*database{},
+		changed:        make(chan struct{}),
+		conns:          map[*conn]struct{}{},
+		stopBackground: make(chan struct{}),
+	}
+	s.log.capacity = opts.History
+	s.cursors.init()
+	// History starts now: a token from before this server existed is lost.
+	s.log.lost = tokenKey{ts: s.clock.next(), kind: kindHighWaterMark}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", opts.Port))
+	if err != nil {
+		return nil, err
+	}
+	s.addr = ln.Addr().String()
+	s.serve(ln)
+	s.background.Add(2)
+	go s.every(opts.NoopInterval, s.noop)
+	go s.every(opts.TTLInterval, s.expireTTL)
+	return s, nil
+}
+
+// URI is a connection string for this server, naming its replica set.
+func (s *Server) URI() string {
+	return fmt.Sprintf("mongodb://%s/?replicaSet=%s", s.addr, s.opts.ReplicaSet)
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// Close stops the server for good and drops its data.
+func (s *Server) Close() {
+	s.netMu.Lock()
+	if s.closed {
+		s.netMu.Unlock()
+		return
+	}
+	s.closed = true
+	s.netMu.Unlock()
+	s.Stop()
+	close(s.stopBackground)
+	s.background.Wait()
+}
+
+// Stop closes the listener and every connection, keeping the data: the
+// server looks down to clients until Restart. It has no real-server
+// equivalent that keeps the same process.
+func (s *Server) Stop() {
+	s.netMu.Lock()
+	if s.ln != nil {
+		_ = s.ln.Close()
+		s.ln = nil
+	}
+	s.dropConnsLocked()
+	s.netMu.Unlock()
+	s.serving.Wait()
+}
+
+// Restart listens again on the same address after Stop, with the same data
+// and change history, announcing a new topologyVersion process id as a
+// restarted mongod would.
+func (s *Server) Restart() error {
+	s.netMu.Lock()
+	defer s.netMu.Unlock()
+	if s.closed {
+		return errors.New("mongotest: server is closed")
+	}
+	if s.ln != nil {
+		return errors.New("mongotest: server is running")
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	s.startAcceptingLocked(ln)
+	return nil
+}
+
+// DropConnections closes every open client connection at once, as a network
+// failure would; the listener keeps accepting new ones.
+func (s *Server) DropConnections() {
+	s.netMu.Lock()
+	s.dropConnsLocked()
+	s.netMu.Unlock()
+}
+
+func (s *Server) dropConnsLocked() {
+	for c := range s.conns {
+		c.close()
+	}
+}
+
+func (s *Server) serve(ln net.Listener) {
+	s.netMu.Lock()
+	defer s.netMu.Unlock()
+	s.startAcceptingLocked(ln)
+}
+
+func (s *Server) startAcceptingLocked(ln net.Listener) {
+	s.ln = ln
+	s.processID = bson.NewObjectID()
+	s.serving.Add(1)
+	go s.accept(ln)
+}
+
+func (s *Server) accept(ln net.Listener) {
+	defer s.serving.Done()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			return // listener closed by Stop
+		}
+		s.netMu.Lock()
+		if s.ln != ln {
+			s.netMu.Unlock()
+			_ = nc.Close()
+			return
+		}
+		s.nextConn++
+		c := &conn{srv: s, nc: nc, id: s.nextConn, done: make(chan struct{})}
+		s.conns[c] = struct{}{}
+		s.serving.Add(1)
+		s.netMu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+func (s *Server) serveConn(c *conn) {
+	defer s.serving.Done()
+	defer func() {
+		c.close()
+		s.netMu.Lock()
+		delete(s.conns, c)
+		s.netMu.Unlock()
+	}()
+	c.r = bufio.NewReader(c.nc)
+	for {
+		req, err := readRequest(c.r)
+		if err != nil {
+			return
+		}
+		reply, keepOpen := s.handle(c, req)
+		if !keepOpen {
+			return
+		}
+		if req.moreToCome {
+			continue
+		}
+		var out []byte
+		if req.legacy {
+			out = encodeReply(req.requestID, reply)
+		} else {
+			out = encodeMsg(req.requestID, reply)
+		}
+		if _, err := c.nc.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// every runs f each interval until the server is closed.
+func (s *Server) every(interval time.Duration, f func()) {
+	defer s.background.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopBackground:
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
+// conn is one client connection.
+type conn struct {
+	srv       *Server
+	nc        net.Conn
+	r         *bufio.Reader
+	id        int32
+	appName   string // from the handshake's client metadata, for failCommand's appName filter
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		_ = c.nc.Close()
+	})
+}
+
+// watchHangUp notices the client closing the connection while a command
+// waits (awaitable hello, awaitData getMore), so the wait ends at once
+// instead of at its timeout. stop must be called before the next read.
+func (c *conn) watchHangUp() (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := c.r.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.close()
+		}
+	}()
+	return func() {
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+}

@@ -1,0 +1,162 @@
+package mongotest
+
+import (
+	"crypto/rand"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// database and collection hold the data; all guarded by Server.mu.
+type database struct {
+	name  string
+	colls map[string]*collection
+}
+
+type collection struct {
+	db, name string
+	uuid     []byte // the collection UUID (BSON binary subtype 4) of change events and listCollections
+	// records keeps insertion ("natural") order; deleted records are
+	// compacted away lazily so deletes stay cheap.
+	records []*record
+	deleted int
+	indexes []*index // indexes[0] is the _id index
+}
+
+// record is one stored document, held as BSON.
+type record struct {
+	doc     bsoncore.Document
+	deleted bool
+}
+
+func (c *collection) ns() string { return c.db + "." + c.name }
+
+func (c *collection) idIndex() *index { return c.indexes[0] }
+
+// live returns the current documents in natural order.
+func (c *collection) live() []*record {
+	if c.deleted > len(c.records)/2 {
+		kept := c.records[:0]
+		for _, r := range c.records {
+			if !r.deleted {
+				kept = append(kept, r)
+			}
+		}
+		clear(c.records[len(kept):])
+		c.records, c.deleted = kept, 0
+	}
+	out := make([]*record, 0, len(c.records)-c.deleted)
+	for _, r := range c.records {
+		if !r.deleted {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// findByID returns the record with this _id value, or nil.
+func (c *collection) findByID(id bsoncore.Value) *record {
+	return c.idIndex().entries[string(appendIndexKey(nil, id))]
+}
+
+// insert stores doc after checking every unique index.
+func (c *collection) insert(doc bsoncore.Document) error {
+	r := &record{doc: doc}
+	if err := c.checkUnique(r, doc); err != nil {
+		return err
+	}
+	for _, ix := range c.indexes {
+		ix.add(r, doc)
+	}
+	c.records = append(c.records, r)
+	return nil
+}
+
+// replace swaps r's document for doc, checking unique indexes first.
+func (c *collection) replace(r *record, doc bsoncore.Document) error {
+	if err := c.checkUnique(r, doc); err != nil {
+		return err
+	}
+	for _, ix := range c.indexes {
+		ix.remove(r, r.doc)
+		ix.add(r, doc)
+	}
+	r.doc = doc
+	return nil
+}
+
+func (c *collection) remove(r *record) {
+	for _, ix := range c.indexes {
+		ix.remove(r, r.doc)
+	}
+	r.deleted = true
+	c.deleted++
+}
+
+func (c *collection) checkUnique(r *record, doc bsoncore.Document) error {
+	for _, ix := range c.indexes {
+		if err := ix.conflict(c, r, doc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newUUID() []byte {
+	u := make([]byte, 16)
+	_, _ = rand.Read(u)
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return u
+}
+
+// collLocked returns an existing collection or nil.
+func (s *Server) collLocked(db, name string) *collection {
+	if d := s.dbs[db]; d != nil {
+		return d.colls[name]
+	}
+	return nil
+}
+
+// createCollLocked creates db.name (and db) with its _id index, recording
+// the "create" change event the real server emits even for implicit creation.
+func (s *Server) createCollLocked(cx *cmdCtx, db, name string) (*collection, error) {
+	if err := validDBName(db); err != nil {
+		return nil, err
+	}
+	if err := validCollName(name); err != nil {
+		return nil, err
+	}
+	d := s.dbs[db]
+	if d == nil {
+		d = &database{name: db, colls: map[string]*collection{}}
+		s.dbs[db] = d
+	}
+	c := &collection{db: db, name: name, uuid: newUUID(), indexes: []*index{newIDIndex()}}
+	d.colls[name] = c
+	s.recordLocked(cx, &event{op: "create", db: db, coll: name, uuid: c.uuid, opDesc: idIndexDescription()})
+	return c, nil
+}
+
+// writableCollLocked returns db.name, creating it on first write.
+func (s *Server) writableCollLocked(cx *cmdCtx, db, name string) (*collection, error) {
+	if c := s.collLocked(db, name); c != nil {
+		return c, nil
+	}
+	return s.createCollLocked(cx, db, name)
+}
+
+// Naming rules from https://www.mongodb.com/docs/manual/reference/limits/#naming-restrictions.
+func validDBName(name string) error {
+	if name == "" || len(name) >= 64 || strings.ContainsAny(name, "/\\. \"$*<>:|?\x00") {
+		return errorf(codeInvalidNamespace, "Invalid database name: '%s'", name)
+	}
+	return nil
+}
+
+func validCollName(name string) error {
+	if name == "" || strings.ContainsAny(name, "$\x00") || strings.HasPrefix(name, ".") {
+		return errorf(codeInvalidNamespace, "Invalid collection name: %s", name)
+	}
+	return nil
+}

@@ -1,0 +1,350 @@
+package mongotest
+
+import (
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// updateRecord applies up to r and records the change event: "replace"
+// with the full document, or "update" with the update description.
+func (cx *cmdCtx) updateRecord(c *collection, r *record, up *updater) (changed bool, err error) {
+	old := r.doc
+	doc, err := up.apply(old, false)
+	if err != nil {
+		return false, err
+	}
+	if string(doc) == string(old) {
+		return false, nil // a no-op write changes nothing and records no event
+	}
+	if err := c.replace(r, doc); err != nil {
+		return false, err
+	}
+	e := &event{op: "update", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(doc)}
+	if up.replacement != nil {
+		e.op, e.fullDoc = "replace", doc
+	} else {
+		e.updateDesc = describeUpdate(old, doc)
+	}
+	cx.s.recordLocked(cx, e)
+	return true, nil
+}
+
+// upsert inserts the document an update with upsert:true creates when
+// nothing matched: the query's equality fields, then the update
+// (https://www.mongodb.com/docs/manual/reference/method/db.collection.update/#upsert-behavior).
+func (cx *cmdCtx) upsert(c *collection, filter bsoncore.Document, up *updater) (bsoncore.Document, error) {
+	base := buildDoc(nil)
+	if up.replacement == nil {
+		var err error
+		if base, err = equalityFields(base, filter); err != nil {
+			return nil, err
+		}
+	} else if id, err := filter.LookupErr("_id"); err == nil && id.Type != bsoncore.TypeEmbeddedDocument {
+		base = buildDoc([]field{{"_id", id}})
+	}
+	doc, err := up.apply(base, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := cx.insertOne(c, docValue(doc)); err != nil {
+		return nil, err
+	}
+	inserted := c.records[len(c.records)-1].doc
+	return inserted, nil
+}
+
+func equalityFields(base, filter bsoncore.Document) (bsoncore.Document, error) {
+	for _, f := range docFields(filter) {
+		switch {
+		case f.key == "$and":
+			for _, sub := range arrayValues(f.val) {
+				var err error
+				if base, err = equalityFields(base, sub.Document()); err != nil {
+					return nil, err
+				}
+			}
+		case len(f.key) > 0 && f.key[0] == '$':
+		case f.val.Type == bsoncore.TypeEmbeddedDocument && isOperatorDoc(f.val.Document()):
+			if eq, err := f.val.Document().LookupErr("$eq"); err == nil {
+				base = setRawPath(base, splitPath(f.key), eq)
+			}
+		case f.val.Type == bsoncore.TypeRegex:
+		default:
+			base = setRawPath(base, splitPath(f.key), f.val)
+		}
+	}
+	return base, nil
+}
+
+func (cx *cmdCtx) deleteRecord(c *collection, r *record) {
+	c.remove(r)
+	cx.s.recordLocked(cx, &event{op: "delete", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(r.doc)})
+}
+
+func updateCmd(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	if err := cx.rejectOptions("let"); err != nil {
+		return nil, err
+	}
+	stmts, err := cx.arrayArg("updates")
+	if err != nil {
+		return nil, err
+	}
+	ordered := cx.body.Lookup("ordered").Type == 0 || truthy(cx.body.Lookup("ordered"))
+	var werrs writeErrors
+	var n, modified int32
+	var upserted bson.A
+	for i, s := range stmts {
+		res, err := cx.updateStatement(name, s)
+		if err != nil {
+			if !werrs.add(i, err) {
+				return nil, err
+			}
+			if ordered {
+				break
+			}
+			continue
+		}
+		n += res.n
+		modified += res.modified
+		if res.upsertedID.Type != 0 {
+			upserted = append(upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: rawValue(res.upsertedID)}})
+		}
+	}
+	out := bson.D{{Key: "n", Value: n}, {Key: "nModified", Value: modified}}
+	if len(upserted) > 0 {
+		out = append(out, bson.E{Key: "upserted", Value: upserted})
+	}
+	return werrs.appendTo(out), nil
+}
+
+type updateResult struct {
+	n, modified int32
+	upsertedID  bsoncore.Value
+}
+
+func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (updateResult, error) {
+	var res updateResult
+	d, ok := s.DocumentOK()
+	if !ok {
+		return res, typeError("update.updates", s, "object")
+	}
+	for _, f := range docFields(d) {
+		switch f.key {
+		case "q", "u", "upsert", "multi", "hint":
+		case "collation":
+			if !isSimpleCollation(f.key, f.val) {
+				return res, unsupported("the collation option of update")
+			}
+		case "arrayFilters", "c", "sort":
+			return res, unsupported("the %s option of update", f.key)
+		default:
+			return res, errorf(codeIDLUnknownField, "BSON field 'update.updates.%s' is an unknown field.", f.key)
+		}
+	}
+	filter, _ := d.Lookup("q").DocumentOK()
+	up, err := compileUpdate(d.Lookup("u"))
+	if err != nil {
+		return res, err
+	}
+	multi, upsert := truthy(d.Lookup("multi")), truthy(d.Lookup("upsert"))
+	if multi && up.replacement != nil {
+		return res, errorf(codeFailedToParse, "multi update is not supported for replacement-style update")
+	}
+	q, err := parseQuery(filter, nil)
+	if err != nil {
+		return res, err
+	}
+	c := cx.s.collLocked(cx.db, name)
+	if !multi {
+		q.limit = 1
+	}
+	recs := q.run(c)
+	if len(recs) == 0 && upsert {
+		if c == nil {
+			if c, err = cx.s.writableCollLocked(cx, cx.db, name); err != nil {
+				return res, err
+			}
+		}
+		doc, err := cx.upsert(c, filter, up)
+		if err != nil {
+			return res, err
+		}
+		return updateResult{n: 1, upsertedID: doc.Lookup("_id")}, nil
+	}
+	for _, r := range recs {
+		changed, err := cx.updateRecord(c, r, up)
+		if err != nil {
+			return res, err
+		}
+		res.n++
+		if changed {
+			res.modified++
+		}
+	}
+	return res, nil
+}
+
+func deleteCmd(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	if err := cx.rejectOptions("let"); err != nil {
+		return nil, err
+	}
+	stmts, err := cx.arrayArg("deletes")
+	if err != nil {
+		return nil, err
+	}
+	ordered := cx.body.Lookup("ordered").Type == 0 || truthy(cx.body.Lookup("ordered"))
+	var werrs writeErrors
+	var n int32
+	for i, s := range stmts {
+		deleted, err := cx.deleteStatement(name, s)
+		if err != nil {
+			if !werrs.add(i, err) {
+				return nil, err
+			}
+			if ordered {
+				break
+			}
+			continue
+		}
+		n += deleted
+	}
+	return werrs.appendTo(bson.D{{Key: "n", Value: n}}), nil
+}
+
+func (cx *cmdCtx) deleteStatement(name string, s bsoncore.Value) (int32, error) {
+	d, ok := s.DocumentOK()
+	if !ok {
+		return 0, typeError("delete.deletes", s, "object")
+	}
+	for _, f := range docFields(d) {
+		switch f.key {
+		case "q", "limit", "hint":
+		case "collation":
+			if !isSimpleCollation(f.key, f.val) {
+				return 0, unsupported("the collation option of delete")
+			}
+		default:
+			return 0, errorf(codeIDLUnknownField, "BSON field 'delete.deletes.%s' is an unknown field.", f.key)
+		}
+	}
+	filter, _ := d.Lookup("q").DocumentOK()
+	q, err := parseQuery(filter, nil)
+	if err != nil {
+		return 0, err
+	}
+	limit := d.Lookup("limit")
+	if limit.Type != 0 && limit.IsNumber() && limit.AsFloat64() != 0 && limit.AsFloat64() != 1 {
+		return 0, errorf(codeFailedToParse, "The limit field in delete objects must be 0 or 1. Got %s", limit)
+	}
+	if truthy(limit) {
+		q.limit = 1
+	}
+	c := cx.s.collLocked(cx.db, name)
+	recs := q.run(c)
+	for _, r := range recs {
+		cx.deleteRecord(c, r)
+	}
+	return int32(len(recs)), nil
+}
+
+func findAndModify(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	if err := cx.rejectOptions("arrayFilters", "collation", "let"); err != nil {
+		return nil, err
+	}
+	filter, err := cx.docArg("query")
+	if err != nil {
+		return nil, err
+	}
+	sort, err := cx.docArg("sort")
+	if err != nil {
+		return nil, err
+	}
+	q, err := parseQuery(filter, sort)
+	if err != nil {
+		return nil, err
+	}
+	q.limit = 1
+	remove, _ := cx.boolArg("remove")
+	returnNew, _ := cx.boolArg("new")
+	upsert, _ := cx.boolArg("upsert")
+	updateArg, hasUpdate := cx.field("update")
+	if remove == hasUpdate {
+		return nil, errorf(codeFailedToParse, "Either an update or remove=true must be specified")
+	}
+	var proj *projection
+	if p, err := cx.docArg("fields"); err != nil {
+		return nil, err
+	} else if len(docFields(p)) > 0 {
+		if proj, err = compileProjection(p, true); err != nil {
+			return nil, err
+		}
+	}
+	c := cx.s.collLocked(cx.db, name)
+	if err := cx.checkHint(c); err != nil {
+		return nil, err
+	}
+	recs := q.run(c)
+	lastError := bson.D{{Key: "n", Value: int32(len(recs))}}
+	var value bsoncore.Document
+	switch {
+	case remove:
+		if len(recs) == 1 {
+			value = recs[0].doc
+			cx.deleteRecord(c, recs[0])
+		}
+	case len(recs) == 1:
+		up, err := compileUpdate(updateArg)
+		if err != nil {
+			return nil, err
+		}
+		value = recs[0].doc
+		if _, err := cx.updateRecord(c, recs[0], up); err != nil {
+			return nil, err
+		}
+		if returnNew {
+			value = recs[0].doc
+		}
+		lastError = append(lastError, bson.E{Key: "updatedExisting", Value: true})
+	default:
+		lastError = append(lastError, bson.E{Key: "updatedExisting", Value: false})
+		up, err := compileUpdate(updateArg)
+		if err != nil || !upsert {
+			return bson.D{{Key: "lastErrorObject", Value: lastError}, {Key: "value", Value: nil}}, err
+		}
+		if c == nil {
+			if c, err = cx.s.writableCollLocked(cx, cx.db, name); err != nil {
+				return nil, err
+			}
+		}
+		doc, err := cx.upsert(c, filter, up)
+		if err != nil {
+			return nil, err
+		}
+		lastError = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: false}, {Key: "upserted", Value: rawValue(doc.Lookup("_id"))}}
+		if returnNew {
+			value = doc
+		}
+	}
+	var out any
+	if value != nil {
+		if proj != nil {
+			if value, err = proj.apply(value); err != nil {
+				return nil, err
+			}
+		}
+		out = bson.Raw(value)
+	}
+	return bson.D{{Key: "lastErrorObject", Value: lastError}, {Key: "value", Value: out}}, nil
+}
