@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/config"
 )
@@ -139,10 +138,10 @@ func (s *heartbeatScraper) scrapeTarget(ctx context.Context, t *heartbeatTarget,
 // read returns every heartbeat document. Only the name and collector_status are
 // fetched: the old collector stores connection strings with passwords next to them.
 func (t *heartbeatTarget) read(ctx context.Context) ([]bson.Raw, error) {
-	coll := t.client.Database(t.Database).Collection(t.Collection)
-	cursor, err := coll.Find(ctx, bson.D{}, options.Find().
-		SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: "name", Value: 1}, {Key: "collector_status", Value: 1}}).
-		SetSort(bson.D{{Key: "name", Value: 1}}))
+	cursor, err := aggregate(ctx, t.client.Database(t.Database), t.Collection, mongo.Pipeline{
+		{{Key: "$project", Value: bson.D{{Key: "_id", Value: 0}, {Key: "name", Value: 1}, {Key: "collector_status", Value: 1}}}},
+		{{Key: "$sort", Value: bson.D{{Key: "name", Value: 1}}}},
+	})
 	if err != nil {
 		return nil, describeMongoError(ctx, t.Timeout, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -39,6 +40,18 @@ func connectMongo(uri config.MongoURI, timeout time.Duration) (*mongo.Client, er
 		return nil, errors.New(redact.Credentials(err.Error()))
 	}
 	return client, nil
+}
+
+// aggregate runs an aggregation that the server itself stops at the operation timeout.
+// Collection.Find and Collection.Aggregate leave maxTimeMS out, because the caller
+// manages their cursors (DRIVERS-2722): a slow query would keep running on the cluster
+// after the exporter gave up on it. Run as a command, it carries maxTimeMS.
+func aggregate(ctx context.Context, db *mongo.Database, collection string, pipeline mongo.Pipeline) (*mongo.Cursor, error) {
+	return db.RunCommandCursor(ctx, bson.D{
+		{Key: "aggregate", Value: collection},
+		{Key: "pipeline", Value: pipeline},
+		{Key: "cursor", Value: bson.D{}},
+	})
 }
 
 // disconnect closes a client in the background: a scrape that started before a reload

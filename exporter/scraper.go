@@ -45,6 +45,7 @@ type Registration struct {
 func Registrations() []Registration {
 	return []Registration{
 		mongosyncRegistration,
+		verifierRegistration,
 		heartbeatRegistration,
 	}
 }

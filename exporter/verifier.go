@@ -1,0 +1,364 @@
+package exporter
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mongomigrate/observability/internal/config"
+)
+
+var verifierRegistration = Registration{
+	Name:    "verifier",
+	Help:    "Read every configured migration-verifier's metadata database and, where api_url is set, its GET /api/v1/progress.",
+	Default: true,
+	New:     newVerifierScraper,
+}
+
+// Phases of a verification: the API reports idle, check and recheck; the metadata
+// database also tells not_started and initializing apart from idle.
+var verifierPhases = []string{"not_started", "initializing", "check", "recheck", "idle"}
+
+// verifierTaskPairs are the type and status pairs the verifier writes; each gets a
+// series, 0 when no task has it, so a count that drops to nothing shows as 0.
+var verifierTaskPairs = []taskKey{
+	{taskPrimary, statusAdded}, {taskPrimary, statusProcessing}, {taskPrimary, statusCompleted},
+	{taskProcessRecheckQueue, statusAdded}, {taskProcessRecheckQueue, statusProcessing}, {taskProcessRecheckQueue, statusCompleted},
+	{taskVerifyCollection, statusAdded}, {taskVerifyCollection, statusProcessing}, {taskVerifyCollection, statusCompleted},
+	{taskVerifyCollection, statusFailed}, {taskVerifyCollection, statusMismatch},
+	{taskVerifyDocuments, statusAdded}, {taskVerifyDocuments, statusProcessing}, {taskVerifyDocuments, statusCompleted},
+	{taskVerifyDocuments, statusFailed},
+}
+
+func verifierDesc(name, help string, extra ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName("migration_verifier", "", name), help, append([]string{"verifier"}, extra...), nil)
+}
+
+var (
+	verifierUp              = verifierDesc("up", "Whether the verifier's metadata database was readable (1) or not (0). A database that does not exist yet (not started, or dropped by --clean) is readable.")
+	verifierAPIUp           = verifierDesc("api_up", "Whether the verifier's GET /api/v1/progress answered without error (1) or not (0); only when api_url is configured.")
+	verifierMetadataVersion = verifierDesc("metadata_version", "metadataversion of the verifier's generation document; versions 6 and 7 are read fully, older ones in part.")
+	verifierGeneration      = verifierDesc("generation", "Current generation, from the generation document: 0 is the initial check, each later one rechecks what mismatched or changed.")
+	verifierPhase           = verifierDesc("phase", "Phase of the verification (state-set), from the metadata database, or from the API while the database is unreadable.", "phase")
+	verifierTasks           = verifierDesc("tasks", "Verification tasks of the current generation (and the primary task) by type and status.", "type", "status")
+	verifierDocsCompared    = verifierDesc("documents_compared", "Documents compared in the current generation (finished verifyDocuments tasks).")
+	verifierDocsToCompare   = verifierDesc("documents_to_compare", "Documents to compare in the current generation: the source count in generation 0, the documents to recheck after.")
+	verifierBytesCompared   = verifierDesc("bytes_compared", "Source bytes compared in the current generation.")
+	verifierBytesToCompare  = verifierDesc("bytes_to_compare", "Source bytes to compare; known in generation 0 only.")
+	verifierInitDocsDone    = verifierDesc("initial_documents_compared", "Documents compared in generation 0, the initial check.")
+	verifierInitDocsToDo    = verifierDesc("initial_documents_to_compare", "Documents to compare in generation 0 (source document counts).")
+	verifierInitBytesDone   = verifierDesc("initial_bytes_compared", "Source bytes compared in generation 0.")
+	verifierInitBytesToDo   = verifierDesc("initial_bytes_to_compare", "Source bytes to compare in generation 0 (source storage sizes).")
+	verifierMismatches      = verifierDesc("mismatches", "Mismatches of the generation whose verdict is current (the current one during the initial check, the previous one while rechecking), by kind. Metadata version 6 and later.", "kind")
+	verifierNamespaces      = verifierDesc("namespaces", "Namespaces by verdict in the generation whose verdict is current; refreshed at most every namespace_refresh_interval (default 30s), since it scans a whole generation of tasks.", "status")
+	verifierNamespaceBad    = verifierDesc("namespace_mismatched", "Whether the namespace has a mismatch (1) or not (0) in the generation whose verdict is current; at most namespace_limit namespaces, mismatched first, filtered by namespace_include; refreshed at most every namespace_refresh_interval.", "namespace")
+	verifierNamespacesLeft  = verifierDesc("namespaces_omitted", "Namespaces left out of migration_verifier_namespace_mismatched by namespace_limit or namespace_include.")
+	verifierChangeEvents    = verifierDesc("change_events_total", "Change events the verifier's change reader has seen, by operation type (changeReader.eventCounts; persisted by the verifier at most every 10 s).", "cluster_role", "op_type")
+	verifierChangeLag       = verifierDesc("change_lag_seconds", "Lag of the verifier's change reader (API lagSecs).", "cluster_role")
+	verifierChangeBuffer    = verifierDesc("change_buffer_saturation_ratio", "How full the change reader's buffer is, 0 to 1 (API bufferSaturation).", "cluster_role")
+	verifierChangeRate      = verifierDesc("change_events_per_second", "Change events per second as the verifier measures them (API eventsPerSecond).", "cluster_role")
+	verifierRechecks        = verifierDesc("rechecks_total", "Documents rechecked in all generations after the first (the verifier's totalRechecksDone).")
+	verifierLastRechecked   = verifierDesc("last_rechecked_timestamp_seconds", "Cluster time of the newest change that a recheck task covers.", "cluster_role")
+	verifierOldestTask      = verifierDesc("oldest_processing_task_start_timestamp_seconds", "When the longest-running processing task began; absent when none is processing. An old value with no progress means a stalled verifier.")
+	verifierLongestMismatch = verifierDesc("longest_mismatch_duration_seconds", "How long the longest-standing document mismatch has lasted (API longestDocMismatch.durationSecs).")
+
+	verifierDescs = []*prometheus.Desc{
+		verifierUp, verifierAPIUp, verifierMetadataVersion, verifierGeneration, verifierPhase, verifierTasks,
+		verifierDocsCompared, verifierDocsToCompare, verifierBytesCompared, verifierBytesToCompare,
+		verifierInitDocsDone, verifierInitDocsToDo, verifierInitBytesDone, verifierInitBytesToDo,
+		verifierMismatches, verifierNamespaces, verifierNamespaceBad, verifierNamespacesLeft, verifierChangeEvents,
+		verifierChangeLag, verifierChangeBuffer, verifierChangeRate, verifierRechecks, verifierLastRechecked,
+		verifierOldestTask, verifierLongestMismatch,
+	}
+)
+
+type verifierScraper struct {
+	targets []*verifierTarget
+	env     Env
+}
+
+type verifierTarget struct {
+	config.Verifier
+	reader      *verifierReader
+	apiClient   *http.Client
+	progressURL string
+	include     *regexp.Regexp
+	flight      singleflight.Group // concurrent scrapes share one metadata read
+}
+
+func newVerifierScraper(cfg *config.Exporter, env Env) (Scraper, error) {
+	s := &verifierScraper{env: env}
+	for _, v := range cfg.Verifiers {
+		client, err := connectMongo(v.MongoURI, v.Timeout)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("verifier %q: %w", v.Name, err)
+		}
+		t := &verifierTarget{
+			Verifier:  v,
+			reader:    &verifierReader{client: client, database: v.Database, namespaces: &namespaceCache{refresh: v.NamespaceRefresh}},
+			apiClient: &http.Client{},
+			include:   regexp.MustCompile(v.NamespaceInclude), // validated with the config
+		}
+		if v.APIURL != "" {
+			t.progressURL = strings.TrimSuffix(v.APIURL, "/") + "/api/v1/progress"
+		}
+		s.targets = append(s.targets, t)
+	}
+	return s, nil
+}
+
+func (s *verifierScraper) Close() {
+	for _, t := range s.targets {
+		disconnect(t.reader.client, t.Timeout)
+	}
+}
+
+func (s *verifierScraper) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range verifierDescs {
+		ch <- d
+	}
+}
+
+func (s *verifierScraper) Scrape(ctx context.Context, ch chan<- prometheus.Metric) error {
+	var wg sync.WaitGroup
+	for _, t := range s.targets {
+		wg.Go(func() { s.scrapeTarget(ctx, t, ch) })
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("scrape deadline reached before every verifier answered: %w", err)
+	}
+	return nil
+}
+
+// scrapeTarget reads the metadata database and the API at once; each source failing
+// leaves the other's series in place.
+func (s *verifierScraper) scrapeTarget(ctx context.Context, t *verifierTarget, ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	defer cancel()
+	var (
+		wg            sync.WaitGroup
+		meta          *verifierMetadata
+		api           *verifierProgress
+		metaErr, apiE error
+	)
+	wg.Go(func() { meta, metaErr = t.readMetadata(ctx) })
+	if t.progressURL != "" {
+		wg.Go(func() { api, apiE = fetchVerifierProgress(ctx, t.apiClient, t.progressURL) })
+	}
+	wg.Wait()
+
+	ids := []any{"verifier", t.Name}
+	s.env.Changes.Failure("verifier/"+t.Name+"/metadata", metaErr, append(ids, "source", "metadata database")...)
+	out := emitter{ch: ch, labels: []string{t.Name}}
+	out.ch <- prometheus.MustNewConstMetric(verifierUp, prometheus.GaugeValue, boolValue(metaErr == nil), t.Name)
+	if t.progressURL != "" {
+		s.env.Changes.Failure("verifier/"+t.Name+"/api", apiE, append(ids, "source", "api")...)
+		out.ch <- prometheus.MustNewConstMetric(verifierAPIUp, prometheus.GaugeValue, boolValue(apiE == nil), t.Name)
+	}
+	switch {
+	case metaErr == nil:
+		t.emitMetadata(out, meta)
+	case apiE == nil && api != nil:
+		out.stateSet(verifierPhase, verifierPhases, api.Phase)
+	}
+	if apiE == nil && api != nil {
+		emitVerifierAPI(out, api)
+	}
+}
+
+// readMetadata shares one read among concurrent scrapes. The read keeps the deadline of
+// the scrape that started it, without its cancellation: a scrape that gives up does not
+// fail the others waiting on the same read.
+func (t *verifierTarget) readMetadata(ctx context.Context) (*verifierMetadata, error) {
+	deadline, _ := ctx.Deadline()
+	result := t.flight.DoChan("metadata", func() (any, error) {
+		readCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+		defer cancel()
+		m, err := t.reader.read(readCtx)
+		return m, describeMongoError(readCtx, t.Timeout, err)
+	})
+	select {
+	case r := <-result:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*verifierMetadata), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no answer from the metadata database within the timeout of %s or the scrape deadline", t.Timeout)
+	}
+}
+
+func (t *verifierTarget) emitMetadata(out emitter, m *verifierMetadata) {
+	phase := m.phase()
+	out.stateSet(verifierPhase, verifierPhases, &phase)
+	if m.database == "" {
+		return
+	}
+	out.gauge(verifierMetadataVersion, m.metadataVersion)
+	if m.hasGenerationDoc {
+		generation := float64(m.generation)
+		out.gauge(verifierGeneration, &generation)
+	}
+	for _, pair := range verifierTaskPairs {
+		count := m.tasks[pair].count
+		out.gauge(verifierTasks, &count, pair.Type, pair.Status)
+	}
+	for _, pair := range slices.SortedFunc(maps.Keys(m.tasks), compareTaskKeys) {
+		if !slices.Contains(verifierTaskPairs, pair) {
+			count := m.tasks[pair].count
+			out.gauge(verifierTasks, &count, pair.Type, pair.Status)
+		}
+	}
+	legacy := m.legacyFields()
+	current := progressOf(m.tasks, m.generation, legacy)
+	out.gauge(verifierDocsCompared, &current.docsCompared)
+	out.gauge(verifierDocsToCompare, &current.docsToCompare)
+	out.gauge(verifierBytesCompared, &current.bytesCompared)
+	out.gauge(verifierBytesToCompare, current.bytesToCompare)
+	initial := progressOf(m.initial, 0, legacy)
+	out.gauge(verifierInitDocsDone, &initial.docsCompared)
+	out.gauge(verifierInitDocsToDo, &initial.docsToCompare)
+	out.gauge(verifierInitBytesDone, &initial.bytesCompared)
+	out.gauge(verifierInitBytesToDo, initial.bytesToCompare)
+
+	if m.mismatch != nil {
+		for _, kind := range mismatchKinds {
+			n := m.mismatch[kind]
+			out.gauge(verifierMismatches, &n, kind)
+		}
+	}
+	t.emitNamespaces(out, m.namespaces)
+	for _, role := range []string{"source", "destination"} {
+		for _, op := range slices.Sorted(maps.Keys(m.changeEvents[role])) {
+			n := m.changeEvents[role][op]
+			out.counter(verifierChangeEvents, &n, role, op)
+		}
+		out.gauge(verifierLastRechecked, m.lastRechecked[role], role)
+	}
+	out.counter(verifierRechecks, m.rechecksDone)
+	out.gauge(verifierOldestTask, m.oldestProcessing)
+}
+
+// emitNamespaces sends the verdict counts, and one 0/1 series per namespace for at most
+// namespace_limit namespaces that namespace_include keeps, mismatched ones first.
+func (t *verifierTarget) emitNamespaces(out emitter, stats *namespaceStats) {
+	counts := map[string]float64{}
+	var kept []string
+	for name, state := range stats.byName {
+		counts[state.status()]++
+		if t.include.MatchString(name) {
+			kept = append(kept, name)
+		}
+	}
+	for _, status := range namespaceStatuses {
+		n := counts[status]
+		out.gauge(verifierNamespaces, &n, status)
+	}
+	mismatched := func(name string) bool { return stats.byName[name].status() == nsMismatched }
+	slices.SortFunc(kept, func(a, b string) int {
+		if ma, mb := mismatched(a), mismatched(b); ma != mb {
+			if ma {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	kept = kept[:min(len(kept), *t.NamespaceLimit)]
+	for _, name := range kept {
+		out.flag(verifierNamespaceBad, new(mismatched(name)), name)
+	}
+	omitted := float64(len(stats.byName) - len(kept))
+	out.gauge(verifierNamespacesLeft, &omitted)
+}
+
+func emitVerifierAPI(out emitter, p *verifierProgress) {
+	for role, stats := range map[string]*verifierChangeStats{"source": p.SrcChangeStats, "destination": p.DstChangeStats} {
+		if stats == nil {
+			continue
+		}
+		out.gauge(verifierChangeLag, stats.LagSecs, role)
+		out.gauge(verifierChangeBuffer, stats.BufferSaturation, role)
+		out.gauge(verifierChangeRate, stats.EventsPerSecond, role)
+	}
+	if p.LongestDocMismatch != nil {
+		out.gauge(verifierLongestMismatch, p.LongestDocMismatch.DurationSecs)
+	}
+}
+
+// phase tells the verification's phase from its metadata alone
+// (../shared/reference/migration-verifier.md, "Phase from the database alone").
+func (m *verifierMetadata) phase() string {
+	if m.database == "" || (len(m.tasks) == 0 && !m.hasGenerationDoc) {
+		return "not_started"
+	}
+	if !m.hasGenerationDoc || m.tasks[taskKey{taskPrimary, statusAdded}].count > 0 {
+		return "initializing"
+	}
+	for key, sums := range m.tasks {
+		if key.Type != taskPrimary && (key.Status == statusAdded || key.Status == statusProcessing) && sums.count > 0 {
+			if m.generation == 0 {
+				return "check"
+			}
+			return "recheck"
+		}
+	}
+	return "idle"
+}
+
+// verifierProgressFigures are one generation's documents and bytes, compared and to
+// compare, by the verifier's own definition.
+type verifierProgressFigures struct {
+	docsCompared, docsToCompare, bytesCompared float64
+	bytesToCompare                             *float64 // known in generation 0 only
+}
+
+// progressOf computes a generation's figures from its task sums: compared counts the
+// finished (completed or failed) verifyDocuments tasks; to compare is the source count
+// of the verifyCollection tasks in generation 0, and of the recheck tasks after.
+// Metadata before v7 kept one source_documents_count for both.
+func progressOf(tasks map[taskKey]taskSums, generation int64, legacy bool) verifierProgressFigures {
+	var p verifierProgressFigures
+	var collectionBytes float64
+	for key, s := range tasks {
+		docs, found := s.documents, s.found
+		if legacy {
+			docs, found = s.legacyDocuments, s.legacyDocuments
+		}
+		finished := key.Status == statusCompleted || key.Status == statusFailed
+		switch key.Type {
+		case taskVerifyDocuments:
+			if finished {
+				p.docsCompared += found
+				p.bytesCompared += s.bytes
+			}
+			if generation > 0 {
+				p.docsToCompare += docs
+			}
+		case taskVerifyCollection:
+			if generation == 0 {
+				p.docsToCompare += docs
+				collectionBytes += s.bytes
+			}
+		}
+	}
+	if generation == 0 {
+		p.bytesToCompare = &collectionBytes
+	}
+	return p
+}
+
+func compareTaskKeys(a, b taskKey) int {
+	return cmp.Or(strings.Compare(a.Type, b.Type), strings.Compare(a.Status, b.Status))
+}
