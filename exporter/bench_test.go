@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,8 +17,14 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	commoncfg "github.com/prometheus/common/config"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/mongotest"
 )
 
 // standInProcessEnv, when set to a delay such as "100ms", turns the test binary into a
@@ -145,5 +152,117 @@ func BenchmarkParseAndEmit(b *testing.B) {
 		for len(ch) > 0 {
 			<-ch
 		}
+	}
+}
+
+// BenchmarkVerifierScrape measures one scrape of a verifier whose metadata holds 100,000
+// tasks across 1,000 namespaces, in internal/mongotest (an in-process server: the figures
+// bound the exporter's own cost and count its queries; a real mongod answers these
+// index-backed queries differently). commands/op counts what the exporter sends.
+//   - initial-check: generation 0 under way, every scrape sums its 100,000 tasks.
+//   - recheck: generation 2; generation 0's totals and the namespace scan are cached.
+//   - cold: a new scraper each time, nothing cached.
+func BenchmarkVerifierScrape(b *testing.B) {
+	uri := mongotest.URI(b)
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	for _, gen := range []int32{0, 2} {
+		db := client.Database(fmt.Sprintf("bench_verifier_gen%d", gen))
+		if _, err := db.Collection("generation").InsertOne(b.Context(), bson.D{{Key: "generation", Value: gen}, {Key: "metadataversion", Value: int32(7)}}); err != nil {
+			b.Fatal(err)
+		}
+		batch := make([]any, 0, 10_000)
+		for i := range 100_000 {
+			status := statusCompleted
+			if gen == 0 && i%10 == 0 {
+				status = statusAdded
+			}
+			batch = append(batch, bson.D{
+				{Key: "type", Value: taskVerifyDocuments}, {Key: "status", Value: status}, {Key: "generation", Value: int32(0)},
+				{Key: "query_filter", Value: bson.D{{Key: "namespace", Value: fmt.Sprintf("db%d.coll%d", i%1000/100, i%1000)}}},
+				{Key: "documents_count", Value: int64(0)}, {Key: "found_source_documents_count", Value: int64(1000)},
+				{Key: "source_bytes_count", Value: int64(1 << 20)}, {Key: "begin_time", Value: bson.NewDateTimeFromTime(fixtureTime)},
+			})
+			if len(batch) == cap(batch) {
+				if _, err := db.Collection("verification_tasks").InsertMany(b.Context(), batch); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		if gen == 2 {
+			recheck := make([]any, 0, 2000)
+			for g := int32(1); g <= 2; g++ {
+				for i := range 1000 {
+					recheck = append(recheck, bson.D{
+						{Key: "type", Value: taskVerifyDocuments}, {Key: "status", Value: statusCompleted}, {Key: "generation", Value: g},
+						{Key: "query_filter", Value: bson.D{{Key: "namespace", Value: fmt.Sprintf("db%d.coll%d", i/100, i)}}},
+						{Key: "documents_count", Value: int64(3)}, {Key: "found_source_documents_count", Value: int64(3)},
+						{Key: "source_bytes_count", Value: int64(3000)}, {Key: "srctimestamp", Value: bson.Timestamp{T: uint32(fixtureTime.Unix()), I: uint32(i)}},
+					})
+				}
+			}
+			if _, err := db.Collection("verification_tasks").InsertMany(b.Context(), recheck); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	commands := &commandLog{}
+	previous := mongoClientOptions
+	mongoClientOptions = func(o *options.ClientOptions) *options.ClientOptions { return o.SetMonitor(commands.monitor()) }
+	defer func() { mongoClientOptions = previous }()
+
+	newScraper := func(b *testing.B, database string) *verifierScraper {
+		limit := config.DefaultNamespaceLimit
+		s, err := newVerifierScraper(&config.Exporter{Verifiers: []config.Verifier{{
+			Name: "bench", MongoURI: config.MongoURI{URI: commoncfg.Secret(uri)}, Database: database,
+			Timeout: time.Minute, NamespaceLimit: &limit, NamespaceRefresh: time.Hour,
+		}}}, Env{Logger: log.NewNopLogger(), Changes: NewChangeLog(log.NewNopLogger())})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s.(*verifierScraper)
+	}
+	scrape := func(b *testing.B, s *verifierScraper) {
+		ch := make(chan prometheus.Metric, 4096)
+		if err := s.Scrape(b.Context(), ch); err != nil {
+			b.Fatal(err)
+		}
+		close(ch)
+		for m := range ch {
+			if strings.Contains(m.Desc().String(), `"migration_verifier_up"`) && testutil.ToFloat64(constCollector{m}) != 1 {
+				b.Fatal("migration_verifier_up is 0")
+			}
+		}
+	}
+	for _, c := range []struct {
+		name, database string
+		cold           bool
+	}{
+		{"initial-check", "bench_verifier_gen0", false},
+		{"recheck", "bench_verifier_gen2", false},
+		{"cold", "bench_verifier_gen2", true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := newScraper(b, c.database)
+			defer s.Close()
+			scrape(b, s) // fill the caches a long-running exporter has
+			before := commands.total()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if c.cold {
+					b.StopTimer()
+					s.Close()
+					s = newScraper(b, c.database)
+					b.StartTimer()
+				}
+				scrape(b, s)
+			}
+			b.ReportMetric(float64(commands.total()-before)/float64(b.N), "commands/op")
+		})
 	}
 }

@@ -124,7 +124,8 @@ func checkConfig(path string, exp *exporter.Exporter, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "%s is not valid:\n%v\n", path, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s is valid: %d mongosync instance(s).\n", path, len(cfg.Exporter.Mongosync))
+	fmt.Fprintf(stdout, "%s is valid: %d mongosync instance(s), %d verifier(s), %d collector metadata database(s).\n",
+		path, len(cfg.Exporter.Mongosync), len(cfg.Exporter.Verifiers), len(cfg.Exporter.CollectorMetadata))
 	return 0
 }
 

@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,7 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mongomigrate/observability/internal/mongotest"
 )
 
 const testVersion = "9.9.9-test"
@@ -63,10 +69,25 @@ func mongosyncStandIn(t *testing.T, file string) *httptest.Server {
 	return s
 }
 
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func writeConfig(t *testing.T, path string, urls ...string) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("exporter:\n  mongosync:\n")
+	if len(urls) == 0 {
+		b.WriteString("    []\n")
+	}
 	for i, u := range urls {
 		fmt.Fprintf(&b, "    - migration: orders\n      name: shard%d\n      url: %s\n", i, u)
 	}
@@ -184,7 +205,7 @@ func TestConfigCheck(t *testing.T) {
 	good := filepath.Join(dir, "good.yml")
 	writeConfig(t, good, "http://127.0.0.1:27182", "http://127.0.0.1:27183")
 	code, stdout, _ := runBinary(t, "--config.check", "--config.file", good)
-	if code != 0 || !strings.Contains(stdout, "is valid: 2 mongosync instance(s)") {
+	if code != 0 || !strings.Contains(stdout, "is valid: 2 mongosync instance(s), 0 verifier(s)") {
 		t.Fatalf("--config.check on a good file: exit %d, stdout %q", code, stdout)
 	}
 
@@ -223,7 +244,8 @@ func TestBadFlags(t *testing.T) {
 		t.Fatalf("--version: exit %d, %q", code, stdout)
 	}
 	code, stdout, _ := runBinary(t, "-h")
-	for _, flag := range []string{"--config.file", "--web.listen-address", "--web.config.file", "--web.telemetry-path", "--log.level", "--log.format", "--timeout-offset", "--[no-]collect.mongosync"} {
+	for _, flag := range []string{"--config.file", "--web.listen-address", "--web.config.file", "--web.telemetry-path", "--log.level",
+		"--log.format", "--timeout-offset", "--[no-]collect.mongosync", "--[no-]collect.verifier", "--[no-]collect.collector_heartbeat"} {
 		if !strings.Contains(stdout, flag) {
 			t.Errorf("-h does not list %s", flag)
 		}
@@ -233,13 +255,58 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
+// seedMetadata writes a verifier's metadata and a collector heartbeat, shaped as the
+// reference documents describe them, into the MongoDB at uri.
+func seedMetadata(t *testing.T, uri string) {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	insert := func(db, coll string, docs ...any) {
+		if _, err := client.Database(db).Collection(coll).InsertMany(t.Context(), docs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	verifier := "__mdb_internal_migration_verifier"
+	insert(verifier, "generation", bson.D{{Key: "generation", Value: int32(1)}, {Key: "metadataversion", Value: int32(7)}})
+	insert(verifier, "verification_tasks",
+		bson.D{{Key: "type", Value: "primary"}, {Key: "status", Value: "completed"}},
+		bson.D{{Key: "type", Value: "verifyCollection"}, {Key: "status", Value: "completed"}, {Key: "generation", Value: int32(0)},
+			{Key: "query_filter", Value: bson.D{{Key: "namespace", Value: "shop.orders"}}}, {Key: "documents_count", Value: int64(10)}, {Key: "source_bytes_count", Value: int64(999)}},
+		bson.D{{Key: "type", Value: "verifyDocuments"}, {Key: "status", Value: "failed"}, {Key: "generation", Value: int32(0)},
+			{Key: "query_filter", Value: bson.D{{Key: "namespace", Value: "shop.orders"}}}, {Key: "found_source_documents_count", Value: int64(10)}, {Key: "source_bytes_count", Value: int64(999)}},
+		bson.D{{Key: "type", Value: "verifyDocuments"}, {Key: "status", Value: "processing"}, {Key: "generation", Value: int32(1)},
+			{Key: "query_filter", Value: bson.D{{Key: "namespace", Value: "shop.orders"}}}, {Key: "documents_count", Value: int64(1)}, {Key: "begin_time", Value: bson.NewDateTimeFromTime(time.Now())}})
+	insert(verifier, "mismatches", bson.D{{Key: "generation", Value: int32(0)}, {Key: "taskType", Value: "verifyDocuments"},
+		{Key: "detail", Value: bson.D{{Key: "id", Value: 1}, {Key: "field", Value: ""}, {Key: "details", Value: "Missing"}, {Key: "cluster", Value: "dstClient"}}}})
+	insert(verifier, "changeReader", bson.D{{Key: "_id", Value: "srcResumeToken"}, {Key: "eventCounts", Value: bson.D{{Key: "insert", Value: int64(5)}}}})
+	insert("oplog_manager_orchestrator_db", "source_clusters_info", bson.D{{Key: "_id", Value: "u1"}, {Key: "name", Value: "prod"},
+		{Key: "collector_status", Value: bson.D{{Key: "status", Value: "running"}, {Key: "last_collector_reported_utc", Value: "2025-06-02T10:00:00+00:00"},
+			{Key: "last_oplog_time_utc", Value: "2025-06-02T09:59:58+00:00"}, {Key: "first_oplog_time_utc", Value: "2025-06-01T08:00:05+00:00"}, {Key: "error_message", Value: nil}}}})
+}
+
+// A full scrape with all three kinds of source, checked by promtool.
 func TestServesMetrics(t *testing.T) {
 	standIn := mongosyncStandIn(t, "v1.22-full.json")
+	uri := mongotest.URI(t)
+	seedMetadata(t, uri)
 	cfg := filepath.Join(t.TempDir(), "config.yml")
 	writeConfig(t, cfg, standIn.URL)
+	t.Setenv("TEST_METADATA_URI", uri)
+	extra := "  verifiers:\n    - name: orders-verify\n      uri: ${TEST_METADATA_URI}\n  collector_metadata:\n    - name: central\n      uri: ${TEST_METADATA_URI}\n"
+	appendFile(t, cfg, extra)
 	p := start(t, "--config.file", cfg)
 	body := p.metrics(t)
 	for _, want := range []string{
+		`migration_verifier_up{verifier="orders-verify"} 1`,
+		`migration_verifier_phase{phase="recheck",verifier="orders-verify"} 1`,
+		`migration_verifier_mismatches{kind="missing_on_destination",verifier="orders-verify"} 1`,
+		`oplog_collector_metadata_up{metadata="central"} 1`,
+		`oplog_collector_status{metadata="central",source_cluster="prod",status="running"} 1`,
+		`mongosync_exporter_collector_success{collector="verifier"} 1`,
+		`mongosync_exporter_collector_success{collector="collector_heartbeat"} 1`,
 		`mongosync_up{migration="orders",mongosync="shard0"} 1`,
 		`mongosync_lag_seconds{migration="orders",mongosync="shard0"} 125`,
 		`mongosync_exporter_collector_success{collector="mongosync"} 1`,

@@ -10,6 +10,7 @@ import (
 
 func TestLoadGood(t *testing.T) {
 	t.Setenv("TEST_MONGOSYNC_PASSWORD", "pa$$word ${not-expanded-twice}")
+	t.Setenv("TEST_VERIFIER_URI", "mongodb://verifier:s3cret@meta0:27017/?replicaSet=meta")
 	cfg, err := Load("testdata/good.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +32,27 @@ func TestLoadGood(t *testing.T) {
 		{"credentials_file joined too", ms[2].HTTPClientConfig.Authorization.CredentialsFile, filepath.Join("testdata", "secrets", "token")},
 		{"migration", ms[2].Migration, "other"},
 	}
+	vs, cm := cfg.Exporter.Verifiers, cfg.Exporter.CollectorMetadata
+	if len(vs) != 2 || len(cm) != 1 {
+		t.Fatalf("got %d verifiers and %d collector_metadata entries, want 2 and 1", len(vs), len(cm))
+	}
+	checks = append(checks, []struct {
+		what      string
+		got, want any
+	}{
+		{"verifier uri from the environment", string(vs[0].URI), "mongodb://verifier:s3cret@meta0:27017/?replicaSet=meta"},
+		{"verifier api_url default port", vs[0].APIURL, "http://verifier-host:27020"},
+		{"verifier default timeout", vs[0].Timeout, DefaultMongoTimeout},
+		{"verifier default namespace limit", *vs[0].NamespaceLimit, DefaultNamespaceLimit},
+		{"verifier default refresh", vs[0].NamespaceRefresh, DefaultNamespaceRefresh},
+		{"verifier database detected when empty", vs[0].Database, ""},
+		{"uri_file joined to the config's directory", vs[1].URIFile, filepath.Join("testdata", "secrets", "verifier_uri")},
+		{"namespace_limit 0 kept", *vs[1].NamespaceLimit, 0},
+		{"namespace_include", vs[1].NamespaceInclude, `^shop\.`},
+		{"explicit refresh", vs[1].NamespaceRefresh, time.Minute},
+		{"collector_metadata default database", cm[0].Database, DefaultCollectorMetadataDatabase},
+		{"collector_metadata default collection", cm[0].Collection, DefaultCollectorMetadataCollection},
+	}...)
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
