@@ -50,3 +50,24 @@ bench: ## Run the benchmarks, all in one run so their figures compare.
 .PHONY: clean
 clean: ## Remove built binaries.
 	rm -f $(BINARIES)
+
+# Demo stack (docker-compose.yml, files in deploy/): MongoDB replica sets, mongosync,
+# migration-verifier, both binaries, Prometheus, Alertmanager and Grafana. Needs Docker with
+# the compose plugin. mongosync is downloaded from MongoDB under MongoDB's license terms:
+# MONGOSYNC_ACCEPT_LICENSE=yes says you accept them.
+COMPOSE ?= docker compose
+
+.PHONY: demo
+demo: ## Start the demo stack (needs MONGOSYNC_ACCEPT_LICENSE=yes); Grafana on :3000.
+	@if [ "$(MONGOSYNC_ACCEPT_LICENSE)" != yes ]; then \
+	  echo "The demo downloads mongosync, which MongoDB distributes under its own license terms."; \
+	  echo "Read them, then run: make demo MONGOSYNC_ACCEPT_LICENSE=yes"; \
+	  exit 1; \
+	fi
+	VERSION=$(VERSION) REVISION=$(REVISION) BRANCH=$(BRANCH) MONGOSYNC_ACCEPT_LICENSE=yes \
+	  $(COMPOSE) up --detach --build
+	@echo "Grafana http://localhost:3000  Prometheus http://localhost:9090  Alertmanager http://localhost:9093"
+
+.PHONY: demo-down
+demo-down: ## Stop the demo stack and delete its data volumes.
+	$(COMPOSE) down --volumes --remove-orphans

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,6 +25,7 @@ import (
 
 	"github.com/mongomigrate/observability/exporter"
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/httpserve"
 	"github.com/mongomigrate/observability/internal/logging"
 )
 
@@ -105,12 +104,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	go reloader.ReloadOnSIGHUP(ctx)
 
-	handler, err := routes(f, exp, reg, reloader, logger)
+	handler, err := routes(f, exp, reg, reloader)
 	if err != nil {
-		level.Error(logger).Log("msg", "Cannot build the landing page", "err", err)
+		level.Error(logger).Log("msg", "Cannot serve HTTP", "err", err)
 		return 1
 	}
-	return serve(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, f.web, logger)
+	return httpserve.Serve(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, f.web, logger, func() {})
 }
 
 // checkConfig is --config.check: load the file and build every scraper, without
@@ -129,45 +128,10 @@ func checkConfig(path string, exp *exporter.Exporter, stdout, stderr io.Writer) 
 	return 0
 }
 
-func routes(f *flags, exp *exporter.Exporter, reg *prometheus.Registry, reloader *config.Reloader, logger log.Logger) (http.Handler, error) {
+func routes(f *flags, exp *exporter.Exporter, reg *prometheus.Registry, reloader *config.Reloader) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle(f.telemetryPath, exp.Handler(reg))
 	mux.Handle("/-/reload", reloader)
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
-	if f.telemetryPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
-			Name:        program,
-			Description: "Prometheus exporter for MongoDB migrations (mongosync progress)",
-			Version:     version.Info(),
-			Links: []web.LandingLinks{
-				{Address: f.telemetryPath, Text: "Metrics"},
-				{Address: "/-/healthy", Text: "Health"},
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		mux.Handle("/", landing)
-	}
-	return mux, nil
-}
-
-// serve runs the server until ctx ends (SIGINT, SIGTERM), then lets scrapes in flight finish.
-func serve(ctx context.Context, srv *http.Server, webFlags *web.FlagConfig, logger log.Logger) int {
-	failed := make(chan error, 1)
-	go func() { failed <- web.ListenAndServe(srv, webFlags, logging.Slog(logger)) }()
-	select {
-	case err := <-failed:
-		level.Error(logger).Log("msg", "Cannot serve HTTP", "err", err)
-		return 1
-	case <-ctx.Done():
-	}
-	level.Info(logger).Log("msg", "Shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		level.Error(logger).Log("msg", "Shutdown did not complete", "err", err)
-		return 1
-	}
-	return 0
+	err := httpserve.Routes(mux, program, "Prometheus exporter for MongoDB migrations: mongosync, migration-verifier, oplog collector heartbeats", f.telemetryPath)
+	return mux, err
 }

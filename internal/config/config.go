@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,9 +40,87 @@ type Exporter struct {
 	CollectorMetadata []CollectorMetadata `yaml:"collector_metadata"`
 }
 
-// Collector is the `collector:` section, read by oplog_collector. It has no keys yet;
-// an empty or absent section is valid.
-type Collector struct{}
+// Collector is the `collector:` section, read by oplog_collector: where to store the
+// captured events, where to report heartbeats, and which sources to capture.
+type Collector struct {
+	// Store is the oplog data store: one collection of events and one token document
+	// per source, in the old Python collector's layout.
+	Store Store `yaml:"store"`
+	// Metadata is the central metadata collection the heartbeats go to (optional).
+	Metadata *CollectorMetadataTarget `yaml:"metadata"`
+	// HeartbeatInterval is how often each source's heartbeat is written (default 30s).
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// CheckpointInterval is how often a quiet source's post-batch resume token is saved,
+	// so its checkpoint (and lag) advance without events (default 10s).
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// Retention is how long events stay in the store (a TTL index on wall); 0 keeps
+	// them for ever.
+	Retention time.Duration `yaml:"retention"`
+	// Batch bounds one write to the store.
+	Batch Batch `yaml:"batch"`
+	// Buffer bounds the events read from a source and not yet written.
+	Buffer Buffer `yaml:"buffer"`
+	// MaxBackoff caps the wait between two attempts to reach a source or the store.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	Sources    []Source      `yaml:"sources"`
+}
+
+// Store locates the oplog data store.
+type Store struct {
+	MongoURI `yaml:",inline"`
+	Database string `yaml:"database"`
+}
+
+// CollectorMetadataTarget locates the central metadata collection, as the old tool's
+// CENTRAL_METADATA_DB_URI did.
+type CollectorMetadataTarget struct {
+	MongoURI   `yaml:",inline"`
+	Database   string `yaml:"database"`
+	Collection string `yaml:"collection"`
+}
+
+// Batch bounds one insert into the store.
+type Batch struct {
+	MaxEvents int           `yaml:"max_events"`
+	MaxBytes  int           `yaml:"max_bytes"`
+	MaxWait   time.Duration `yaml:"max_wait"`
+}
+
+// Buffer bounds the events held between reading and writing, in count and in bytes.
+type Buffer struct {
+	MaxEvents int `yaml:"max_events"`
+	MaxBytes  int `yaml:"max_bytes"`
+}
+
+// Source is one cluster whose change stream is captured.
+type Source struct {
+	// Name identifies the source: the oplogs_<name> collection, the heartbeat document's
+	// name and the source_cluster label.
+	Name     string `yaml:"name"`
+	MongoURI `yaml:",inline"`
+	// Database limits the capture to one database; empty captures the whole cluster.
+	Database string `yaml:"database"`
+	// FullDocument is the change stream's fullDocument mode (default updateLookup).
+	FullDocument string `yaml:"full_document"`
+}
+
+// Defaults of the collector section.
+const (
+	DefaultStoreDatabase      = "oplog_backup_db"
+	DefaultHeartbeatInterval  = 30 * time.Second
+	DefaultCheckpointInterval = 10 * time.Second
+	DefaultBatchMaxEvents     = 1000
+	DefaultBatchMaxBytes      = 8 << 20
+	DefaultBatchMaxWait       = time.Second
+	DefaultBufferMaxEvents    = 20000
+	DefaultBufferMaxBytes     = 64 << 20
+	DefaultMaxBackoff         = time.Minute
+	DefaultFullDocument       = "updateLookup"
+	maxBSONDocumentBytes      = 16 << 20
+)
+
+// fullDocumentModes are the change stream's fullDocument options.
+var fullDocumentModes = []string{"default", "updateLookup", "whenAvailable", "required"}
 
 // Mongosync is one mongosync instance whose /api/v1/progress the exporter reads.
 type Mongosync struct {
@@ -186,6 +265,74 @@ func (c *Config) finish(doc *document, dir string) {
 	}
 	c.finishVerifiers(doc, dir)
 	c.finishCollectorMetadata(doc, dir)
+	c.Collector.finish(doc, dir)
+}
+
+// finish checks the collector section. An absent section is valid: the exporter alone
+// needs none of it; oplog_collector refuses to start without sources (see Validate).
+func (c *Collector) finish(doc *document, dir string) {
+	if len(c.Sources) == 0 && c.Store.URI == "" && c.Store.URIFile == "" && c.Metadata == nil {
+		return
+	}
+	c.Store.MongoURI.check(doc, "collector.store", dir)
+	if c.Store.Database == "" {
+		c.Store.Database = DefaultStoreDatabase
+	}
+	if c.Metadata != nil {
+		c.Metadata.MongoURI.check(doc, "collector.metadata", dir)
+		if c.Metadata.Database == "" {
+			c.Metadata.Database = DefaultCollectorMetadataDatabase
+		}
+		if c.Metadata.Collection == "" {
+			c.Metadata.Collection = DefaultCollectorMetadataCollection
+		}
+	}
+	c.HeartbeatInterval = positiveOrDefault(doc, "collector.heartbeat_interval", c.HeartbeatInterval, DefaultHeartbeatInterval)
+	c.CheckpointInterval = positiveOrDefault(doc, "collector.checkpoint_interval", c.CheckpointInterval, DefaultCheckpointInterval)
+	c.MaxBackoff = positiveOrDefault(doc, "collector.max_backoff", c.MaxBackoff, DefaultMaxBackoff)
+	c.Batch.MaxWait = positiveOrDefault(doc, "collector.batch.max_wait", c.Batch.MaxWait, DefaultBatchMaxWait)
+	if c.Retention < 0 {
+		doc.addf("collector.retention", "must be positive, or 0 to keep events for ever; got %s", c.Retention)
+	}
+	c.Batch.MaxEvents = countOrDefault(doc, "collector.batch.max_events", c.Batch.MaxEvents, DefaultBatchMaxEvents)
+	c.Batch.MaxBytes = countOrDefault(doc, "collector.batch.max_bytes", c.Batch.MaxBytes, DefaultBatchMaxBytes)
+	c.Buffer.MaxEvents = countOrDefault(doc, "collector.buffer.max_events", c.Buffer.MaxEvents, DefaultBufferMaxEvents)
+	c.Buffer.MaxBytes = countOrDefault(doc, "collector.buffer.max_bytes", c.Buffer.MaxBytes, DefaultBufferMaxBytes)
+	if c.Batch.MaxBytes > maxBSONDocumentBytes*3 {
+		doc.addf("collector.batch.max_bytes", "at most %d (48 MiB, one insert command), got %d", maxBSONDocumentBytes*3, c.Batch.MaxBytes)
+	}
+	if c.Buffer.MaxEvents < c.Batch.MaxEvents {
+		doc.addf("collector.buffer.max_events", "must hold at least one batch (batch.max_events %d), got %d", c.Batch.MaxEvents, c.Buffer.MaxEvents)
+	}
+	names := uniqueNames{doc: doc, what: "source"}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		path := fmt.Sprintf("collector.sources[%d]", i)
+		doc.require(path, "name", s.Name)
+		names.check(path, s.Name)
+		if s.Name != "" && !sourceName.MatchString(s.Name) {
+			doc.addf(path+".name", "%q cannot name the collections oplogs_<name> and resume_tokens_for_<name>: use letters, digits, _ and -", s.Name)
+		}
+		s.MongoURI.check(doc, path, dir)
+		if s.FullDocument == "" {
+			s.FullDocument = DefaultFullDocument
+		} else if !slices.Contains(fullDocumentModes, s.FullDocument) {
+			doc.addf(path+".full_document", "%q is not one of %s", s.FullDocument, strings.Join(fullDocumentModes, ", "))
+		}
+	}
+}
+
+var sourceName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// countOrDefault applies a count's default and refuses a negative one.
+func countOrDefault(doc *document, path string, n, def int) int {
+	switch {
+	case n == 0:
+		return def
+	case n < 0:
+		doc.addf(path, "must be positive, got %d", n)
+	}
+	return n
 }
 
 func (c *Config) finishVerifiers(doc *document, dir string) {

@@ -1,0 +1,122 @@
+package collector
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// States of a source, as written to the heartbeat document's collector_status.status
+// (the old collector's values) and exported as the oplog_capture_state state-set.
+const (
+	stateStarting            = "starting"
+	stateRunning             = "running"
+	stateRetryingConnection  = "retrying_connection"
+	stateError               = "error"
+	stateResumeTokenLost     = "error_resume_token_lost"
+	stateStopping            = "stopping"
+	stateStopped             = "stopped"
+	stateResettingOplogStore = "resetting_oplog_store"
+)
+
+var states = []string{
+	stateStarting, stateRunning, stateRetryingConnection, stateError,
+	stateResumeTokenLost, stateStopping, stateStopped, stateResettingOplogStore,
+}
+
+// metrics are the collector's own series (docs/metrics.md, "oplog_collector's own
+// metrics"). A daemon updates them as it works; they are not read at scrape time.
+type metrics struct {
+	state          *prometheus.GaugeVec
+	events         *prometheus.CounterVec
+	bytes          *prometheus.CounterVec
+	batches        *prometheus.CounterVec
+	batchWrite     *prometheus.HistogramVec
+	lastEvent      *prometheus.GaugeVec
+	checkpoint     *prometheus.GaugeVec
+	storeOldest    *prometheus.GaugeVec
+	retention      *prometheus.GaugeVec
+	bufferEvents   *prometheus.GaugeVec
+	bufferCapacity *prometheus.GaugeVec
+	retries        *prometheus.CounterVec
+	errors         *prometheus.CounterVec
+}
+
+// Reasons of oplog_capture_retries_total and kinds of oplog_capture_errors_total.
+const (
+	retrySource = "source"
+	retryStore  = "store"
+
+	errSourceRead      = "source_read"
+	errStoreWrite      = "store_write"
+	errTokenSave       = "token_save"
+	errHeartbeat       = "heartbeat"
+	errResumeTokenLost = "resume_token_lost"
+)
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	src := []string{"source_cluster"}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "oplog_capture", Name: name, Help: help}, append(src, labels...))
+	}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "oplog_capture", Name: name, Help: help}, append(src, labels...))
+	}
+	m := &metrics{
+		state:   gauge("state", "State of the source's capture (state-set: 1 for the current state).", "state"),
+		events:  counter("events_total", "Change events persisted in the store, acknowledged by a majority, by operation type.", "op_type"),
+		bytes:   counter("bytes_total", "BSON bytes of the change events persisted."),
+		batches: counter("batches_total", "Batches acknowledged by the store."),
+		batchWrite: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "oplog_capture", Name: "batch_write_duration_seconds",
+			Help:    "Time from sending a batch to the store until its majority acknowledgement, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1 ms to about 4 min
+		}, src),
+		lastEvent:      gauge("last_event_timestamp_seconds", "Cluster time of the newest change event persisted."),
+		checkpoint:     gauge("checkpoint_timestamp_seconds", "Cluster time of the persisted resume token, post-batch tokens of a quiet source included: time() - this is the capture lag."),
+		storeOldest:    gauge("store_oldest_timestamp_seconds", "Cluster time of the oldest event in the store: the recovery window is last_event - this."),
+		retention:      gauge("retention_seconds", "Configured retention of the store (TTL on wall); absent when events are kept for ever."),
+		bufferEvents:   gauge("buffer_events", "Change events read from the source and not yet persisted."),
+		bufferCapacity: gauge("buffer_capacity", "The most change events the buffer holds before reading waits."),
+		retries:        counter("retries_total", "Attempts to reach the source (reopening the change stream) or the store (rewriting a batch or a token) after a failure.", "reason"),
+		errors:         counter("errors_total", "Failures by kind; each is retried, except resume_token_lost, which stops the source until it is reset.", "kind"),
+	}
+	reg.MustRegister(m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
+		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.retries, m.errors)
+	return m
+}
+
+// forget removes every series of a source that is no longer captured.
+func (m *metrics) forget(source string) {
+	labels := prometheus.Labels{"source_cluster": source}
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
+		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.retries, m.errors} {
+		v.DeletePartialMatch(labels)
+	}
+}
+
+// setState sets the state-set: 1 for state, 0 for the others.
+func (m *metrics) setState(source, state string) {
+	for _, s := range states {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.state.WithLabelValues(source, s).Set(v)
+	}
+}
+
+// zero creates a new source's counters at 0, so that rate() sees their first increase.
+func (m *metrics) zero(source string) {
+	m.bytes.WithLabelValues(source)
+	m.batches.WithLabelValues(source)
+	for _, reason := range []string{retrySource, retryStore} {
+		m.retries.WithLabelValues(source, reason)
+	}
+	for _, kind := range []string{errSourceRead, errStoreWrite, errTokenSave, errHeartbeat, errResumeTokenLost} {
+		m.errors.WithLabelValues(source, kind)
+	}
+}
+
+func seconds(ts bson.Timestamp) float64 { return float64(ts.T) }

@@ -1,0 +1,57 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Error codes that mean the saved position is gone from the source's oplog
+// (../shared/reference/oplog-collector.md): ChangeStreamHistoryLost, ChangeStreamFatalError,
+// and the resume-token-not-found code of MongoDB 4.0.
+var resumeTokenLostCodes = []int{286, 280, 40576}
+
+// isResumeTokenLost tells a stream that can never be resumed from the saved token from
+// one that only needs reopening.
+func isResumeTokenLost(err error) bool {
+	var se mongo.ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	if se.HasErrorLabel("NonResumableChangeStreamError") {
+		return true
+	}
+	for _, code := range resumeTokenLostCodes {
+		if se.HasErrorCode(code) {
+			return true
+		}
+	}
+	return false
+}
+
+// serverFeatures are the change-stream options the source's server supports.
+type serverFeatures struct {
+	known              bool
+	showExpandedEvents bool // MongoDB 6.0: DDL events such as create, createIndexes, shardCollection
+	splitLargeEvents   bool // MongoDB 7.0 and 6.0.9: $changeStreamSplitLargeEvent, events over 16 MB
+}
+
+// detectFeatures reads the server's version with buildInfo.
+func detectFeatures(ctx context.Context, client *mongo.Client) (serverFeatures, error) {
+	var info struct {
+		VersionArray []int32 `bson:"versionArray"`
+	}
+	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return serverFeatures{}, fmt.Errorf("reading the source's version (buildInfo): %w", err)
+	}
+	v := append(info.VersionArray, 0, 0, 0)
+	major, minor, patch := v[0], v[1], v[2]
+	return serverFeatures{
+		known:              true,
+		showExpandedEvents: major >= 6,
+		splitLargeEvents:   major >= 7 || (major == 6 && minor == 0 && patch >= 9),
+	}, nil
+}

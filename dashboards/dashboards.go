@@ -1,0 +1,186 @@
+// Package dashboards holds the project's Grafana dashboards (the JSON files in this
+// directory, embedded) and reads their queries, so that tests can check them and run
+// every panel query against a real Prometheus.
+//
+// The JSON files are the source of truth: edit them in Grafana, export them ("Export for
+// sharing externally" off, keep the ${datasource} variable) and overwrite the file.
+package dashboards
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+)
+
+//go:embed *.json
+var files embed.FS
+
+// UIDs are the stable uids of the dashboards; links and bookmarks depend on them.
+var UIDs = []string{"mongo-migration-overview", "mongo-migration-verification", "mongo-oplog-capture"}
+
+// Dashboard is the part of a Grafana dashboard the project reads.
+type Dashboard struct {
+	File       string `json:"-"`
+	UID        string `json:"uid"`
+	Title      string `json:"title"`
+	Templating struct {
+		List []Variable `json:"list"`
+	} `json:"templating"`
+	Panels []Panel `json:"panels"`
+	Links  []Link  `json:"links"`
+}
+
+// Variable is a template variable.
+type Variable struct {
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Query      json.RawMessage `json:"query"`
+	Definition string          `json:"definition"`
+	Multi      bool            `json:"multi"`
+	IncludeAll bool            `json:"includeAll"`
+	AllValue   string          `json:"allValue"`
+	Datasource *Datasource     `json:"datasource"`
+}
+
+// QueryString returns the variable's query: a plain string (datasource variables) or the
+// `query` member of the Prometheus query editor's object.
+func (v Variable) QueryString() string {
+	var s string
+	if json.Unmarshal(v.Query, &s) == nil {
+		return s
+	}
+	var obj struct {
+		Query string `json:"query"`
+	}
+	if json.Unmarshal(v.Query, &obj) == nil && obj.Query != "" {
+		return obj.Query
+	}
+	return v.Definition
+}
+
+// Datasource is a panel's, target's or variable's data source reference.
+type Datasource struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+// Link is a dashboard link.
+type Link struct {
+	Title string `json:"title"`
+	Type  string `json:"type"`
+	URL   string `json:"url"`
+}
+
+// Panel is a panel, or a row (Type "row") with its panels when it is collapsed.
+type Panel struct {
+	ID          int         `json:"id"`
+	Type        string      `json:"type"`
+	Title       string      `json:"title"`
+	Description string      `json:"description"`
+	Repeat      string      `json:"repeat"`
+	Datasource  *Datasource `json:"datasource"`
+	FieldConfig struct {
+		Defaults struct {
+			Unit       string `json:"unit"`
+			Thresholds *struct {
+				Steps []struct {
+					Color string   `json:"color"`
+					Value *float64 `json:"value"`
+				} `json:"steps"`
+			} `json:"thresholds"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
+	Targets []Target `json:"targets"`
+	Panels  []Panel  `json:"panels"`
+}
+
+// Target is one query of a panel.
+type Target struct {
+	RefID      string      `json:"refId"`
+	Expr       string      `json:"expr"`
+	Instant    bool        `json:"instant"`
+	Format     string      `json:"format"`
+	Datasource *Datasource `json:"datasource"`
+}
+
+// Load parses every embedded dashboard, sorted by file name.
+func Load() ([]Dashboard, error) {
+	names, err := fs.Glob(files, "*.json")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []Dashboard
+	for _, name := range names {
+		data, err := files.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		var d Dashboard
+		if err := json.Unmarshal(data, &d); err != nil {
+			return nil, fmt.Errorf("dashboards/%s: %w", name, err)
+		}
+		d.File = name
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// AllPanels returns the dashboard's panels in order, with the panels of collapsed rows
+// after their row.
+func (d Dashboard) AllPanels() []Panel {
+	var out []Panel
+	for _, p := range d.Panels {
+		out = append(out, p)
+		out = append(out, p.Panels...)
+	}
+	return out
+}
+
+// Query is one panel query.
+type Query struct {
+	Dashboard string // uid
+	Panel     string // title
+	RefID     string
+	Expr      string // as written, with template variables
+	Instant   bool
+}
+
+// Queries returns every panel query of every dashboard. An end-to-end test expands the
+// variables (Expand) and runs each against Prometheus, expecting data.
+func Queries() ([]Query, error) {
+	ds, err := Load()
+	if err != nil {
+		return nil, err
+	}
+	var out []Query
+	for _, d := range ds {
+		for _, p := range d.AllPanels() {
+			for _, t := range p.Targets {
+				out = append(out, Query{Dashboard: d.UID, Panel: p.Title, RefID: t.RefID, Expr: t.Expr, Instant: t.Instant})
+			}
+		}
+	}
+	return out, nil
+}
+
+var variableRef = regexp.MustCompile(`\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)`)
+
+// Expand replaces the Grafana variables in expr ($name, ${name}, ${name:format},
+// [[name]]) by their values in vars, as Grafana would for a single value; variables not
+// in vars are left as they are. Give the dashboard variables (every one is used as a
+// regular expression, `label=~"$name"`, so ".*" selects all) and Grafana's built-ins the
+// queries use, such as "__rate_interval" (for example "1m").
+func Expand(expr string, vars map[string]string) string {
+	return variableRef.ReplaceAllStringFunc(expr, func(ref string) string {
+		m := variableRef.FindStringSubmatch(ref)
+		name := m[1] + m[2] + m[3]
+		if v, ok := vars[name]; ok {
+			return v
+		}
+		return ref
+	})
+}

@@ -1,0 +1,536 @@
+package dashboards
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+const (
+	metricsDoc = "../docs/metrics.md"
+	alertsDir  = "../alerts"
+)
+
+func load(t *testing.T) []Dashboard {
+	t.Helper()
+	ds, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != len(UIDs) {
+		t.Fatalf("found %d dashboards, want %d (%v)", len(ds), len(UIDs), UIDs)
+	}
+	return ds
+}
+
+// The uids are fixed: links, bookmarks and the provisioned demo depend on them.
+func TestUIDsAreStable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, d := range load(t) {
+		if seen[d.UID] {
+			t.Errorf("%s: uid %q used twice", d.File, d.UID)
+		}
+		seen[d.UID] = true
+		if !slices.Contains(UIDs, d.UID) {
+			t.Errorf("%s: uid %q is not one of %v", d.File, d.UID, UIDs)
+		}
+		if d.File != d.UID+".json" {
+			t.Errorf("%s: the file should be named after its uid, %s.json", d.File, d.UID)
+		}
+		if d.Title == "" {
+			t.Errorf("%s: no title", d.File)
+		}
+	}
+}
+
+// areaVariables are the per-area variables each dashboard must have after job and instance.
+var areaVariables = map[string][]string{
+	"mongo-migration-overview":     {"migration", "mongosync"},
+	"mongo-migration-verification": {"verifier"},
+	"mongo-oplog-capture":          {"source_cluster", "metadata"},
+}
+
+func TestVariables(t *testing.T) {
+	known := knownMetrics(t)
+	for _, d := range load(t) {
+		vars := d.Templating.List
+		want := append([]string{"datasource", "job", "instance"}, areaVariables[d.UID]...)
+		var names []string
+		for _, v := range vars {
+			names = append(names, v.Name)
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("%s: variables %v, want %v", d.File, names, want)
+			continue
+		}
+		if vars[0].Type != "datasource" || vars[0].QueryString() != "prometheus" {
+			t.Errorf("%s: the first variable must be a prometheus datasource variable, got type %q query %q", d.File, vars[0].Type, vars[0].QueryString())
+		}
+		for _, v := range vars[1:] {
+			where := d.File + ": variable " + v.Name
+			if v.Type != "query" {
+				t.Errorf("%s: type %q, want query", where, v.Type)
+			}
+			if v.Datasource == nil || v.Datasource.UID != "${datasource}" {
+				t.Errorf("%s: must use the ${datasource} variable", where)
+			}
+			if !v.Multi || !v.IncludeAll || v.AllValue != ".*" {
+				t.Errorf("%s: must be multi-value with All = .* (queries use =~)", where)
+			}
+			q := v.QueryString()
+			m := regexp.MustCompile(`^label_values\((.+), *(\w+)\)$`).FindStringSubmatch(q)
+			if m == nil || m[2] != v.Name {
+				t.Errorf("%s: query %q is not label_values(<selector>, %s)", where, q, v.Name)
+				continue
+			}
+			sels, _, err := scan(m[1])
+			if err != nil || len(sels) != 1 {
+				t.Errorf("%s: cannot read the selector of %q: %v", where, q, err)
+				continue
+			}
+			for _, name := range sels[0].names() {
+				if !known[name] {
+					t.Errorf("%s: metric %s is not in docs/metrics.md", where, name)
+				}
+			}
+			// Each variable is filtered by the ones before it (job is the first).
+			for _, prev := range vars[1:] {
+				if prev.Name == v.Name {
+					break
+				}
+				if prev.Name != "job" && prev.Name != "instance" && !slices.Contains(sels[0].labels(), prev.Name) {
+					continue // an area variable may not apply to the metric of another
+				}
+				if !strings.Contains(sels[0].matchers, prev.Name+`=~"$`+prev.Name+`"`) {
+					t.Errorf("%s: query %q does not filter on $%s", where, q, prev.Name)
+				}
+			}
+		}
+	}
+}
+
+func TestPanels(t *testing.T) {
+	for _, d := range load(t) {
+		ids := map[int]bool{}
+		vars := map[string]bool{}
+		for _, v := range d.Templating.List {
+			vars[v.Name] = true
+		}
+		panels := d.AllPanels()
+		if len(panels) < 10 {
+			t.Errorf("%s: only %d panels", d.File, len(panels))
+		}
+		rows := 0
+		for _, p := range panels {
+			where := d.File + ": panel " + strconv.Quote(p.Title)
+			if ids[p.ID] {
+				t.Errorf("%s: id %d used twice", where, p.ID)
+			}
+			ids[p.ID] = true
+			if p.Repeat != "" && !vars[p.Repeat] {
+				t.Errorf("%s: repeats on unknown variable %q", where, p.Repeat)
+			}
+			if p.Title == "" {
+				t.Errorf("%s: no title", where)
+			}
+			if p.Type == "row" {
+				rows++
+				continue
+			}
+			if p.Type == "text" {
+				continue
+			}
+			if strings.TrimSpace(p.Description) == "" {
+				t.Errorf("%s: no description", where)
+			}
+			if !grafanaUnits[p.FieldConfig.Defaults.Unit] {
+				t.Errorf("%s: unit %q is not set or not a Grafana unit this project uses", where, p.FieldConfig.Defaults.Unit)
+			}
+			if p.Datasource == nil || p.Datasource.UID != "${datasource}" || p.Datasource.Type != "prometheus" {
+				t.Errorf("%s: datasource must be {type: prometheus, uid: ${datasource}}", where)
+			}
+			if len(p.Targets) == 0 {
+				t.Errorf("%s: no query", where)
+			}
+			for _, tg := range p.Targets {
+				if tg.Datasource != nil && tg.Datasource.UID != "${datasource}" {
+					t.Errorf("%s: target %s: datasource %q, want ${datasource}", where, tg.RefID, tg.Datasource.UID)
+				}
+				if strings.TrimSpace(tg.Expr) == "" {
+					t.Errorf("%s: target %s: empty expr", where, tg.RefID)
+				}
+			}
+		}
+		if rows < 2 {
+			t.Errorf("%s: group the panels in rows", d.File)
+		}
+	}
+}
+
+// grafanaUnits are the Grafana unit ids the dashboards may use.
+var grafanaUnits = map[string]bool{
+	"none": true, "short": true, "percentunit": true, "bytes": true, "Bps": true, "s": true,
+	"dtdurations": true, "eps": true, "ops": true, "cps": true, "dateTimeAsIso": true,
+	"dateTimeFromNow": true,
+}
+
+// Every query uses documented metrics or recording rules, filters on job, instance and the
+// area variables that apply to its metric, and uses $__rate_interval for every range.
+func TestQueries(t *testing.T) {
+	known := knownMetrics(t)
+	records := recordingRules(t)
+	for _, d := range load(t) {
+		for _, p := range d.AllPanels() {
+			for _, tg := range p.Targets {
+				where := d.File + ": panel " + strconv.Quote(p.Title) + " " + tg.RefID
+				sels, ranges, err := scan(tg.Expr)
+				if err != nil {
+					t.Errorf("%s: %v", where, err)
+					continue
+				}
+				if len(sels) == 0 {
+					t.Errorf("%s: no metric in %q", where, tg.Expr)
+				}
+				for _, s := range sels {
+					if s.name == "" {
+						t.Errorf("%s: name the metric in %q", where, tg.Expr)
+						continue
+					}
+					if !known[s.name] && !records[s.name] {
+						t.Errorf("%s: %s is neither in docs/metrics.md nor a recording rule in alerts/", where, s.name)
+					}
+					for _, label := range append([]string{"job", "instance"}, areaLabels(s.name)...) {
+						if !strings.Contains(s.matchers, label+`=~"$`+label+`"`) {
+							t.Errorf("%s: %s{%s} does not filter on %s=~\"$%s\"", where, s.name, s.matchers, label, label)
+						}
+						if !slices.Contains(append([]string{"job", "instance"}, areaVariables[d.UID]...), label) {
+							t.Errorf("%s: %s needs a $%s variable the dashboard does not have", where, s.name, label)
+						}
+					}
+				}
+				for _, r := range ranges {
+					if r != "$__rate_interval" {
+						t.Errorf("%s: range [%s] in %q; use [$__rate_interval]", where, r, tg.Expr)
+					}
+				}
+				for _, fn := range []string{"rate(", "increase(", "deriv("} {
+					if strings.Contains(tg.Expr, fn) && len(ranges) == 0 {
+						t.Errorf("%s: %s without a range", where, fn)
+					}
+				}
+			}
+		}
+	}
+}
+
+// areaLabels are the labels, beyond job and instance, whose dashboard variable a query of
+// the metric must filter on.
+func areaLabels(metric string) []string {
+	switch {
+	case strings.HasPrefix(metric, "mongosync_exporter_"):
+		return nil
+	case strings.HasPrefix(metric, "mongosync_"):
+		return []string{"migration", "mongosync"}
+	case strings.HasPrefix(metric, "migration:"):
+		return []string{"migration"}
+	case strings.HasPrefix(metric, "migration_verifier_"):
+		return []string{"verifier"}
+	case metric == "oplog_capture_build_info", strings.HasPrefix(metric, "oplog_collector_config_"):
+		return nil
+	case strings.HasPrefix(metric, "oplog_capture_"), strings.HasPrefix(metric, "source_cluster:oplog_capture_"):
+		return []string{"source_cluster"}
+	case metric == "oplog_collector_metadata_up":
+		return []string{"metadata"}
+	case strings.HasPrefix(metric, "oplog_collector_"), strings.HasPrefix(metric, "source_cluster:oplog_collector_"):
+		return []string{"source_cluster", "metadata"}
+	}
+	return nil
+}
+
+func TestLinks(t *testing.T) {
+	for _, d := range load(t) {
+		var linked []string
+		for _, l := range d.Links {
+			for _, uid := range UIDs {
+				if strings.Contains(l.URL, "/d/"+uid) {
+					linked = append(linked, uid)
+				}
+			}
+		}
+		for _, uid := range UIDs {
+			if uid != d.UID && !slices.Contains(linked, uid) {
+				t.Errorf("%s: no link to %s", d.File, uid)
+			}
+		}
+	}
+}
+
+// The lag panels colour the thresholds the alerts fire at.
+func TestThresholdsFollowTheAlerts(t *testing.T) {
+	alerts := alertThresholds(t)
+	checks := []struct {
+		metrics []string
+		want    []float64
+	}{
+		// 30 s: mongosync 1.21+ refuses to commit; then MongosyncLagHigh's warning and critical.
+		{[]string{"migration:mongosync_lag_seconds:max", "mongosync_lag_seconds"}, append([]float64{30}, alerts["MongosyncLagHigh"]...)},
+		{[]string{"source_cluster:oplog_capture_lag:seconds"}, alerts["OplogCaptureLagHigh"]},
+		{[]string{"mongosync_oplog_time_remaining_seconds"}, alerts["MongosyncOplogTimeRemainingLow"]},
+	}
+	for _, c := range checks {
+		if len(c.want) < 2 {
+			t.Fatalf("could not read the thresholds of the alerts for %v: %v", c.metrics, c.want)
+		}
+		found := 0
+		for _, d := range load(t) {
+			for _, p := range d.AllPanels() {
+				if len(p.Targets) == 0 || !slices.ContainsFunc(c.metrics, func(m string) bool {
+					return regexp.MustCompile(`(^|[^\w:])` + regexp.QuoteMeta(m) + `\{`).MatchString(p.Targets[0].Expr)
+				}) {
+					continue
+				}
+				found++
+				var steps []float64
+				if th := p.FieldConfig.Defaults.Thresholds; th != nil {
+					for _, s := range th.Steps {
+						if s.Value != nil {
+							steps = append(steps, *s.Value)
+						}
+					}
+				}
+				for _, w := range c.want {
+					if !slices.Contains(steps, w) {
+						t.Errorf("%s: panel %q: thresholds %v lack %v, where the alerts fire", d.File, p.Title, steps, w)
+					}
+				}
+			}
+		}
+		if found == 0 {
+			t.Errorf("no panel shows %v", c.metrics)
+		}
+	}
+}
+
+// alertThresholds returns, per alert name, the numbers its expressions compare with.
+func alertThresholds(t *testing.T) map[string][]float64 {
+	t.Helper()
+	out := map[string][]float64{}
+	cmp := regexp.MustCompile(`[<>]=?\s*([0-9.]+)\b`)
+	for _, r := range rules(t) {
+		if r.Alert == "" {
+			continue
+		}
+		if m := cmp.FindStringSubmatch(r.Expr); m != nil {
+			v, err := strconv.ParseFloat(m[1], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[r.Alert] = append(out[r.Alert], v)
+		}
+	}
+	return out
+}
+
+// The helper the end-to-end test uses: every panel query, expandable to plain PromQL.
+func TestQueriesAndExpand(t *testing.T) {
+	qs, err := Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	panels := 0
+	for _, d := range load(t) {
+		for _, p := range d.AllPanels() {
+			panels += len(p.Targets)
+		}
+	}
+	if len(qs) != panels || len(qs) == 0 {
+		t.Fatalf("Queries returned %d queries, the dashboards have %d", len(qs), panels)
+	}
+	vars := expansion()
+	for _, q := range qs {
+		if q.Dashboard == "" || q.Panel == "" || q.RefID == "" {
+			t.Errorf("incomplete query %+v", q)
+		}
+		if e := Expand(q.Expr, vars); strings.Contains(e, "$") && !strings.Contains(e, `"$1"`) {
+			t.Errorf("%s/%s: variables left after Expand: %s", q.Dashboard, q.Panel, e)
+		}
+	}
+	got := Expand(`rate(x{job=~"$job",a="${instance}",b="[[migration]]",c="${mongosync:regex}"}[$__rate_interval]) $unknown`,
+		map[string]string{"job": "j", "instance": "i", "migration": "m", "mongosync": "s", "__rate_interval": "1m"})
+	if want := `rate(x{job=~"j",a="i",b="m",c="s"}[1m]) $unknown`; got != want {
+		t.Errorf("Expand = %s\nwant     %s", got, want)
+	}
+}
+
+func expansion() map[string]string {
+	vars := map[string]string{"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
+	for _, v := range []string{"datasource", "job", "instance", "migration", "mongosync", "verifier", "source_cluster", "metadata"} {
+		vars[v] = ".*"
+	}
+	return vars
+}
+
+// Every query, variables expanded, is valid PromQL for the real Prometheus parser
+// (promtool check rules on a rule file made of them).
+func TestQueriesParseWithPromtool(t *testing.T) {
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool is missing in CI: .ci/run must install the Debian package prometheus")
+		}
+		t.Skip("parsing the queries needs promtool (Debian package prometheus: apt-get install prometheus)")
+	}
+	type rec struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var recs []rec
+	vars := expansion()
+	for _, d := range load(t) {
+		for _, p := range d.AllPanels() {
+			for _, tg := range p.Targets {
+				recs = append(recs, rec{"dashboard_query_" + strconv.Itoa(len(recs)), Expand(tg.Expr, vars)})
+			}
+		}
+		for _, v := range d.Templating.List[1:] {
+			m := regexp.MustCompile(`^label_values\((.+), *\w+\)$`).FindStringSubmatch(v.QueryString())
+			if m != nil {
+				recs = append(recs, rec{"dashboard_variable_" + strconv.Itoa(len(recs)), Expand(m[1], vars)})
+			}
+		}
+	}
+	file := map[string]any{"groups": []any{map[string]any{"name": "dashboards", "rules": recs}}}
+	data, err := yaml.Marshal(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "queries.yml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "check", "rules", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules on the dashboard queries: %v\n%s\n%s", err, out, data)
+	}
+}
+
+// knownMetrics returns the metric names of docs/metrics.md's tables (the first column of
+// every table whose header starts with "metric"), with the series names of histograms.
+func knownMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	data, err := os.ReadFile(metricsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	metricName := regexp.MustCompile("^`([a-z_][a-z0-9_]*)`$")
+	inMetricTable := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "|") {
+			inMetricTable = false
+			continue
+		}
+		cells := splitRow(line)
+		if strings.HasPrefix(line, "|---") {
+			continue
+		}
+		if len(cells) > 0 && (cells[0] == "metric" || cells[0] == "figure") {
+			inMetricTable = cells[0] == "metric"
+			continue
+		}
+		if !inMetricTable {
+			continue
+		}
+		histogram := len(cells) > 1 && cells[1] == "histogram"
+		for _, n := range strings.Split(cells[0], ",") {
+			m := metricName.FindStringSubmatch(strings.TrimSpace(n))
+			if m == nil {
+				continue
+			}
+			names[m[1]] = true
+			if histogram {
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					names[m[1]+suffix] = true
+				}
+			}
+		}
+	}
+	if len(names) < 50 {
+		t.Fatalf("read only %d metric names from %s", len(names), metricsDoc)
+	}
+	return names
+}
+
+// splitRow splits a markdown table row on the pipes outside `code`.
+func splitRow(line string) []string {
+	var cells []string
+	var cell strings.Builder
+	inCode := false
+	for _, r := range strings.Trim(line, "|") {
+		switch {
+		case r == '`':
+			inCode = !inCode
+			cell.WriteRune(r)
+		case r == '|' && !inCode:
+			cells = append(cells, strings.TrimSpace(cell.String()))
+			cell.Reset()
+		default:
+			cell.WriteRune(r)
+		}
+	}
+	return append(cells, strings.TrimSpace(cell.String()))
+}
+
+type rule struct {
+	Alert  string `yaml:"alert"`
+	Record string `yaml:"record"`
+	Expr   string `yaml:"expr"`
+}
+
+func rules(t *testing.T) []rule {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(alertsDir, "*.yml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no rule files in %s: %v", alertsDir, err)
+	}
+	var out []rule
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct {
+			Groups []struct {
+				Rules []rule `yaml:"rules"`
+			} `yaml:"groups"`
+		}
+		if err := yaml.Unmarshal(data, &f); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for _, g := range f.Groups {
+			out = append(out, g.Rules...)
+		}
+	}
+	return out
+}
+
+func recordingRules(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, r := range rules(t) {
+		if r.Record != "" {
+			out[r.Record] = true
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no recording rules in alerts/")
+	}
+	return out
+}

@@ -1,0 +1,64 @@
+// Package httpserve runs the HTTP side both daemons share: exporter-toolkit's listener
+// (TLS and basic auth from --web.config.file), its landing page, and a graceful stop.
+package httpserve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/mongomigrate/observability/internal/logging"
+)
+
+// Routes adds the endpoints every daemon has to mux: a landing page at / linking to
+// the metrics, and /-/healthy.
+func Routes(mux *http.ServeMux, program, description, telemetryPath string) error {
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
+	if telemetryPath == "/" {
+		return nil
+	}
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        program,
+		Description: description,
+		Version:     version.Info(),
+		Links: []web.LandingLinks{
+			{Address: telemetryPath, Text: "Metrics"},
+			{Address: "/-/healthy", Text: "Health"},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("building the landing page: %w", err)
+	}
+	mux.Handle("/", landing)
+	return nil
+}
+
+// Serve runs srv until ctx ends (SIGINT, SIGTERM), then calls stop (the daemon's own
+// shutdown, during which /metrics is still served) and lets requests in flight finish.
+// It returns the process exit code.
+func Serve(ctx context.Context, srv *http.Server, flags *web.FlagConfig, logger log.Logger, stop func()) int {
+	failed := make(chan error, 1)
+	go func() { failed <- web.ListenAndServe(srv, flags, logging.Slog(logger)) }()
+	select {
+	case err := <-failed:
+		level.Error(logger).Log("msg", "Cannot serve HTTP", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	level.Info(logger).Log("msg", "Shutting down")
+	stop()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		level.Error(logger).Log("msg", "Shutdown did not complete", "err", err)
+		return 1
+	}
+	return 0
+}
