@@ -15,13 +15,13 @@ LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REV
            -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(shell id -un)@$(shell hostname) \
            -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-BINARIES := mongosync_exporter
+BINARIES := mongosync_exporter oplog_collector
 
 .DEFAULT_GOAL := help
 
 .PHONY: help
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## Build the binaries into the project directory, with version information.
@@ -30,6 +30,10 @@ build: ## Build the binaries into the project directory, with version informatio
 .PHONY: run
 run: build ## Run mongosync_exporter on config.yml (CONFIG=file for another), on :9782.
 	./mongosync_exporter --config.file=$(CONFIG)
+
+.PHONY: run-collector
+run-collector: build ## Run oplog_collector on config.yml (its collector: section), on :9783.
+	./oplog_collector --config.file=$(CONFIG)
 
 .PHONY: test
 test: ## Run every test (race detector on) and a short fuzzing pass of the progress parser.
