@@ -20,7 +20,7 @@ var capturedOperations = []string{
 // item is one entry of the buffer between reading and writing: a change event to store,
 // or only a position (a post-batch resume token on a quiet source).
 type item struct {
-	doc        bson.D // the store document; nil for a position only
+	doc        bson.Raw // the store document, marshalled once; nil for a position only
 	token      bson.Raw
 	tokenTime  bson.Timestamp // zero when the token's time cannot be told
 	opType     string
@@ -95,8 +95,12 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 			doc = append(doc, bson.E{Key: extra.to, Value: v})
 		}
 	}
+	raw, err := bson.Marshal(doc)
+	if err != nil {
+		return item{}, fmt.Errorf("change event %s: %w", data, err)
+	}
 	return item{
-		doc:        doc,
+		doc:        raw,
 		token:      token,
 		tokenTime:  clusterTime,
 		opType:     opType,

@@ -273,7 +273,9 @@ func (s *source) open(ctx context.Context, pos position) (*mongo.ChangeStream, e
 	}
 	opts := options.ChangeStream().
 		SetFullDocument(options.FullDocument(s.cfg.FullDocument)).
-		SetMaxAwaitTime(maxAwait)
+		SetMaxAwaitTime(maxAwait).
+		SetBatchSize(int32(s.common.Batch.MaxEvents)) // a getMore fills about one store batch
+
 	if s.features.showExpandedEvents {
 		opts.SetShowExpandedEvents(true)
 	}
