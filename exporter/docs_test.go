@@ -57,7 +57,10 @@ func docTableRows(t *testing.T, heading string) [][]string {
 	return rows[1:] // without the header row
 }
 
-var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+var (
+	fqName   = regexp.MustCompile(`fqName: "([^"]+)"`)
+	codeSpan = regexp.MustCompile("`([^`]+)`")
+)
 
 // docs/metrics.md is the contract: each scraper's section lists exactly the metrics the
 // scraper describes.
@@ -100,15 +103,27 @@ func TestMetricsDocAggregationQueries(t *testing.T) {
 		}
 		t.Skip("evaluating the documented PromQL needs promtool (Debian package prometheus)")
 	}
+	recording, err := os.ReadFile("../alerts/recording.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	queries := map[string]string{}
 	for _, row := range docTableRows(t, "Migration-wide figures") {
-		queries[row[0]] = strings.Trim(row[1], "`")
+		spans := codeSpan.FindAllStringSubmatch(row[1], -1)
+		if len(spans) == 0 {
+			t.Fatalf("figure %q has no query", row[0])
+		}
+		queries[row[0]] = spans[0][1]
+		// A recording rule named next to the query must exist.
+		if len(spans) > 1 && !strings.Contains(string(recording), "record: "+spans[1][1]) {
+			t.Errorf("figure %q names recording rule %s, which alerts/recording.yml lacks", row[0], spans[1][1])
+		}
 	}
 	expected := map[string]string{
 		"copy progress (0-1)":                          `{migration="orders"}: 0.4`,
 		"lag of the migration":                         `{migration="orders"}: 40`,
 		"can the migration commit":                     `{migration="orders"}: 0`,
-		"can the application write to the destination": `mongosync_can_write{migration="orders",mongosync="shard0"}: 1`,
+		"can the application write to the destination": `{migration="orders"}: 1`,
 		"events applied per second":                    `{migration="orders"}: 3`,
 		"instances down":                               `{migration="orders"}: 1`,
 		"state of the migration":                       `{migration="orders",state="RUNNING"}: 2`,
