@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mongomigrate/observability/internal/testsupport"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -111,14 +113,7 @@ func rules(t *testing.T) map[string][]rule {
 // the Debian package) and is skipped elsewhere, by name.
 func promtool(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is missing in CI: .ci/run must install the Debian package prometheus")
-		}
-		t.Skip("checking the rules needs promtool (Debian package prometheus: apt-get install prometheus)")
-	}
-	return path
+	return testsupport.Promtool(t, "checking the rules")
 }
 
 func TestPromtoolCheckRules(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mongomigrate/observability/internal/testsupport"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -380,13 +382,7 @@ func expansion() map[string]string {
 // Every query, variables expanded, is valid PromQL for the real Prometheus parser
 // (promtool check rules on a rule file made of them).
 func TestQueriesParseWithPromtool(t *testing.T) {
-	bin, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is missing in CI: .ci/run must install the Debian package prometheus")
-		}
-		t.Skip("parsing the queries needs promtool (Debian package prometheus: apt-get install prometheus)")
-	}
+	bin := testsupport.Promtool(t, "parsing the queries")
 	type rec struct {
 		Record string `yaml:"record"`
 		Expr   string `yaml:"expr"`

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mongomigrate/observability/internal/testsupport"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -96,13 +98,7 @@ func TestMetricsDocListsEveryMetric(t *testing.T) {
 // 1000 bytes, lags 5 s, can commit and write; shard1 copied 100, lags 40 s, cannot commit,
 // and reports canWrite 0 (not valid on a non-first instance).
 func TestMetricsDocAggregationQueries(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is missing in CI: .ci/run must install the Debian package prometheus")
-		}
-		t.Skip("evaluating the documented PromQL needs promtool (Debian package prometheus)")
-	}
+	promtool := testsupport.Promtool(t, "evaluating the documented PromQL")
 	recording, err := os.ReadFile("../alerts/recording.yml")
 	if err != nil {
 		t.Fatal(err)

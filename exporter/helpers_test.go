@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the current output")
@@ -95,23 +96,7 @@ func (s *standIn) target(name string, timeout time.Duration) config.Mongosync {
 	return config.Mongosync{Migration: "orders", Name: name, URL: s.URL + "/" + name, Timeout: timeout}
 }
 
-// syncBuffer is a log sink that tests read while scrapes write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testsupport.LogBuffer
 
 // testEnv logs to logs in logfmt.
 func testEnv(logs *syncBuffer) Env {

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mongomigrate/observability/internal/testsupport"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -321,30 +323,11 @@ func TestServesMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	promtoolCheckMetrics(t, body)
+	testsupport.CheckMetrics(t, body)
 
 	code, landing := httpGet(t, p.url+"/")
 	if code != http.StatusOK || !strings.Contains(landing, program) || !strings.Contains(landing, `href="/metrics"`) {
 		t.Errorf("landing page: %d\n%s", code, landing)
-	}
-}
-
-// promtoolCheckMetrics runs the real `promtool check metrics` (Debian package
-// prometheus) on a scrape. CI installs it; elsewhere the check is skipped, by name.
-func promtoolCheckMetrics(t *testing.T, body string) {
-	t.Helper()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is missing in CI: .ci/run must install the Debian package prometheus")
-		}
-		t.Skip("promtool check metrics needs promtool (Debian package prometheus: apt-get install prometheus)")
-	}
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = strings.NewReader(body)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
 

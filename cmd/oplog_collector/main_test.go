@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mongomigrate/observability/internal/testsupport"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -257,7 +259,7 @@ func TestDaemonLifecycle(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	promtoolCheckMetrics(t, string(body))
+	testsupport.CheckMetrics(t, string(body))
 
 	code, out := runCLI(t, "status", "--collector.url", d.url)
 	if code != 0 || !regexp.MustCompile(`(?m)^alpha\s+running\s`).MatchString(out) || !regexp.MustCompile(`(?m)^beta\s+running\s`).MatchString(out) {
@@ -362,22 +364,4 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatalf("after %d kills the store holds %d inserts, not 0..%d once each in order", kills, len(got), total-1)
 	}
 	t.Logf("%d events stored exactly once across %d SIGKILLs", total, kills)
-}
-
-// promtoolCheckMetrics runs the real `promtool check metrics` (Debian package
-// prometheus) on a scrape. CI installs it; elsewhere the check is skipped, by name.
-func promtoolCheckMetrics(t *testing.T, body string) {
-	t.Helper()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is missing in CI: .ci/run must install the Debian package prometheus")
-		}
-		t.Skip("promtool check metrics needs promtool (Debian package prometheus: apt-get install prometheus)")
-	}
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = strings.NewReader(body)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
-	}
 }
