@@ -32,10 +32,7 @@ type Manager struct {
 
 	mu           sync.Mutex
 	cfg          *config.Collector
-	storeClient  *mongo.Client
-	metaClient   *mongo.Client
-	storeDB      *mongo.Database
-	beats        *heartbeats
+	shared       *shared
 	sources      map[string]*running
 	deregistered map[string]bool // removed while running; not restarted until the config drops them
 }
@@ -68,10 +65,15 @@ func (m *Manager) Apply(cfg *config.Config) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cfg == nil || !sameShared(m.cfg, c) {
-		if err := m.connectLocked(c); err != nil {
+		// New clients first: if they cannot be made, nothing changes. The old ones are
+		// closed only once the sources using them have written what they read.
+		next, err := connectShared(c)
+		if err != nil {
 			return err
 		}
 		m.stopLocked(slices.Collect(maps.Keys(m.sources)))
+		m.shared.close()
+		m.shared = next
 	}
 	wanted := map[string]config.Source{}
 	for _, s := range c.Sources {
@@ -113,32 +115,41 @@ func sameShared(a, b *config.Collector) bool {
 	return reflect.DeepEqual(x, y)
 }
 
-func (m *Manager) connectLocked(c *config.Collector) error {
+// shared is what every source of a config uses: the store and the heartbeats.
+type shared struct {
+	storeClient, metaClient *mongo.Client
+	storeDB                 *mongo.Database
+	beats                   *heartbeats
+}
+
+func connectShared(c *config.Collector) (*shared, error) {
 	storeClient, err := connect(c.Store.MongoURI, "oplog_collector store")
 	if err != nil {
-		return fmt.Errorf("collector.store: %w", err)
+		return nil, fmt.Errorf("collector.store: %w", err)
 	}
-	var metaClient *mongo.Client
-	beats := &heartbeats{}
+	sh := &shared{storeClient: storeClient, storeDB: storeClient.Database(c.Store.Database), beats: &heartbeats{}}
 	if c.Metadata != nil {
-		if metaClient, err = connect(c.Metadata.MongoURI, "oplog_collector metadata"); err != nil {
-			_ = storeClient.Disconnect(context.Background())
-			return fmt.Errorf("collector.metadata: %w", err)
+		if sh.metaClient, err = connect(c.Metadata.MongoURI, "oplog_collector metadata"); err != nil {
+			sh.close()
+			return nil, fmt.Errorf("collector.metadata: %w", err)
 		}
-		beats.coll = metaClient.Database(c.Metadata.Database).Collection(c.Metadata.Collection,
+		sh.beats.coll = sh.metaClient.Database(c.Metadata.Database).Collection(c.Metadata.Collection,
 			options.Collection().SetWriteConcern(writeconcern.Majority()))
 	}
-	old := []*mongo.Client{m.storeClient, m.metaClient}
-	m.storeClient, m.metaClient, m.beats = storeClient, metaClient, beats
-	m.storeDB = storeClient.Database(c.Store.Database)
-	go func() { // after the sources using them have stopped
-		for _, client := range old {
-			if client != nil {
-				_ = client.Disconnect(context.Background())
-			}
+	return sh, nil
+}
+
+func (sh *shared) close() {
+	if sh == nil {
+		return
+	}
+	for _, client := range []*mongo.Client{sh.storeClient, sh.metaClient} {
+		if client != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = client.Disconnect(ctx)
+			cancel()
 		}
-	}()
-	return nil
+	}
 }
 
 // connect makes a client without contacting the server: an unreachable cluster is a
@@ -161,7 +172,7 @@ func (m *Manager) startLocked(s config.Source, c *config.Collector) error {
 	if err != nil {
 		return fmt.Errorf("collector source %q: %w", s.Name, err)
 	}
-	src := newSource(s, c, client, newSourceStore(m.storeDB, s.Name), m.beats, m.metrics, m.logger)
+	src := newSource(s, c, client, newSourceStore(m.shared.storeDB, s.Name), m.shared.beats, m.metrics, m.logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{src: src, client: client, cancel: cancel, done: make(chan struct{})}
 	m.sources[s.Name] = r
@@ -185,11 +196,13 @@ func (m *Manager) stopLocked(names []string) {
 }
 
 // Stop stops every source: each writes what it has read, saves its token and reports
-// stopped.
+// stopped. The manager can be given a config again afterwards.
 func (m *Manager) Stop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.stopLocked(slices.Collect(maps.Keys(m.sources)))
+	m.shared.close()
+	m.shared, m.cfg = nil, nil
 }
 
 // ErrUnknownSource is returned for a name the running config does not capture.
@@ -207,8 +220,8 @@ func (m *Manager) Reset(ctx context.Context, name string) error {
 	cfg := r.src.cfg
 	m.stopLocked([]string{name})
 	m.metrics.setState(name, stateResettingOplogStore)
-	_ = m.beats.report(ctx, name, heartbeat{status: stateResettingOplogStore, scope: cfg.Database, running: true})
-	if err := newSourceStore(m.storeDB, name).wipe(ctx); err != nil {
+	_ = m.shared.beats.report(ctx, name, heartbeat{status: stateResettingOplogStore, scope: cfg.Database, running: true})
+	if err := newSourceStore(m.shared.storeDB, name).wipe(ctx); err != nil {
 		_ = m.startLocked(cfg, m.cfg) // capture goes on from the saved token
 		return err
 	}
@@ -227,10 +240,10 @@ func (m *Manager) Deregister(ctx context.Context, name string) error {
 	m.stopLocked([]string{name})
 	m.deregistered[name] = true
 	m.metrics.forget(name)
-	if err := newSourceStore(m.storeDB, name).wipe(ctx); err != nil {
+	if err := newSourceStore(m.shared.storeDB, name).wipe(ctx); err != nil {
 		return err
 	}
-	return m.beats.remove(ctx, name)
+	return m.shared.beats.remove(ctx, name)
 }
 
 // Status returns every source's state, by name.
