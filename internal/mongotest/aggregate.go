@@ -18,14 +18,10 @@ func aggregate(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	cursorOpt, err := cx.docArg("cursor")
-	if err != nil {
-		return nil, err
-	}
 	if _, ok := cx.field("cursor"); !ok {
 		return nil, errorf(codeFailedToParse, "The 'cursor' option is required, except for aggregate with the explain argument")
 	}
-	batchSize, hasBatch, err := batchSizeOf("aggregate.cursor.batchSize", cursorOpt.Lookup("batchSize"))
+	batchSize, hasBatch, err := cx.cursorBatchSize()
 	if err != nil {
 		return nil, err
 	}
@@ -47,8 +43,8 @@ func aggregate(cx *cmdCtx) (bson.D, error) {
 			return nil, err
 		}
 	}
-	c := cx.s.collLocked(cx.db, target)
-	if err := cx.checkHint(c); err != nil {
+	c, err := cx.hintedColl(target)
+	if err != nil {
 		return nil, err
 	}
 	var docs []bsoncore.Document

@@ -5,14 +5,11 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-
-	"github.com/mongomigrate/observability/internal/mongotest"
 )
 
 func TestAggregation(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	coll := testDB(t, c).Collection("verification_tasks")
-	cx := ctx(t)
+	db, cx := setup(t)
+	coll := db.Collection("verification_tasks")
 	var docs []any
 	for i := 0; i < 10; i++ {
 		docs = append(docs, bson.D{

@@ -75,10 +75,5 @@ func benchClient(b *testing.B) *mongo.Client {
 		b.Fatal(err)
 	}
 	b.Cleanup(srv.Close)
-	c, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = c.Disconnect(context.Background()) })
-	return c
+	return connect(b, srv.URI())
 }

@@ -29,15 +29,16 @@ func systemColl(coll string) bool { return len(coll) >= 7 && coll[:7] == "system
 // expandedOnly events need showExpandedEvents.
 var expandedOnly = map[string]bool{"create": true, "createIndexes": true, "dropIndexes": true}
 
-// rendered is one document a stream returns, with its position.
-type rendered struct {
+// positioned is one document a stream returns, with its position; doc is
+// nil when the pipeline filtered it out (the position still moves).
+type positioned struct {
 	key tokenKey
 	doc bsoncore.Document
 }
 
 // render returns what e produces on this stream: nothing, the event, or
 // the event followed by an invalidate.
-func (cs *changeStream) render(s *Server, e *event) []rendered {
+func (cs *changeStream) render(s *Server, e *event) []positioned {
 	if systemColl(e.coll) || (cs.db == "" && internalDB(e.db)) || (expandedOnly[e.op] && !cs.expanded) {
 		return nil
 	}
@@ -50,11 +51,11 @@ func (cs *changeStream) render(s *Server, e *event) []rendered {
 	if cs.coll != "" && e.op == "dropDatabase" {
 		return nil
 	}
-	out := []rendered{{key: tokenKey{ts: e.ts, kind: kindEvent}, doc: cs.eventDoc(s, e)}}
+	out := []positioned{{key: tokenKey{ts: e.ts, kind: kindEvent}, doc: cs.eventDoc(s, e)}}
 	invalidates := (cs.coll != "" && (e.op == "drop" || e.op == "rename")) || (cs.coll == "" && cs.db != "" && e.op == "dropDatabase")
 	if invalidates {
 		k := tokenKey{ts: e.ts, kind: kindInvalidate}
-		out = append(out, rendered{key: k, doc: buildDoc([]field{
+		out = append(out, positioned{key: k, doc: buildDoc([]field{
 			{"_id", docValue(k.doc())}, {"operationType", stringValue("invalidate")},
 			{"clusterTime", timestampValue(e.ts)}, {"wallTime", dateValue(e.wall.UnixMilli())},
 		})})
@@ -165,16 +166,9 @@ func (cs *changeStream) read(s *Server, n int) ([]bsoncore.Document, error) {
 	return batch, nil
 }
 
-// positioned is a stream output at its position; doc is nil when the
-// pipeline filtered it out.
-type positioned struct {
-	key tokenKey
-	doc bsoncore.Document
-}
-
 // transform runs the stages after $changeStream on one document; a
 // filtered-out document still moves the position (doc nil).
-func (cs *changeStream) transform(r rendered) ([]positioned, error) {
+func (cs *changeStream) transform(r positioned) ([]positioned, error) {
 	doc := r.doc
 	for _, st := range cs.stages {
 		out, err := st.apply([]bsoncore.Document{doc})

@@ -25,10 +25,8 @@ func next(t *testing.T, cs *mongo.ChangeStream) bson.Raw {
 func opType(r bson.Raw) string { return r.Lookup("operationType").StringValue() }
 
 func TestChangeStreamEvents(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	db := testDB(t, c)
+	db, cx := setup(t)
 	coll := db.Collection("events")
-	cx := ctx(t)
 	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 0}}) // create the collection first
 	must(t, err)
 	cs, err := coll.Watch(cx, mongo.Pipeline{}, options.ChangeStream().SetFullDocument(options.UpdateLookup))
@@ -89,10 +87,8 @@ func TestChangeStreamEvents(t *testing.T) {
 // checks the rest of the events come back, in order, exactly once
 // (https://www.mongodb.com/docs/manual/changeStreams/#resume-a-change-stream).
 func TestChangeStreamResumeEverywhere(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	db := testDB(t, c)
+	db, cx := setup(t)
 	coll := db.Collection("resume")
-	cx := ctx(t)
 	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: -1}})
 	must(t, err)
 	cs, err := db.Watch(cx, mongo.Pipeline{})
@@ -186,9 +182,8 @@ func TestChangeStreamEmptyBatchesAdvance(t *testing.T) {
 }
 
 func TestChangeStreamExpandedEventsAndInvalidate(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	db := testDB(t, c)
-	cx := ctx(t)
+	db, cx := setup(t)
+	c := db.Client()
 	dbStream, err := db.Watch(cx, mongo.Pipeline{}, options.ChangeStream().SetShowExpandedEvents(true))
 	must(t, err)
 	defer dbStream.Close(cx)
@@ -263,9 +258,8 @@ func TestChangeStreamExpandedEventsAndInvalidate(t *testing.T) {
 }
 
 func TestClusterStream(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	db := testDB(t, c)
-	cx := ctx(t)
+	db, cx := setup(t)
+	c := db.Client()
 	cs, err := c.Watch(cx, mongo.Pipeline{bson.D{{Key: "$match", Value: bson.D{{Key: "ns.db", Value: db.Name()}}}}})
 	must(t, err)
 	defer cs.Close(cx)
@@ -345,10 +339,8 @@ func assertHistoryLost(t *testing.T, err error) {
 // each with its own token and splitEvent {fragment, of}
 // (https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStreamSplitLargeEvent/).
 func TestChangeStreamSplitLargeEvent(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	db := testDB(t, c)
+	db, cx := setup(t)
 	coll := db.Collection("big")
-	cx := ctx(t)
 	big := make([]byte, 6<<20) // the document stays under 16 MB, the event (fullDocument + updateDescription) does not
 	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: big}})
 	must(t, err)

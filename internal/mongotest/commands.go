@@ -3,6 +3,7 @@ package mongotest
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -46,7 +47,6 @@ func init() {
 type cmdCtx struct {
 	s    *Server
 	c    *conn
-	req  *request
 	name string
 	db   string
 	body bsoncore.Document
@@ -59,7 +59,7 @@ type cmdCtx struct {
 // handle runs one request and returns the reply document; false means the
 // connection must be closed without a reply (failCommand closeConnection).
 func (s *Server) handle(c *conn, req *request) (bsoncore.Document, bool) {
-	cx := &cmdCtx{s: s, c: c, req: req, db: req.db, body: req.body}
+	cx := &cmdCtx{s: s, c: c, db: req.db, body: req.body}
 	out := cx.execute()
 	if out.hangUp {
 		return nil, false
@@ -144,7 +144,7 @@ func (cx *cmdCtx) parseEnvelope(cmd command) error {
 		return errorf(codeFailedToParse, "malformed command document")
 	}
 	for _, e := range elems[1:] {
-		if !cmd.freeForm && !contains(cmd.fields, e.Key()) && !contains(genericFields, e.Key()) {
+		if !cmd.freeForm && !slices.Contains(cmd.fields, e.Key()) && !slices.Contains(genericFields, e.Key()) {
 			return errorf(codeIDLUnknownField, "BSON field '%s.%s' is an unknown field.", cx.name, e.Key())
 		}
 	}
@@ -371,13 +371,4 @@ func (cx *cmdCtx) collName() (string, error) {
 		return "", err
 	}
 	return name, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -81,13 +81,7 @@ func compareValues(a, b bsoncore.Value) int {
 	case 30:
 		sa, da := a.Binary()
 		sb, db := b.Binary()
-		if c := cmp.Compare(len(da), len(db)); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(sa, sb); c != 0 {
-			return c
-		}
-		return bytes.Compare(da, db)
+		return cmp.Or(cmp.Compare(len(da), len(db)), cmp.Compare(sa, sb), bytes.Compare(da, db))
 	case 40:
 		return cmp.Compare(boolInt(a.Boolean()), boolInt(b.Boolean()))
 	case 45:
@@ -95,17 +89,11 @@ func compareValues(a, b bsoncore.Value) int {
 	case 47:
 		ta, ia := a.Timestamp()
 		tb, ib := b.Timestamp()
-		if c := cmp.Compare(ta, tb); c != 0 {
-			return c
-		}
-		return cmp.Compare(ia, ib)
+		return cmp.Or(cmp.Compare(ta, tb), cmp.Compare(ia, ib))
 	case 50:
 		pa, oa := a.Regex()
 		pb, ob := b.Regex()
-		if c := cmp.Compare(pa, pb); c != 0 {
-			return c
-		}
-		return cmp.Compare(oa, ob)
+		return cmp.Or(cmp.Compare(pa, pb), cmp.Compare(oa, ob))
 	case -1, 0, 5, 127:
 		return 0
 	default: // ObjectId, DBPointer, code: byte order

@@ -61,7 +61,26 @@ func (w *writeErrors) appendTo(res bson.D) bson.D {
 	return res
 }
 
-// rejectOption refuses options that would change results if ignored.
+// runBatch runs fn on each statement of a batch write (insert's documents,
+// update's updates, delete's deletes). Statement errors are collected for
+// writeErrors, and an ordered batch stops at the first; any other error
+// fails the whole command.
+func runBatch(stmts []bsoncore.Value, ordered bool, fn func(i int, s bsoncore.Value) error) (*writeErrors, error) {
+	var werrs writeErrors
+	for i, s := range stmts {
+		if err := fn(i, s); err != nil {
+			if !werrs.add(i, err) {
+				return nil, err
+			}
+			if ordered {
+				break
+			}
+		}
+	}
+	return &werrs, nil
+}
+
+// rejectOptions refuses options that would change results if ignored.
 func (cx *cmdCtx) rejectOptions(names ...string) error {
 	for _, n := range names {
 		if v, ok := cx.field(n); ok && !isSimpleCollation(n, v) {
@@ -97,20 +116,16 @@ func insertCmd(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	var werrs writeErrors
 	n := 0
-	for i, v := range docs {
-		err := cx.insertOne(c, v)
-		if err != nil {
-			if !werrs.add(i, err) {
-				return nil, err
-			}
-			if ordered {
-				break
-			}
-			continue
+	werrs, err := runBatch(docs, ordered, func(_ int, v bsoncore.Value) error {
+		if err := cx.insertOne(c, v); err != nil {
+			return err
 		}
 		n++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return werrs.appendTo(bson.D{{Key: "n", Value: int32(n)}}), nil
 }
@@ -167,6 +182,23 @@ func parseQuery(filter, sort bsoncore.Document) (query, error) {
 	return query{filter: m, sort: keys}, nil
 }
 
+// queryArg compiles the command's filter (in filterField) and, unless
+// sortField is empty, its sort into a query; it also returns the filter.
+func (cx *cmdCtx) queryArg(filterField, sortField string) (query, bsoncore.Document, error) {
+	filter, err := cx.docArg(filterField)
+	if err != nil {
+		return query{}, nil, err
+	}
+	var sort bsoncore.Document
+	if sortField != "" {
+		if sort, err = cx.docArg(sortField); err != nil {
+			return query{}, nil, err
+		}
+	}
+	q, err := parseQuery(filter, sort)
+	return q, filter, err
+}
+
 // run returns the matching records in order (natural order without a sort).
 func (q query) run(c *collection) []*record {
 	if c == nil {
@@ -187,6 +219,16 @@ func (q query) run(c *collection) []*record {
 		out = out[:q.limit]
 	}
 	return out
+}
+
+// hintedColl returns the collection name (nil if it does not exist) after
+// checking the command's hint against its indexes.
+func (cx *cmdCtx) hintedColl(name string) (*collection, error) {
+	c := cx.s.collLocked(cx.db, name)
+	if err := cx.checkHint(c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (cx *cmdCtx) checkHint(c *collection) error {
@@ -214,15 +256,7 @@ func find(cx *cmdCtx) (bson.D, error) {
 	if err := cx.rejectOptions("collation", "let", "tailable", "awaitData", "returnKey", "showRecordId", "min", "max"); err != nil {
 		return nil, err
 	}
-	filter, err := cx.docArg("filter")
-	if err != nil {
-		return nil, err
-	}
-	sort, err := cx.docArg("sort")
-	if err != nil {
-		return nil, err
-	}
-	q, err := parseQuery(filter, sort)
+	q, _, err := cx.queryArg("filter", "sort")
 	if err != nil {
 		return nil, err
 	}
@@ -246,16 +280,12 @@ func find(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	var proj *projection
-	if p, err := cx.docArg("projection"); err != nil {
+	proj, err := cx.projectionArg("projection")
+	if err != nil {
 		return nil, err
-	} else if len(docFields(p)) > 0 {
-		if proj, err = compileProjection(p, true); err != nil {
-			return nil, err
-		}
 	}
-	c := cx.s.collLocked(cx.db, name)
-	if err := cx.checkHint(c); err != nil {
+	c, err := cx.hintedColl(name)
+	if err != nil {
 		return nil, err
 	}
 	recs := q.run(c)
@@ -272,6 +302,16 @@ func find(cx *cmdCtx) (bson.D, error) {
 		batchSize, hasBatch = int(limit), true
 	}
 	return cx.openCursor(cx.db+"."+name, docs, batchSize, hasBatch, single), nil
+}
+
+// projectionArg compiles the find-style projection in field; nil when there
+// is none or it is empty.
+func (cx *cmdCtx) projectionArg(field string) (*projection, error) {
+	p, err := cx.docArg(field)
+	if err != nil || len(docFields(p)) == 0 {
+		return nil, err
+	}
+	return compileProjection(p, true)
 }
 
 func firstErr(errs ...error) error {
@@ -291,11 +331,7 @@ func count(cx *cmdCtx) (bson.D, error) {
 	if err := cx.rejectOptions("collation"); err != nil {
 		return nil, err
 	}
-	filter, err := cx.docArg("query")
-	if err != nil {
-		return nil, err
-	}
-	q, err := parseQuery(filter, nil)
+	q, _, err := cx.queryArg("query", "")
 	if err != nil {
 		return nil, err
 	}
@@ -308,8 +344,8 @@ func count(cx *cmdCtx) (bson.D, error) {
 	if q.limit < 0 {
 		q.limit = -q.limit
 	}
-	c := cx.s.collLocked(cx.db, name)
-	if err := cx.checkHint(c); err != nil {
+	c, err := cx.hintedColl(name)
+	if err != nil {
 		return nil, err
 	}
 	return bson.D{{Key: "n", Value: int32(len(q.run(c)))}}, nil
@@ -328,11 +364,7 @@ func distinct(cx *cmdCtx) (bson.D, error) {
 	if !ok {
 		return nil, typeError("distinct.key", cx.body.Lookup("key"), "string")
 	}
-	filter, err := cx.docArg("query")
-	if err != nil {
-		return nil, err
-	}
-	q, err := parseQuery(filter, nil)
+	q, _, err := cx.queryArg("query", "")
 	if err != nil {
 		return nil, err
 	}

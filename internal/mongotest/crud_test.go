@@ -11,14 +11,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
-
-	"github.com/mongomigrate/observability/internal/mongotest"
 )
 
 func TestInsertFindRoundTrip(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	coll := testDB(t, c).Collection("docs", options.Collection().SetWriteConcern(writeconcern.Majority()))
-	cx := ctx(t)
+	db, cx := setup(t)
+	coll := db.Collection("docs", options.Collection().SetWriteConcern(writeconcern.Majority()))
 	oid := bson.NewObjectID()
 	in := bson.D{
 		{Key: "_id", Value: "a"}, {Key: "i32", Value: int32(1)}, {Key: "i64", Value: int64(1 << 40)},
@@ -43,9 +40,8 @@ func TestInsertFindRoundTrip(t *testing.T) {
 }
 
 func TestDuplicateKeys(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	coll := testDB(t, c).Collection("dups")
-	cx := ctx(t)
+	db, cx := setup(t)
+	coll := db.Collection("dups")
 	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}})
 	must(t, err)
 	// 11000 DuplicateKey on _id, with keyPattern/keyValue.
@@ -93,9 +89,8 @@ func TestDuplicateKeys(t *testing.T) {
 }
 
 func TestFindOptions(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	coll := testDB(t, c).Collection("find")
-	cx := ctx(t)
+	db, cx := setup(t)
+	coll := db.Collection("find")
 	var docs []any
 	for i := 0; i < 250; i++ {
 		docs = append(docs, bson.D{{Key: "_id", Value: i}, {Key: "mod", Value: i % 7}, {Key: "sub", Value: bson.D{{Key: "v", Value: 250 - i}}}})
@@ -143,9 +138,8 @@ func TestFindOptions(t *testing.T) {
 }
 
 func TestQueryOperators(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	coll := testDB(t, c).Collection("ops")
-	cx := ctx(t)
+	db, cx := setup(t)
+	coll := db.Collection("ops")
 	_, err := coll.InsertMany(cx, []any{
 		bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: int32(5)}, {Key: "tags", Value: bson.A{"a", "b"}}, {Key: "o", Value: bson.D{{Key: "x", Value: 1}}}},
 		bson.D{{Key: "_id", Value: 2}, {Key: "n", Value: 5.5}, {Key: "tags", Value: bson.A{"c"}}, {Key: "arr", Value: bson.A{bson.D{{Key: "k", Value: 1}}, bson.D{{Key: "k", Value: 2}}}}},
@@ -228,9 +222,8 @@ func equalInts(a, b []int32) bool {
 // Boolean < Date < Timestamp < Regex < MaxKey. (Arrays sort by their
 // elements, so they are left out.)
 func TestSortFollowsBSONTypeOrder(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	coll := testDB(t, c).Collection("order")
-	cx := ctx(t)
+	db, cx := setup(t)
+	coll := db.Collection("order")
 	ordered := []any{
 		bson.MinKey{}, nil, math.Inf(-1), int32(-3), int64(2), 2.5, "", "a", "b",
 		bson.D{{Key: "a", Value: 1}}, bson.Binary{Data: []byte{1}}, bson.NewObjectID(), false, true,
@@ -256,9 +249,8 @@ func TestSortFollowsBSONTypeOrder(t *testing.T) {
 }
 
 func TestUpdates(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	coll := testDB(t, c).Collection("upd")
-	cx := ctx(t)
+	db, cx := setup(t)
+	coll := db.Collection("upd")
 	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: int32(1)}, {Key: "gone", Value: true}, {Key: "s", Value: bson.D{{Key: "status", Value: "old"}}}})
 	must(t, err)
 	res, err := coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{
@@ -341,9 +333,8 @@ func TestUpdates(t *testing.T) {
 }
 
 func TestDeleteAndFindAndModify(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	coll := testDB(t, c).Collection("del")
-	cx := ctx(t)
+	db, cx := setup(t)
+	coll := db.Collection("del")
 	for i := 0; i < 5; i++ {
 		_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: i}, {Key: "even", Value: i%2 == 0}})
 		must(t, err)

@@ -80,6 +80,16 @@ func batchSizeOf(field string, v bsoncore.Value) (int, bool, error) {
 	return int(n), true, nil
 }
 
+// cursorBatchSize reads the batchSize in the command's cursor option
+// (aggregate, listCollections, listIndexes); absent means "not given".
+func (cx *cmdCtx) cursorBatchSize() (int, bool, error) {
+	opt, err := cx.docArg("cursor")
+	if err != nil {
+		return 0, false, err
+	}
+	return batchSizeOf(cx.name+".cursor.batchSize", opt.Lookup("batchSize"))
+}
+
 // openCursor returns the first batch of results and keeps the rest, if
 // any, in a new cursor.
 func (cx *cmdCtx) openCursor(ns string, docs []bsoncore.Document, batchSize int, hasBatchSize, single bool) bson.D {

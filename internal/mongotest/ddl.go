@@ -42,21 +42,22 @@ func sortedColls(d *database) []*collection {
 	return cs
 }
 
-func listCollections(cx *cmdCtx) (bson.D, error) {
-	filter, err := cx.docArg("filter")
+// filterArg compiles the query filter in field (none matches everything).
+func (cx *cmdCtx) filterArg(field string) (*matcher, error) {
+	filter, err := cx.docArg(field)
 	if err != nil {
 		return nil, err
 	}
-	m, err := compileFilter(filter)
+	return compileFilter(filter)
+}
+
+func listCollections(cx *cmdCtx) (bson.D, error) {
+	m, err := cx.filterArg("filter")
 	if err != nil {
 		return nil, err
 	}
 	nameOnly, _ := cx.boolArg("nameOnly")
-	cursorOpt, err := cx.docArg("cursor")
-	if err != nil {
-		return nil, err
-	}
-	batchSize, hasBatch, err := batchSizeOf("listCollections.cursor.batchSize", cursorOpt.Lookup("batchSize"))
+	batchSize, hasBatch, err := cx.cursorBatchSize()
 	if err != nil {
 		return nil, err
 	}
@@ -86,11 +87,7 @@ func listDatabases(cx *cmdCtx) (bson.D, error) {
 	if cx.db != "admin" {
 		return nil, errorf(codeUnauthorized, "listDatabases may only be run against the admin database.")
 	}
-	filter, err := cx.docArg("filter")
-	if err != nil {
-		return nil, err
-	}
-	m, err := compileFilter(filter)
+	m, err := cx.filterArg("filter")
 	if err != nil {
 		return nil, err
 	}

@@ -28,13 +28,9 @@ func compileExpr(v bsoncore.Value) (expr, error) {
 		}
 		return compileObjectExpr(d)
 	case bsoncore.TypeArray:
-		var parts []expr
-		for _, e := range arrayValues(v) {
-			p, err := compileExpr(e)
-			if err != nil {
-				return nil, err
-			}
-			parts = append(parts, p)
+		parts, err := compileExprs(arrayValues(v))
+		if err != nil {
+			return nil, err
 		}
 		return func(root bsoncore.Document) (bsoncore.Value, error) {
 			vals, err := evalAll(parts, root)
@@ -42,6 +38,19 @@ func compileExpr(v bsoncore.Value) (expr, error) {
 		}, nil
 	}
 	return constant(v), nil
+}
+
+// compileExprs compiles each value (operator arguments, array elements).
+func compileExprs(vals []bsoncore.Value) ([]expr, error) {
+	es := make([]expr, len(vals))
+	for i, v := range vals {
+		e, err := compileExpr(v)
+		if err != nil {
+			return nil, err
+		}
+		es[i] = e
+	}
+	return es, nil
 }
 
 func constant(v bsoncore.Value) expr {
@@ -258,13 +267,9 @@ func compileOperatorExpr(d bsoncore.Document) (expr, error) {
 	if len(argVals) < impl.minArgs || (impl.maxArgs >= 0 && len(argVals) > impl.maxArgs) {
 		return nil, errorf(16020, "Expression %s takes %d to %d arguments. %d were passed in.", op, impl.minArgs, impl.maxArgs, len(argVals))
 	}
-	args := make([]expr, len(argVals))
-	for i, a := range argVals {
-		e, err := compileExpr(a)
-		if err != nil {
-			return nil, err
-		}
-		args[i] = e
+	args, err := compileExprs(argVals)
+	if err != nil {
+		return nil, err
 	}
 	return func(root bsoncore.Document) (bsoncore.Value, error) {
 		vals, err := evalAll(args, root)
@@ -297,13 +302,9 @@ func compileCond(arg bsoncore.Value) (expr, error) {
 	if len(parts) != 3 {
 		return nil, errorf(16020, "Expression $cond takes exactly 3 arguments. %d were passed in.", len(parts))
 	}
-	es := make([]expr, 3)
-	for i, p := range parts {
-		e, err := compileExpr(p)
-		if err != nil {
-			return nil, err
-		}
-		es[i] = e
+	es, err := compileExprs(parts)
+	if err != nil {
+		return nil, err
 	}
 	return func(root bsoncore.Document) (bsoncore.Value, error) {
 		c, err := es[0](root)

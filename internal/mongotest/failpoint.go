@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -35,7 +36,7 @@ type failAction struct {
 func (f *failPoint) check(cmdName, appName string) failAction {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.on || !contains(f.commands, cmdName) || (f.appName != "" && f.appName != appName) {
+	if !f.on || !slices.Contains(f.commands, cmdName) || (f.appName != "" && f.appName != appName) {
 		return failAction{}
 	}
 	if f.skip > 0 {

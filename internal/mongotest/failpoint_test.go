@@ -27,11 +27,19 @@ func failCommand(t *testing.T, c *mongo.Client, mode any, data bson.D) {
 	})
 }
 
-func TestFailPointErrorCodeTimes(t *testing.T) {
+// failPointClients connects two clients to one server: admin, to configure
+// failpoints, and an application client made with appOpts (its app name is
+// what the failpoints target). It returns admin and a collection, through
+// the application client, in a database private to the test.
+func failPointClients(t *testing.T, appOpts *options.ClientOptions) (*mongo.Client, *mongo.Collection) {
+	t.Helper()
 	uri := mongotest.URI(t)
 	admin := connect(t, uri)
-	app := connect(t, uri, options.Client().SetAppName("fp-times").SetRetryWrites(false))
-	coll := testDB(t, app).Collection("fp")
+	return admin, testDB(t, connect(t, uri, appOpts)).Collection("fp")
+}
+
+func TestFailPointErrorCodeTimes(t *testing.T) {
+	admin, coll := failPointClients(t, options.Client().SetAppName("fp-times").SetRetryWrites(false))
 	cx := ctx(t)
 	failCommand(t, admin, bson.D{{Key: "times", Value: 2}}, bson.D{
 		{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "errorCode", Value: 1234},
@@ -59,10 +67,7 @@ func TestFailPointErrorCodeTimes(t *testing.T) {
 // TestFailPointRetryableWrite: a retryable error on a retryable write gets
 // the RetryableWriteError label and the driver retries it once.
 func TestFailPointRetryableWrite(t *testing.T) {
-	uri := mongotest.URI(t)
-	admin := connect(t, uri)
-	app := connect(t, uri, options.Client().SetAppName("fp-retry"))
-	coll := testDB(t, app).Collection("fp")
+	admin, coll := failPointClients(t, options.Client().SetAppName("fp-retry"))
 	cx := ctx(t)
 	// 6 HostUnreachable is a retryable error code.
 	failCommand(t, admin, bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "errorCode", Value: 6}, {Key: "appName", Value: "fp-retry"}})
@@ -74,10 +79,7 @@ func TestFailPointRetryableWrite(t *testing.T) {
 }
 
 func TestFailPointCloseConnection(t *testing.T) {
-	uri := mongotest.URI(t)
-	admin := connect(t, uri)
-	app := connect(t, uri, options.Client().SetAppName("fp-close"))
-	coll := testDB(t, app).Collection("fp")
+	admin, coll := failPointClients(t, options.Client().SetAppName("fp-close"))
 	cx := ctx(t)
 	failCommand(t, admin, bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "failCommands", Value: bson.A{"find"}}, {Key: "closeConnection", Value: true}, {Key: "appName", Value: "fp-close"}})
 	err := coll.FindOne(cx, bson.D{}, options.FindOne()).Err()
@@ -95,19 +97,15 @@ func TestFailPointCloseConnection(t *testing.T) {
 }
 
 func TestFailPointBlockConnection(t *testing.T) {
-	uri := mongotest.URI(t)
-	admin := connect(t, uri)
-	app := connect(t, uri, options.Client().SetAppName("fp-block"))
-	coll := testDB(t, app).Collection("fp")
+	admin, coll := failPointClients(t, options.Client().SetAppName("fp-block"))
 	cx := ctx(t)
 	failCommand(t, admin, bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "failCommands", Value: bson.A{"ping"}}, {Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 200}, {Key: "appName", Value: "fp-block"}})
 	start := time.Now()
-	must(t, app.Ping(cx, nil))
+	must(t, coll.Database().Client().Ping(cx, nil))
 	// Blocking delays the reply by at least blockTimeMS (a lower bound, not a timing threshold).
 	if time.Since(start) < 200*time.Millisecond {
 		t.Fatalf("ping returned after %v, before blockTimeMS", time.Since(start))
 	}
-	_ = coll
 }
 
 func TestWriteConcernMajority(t *testing.T) {

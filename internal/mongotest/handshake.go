@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -127,7 +128,7 @@ func getParameter(cx *cmdCtx) (bson.D, error) {
 	elems, _ := cx.body.Elements()
 	var res bson.D
 	for _, e := range elems[1:] {
-		if contains(genericFields, e.Key()) {
+		if slices.Contains(genericFields, e.Key()) {
 			continue
 		}
 		v, ok := known[e.Key()]

@@ -56,7 +56,7 @@ func (ix *index) entriesFor(doc bsoncore.Document) []indexEntry {
 			}
 			anyFound = true
 			if v.Type == bsoncore.TypeArray {
-				elems, _ := v.Array().Values()
+				elems := arrayValues(v)
 				if len(elems) == 0 {
 					perField[i] = append(perField[i], undefinedValue)
 				}

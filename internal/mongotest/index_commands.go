@@ -185,11 +185,7 @@ func listIndexes(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	cursorOpt, err := cx.docArg("cursor")
-	if err != nil {
-		return nil, err
-	}
-	batchSize, hasBatch, err := batchSizeOf("listIndexes.cursor.batchSize", cursorOpt.Lookup("batchSize"))
+	batchSize, hasBatch, err := cx.cursorBatchSize()
 	if err != nil {
 		return nil, err
 	}

@@ -94,9 +94,9 @@ func TestTTLExpiresDocuments(t *testing.T) {
 }
 
 func TestIndexes(t *testing.T) {
-	c := connect(t, mongotest.URI(t))
-	coll := testDB(t, c).Collection("ix")
-	cx := ctx(t)
+	db, cx := setup(t)
+	c := db.Client()
+	coll := db.Collection("ix")
 	names, err := coll.Indexes().CreateMany(cx, []mongo.IndexModel{
 		{Keys: bson.D{{Key: "cluster_name", Value: 1}, {Key: "ts", Value: 1}}},
 		{Keys: bson.D{{Key: "name", Value: 1}}, Options: options.Index().SetUnique(true)},

@@ -16,21 +16,20 @@ import (
 // deadline bounds every test; it is a hang guard, not a timing assertion.
 const deadline = 60 * time.Second
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), deadline)
+func ctx(t *testing.T) context.Context { return ctxTimeout(t, deadline) }
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return c
 }
 
-func connect(t *testing.T, uri string, opts ...*options.ClientOptions) *mongo.Client {
+func connect(t testing.TB, uri string, opts ...*options.ClientOptions) *mongo.Client {
 	t.Helper()
 	o := options.Client().ApplyURI(uri)
 	for _, extra := range opts {
 		if extra.AppName != nil {
 			o.SetAppName(*extra.AppName)
-		}
-		if extra.HeartbeatInterval != nil {
-			o.SetHeartbeatInterval(*extra.HeartbeatInterval)
 		}
 		if extra.RetryWrites != nil {
 			o.SetRetryWrites(*extra.RetryWrites)
@@ -59,6 +58,13 @@ func testDB(t *testing.T, c *mongo.Client) *mongo.Database {
 	return db
 }
 
+// setup connects to mongotest.URI(t) and returns a database private to the
+// test (see testDB; its Client is the connection) and the test's context.
+func setup(t *testing.T) (*mongo.Database, context.Context) {
+	t.Helper()
+	return testDB(t, connect(t, mongotest.URI(t))), ctx(t)
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -68,7 +74,6 @@ func must(t *testing.T, err error) {
 
 // codeOf returns the server error code in err, or 0.
 func codeOf(err error) int {
-	var se mongo.ServerError
 	switch e := err.(type) {
 	case mongo.CommandError:
 		return int(e.Code)
@@ -83,17 +88,8 @@ func codeOf(err error) int {
 		if len(e.WriteErrors) > 0 {
 			return e.WriteErrors[0].Code
 		}
-	default:
-		_ = se
 	}
 	return 0
-}
-
-func doc(t *testing.T, raw bson.Raw) bson.M {
-	t.Helper()
-	var m bson.M
-	must(t, bson.Unmarshal(raw, &m))
-	return m
 }
 
 func TestHandshakeAndPing(t *testing.T) {
@@ -132,10 +128,4 @@ func TestUnknownCommand(t *testing.T) {
 	if codeOf(err) != 59 {
 		t.Fatalf("err = %v, want code 59", err)
 	}
-}
-
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return c
 }

@@ -73,14 +73,19 @@ func compileQuery(filter bsoncore.Document) (docPred, error) {
 		}
 		preds = append(preds, p)
 	}
-	return func(doc bsoncore.Value) bool {
+	return allOf(preds), nil
+}
+
+// allOf is the conjunction of preds (true when there are none).
+func allOf[T any](preds []func(T) bool) func(T) bool {
+	return func(x T) bool {
 		for _, p := range preds {
-			if !p(doc) {
+			if !p(x) {
 				return false
 			}
 		}
 		return true
-	}, nil
+	}
 }
 
 func compileLogical(op string, v bsoncore.Value) (docPred, error) {
@@ -204,14 +209,7 @@ func compileOperators(d bsoncore.Document) (fieldPred, error) {
 		}
 		preds = append(preds, p)
 	}
-	return func(cs []candidate) bool {
-		for _, p := range preds {
-			if !p(cs) {
-				return false
-			}
-		}
-		return true
-	}, nil
+	return allOf(preds), nil
 }
 
 func not(p fieldPred) fieldPred { return func(cs []candidate) bool { return !p(cs) } }
@@ -236,7 +234,7 @@ func anyLeaf(cs []candidate, ok func(v bsoncore.Value) bool) bool {
 			return true
 		}
 		if c.v.Type == bsoncore.TypeArray {
-			elems, _ := c.v.Array().Values()
+			elems := arrayValues(c.v)
 			for _, e := range elems {
 				if ok(e) {
 					return true
@@ -459,7 +457,7 @@ func sizePred(v bsoncore.Value) (fieldPred, error) {
 	return func(cs []candidate) bool {
 		for _, c := range cs {
 			if c.found && c.v.Type == bsoncore.TypeArray {
-				vals, _ := c.v.Array().Values()
+				vals := arrayValues(c.v)
 				if int64(len(vals)) == n {
 					return true
 				}
@@ -483,14 +481,10 @@ func allPred(v bsoncore.Value) (fieldPred, error) {
 		}
 		preds = append(preds, p)
 	}
-	return func(cs []candidate) bool {
-		for _, p := range preds {
-			if !p(cs) {
-				return false
-			}
-		}
-		return len(preds) > 0
-	}, nil
+	if len(preds) == 0 {
+		return func([]candidate) bool { return false }, nil // {$all: []} matches nothing
+	}
+	return allOf(preds), nil
 }
 
 // elemMatchPred: an array element matches operators ({$gt: 1}) or, for
@@ -519,7 +513,7 @@ func elemMatchPred(v bsoncore.Value) (fieldPred, error) {
 			if !c.found || c.v.Type != bsoncore.TypeArray {
 				continue
 			}
-			elems, _ := c.v.Array().Values()
+			elems := arrayValues(c.v)
 			for _, e := range elems {
 				if elemOK(e) {
 					return true

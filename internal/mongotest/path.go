@@ -40,7 +40,7 @@ func walkPath(v bsoncore.Value, path []string, fn func(v bsoncore.Value, found b
 		}
 		walkPath(child, path[1:], fn)
 	case bsoncore.TypeArray:
-		elems, _ := v.Array().Values()
+		elems := arrayValues(v)
 		reached := false
 		if i, ok := arrayIndex(path[0]); ok && i < len(elems) {
 			walkPath(elems[i], path[1:], fn)

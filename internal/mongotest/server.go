@@ -203,7 +203,7 @@ func (s *Server) accept(ln net.Listener) {
 			return
 		}
 		s.nextConn++
-		c := &conn{srv: s, nc: nc, id: s.nextConn, done: make(chan struct{})}
+		c := &conn{nc: nc, id: s.nextConn, done: make(chan struct{})}
 		s.conns[c] = struct{}{}
 		s.serving.Add(1)
 		s.netMu.Unlock()
@@ -261,7 +261,6 @@ func (s *Server) every(interval time.Duration, f func()) {
 
 // conn is one client connection.
 type conn struct {
-	srv       *Server
 	nc        net.Conn
 	r         *bufio.Reader
 	id        int32

@@ -54,7 +54,7 @@ func sortValue(doc bsoncore.Document, k sortKey) bsoncore.Value {
 		case !found:
 			consider(nullValue)
 		case v.Type == bsoncore.TypeArray:
-			elems, _ := v.Array().Values()
+			elems := arrayValues(v)
 			if len(elems) == 0 {
 				consider(undefinedValue)
 			}

@@ -23,8 +23,7 @@ func (s *Server) expireTTL() {
 				cutoff := now.Add(-time.Duration(ix.expireAfter) * time.Second).UnixMilli()
 				for _, r := range c.live() {
 					if expired(r.doc, ix, cutoff) {
-						c.remove(r)
-						s.recordLocked(nil, &event{op: "delete", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(r.doc)})
+						s.deleteLocked(nil, c, r)
 					}
 				}
 			}

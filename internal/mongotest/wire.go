@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 wiremessage deprecates OP_QUERY (OpQuery, ReadQuery*), but drivers still open connections with the legacy OP_QUERY handshake, which must still be answered.
+
 package mongotest
 
 import (

@@ -29,13 +29,17 @@ func (cx *cmdCtx) updateRecord(c *collection, r *record, up *updater) (changed b
 	return true, nil
 }
 
-// upsert inserts the document an update with upsert:true creates when
-// nothing matched: the query's equality fields, then the update
+// upsert inserts into collection name (created if need be) the document an
+// update with upsert:true creates when nothing matched: the query's
+// equality fields, then the update
 // (https://www.mongodb.com/docs/manual/reference/method/db.collection.update/#upsert-behavior).
-func (cx *cmdCtx) upsert(c *collection, filter bsoncore.Document, up *updater) (bsoncore.Document, error) {
+func (cx *cmdCtx) upsert(name string, filter bsoncore.Document, up *updater) (bsoncore.Document, error) {
+	c, err := cx.s.writableCollLocked(cx, cx.db, name)
+	if err != nil {
+		return nil, err
+	}
 	base := buildDoc(nil)
 	if up.replacement == nil {
-		var err error
 		if base, err = equalityFields(base, filter); err != nil {
 			return nil, err
 		}
@@ -76,43 +80,50 @@ func equalityFields(base, filter bsoncore.Document) (bsoncore.Document, error) {
 	return base, nil
 }
 
-func (cx *cmdCtx) deleteRecord(c *collection, r *record) {
+// deleteLocked removes r from c and records the delete event; cx is nil
+// for the TTL monitor's deletions.
+func (s *Server) deleteLocked(cx *cmdCtx, c *collection, r *record) {
 	c.remove(r)
-	cx.s.recordLocked(cx, &event{op: "delete", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(r.doc)})
+	s.recordLocked(cx, &event{op: "delete", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(r.doc)})
+}
+
+// statements reads what update and delete share: the target collection,
+// the statements in field, and whether the batch is ordered (the default).
+func (cx *cmdCtx) statements(field string) (name string, stmts []bsoncore.Value, ordered bool, err error) {
+	if name, err = cx.collName(); err != nil {
+		return "", nil, false, err
+	}
+	if err = cx.rejectOptions("let"); err != nil {
+		return "", nil, false, err
+	}
+	if stmts, err = cx.arrayArg(field); err != nil {
+		return "", nil, false, err
+	}
+	ordered = cx.body.Lookup("ordered").Type == 0 || truthy(cx.body.Lookup("ordered"))
+	return name, stmts, ordered, nil
 }
 
 func updateCmd(cx *cmdCtx) (bson.D, error) {
-	name, err := cx.collName()
+	name, stmts, ordered, err := cx.statements("updates")
 	if err != nil {
 		return nil, err
 	}
-	if err := cx.rejectOptions("let"); err != nil {
-		return nil, err
-	}
-	stmts, err := cx.arrayArg("updates")
-	if err != nil {
-		return nil, err
-	}
-	ordered := cx.body.Lookup("ordered").Type == 0 || truthy(cx.body.Lookup("ordered"))
-	var werrs writeErrors
 	var n, modified int32
 	var upserted bson.A
-	for i, s := range stmts {
+	werrs, err := runBatch(stmts, ordered, func(i int, s bsoncore.Value) error {
 		res, err := cx.updateStatement(name, s)
 		if err != nil {
-			if !werrs.add(i, err) {
-				return nil, err
-			}
-			if ordered {
-				break
-			}
-			continue
+			return err
 		}
 		n += res.n
 		modified += res.modified
 		if res.upsertedID.Type != 0 {
 			upserted = append(upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: rawValue(res.upsertedID)}})
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := bson.D{{Key: "n", Value: n}, {Key: "nModified", Value: modified}}
 	if len(upserted) > 0 {
@@ -164,12 +175,7 @@ func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (updateResult, 
 	}
 	recs := q.run(c)
 	if len(recs) == 0 && upsert {
-		if c == nil {
-			if c, err = cx.s.writableCollLocked(cx, cx.db, name); err != nil {
-				return res, err
-			}
-		}
-		doc, err := cx.upsert(c, filter, up)
+		doc, err := cx.upsert(name, filter, up)
 		if err != nil {
 			return res, err
 		}
@@ -189,32 +195,21 @@ func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (updateResult, 
 }
 
 func deleteCmd(cx *cmdCtx) (bson.D, error) {
-	name, err := cx.collName()
+	name, stmts, ordered, err := cx.statements("deletes")
 	if err != nil {
 		return nil, err
 	}
-	if err := cx.rejectOptions("let"); err != nil {
-		return nil, err
-	}
-	stmts, err := cx.arrayArg("deletes")
-	if err != nil {
-		return nil, err
-	}
-	ordered := cx.body.Lookup("ordered").Type == 0 || truthy(cx.body.Lookup("ordered"))
-	var werrs writeErrors
 	var n int32
-	for i, s := range stmts {
+	werrs, err := runBatch(stmts, ordered, func(_ int, s bsoncore.Value) error {
 		deleted, err := cx.deleteStatement(name, s)
 		if err != nil {
-			if !werrs.add(i, err) {
-				return nil, err
-			}
-			if ordered {
-				break
-			}
-			continue
+			return err
 		}
 		n += deleted
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return werrs.appendTo(bson.D{{Key: "n", Value: n}}), nil
 }
@@ -241,7 +236,7 @@ func (cx *cmdCtx) deleteStatement(name string, s bsoncore.Value) (int32, error) 
 		return 0, err
 	}
 	limit := d.Lookup("limit")
-	if limit.Type != 0 && limit.IsNumber() && limit.AsFloat64() != 0 && limit.AsFloat64() != 1 {
+	if limit.IsNumber() && limit.AsFloat64() != 0 && limit.AsFloat64() != 1 {
 		return 0, errorf(codeFailedToParse, "The limit field in delete objects must be 0 or 1. Got %s", limit)
 	}
 	if truthy(limit) {
@@ -250,7 +245,7 @@ func (cx *cmdCtx) deleteStatement(name string, s bsoncore.Value) (int32, error) 
 	c := cx.s.collLocked(cx.db, name)
 	recs := q.run(c)
 	for _, r := range recs {
-		cx.deleteRecord(c, r)
+		cx.s.deleteLocked(cx, c, r)
 	}
 	return int32(len(recs)), nil
 }
@@ -263,15 +258,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 	if err := cx.rejectOptions("arrayFilters", "collation", "let"); err != nil {
 		return nil, err
 	}
-	filter, err := cx.docArg("query")
-	if err != nil {
-		return nil, err
-	}
-	sort, err := cx.docArg("sort")
-	if err != nil {
-		return nil, err
-	}
-	q, err := parseQuery(filter, sort)
+	q, filter, err := cx.queryArg("query", "sort")
 	if err != nil {
 		return nil, err
 	}
@@ -283,16 +270,12 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 	if remove == hasUpdate {
 		return nil, errorf(codeFailedToParse, "Either an update or remove=true must be specified")
 	}
-	var proj *projection
-	if p, err := cx.docArg("fields"); err != nil {
+	proj, err := cx.projectionArg("fields")
+	if err != nil {
 		return nil, err
-	} else if len(docFields(p)) > 0 {
-		if proj, err = compileProjection(p, true); err != nil {
-			return nil, err
-		}
 	}
-	c := cx.s.collLocked(cx.db, name)
-	if err := cx.checkHint(c); err != nil {
+	c, err := cx.hintedColl(name)
+	if err != nil {
 		return nil, err
 	}
 	recs := q.run(c)
@@ -302,7 +285,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 	case remove:
 		if len(recs) == 1 {
 			value = recs[0].doc
-			cx.deleteRecord(c, recs[0])
+			cx.s.deleteLocked(cx, c, recs[0])
 		}
 	case len(recs) == 1:
 		up, err := compileUpdate(updateArg)
@@ -323,12 +306,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 		if err != nil || !upsert {
 			return bson.D{{Key: "lastErrorObject", Value: lastError}, {Key: "value", Value: nil}}, err
 		}
-		if c == nil {
-			if c, err = cx.s.writableCollLocked(cx, cx.db, name); err != nil {
-				return nil, err
-			}
-		}
-		doc, err := cx.upsert(c, filter, up)
+		doc, err := cx.upsert(name, filter, up)
 		if err != nil {
 			return nil, err
 		}
