@@ -24,7 +24,7 @@ type item struct {
 	token      bson.Raw
 	tokenTime  bson.Timestamp // zero when the token's time cannot be told
 	opType     string
-	size       int  // BSON bytes of the event
+	size       int  // BSON bytes of the store document
 	startAfter bool // the token is an invalidate's: resume with startAfter
 }
 
@@ -104,7 +104,7 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 		token:      token,
 		tokenTime:  clusterTime,
 		opType:     opType,
-		size:       len(event),
+		size:       len(raw),
 		startAfter: opType == "invalidate",
 	}, nil
 }

@@ -300,7 +300,7 @@ func (s *source) write(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		var docs []any
+		var docs []bson.Raw
 		size := 0
 		for _, it := range batch {
 			if it.doc != nil {
@@ -499,10 +499,19 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// describe makes an error fit for logs and the heartbeat document: no password.
+// maxErrorText bounds an error kept for logs and the heartbeat: a failed batch can
+// report one error per document.
+const maxErrorText = 1000
+
+// describe makes an error fit for logs and the heartbeat document: no password, and
+// not a thousand duplicate-key messages.
 func describe(err error) string {
 	if err == nil {
 		return ""
 	}
-	return redact.Credentials(err.Error())
+	text := redact.Credentials(err.Error())
+	if len(text) > maxErrorText {
+		text = text[:maxErrorText] + "..."
+	}
+	return text
 }

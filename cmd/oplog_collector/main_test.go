@@ -353,9 +353,19 @@ func TestCrashSafety(t *testing.T) {
 		default:
 		}
 	}
-	eventually(t, fmt.Sprintf("all %d events after %d kills", total, kills), func() bool {
-		return len(storedInserts(t, client, "crash")) >= total
-	})
+	deadline := time.Now().Add(2 * time.Minute) // against hanging only
+	for len(storedInserts(t, client, "crash")) < total {
+		if time.Now().After(deadline) {
+			status := ""
+			if resp, err := http.Get(d.url + "/api/v1/sources"); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				status = string(b)
+			}
+			t.Fatalf("after %d kills the store holds %d of %d events; collector status %s\n%s", kills, len(storedInserts(t, client, "crash")), total, status, lastLines(d.log(), 20))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	want := make([]int32, total)
 	for i := range want {
 		want[i] = int32(i)
@@ -364,4 +374,9 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatalf("after %d kills the store holds %d inserts, not 0..%d once each in order", kills, len(got), total-1)
 	}
 	t.Logf("%d events stored exactly once across %d SIGKILLs", total, kills)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -116,7 +116,7 @@ const (
 	DefaultBufferMaxBytes     = 64 << 20
 	DefaultMaxBackoff         = time.Minute
 	DefaultFullDocument       = "updateLookup"
-	maxBSONDocumentBytes      = 16 << 20
+	maxBatchBytes             = 15 << 20
 )
 
 // fullDocumentModes are the change stream's fullDocument options.
@@ -298,8 +298,8 @@ func (c *Collector) finish(doc *document, dir string) {
 	c.Batch.MaxBytes = countOrDefault(doc, "collector.batch.max_bytes", c.Batch.MaxBytes, DefaultBatchMaxBytes)
 	c.Buffer.MaxEvents = countOrDefault(doc, "collector.buffer.max_events", c.Buffer.MaxEvents, DefaultBufferMaxEvents)
 	c.Buffer.MaxBytes = countOrDefault(doc, "collector.buffer.max_bytes", c.Buffer.MaxBytes, DefaultBufferMaxBytes)
-	if c.Batch.MaxBytes > maxBSONDocumentBytes*3 {
-		doc.addf("collector.batch.max_bytes", "at most %d (48 MiB, one insert command), got %d", maxBSONDocumentBytes*3, c.Batch.MaxBytes)
+	if c.Batch.MaxBytes > maxBatchBytes {
+		doc.addf("collector.batch.max_bytes", "at most %d (15 MiB: one insert command must stay under 16 MiB), got %d", maxBatchBytes, c.Batch.MaxBytes)
 	}
 	if c.Buffer.MaxEvents < c.Batch.MaxEvents {
 		doc.addf("collector.buffer.max_events", "must hold at least one batch (batch.max_events %d), got %d", c.Batch.MaxEvents, c.Buffer.MaxEvents)
