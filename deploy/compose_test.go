@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 const (
@@ -727,12 +728,9 @@ func TestConfigsWithRealTools(t *testing.T) {
 	_, prom := serviceByImage(t, c, "prom/prometheus:")
 	cfgPath, _ := prom.flag("config.file")
 	hostCfg := prom.hostPath(cfgPath)
-	if promtool, err := exec.LookPath("promtool"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is missing in CI: .ci/run must install the Debian package prometheus")
-		}
-		t.Log("promtool check config skipped: needs promtool (Debian package prometheus)")
-	} else {
+	promtool := testsupport.Promtool(t, "checking the demo's Prometheus and Alertmanager configurations")
+	amtool := testsupport.Tool(t, "amtool", "prometheus-alertmanager", "checking the demo's Alertmanager configuration")
+	{
 		data, err := os.ReadFile(hostCfg)
 		if err != nil {
 			t.Fatal(err)
@@ -768,11 +766,6 @@ func TestConfigsWithRealTools(t *testing.T) {
 	hostAM := am.hostPath(amCfg)
 	if hostAM == "" {
 		t.Fatalf("service %s: --config.file=%s is not mounted from the repository", amName, amCfg)
-	}
-	amtool, err := exec.LookPath("amtool")
-	if err != nil {
-		// Not fatal in CI: .ci/run installs prometheus but not yet prometheus-alertmanager.
-		t.Skip("amtool check-config skipped: needs amtool (Debian package prometheus-alertmanager)")
 	}
 	if res, err := exec.Command(amtool, "check-config", hostAM).CombinedOutput(); err != nil {
 		t.Errorf("amtool check-config: %v\n%s", err, res)
