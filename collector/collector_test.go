@@ -453,3 +453,85 @@ func TestOldCollectorLayoutIsContinued(t *testing.T) {
 			raw.Lookup("_id").StringValue() == "9d5a3c1e-0000-4000-8000-00000000000a"
 	})
 }
+
+func TestServerFeaturesByVersion(t *testing.T) {
+	for _, c := range []struct {
+		version         []int32
+		expanded, split bool
+	}{
+		{[]int32{4, 4, 29}, false, false},
+		{[]int32{5, 0, 0}, false, false},
+		{[]int32{6, 0, 8}, true, false},
+		{[]int32{6, 0, 9}, true, true},
+		{[]int32{6, 3, 1}, true, false},
+		{[]int32{7, 0, 0}, true, true},
+		{[]int32{8, 0, 4, 0}, true, true},
+		{nil, false, false},
+	} {
+		f := featuresOf(c.version)
+		if f.showExpandedEvents != c.expanded || f.splitLargeEvents != c.split {
+			t.Errorf("version %v: showExpandedEvents %v, split %v; want %v, %v", c.version, f.showExpandedEvents, f.splitLargeEvents, c.expanded, c.split)
+		}
+	}
+}
+
+// An event over 16 MB (an update whose full document and update description are 9 MB
+// each) arrives split by $changeStreamSplitLargeEvent; every fragment is stored with its
+// own token and split_event, the type and cluster time of the whole event, so a replay
+// can put them back together.
+func TestLargeEventIsStoredInFragments(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectClient(t, uri)
+	h := startManager(t, collectorConfig(t, uri, "", "", testSource{name: "large", uri: uri, database: "big"}))
+	h.waitState("large", stateRunning)
+	eventually(t, "the first token", func() bool {
+		return client.Database(config.DefaultStoreDatabase).Collection("resume_tokens_for_large").FindOne(t.Context(), bson.D{}).Err() == nil
+	})
+	coll := client.Database("big").Collection("blobs")
+	nineMB := strings.Repeat("a", 9<<20)
+	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "blob", Value: nineMB}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "blob", Value: strings.Repeat("b", 9<<20)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	var fragments []bson.Raw
+	eventually(t, "the update's fragments", func() bool {
+		fragments = fragments[:0]
+		for _, d := range stored(t, client, "large") {
+			if d.Lookup("split_event").Type != 0 {
+				fragments = append(fragments, d)
+			}
+		}
+		return len(fragments) >= 2 && len(fragments) == int(fragments[0].Lookup("split_event", "of").Int32())
+	})
+	ts := fragments[0].Lookup("ts")
+	for i, f := range fragments {
+		if n := f.Lookup("split_event", "fragment").Int32(); n != int32(i+1) {
+			t.Errorf("fragment %d stored as fragment %d", i+1, n)
+		}
+		if op := f.Lookup("op_type").StringValue(); op != "update" {
+			t.Errorf("fragment %d has op_type %q, want the event's: update", i+1, op)
+		}
+		if !f.Lookup("ts").Equal(ts) {
+			t.Errorf("fragment %d has another cluster time", i+1)
+		}
+		if f.Lookup("_id").StringValue() != f.Lookup("_resume_token", "_data").StringValue() {
+			t.Errorf("fragment %d: _id is not its own token", i+1)
+		}
+	}
+	// Together the fragments hold the whole event: the new blob in full_document and
+	// in update_description.
+	var whole, described bool
+	for _, f := range fragments {
+		if v, ok := f.Lookup("full_document", "blob").StringValueOK(); ok && len(v) == 9<<20 {
+			whole = true
+		}
+		if v, ok := f.Lookup("update_description", "updatedFields", "blob").StringValueOK(); ok && len(v) == 9<<20 {
+			described = true
+		}
+	}
+	if !whole || !described {
+		t.Fatalf("the fragments lack part of the event: full_document %v, update_description %v", whole, described)
+	}
+}

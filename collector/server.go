@@ -47,11 +47,16 @@ func detectFeatures(ctx context.Context, client *mongo.Client) (serverFeatures, 
 	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
 		return serverFeatures{}, fmt.Errorf("reading the source's version (buildInfo): %w", err)
 	}
-	v := append(info.VersionArray, 0, 0, 0)
+	return featuresOf(info.VersionArray), nil
+}
+
+// featuresOf maps a server version (buildInfo's versionArray) to what it supports.
+func featuresOf(version []int32) serverFeatures {
+	v := append(version, 0, 0, 0)
 	major, minor, patch := v[0], v[1], v[2]
 	return serverFeatures{
 		known:              true,
 		showExpandedEvents: major >= 6,
 		splitLargeEvents:   major >= 7 || (major == 6 && minor == 0 && patch >= 9),
-	}, nil
+	}
 }
