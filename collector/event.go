@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
 // capturedOperations are the event types the old collector kept (its $match), plus the
@@ -68,34 +69,7 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 	if !hasTime {
 		return item{}, fmt.Errorf("change event %s has no clusterTime", data)
 	}
-	doc := bson.D{
-		{Key: "_id", Value: data},
-		{Key: "_resume_token", Value: token},
-		{Key: "cluster_name", Value: cluster},
-		{Key: "ts", Value: clusterTime},
-		{Key: "wall", Value: bson.NewDateTimeFromTime(received)},
-		{Key: "op_type", Value: opType},
-		{Key: "ns", Value: namespace(event)},
-		{Key: "doc_key", Value: orNull(lookup(event, "documentKey"))},
-		{Key: "full_document", Value: orNull(lookup(event, "fullDocument"))},
-		{Key: "update_description", Value: orNull(lookup(event, "updateDescription"))},
-		{Key: "to", Value: orNull(lookup(event, "to"))},
-		{Key: "operation_description", Value: orNull(lookup(event, "operationDescription"))},
-	}
-	// Kept in addition to the old layout: what a faithful replay needs.
-	for _, extra := range []struct{ from, to string }{
-		{"lsid", "lsid"},
-		{"txnNumber", "txn_number"},
-		{"wallTime", "wall_time"},
-		{"collectionUUID", "collection_uuid"},
-		{"fullDocumentBeforeChange", "full_document_before_change"},
-		{"splitEvent", "split_event"},
-	} {
-		if v := lookup(event, extra.from); v.Type != 0 {
-			doc = append(doc, bson.E{Key: extra.to, Value: v})
-		}
-	}
-	raw, err := bson.Marshal(doc)
+	raw, err := storeDocument(cluster, data, token, clusterTime, received, opType, event)
 	if err != nil {
 		return item{}, fmt.Errorf("change event %s: %w", data, err)
 	}
@@ -109,18 +83,58 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 	}, nil
 }
 
+// copiedFields are the event's fields the store keeps as they are, under its own names:
+// first the old collector's (stored as null when absent), then the additions it dropped,
+// which a faithful replay needs (stored only when present).
+var copiedFields = []struct {
+	from, to string
+	old      bool
+}{
+	{"documentKey", "doc_key", true},
+	{"fullDocument", "full_document", true},
+	{"updateDescription", "update_description", true},
+	{"to", "to", true},
+	{"operationDescription", "operation_description", true},
+	{"lsid", "lsid", false},
+	{"txnNumber", "txn_number", false},
+	{"wallTime", "wall_time", false},
+	{"collectionUUID", "collection_uuid", false},
+	{"fullDocumentBeforeChange", "full_document_before_change", false},
+	{"splitEvent", "split_event", false},
+}
+
+// storeDocument builds the store document in BSON directly, copying the event's values
+// byte for byte: no decoding and re-encoding of full documents, which are most of an
+// event's size.
+func storeDocument(cluster, data string, token bson.Raw, ts bson.Timestamp, received time.Time, opType string, event bson.Raw) (bson.Raw, error) {
+	start, dst := bsoncore.AppendDocumentStart(make([]byte, 0, len(event)+len(token)+128))
+	dst = bsoncore.AppendStringElement(dst, "_id", data)
+	dst = bsoncore.AppendDocumentElement(dst, "_resume_token", token)
+	dst = bsoncore.AppendStringElement(dst, "cluster_name", cluster)
+	dst = bsoncore.AppendTimestampElement(dst, "ts", ts.T, ts.I)
+	dst = bsoncore.AppendDateTimeElement(dst, "wall", received.UnixMilli())
+	dst = bsoncore.AppendStringElement(dst, "op_type", opType)
+	if ns, ok := namespace(event).(string); ok {
+		dst = bsoncore.AppendStringElement(dst, "ns", ns)
+	} else {
+		dst = bsoncore.AppendNullElement(dst, "ns")
+	}
+	for _, f := range copiedFields {
+		v := lookup(event, f.from)
+		switch {
+		case v.Type != 0:
+			dst = append(bsoncore.AppendHeader(dst, bsoncore.Type(v.Type), f.to), v.Value...)
+		case f.old:
+			dst = bsoncore.AppendNullElement(dst, f.to)
+		}
+	}
+	return bsoncore.AppendDocumentEnd(dst, start)
+}
+
 func lookup(doc bson.Raw, key string) bson.RawValue {
 	v, err := doc.LookupErr(key)
 	if err != nil {
 		return bson.RawValue{}
-	}
-	return v
-}
-
-// orNull stores an absent field as null, as the old collector did.
-func orNull(v bson.RawValue) any {
-	if v.Type == 0 {
-		return nil
 	}
 	return v
 }
