@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/mongomigrate/observability/dashboards"
+	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
 
 // TestEndToEnd runs the whole project as a user would: mongotestd (the test MongoDB
@@ -392,8 +393,8 @@ func (s *stack) faultVerifierMismatch(t *testing.T) {
 	s.run(t, fault{
 		alerts: []map[string]string{labels("missing_on_destination"), labels("content")},
 		inject: func(t *testing.T) {
-			f := verifierFixture{db: s.client.Database(verifierRecheckDB), now: time.Now()}
-			if err := f.insertMismatches(t.Context(), recheckMismatches...); err != nil {
+			f := vf.Fixture{DB: s.client.Database(verifierRecheckDB), Now: time.Now()}
+			if err := f.Mismatches(t.Context(), recheckMismatches...); err != nil {
 				t.Fatal(err)
 			}
 		},

@@ -22,163 +22,54 @@ import (
 
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
+	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
 
 // A fixed clock for fixtures, so golden files do not change from run to run.
 var fixtureTime = time.Date(2026, 3, 11, 18, 0, 0, 0, time.UTC)
 
-// metadataFixture writes a verifier's metadata database through the driver, with
-// documents shaped as ../shared/reference/migration-verifier.md describes them.
+// metadataFixture writes a verifier's metadata database through the driver, failing the
+// test on error, with documents shaped as ../shared/reference/migration-verifier.md
+// describes them.
 type metadataFixture struct {
-	t       *testing.T
-	db      *mongo.Database
-	version int32 // metadataversion: 7 by default; 6 for the older task fields
+	t *testing.T
+	vf.Fixture
 }
 
 func newMetadataFixture(t *testing.T, client *mongo.Client, database string, version int32) *metadataFixture {
-	return &metadataFixture{t: t, db: client.Database(database), version: version}
+	return &metadataFixture{t: t, Fixture: vf.Fixture{DB: client.Database(database), Version: version, Now: fixtureTime}}
 }
 
-func (f *metadataFixture) insert(collection string, docs ...any) {
+func (f *metadataFixture) must(err error) *metadataFixture {
 	f.t.Helper()
-	if _, err := f.db.Collection(collection).InsertMany(f.t.Context(), docs); err != nil {
+	if err != nil {
 		f.t.Fatal(err)
 	}
+	return f
 }
 
 func (f *metadataFixture) generation(g int32) *metadataFixture {
-	f.insert("generation", bson.D{
-		{Key: "_id", Value: "generation"},
-		{Key: "generation", Value: g},
-		{Key: "metadataversion", Value: f.version},
-		{Key: "sourcechangereaderopt", Value: "changeStream"},
-		{Key: "destinationchangereaderopt", Value: "changeStream"},
-	})
-	return f
+	return f.must(f.Generation(f.t.Context(), g))
 }
 
 func (f *metadataFixture) primary(status string) *metadataFixture {
-	f.insert("verification_tasks", bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "type", Value: taskPrimary}, {Key: "status", Value: status}})
-	return f
+	return f.must(f.Tasks(f.t.Context(), vf.Task{Type: vf.TaskPrimary, Status: status}))
 }
 
-// task describes one verification task; zero fields are written as the verifier
-// writes them before they are known.
-type task struct {
-	typ, status, namespace string
-	generation             int32
-	documents, found, size int64
-	ids                    []int
-	begin                  time.Time
-	srcTS, dstTS           uint32
+func (f *metadataFixture) tasks(tasks ...vf.Task) *metadataFixture {
+	return f.must(f.Tasks(f.t.Context(), tasks...))
 }
 
-func (f *metadataFixture) tasks(tasks ...task) *metadataFixture {
-	docs := make([]any, 0, len(tasks))
-	for _, tk := range tasks {
-		doc := bson.D{
-			{Key: "_id", Value: bson.NewObjectID()},
-			{Key: "type", Value: tk.typ},
-			{Key: "status", Value: tk.status},
-			{Key: "generation", Value: tk.generation},
-		}
-		if tk.ids != nil {
-			ids := bson.A{}
-			for _, id := range tk.ids {
-				ids = append(ids, id)
-			}
-			doc = append(doc, bson.E{Key: "_ids", Value: ids})
-		} else {
-			doc = append(doc, bson.E{Key: "_ids", Value: nil})
-		}
-		filter := bson.D{{Key: "namespace", Value: tk.namespace}, {Key: "to", Value: tk.namespace}}
-		if tk.typ == taskVerifyDocuments && tk.generation == 0 {
-			filter = append(filter, bson.E{Key: "partition", Value: bson.D{{Key: "_id", Value: bson.D{{Key: "lowerBound", Value: bson.MinKey{}}, {Key: "upperBound", Value: bson.MaxKey{}}}}}})
-		} else {
-			filter = append(filter, bson.E{Key: "partition", Value: nil})
-		}
-		if tk.typ != taskProcessRecheckQueue {
-			doc = append(doc, bson.E{Key: "query_filter", Value: filter})
-		}
-		if f.version >= 7 {
-			doc = append(doc, bson.E{Key: "documents_count", Value: tk.documents}, bson.E{Key: "found_source_documents_count", Value: tk.found})
-		} else {
-			// Before v7 one field held the source count, and the documents found once finished.
-			count := tk.documents
-			if tk.typ == taskVerifyDocuments && tk.found > 0 {
-				count = tk.found
-			}
-			doc = append(doc, bson.E{Key: "source_documents_count", Value: count})
-		}
-		doc = append(doc, bson.E{Key: "source_bytes_count", Value: tk.size})
-		if !tk.begin.IsZero() {
-			doc = append(doc, bson.E{Key: "begin_time", Value: bson.NewDateTimeFromTime(tk.begin)})
-		}
-		for _, ts := range []struct {
-			key string
-			t   uint32
-		}{{"srctimestamp", tk.srcTS}, {"dsttimestamp", tk.dstTS}} {
-			if ts.t > 0 {
-				doc = append(doc, bson.E{Key: ts.key, Value: bson.Timestamp{T: ts.t, I: 7}})
-			} else {
-				doc = append(doc, bson.E{Key: ts.key, Value: nil})
-			}
-		}
-		docs = append(docs, doc)
-	}
-	f.insert("verification_tasks", docs...)
-	return f
-}
-
-// mismatch describes one mismatch document of metadata v6+.
-type mismatch struct {
-	generation     int32
-	taskType       string
-	id             any
-	field, details string
-	cluster        string // srcClient or dstClient
-	namespace      string
-}
-
-func (f *metadataFixture) mismatches(ms ...mismatch) *metadataFixture {
-	docs := make([]any, 0, len(ms))
-	for _, m := range ms {
-		docs = append(docs, bson.D{
-			{Key: "_id", Value: bson.NewObjectID()},
-			{Key: "generation", Value: m.generation},
-			{Key: "taskType", Value: m.taskType},
-			{Key: "taskID", Value: bson.NewObjectID()},
-			{Key: "detail", Value: bson.D{
-				{Key: "id", Value: m.id},
-				{Key: "field", Value: m.field},
-				{Key: "details", Value: m.details},
-				{Key: "namespace", Value: m.namespace},
-				{Key: "cluster", Value: m.cluster},
-				{Key: "mismatchHistory", Value: bson.D{{Key: "first", Value: bson.NewDateTimeFromTime(fixtureTime.Add(-time.Hour))}, {Key: "durationMS", Value: int64(3_600_000)}}},
-				{Key: "srctimestamp", Value: bson.Timestamp{T: uint32(fixtureTime.Unix()), I: 1}},
-				{Key: "dsttimestamp", Value: nil},
-			}},
-		})
-	}
-	f.insert("mismatches", docs...)
-	return f
+func (f *metadataFixture) mismatches(ms ...vf.Mismatch) *metadataFixture {
+	return f.must(f.Mismatches(f.t.Context(), ms...))
 }
 
 func (f *metadataFixture) changeReader(collection string, src, dst bson.D) *metadataFixture {
-	f.insert(collection,
-		bson.D{{Key: "_id", Value: "srcResumeToken"}, {Key: "token", Value: bson.D{{Key: "_data", Value: "8267B1A2C3000000012B0429296E1404"}}}, {Key: "eventCounts", Value: src}},
-		bson.D{{Key: "_id", Value: "dstResumeToken"}, {Key: "token", Value: bson.D{{Key: "ts", Value: bson.Timestamp{T: uint32(fixtureTime.Unix()), I: 3}}}}, {Key: "eventCounts", Value: dst}},
-	)
-	return f
+	return f.must(f.ChangeReader(f.t.Context(), collection, src, dst))
 }
 
-func counts(pairs ...any) bson.D {
-	var d bson.D
-	for i := 0; i < len(pairs); i += 2 {
-		d = append(d, bson.E{Key: pairs[i].(string), Value: int64(pairs[i+1].(int))})
-	}
-	return d
-}
+// unix is a recheck's cluster time, in seconds.
+func unix(seconds int64) time.Time { return time.Unix(seconds, 0) }
 
 func connectForFixtures(t *testing.T, uri string) *mongo.Client {
 	t.Helper()
@@ -213,77 +104,77 @@ func newVerifierForTest(t *testing.T, targets ...config.Verifier) (*verifierScra
 
 func initialCheckUnderWay(f *metadataFixture) {
 	started := fixtureTime.Add(-10 * time.Minute)
-	f.generation(0).primary(statusCompleted).tasks(
-		task{typ: taskVerifyCollection, status: statusCompleted, namespace: "shop.orders", documents: 1000, size: 512000, begin: started},
-		task{typ: taskVerifyCollection, status: statusCompleted, namespace: "shop.users", documents: 200, size: 51200, begin: started},
-		task{typ: taskVerifyCollection, status: statusProcessing, namespace: "shop.carts", documents: 50, size: 4096, begin: started},
-		task{typ: taskVerifyDocuments, status: statusCompleted, namespace: "shop.orders", found: 600, size: 307200, begin: started},
-		task{typ: taskVerifyDocuments, status: statusProcessing, namespace: "shop.orders", begin: fixtureTime.Add(-2 * time.Minute)},
-		task{typ: taskVerifyDocuments, status: statusFailed, namespace: "shop.users", found: 200, size: 51200, begin: started},
-		task{typ: taskVerifyDocuments, status: statusAdded, namespace: "shop.carts"},
+	f.generation(0).primary(vf.StatusCompleted).tasks(
+		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "shop.orders", Documents: 1000, Size: 512000, Begin: started},
+		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "shop.users", Documents: 200, Size: 51200, Begin: started},
+		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusProcessing, Namespace: "shop.carts", Documents: 50, Size: 4096, Begin: started},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Namespace: "shop.orders", Found: 600, Size: 307200, Begin: started},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusProcessing, Namespace: "shop.orders", Begin: fixtureTime.Add(-2 * time.Minute)},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusFailed, Namespace: "shop.users", Found: 200, Size: 51200, Begin: started},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Namespace: "shop.carts"},
 	).mismatches(
-		mismatch{generation: 0, taskType: taskVerifyDocuments, id: 17, field: "email", details: "Different", cluster: "dstClient", namespace: "shop.users"},
-	).changeReader("changeReader", counts("insert", 120, "update", 30), counts())
+		vf.Mismatch{Generation: 0, TaskType: vf.TaskVerifyDocuments, ID: 17, Field: "email", Details: "Different", Cluster: "dstClient", Namespace: "shop.users"},
+	).changeReader("changeReader", vf.Counts("insert", 120, "update", 30), vf.Counts())
 }
 
 func recheckWithEveryKind(f *metadataFixture) {
-	f.generation(3).primary(statusCompleted).tasks(
+	f.generation(3).primary(vf.StatusCompleted).tasks(
 		// generation 0: all done, orders mismatched by content, users by metadata
-		task{typ: taskVerifyCollection, status: statusCompleted, namespace: "shop.orders", documents: 1000, size: 512000, begin: fixtureTime.Add(-3 * time.Hour)},
-		task{typ: taskVerifyCollection, status: statusMismatch, namespace: "shop.users", documents: 200, size: 51200, begin: fixtureTime.Add(-3 * time.Hour)},
-		task{typ: taskVerifyDocuments, status: statusFailed, namespace: "shop.orders", found: 1000, size: 512000, begin: fixtureTime.Add(-3 * time.Hour)},
-		task{typ: taskVerifyDocuments, status: statusCompleted, namespace: "shop.users", found: 200, size: 51200, begin: fixtureTime.Add(-3 * time.Hour)},
+		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "shop.orders", Documents: 1000, Size: 512000, Begin: fixtureTime.Add(-3 * time.Hour)},
+		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusMismatch, Namespace: "shop.users", Documents: 200, Size: 51200, Begin: fixtureTime.Add(-3 * time.Hour)},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusFailed, Namespace: "shop.orders", Found: 1000, Size: 512000, Begin: fixtureTime.Add(-3 * time.Hour)},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Namespace: "shop.users", Found: 200, Size: 51200, Begin: fixtureTime.Add(-3 * time.Hour)},
 		// generation 1 and 2: rechecks, finished
-		task{typ: taskProcessRecheckQueue, status: statusCompleted, generation: 1},
-		task{typ: taskVerifyDocuments, status: statusFailed, generation: 1, namespace: "shop.orders", ids: []int{1, 2, 3}, documents: 3, found: 3, size: 900, srcTS: 1773250000, dstTS: 1773250001},
-		task{typ: taskProcessRecheckQueue, status: statusCompleted, generation: 2},
-		task{typ: taskVerifyDocuments, status: statusFailed, generation: 2, namespace: "shop.orders", ids: []int{1, 2, 4, 5}, documents: 4, found: 3, size: 1200, srcTS: 1773253202, dstTS: 1773253100},
-		task{typ: taskVerifyDocuments, status: statusCompleted, generation: 2, namespace: "shop.users", ids: []int{9}, documents: 1, found: 1, size: 256, srcTS: 1773253000},
+		vf.Task{Type: vf.TaskProcessRecheckQueue, Status: vf.StatusCompleted, Generation: 1},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusFailed, Generation: 1, Namespace: "shop.orders", IDs: []int{1, 2, 3}, Documents: 3, Found: 3, Size: 900, SrcTS: unix(1773250000), DstTS: unix(1773250001)},
+		vf.Task{Type: vf.TaskProcessRecheckQueue, Status: vf.StatusCompleted, Generation: 2},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusFailed, Generation: 2, Namespace: "shop.orders", IDs: []int{1, 2, 4, 5}, Documents: 4, Found: 3, Size: 1200, SrcTS: unix(1773253202), DstTS: unix(1773253100)},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Generation: 2, Namespace: "shop.users", IDs: []int{9}, Documents: 1, Found: 1, Size: 256, SrcTS: unix(1773253000)},
 		// generation 3: under way
-		task{typ: taskProcessRecheckQueue, status: statusCompleted, generation: 3},
-		task{typ: taskVerifyDocuments, status: statusProcessing, generation: 3, namespace: "shop.orders", ids: []int{1, 2, 4}, documents: 3, begin: fixtureTime.Add(-30 * time.Second)},
-		task{typ: taskVerifyDocuments, status: statusAdded, generation: 3, namespace: "shop.carts", ids: []int{8, 9}, documents: 2},
+		vf.Task{Type: vf.TaskProcessRecheckQueue, Status: vf.StatusCompleted, Generation: 3},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusProcessing, Generation: 3, Namespace: "shop.orders", IDs: []int{1, 2, 4}, Documents: 3, Begin: fixtureTime.Add(-30 * time.Second)},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Generation: 3, Namespace: "shop.carts", IDs: []int{8, 9}, Documents: 2},
 	).mismatches(
 		// generation 1 (superseded: not counted)
-		mismatch{generation: 1, taskType: taskVerifyDocuments, id: 3, details: "Missing", cluster: "dstClient", namespace: "shop.orders"},
+		vf.Mismatch{Generation: 1, TaskType: vf.TaskVerifyDocuments, ID: 3, Details: "Missing", Cluster: "dstClient", Namespace: "shop.orders"},
 		// generation 2: the current verdict, one of every kind
-		mismatch{generation: 2, taskType: taskVerifyDocuments, id: 1, details: "Missing", cluster: "dstClient", namespace: "shop.orders"},
-		mismatch{generation: 2, taskType: taskVerifyDocuments, id: 2, details: "Missing", cluster: "dstClient", namespace: "shop.orders"},
-		mismatch{generation: 2, taskType: taskVerifyDocuments, id: 4, details: "Missing", cluster: "srcClient", namespace: "shop.orders"},
-		mismatch{generation: 2, taskType: taskVerifyDocuments, id: 5, field: "total", details: "Different", cluster: "dstClient", namespace: "shop.orders"},
-		mismatch{generation: 2, taskType: taskVerifyCollection, id: "email_1", field: "unique", details: "Different", cluster: "dstClient", namespace: "shop.users"},
-	).changeReader("changeReader", counts("insert", 5000, "update", 1200, "delete", 40, "createIndexes", 1), counts("insert", 4990, "update", 1200))
+		vf.Mismatch{Generation: 2, TaskType: vf.TaskVerifyDocuments, ID: 1, Details: "Missing", Cluster: "dstClient", Namespace: "shop.orders"},
+		vf.Mismatch{Generation: 2, TaskType: vf.TaskVerifyDocuments, ID: 2, Details: "Missing", Cluster: "dstClient", Namespace: "shop.orders"},
+		vf.Mismatch{Generation: 2, TaskType: vf.TaskVerifyDocuments, ID: 4, Details: "Missing", Cluster: "srcClient", Namespace: "shop.orders"},
+		vf.Mismatch{Generation: 2, TaskType: vf.TaskVerifyDocuments, ID: 5, Field: "total", Details: "Different", Cluster: "dstClient", Namespace: "shop.orders"},
+		vf.Mismatch{Generation: 2, TaskType: vf.TaskVerifyCollection, ID: "email_1", Field: "unique", Details: "Different", Cluster: "dstClient", Namespace: "shop.users"},
+	).changeReader("changeReader", vf.Counts("insert", 5000, "update", 1200, "delete", 40, "createIndexes", 1), vf.Counts("insert", 4990, "update", 1200))
 }
 
 func finishedRun(f *metadataFixture) {
-	f.generation(5).primary(statusCompleted).tasks(
-		task{typ: taskVerifyCollection, status: statusCompleted, namespace: "app.events", documents: 10, size: 1000, begin: fixtureTime.Add(-2 * time.Hour)},
-		task{typ: taskVerifyDocuments, status: statusCompleted, namespace: "app.events", found: 10, size: 1000, begin: fixtureTime.Add(-2 * time.Hour)},
-		task{typ: taskProcessRecheckQueue, status: statusCompleted, generation: 4},
-		task{typ: taskVerifyDocuments, status: statusCompleted, generation: 4, namespace: "app.events", ids: []int{1}, documents: 1, found: 1, size: 100, srcTS: 1773200000, dstTS: 1773200000},
-	).changeReader("changeReader", counts("insert", 11), counts("insert", 11))
+	f.generation(5).primary(vf.StatusCompleted).tasks(
+		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "app.events", Documents: 10, Size: 1000, Begin: fixtureTime.Add(-2 * time.Hour)},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Namespace: "app.events", Found: 10, Size: 1000, Begin: fixtureTime.Add(-2 * time.Hour)},
+		vf.Task{Type: vf.TaskProcessRecheckQueue, Status: vf.StatusCompleted, Generation: 4},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Generation: 4, Namespace: "app.events", IDs: []int{1}, Documents: 1, Found: 1, Size: 100, SrcTS: unix(1773200000), DstTS: unix(1773200000)},
+	).changeReader("changeReader", vf.Counts("insert", 11), vf.Counts("insert", 11))
 }
 
 func stalledRun(f *metadataFixture) {
-	f.generation(0).primary(statusCompleted).tasks(
-		task{typ: taskVerifyCollection, status: statusCompleted, namespace: "big.blobs", documents: 1e6, size: 1 << 40, begin: fixtureTime.Add(-26 * time.Hour)},
-		task{typ: taskVerifyDocuments, status: statusProcessing, namespace: "big.blobs", begin: fixtureTime.Add(-25 * time.Hour)},
-		task{typ: taskVerifyDocuments, status: statusProcessing, namespace: "big.blobs", begin: fixtureTime.Add(-3 * time.Hour)},
+	f.generation(0).primary(vf.StatusCompleted).tasks(
+		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "big.blobs", Documents: 1e6, Size: 1 << 40, Begin: fixtureTime.Add(-26 * time.Hour)},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusProcessing, Namespace: "big.blobs", Begin: fixtureTime.Add(-25 * time.Hour)},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusProcessing, Namespace: "big.blobs", Begin: fixtureTime.Add(-3 * time.Hour)},
 	)
 }
 
 func metadataMismatchOnly(f *metadataFixture) {
-	f.generation(0).primary(statusCompleted).tasks(
-		task{typ: taskVerifyCollection, status: statusFailed, namespace: "crm.accounts", documents: 10, size: 4000, begin: fixtureTime.Add(-time.Hour)},
-		task{typ: taskVerifyCollection, status: statusCompleted, namespace: "crm.notes", documents: 5, size: 500, begin: fixtureTime.Add(-time.Hour)},
-		task{typ: taskVerifyDocuments, status: statusCompleted, namespace: "crm.notes", found: 5, size: 500, begin: fixtureTime.Add(-time.Hour)},
+	f.generation(0).primary(vf.StatusCompleted).tasks(
+		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusFailed, Namespace: "crm.accounts", Documents: 10, Size: 4000, Begin: fixtureTime.Add(-time.Hour)},
+		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "crm.notes", Documents: 5, Size: 500, Begin: fixtureTime.Add(-time.Hour)},
+		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Namespace: "crm.notes", Found: 5, Size: 500, Begin: fixtureTime.Add(-time.Hour)},
 	).mismatches(
-		mismatch{generation: 0, taskType: taskVerifyCollection, id: "spec", field: "shardKey", details: "Different", cluster: "dstClient", namespace: "crm.accounts"},
+		vf.Mismatch{Generation: 0, TaskType: vf.TaskVerifyCollection, ID: "spec", Field: "shardKey", Details: "Different", Cluster: "dstClient", Namespace: "crm.accounts"},
 	)
 }
 
 func initializing(f *metadataFixture) {
-	f.primary(statusAdded)
+	f.primary(vf.StatusAdded)
 }
 
 func TestVerifierGolden(t *testing.T) {
@@ -327,9 +218,9 @@ func TestVerifierOldDatabaseName(t *testing.T) {
 	uri := mongotest.URI(t)
 	client := connectForFixtures(t, uri)
 	f := newMetadataFixture(t, client, verifierDatabaseOld, 3)
-	f.generation(1).primary(statusCompleted).tasks(
-		task{typ: taskVerifyCollection, status: statusCompleted, namespace: "old.things", documents: 3, size: 30},
-	).changeReader("changeStream", counts("insert", 7), counts("insert", 6))
+	f.generation(1).primary(vf.StatusCompleted).tasks(
+		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "old.things", Documents: 3, Size: 30},
+	).changeReader("changeStream", vf.Counts("insert", 7), vf.Counts("insert", 6))
 	t.Cleanup(func() { _ = client.Database(verifierDatabaseOld).Drop(context.Background()) })
 	s, _ := newVerifierForTest(t, verifierConfig("old", uri, ""))
 	compareGolden(t, collectorOf(s), filepath.Join("verifier", "old-database.prom"))
@@ -443,15 +334,15 @@ func TestVerifierNamespaceLimitAndFilter(t *testing.T) {
 	uri := mongotest.URI(t)
 	client := connectForFixtures(t, uri)
 	f := newMetadataFixture(t, client, "vf_many", 7).generation(0)
-	var tasks []task
+	var tasks []vf.Task
 	for i := range 6 {
-		status := statusCompleted
+		status := vf.StatusCompleted
 		if i == 4 || i == 5 {
-			status = statusFailed
+			status = vf.StatusFailed
 		}
-		tasks = append(tasks, task{typ: taskVerifyDocuments, status: status, namespace: fmt.Sprintf("db%d.coll", i), found: 1})
+		tasks = append(tasks, vf.Task{Type: vf.TaskVerifyDocuments, Status: status, Namespace: fmt.Sprintf("db%d.coll", i), Found: 1})
 	}
-	tasks = append(tasks, task{typ: taskVerifyDocuments, status: statusAdded, namespace: "skip.me"})
+	tasks = append(tasks, vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Namespace: "skip.me"})
 	f.tasks(tasks...)
 	target := verifierConfig("many", uri, "vf_many")
 	limit := 3
