@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/mongomigrate/observability/internal/config"
 )
 
 // errBufferClosed is what take returns once the reader has stopped and every item has
@@ -14,52 +16,56 @@ var errBufferClosed = errors.New("buffer closed and drained")
 // buffer holds what has been read from a source and not yet written to the store. It is
 // bounded in events and in bytes, so a store outage makes reading wait instead of
 // growing memory; the change stream keeps the rest on the server (in the oplog).
+//
+// The reader and the writer wake each other only when it matters: the writer when a
+// first item arrives, a batch fills up or the buffer closes; the reader when room is
+// made. Waking the writer at every event would cost more than the event itself.
 type buffer struct {
-	maxEvents, maxBytes int
+	maxEvents, maxBytes int // the buffer's bounds
+	batch               config.Batch
 
-	mu      sync.Mutex
-	items   []item
-	events  int // items that carry an event (positions only do not count)
-	bytes   int
-	closed  bool
-	changed chan struct{} // closed and replaced on every change, to wake waiters
+	mu     sync.Mutex
+	items  []item
+	events int // items that carry an event (positions only do not count)
+	bytes  int
+	closed bool
+	ready  chan struct{} // closed to wake the writer
+	room   chan struct{} // closed to wake the reader
 }
 
-func newBuffer(maxEvents, maxBytes int) *buffer {
-	return &buffer{maxEvents: maxEvents, maxBytes: maxBytes, changed: make(chan struct{})}
+func newBuffer(maxEvents, maxBytes int, batch config.Batch) *buffer {
+	return &buffer{maxEvents: maxEvents, maxBytes: maxBytes, batch: batch, ready: make(chan struct{}), room: make(chan struct{})}
 }
 
-// signalLocked wakes every waiter.
-func (b *buffer) signalLocked() {
-	close(b.changed)
-	b.changed = make(chan struct{})
+func wake(ch *chan struct{}) {
+	close(*ch)
+	*ch = make(chan struct{})
 }
 
 // push adds it, waiting while the buffer is full. A single event larger than the byte
 // bound is let in alone, so no event can block the stream for ever.
 func (b *buffer) push(ctx context.Context, it item) error {
 	b.mu.Lock()
-	for {
-		full := b.events >= b.maxEvents || (b.events > 0 && b.bytes+it.size > b.maxBytes)
-		if it.doc == nil || !full {
-			break
-		}
-		wait := b.changed
+	for it.doc != nil && (b.events >= b.maxEvents || (b.events > 0 && b.bytes+it.size > b.maxBytes)) {
+		room := b.room
 		b.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-wait:
+		case <-room:
 		}
 		b.mu.Lock()
 	}
 	defer b.mu.Unlock()
+	first := len(b.items) == 0
 	b.items = append(b.items, it)
 	if it.doc != nil {
 		b.events++
 		b.bytes += it.size
 	}
-	b.signalLocked()
+	if first || b.events == b.batch.MaxEvents || (b.bytes >= b.batch.MaxBytes && b.bytes-it.size < b.batch.MaxBytes) {
+		wake(&b.ready)
+	}
 	return nil
 }
 
@@ -68,48 +74,49 @@ func (b *buffer) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	b.signalLocked()
+	wake(&b.ready)
 }
 
 // take returns the next batch: it waits for a first item, then for more until the
-// batch holds maxEvents events or maxBytes bytes, or maxWait has passed since the first.
-func (b *buffer) take(ctx context.Context, maxEvents, maxBytes int, maxWait time.Duration) ([]item, error) {
+// batch holds batch.MaxEvents events or batch.MaxBytes bytes, or batch.MaxWait has
+// passed since the first.
+func (b *buffer) take(ctx context.Context) ([]item, error) {
 	var deadline <-chan time.Time
 	for {
 		b.mu.Lock()
-		n, events, bytes := b.batchLocked(maxEvents, maxBytes)
-		fullBatch := events >= maxEvents || (n < len(b.items)) || bytes >= maxBytes
-		if n > 0 && (fullBatch || b.closed) {
+		n, events, bytes := b.batchLocked()
+		full := events >= b.batch.MaxEvents || n < len(b.items) || bytes >= b.batch.MaxBytes
+		if n > 0 && (full || b.closed) {
 			return b.removeLocked(n), nil
 		}
 		if n == 0 && b.closed {
 			b.mu.Unlock()
 			return nil, errBufferClosed
 		}
-		wait := b.changed
+		ready := b.ready
 		b.mu.Unlock()
 		if n > 0 && deadline == nil {
-			timer := time.NewTimer(maxWait)
+			timer := time.NewTimer(b.batch.MaxWait)
 			defer timer.Stop()
 			deadline = timer.C
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-wait:
+		case <-ready:
 		case <-deadline:
 			b.mu.Lock()
-			n, _, _ = b.batchLocked(maxEvents, maxBytes)
+			n, _, _ = b.batchLocked()
 			return b.removeLocked(n), nil
 		}
 	}
 }
 
 // batchLocked counts how many leading items fit in one batch.
-func (b *buffer) batchLocked(maxEvents, maxBytes int) (n, events, bytes int) {
+func (b *buffer) batchLocked() (n, events, bytes int) {
 	for _, it := range b.items {
 		if it.doc != nil {
-			if events >= maxEvents || (events > 0 && bytes+it.size > maxBytes) {
+			if events >= b.batch.MaxEvents || (events > 0 && bytes+it.size > b.batch.MaxBytes) {
 				break
 			}
 			events++
@@ -120,7 +127,7 @@ func (b *buffer) batchLocked(maxEvents, maxBytes int) (n, events, bytes int) {
 	return n, events, bytes
 }
 
-// removeLocked takes the first n items and unlocks.
+// removeLocked takes the first n items, wakes the reader, and unlocks.
 func (b *buffer) removeLocked(n int) []item {
 	defer b.mu.Unlock()
 	out := make([]item, n)
@@ -135,7 +142,7 @@ func (b *buffer) removeLocked(n int) []item {
 	if len(b.items) == 0 {
 		b.items = nil // let the backing array go
 	}
-	b.signalLocked()
+	wake(&b.room)
 	return out
 }
 

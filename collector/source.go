@@ -63,7 +63,7 @@ func newSource(cfg config.Source, common *config.Collector, client *mongo.Client
 	return &source{
 		cfg: cfg, common: common, client: client, store: store, beats: beats, metrics: m,
 		logger:       log.With(logger, "source_cluster", cfg.Name),
-		buf:          newBuffer(common.Buffer.MaxEvents, common.Buffer.MaxBytes),
+		buf:          newBuffer(common.Buffer.MaxEvents, common.Buffer.MaxBytes, common.Batch),
 		ownDatabases: ownDatabases(common),
 		storeOK:      true,
 		wake:         make(chan struct{}, 1),
@@ -296,7 +296,7 @@ func (s *source) open(ctx context.Context, pos position) (*mongo.ChangeStream, e
 func (s *source) write(ctx context.Context) {
 	name := s.cfg.Name
 	for {
-		batch, err := s.buf.take(ctx, s.common.Batch.MaxEvents, s.common.Batch.MaxBytes, s.common.Batch.MaxWait)
+		batch, err := s.buf.take(ctx)
 		if err != nil {
 			return
 		}
