@@ -247,10 +247,10 @@ func (m *Manager) Deregister(ctx context.Context, name string) error {
 }
 
 // Status returns every source's state, by name.
-func (m *Manager) Status() []status {
+func (m *Manager) Status() []Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []status
+	var out []Status
 	for _, name := range slices.Sorted(maps.Keys(m.sources)) {
 		out = append(out, m.sources[name].src.status())
 	}

@@ -413,8 +413,9 @@ func (s *source) currentError() string {
 	return s.errText
 }
 
-// status is a source's state, for the status command and the API.
-type status struct {
+// Status is a source's state, as GET /api/v1/sources lists it and the status command
+// shows it.
+type Status struct {
 	Name           string    `json:"name"`
 	State          string    `json:"state"`
 	Error          string    `json:"error,omitempty"`
@@ -424,10 +425,10 @@ type status struct {
 	BufferedEvents int       `json:"buffered_events"`
 }
 
-func (s *source) status() status {
+func (s *source) status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return status{
+	return Status{
 		Name: s.cfg.Name, State: s.state, Error: s.errText,
 		Checkpoint: tsTime(s.checkpoint), LastEvent: tsTime(s.lastEvent), StoreOldest: tsTime(s.storeOldest),
 		BufferedEvents: s.buf.length(),

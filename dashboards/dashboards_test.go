@@ -433,7 +433,7 @@ func knownMetrics(t *testing.T) map[string]bool {
 			inMetricTable = false
 			continue
 		}
-		cells := splitRow(line)
+		cells := testsupport.TableRow(line)
 		if strings.HasPrefix(line, "|---") {
 			continue
 		}
@@ -462,26 +462,6 @@ func knownMetrics(t *testing.T) map[string]bool {
 		t.Fatalf("read only %d metric names from %s", len(names), metricsDoc)
 	}
 	return names
-}
-
-// splitRow splits a markdown table row on the pipes outside `code`.
-func splitRow(line string) []string {
-	var cells []string
-	var cell strings.Builder
-	inCode := false
-	for _, r := range strings.Trim(line, "|") {
-		switch {
-		case r == '`':
-			inCode = !inCode
-			cell.WriteRune(r)
-		case r == '|' && !inCode:
-			cells = append(cells, strings.TrimSpace(cell.String()))
-			cell.Reset()
-		default:
-			cell.WriteRune(r)
-		}
-	}
-	return append(cells, strings.TrimSpace(cell.String()))
 }
 
 type rule struct {

@@ -35,23 +35,7 @@ func docTableRows(t *testing.T, heading string) [][]string {
 		if !in || !strings.HasPrefix(line, "|") || strings.HasPrefix(line, "|---") {
 			continue
 		}
-		// Split on the pipes that separate cells, not those inside `code`.
-		var cells []string
-		var cell strings.Builder
-		inCode := false
-		for _, r := range strings.Trim(line, "|") {
-			switch {
-			case r == '`':
-				inCode = !inCode
-				cell.WriteRune(r)
-			case r == '|' && !inCode:
-				cells = append(cells, strings.TrimSpace(cell.String()))
-				cell.Reset()
-			default:
-				cell.WriteRune(r)
-			}
-		}
-		rows = append(rows, append(cells, strings.TrimSpace(cell.String())))
+		rows = append(rows, testsupport.TableRow(line))
 	}
 	if len(rows) < 2 {
 		t.Fatalf("%s has no table under %q", metricsDoc, heading)

@@ -212,17 +212,6 @@ func commandOffline(ctx context.Context, f *flags, stdout, stderr io.Writer) int
 	return 0
 }
 
-// sourceStatus is one row of GET /api/v1/sources.
-type sourceStatus struct {
-	Name           string    `json:"name"`
-	State          string    `json:"state"`
-	Error          string    `json:"error"`
-	Checkpoint     time.Time `json:"checkpoint"`
-	LastEvent      time.Time `json:"last_event"`
-	StoreOldest    time.Time `json:"store_oldest"`
-	BufferedEvents int       `json:"buffered_events"`
-}
-
 func showStatus(f *flags, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -237,7 +226,7 @@ func showStatus(f *flags, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer resp.Body.Close()
-	var sources []sourceStatus
+	var sources []collector.Status
 	if err := json.NewDecoder(resp.Body).Decode(&sources); err != nil || resp.StatusCode != http.StatusOK {
 		fmt.Fprintf(stderr, "Unexpected answer from %s: %s %v\n", f.url, resp.Status, err)
 		return 1

@@ -63,3 +63,24 @@ func (b *LogBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TableRow splits a markdown table row into its cells, on the pipes outside `code`
+// spans (a PromQL `a | b` is one cell), trimming each.
+func TableRow(line string) []string {
+	var cells []string
+	var cell strings.Builder
+	inCode := false
+	for _, r := range strings.Trim(line, "|") {
+		switch {
+		case r == '`':
+			inCode = !inCode
+			cell.WriteRune(r)
+		case r == '|' && !inCode:
+			cells = append(cells, strings.TrimSpace(cell.String()))
+			cell.Reset()
+		default:
+			cell.WriteRune(r)
+		}
+	}
+	return append(cells, strings.TrimSpace(cell.String()))
+}
