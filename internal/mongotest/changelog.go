@@ -53,7 +53,11 @@ func (s *Server) recordLocked(cx *cmdCtx, e *event) {
 		// As on the real server, a position before the oldest entry left is
 		// lost, even if no event of its stream went with the evicted ones.
 		l.lost = tokenKey{ts: l.events[over].ts, kind: kindStartAt}
-		l.events = append([]*event(nil), l.events[over:]...)
+		// Slicing off the front, not copying the rest, keeps an insert O(1) on a
+		// full history (a copy cost ~1 ms per event at 100,000): append moves the
+		// window to a new array only when it outgrows the old one.
+		clear(l.events[:over])
+		l.events = l.events[over:]
 	}
 }
 

@@ -327,6 +327,38 @@ func TestChangeStreamHistoryLost(t *testing.T) {
 	assertHistoryLost(t, err)
 }
 
+// TestChangeStreamHistorySlides: long after the history filled up, it still
+// holds exactly the newest events, in order: resuming from the oldest one it
+// holds works, from the one before it is lost.
+func TestChangeStreamHistorySlides(t *testing.T) {
+	const history, writes = 5, 100
+	srv := mongotest.New(t, "a 5-event history", mongotest.Options{History: history})
+	c := connect(t, srv.URI())
+	cx := ctx(t)
+	coll := c.Database("h").Collection("c")
+	cs, err := coll.Database().Watch(cx, mongo.Pipeline{})
+	must(t, err)
+	var tokens []bson.Raw // tokens[i] is the token of the insert of _id i
+	for i := range writes {
+		_, err = coll.InsertOne(cx, bson.D{{Key: "_id", Value: i}})
+		must(t, err)
+		next(t, cs)
+		tokens = append(tokens, append(bson.Raw(nil), cs.ResumeToken()...))
+	}
+	must(t, cs.Close(cx))
+	// The history holds the inserts of _id 95 to 99: resuming after 95 returns 96 to 99.
+	cs, err = coll.Database().Watch(cx, mongo.Pipeline{}, options.ChangeStream().SetResumeAfter(tokens[writes-history]))
+	must(t, err)
+	for want := writes - history + 1; want < writes; want++ {
+		if got := next(t, cs).Lookup("documentKey", "_id").Int32(); got != int32(want) {
+			t.Fatalf("resumed stream returned _id %d, want %d", got, want)
+		}
+	}
+	must(t, cs.Close(cx))
+	_, err = coll.Database().Watch(cx, mongo.Pipeline{}, options.ChangeStream().SetResumeAfter(tokens[writes-history-1]))
+	assertHistoryLost(t, err)
+}
+
 func assertHistoryLost(t *testing.T, err error) {
 	t.Helper()
 	var ce mongo.CommandError
