@@ -1,9 +1,10 @@
 package mongotest
 
 import (
+	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -117,8 +118,15 @@ func (k tokenKey) less(o tokenKey) bool {
 // its KeyString type byte for a Timestamp).
 const tokenVersion = "82"
 
+// data is the token's _data: the version, then the timestamp, kind and fragment as
+// upper-case hex. Built without fmt: every change event has one.
 func (k tokenKey) data() string {
-	return fmt.Sprintf("%s%08X%08X%02X%04X", tokenVersion, k.ts.T, k.ts.I, k.kind, k.frag)
+	var raw [11]byte
+	binary.BigEndian.PutUint32(raw[0:], k.ts.T)
+	binary.BigEndian.PutUint32(raw[4:], k.ts.I)
+	raw[8] = k.kind
+	binary.BigEndian.PutUint16(raw[9:], k.frag)
+	return tokenVersion + strings.ToUpper(hex.EncodeToString(raw[:]))
 }
 
 func (k tokenKey) doc() bsoncore.Document {

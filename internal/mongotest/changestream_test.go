@@ -287,6 +287,19 @@ func TestClusterStream(t *testing.T) {
 	if bad.Next(cx) || codeOf(bad.Err()) != 280 {
 		t.Fatalf("stream with _id removed: err = %v, want 280", bad.Err())
 	}
+	// Changing the token is refused too; setting it to itself is no change.
+	same, err := db.Watch(cx, mongo.Pipeline{bson.D{{Key: "$set", Value: bson.D{{Key: "_id", Value: "$_id"}}}}})
+	must(t, err)
+	changed, err := db.Watch(cx, mongo.Pipeline{bson.D{{Key: "$set", Value: bson.D{{Key: "_id._data", Value: "82"}}}}})
+	must(t, err)
+	_, err = db.Collection("a").InsertOne(cx, bson.D{{Key: "_id", Value: 5}})
+	must(t, err)
+	if ev := next(t, same); ev.Lookup("documentKey", "_id").Int32() != 5 {
+		t.Fatalf("event with _id set to itself: %v", ev)
+	}
+	if changed.Next(cx) || codeOf(changed.Err()) != 280 {
+		t.Fatalf("stream with _id changed: err = %v, want 280", changed.Err())
+	}
 }
 
 func mustElems(t *testing.T, r bson.Raw) []bson.RawElement {
