@@ -36,9 +36,10 @@ run-collector: build ## Run oplog_collector on config.yml (its collector: sectio
 	./oplog_collector --config.file=$(CONFIG)
 
 .PHONY: test
-test: ## Run every test (race detector on) and a short fuzzing pass of the progress parser.
+test: ## Run every test (race detector on) and short fuzzing passes of the two parsers of what servers send.
 	$(GO) test -race -count=1 ./...
 	$(GO) test -run='^$$' -fuzz=FuzzParseProgress -fuzztime=$(FUZZTIME) ./exporter
+	$(GO) test -run='^$$' -fuzz=FuzzToItem -fuzztime=$(FUZZTIME) ./collector
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck.

@@ -4,8 +4,12 @@ package collector
 // apart so that its CPU and memory are not counted as the collector's), all in one run:
 //
 //	limit/read     the driver reading a change stream of N events: the read limit
-//	limit/insert   the driver inserting N store documents in unordered batches of 1000
+//	limit/insert   the driver inserting N store documents in unordered batches of 1000,
+//	               with the insert command (limit/insert-many: with InsertMany)
+//	limit/read+insert  both at once, each on its own: the limit when the servers share
+//	               the machine's cores with the client, as they do here
 //	collector      this collector capturing N events (read, convert, write, save tokens)
+//	               of a source that goes on writing
 //	old-design     the old Python tool's loop in Go: batches of 100, read then write in
 //	               turn, one insert and one token update per batch
 //
@@ -29,6 +33,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -115,116 +120,176 @@ func processCPU(p *os.Process) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
-// servers is the CPU used so far by the mongotestd processes of a benchmark.
-type servers []*os.Process
-
-func (s servers) cpu() time.Duration {
-	var total time.Duration
-	for _, p := range s {
-		total += processCPU(p)
-	}
-	return total
-}
-
-var benchServers servers
-
-func report(b *testing.B, events int, elapsed, cpu time.Duration) {
-	b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(cpu.Microseconds())/float64(events), "cpu-µs/event")
-}
+// benchServers are the mongotestd processes of BenchmarkCapture, whose CPU per event
+// measure reports apart: the source's and the store's.
+var benchServers struct{ source, store *os.Process }
 
 // measure runs f and reports its rate, the benchmark process's CPU per event and the
 // servers' CPU per event.
 func measure(b *testing.B, events int, f func()) {
-	began, cpu, serverCPU := time.Now(), cpuTime(), benchServers.cpu()
+	runtime.GC() // the setup's garbage is not f's to collect
+	began, cpu := time.Now(), cpuTime()
+	sourceCPU, storeCPU := processCPU(benchServers.source), processCPU(benchServers.store)
 	f()
-	report(b, events, time.Since(began), cpuTime()-cpu)
-	b.ReportMetric(float64((benchServers.cpu()-serverCPU).Microseconds())/float64(events), "server-cpu-µs/event")
+	perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(events) }
+	b.ReportMetric(float64(events)/time.Since(began).Seconds(), "events/s")
+	b.ReportMetric(perEvent(cpuTime()-cpu), "cpu-µs/event")
+	b.ReportMetric(perEvent(processCPU(benchServers.source)-sourceCPU), "source-cpu-µs/event")
+	b.ReportMetric(perEvent(processCPU(benchServers.store)-storeCPU), "store-cpu-µs/event")
+}
+
+// captureBench is one sub-benchmark's pair of servers, the source and the store, fresh
+// for each: a server holding what earlier sub-benchmarks wrote would spend more on
+// garbage collection, and slow whatever runs last.
+type captureBench struct {
+	b                   *testing.B
+	n                   int
+	uri, storeURI       string
+	client, storeClient *mongo.Client
+	run                 int
+}
+
+// newCaptureBench starts the two servers, as in production: reading and writing can
+// then overlap.
+func newCaptureBench(b *testing.B, n int) *captureBench {
+	uri, srcProc := mongotestdProcess(b, "--history", "1000000")
+	storeURI, storeProc := mongotestdProcess(b)
+	benchServers.source, benchServers.store = srcProc, storeProc
+	return &captureBench{b: b, n: n, uri: uri, storeURI: storeURI, client: benchClient(b, uri), storeClient: benchClient(b, storeURI)}
+}
+
+// fresh writes n events to a new database and returns it with a resume token from just
+// before them.
+func (c *captureBench) fresh() (string, bson.Raw) {
+	c.run++
+	db := fmt.Sprintf("bench%d", c.run)
+	before := positionBefore(c.b, c.client, db)
+	writeEvents(c.b, c.client, db, c.n)
+	return db, before
+}
+
+// readAll reads db's change stream from start until n inserts came.
+func (c *captureBench) readAll(db string, start bson.Raw) {
+	cs, err := c.client.Database(db).Watch(context.Background(), mongo.Pipeline{},
+		options.ChangeStream().SetResumeAfter(start).SetBatchSize(1000))
+	if err != nil {
+		c.b.Fatal(err)
+	}
+	for seen := 0; seen < c.n && cs.Next(context.Background()); {
+		if cs.Current.Lookup("operationType").StringValue() == "insert" {
+			seen++
+		}
+	}
+	_ = cs.Close(context.Background())
+}
+
+// insertAll inserts docs into the store in batches of 1000 with the insert command, the
+// fastest way the driver has: documents already in BSON, unordered, as the collector
+// sends them.
+func (c *captureBench) insertAll(db string, docs []bson.Raw) {
+	target := c.storeClient.Database("limit_" + db)
+	for start := 0; start < len(docs); start += 1000 {
+		if err := target.RunCommand(context.Background(), bson.Raw(appendInsertCommand(nil, "oplogs_"+db, docs[start:min(start+1000, len(docs))]))).Err(); err != nil {
+			c.b.Fatal(err)
+		}
+	}
+}
+
+// loop runs the benchmark: at each iteration setup prepares with the timer stopped,
+// then what it returns is measured, then done (when not nil) cleans up.
+func (c *captureBench) loop(setup func() (measured, done func())) {
+	for c.b.Loop() {
+		c.b.StopTimer()
+		measured, done := setup()
+		c.b.StartTimer()
+		measure(c.b, c.n, measured)
+		if done != nil {
+			done()
+		}
+	}
 }
 
 func BenchmarkCapture(b *testing.B) {
 	const n = 50_000
-	// The source and the store are two servers, as in production: reading and writing
-	// can then overlap.
-	uri, srcProc := mongotestdProcess(b, "--history", "1000000")
-	storeURI, storeProc := mongotestdProcess(b)
-	benchServers = servers{srcProc, storeProc}
-	client := benchClient(b, uri)
-	storeClient := benchClient(b, storeURI)
-	run := 0
-	// fresh writes n events to a new database and returns it with a resume token from
-	// just before them.
-	fresh := func() (string, bson.Raw) {
-		run++
-		db := fmt.Sprintf("bench%d", run)
-		before := positionBefore(b, client, db)
-		writeEvents(b, client, db, n)
-		return db, before
-	}
 
 	b.Run("limit/read", func(b *testing.B) {
-		for b.Loop() {
-			b.StopTimer()
-			db, start := fresh()
-			b.StartTimer()
-			measure(b, n, func() {
-				cs, err := client.Database(db).Watch(context.Background(), mongo.Pipeline{},
-					options.ChangeStream().SetResumeAfter(start).SetBatchSize(1000))
-				if err != nil {
-					b.Fatal(err)
-				}
-				for seen := 0; seen < n && cs.Next(context.Background()); {
-					if cs.Current.Lookup("operationType").StringValue() == "insert" {
-						seen++
-					}
-				}
-				_ = cs.Close(context.Background())
-			})
-		}
+		c := newCaptureBench(b, n)
+		c.loop(func() (func(), func()) {
+			db, start := c.fresh()
+			return func() { c.readAll(db, start) }, nil
+		})
 	})
 
 	b.Run("limit/insert", func(b *testing.B) {
-		for b.Loop() {
-			b.StopTimer()
-			db, before := fresh()
-			docs := storeDocuments(b, client, db, before, n) // what the collector writes
-			coll := storeClient.Database("limit_" + db).Collection("oplogs_" + db)
-			b.StartTimer()
-			measure(b, n, func() {
+		c := newCaptureBench(b, n)
+		c.loop(func() (func(), func()) {
+			db, before := c.fresh()
+			docs := storeDocuments(b, c.client, db, before, n) // what the collector writes
+			return func() { c.insertAll(db, docs) }, nil
+		})
+	})
+
+	// The same documents through InsertMany, which decodes each one again to find its
+	// _id: the rate most tools get, for reference.
+	b.Run("limit/insert-many", func(b *testing.B) {
+		c := newCaptureBench(b, n)
+		c.loop(func() (func(), func()) {
+			db, before := c.fresh()
+			docs := storeDocuments(b, c.client, db, before, n)
+			coll := c.storeClient.Database("limit_" + db).Collection("oplogs_" + db)
+			return func() {
 				for start := 0; start < len(docs); start += 1000 {
 					if _, err := coll.InsertMany(context.Background(), docs[start:min(start+1000, len(docs))], options.InsertMany().SetOrdered(false)); err != nil {
 						b.Fatal(err)
 					}
 				}
-			})
-		}
+			}, nil
+		})
+	})
+
+	// Both raw loops at once, independent of each other: what this machine allows when
+	// the source and the store server share its cores with the reader and the writer,
+	// as they do for the collector here (in production they are other machines).
+	b.Run("limit/read+insert", func(b *testing.B) {
+		c := newCaptureBench(b, n)
+		c.loop(func() (func(), func()) {
+			readDB, start := c.fresh()
+			insertDB, before := c.fresh()
+			docs := storeDocuments(b, c.client, insertDB, before, n)
+			return func() {
+				var both sync.WaitGroup
+				both.Go(func() { c.readAll(readDB, start) })
+				both.Go(func() { c.insertAll(insertDB, docs) })
+				both.Wait()
+			}, nil
+		})
 	})
 
 	b.Run("collector", func(b *testing.B) {
-		for b.Loop() {
-			b.StopTimer()
-			db, before := fresh()
-			cfg := benchConfig(b, uri, storeURI, db, before)
-			b.StartTimer()
-			reg := prometheus.NewRegistry()
-			m := NewManager(reg, log.NewNopLogger())
-			measure(b, n, func() {
+		c := newCaptureBench(b, n)
+		c.loop(func() (func(), func()) {
+			db, before := c.fresh()
+			// A store batch's worth of events after the n measured: as on a source that
+			// goes on, the batch holding the last measured event fills up. Without them
+			// it would wait batch.max_wait for more, a latency that is not throughput.
+			writeEventsFrom(b, c.client, db, n, config.DefaultBatchMaxEvents)
+			cfg := benchConfig(b, c.uri, c.storeURI, db, before)
+			m := NewManager(prometheus.NewRegistry(), log.NewNopLogger())
+			return func() {
 				if err := m.Apply(cfg); err != nil {
 					b.Fatal(err)
 				}
-				waitStored(b, reg, db, n)
-			})
-			m.Stop()
-		}
+				waitStored(b, m, db, n)
+			}, m.Stop
+		})
 	})
 
 	b.Run("old-design", func(b *testing.B) {
-		for b.Loop() {
-			b.StopTimer()
-			db, start := fresh()
-			b.StartTimer()
-			measure(b, n, func() { oldDesign(b, client, storeClient, db, start, n) })
-		}
+		c := newCaptureBench(b, n)
+		c.loop(func() (func(), func()) {
+			db, start := c.fresh()
+			return func() { oldDesign(b, c.client, c.storeClient, db, start, n) }, nil
+		})
 	})
 }
 
@@ -253,30 +318,15 @@ func positionBefore(b *testing.B, client *mongo.Client, db string) bson.Raw {
 	return append(bson.Raw(nil), cs.ResumeToken()...)
 }
 
-// waitStored waits until the collector reports n inserts persisted. It asks the
-// collector's metrics, not the store: counting in the store would scan it while the
+// waitStored waits until the collector reports n inserts persisted. It reads the
+// collector's counter, not the store: counting in the store would scan it while the
 // collector writes, and slow what is measured.
-func waitStored(b *testing.B, reg *prometheus.Registry, source string, n int) {
+func waitStored(b *testing.B, m *Manager, source string, n int) {
+	stored := m.metrics.events.WithLabelValues(source, "insert")
 	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		v := 0.0
-		families, _ := reg.Gather()
-		for _, f := range families {
-			if f.GetName() == "oplog_capture_events_total" {
-				for _, m := range f.GetMetric() {
-					for _, l := range m.GetLabel() {
-						if l.GetName() == "op_type" && l.GetValue() == "insert" {
-							v = m.GetCounter().GetValue()
-						}
-					}
-				}
-			}
-		}
-		if v >= float64(n) {
-			return
-		}
+	for testutil.ToFloat64(stored) < float64(n) {
 		if time.Now().After(deadline) {
-			b.Fatalf("only %v of %d events stored", v, n)
+			b.Fatalf("only %v of %d events stored", testutil.ToFloat64(stored), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -284,13 +334,13 @@ func waitStored(b *testing.B, reg *prometheus.Registry, source string, n int) {
 
 // storeDocuments reads db's change stream from before and converts the events as the
 // collector does.
-func storeDocuments(b *testing.B, client *mongo.Client, db string, before bson.Raw, n int) []any {
+func storeDocuments(b *testing.B, client *mongo.Client, db string, before bson.Raw, n int) []bson.Raw {
 	cs, err := client.Database(db).Watch(context.Background(), mongo.Pipeline{}, options.ChangeStream().SetResumeAfter(before))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cs.Close(context.Background())
-	var docs []any
+	var docs []bson.Raw
 	var split splitState
 	for inserts := 0; inserts < n && cs.Next(context.Background()); {
 		it, err := toItem(db, cs.Current, time.Now(), &split)

@@ -44,22 +44,22 @@ var errNoToken = errors.New("change event without a resume token {_data: <string
 // layout of the old Python collector (../shared/reference/oplog-collector.md), plus the
 // fields it dropped. _id is the token's _data, so storing an event twice is a no-op.
 func toItem(cluster string, event bson.Raw, received time.Time, split *splitState) (item, error) {
-	tokenValue, err := event.LookupErr("_id")
+	f, err := scanEvent(event)
 	if err != nil {
-		return item{}, errNoToken
+		return item{}, err
 	}
-	token, ok := tokenValue.DocumentOK()
+	token, ok := f.id.DocumentOK()
 	if !ok {
 		return item{}, errNoToken
 	}
-	data, ok := token.Lookup("_data").StringValueOK()
-	if !ok || data == "" {
+	data, ok := stringBytes(bsoncore.Document(token).Lookup("_data"))
+	if !ok || len(data) == 0 {
 		return item{}, errNoToken
 	}
-	opType, _ := event.Lookup("operationType").StringValueOK()
-	clusterT, clusterI, hasTime := event.Lookup("clusterTime").TimestampOK()
+	opType := operationName(f.operationType)
+	clusterT, clusterI, hasTime := f.clusterTime.TimestampOK()
 	clusterTime := bson.Timestamp{T: clusterT, I: clusterI}
-	if splitEvent, ok := lookup(event, "splitEvent").DocumentOK(); ok {
+	if splitEvent, ok := f.copied[splitEventField].DocumentOK(); ok {
 		if fragment, _ := splitEvent.Lookup("fragment").AsInt64OK(); fragment == 1 || opType != "" {
 			*split = splitState{opType: opType, clusterTime: clusterTime}
 		} else {
@@ -67,15 +67,15 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 		}
 	}
 	if !hasTime {
-		return item{}, fmt.Errorf("change event %s has no clusterTime", data)
+		return item{}, fmt.Errorf("change event %s has no clusterTime", string(data))
 	}
-	raw, err := storeDocument(cluster, data, token, clusterTime, received, opType, event)
+	raw, storedToken, err := storeDocument(cluster, data, token, clusterTime, received, opType, &f)
 	if err != nil {
-		return item{}, fmt.Errorf("change event %s: %w", data, err)
+		return item{}, fmt.Errorf("change event %s: %w", string(data), err)
 	}
 	return item{
 		doc:        raw,
-		token:      token,
+		token:      storedToken,
 		tokenTime:  clusterTime,
 		opType:     opType,
 		size:       len(raw),
@@ -86,7 +86,7 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 // copiedFields are the event's fields the store keeps as they are, under its own names:
 // first the old collector's (stored as null when absent), then the additions it dropped,
 // which a faithful replay needs (stored only when present).
-var copiedFields = []struct {
+var copiedFields = [...]struct {
 	from, to string
 	old      bool
 }{
@@ -103,54 +103,155 @@ var copiedFields = []struct {
 	{"splitEvent", "split_event", false},
 }
 
-// storeDocument builds the store document in BSON directly, copying the event's values
-// byte for byte: no decoding and re-encoding of full documents, which are most of an
-// event's size.
-func storeDocument(cluster, data string, token bson.Raw, ts bson.Timestamp, received time.Time, opType string, event bson.Raw) (bson.Raw, error) {
-	start, dst := bsoncore.AppendDocumentStart(make([]byte, 0, len(event)+len(token)+128))
-	dst = bsoncore.AppendStringElement(dst, "_id", data)
-	dst = bsoncore.AppendDocumentElement(dst, "_resume_token", token)
-	dst = bsoncore.AppendStringElement(dst, "cluster_name", cluster)
-	dst = bsoncore.AppendTimestampElement(dst, "ts", ts.T, ts.I)
-	dst = bsoncore.AppendDateTimeElement(dst, "wall", received.UnixMilli())
-	dst = bsoncore.AppendStringElement(dst, "op_type", opType)
-	if ns, ok := namespace(event).(string); ok {
-		dst = bsoncore.AppendStringElement(dst, "ns", ns)
-	} else {
-		dst = bsoncore.AppendNullElement(dst, "ns")
+// copiedField maps an event field's name to its place in copiedFields.
+var copiedField = func() map[string]int {
+	m := make(map[string]int, len(copiedFields))
+	for i, f := range copiedFields {
+		m[f.from] = i
 	}
-	for _, f := range copiedFields {
-		v := lookup(event, f.from)
-		switch {
-		case v.Type != 0:
-			dst = append(bsoncore.AppendHeader(dst, bsoncore.Type(v.Type), f.to), v.Value...)
-		case f.old:
-			dst = bsoncore.AppendNullElement(dst, f.to)
+	return m
+}()
+
+// splitEventField is where splitEvent is in copiedFields: toItem reads it too.
+var splitEventField = copiedField["splitEvent"]
+
+// eventFields are the top-level values of a change event that the store uses; a value
+// the event lacks has Type 0.
+type eventFields struct {
+	id, operationType, clusterTime, ns bsoncore.Value
+	copied                             [len(copiedFields)]bsoncore.Value
+}
+
+// errMalformedEvent is a change event that is not valid BSON.
+var errMalformedEvent = errors.New("malformed change event: not a valid BSON document")
+
+// scanEvent finds the fields the store uses in one pass over the event: looking each
+// up in turn would read the event's elements once per field, which cost most of the
+// reader's time. Of a field repeated, the first counts, as a lookup would find it.
+func scanEvent(event bson.Raw) (eventFields, error) {
+	var f eventFields
+	length, _, ok := bsoncore.ReadLength(event)
+	if !ok || length < 5 || int(length) != len(event) || event[length-1] != 0 {
+		return f, errMalformedEvent
+	}
+	rest := event[4 : length-1]
+	for len(rest) > 0 {
+		var element bsoncore.Element
+		if element, rest, ok = bsoncore.ReadElement(rest); !ok {
+			return f, errMalformedEvent
+		}
+		var slot *bsoncore.Value
+		switch key := element.KeyBytes(); string(key) {
+		case "_id":
+			slot = &f.id
+		case "operationType":
+			slot = &f.operationType
+		case "clusterTime":
+			slot = &f.clusterTime
+		case "ns":
+			slot = &f.ns
+		default:
+			i, copied := copiedField[string(key)]
+			if !copied {
+				continue
+			}
+			slot = &f.copied[i]
+		}
+		if slot.Type == 0 {
+			*slot = element.Value()
 		}
 	}
-	return bsoncore.AppendDocumentEnd(dst, start)
+	return f, nil
 }
 
-func lookup(doc bson.Raw, key string) bson.RawValue {
-	v, err := doc.LookupErr(key)
-	if err != nil {
-		return bson.RawValue{}
+// storeDocument builds the store document in BSON directly, copying the event's values
+// byte for byte: no decoding and re-encoding of full documents, which are most of an
+// event's size. storedToken is the token inside it: holding on to the event's own would
+// keep the driver's whole reply buffer in memory while the item waits to be written.
+func storeDocument(cluster string, data []byte, token bsoncore.Document, ts bson.Timestamp, received time.Time, opType string, f *eventFields) (doc, storedToken bson.Raw, err error) {
+	size := len(token) + len(data) + len(cluster) + len(opType) + 128
+	for _, v := range f.copied {
+		size += len(v.Data) + 32
 	}
-	return v
+	start, dst := bsoncore.AppendDocumentStart(make([]byte, 0, size+len(f.ns.Data)))
+	dst = appendString(appendHeader(dst, bsoncore.TypeString, "_id"), data)
+	dst = appendHeader(dst, bsoncore.TypeEmbeddedDocument, "_resume_token")
+	tokenAt := len(dst)
+	dst = append(dst, token...)
+	dst = bsoncore.AppendString(appendHeader(dst, bsoncore.TypeString, "cluster_name"), cluster)
+	dst = bsoncore.AppendTimestamp(appendHeader(dst, bsoncore.TypeTimestamp, "ts"), ts.T, ts.I)
+	dst = bsoncore.AppendDateTime(appendHeader(dst, bsoncore.TypeDateTime, "wall"), received.UnixMilli())
+	dst = bsoncore.AppendString(appendHeader(dst, bsoncore.TypeString, "op_type"), opType)
+	dst = appendNamespace(dst, f.ns)
+	for i, field := range copiedFields {
+		switch v := f.copied[i]; {
+		case v.Type != 0:
+			dst = append(appendHeader(dst, v.Type, field.to), v.Data...)
+		case field.old:
+			dst = appendHeader(dst, bsoncore.TypeNull, field.to)
+		}
+	}
+	if dst, err = bsoncore.AppendDocumentEnd(dst, start); err != nil {
+		return nil, nil, err
+	}
+	return dst, dst[tokenAt : tokenAt+len(token) : tokenAt+len(token)], nil
 }
 
-// namespace is the event's ns as the old collector wrote it: "db.coll", or "db" for
-// database-wide events, null when the event has none.
-func namespace(event bson.Raw) any {
-	ns, ok := lookup(event, "ns").DocumentOK()
+// appendHeader starts an element (type, key, NUL) whose key is one of this file's
+// constants. bsoncore.AppendHeader checks each key for a NUL byte, and AppendKey
+// allocates key+"\x00": together a quarter of the conversion's time, for keys that
+// cannot hold a NUL.
+func appendHeader(dst []byte, t bsoncore.Type, key string) []byte {
+	dst = append(dst, byte(t))
+	dst = append(dst, key...)
+	return append(dst, 0)
+}
+
+// appendNamespace appends the event's ns as the old collector wrote it: "db.coll", or
+// "db" for database-wide events, null when the event has none.
+func appendNamespace(dst []byte, ns bsoncore.Value) []byte {
+	doc, ok := ns.DocumentOK()
 	if !ok {
-		return nil
+		return appendHeader(dst, bsoncore.TypeNull, "ns")
 	}
-	db, _ := ns.Lookup("db").StringValueOK()
-	if coll, ok := ns.Lookup("coll").StringValueOK(); ok {
-		return db + "." + coll
+	db, _ := stringBytes(doc.Lookup("db"))
+	dst = appendHeader(dst, bsoncore.TypeString, "ns")
+	if coll, ok := stringBytes(doc.Lookup("coll")); ok {
+		dst = bsoncore.AppendInt32(dst, int32(len(db)+1+len(coll)+1))
+		dst = append(append(append(dst, db...), '.'), coll...)
+		return append(dst, 0)
 	}
-	return db
+	return appendString(dst, db)
+}
+
+// stringBytes is the text of a BSON string value, read in place: converting each of an
+// event's strings to a Go string was a third of the conversion's allocations.
+func stringBytes(v bsoncore.Value) ([]byte, bool) {
+	if v.Type != bsoncore.TypeString || len(v.Data) < 5 {
+		return nil, false
+	}
+	return v.Data[4 : len(v.Data)-1], true // after the int32 length, before the NUL
+}
+
+// appendString appends text as a BSON string value: int32 length, the bytes, NUL.
+func appendString(dst, text []byte) []byte {
+	dst = bsoncore.AppendInt32(dst, int32(len(text)+1))
+	return append(append(dst, text...), 0)
+}
+
+// operationName is the event's operationType, one of capturedOperations without
+// allocating, or "" when the event has none (a later fragment of a split event).
+func operationName(v bsoncore.Value) string {
+	name, ok := stringBytes(v)
+	if !ok {
+		return ""
+	}
+	for _, known := range capturedOperations {
+		if string(name) == known {
+			return known
+		}
+	}
+	return string(name)
 }
 
 // tokenTime reads the cluster time a resume token stands for. The server's _data is a
@@ -158,7 +259,7 @@ func namespace(event bson.Raw) any {
 // endian; it is how a post-batch resume token, which comes with no event, tells how far
 // the stream has read. ok is false for a token of another shape.
 func tokenTime(token bson.Raw) (ts bson.Timestamp, ok bool) {
-	data, isString := lookup(token, "_data").StringValueOK()
+	data, isString := token.Lookup("_data").StringValueOK()
 	if !isString || len(data) < 18 || data[:2] != "82" {
 		return bson.Timestamp{}, false
 	}

@@ -295,6 +295,7 @@ func (s *source) open(ctx context.Context, pos position) (*mongo.ChangeStream, e
 // drained, or ctx ends.
 func (s *source) write(ctx context.Context) {
 	name := s.cfg.Name
+	var command []byte
 	for {
 		batch, err := s.buf.take(ctx)
 		if err != nil {
@@ -310,18 +311,22 @@ func (s *source) write(ctx context.Context) {
 		}
 		if len(docs) > 0 {
 			start := time.Now()
-			if !s.retry(ctx, errStoreWrite, func(ctx context.Context) error { return s.store.insert(ctx, docs) }) {
+			if !s.retry(ctx, errStoreWrite, func(ctx context.Context) error { return s.store.insert(ctx, docs, &command) }) {
 				return
 			}
 			s.metrics.batchWrite.WithLabelValues(name).Observe(time.Since(start).Seconds())
 			s.metrics.batches.WithLabelValues(name).Inc()
 			s.metrics.bytes.WithLabelValues(name).Add(float64(size))
 			var newest bson.Timestamp
+			perType := map[string]int{} // one counter update per type and batch, not per event
 			for _, it := range batch {
 				if it.doc != nil {
-					s.metrics.events.WithLabelValues(name, it.opType).Inc()
+					perType[it.opType]++
 					newest = it.tokenTime
 				}
+			}
+			for opType, n := range perType {
+				s.metrics.events.WithLabelValues(name, opType).Add(float64(n))
 			}
 			s.mu.Lock()
 			s.lastEvent = newest
