@@ -1,7 +1,8 @@
 package collector
 
-// Benchmarks of the capture against a mongotestd process (the test MongoDB server, run
-// apart so that its CPU and memory are not counted as the collector's), all in one run:
+// Benchmarks of the capture against two mongotestd processes, a source and a store (the
+// test MongoDB server, run apart so that its CPU and memory are not counted as the
+// collector's; fresh ones for each sub-benchmark), all in one run:
 //
 //	limit/read     the driver reading a change stream of N events: the read limit
 //	limit/insert   the driver inserting N store documents in unordered batches of 1000,
@@ -13,7 +14,11 @@ package collector
 //	old-design     the old Python tool's loop in Go: batches of 100, read then write in
 //	               turn, one insert and one token update per batch
 //
-// Each reports events/s and the benchmark process's CPU time per event.
+// Each reports events/s, the benchmark process's CPU time per event and each server's.
+// They run twice: own-cpu gives the source, the store and the client each a share of the
+// CPU of their own, as on separate hosts in production (the collector is held to 90% of
+// the slower raw limit there); shared-cpu lets all three compete for the machine's cores,
+// where the collector, reading and writing at once, pays for both servers.
 // BenchmarkBacklogMemory builds a backlog of 1,000,000 events while the store is
 // unavailable and reports the peak heap.
 
@@ -150,11 +155,29 @@ type captureBench struct {
 }
 
 // newCaptureBench starts the two servers, as in production: reading and writing can
-// then overlap.
-func newCaptureBench(b *testing.B, n int) *captureBench {
+// then overlap. With ownCPU, the source, the store and this process (the client) each
+// get their own share of the machine's CPU: 30%, 30% and 40%, as if each ran on its own
+// host; the sub-benchmark is skipped where that cannot be done.
+func newCaptureBench(b *testing.B, n int, ownCPU bool) *captureBench {
 	uri, srcProc := mongotestdProcess(b, "--history", "1000000")
 	storeURI, storeProc := mongotestdProcess(b)
 	benchServers.source, benchServers.store = srcProc, storeProc
+	if ownCPU {
+		cores := float64(runtime.NumCPU())
+		for _, share := range []struct {
+			role     string
+			fraction float64
+			pid      int
+		}{{"source", 0.3, srcProc.Pid}, {"store", 0.3, storeProc.Pid}, {"client", 0.4, os.Getpid()}} {
+			q, err := newCPUQuota(b, fmt.Sprintf("mongomigrate-bench-%d-%s", os.Getpid(), share.role), share.fraction*cores)
+			if err == nil {
+				err = q.add(share.pid)
+			}
+			if err != nil {
+				b.Skipf("needs a CPU quota per process (root and the cgroup cpu controller) to give each server its own share of the machine: %v", err)
+			}
+		}
+	}
 	return &captureBench{b: b, n: n, uri: uri, storeURI: storeURI, client: benchClient(b, uri), storeClient: benchClient(b, storeURI)}
 }
 
@@ -210,10 +233,18 @@ func (c *captureBench) loop(setup func() (measured, done func())) {
 }
 
 func BenchmarkCapture(b *testing.B) {
+	// own-cpu: the servers and the client each have their own share of the CPU, as on
+	// their own hosts in production: the collector is held to the slower raw limit there.
+	// shared-cpu: all compete for the machine's cores.
+	b.Run("own-cpu", func(b *testing.B) { benchmarkCapture(b, true) })
+	b.Run("shared-cpu", func(b *testing.B) { benchmarkCapture(b, false) })
+}
+
+func benchmarkCapture(b *testing.B, ownCPU bool) {
 	const n = 50_000
 
 	b.Run("limit/read", func(b *testing.B) {
-		c := newCaptureBench(b, n)
+		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, start := c.fresh()
 			return func() { c.readAll(db, start) }, nil
@@ -221,7 +252,7 @@ func BenchmarkCapture(b *testing.B) {
 	})
 
 	b.Run("limit/insert", func(b *testing.B) {
-		c := newCaptureBench(b, n)
+		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, before := c.fresh()
 			docs := storeDocuments(b, c.client, db, before, n) // what the collector writes
@@ -232,7 +263,7 @@ func BenchmarkCapture(b *testing.B) {
 	// The same documents through InsertMany, which decodes each one again to find its
 	// _id: the rate most tools get, for reference.
 	b.Run("limit/insert-many", func(b *testing.B) {
-		c := newCaptureBench(b, n)
+		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, before := c.fresh()
 			docs := storeDocuments(b, c.client, db, before, n)
@@ -251,7 +282,7 @@ func BenchmarkCapture(b *testing.B) {
 	// the source and the store server share its cores with the reader and the writer,
 	// as they do for the collector here (in production they are other machines).
 	b.Run("limit/read+insert", func(b *testing.B) {
-		c := newCaptureBench(b, n)
+		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			readDB, start := c.fresh()
 			insertDB, before := c.fresh()
@@ -266,7 +297,7 @@ func BenchmarkCapture(b *testing.B) {
 	})
 
 	b.Run("collector", func(b *testing.B) {
-		c := newCaptureBench(b, n)
+		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, before := c.fresh()
 			// A store batch's worth of events after the n measured: as on a source that
@@ -285,7 +316,7 @@ func BenchmarkCapture(b *testing.B) {
 	})
 
 	b.Run("old-design", func(b *testing.B) {
-		c := newCaptureBench(b, n)
+		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, start := c.fresh()
 			return func() { oldDesign(b, c.client, c.storeClient, db, start, n) }, nil
