@@ -31,7 +31,7 @@ import (
 // then resolved once the fault is cleared.
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: the end-to-end test builds the binaries and runs Prometheus and Alertmanager for a minute or two")
+		t.Skip("needs a full run (-short was given): it builds both binaries and runs Prometheus and Alertmanager for a minute or two, too slow for -short; run go test without -short")
 	}
 	tools := requireTools(t)
 	s := startStack(t, tools)

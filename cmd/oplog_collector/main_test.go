@@ -313,7 +313,7 @@ func TestDaemonLifecycle(t *testing.T) {
 // event exactly once, in source order.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills the collector 20 times; skipped with -short")
+		t.Skip("needs a full run (-short was given): it builds the collector and mongotestd and SIGKILLs the collector 20 times, too slow for -short; run go test without -short")
 	}
 	uri := startMongotestd(t)
 	client := connect(t, uri)

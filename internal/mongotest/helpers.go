@@ -26,7 +26,7 @@ func URI(t testing.TB) string {
 func New(t testing.TB, why string, opts Options) *Server {
 	t.Helper()
 	if os.Getenv(EnvURI) != "" {
-		t.Skipf("needs the mongotest fake server (%s); %s is set", why, EnvURI)
+		t.Skipf("needs the mongotest fake server for %s, which a real server cannot provide on demand; %s is set, so these tests run against that server instead: unset it to run this one", why, EnvURI)
 	}
 	return start(t, opts)
 }

@@ -25,7 +25,7 @@ func Tool(t testing.TB, command, debianPackage, purpose string) string {
 	if os.Getenv("CI") != "" {
 		t.Fatalf("%s is missing in CI: .ci/run must install the Debian package %s", command, debianPackage)
 	}
-	t.Skipf("%s needs %s (Debian package %s: apt-get install %s)", purpose, command, debianPackage, debianPackage)
+	t.Skipf("%s needs %s, which is not on PATH here (Debian package %s: apt-get install %s; .ci/run installs it)", purpose, command, debianPackage, debianPackage)
 	return ""
 }
 
