@@ -43,8 +43,8 @@ func newCPUQuota(tb testing.TB, name string, cores float64) (*cpuQuota, error) {
 		_ = os.Remove(q.dir)
 		return nil, fmt.Errorf("setting the CPU quota of %s: %w", q.dir, err)
 	}
-	// Registered before the processes' own cleanups run (cleanups run last first), the
-	// group is removed once they have exited; a process still in it moves to the root.
+	// At cleanup, a process still in the group (this one, or a server not yet killed)
+	// moves back to the parent group, then the group is removed.
 	tb.Cleanup(func() {
 		if data, err := os.ReadFile(filepath.Join(q.dir, "cgroup.procs")); err == nil {
 			for _, pid := range strings.Fields(string(data)) {

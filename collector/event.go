@@ -169,11 +169,15 @@ func scanEvent(event bson.Raw) (eventFields, error) {
 // event's size. storedToken is the token inside it: holding on to the event's own would
 // keep the driver's whole reply buffer in memory while the item waits to be written.
 func storeDocument(cluster string, data []byte, token bsoncore.Document, ts bson.Timestamp, received time.Time, opType string, f *eventFields) (doc, storedToken bson.Raw, err error) {
-	size := len(token) + len(data) + len(cluster) + len(opType) + 128
-	for _, v := range f.copied {
-		size += len(v.Data) + 32
+	// Sized to fit: the buffer's byte bound counts the document's length, so spare
+	// capacity would be memory it does not see. 128 covers the fixed fields' keys.
+	size := 128 + len(data) + len(token) + len(cluster) + len(opType) + len(f.ns.Data)
+	for i, field := range copiedFields {
+		if v := f.copied[i]; v.Type != 0 || field.old {
+			size += 1 + len(field.to) + 1 + len(v.Data)
+		}
 	}
-	start, dst := bsoncore.AppendDocumentStart(make([]byte, 0, size+len(f.ns.Data)))
+	start, dst := bsoncore.AppendDocumentStart(make([]byte, 0, size))
 	dst = appendString(appendHeader(dst, bsoncore.TypeString, "_id"), data)
 	dst = appendHeader(dst, bsoncore.TypeEmbeddedDocument, "_resume_token")
 	tokenAt := len(dst)
