@@ -1,0 +1,338 @@
+package pitr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
+)
+
+// Limits of one bulk write: the server takes 100,000 operations and 48 MB a message;
+// smaller batches keep memory low and a failure's retry short.
+const (
+	maxBatchOps   = 1000
+	maxBatchBytes = 8 << 20
+)
+
+// applier applies events to the target. Document events go in ordered bulk writes, one
+// collection at a time, in stream order; everything else goes alone, after the batch
+// before it.
+type applier struct {
+	client *mongo.Client
+	reg    *registry
+	park   *parking
+	stats  *Summary
+	batch  batch
+	// deferred are index builds the target refused, built again at the end.
+	deferred []deferredIndex
+	// transactions: the target runs them (a replica set or a sharded cluster).
+	transactions bool
+}
+
+// batch is a bulk write being gathered.
+type batch struct {
+	coll   *collection
+	models []mongo.WriteModel
+	owners []int // for each model, its event's index in events
+	events []pendingWrite
+	bytes  int
+}
+
+type pendingWrite struct {
+	event oplogstore.Event // a copy: the caller's may be reused
+	ud    *updateDescription
+}
+
+// writePlan is how a document event is applied: its write models, or, for an update
+// that update operators cannot express, a read-modify-replace.
+type writePlan struct {
+	models     []mongo.WriteModel
+	ud         *updateDescription
+	clientSide bool
+}
+
+// planWrite turns a document event into writes. Inserts and replaces are upserts of the
+// full document (so that applying one again, or onto a later state, yields that
+// document); deletes go by document key; updates go by their updateDescription, never
+// by full_document, which updateLookup reads later than the event.
+func planWrite(e *oplogstore.Event) (writePlan, error) {
+	filter := e.DocKey
+	switch e.OpType {
+	case "insert", "replace":
+		if e.FullDocument == nil {
+			return writePlan{}, fmt.Errorf("%s event at %s on %s has no full_document", e.OpType, FormatTS(e.TS), e.Namespace())
+		}
+		if filter == nil {
+			id, err := e.FullDocument.LookupErr("_id")
+			if err != nil {
+				return writePlan{}, fmt.Errorf("%s event at %s on %s has neither doc_key nor an _id in full_document", e.OpType, FormatTS(e.TS), e.Namespace())
+			}
+			filter, _ = bson.Marshal(bson.D{{Key: "_id", Value: id}})
+		}
+		return writePlan{models: []mongo.WriteModel{
+			mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(e.FullDocument).SetUpsert(true),
+		}}, nil
+	case "delete":
+		if filter == nil {
+			return writePlan{}, fmt.Errorf("delete event at %s on %s has no doc_key", FormatTS(e.TS), e.Namespace())
+		}
+		return writePlan{models: []mongo.WriteModel{mongo.NewDeleteOneModel().SetFilter(filter)}}, nil
+	case "update":
+		if filter == nil {
+			return writePlan{}, fmt.Errorf("update event at %s on %s has no doc_key", FormatTS(e.TS), e.Namespace())
+		}
+		ud, err := parseUpdateDescription(e.UpdateDescription)
+		if err != nil {
+			return writePlan{}, fmt.Errorf("update event at %s on %s: %w", FormatTS(e.TS), e.Namespace(), err)
+		}
+		if !ud.operatorsExpress() {
+			return writePlan{ud: ud, clientSide: true}, nil
+		}
+		p := writePlan{ud: ud}
+		for _, u := range ud.operatorUpdates() {
+			p.models = append(p.models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(u))
+		}
+		return p, nil
+	}
+	return writePlan{}, fmt.Errorf("not a document event: %q", e.OpType)
+}
+
+// write applies a document event to c, through the batch.
+func (a *applier) write(ctx context.Context, c *collection, e *oplogstore.Event) error {
+	p, err := planWrite(e)
+	if err != nil {
+		return err
+	}
+	if id := docID(e); a.park.has(c, id) {
+		if err := a.flush(ctx); err != nil {
+			return err
+		}
+		if err := a.unpark(ctx, c, e, id); err != nil {
+			return err
+		}
+	}
+	if p.clientSide {
+		if err := a.flush(ctx); err != nil {
+			return err
+		}
+		return a.writeAlone(ctx, c, e, p.ud, true)
+	}
+	if a.batch.coll != c || len(a.batch.models)+len(p.models) > maxBatchOps || a.batch.bytes+e.Bytes > maxBatchBytes {
+		if err := a.flush(ctx); err != nil {
+			return err
+		}
+		a.batch.coll = c
+	}
+	for _, m := range p.models {
+		a.batch.models = append(a.batch.models, m)
+		a.batch.owners = append(a.batch.owners, len(a.batch.events))
+	}
+	a.batch.events = append(a.batch.events, pendingWrite{event: *e, ud: p.ud})
+	a.batch.bytes += e.Bytes
+	return nil
+}
+
+func docID(e *oplogstore.Event) bson.RawValue {
+	if e.DocKey != nil {
+		return e.DocKey.Lookup("_id")
+	}
+	return e.FullDocument.Lookup("_id")
+}
+
+// flush writes the batch, ordered. A write the target refuses is applied alone, the
+// careful way (writeAlone), and the batch goes on after it.
+func (a *applier) flush(ctx context.Context) error {
+	b := &a.batch
+	defer func() { *b = batch{} }()
+	models, owners := b.models, b.owners
+	if len(models) == 0 {
+		return nil
+	}
+	handle := a.client.Database(b.coll.db).Collection(b.coll.name)
+	for len(models) > 0 {
+		_, err := handle.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true))
+		if err == nil {
+			return nil
+		}
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+			return fmt.Errorf("writing %d operations to %s: %w", len(models), b.coll.ns(), err)
+		}
+		// Ordered: what comes before the failed write is done. Its event is applied
+		// again whole (each of its steps is idempotent), alone.
+		failed := owners[bwe.WriteErrors[0].Index]
+		pw := b.events[failed]
+		if err := a.writeAlone(ctx, b.coll, &pw.event, pw.ud, false); err != nil {
+			return err
+		}
+		next := bwe.WriteErrors[0].Index
+		for next < len(owners) && owners[next] == failed {
+			next++
+		}
+		models, owners = models[next:], owners[next:]
+	}
+	return nil
+}
+
+// writeAlone applies one document event by itself. An update that update operators
+// cannot express, or that the target's document refuses (its shape is not the source's
+// at the event: the target is ahead, see docs/pitr.md), is applied by reading the
+// document, changing it as the source's server did, and replacing it. A unique key
+// held by another document is resolved by setting that document aside (parking).
+func (a *applier) writeAlone(ctx context.Context, c *collection, e *oplogstore.Event, ud *updateDescription, clientSide bool) error {
+	handle := a.client.Database(c.db).Collection(c.name)
+	for attempt := 0; ; attempt++ {
+		err := a.writeOnce(ctx, handle, e, ud, clientSide)
+		we, isWriteErr := writeErrorOf(err)
+		switch {
+		case err == nil:
+			return nil
+		case isWriteErr && we.Code == codeDuplicateKey && attempt < 16:
+			set, perr := a.setAside(ctx, c, handle, we, docID(e))
+			if perr != nil {
+				return perr
+			}
+			if !set {
+				return fmt.Errorf("%s event at %s on %s: %w", e.OpType, FormatTS(e.TS), c.ns(), err)
+			}
+		case isWriteErr && e.OpType == "update" && !clientSide:
+			clientSide = true
+		default:
+			return fmt.Errorf("%s event at %s on %s: %w", e.OpType, FormatTS(e.TS), c.ns(), err)
+		}
+	}
+}
+
+func (a *applier) writeOnce(ctx context.Context, handle *mongo.Collection, e *oplogstore.Event, ud *updateDescription, clientSide bool) error {
+	if e.OpType != "update" || !clientSide {
+		p, err := planWrite(e)
+		if err != nil {
+			return err
+		}
+		_, err = handle.BulkWrite(ctx, p.models, options.BulkWrite().SetOrdered(true))
+		return err
+	}
+	var current bson.D
+	if err := handle.FindOne(ctx, e.DocKey).Decode(&current); errors.Is(err, mongo.ErrNoDocuments) {
+		return nil // nothing to update: the target is ahead, past the document's delete
+	} else if err != nil {
+		return err
+	}
+	updated := ud.applyTo(current)
+	if _, err := handle.ReplaceOne(ctx, e.DocKey, updated); err != nil {
+		return err
+	}
+	a.stats.ClientSideUpdates++
+	return nil
+}
+
+// writeErrorOf finds the first write error in err.
+func writeErrorOf(err error) (mongo.WriteError, bool) {
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
+		return bwe.WriteErrors[0].WriteError, true
+	}
+	var we mongo.WriteException
+	if errors.As(err, &we) && len(we.WriteErrors) > 0 && we.WriteConcernError == nil {
+		return we.WriteErrors[0], true
+	}
+	return mongo.WriteError{}, false
+}
+
+// setAside parks the documents of c, other than self, that hold the unique key a write
+// was refused over. It reports false when the conflict is not over a secondary unique
+// index's key, or nothing holds it.
+func (a *applier) setAside(ctx context.Context, c *collection, handle *mongo.Collection, we mongo.WriteError, self bson.RawValue) (bool, error) {
+	pattern, ok1 := we.Raw.Lookup("keyPattern").DocumentOK()
+	value, ok2 := we.Raw.Lookup("keyValue").DocumentOK()
+	if !ok1 || !ok2 {
+		return false, nil
+	}
+	if fields, _ := pattern.Elements(); len(fields) == 1 && fields[0].Key() == "_id" {
+		return false, nil
+	}
+	values, err := value.Elements()
+	if err != nil {
+		return false, nil
+	}
+	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$ne", Value: self}}}}
+	for _, v := range values {
+		filter = append(filter, bson.E{Key: v.Key(), Value: v.Value()})
+	}
+	cursor, err := handle.Find(ctx, filter)
+	if err != nil {
+		return false, fmt.Errorf("finding what holds a unique key in %s: %w", c.ns(), err)
+	}
+	var holders []bson.Raw
+	if err := cursor.All(ctx, &holders); err != nil {
+		return false, fmt.Errorf("finding what holds a unique key in %s: %w", c.ns(), err)
+	}
+	for _, h := range holders {
+		if err := a.park.park(ctx, a.client, c, h); err != nil {
+			return false, err
+		}
+		a.stats.Parked++
+	}
+	return len(holders) > 0, nil
+}
+
+// unpark handles an event for a document set aside: an update needs the document back
+// first; an insert, replace or delete replaces or removes it anyway.
+func (a *applier) unpark(ctx context.Context, c *collection, e *oplogstore.Event, id bson.RawValue) error {
+	if e.OpType == "update" {
+		return a.restore(ctx, c, id, true)
+	}
+	return a.park.release(ctx, c, id)
+}
+
+// restore puts a parked document back into c. With resolve, a document holding its
+// unique key is set aside in turn (the replay is still in the overlap); without, the
+// conflict is an error.
+func (a *applier) restore(ctx context.Context, c *collection, id bson.RawValue, resolve bool) error {
+	doc, err := a.park.parked(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	filter := bson.D{{Key: "_id", Value: id}}
+	if resolve {
+		key, _ := bson.Marshal(filter)
+		e := &oplogstore.Event{OpType: "replace", DocKey: key, FullDocument: doc, DB: c.db, Coll: c.name}
+		err = a.writeAlone(ctx, c, e, nil, false)
+	} else {
+		_, err = a.client.Database(c.db).Collection(c.name).ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true))
+	}
+	if err != nil {
+		return fmt.Errorf("bringing back a document of %s set aside: %w", c.ns(), err)
+	}
+	a.stats.Restored++
+	return a.park.release(ctx, c, id)
+}
+
+// restoreAll brings back every document still set aside, at the end of a replay. One
+// whose unique key is held (which a replay that has caught up with the source cannot
+// leave) stays in ReplayDatabase.parked and is counted in left.
+func (a *applier) restoreAll(ctx context.Context) (left int, err error) {
+	for _, k := range a.park.remaining() {
+		c := a.reg.byUUID[k.coll]
+		if c == nil {
+			// Its collection is gone from the target.
+			if err := a.park.dropped(ctx, &collection{uuid: []byte(k.coll)}); err != nil {
+				return left, err
+			}
+			continue
+		}
+		if err := a.restore(ctx, c, k.idValue(), false); err != nil {
+			if hasCode(err, codeDuplicateKey) {
+				left++
+				continue
+			}
+			return left, err
+		}
+	}
+	return left, nil
+}

@@ -1,0 +1,286 @@
+package pitr
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
+)
+
+// shardingEvents change how a collection is distributed, not its data: the target's
+// topology is its own, so they are counted and left out.
+var shardingEvents = map[string]bool{"shardCollection": true, "reshardCollection": true, "refineCollectionShardKey": true}
+
+// deferredIndex is an index build the target refused during the replay: its documents
+// did not satisfy a unique index yet, or an index of that name had other options (the
+// target was ahead of the event). It is built again at the end, once the target has
+// caught up, unless the source dropped it meanwhile.
+type deferredIndex struct {
+	coll *collection
+	spec bson.Raw
+}
+
+// ddl applies a collection or database event, after the writes before it.
+func (a *applier) ddl(ctx context.Context, e *oplogstore.Event) error {
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
+	var err error
+	switch e.OpType {
+	case "create":
+		_, err = a.reg.locate(ctx, e, createWith(e.OperationDescription))
+	case "drop":
+		err = a.drop(ctx, e)
+	case "rename":
+		err = a.rename(ctx, e)
+	case "dropDatabase":
+		err = a.dropDatabase(ctx, e)
+	case "createIndexes":
+		err = a.createIndexes(ctx, e)
+	case "dropIndexes":
+		err = a.dropIndexes(ctx, e)
+	case "modify":
+		err = a.modify(ctx, e)
+	default:
+		return fmt.Errorf("event at %s: unknown operation type %q", FormatTS(e.TS), e.OpType)
+	}
+	if err != nil {
+		return fmt.Errorf("%s event at %s on %s: %w", e.OpType, FormatTS(e.TS), e.Namespace(), err)
+	}
+	return nil
+}
+
+// createWith creates a collection with the options a create event recorded (a capped
+// size, a validator, a view's pipeline, a clustered index...). The _id index the server
+// makes anyway is left out: it is the same unless it has a collation.
+func createWith(description bson.Raw) creator {
+	return func(ctx context.Context, db *mongo.Database, name string) error {
+		cmd := bson.D{{Key: "create", Value: name}}
+		elements, _ := description.Elements()
+		for _, el := range elements {
+			if el.Key() == "idIndex" && isDefaultIDIndex(el.Value()) {
+				continue
+			}
+			cmd = append(cmd, bson.E{Key: el.Key(), Value: el.Value()})
+		}
+		return db.RunCommand(ctx, cmd).Err()
+	}
+}
+
+func isDefaultIDIndex(v bson.RawValue) bool {
+	spec, ok := v.DocumentOK()
+	if !ok {
+		return false
+	}
+	key, _ := spec.Lookup("key").DocumentOK()
+	fields, _ := key.Elements()
+	_, hasCollation := spec.Lookup("collation").DocumentOK()
+	return len(fields) == 1 && fields[0].Key() == "_id" && !hasCollation
+}
+
+func (a *applier) drop(ctx context.Context, e *oplogstore.Event) error {
+	c, err := a.reg.locate(ctx, e, nil)
+	if err != nil || c == nil {
+		return err
+	}
+	return a.dropCollection(ctx, c)
+}
+
+func (a *applier) dropCollection(ctx context.Context, c *collection) error {
+	if err := a.client.Database(c.db).Collection(c.name).Drop(ctx); err != nil && !hasCode(err, codeNamespaceNotFound) {
+		return err
+	}
+	a.reg.forget(c)
+	a.forgetIndexes(c, "")
+	return a.park.dropped(ctx, c)
+}
+
+// rename moves the collection to its new name. A collection of the source that the
+// target holds under another name already (a replay that starts before a later rename)
+// moves from there. When the new name holds another of the source's collections, the
+// target is ahead: that collection leaves the name later in the source's history, and
+// this one's events find it where it is, so it stays.
+func (a *applier) rename(ctx context.Context, e *oplogstore.Event) error {
+	to := e.To
+	if to == nil {
+		to, _ = e.OperationDescription.Lookup("to").DocumentOK()
+	}
+	toDB, ok1 := to.Lookup("db").StringValueOK()
+	toColl, ok2 := to.Lookup("coll").StringValueOK()
+	if !ok1 || !ok2 {
+		return fmt.Errorf("the event has no target namespace {db, coll}")
+	}
+	c, err := a.reg.locate(ctx, e, nil)
+	if err != nil || c == nil || (c.db == toDB && c.name == toColl) {
+		return err
+	}
+	occupant := a.reg.byNS[toDB+"."+toColl]
+	if occupant != nil {
+		_, dropped, _ := e.OperationDescription.Lookup("dropTarget").BinaryOK()
+		if a.reg.tracked[string(occupant.uuid)] && !occupant.view && a.reg.mapping[string(dropped)] != string(occupant.uuid) {
+			return nil
+		}
+	}
+	err = a.client.Database("admin").RunCommand(ctx, bson.D{
+		{Key: "renameCollection", Value: c.ns()},
+		{Key: "to", Value: toDB + "." + toColl},
+		{Key: "dropTarget", Value: occupant != nil},
+	}).Err()
+	if err != nil {
+		return err
+	}
+	if occupant != nil {
+		a.reg.forget(occupant)
+		a.forgetIndexes(occupant, "")
+		if err := a.park.dropped(ctx, occupant); err != nil {
+			return err
+		}
+	}
+	_, err = a.reg.renamed(ctx, c, toDB, toColl)
+	return err
+}
+
+// dropDatabase: the server emits a drop event for each collection before the database's,
+// so the collections the registry maps are dropped already, or, still there, were made
+// after this event. What else is in the database (views; collections known only by
+// name) goes.
+func (a *applier) dropDatabase(ctx context.Context, e *oplogstore.Event) error {
+	for _, c := range a.reg.inDatabase(e.DB) {
+		if c.uuid != nil && a.reg.tracked[string(c.uuid)] {
+			continue
+		}
+		if err := a.dropCollection(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func indexSpecs(e *oplogstore.Event) ([]bson.Raw, error) {
+	array, ok := e.OperationDescription.Lookup("indexes").ArrayOK()
+	if !ok {
+		return nil, fmt.Errorf("the event has no operation_description.indexes")
+	}
+	values, err := array.Values()
+	if err != nil {
+		return nil, err
+	}
+	specs := make([]bson.Raw, 0, len(values))
+	for _, v := range values {
+		spec, ok := v.DocumentOK()
+		if !ok {
+			return nil, fmt.Errorf("operation_description.indexes holds a %s, not an index specification", v.Type)
+		}
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+func (a *applier) createIndexes(ctx context.Context, e *oplogstore.Event) error {
+	specs, err := indexSpecs(e)
+	if err != nil {
+		return err
+	}
+	c, err := a.reg.locate(ctx, e, createPlain)
+	if err != nil || c == nil {
+		return err
+	}
+	for _, spec := range specs {
+		err := a.createIndex(ctx, c, spec)
+		if hasCode(err, codeDuplicateKey, codeIndexOptionsConflict, codeIndexKeySpecsConflict) {
+			a.deferIndex(c, spec)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *applier) createIndex(ctx context.Context, c *collection, spec bson.Raw) error {
+	clean := bson.D{}
+	elements, _ := spec.Elements()
+	for _, el := range elements {
+		if el.Key() != "ns" { // servers before 4.4 named the collection in each spec
+			clean = append(clean, bson.E{Key: el.Key(), Value: el.Value()})
+		}
+	}
+	return a.client.Database(c.db).RunCommand(ctx, bson.D{{Key: "createIndexes", Value: c.name}, {Key: "indexes", Value: bson.A{clean}}}).Err()
+}
+
+func (a *applier) deferIndex(c *collection, spec bson.Raw) {
+	name, _ := spec.Lookup("name").StringValueOK()
+	a.forgetIndexes(c, name)
+	a.deferred = append(a.deferred, deferredIndex{coll: c, spec: spec})
+}
+
+// forgetIndexes drops the deferred builds of c named name (all of them for "").
+func (a *applier) forgetIndexes(c *collection, name string) {
+	kept := a.deferred[:0]
+	for _, d := range a.deferred {
+		n, _ := d.spec.Lookup("name").StringValueOK()
+		if d.coll != c || (name != "" && n != name) {
+			kept = append(kept, d)
+		}
+	}
+	a.deferred = kept
+}
+
+// buildDeferred builds again the indexes the target refused during the replay.
+func (a *applier) buildDeferred(ctx context.Context) error {
+	for _, d := range a.deferred {
+		if a.reg.byNS[d.coll.ns()] != d.coll {
+			continue
+		}
+		if err := a.createIndex(ctx, d.coll, d.spec); err != nil {
+			return fmt.Errorf("building on %s the index %s, which the target refused during the replay: %w", d.coll.ns(), d.spec, err)
+		}
+	}
+	a.deferred = nil
+	return nil
+}
+
+func (a *applier) dropIndexes(ctx context.Context, e *oplogstore.Event) error {
+	specs, err := indexSpecs(e)
+	if err != nil {
+		return err
+	}
+	c, err := a.reg.locate(ctx, e, nil)
+	if err != nil || c == nil {
+		return err
+	}
+	for _, spec := range specs {
+		name, ok := spec.Lookup("name").StringValueOK()
+		if !ok {
+			return fmt.Errorf("an index in operation_description.indexes has no name")
+		}
+		a.forgetIndexes(c, name)
+		err := a.client.Database(c.db).RunCommand(ctx, bson.D{{Key: "dropIndexes", Value: c.name}, {Key: "index", Value: name}}).Err()
+		if err != nil && !hasCode(err, codeIndexNotFound, codeNamespaceNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// modify applies a collMod: the event's operationDescription holds the options it set.
+func (a *applier) modify(ctx context.Context, e *oplogstore.Event) error {
+	c, err := a.reg.locate(ctx, e, nil)
+	if err != nil || c == nil {
+		return err
+	}
+	cmd := bson.D{{Key: "collMod", Value: c.name}}
+	elements, _ := e.OperationDescription.Elements()
+	for _, el := range elements {
+		cmd = append(cmd, bson.E{Key: el.Key(), Value: el.Value()})
+	}
+	err = a.client.Database(c.db).RunCommand(ctx, cmd).Err()
+	if hasCode(err, codeIndexNotFound) {
+		return nil // the index is dropped later in the source's history; the target is ahead
+	}
+	return err
+}

@@ -1,0 +1,371 @@
+package pitr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
+)
+
+// Options of a replay.
+type Options struct {
+	Source string
+	// From: events after it are replayed; nil replays from the oldest stored event.
+	From *bson.Timestamp
+	// To: events up to and including it are replayed.
+	To bson.Timestamp
+	// Namespaces limits the replay to these "db.coll" (or "db" for a whole database);
+	// none replays everything.
+	Namespaces []string
+	// DryRun reads the events and counts what would be applied, writing nothing.
+	DryRun bool
+	// AllowGap replays across the store's recorded gaps.
+	AllowGap bool
+	// AllowUnverified replays past the checkpoint: the store cannot show that it holds
+	// every event after it.
+	AllowUnverified bool
+	// Progress receives a line every ProgressInterval while the replay runs.
+	Progress         io.Writer
+	ProgressInterval time.Duration
+}
+
+// Refusal is a replay refused for the safety of the result: it would cross a gap of the
+// store, or reach past what the store can show it holds. Nothing was written.
+type Refusal struct{ Reason string }
+
+func (r *Refusal) Error() string { return r.Reason }
+
+// Summary is what a replay did, or, for a dry run, would do.
+type Summary struct {
+	Source string
+	DryRun bool
+	From   *Point // nil: from the oldest stored event
+	To     *Point
+	// Events are the events read from the store in the range; Applied counts those
+	// applied (or, in a dry run, to apply) by namespace and operation type.
+	Events  int64
+	Applied map[string]map[string]int64
+	// NotSelected are events outside the --namespace selection.
+	NotSelected int64
+	// Skipped counts events left out, by reason.
+	Skipped map[string]int64
+	// Transactions and TransactionEvents count the source's transactions applied as
+	// transactions on the target.
+	Transactions, TransactionEvents int64
+	// ClientSideUpdates are updates applied by read-modify-replace.
+	ClientSideUpdates int64
+	// Parked and Restored count documents set aside over a unique key, and brought back.
+	Parked, Restored int64
+	Last             *Point
+	Elapsed          time.Duration
+	Warnings         []string
+}
+
+func newSummary(o *Options) *Summary {
+	s := &Summary{Source: o.Source, DryRun: o.DryRun, To: point(o.To), Applied: map[string]map[string]int64{}, Skipped: map[string]int64{}}
+	if o.From != nil {
+		s.From = point(*o.From)
+	}
+	return s
+}
+
+func (s *Summary) count(e *oplogstore.Event) {
+	ns := e.Namespace()
+	if s.Applied[ns] == nil {
+		s.Applied[ns] = map[string]int64{}
+	}
+	s.Applied[ns][e.OpType]++
+}
+
+// Skip reasons.
+const (
+	skipGone       = "collection no longer on the target (it is dropped later in the source's history)"
+	skipSharding   = "sharding change (shard the target yourself)"
+	skipInvalid    = "invalidate (marks the end of a database-scoped stream; nothing to apply)"
+	warnStandalone = "the target is a standalone server: the source's transactions were applied as separate writes, not atomically"
+)
+
+// Replay applies the stored events of a source to target, in stream order, up to and
+// including opts.To. Each step is idempotent, and events are applied so that a replay
+// run again, or begun before the target's state, converges on the source's state at
+// opts.To (docs/pitr.md). store is the oplog store's database; target may be nil for a
+// dry run.
+func Replay(ctx context.Context, store *mongo.Database, target *mongo.Client, opts Options) (*Summary, error) {
+	start := time.Now()
+	summary := newSummary(&opts)
+	if opts.From != nil && !opts.From.Before(opts.To) {
+		return summary, fmt.Errorf("--from %s is not before --to %s", FormatTS(*opts.From), FormatTS(opts.To))
+	}
+	total, err := checkRange(ctx, store, &opts, summary)
+	if err != nil {
+		return summary, err
+	}
+	var a *applier
+	if !opts.DryRun {
+		if a, err = newApplier(ctx, store, target, &opts, summary); err != nil {
+			return summary, err
+		}
+	}
+	reader, err := oplogstore.ReadEvents(ctx, store, opts.Source, opts.From, opts.To)
+	if err != nil {
+		return summary, err
+	}
+	defer reader.Close(context.WithoutCancel(ctx))
+	prog := newProgress(&opts, total)
+	var group []oplogstore.Event
+	done := int64(0)
+	for {
+		e, err := reader.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return summary, err
+		}
+		summary.Events++
+		done += int64(e.Fragments)
+		if !selected(&e, opts.Namespaces) {
+			summary.NotSelected++
+			continue
+		}
+		if len(group) > 0 && !oplogstore.SameTransaction(&group[len(group)-1], &e) {
+			if err := applyGroup(ctx, a, group, summary); err != nil {
+				return summary, err
+			}
+			group = group[:0]
+		}
+		group = append(group, e)
+		prog.update(done, e.TS)
+	}
+	if err := applyGroup(ctx, a, group, summary); err != nil {
+		return summary, err
+	}
+	if a != nil {
+		if err := a.finish(ctx); err != nil {
+			return summary, err
+		}
+	}
+	summary.Elapsed = time.Since(start)
+	return summary, nil
+}
+
+// checkRange refuses a range the store cannot vouch for, and counts its documents.
+func checkRange(ctx context.Context, store *mongo.Database, opts *Options, summary *Summary) (int64, error) {
+	checkpoint, err := oplogstore.ReadCheckpoint(ctx, store, opts.Source)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case !checkpoint.Known && !opts.AllowUnverified:
+		return 0, &Refusal{fmt.Sprintf("source %s has no saved capture position: the store cannot show that it holds every event up to --to. Give --allow-unverified to replay what it holds anyway.", opts.Source)}
+	case checkpoint.Known && checkpoint.TS.Before(opts.To) && !opts.AllowUnverified:
+		return 0, &Refusal{fmt.Sprintf("--to %s is after the checkpoint %s: the store cannot show that it holds every event after the checkpoint. Give a --to at or before it (oplog_collector range shows it), wait for the capture to pass --to, or give --allow-unverified to replay what the store holds.", FormatTS(opts.To), FormatTS(checkpoint.TS))}
+	case checkpoint.Known && checkpoint.TS.Before(opts.To):
+		summary.Warnings = append(summary.Warnings, fmt.Sprintf("--to is after the checkpoint %s: events after it may be missing (--allow-unverified)", FormatTS(checkpoint.TS)))
+	}
+	oldest, hasOldest, err := oplogstore.Edge(ctx, store, opts.Source, false)
+	if err != nil {
+		return 0, err
+	}
+	lower := opts.From
+	if lower == nil && hasOldest {
+		lower = &oldest // the replay starts with the oldest event, so a gap before it is no concern
+		if oldest.I > 0 {
+			lower = &bson.Timestamp{T: oldest.T, I: oldest.I - 1}
+		}
+	}
+	if hasOldest && opts.From != nil && opts.From.Before(oldest) {
+		summary.Warnings = append(summary.Warnings, fmt.Sprintf("--from %s is before the oldest stored event %s: the store cannot show whether events before that existed (expired by retention, or before the capture began); the base backup must be from after any of them", FormatTS(*opts.From), FormatTS(oldest)))
+	}
+	gaps, err := oplogstore.ReadGaps(ctx, store, opts.Source)
+	if err != nil {
+		return 0, err
+	}
+	var crossed []string
+	for _, g := range gaps {
+		if gap := gapFrom(g); gap.overlaps(lower, opts.To) {
+			crossed = append(crossed, gap.String())
+		}
+	}
+	if len(crossed) > 0 {
+		if !opts.AllowGap {
+			return 0, &Refusal{fmt.Sprintf("the range crosses %d gap(s) of the store, where events may be missing:\n  %s\nReplay from a base backup taken after the gap, or give --allow-gap to replay across it anyway.", len(crossed), strings.Join(crossed, "\n  "))}
+		}
+		summary.Warnings = append(summary.Warnings, fmt.Sprintf("replayed across %d gap(s) of the store (--allow-gap): events may be missing:\n  %s", len(crossed), strings.Join(crossed, "\n  ")))
+	}
+	return oplogstore.CountEvents(ctx, store, opts.Source, opts.From, opts.To)
+}
+
+// selected tells whether e is in the --namespace selection: its namespace, the target
+// of a rename, or, for a database's event, any selected namespace of that database.
+func selected(e *oplogstore.Event, namespaces []string) bool {
+	if len(namespaces) == 0 {
+		return true
+	}
+	var to string
+	if e.OpType == "rename" {
+		db, _ := e.To.Lookup("db").StringValueOK()
+		coll, _ := e.To.Lookup("coll").StringValueOK()
+		to = db + "." + coll
+	}
+	for _, ns := range namespaces {
+		db, coll, whole := strings.Cut(ns, ".")
+		whole = !whole || coll == "*"
+		switch {
+		case whole && e.DB == db:
+			return true
+		case e.Coll == "" && e.DB == db:
+			return true
+		case ns == e.Namespace() || ns == to:
+			return true
+		case whole && strings.HasPrefix(to, db+"."):
+			return true
+		}
+	}
+	return false
+}
+
+func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client, opts *Options, summary *Summary) (*applier, error) {
+	if target == nil {
+		return nil, errors.New("no target to replay onto")
+	}
+	var hello struct {
+		SetName string `bson:"setName"`
+		Msg     string `bson:"msg"`
+	}
+	if err := target.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		return nil, fmt.Errorf("asking the target what it is (hello): %w", err)
+	}
+	reg, err := loadRegistry(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := reg.claimSnapshotCollections(ctx, store, opts.Source, opts.From, opts.To); err != nil {
+		return nil, err
+	}
+	park, err := loadParking(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	a := &applier{client: target, reg: reg, park: park, stats: summary, transactions: hello.SetName != "" || hello.Msg == "isdbgrid"}
+	if !a.transactions {
+		summary.Warnings = append(summary.Warnings, warnStandalone)
+	}
+	return a, nil
+}
+
+// applyGroup applies one event, or the events of one transaction.
+func applyGroup(ctx context.Context, a *applier, group []oplogstore.Event, summary *Summary) error {
+	if len(group) == 0 {
+		return nil
+	}
+	if a == nil { // dry run
+		for i := range group {
+			if err := checkEvent(&group[i]); err != nil {
+				return err
+			}
+			if skip := skipReason(&group[i]); skip != "" {
+				summary.Skipped[skip]++
+				continue
+			}
+			summary.count(&group[i])
+			summary.Last = point(group[i].TS)
+		}
+		return nil
+	}
+	if len(group) > 1 && a.transactions && allDocumentEvents(group) {
+		return a.transaction(ctx, group)
+	}
+	for i := range group {
+		if err := a.apply(ctx, &group[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func allDocumentEvents(group []oplogstore.Event) bool {
+	for i := range group {
+		if !isDocumentEvent(group[i].OpType) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDocumentEvent(op string) bool {
+	return op == "insert" || op == "update" || op == "replace" || op == "delete"
+}
+
+// skipReason says why an event is not applied, or "".
+func skipReason(e *oplogstore.Event) string {
+	switch {
+	case shardingEvents[e.OpType]:
+		return skipSharding
+	case e.OpType == "invalidate":
+		return skipInvalid
+	}
+	return ""
+}
+
+// checkEvent refuses an event the store holds incompletely.
+func checkEvent(e *oplogstore.Event) error {
+	if e.OpType == "" {
+		return fmt.Errorf("the store document at %s (token %s) has no op_type: a fragment of a split event stored without its event (a capture defect); replay cannot rebuild that event", FormatTS(e.TS), e.Token)
+	}
+	return nil
+}
+
+// apply applies one event.
+func (a *applier) apply(ctx context.Context, e *oplogstore.Event) error {
+	if skip := skipReason(e); skip != "" {
+		a.stats.Skipped[skip]++
+		return nil
+	}
+	if err := checkEvent(e); err != nil {
+		return err
+	}
+	if isDocumentEvent(e.OpType) {
+		c, err := a.reg.locate(ctx, e, createPlain)
+		if err != nil {
+			return err
+		}
+		if c == nil || c.view {
+			a.stats.Skipped[skipGone]++
+			return nil
+		}
+		if err := a.write(ctx, c, e); err != nil {
+			return err
+		}
+	} else if err := a.ddl(ctx, e); err != nil {
+		return err
+	}
+	a.stats.count(e)
+	a.stats.Last = point(e.TS)
+	return nil
+}
+
+// finish writes what is pending and brings back what was set aside.
+func (a *applier) finish(ctx context.Context) error {
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
+	if err := a.buildDeferred(ctx); err != nil {
+		return err
+	}
+	left, err := a.restoreAll(ctx)
+	if err != nil {
+		return err
+	}
+	if left > 0 {
+		return fmt.Errorf("%d document(s) set aside over a unique key could not come back (their keys are held): they are in %s.parked; the target has not converged on the source's state at --to", left, ReplayDatabase)
+	}
+	return nil
+}
