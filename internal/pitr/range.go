@@ -178,7 +178,10 @@ func stretches(from, to bson.Timestamp, gaps []Gap) []Stretch {
 		if !d.before.After(start) {
 			continue // the gap ends before the stretch starts
 		}
-		if d.after.Compare(start) >= 0 && !d.after.After(to) {
+		if !d.after.Before(to) {
+			break // this gap, and those after it, start after the checkpoint
+		}
+		if d.after.Compare(start) >= 0 {
 			out = append(out, Stretch{From: point(start), To: point(d.after)})
 		}
 		start = d.before

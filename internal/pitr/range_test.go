@@ -1,0 +1,141 @@
+package pitr
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
+)
+
+func TestParseTime(t *testing.T) {
+	for in, want := range map[string]bson.Timestamp{
+		"2025-06-03T04:35:00Z":      {T: 1748925300, I: math.MaxUint32},
+		"2025-06-03T06:35:00+02:00": {T: 1748925300, I: math.MaxUint32},
+		"1748925300,7":              {T: 1748925300, I: 7},
+		" 1748925300 , 0 ":          {T: 1748925300, I: 0},
+	} {
+		got, err := ParseTime(in)
+		if err != nil || got != want {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, says := range map[string]string{
+		"2025-06-03T04:35:00.5Z": "fraction of a second",
+		"2025-06-03 04:35":       "neither an RFC 3339 time",
+		"1748925300,-1":          "not a timestamp",
+		"99999999999,1":          "not a timestamp",
+		"1960-01-01T00:00:00Z":   "outside the range",
+	} {
+		if _, err := ParseTime(in); err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("ParseTime(%q) = %v; want an error saying %q", in, err, says)
+		}
+	}
+}
+
+func gapOf(reason string, after, before uint32) Gap {
+	g := Gap{Reason: reason}
+	if after > 0 {
+		g.After = point(bson.Timestamp{T: after})
+	}
+	if before > 0 {
+		g.Before = point(bson.Timestamp{T: before})
+	}
+	return g
+}
+
+func TestStretchesCutAtGaps(t *testing.T) {
+	render := func(ss []Stretch) string {
+		var parts []string
+		for _, s := range ss {
+			parts = append(parts, s.From.Timestamp+"-"+s.To.Timestamp)
+		}
+		return strings.Join(parts, " ")
+	}
+	from, to := bson.Timestamp{T: 100}, bson.Timestamp{T: 200}
+	for name, c := range map[string]struct {
+		gaps []Gap
+		want string
+	}{
+		"none":                      {nil, "100,0-200,0"},
+		"inside":                    {[]Gap{gapOf("reset", 120, 130)}, "100,0-120,0 130,0-200,0"},
+		"two, out of order":         {[]Gap{gapOf("lease_takeover", 150, 160), gapOf("reset", 120, 130)}, "100,0-120,0 130,0-150,0 160,0-200,0"},
+		"before the oldest":         {[]Gap{gapOf("reset", 10, 90)}, "100,0-200,0"},
+		"unknown start":             {[]Gap{gapOf("position_missing", 0, 110)}, "110,0-200,0"},
+		"open end":                  {[]Gap{gapOf("resume_token_lost", 180, 0)}, "100,0-180,0"},
+		"across the start":          {[]Gap{gapOf("reset", 90, 110)}, "110,0-200,0"},
+		"after the checkpoint only": {[]Gap{gapOf("reset", 210, 220)}, "100,0-200,0"},
+	} {
+		if got := render(stretches(from, to, c.gaps)); got != c.want {
+			t.Errorf("%s: %s, want %s", name, got, c.want)
+		}
+	}
+}
+
+func TestGapOverlapsRange(t *testing.T) {
+	g := gapOf("reset", 120, 130)
+	for _, c := range []struct {
+		after *bson.Timestamp
+		upTo  uint32
+		want  bool
+	}{
+		{nil, 200, true},
+		{ts(100, 0), 125, true},
+		{ts(100, 0), 120, false}, // ends where the gap starts: nothing in it is needed
+		{ts(130, 0), 200, false}, // starts where capture started again
+		{ts(125, 0), 200, true},
+	} {
+		if got := g.overlaps(c.after, bson.Timestamp{T: c.upTo}); got != c.want {
+			t.Errorf("gap 120-130 and range (%v, %d]: overlaps = %v, want %v", c.after, c.upTo, got, c.want)
+		}
+	}
+	if !gapOf("position_missing", 0, 130).overlaps(ts(10, 0), bson.Timestamp{T: 20}) {
+		t.Error("a gap of unknown start does not overlap a range before its end")
+	}
+}
+
+// Range through the real collector's store: the window, a gap, and both renderings.
+func TestRangeOfACapturedSource(t *testing.T) {
+	w := newWorld(t)
+	coll := w.source.Database("app").Collection("c")
+	for i := range 3 {
+		_, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: i}})
+		must(t, err)
+	}
+	_, at := w.cut()
+	_, err := w.store.Collection(oplogstore.GapsCollection(sourceName)).InsertOne(t.Context(), oplogstore.Gap{
+		ID: "g", Reason: oplogstore.GapLeaseTakeover, After: bson.Timestamp{T: at.T - 1}, Before: bson.Timestamp{T: at.T - 1, I: 5},
+		DetectedAt: bson.NewDateTimeFromTime(time.Unix(int64(at.T), 0)), Detail: "collector b took over from a",
+	})
+	must(t, err)
+	win, err := Range(t.Context(), w.store, sourceName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if win.StoreDocuments < 4 || win.Oldest == nil || win.Newest == nil || win.Checkpoint == nil || win.Checkpoint.ts.Before(at) {
+		t.Fatalf("window %+v", win)
+	}
+	if len(win.Gaps) != 1 || len(win.Recoverable) == 0 {
+		t.Fatalf("gaps %v, recoverable %v", win.Gaps, win.Recoverable)
+	}
+	var text strings.Builder
+	must(t, win.WriteText(&text))
+	for _, want := range []string{"Source src:", "oldest event", "checkpoint", "lease_takeover", "collector b took over from a", "Recoverable"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+	raw, err := json.Marshal(win)
+	must(t, err)
+	var decoded map[string]any
+	must(t, json.Unmarshal(raw, &decoded))
+	for _, key := range []string{"source", "store_documents", "oldest_event", "newest_event", "checkpoint", "gaps", "recoverable"} {
+		if _, ok := decoded[key]; !ok {
+			t.Errorf("JSON lacks %q: %s", key, raw)
+		}
+	}
+}

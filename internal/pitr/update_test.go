@@ -1,0 +1,216 @@
+package pitr
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/oplogstore"
+)
+
+// randomValue is a scalar, a small document or a small array.
+func randomValue(rng *rand.Rand, depth int) any {
+	switch n := rng.IntN(6); {
+	case n == 0 && depth < 3:
+		d := bson.D{}
+		for i := range rng.IntN(3) {
+			d = append(d, bson.E{Key: fmt.Sprintf("k%d", i), Value: randomValue(rng, depth+1)})
+		}
+		return d
+	case n == 1 && depth < 3:
+		a := bson.A{}
+		for range rng.IntN(4) {
+			a = append(a, randomValue(rng, depth+1))
+		}
+		return a
+	case n == 2:
+		return rng.Int32N(100)
+	case n == 3:
+		return fmt.Sprintf("s%d", rng.IntN(10))
+	case n == 4:
+		return rng.Float64()
+	}
+	return nil
+}
+
+var pathsToTouch = []string{"a", "a.k0", "a.k1.k0", "arr", "arr.0", "arr.2", "arr.1.k0", "arr.5", "n", "m.x.y"}
+
+// randomUpdate is an update with operators that change values in place, grow and
+// shrink arrays, remove and rename fields.
+func randomUpdate(rng *rand.Rand) bson.D {
+	path := pathsToTouch[rng.IntN(len(pathsToTouch))]
+	switch rng.IntN(9) {
+	case 0:
+		return bson.D{{Key: "$unset", Value: bson.D{{Key: path, Value: ""}}}}
+	case 1:
+		return bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: int32(1)}}}}
+	case 2:
+		return bson.D{{Key: "$push", Value: bson.D{{Key: "arr", Value: randomValue(rng, 1)}}}}
+	case 3:
+		return bson.D{{Key: "$pop", Value: bson.D{{Key: "arr", Value: []int{-1, 1}[rng.IntN(2)]}}}}
+	case 4:
+		return bson.D{{Key: "$pull", Value: bson.D{{Key: "arr", Value: bson.D{{Key: "$type", Value: "number"}}}}}}
+	case 5:
+		return bson.D{{Key: "$rename", Value: bson.D{{Key: "a", Value: "b"}}}}
+	case 6:
+		return bson.D{{Key: "$set", Value: bson.D{{Key: "arr", Value: randomValue(rng, 1)}, {Key: "m.x.y", Value: randomValue(rng, 2)}}}}
+	}
+	return bson.D{{Key: "$set", Value: bson.D{{Key: path, Value: randomValue(rng, 1)}}}}
+}
+
+// The server's own update events, applied to the document before them, give the
+// document after them: client-side (read-modify-replace) and through update operators
+// (with the fallback for what the server refuses), for random updates of nested
+// documents and arrays.
+func TestUpdateDescriptionsRebuildTheServersDocuments(t *testing.T) {
+	uri := mongotest.New(t, "random updates on a server of the test's own", mongotest.Options{}).URI()
+	client := connect(t, uri)
+	ctx := t.Context()
+	coll := client.Database("u").Collection("docs")
+	stream, err := coll.Watch(ctx, mongo.Pipeline{}, options.ChangeStream().SetShowExpandedEvents(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close(ctx)
+	scratch := &collection{db: "u", name: "scratch"}
+	a := &applier{client: client, stats: &Summary{}, park: &parking{keys: map[parkKey]bool{}}}
+
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 1))
+	t.Logf("seed %d", seed)
+	updates := 0
+	for doc := range 20 {
+		base := bson.D{{Key: "_id", Value: doc}, {Key: "a", Value: randomValue(rng, 1)}, {Key: "arr", Value: bson.A{1, "two", bson.D{{Key: "k0", Value: 3}}}}}
+		_, err := coll.InsertOne(ctx, base)
+		must(t, err)
+		for range 30 {
+			var before bson.Raw
+			must(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: doc}}).Decode(&before))
+			update := randomUpdate(rng)
+			if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: doc}}, update); err != nil {
+				continue // an update the server refuses (a $push onto a non-array) makes no event
+			}
+			var after bson.Raw
+			must(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: doc}}).Decode(&after))
+			if bytes.Equal(before, after) {
+				continue // a no-op makes no event
+			}
+			for stream.Next(ctx) {
+				if stream.Current.Lookup("operationType").StringValue() == "update" {
+					break
+				}
+			}
+			raw := stream.Current.Lookup("updateDescription").Document()
+			ud, err := parseUpdateDescription(raw)
+			if err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+			updates++
+
+			var current bson.D
+			must(t, bson.Unmarshal(before, &current))
+			got, err := bson.Marshal(ud.applyTo(current))
+			must(t, err)
+			if !bytes.Equal(got, after) {
+				t.Fatalf("update %s: client-side\n  from %s\n  with %s\n   got %s\n  want %s", update, before, raw, bson.Raw(got), after)
+			}
+
+			_, err = client.Database("u").Collection("scratch").ReplaceOne(ctx, bson.D{{Key: "_id", Value: doc}}, before, options.Replace().SetUpsert(true))
+			must(t, err)
+			key, _ := bson.Marshal(bson.D{{Key: "_id", Value: doc}})
+			e := &oplogstore.Event{OpType: "update", DocKey: key, UpdateDescription: raw}
+			must(t, a.writeAlone(ctx, scratch, e, ud, false))
+			var viaOperators bson.Raw
+			must(t, client.Database("u").Collection("scratch").FindOne(ctx, bson.D{{Key: "_id", Value: doc}}).Decode(&viaOperators))
+			if !bytes.Equal(viaOperators, after) {
+				t.Fatalf("update %s: through operators\n  from %s\n  with %s\n   got %s\n  want %s", update, before, raw, viaOperators, after)
+			}
+		}
+	}
+	if updates < 200 {
+		t.Fatalf("only %d update events to check; the generator is off", updates)
+	}
+	t.Logf("%d update events rebuilt, %d of them read-modify-replace through operators' fallback", updates, a.stats.ClientSideUpdates)
+}
+
+func TestApplyToPathsAndShapes(t *testing.T) {
+	doc := func(s string) bson.D {
+		var d bson.D
+		if err := bson.UnmarshalExtJSON([]byte(s), false, &d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	cases := []struct {
+		name, from, update, want string
+	}{
+		{"nested set creates documents", `{"_id":1}`, `{"updatedFields":{"a.b.c":1}}`, `{"_id":1,"a":{"b":{"c":1}}}`},
+		{"numeric component of a missing field is a field name", `{"_id":1}`, `{"updatedFields":{"a.0":1}}`, `{"_id":1,"a":{"0":1}}`},
+		{"set past an array's end pads with nulls", `{"_id":1,"a":[1]}`, `{"updatedFields":{"a.3":4}}`, `{"_id":1,"a":[1,null,null,4]}`},
+		{"truncation before new values", `{"_id":1,"a":[1,2,3]}`, `{"updatedFields":{"a.0":2,"a.1":3},"truncatedArrays":[{"field":"a","newSize":2}]}`, `{"_id":1,"a":[2,3]}`},
+		{"removing an element leaves null", `{"_id":1,"a":[1,2]}`, `{"removedFields":["a.0"]}`, `{"_id":1,"a":[null,2]}`},
+		{"a value in the way of a set is left", `{"_id":1,"a":5,"c":0}`, `{"updatedFields":{"a.b":1,"c":2}}`, `{"_id":1,"a":5,"c":2}`},
+		{"a field name on an array is left", `{"_id":1,"a":[1]}`, `{"updatedFields":{"a.x":1}}`, `{"_id":1,"a":[1]}`},
+		{"removing below a value does nothing", `{"_id":1,"a":5}`, `{"removedFields":["a.b"]}`, `{"_id":1,"a":5}`},
+		{"a field name with a dot", `{"_id":1,"a.b":1,"a":{"b":1}}`,
+			`{"updatedFields":{"a.b":2},"disambiguatedPaths":{"a.b":["a.b"]}}`, `{"_id":1,"a.b":2,"a":{"b":1}}`},
+		{"a numeric field name", `{"_id":1,"a":{"0":1}}`,
+			`{"updatedFields":{"a.0":2},"disambiguatedPaths":{"a.0":["a","0"]}}`, `{"_id":1,"a":{"0":2}}`},
+		{"an index on a document is left", `{"_id":1,"a":{"0":1}}`,
+			`{"updatedFields":{"a.0":2},"disambiguatedPaths":{"a.0":["a",{"$numberInt":"0"}]}}`, `{"_id":1,"a":{"0":1}}`},
+		{"a dollar field name", `{"_id":1,"a":{"$x":1}}`,
+			`{"updatedFields":{"a.$x":2},"disambiguatedPaths":{"a.$x":["a","$x"]}}`, `{"_id":1,"a":{"$x":2}}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			raw, err := bson.Marshal(doc(c.update))
+			must(t, err)
+			ud, err := parseUpdateDescription(raw)
+			must(t, err)
+			got, _ := bson.Marshal(ud.applyTo(doc(c.from)))
+			want, _ := bson.Marshal(doc(c.want))
+			if !bytes.Equal(got, want) {
+				t.Errorf("got %s, want %s", bson.Raw(got), bson.Raw(want))
+			}
+		})
+	}
+}
+
+func TestOperatorsExpressOnlyPlainPaths(t *testing.T) {
+	for update, want := range map[string]bool{
+		`{"updatedFields":{"a.b":1,"c.0":2},"removedFields":["d"]}`:                                     true,
+		`{"updatedFields":{"a.0":1},"disambiguatedPaths":{"a.0":["a","0"]}}`:                            true,
+		`{"updatedFields":{"a.b":1},"disambiguatedPaths":{"a.b":["a.b"]}}`:                              false,
+		`{"removedFields":["a.$b"],"disambiguatedPaths":{"a.$b":["a","$b"]}}`:                           false,
+		`{"truncatedArrays":[{"field":"a..b","newSize":1}],"disambiguatedPaths":{"a..b":["a","","b"]}}`: false,
+	} {
+		var d bson.D
+		must(t, bson.UnmarshalExtJSON([]byte(update), false, &d))
+		raw, _ := bson.Marshal(d)
+		ud, err := parseUpdateDescription(raw)
+		must(t, err)
+		if got := ud.operatorsExpress(); got != want {
+			t.Errorf("%s: operatorsExpress = %v, want %v", update, got, want)
+		}
+	}
+	for _, bad := range []string{
+		`{"updatedFields":5}`,
+		`{"removedFields":[1]}`,
+		`{"truncatedArrays":[{"field":"a"}]}`,
+		`{"updatedFields":{"a":1},"disambiguatedPaths":{"a":[true]}}`,
+	} {
+		var d bson.D
+		must(t, bson.UnmarshalExtJSON([]byte(bad), false, &d))
+		raw, _ := bson.Marshal(d)
+		if _, err := parseUpdateDescription(raw); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
