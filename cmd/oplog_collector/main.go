@@ -48,6 +48,7 @@ type flags struct {
 	log           *logging.Flags
 	source        string
 	url           string
+	pitr          *pitrFlags
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
@@ -75,6 +76,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	url(deregister)
 	statusCmd := app.Command("status", "Show each source's state, lag, window and last error, from the running collector.")
 	url(statusCmd)
+	f.pitr = addPITRCommands(app)
 
 	command, err := app.Parse(args)
 	if err != nil {
@@ -98,6 +100,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return command(f, stdout, stderr)
 	case "status":
 		return showStatus(f, stdout, stderr)
+	case "range", "replay":
+		return runPITR(f, stdout, stderr)
 	}
 	return capture(f, stderr)
 }

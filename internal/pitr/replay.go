@@ -28,9 +28,9 @@ type Options struct {
 	DryRun bool
 	// AllowGap replays across the store's recorded gaps.
 	AllowGap bool
-	// AllowUnverified replays past the checkpoint: the store cannot show that it holds
+	// AllowBeyondCheckpoint replays past the checkpoint: the store cannot show that it holds
 	// every event after it.
-	AllowUnverified bool
+	AllowBeyondCheckpoint bool
 	// Progress receives a line every ProgressInterval while the replay runs.
 	Progress         io.Writer
 	ProgressInterval time.Duration
@@ -163,12 +163,12 @@ func checkRange(ctx context.Context, store *mongo.Database, opts *Options, summa
 		return 0, err
 	}
 	switch {
-	case !checkpoint.Known && !opts.AllowUnverified:
-		return 0, &Refusal{fmt.Sprintf("source %s has no saved capture position: the store cannot show that it holds every event up to --to. Give --allow-unverified to replay what it holds anyway.", opts.Source)}
-	case checkpoint.Known && checkpoint.TS.Before(opts.To) && !opts.AllowUnverified:
-		return 0, &Refusal{fmt.Sprintf("--to %s is after the checkpoint %s: the store cannot show that it holds every event after the checkpoint. Give a --to at or before it (oplog_collector range shows it), wait for the capture to pass --to, or give --allow-unverified to replay what the store holds.", FormatTS(opts.To), FormatTS(checkpoint.TS))}
+	case !checkpoint.Known && !opts.AllowBeyondCheckpoint:
+		return 0, &Refusal{fmt.Sprintf("source %s has no saved capture position: the store cannot show that it holds every event up to --to. Give --allow-beyond-checkpoint to replay what it holds anyway.", opts.Source)}
+	case checkpoint.Known && checkpoint.TS.Before(opts.To) && !opts.AllowBeyondCheckpoint:
+		return 0, &Refusal{fmt.Sprintf("--to %s is after the checkpoint %s: the store cannot show that it holds every event after the checkpoint. Give a --to at or before it (oplog_collector range shows it), wait for the capture to pass --to, or give --allow-beyond-checkpoint to replay what the store holds.", FormatTS(opts.To), FormatTS(checkpoint.TS))}
 	case checkpoint.Known && checkpoint.TS.Before(opts.To):
-		summary.Warnings = append(summary.Warnings, fmt.Sprintf("--to is after the checkpoint %s: events after it may be missing (--allow-unverified)", FormatTS(checkpoint.TS)))
+		summary.Warnings = append(summary.Warnings, fmt.Sprintf("--to is after the checkpoint %s: events after it may be missing (--allow-beyond-checkpoint)", FormatTS(checkpoint.TS)))
 	}
 	oldest, hasOldest, err := oplogstore.Edge(ctx, store, opts.Source, false)
 	if err != nil {

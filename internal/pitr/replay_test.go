@@ -211,7 +211,7 @@ func TestReplayRefusesToGoPastTheCheckpoint(t *testing.T) {
 	if !errors.As(err, &refusal) || !strings.Contains(err.Error(), "after the checkpoint") {
 		t.Fatalf("replay past the checkpoint: %v; want a refusal", err)
 	}
-	s := w.replay(w.target, Options{To: beyond, AllowUnverified: true})
+	s := w.replay(w.target, Options{To: beyond, AllowBeyondCheckpoint: true})
 	if len(s.Warnings) == 0 {
 		t.Error("no warning that events after the checkpoint may be missing")
 	}

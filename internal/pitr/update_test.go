@@ -2,7 +2,6 @@ package pitr
 
 import (
 	"bytes"
-	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -13,57 +12,8 @@ import (
 
 	"github.com/mongomigrate/observability/internal/mongotest"
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/pitr/pitrtest"
 )
-
-// randomValue is a scalar, a small document or a small array.
-func randomValue(rng *rand.Rand, depth int) any {
-	switch n := rng.IntN(6); {
-	case n == 0 && depth < 3:
-		d := bson.D{}
-		for i := range rng.IntN(3) {
-			d = append(d, bson.E{Key: fmt.Sprintf("k%d", i), Value: randomValue(rng, depth+1)})
-		}
-		return d
-	case n == 1 && depth < 3:
-		a := bson.A{}
-		for range rng.IntN(4) {
-			a = append(a, randomValue(rng, depth+1))
-		}
-		return a
-	case n == 2:
-		return rng.Int32N(100)
-	case n == 3:
-		return fmt.Sprintf("s%d", rng.IntN(10))
-	case n == 4:
-		return rng.Float64()
-	}
-	return nil
-}
-
-var pathsToTouch = []string{"a", "a.k0", "a.k1.k0", "arr", "arr.0", "arr.2", "arr.1.k0", "arr.5", "n", "m.x.y"}
-
-// randomUpdate is an update with operators that change values in place, grow and
-// shrink arrays, remove and rename fields.
-func randomUpdate(rng *rand.Rand) bson.D {
-	path := pathsToTouch[rng.IntN(len(pathsToTouch))]
-	switch rng.IntN(9) {
-	case 0:
-		return bson.D{{Key: "$unset", Value: bson.D{{Key: path, Value: ""}}}}
-	case 1:
-		return bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: int32(1)}}}}
-	case 2:
-		return bson.D{{Key: "$push", Value: bson.D{{Key: "arr", Value: randomValue(rng, 1)}}}}
-	case 3:
-		return bson.D{{Key: "$pop", Value: bson.D{{Key: "arr", Value: []int{-1, 1}[rng.IntN(2)]}}}}
-	case 4:
-		return bson.D{{Key: "$pull", Value: bson.D{{Key: "arr", Value: bson.D{{Key: "$type", Value: "number"}}}}}}
-	case 5:
-		return bson.D{{Key: "$rename", Value: bson.D{{Key: "a", Value: "b"}}}}
-	case 6:
-		return bson.D{{Key: "$set", Value: bson.D{{Key: "arr", Value: randomValue(rng, 1)}, {Key: "m.x.y", Value: randomValue(rng, 2)}}}}
-	}
-	return bson.D{{Key: "$set", Value: bson.D{{Key: path, Value: randomValue(rng, 1)}}}}
-}
 
 // The server's own update events, applied to the document before them, give the
 // document after them: client-side (read-modify-replace) and through update operators
@@ -87,13 +37,13 @@ func TestUpdateDescriptionsRebuildTheServersDocuments(t *testing.T) {
 	t.Logf("seed %d", seed)
 	updates := 0
 	for doc := range 20 {
-		base := bson.D{{Key: "_id", Value: doc}, {Key: "a", Value: randomValue(rng, 1)}, {Key: "arr", Value: bson.A{1, "two", bson.D{{Key: "k0", Value: 3}}}}}
+		base := bson.D{{Key: "_id", Value: doc}, {Key: "a", Value: pitrtest.RandomValue(rng, 1)}, {Key: "arr", Value: bson.A{1, "two", bson.D{{Key: "k0", Value: 3}}}}}
 		_, err := coll.InsertOne(ctx, base)
 		must(t, err)
 		for range 30 {
 			var before bson.Raw
 			must(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: doc}}).Decode(&before))
-			update := randomUpdate(rng)
+			update := pitrtest.RandomUpdate(rng)
 			if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: doc}}, update); err != nil {
 				continue // an update the server refuses (a $push onto a non-array) makes no event
 			}

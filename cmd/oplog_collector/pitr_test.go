@@ -1,0 +1,438 @@
+package main
+
+// The proof that the store can rebuild the source: a random workload runs on a source
+// while the collector captures it and is SIGKILLed again and again; at random cut points
+// the test records the source's state and cluster time; a replay into an empty target up
+// to each cut must give exactly that state (documents as BSON, index specifications),
+// and a second replay must change nothing.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/pitr/pitrtest"
+)
+
+// proofSize is one run of the proof.
+type proofSize struct {
+	ops, cuts int
+	// pace spreads the operations out, so that the collector is killed many times
+	// while they run.
+	pace time.Duration
+	// largeEvery inserts a document of 1 to 3 MiB every largeEvery operations.
+	largeEvery int
+}
+
+// TestReplayProof is the short run, part of every `make test`.
+func TestReplayProof(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a full run (-short was given): it builds the collector and mongotestd, SIGKILLs the collector while a workload runs and replays into fresh targets; run go test without -short")
+	}
+	runProof(t, proofSize{ops: 1500, cuts: 3, pace: 3 * time.Millisecond, largeEvery: 500})
+}
+
+// TestReplayProofLong is the long run, for the figures in the report:
+//
+//	OPLOG_PITR_PROOF=long go test -run TestReplayProofLong -timeout 30m ./cmd/oplog_collector
+func TestReplayProofLong(t *testing.T) {
+	if os.Getenv("OPLOG_PITR_PROOF") != "long" {
+		t.Skip("the long proof runs for minutes: set OPLOG_PITR_PROOF=long to run it")
+	}
+	runProof(t, proofSize{ops: 30000, cuts: 20, pace: 2 * time.Millisecond, largeEvery: 1000})
+}
+
+// cutPoint is the source's state at a cluster time.
+type cutPoint struct {
+	at    bson.Timestamp
+	state pitrtest.State
+}
+
+func runProof(t *testing.T, size proofSize) {
+	uri := startMongotestd(t)
+	client := connect(t, uri)
+	cfg := writeProofConfig(t, uri)
+	d := startDaemon(t, cfg)
+	store := client.Database(oplogstore.DefaultDatabase)
+	eventually(t, "the first checkpoint", func() bool { return checkpoint(t, store).Known })
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	w := newWorkload(client, seed, size)
+	w.transactions = transactionsWork(t, client)
+
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	var workErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		workErr = w.run(t.Context())
+	}()
+
+	// SIGKILL the collector at random moments while the workload runs.
+	kills := 0
+	killer := rand.New(rand.NewPCG(seed, 2))
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Duration(50+killer.IntN(350)) * time.Millisecond):
+			}
+			d.stop(t, syscall.SIGKILL)
+			d = startDaemon(t, cfg)
+			kills++
+		}
+	}()
+
+	// Cut at random points of the workload: pause it, read the state, read the time.
+	var cuts []cutPoint
+	at := rand.New(rand.NewPCG(seed, 3))
+	thresholds := make([]int64, size.cuts)
+	for i := range thresholds {
+		thresholds[i] = int64(at.IntN(size.ops))
+	}
+	slices.Sort(thresholds)
+	for _, threshold := range thresholds {
+		for w.done.Load() < threshold {
+			select {
+			case <-done:
+			case <-time.After(time.Millisecond):
+				continue
+			}
+			break
+		}
+		cuts = append(cuts, w.cut(t))
+	}
+	wg.Wait()
+	<-killed
+
+	if workErr != nil {
+		t.Fatalf("the workload failed: %v", workErr)
+	}
+	last := cuts[len(cuts)-1].at
+	eventually(t, "the checkpoint to pass the last cut", func() bool { cp := checkpoint(t, store); return cp.Known && !cp.TS.Before(last) })
+	events, err := store.Collection(oplogstore.EventsCollection("proof")).CountDocuments(t.Context(), bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	code, out := runCLI(t, "range", "--source", "proof", "--store", uri, "--format", "json")
+	var window struct {
+		Checkpoint struct{ Timestamp string } `json:"checkpoint"`
+		Gaps       []any                      `json:"gaps"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &window) != nil || window.Checkpoint.Timestamp == "" || len(window.Gaps) != 0 {
+		t.Fatalf("range: exit %d\n%s", code, out)
+	}
+
+	for i, c := range cuts {
+		target, stop := startTarget(t)
+		to := fmt.Sprintf("%d,%d", c.at.T, c.at.I)
+		for run := 1; run <= 2; run++ {
+			code, out := runCLI(t, "replay", "--source", "proof", "--store", uri, "--target", target, "--to", to, "--progress-interval", "250ms")
+			if code != 0 {
+				t.Fatalf("cut %d (%s), replay %d: exit %d\n%s", i+1, to, run, code, out)
+			}
+			got := readState(t, target)
+			if diff := pitrtest.Diff(c.state, got); diff != "" {
+				t.Fatalf("cut %d at %s (seed %d), after replay %d, the target is not the source's state:\n%s\nreplay said:\n%s", i+1, to, seed, run, diff, out)
+			}
+		}
+		stop()
+		t.Logf("cut %d at %s: %d collections, %d documents, rebuilt exactly, twice", i+1, to, len(c.state), c.state.Documents())
+	}
+	t.Logf("proof: %d operations (%s), %d store documents, %d cut points, %d SIGKILLs of the collector", w.done.Load(), w.summary(), events, len(cuts), kills)
+}
+
+// readState reads the state of the cluster at uri, with a client of its own, closed
+// before the cluster is stopped.
+func readState(t *testing.T, uri string) pitrtest.State {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	state, err := pitrtest.Read(t.Context(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
+func writeProofConfig(t *testing.T, uri string) string {
+	t.Helper()
+	config := fmt.Sprintf("collector:\n  store: {uri: %q}\n  heartbeat_interval: 1s\n  checkpoint_interval: 50ms\n  max_backoff: 200ms\n"+
+		"  batch: {max_events: 200, max_wait: 20ms}\n  sources:\n    - {name: proof, uri: %q}\n", uri, uri)
+	path := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func checkpoint(t *testing.T, store *mongo.Database) oplogstore.Checkpoint {
+	cp, err := oplogstore.ReadCheckpoint(t.Context(), store, "proof")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// startTarget runs a mongotestd for one replay target; stop ends it.
+func startTarget(t *testing.T) (uri string, stop func()) {
+	t.Helper()
+	cmd := exec.Command(mongotestd)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) }
+	t.Cleanup(stop)
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("mongotestd printed no URI: %v", err)
+	}
+	return strings.TrimSpace(line), stop
+}
+
+// transactionsWork tells whether the test server runs multi-document transactions.
+func transactionsWork(t *testing.T, client *mongo.Client) bool {
+	session, err := client.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.EndSession(context.Background())
+	_, err = session.WithTransaction(t.Context(), func(ctx context.Context) (any, error) {
+		return client.Database("probe").Collection("txn").InsertOne(ctx, bson.D{})
+	})
+	if err != nil {
+		t.Logf("the workload runs no transactions: the test server refuses them (%v)", err)
+		return false
+	}
+	if err := client.Database("probe").Drop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+// workload writes random operations onto the source: inserts of nested documents,
+// updates of every kind (single and multi), replaces, deletes, index builds and drops,
+// renames, collection and database drops, large documents, and transactions when the
+// server runs them. Operations the server refuses (a duplicate unique key, a $push onto
+// a number) make no event and are ignored.
+type workload struct {
+	client       *mongo.Client
+	rng          *rand.Rand
+	size         proofSize
+	transactions bool
+	mu           sync.Mutex // held during each operation: a cut holds it to pause the workload
+	nextID       int
+	renames      int
+	done         atomic.Int64
+	counts       map[string]int
+}
+
+var (
+	workloadDBs        = []string{"w1", "w2"}
+	workloadColls      = []string{"c0", "c1", "c2", "c3", "c4"}
+	workloadIndexNames = []string{"u_unique", "g_n", "a_k0"}
+	workloadIndex      = []mongo.IndexModel{
+		{Keys: bson.D{{Key: "u", Value: 1}}, Options: options.Index().SetName("u_unique").SetUnique(true).SetSparse(true)},
+		{Keys: bson.D{{Key: "g", Value: 1}, {Key: "n", Value: -1}}, Options: options.Index().SetName("g_n")},
+		{Keys: bson.D{{Key: "a.k0", Value: 1}}, Options: options.Index().SetName("a_k0")},
+	}
+)
+
+func newWorkload(client *mongo.Client, seed uint64, size proofSize) *workload {
+	return &workload{client: client, rng: rand.New(rand.NewPCG(seed, 1)), size: size, counts: map[string]int{}}
+}
+
+func (w *workload) run(ctx context.Context) error {
+	for range w.size.ops {
+		if err := w.step(ctx); err != nil {
+			return err
+		}
+		w.done.Add(1)
+		time.Sleep(w.size.pace)
+	}
+	return nil
+}
+
+func (w *workload) summary() string {
+	var parts []string
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range w.counts {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, w.counts[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cut pauses the workload and reads the source's state and then its cluster time: no
+// write comes between them.
+func (w *workload) cut(t *testing.T) cutPoint {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	state, err := pitrtest.Read(t.Context(), w.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, err := w.client.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.EndSession(context.Background())
+	if err := w.client.Database("admin").RunCommand(mongo.NewSessionContext(t.Context(), session), bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return cutPoint{at: *session.OperationTime(), state: state}
+}
+
+func (w *workload) document() bson.D {
+	w.nextID++
+	doc := bson.D{{Key: "_id", Value: w.nextID}, {Key: "g", Value: int32(w.rng.IntN(5))}}
+	if w.rng.IntN(4) > 0 {
+		doc = append(doc, bson.E{Key: "u", Value: fmt.Sprintf("u%d", w.rng.IntN(300))})
+	}
+	return append(doc,
+		bson.E{Key: "a", Value: pitrtest.RandomValue(w.rng, 1)},
+		bson.E{Key: "arr", Value: bson.A{int32(1), "two", bson.D{{Key: "k0", Value: int32(3)}}}},
+		bson.E{Key: "n", Value: w.rng.Int32N(1000)},
+	)
+}
+
+// recentID is the _id of one of the last documents inserted.
+func (w *workload) recentID() bson.D {
+	return bson.D{{Key: "_id", Value: w.nextID - w.rng.IntN(max(1, min(w.nextID, 60)))}}
+}
+
+func (w *workload) step(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	db := w.client.Database(workloadDBs[w.rng.IntN(len(workloadDBs))])
+	coll := db.Collection(workloadColls[w.rng.IntN(len(workloadColls))])
+	var kind string
+	var err error
+	switch r := w.rng.IntN(1000); {
+	case w.size.largeEvery > 0 && w.done.Load()%int64(w.size.largeEvery) == int64(w.size.largeEvery)-1:
+		kind = "insert large"
+		doc := append(w.document(), bson.E{Key: "blob", Value: strings.Repeat("L", (1+w.rng.IntN(3))<<20)})
+		_, err = coll.InsertOne(ctx, doc)
+	case r < 250:
+		kind = "insert"
+		_, err = coll.InsertOne(ctx, w.document())
+	case r < 550:
+		kind = "update"
+		_, err = coll.UpdateOne(ctx, w.recentID(), pitrtest.RandomUpdate(w.rng))
+	case r < 600:
+		kind = "update unique key"
+		_, err = coll.UpdateOne(ctx, w.recentID(), bson.D{{Key: "$set", Value: bson.D{{Key: "u", Value: fmt.Sprintf("u%d", w.rng.IntN(300))}}}})
+	case r < 650:
+		kind = "update many"
+		_, err = coll.UpdateMany(ctx, bson.D{{Key: "g", Value: int32(w.rng.IntN(5))}}, pitrtest.RandomUpdate(w.rng))
+	case r < 730:
+		kind = "replace"
+		replacement := w.document()[1:]
+		w.nextID--
+		_, err = coll.ReplaceOne(ctx, w.recentID(), replacement)
+	case r < 810:
+		kind = "delete"
+		_, err = coll.DeleteOne(ctx, w.recentID())
+	case r < 820:
+		kind = "delete many"
+		_, err = coll.DeleteMany(ctx, bson.D{{Key: "g", Value: int32(w.rng.IntN(5))}, {Key: "n", Value: bson.D{{Key: "$lt", Value: 300}}}})
+	case r < 860 && w.transactions:
+		kind = "transaction"
+		err = w.transaction(ctx, coll)
+	case r < 890:
+		kind = "create index"
+		_, err = coll.Indexes().CreateOne(ctx, workloadIndex[w.rng.IntN(len(workloadIndex))])
+	case r < 905:
+		kind = "drop index"
+		err = coll.Indexes().DropOne(ctx, workloadIndexNames[w.rng.IntN(len(workloadIndexNames))])
+	case r < 930:
+		// Half onto a name of the pool (refused when it exists), half onto a new name,
+		// after which the workload writes under the old name again: a new collection.
+		kind = "rename"
+		to := workloadColls[w.rng.IntN(len(workloadColls))]
+		if w.rng.IntN(2) == 0 {
+			w.renames++
+			to = fmt.Sprintf("renamed%d", w.renames)
+		}
+		err = w.client.Database("admin").RunCommand(ctx, bson.D{{Key: "renameCollection", Value: db.Name() + "." + coll.Name()}, {Key: "to", Value: db.Name() + "." + to}}).Err()
+	case r < 940:
+		kind = "drop"
+		err = coll.Drop(ctx)
+	case r < 942:
+		kind = "drop database"
+		err = db.Drop(ctx)
+	default:
+		kind = "insert"
+		_, err = coll.InsertOne(ctx, w.document())
+	}
+	var se mongo.ServerError
+	switch {
+	case err == nil:
+		w.counts[kind]++
+	case errors.As(err, &se):
+		// Refused by the server: no event, nothing to replay.
+	case errors.Is(err, mongo.ErrNoDocuments):
+	default:
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	return nil
+}
+
+// transaction moves a key and a counter between two documents and inserts a third, in
+// one transaction.
+func (w *workload) transaction(ctx context.Context, coll *mongo.Collection) error {
+	session, err := w.client.StartSession()
+	if err != nil {
+		return err
+	}
+	defer session.EndSession(ctx)
+	from, to := w.recentID(), w.recentID()
+	doc := w.document()
+	_, err = session.WithTransaction(ctx, func(tctx context.Context) (any, error) {
+		if _, err := coll.UpdateOne(tctx, from, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: int32(-1)}}}}); err != nil {
+			return nil, err
+		}
+		if _, err := coll.UpdateOne(tctx, to, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: int32(1)}}}}); err != nil {
+			return nil, err
+		}
+		return coll.InsertOne(tctx, doc)
+	})
+	return err
+}
