@@ -32,6 +32,8 @@ type applier struct {
 	deferred []deferredIndex
 	// transactions: the target runs them (a replica set or a sharded cluster).
 	transactions bool
+	// upsertsLeft counts down the events that apply inserts as upserts (overlapSpan).
+	upsertsLeft int
 }
 
 // batch is a bulk write being gathered.
@@ -56,11 +58,18 @@ type writePlan struct {
 	clientSide bool
 }
 
+// overlapSpan is how many events after a duplicate _id go as upserts before inserts are
+// tried again: a duplicate means the target is ahead of the events (a replay again, or
+// from before the base backup), and stays so for a while.
+const overlapSpan = 10000
+
 // planWrite turns a document event into writes. Inserts and replaces are upserts of the
 // full document (so that applying one again, or onto a later state, yields that
-// document); deletes go by document key; updates go by their updateDescription, never
-// by full_document, which updateLookup reads later than the event.
-func planWrite(e *oplogstore.Event) (writePlan, error) {
+// document), except that an insert can go as an insert (asInsert), cheaper for the
+// server, when a duplicate _id is then applied as an upsert; deletes go by document
+// key; updates go by their updateDescription, never by full_document, which
+// updateLookup reads later than the event.
+func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 	filter := e.DocKey
 	switch e.OpType {
 	case "insert", "replace":
@@ -73,6 +82,9 @@ func planWrite(e *oplogstore.Event) (writePlan, error) {
 				return writePlan{}, fmt.Errorf("%s event at %s on %s has neither doc_key nor an _id in full_document", e.OpType, FormatTS(e.TS), e.Namespace())
 			}
 			filter, _ = bson.Marshal(bson.D{{Key: "_id", Value: id}})
+		}
+		if asInsert && e.OpType == "insert" {
+			return writePlan{models: []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(e.FullDocument)}}, nil
 		}
 		return writePlan{models: []mongo.WriteModel{
 			mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(e.FullDocument).SetUpsert(true),
@@ -104,9 +116,12 @@ func planWrite(e *oplogstore.Event) (writePlan, error) {
 
 // write applies a document event to c, through the batch.
 func (a *applier) write(ctx context.Context, c *collection, e *oplogstore.Event) error {
-	p, err := planWrite(e)
+	p, err := planWrite(e, a.upsertsLeft == 0)
 	if err != nil {
 		return err
+	}
+	if a.upsertsLeft > 0 {
+		a.upsertsLeft--
 	}
 	if id := docID(e); a.park.has(c, id) {
 		if err := a.flush(ctx); err != nil {
@@ -165,16 +180,32 @@ func (a *applier) flush(ctx context.Context) error {
 		}
 		// Ordered: what comes before the failed write is done. Its event is applied
 		// again whole (each of its steps is idempotent), alone.
-		failed := owners[bwe.WriteErrors[0].Index]
+		refused := bwe.WriteErrors[0]
+		failed := owners[refused.Index]
 		pw := b.events[failed]
 		if err := a.writeAlone(ctx, b.coll, &pw.event, pw.ud, false); err != nil {
 			return err
 		}
-		next := bwe.WriteErrors[0].Index
+		next := refused.Index
 		for next < len(owners) && owners[next] == failed {
 			next++
 		}
 		models, owners = models[next:], owners[next:]
+		if _, isInsert := refused.Request.(*mongo.InsertOneModel); isInsert && refused.Code == codeDuplicateKey {
+			// The target is ahead: the rest of the batch, and the next events, upsert.
+			a.upsertsLeft = overlapSpan
+			models, owners = nil, nil
+			for i := failed + 1; i < len(b.events); i++ {
+				p, err := planWrite(&b.events[i].event, false)
+				if err != nil {
+					return err
+				}
+				for _, m := range p.models {
+					models = append(models, m)
+					owners = append(owners, i)
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -210,7 +241,7 @@ func (a *applier) writeAlone(ctx context.Context, c *collection, e *oplogstore.E
 
 func (a *applier) writeOnce(ctx context.Context, handle *mongo.Collection, e *oplogstore.Event, ud *updateDescription, clientSide bool) error {
 	if e.OpType != "update" || !clientSide {
-		p, err := planWrite(e)
+		p, err := planWrite(e, false)
 		if err != nil {
 			return err
 		}

@@ -45,7 +45,7 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 				return err
 			}
 		}
-		if plans[i], err = planWrite(e); err != nil {
+		if plans[i], err = planWrite(e, false); err != nil {
 			return err
 		}
 		colls[i] = c
