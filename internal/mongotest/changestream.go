@@ -43,19 +43,16 @@ func (cs *changeStream) render(s *Server, e *event) []positioned {
 	if systemColl(e.coll) || (cs.db == "" && internalDB(e.db)) || (expandedOnly[e.op] && !cs.expanded) {
 		return nil
 	}
-	if cs.db != "" && e.db != cs.db {
-		return nil
-	}
-	if cs.coll != "" && e.coll != cs.coll {
+	if !cs.watches(e.db, e.coll) && !(e.op == "rename" && cs.watches(e.toDB, e.toColl)) {
 		return nil
 	}
 	if cs.coll != "" && e.op == "dropDatabase" {
 		return nil
 	}
-	out := []positioned{{key: tokenKey{ts: e.ts, kind: kindEvent}, doc: cs.eventDoc(s, e)}}
+	out := []positioned{{key: tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex}, doc: cs.eventDoc(s, e)}}
 	invalidates := (cs.coll != "" && (e.op == "drop" || e.op == "rename")) || (cs.coll == "" && cs.db != "" && e.op == "dropDatabase")
 	if invalidates {
-		k := tokenKey{ts: e.ts, kind: kindInvalidate}
+		k := tokenKey{ts: e.ts, kind: kindInvalidate, opIndex: e.opIndex}
 		out = append(out, positioned{key: k, doc: buildDoc([]field{
 			{"_id", docValue(k.doc())}, {"operationType", stringValue("invalidate")},
 			{"clusterTime", timestampValue(e.ts)}, {"wallTime", dateValue(e.wall.UnixMilli())},
@@ -64,8 +61,15 @@ func (cs *changeStream) render(s *Server, e *event) []positioned {
 	return out
 }
 
+// watches reports whether the stream covers namespace db.coll (coll empty:
+// the database itself). A rename is seen from both of its namespaces, as
+// mongod matches the oplog's "o.to" too.
+func (cs *changeStream) watches(db, coll string) bool {
+	return (cs.db == "" || db == cs.db) && (cs.coll == "" || coll == cs.coll)
+}
+
 func (cs *changeStream) eventDoc(s *Server, e *event) bsoncore.Document {
-	k := tokenKey{ts: e.ts, kind: kindEvent}
+	k := tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex}
 	f := []field{
 		{"_id", docValue(k.doc())},
 		{"operationType", stringValue(e.op)},
@@ -73,7 +77,7 @@ func (cs *changeStream) eventDoc(s *Server, e *event) bsoncore.Document {
 		{"wallTime", dateValue(e.wall.UnixMilli())},
 	}
 	if cs.expanded && e.uuid != nil {
-		f = append(f, field{"collectionUUID", bsoncore.Value{Type: bsoncore.TypeBinary, Data: bsoncore.AppendBinary(nil, 4, e.uuid)}})
+		f = append(f, field{"collectionUUID", uuidValue(e.uuid)})
 	}
 	switch {
 	case e.fullDoc != nil:
@@ -82,8 +86,8 @@ func (cs *changeStream) eventDoc(s *Server, e *event) bsoncore.Document {
 		// updateLookup returns the document as it is now, or null once deleted.
 		v := nullValue
 		if c := s.collLocked(e.db, e.coll); c != nil {
-			if r := c.findByID(e.docKey.Lookup("_id")); r != nil {
-				v = docValue(r.doc)
+			if doc := c.committedByID(e.docKey.Lookup("_id")); doc != nil {
+				v = docValue(doc)
 			}
 		}
 		f = append(f, field{"fullDocument", v})
@@ -103,7 +107,11 @@ func (cs *changeStream) eventDoc(s *Server, e *event) bsoncore.Document {
 		to := docValue(buildDoc([]field{{"db", stringValue(e.toDB)}, {"coll", stringValue(e.toColl)}}))
 		f = append(f, field{"to", to})
 		if cs.expanded {
-			f = append(f, field{"operationDescription", docValue(buildDoc([]field{{"to", to}}))})
+			desc := []field{{"to", to}}
+			if e.dropTarget != nil {
+				desc = append(desc, field{"dropTarget", uuidValue(e.dropTarget)})
+			}
+			f = append(f, field{"operationDescription", docValue(buildDoc(desc))})
 		}
 	}
 	if e.opDesc != nil && cs.expanded {
