@@ -123,14 +123,6 @@ func (l *changeLog) firstAfter(pos tokenKey) int {
 	})
 }
 
-func (l *changeLog) at(ts bson.Timestamp) *event {
-	i := sort.Search(len(l.events), func(i int) bool { return !tsLess(l.events[i].ts, ts) })
-	if i < len(l.events) && l.events[i].ts == ts {
-		return l.events[i]
-	}
-	return nil
-}
-
 // tokenKey is a position in the history. Resume tokens encode it as a hex
 // string in {_data: ...} like the real server's, ordered the same way as
 // the positions: by cluster time, then kind, then fragment.

@@ -1,7 +1,6 @@
 package mongotest_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -378,45 +377,5 @@ func assertHistoryLost(t *testing.T, err error) {
 	var ce mongo.CommandError
 	if !errors.As(err, &ce) || ce.Code != 286 || !ce.HasErrorLabel("NonResumableChangeStreamError") {
 		t.Fatalf("err = %v, want 286 with NonResumableChangeStreamError", err)
-	}
-}
-
-// TestChangeStreamSplitLargeEvent: an event over 16 MB comes in fragments,
-// each with its own token and splitEvent {fragment, of}
-// (https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStreamSplitLargeEvent/).
-func TestChangeStreamSplitLargeEvent(t *testing.T) {
-	db, cx := setup(t)
-	coll := db.Collection("big")
-	big := make([]byte, 6<<20) // the document stays under 16 MB, the event (fullDocument + updateDescription) does not
-	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: big}})
-	must(t, err)
-	pipeline := mongo.Pipeline{bson.D{{Key: "$changeStreamSplitLargeEvent", Value: bson.D{}}}}
-	cs, err := coll.Watch(cx, pipeline, options.ChangeStream().SetFullDocument(options.UpdateLookup))
-	must(t, err)
-	defer cs.Close(cx)
-	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "b", Value: big}}}})
-	must(t, err)
-	f1 := next(t, cs)
-	f1Token := append(bson.Raw(nil), cs.ResumeToken()...)
-	f2 := next(t, cs)
-	if f1.Lookup("splitEvent", "fragment").Int32() != 1 || f2.Lookup("splitEvent", "fragment").Int32() != 2 || f2.Lookup("splitEvent", "of").Int32() != 2 {
-		t.Fatalf("fragments: %v / %v", f1.Lookup("splitEvent"), f2.Lookup("splitEvent"))
-	}
-	// Resuming from the first fragment gives the second.
-	rs, err := coll.Watch(cx, pipeline, options.ChangeStream().SetFullDocument(options.UpdateLookup).SetResumeAfter(f1Token))
-	must(t, err)
-	defer rs.Close(cx)
-	if r := next(t, rs); r.Lookup("splitEvent", "fragment").Int32() != 2 {
-		t.Fatalf("resumed at fragment %v", r.Lookup("splitEvent"))
-	}
-	// Without the stage the event is too large (10334 BSONObjectTooLarge).
-	ns, err := coll.Watch(cx, mongo.Pipeline{}, options.ChangeStream().SetFullDocument(options.UpdateLookup).SetResumeAfter(f1Token))
-	if err == nil {
-		ns.Next(cx)
-		err = ns.Err()
-		_ = ns.Close(context.Background())
-	}
-	if codeOf(err) != 10334 {
-		t.Fatalf("unsplit large event: err = %v", err)
 	}
 }

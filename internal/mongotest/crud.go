@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -228,7 +229,7 @@ func (cx *cmdCtx) insertOne(c *collection, v bsoncore.Value) error {
 	}
 	doc := withID(d, id)
 	if len(doc) > maxBSONObjectSize {
-		return &writeError{code: codeBSONObjectTooLarge, msg: "object to insert too large"}
+		return &writeError{code: codeBadValue, msg: fmt.Sprintf("object to insert too large. size in bytes: %d, max size: %d", len(doc), maxBSONObjectSize)}
 	}
 	r, err := c.insert(doc, cx.txn)
 	if err != nil {
