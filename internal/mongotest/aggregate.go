@@ -49,7 +49,7 @@ func aggregate(cx *cmdCtx) (bson.D, error) {
 	}
 	var docs []bsoncore.Document
 	if c != nil {
-		for _, r := range c.live() {
+		for _, r := range c.visible(cx.txn) {
 			docs = append(docs, r.doc)
 		}
 	}

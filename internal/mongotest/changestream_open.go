@@ -61,9 +61,6 @@ func (cx *cmdCtx) openChangeStream(target string, spec bsoncore.Value, rest []bs
 	if err := cx.streamScope(cs, allForCluster); err != nil {
 		return nil, err
 	}
-	if err := cx.startPosition(cs, resume, startAfter, startAt); err != nil {
-		return nil, err
-	}
 	for i, st := range rest {
 		name := stageName(st)
 		switch {
@@ -83,6 +80,9 @@ func (cx *cmdCtx) openChangeStream(target string, spec bsoncore.Value, rest []bs
 			return nil, err
 		}
 		cs.stages = append(cs.stages, s)
+	}
+	if err := cx.startPosition(cs, resume, startAfter, startAt); err != nil {
+		return nil, err
 	}
 	ns := cx.db + "." + target
 	if target == "" {
@@ -151,8 +151,13 @@ func (cx *cmdCtx) startPosition(cs *changeStream, resume, startAfter, startAt bs
 		if k.less(s.log.lost) {
 			return historyLost()
 		}
-		if k.kind != kindHighWaterMark && s.log.at(k.ts) == nil {
-			return errorf(codeChangeStreamFatalError, "cannot resume stream; the resume token was not found. %s", tok)
+		if k.frag > 0 && !cs.split {
+			return errorf(codeChangeStreamFatalError, "To resume from a split event, the $changeStream pipeline must include a $changeStreamSplitLargeEvent stage")
+		}
+		// The token's event is checked as the stream reads past it: a token
+		// whose time has not come yet waits for it.
+		if k.kind != kindHighWaterMark {
+			cs.resumeFrom = &k
 		}
 		cs.pos = k
 	default:

@@ -35,7 +35,7 @@ func init() {
 	commands = map[string]command{}
 	for _, group := range []map[string]command{
 		handshakeCommands, crudCommands, cursorCommands, indexCommands, ddlCommands,
-		aggregateCommands, failPointCommands,
+		aggregateCommands, failPointCommands, sessionCommands,
 	} {
 		for name, c := range group {
 			commands[name] = c
@@ -52,8 +52,16 @@ type cmdCtx struct {
 	body bsoncore.Document
 	arg  bsoncore.Value // the value of the command's first field
 
-	lsid      bsoncore.Document // nil without a session
-	txnNumber *int64
+	lsid       bsoncore.Document // nil without a session
+	txnNumber  *int64
+	autocommit bool // autocommit:false: a statement of a multi-document transaction
+	startTxn   bool
+	// Bound under the data lock by bindSession:
+	sess      *session
+	txn       *transaction // the transaction the command runs in
+	retryable bool         // a retryable write: its statements run once per txnNumber
+	// deadline is when maxTimeMS runs out; zero without one.
+	deadline time.Time
 }
 
 // handle runs one request and returns the reply document; false means the
@@ -71,6 +79,7 @@ func (s *Server) handle(c *conn, req *request) (bsoncore.Document, bool) {
 type outcome struct {
 	res               bson.D
 	writeConcernError bson.D
+	labels            []string // of a successful command with a write concern error
 	err               error
 	hangUp            bool // close the connection without replying
 }
@@ -88,33 +97,84 @@ func (cx *cmdCtx) execute() outcome {
 	if err := cx.parseEnvelope(cmd); err != nil {
 		return outcome{err: err}
 	}
+	if cx.name == "getMore" && cx.onChangeStream() {
+		cx.deadline = time.Time{} // an awaitData getMore's maxTimeMS is how long it waits for events
+	}
 	act := cx.s.fail.check(cx.name, cx.c.appName)
 	if act.blockFor > 0 {
-		select {
-		case <-time.After(act.blockFor):
-		case <-cx.c.done:
-			return outcome{hangUp: true}
+		if out, blocked := cx.block(act.blockFor); blocked {
+			return out
 		}
 	}
 	if act.closeConn {
 		return outcome{hangUp: true}
 	}
 	if act.err != nil {
+		cx.s.mu.Lock()
+		if cx.bindSession(cmd) == nil {
+			cx.abortOnFailure()
+		}
+		cx.s.mu.Unlock()
 		return outcome{err: cx.labelled(cmd, act.err)}
 	}
 	res, err := cx.runLocked(cmd)
 	if err != nil {
 		return outcome{err: cx.labelled(cmd, err)}
 	}
-	wce := act.writeConcernError
-	if wce == nil && cmd.write {
-		wce = writeConcernError(cx.body.Lookup("writeConcern"))
+	out := outcome{res: res, writeConcernError: act.writeConcernError}
+	if out.writeConcernError == nil && (cmd.write || commitOrAbort(cx.name)) {
+		out.writeConcernError = writeConcernError(cx.body.Lookup("writeConcern"))
 	}
-	return outcome{res: res, writeConcernError: wce}
+	// A retryable write concern error of a retryable write or of a commit
+	// is labelled for the driver to retry, as the command's own error would be.
+	if code := errorCodeOf(out.writeConcernError); retryableWriteCodes[code] && (cx.retryable || cx.autocommit && commitOrAbort(cx.name)) {
+		out.labels = []string{"RetryableWriteError"}
+	}
+	return out
 }
 
-// runLocked runs the handler with the data lock held. A panic is a bug in
-// the fake; it becomes an InternalError reply rather than a dead server.
+// block holds the command for a failpoint's blockTimeMS; maxTimeMS running
+// out first fails it, as it interrupts the sleep on mongod.
+func (cx *cmdCtx) block(d time.Duration) (outcome, bool) {
+	timeout := time.After(d)
+	var expired <-chan time.Time
+	if !cx.deadline.IsZero() {
+		expired = time.After(time.Until(cx.deadline))
+	}
+	select {
+	case <-timeout:
+		return outcome{}, false
+	case <-expired:
+		return outcome{err: maxTimeExpired()}, true
+	case <-cx.c.done:
+		return outcome{hangUp: true}, true
+	}
+}
+
+// errorCodeOf is the code in an error document such as a writeConcernError.
+func errorCodeOf(d bson.D) int32 {
+	for _, e := range d {
+		if e.Key == "code" {
+			switch n := e.Value.(type) {
+			case int32:
+				return n
+			case int64:
+				return int32(n)
+			case float64:
+				return int32(n)
+			}
+		}
+	}
+	return 0
+}
+
+func maxTimeExpired() error {
+	return errorf(codeMaxTimeMSExpired, "operation exceeded time limit")
+}
+
+// runLocked runs the handler with the data lock held, in the command's
+// session. A panic is a bug in the fake; it becomes an InternalError reply
+// rather than a dead server.
 func (cx *cmdCtx) runLocked(cmd command) (res bson.D, err error) {
 	cx.s.mu.Lock()
 	defer cx.s.mu.Unlock()
@@ -122,20 +182,72 @@ func (cx *cmdCtx) runLocked(cmd command) (res bson.D, err error) {
 		if p := recover(); p != nil {
 			res, err = nil, errorf(1, "mongotest internal error in %s: %v", cx.name, p)
 		}
+		if err != nil {
+			cx.abortOnFailure()
+		}
 	}()
-	return cmd.run(cx)
+	if err := cx.bindSession(cmd); err != nil {
+		return nil, err
+	}
+	// A handler that meets a transaction's hold before it changes anything
+	// runs again once a transaction ends (batch writes wait statement by
+	// statement, in runBatch).
+	return untilUnblocked(cx, func() (bson.D, error) { return cmd.run(cx) })
 }
 
-// labelled adds RetryableWriteError to retryable failures of retryable
-// writes, as 4.4+ servers do; drivers rely on the label to retry.
+// labelled adds the error labels mongod adds (error_labels.cpp): drivers
+// decide on them whether to retry a write, a commit or a whole transaction,
+// or to resume a change stream. A failpoint's own labels replace them.
 func (cx *cmdCtx) labelled(cmd command, err error) error {
 	ce, ok := err.(*cmdError)
-	if !ok || ce.labelsSet || !cmd.write || cx.txnNumber == nil || !retryableWriteCodes[ce.code] {
+	if !ok || ce.labelsSet {
+		return err
+	}
+	var labels []string
+	switch {
+	case cx.autocommit && transientTxnError(ce.code, commitOrAbort(cx.name)):
+		labels = append(labels, "TransientTransactionError")
+	case (cx.autocommit && commitOrAbort(cx.name) || cmd.write && cx.txnNumber != nil && !cx.autocommit) && retryableWriteCodes[ce.code]:
+		labels = append(labels, "RetryableWriteError")
+	case ce.code == codeChangeStreamFatalError || ce.code == codeChangeStreamHistoryLost:
+		labels = append(labels, "NonResumableChangeStreamError")
+	case resumableStreamCodes[ce.code] && cx.onChangeStream():
+		labels = append(labels, "ResumableChangeStreamError")
+	}
+	if len(labels) == 0 {
 		return err
 	}
 	labelled := *ce
-	labelled.labels = append(append([]string(nil), ce.labels...), "RetryableWriteError")
+	labelled.labels = append(append([]string(nil), ce.labels...), labels...)
 	return &labelled
+}
+
+// resumableStreamCodes are the codes for which mongod labels a change
+// stream's error ResumableChangeStreamError: retriable and network errors,
+// RetryChangeStream and FailedToSatisfyReadPreference.
+var resumableStreamCodes = func() map[int32]bool {
+	m := map[int32]bool{133: true, 234: true}
+	for code := range retryableWriteCodes {
+		m[code] = true
+	}
+	return m
+}()
+
+// onChangeStream reports whether the command is an aggregate opening a
+// change stream or a getMore on one.
+func (cx *cmdCtx) onChangeStream() bool {
+	switch cx.name {
+	case "aggregate":
+		first, _ := cx.body.Lookup("pipeline").ArrayOK()
+		return stageName(first.Index(0)) == "$changeStream"
+	case "getMore":
+		id, _ := cx.arg.Int64OK()
+		cx.s.mu.Lock()
+		defer cx.s.mu.Unlock()
+		c := cx.s.cursors.open[id]
+		return c != nil && c.stream != nil
+	}
+	return false
 }
 
 func (cx *cmdCtx) parseEnvelope(cmd command) error {
@@ -162,16 +274,33 @@ func (cx *cmdCtx) parseEnvelope(cmd command) error {
 		}
 		cx.txnNumber = &n
 	}
-	if v, err := cx.body.LookupErr("autocommit"); err == nil && !v.Boolean() {
-		return unsupported("multi-document transactions")
+	if v, ok := cx.field("autocommit"); ok {
+		if b, ok := v.BooleanOK(); !ok || b {
+			return errorf(codeInvalidOptions, "autocommit must be false, as a transaction's statements send it; got %s", v)
+		}
+		cx.autocommit = true
 	}
-	if _, err := cx.body.LookupErr("startTransaction"); err == nil {
-		return unsupported("multi-document transactions")
+	if v, ok := cx.field("startTransaction"); ok {
+		if b, ok := v.BooleanOK(); !ok || !b {
+			return errorf(codeInvalidOptions, "startTransaction must be true; got %s", v)
+		}
+		if !cx.autocommit {
+			return errorf(codeInvalidOptions, "startTransaction requires autocommit: false")
+		}
+		cx.startTxn = true
 	}
-	return checkReadConcern(cx.body.Lookup("readConcern"))
+	if ms, ok, err := cx.intArg("maxTimeMS"); err != nil {
+		return err
+	} else if ok && ms > 0 {
+		cx.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
+	}
+	return checkReadConcern(cx.body.Lookup("readConcern"), cx.startTxn)
 }
 
-func checkReadConcern(v bsoncore.Value) error {
+// checkReadConcern accepts the levels whose guarantees a single node
+// meets at once; snapshot only starting a transaction, whose reads see what
+// is committed when they run (see README.md).
+func checkReadConcern(v bsoncore.Value, startTxn bool) error {
 	if v.Type == 0 {
 		return nil
 	}
@@ -186,7 +315,9 @@ func checkReadConcern(v bsoncore.Value) error {
 			switch e.Value().StringValue() {
 			case "local", "majority", "available", "linearizable":
 			case "snapshot":
-				return unsupported("readConcern level snapshot")
+				if !startTxn {
+					return unsupported("readConcern level snapshot outside transactions")
+				}
 			default:
 				return errorf(codeFailedToParse, "unknown readConcern level: %s", e.Value())
 			}
@@ -225,6 +356,7 @@ func (s *Server) reply(o outcome) bsoncore.Document {
 	now := s.clock.now()
 	s.mu.Unlock()
 	out := make(bson.D, 0, len(o.res)+6)
+	stateChange := stateChangeCodes[errorCodeOf(o.writeConcernError)]
 	if o.err != nil {
 		ce, ok := o.err.(*cmdError)
 		if !ok {
@@ -235,12 +367,21 @@ func (s *Server) reply(o outcome) bsoncore.Document {
 		if len(ce.labels) > 0 {
 			out = append(out, bson.E{Key: "errorLabels", Value: ce.labels})
 		}
+		stateChange = stateChange || stateChangeCodes[ce.code]
 	} else {
 		out = append(out, o.res...)
 		if o.writeConcernError != nil {
 			out = append(out, bson.E{Key: "writeConcernError", Value: o.writeConcernError})
 		}
+		if len(o.labels) > 0 {
+			out = append(out, bson.E{Key: "errorLabels", Value: o.labels})
+		}
 		out = append(out, bson.E{Key: "ok", Value: 1.0})
+	}
+	if stateChange {
+		// As mongod does, so that drivers can tell an error about the
+		// topology they know (stale: ignored) from news about a change.
+		out = append(out, bson.E{Key: "topologyVersion", Value: s.topologyVersion()})
 	}
 	out = append(out, bson.E{Key: "$clusterTime", Value: clusterTimeDoc(now)}, bson.E{Key: "operationTime", Value: now})
 	b, merr := bson.Marshal(out)
@@ -250,6 +391,10 @@ func (s *Server) reply(o outcome) bsoncore.Document {
 	}
 	return b
 }
+
+// stateChangeCodes are mongod's NotPrimaryError and ShutdownError
+// categories, whose replies carry the topologyVersion.
+var stateChangeCodes = map[int32]bool{91: true, 189: true, 10107: true, 11600: true, 11602: true, 13435: true, 13436: true}
 
 // waitForChange releases the data lock until the cluster time moves, the
 // deadline passes or the connection closes. It reports whether to go on.

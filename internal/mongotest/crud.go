@@ -1,6 +1,9 @@
 package mongotest
 
 import (
+	"fmt"
+	"time"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
@@ -61,23 +64,105 @@ func (w *writeErrors) appendTo(res bson.D) bson.D {
 	return res
 }
 
+// stmtResult is what one statement of a batch write did.
+type stmtResult struct {
+	n, modified int32
+	upserted    bsoncore.Value // the _id of a document an update inserted
+}
+
+// batchResult is what a batch write did, statement by statement.
+type batchResult struct {
+	n, modified int32
+	upserted    bson.A
+	werrs       writeErrors
+}
+
 // runBatch runs fn on each statement of a batch write (insert's documents,
 // update's updates, delete's deletes). Statement errors are collected for
-// writeErrors, and an ordered batch stops at the first; any other error
-// fails the whole command.
-func runBatch(stmts []bsoncore.Value, ordered bool, fn func(i int, s bsoncore.Value) error) (*writeErrors, error) {
-	var werrs writeErrors
+// writeErrors, and an ordered batch, or a transaction's, stops at the
+// first; any other error fails the whole command. A statement of a
+// retryable write that already ran under this txnNumber does not run again:
+// what it did counts.
+func (cx *cmdCtx) runBatch(stmts []bsoncore.Value, ordered bool, fn func(s bsoncore.Value) (stmtResult, error)) (*batchResult, error) {
+	var out batchResult
 	for i, s := range stmts {
-		if err := fn(i, s); err != nil {
-			if !werrs.add(i, err) {
-				return nil, err
+		res, done := cx.sess.executedStmt(cx.retryable, i)
+		if !done {
+			var err error
+			res, err = untilUnblocked(cx, func() (stmtResult, error) { return fn(s) })
+			if err != nil {
+				if ce, ok := err.(*cmdError); ok && cx.txn != nil && transientTxnError(ce.code, false) {
+					return nil, err
+				}
+				if !out.werrs.add(i, err) {
+					return nil, err
+				}
+				if cx.txn != nil {
+					cx.s.abortLocked(cx.txn) // a failed statement ends its transaction
+					break
+				}
+				if ordered {
+					break
+				}
+				continue
 			}
-			if ordered {
-				break
+			if cx.retryable {
+				cx.sess.executed[i] = res
 			}
 		}
+		out.n += res.n
+		out.modified += res.modified
+		if res.upserted.Type != 0 {
+			out.upserted = append(out.upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: rawValue(res.upserted)}})
+		}
 	}
-	return &werrs, nil
+	return &out, nil
+}
+
+// executedStmt returns what statement i of the retryable write did if it
+// already ran.
+func (sess *session) executedStmt(retryable bool, i int) (stmtResult, bool) {
+	if !retryable {
+		return stmtResult{}, false
+	}
+	res, ok := sess.executed[i]
+	return res, ok
+}
+
+// untilUnblocked runs a statement, and runs it again each time a
+// transaction ends while one blocks it, until maxTimeMS runs out.
+func untilUnblocked[T any](cx *cmdCtx, run func() (T, error)) (T, error) {
+	for {
+		res, err := run()
+		if _, blocked := err.(errBlocked); !blocked {
+			return res, err
+		}
+		if err := cx.awaitChange(); err != nil {
+			return res, err
+		}
+	}
+}
+
+// awaitChange waits, without the data lock, for the next change; maxTimeMS
+// running out or the client leaving ends the wait with an error.
+func (cx *cmdCtx) awaitChange() error {
+	for {
+		deadline := cx.deadline
+		if deadline.IsZero() {
+			deadline = time.Now().Add(time.Minute)
+		}
+		if cx.waitForChange(deadline) {
+			return nil
+		}
+		select {
+		case <-cx.c.done:
+			return errorf(codeInterrupted, "operation was interrupted: the client closed the connection")
+		default:
+		}
+		if !cx.deadline.IsZero() && !time.Now().Before(cx.deadline) {
+			return maxTimeExpired()
+		}
+	}
 }
 
 // rejectOptions refuses options that would change results if ignored.
@@ -112,22 +197,17 @@ func insertCmd(cx *cmdCtx) (bson.D, error) {
 	if len(docs) == 0 {
 		return nil, errorf(codeInvalidLength, "Write batch sizes must be between 1 and 100000. Got 0 operations.")
 	}
-	c, err := cx.s.writableCollLocked(cx, cx.db, name)
-	if err != nil {
-		return nil, err
-	}
-	n := 0
-	werrs, err := runBatch(docs, ordered, func(_ int, v bsoncore.Value) error {
-		if err := cx.insertOne(c, v); err != nil {
-			return err
+	res, err := cx.runBatch(docs, ordered, func(v bsoncore.Value) (stmtResult, error) {
+		c, err := cx.s.writableCollLocked(cx, cx.db, name)
+		if err != nil {
+			return stmtResult{}, err
 		}
-		n++
-		return nil
+		return stmtResult{n: 1}, cx.insertOne(c, v)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return werrs.appendTo(bson.D{{Key: "n", Value: int32(n)}}), nil
+	return res.werrs.appendTo(bson.D{{Key: "n", Value: res.n}}), nil
 }
 
 const codeInvalidLength = 16
@@ -149,12 +229,19 @@ func (cx *cmdCtx) insertOne(c *collection, v bsoncore.Value) error {
 	}
 	doc := withID(d, id)
 	if len(doc) > maxBSONObjectSize {
-		return &writeError{code: codeBSONObjectTooLarge, msg: "object to insert too large"}
+		return &writeError{code: codeBadValue, msg: fmt.Sprintf("object to insert too large. size in bytes: %d, max size: %d", len(doc), maxBSONObjectSize)}
 	}
-	if err := c.insert(doc); err != nil {
+	r, err := c.insert(doc, cx.txn)
+	if err != nil {
 		return err
 	}
-	cx.s.recordLocked(cx, &event{op: "insert", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(doc), fullDoc: doc})
+	e := &event{op: "insert", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(doc), fullDoc: doc}
+	cx.s.recordLocked(cx, e)
+	if cx.txn != nil {
+		cx.txn.touched = append(cx.txn.touched, heldRecord{c, r})
+	} else {
+		r.lastWrite = e.ts
+	}
 	return nil
 }
 
@@ -199,13 +286,14 @@ func (cx *cmdCtx) queryArg(filterField, sortField string) (query, bsoncore.Docum
 	return q, filter, err
 }
 
-// run returns the matching records in order (natural order without a sort).
-func (q query) run(c *collection) []*record {
+// run returns the matching records as the transaction tx (nil: none) sees
+// them, in order (natural order without a sort).
+func (q query) run(c *collection, tx *transaction) []*record {
 	if c == nil {
 		return nil
 	}
 	var out []*record
-	for _, r := range c.live() {
+	for _, r := range c.visible(tx) {
 		if q.filter.matches(r.doc) {
 			out = append(out, r)
 		}
@@ -288,7 +376,7 @@ func find(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	recs := q.run(c)
+	recs := q.run(c, cx.txn)
 	docs := make([]bsoncore.Document, len(recs))
 	for i, r := range recs {
 		docs[i] = r.doc
@@ -348,7 +436,7 @@ func count(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	return bson.D{{Key: "n", Value: int32(len(q.run(c)))}}, nil
+	return bson.D{{Key: "n", Value: int32(len(q.run(c, cx.txn)))}}, nil
 }
 
 // distinct returns each distinct value at key, array elements counted separately.
@@ -377,7 +465,7 @@ func distinct(cx *cmdCtx) (bson.D, error) {
 		}
 		vals = append(vals, v)
 	}
-	for _, r := range q.run(cx.s.collLocked(cx.db, name)) {
+	for _, r := range q.run(cx.s.collLocked(cx.db, name), cx.txn) {
 		walkPath(docValue(r.doc), splitPath(key), func(v bsoncore.Value, found bool) {
 			switch {
 			case !found:

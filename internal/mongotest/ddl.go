@@ -151,6 +151,9 @@ func drop(cx *cmdCtx) (bson.D, error) {
 	if c == nil {
 		return nil, nil
 	}
+	if err := cx.heldByTransactions(c); err != nil {
+		return nil, err
+	}
 	cx.dropCollLocked(c)
 	return bson.D{{Key: "nIndexesWas", Value: int32(len(c.indexes))}, {Key: "ns", Value: c.ns()}}, nil
 }
@@ -161,6 +164,9 @@ func dropDatabase(cx *cmdCtx) (bson.D, error) {
 	d := cx.s.dbs[cx.db]
 	if d == nil {
 		return nil, nil
+	}
+	if err := cx.heldByTransactions(sortedColls(d)...); err != nil {
+		return nil, err
 	}
 	for _, c := range sortedColls(d) {
 		cx.dropCollLocked(c)
@@ -191,16 +197,36 @@ func renameCollection(cx *cmdCtx) (bson.D, error) {
 	if c == nil {
 		return nil, errorf(codeNamespaceNotFound, "Source collection %s does not exist", from)
 	}
-	if target := cx.s.collLocked(toDB, toColl); target != nil {
+	if err := cx.heldByTransactions(c); err != nil {
+		return nil, err
+	}
+	e := &event{op: "rename", db: fromDB, coll: fromColl, uuid: c.uuid, toDB: toDB, toColl: toColl}
+	colls := cx.s.dbs[fromDB].colls
+	if target := colls[toColl]; target != nil {
 		if dropTarget, _ := cx.boolArg("dropTarget"); !dropTarget {
 			return nil, errorf(codeNamespaceExists, "target namespace exists")
 		}
-		cx.dropCollLocked(target)
+		if err := cx.heldByTransactions(target); err != nil {
+			return nil, err
+		}
+		// The target goes with the rename, in its one oplog entry: no drop
+		// event of its own, the rename names it (operationDescription.dropTarget).
+		e.dropTarget = target.uuid
 	}
-	colls := cx.s.dbs[fromDB].colls
 	delete(colls, fromColl)
 	c.name = toColl
 	colls[toColl] = c
-	cx.s.recordLocked(cx, &event{op: "rename", db: fromDB, coll: fromColl, uuid: c.uuid, toDB: toDB, toColl: toColl})
+	cx.s.recordLocked(cx, e)
 	return nil, nil
+}
+
+// heldByTransactions makes DDL on collections that active transactions
+// wrote wait for them to end, as it would wait for their locks on mongod.
+func (cx *cmdCtx) heldByTransactions(colls ...*collection) error {
+	for _, c := range colls {
+		if cx.holdsAny(c) {
+			return errBlocked{}
+		}
+	}
+	return nil
 }

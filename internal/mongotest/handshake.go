@@ -18,22 +18,13 @@ const (
 // hello takes any field: drivers add handshake fields over time
 // (backpressure, ...) and servers ignore those they do not know.
 var handshakeCommands = map[string]command{
-	"hello":     {run: hello, freeForm: true},
-	"isMaster":  {run: hello, freeForm: true},
-	"ismaster":  {run: hello, freeForm: true},
-	"ping":      {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
-	"buildInfo": {run: buildInfo},
-	"buildinfo": {run: buildInfo},
-	// Sessions live in the driver; the server only has to accept their ids.
-	"endSessions":     {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
-	"refreshSessions": {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
-	"getParameter":    {run: getParameter, freeForm: true},
-	"commitTransaction": {run: func(*cmdCtx) (bson.D, error) {
-		return nil, unsupported("multi-document transactions")
-	}},
-	"abortTransaction": {run: func(*cmdCtx) (bson.D, error) {
-		return nil, unsupported("multi-document transactions")
-	}},
+	"hello":        {run: hello, freeForm: true},
+	"isMaster":     {run: hello, freeForm: true},
+	"ismaster":     {run: hello, freeForm: true},
+	"ping":         {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
+	"buildInfo":    {run: buildInfo},
+	"buildinfo":    {run: buildInfo},
+	"getParameter": {run: getParameter, freeForm: true},
 }
 
 // hello answers as the primary of a one-member replica set. With
@@ -47,9 +38,8 @@ func hello(cx *cmdCtx) (bson.D, error) {
 	if name, ok := cx.body.Lookup("client", "application", "name").StringValueOK(); ok {
 		cx.c.appName = name
 	}
-	cx.s.netMu.Lock()
-	processID := cx.s.processID
-	cx.s.netMu.Unlock()
+	topologyVersion := cx.s.topologyVersion()
+	processID := topologyVersion[0].Value.(bson.ObjectID)
 	if tv, err := cx.docArg("topologyVersion"); err != nil {
 		return nil, err
 	} else if tv != nil {
@@ -71,7 +61,7 @@ func hello(cx *cmdCtx) (bson.D, error) {
 		primaryKey = "ismaster"
 	}
 	res := bson.D{
-		{Key: "topologyVersion", Value: bson.D{{Key: "processId", Value: processID}, {Key: "counter", Value: int64(0)}}},
+		{Key: "topologyVersion", Value: topologyVersion},
 		{Key: "hosts", Value: bson.A{host}},
 		{Key: "setName", Value: cx.s.opts.ReplicaSet},
 		{Key: "setVersion", Value: int32(1)},
@@ -100,6 +90,14 @@ func hello(cx *cmdCtx) (bson.D, error) {
 		res = append(res, bson.E{Key: "helloOk", Value: true})
 	}
 	return res, nil
+}
+
+// topologyVersion is the server's {processId, counter}: the topology of a
+// one-member replica set never changes, only the process restarts.
+func (s *Server) topologyVersion() bson.D {
+	s.netMu.Lock()
+	defer s.netMu.Unlock()
+	return bson.D{{Key: "processId", Value: s.processID}, {Key: "counter", Value: int64(0)}}
 }
 
 func buildInfo(*cmdCtx) (bson.D, error) {

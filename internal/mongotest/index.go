@@ -105,18 +105,18 @@ func (ix *index) remove(r *record, doc bsoncore.Document) {
 	}
 }
 
-// conflict returns the E11000 error when doc (to be stored as r) would
-// duplicate another document's key in a unique index.
-func (ix *index) conflict(c *collection, r *record, doc bsoncore.Document) error {
+// conflict returns the other record, and the key values, when doc (to be
+// stored as r) has another record's key in a unique index.
+func (ix *index) conflict(r *record, doc bsoncore.Document) (*record, []bsoncore.Value) {
 	if !ix.unique {
-		return nil
+		return nil, nil
 	}
 	for _, e := range ix.entriesFor(doc) {
 		if other, ok := ix.entries[e.key]; ok && other != r {
-			return ix.duplicateError(c, e.values)
+			return other, e.values
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // duplicateError has the real server's E11000 message, keyPattern and keyValue.

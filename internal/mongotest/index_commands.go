@@ -127,6 +127,11 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 		add = append(add, ix)
 	}
 	c := cx.s.collLocked(cx.db, name)
+	if c != nil {
+		if err := cx.heldByTransactions(c); err != nil {
+			return nil, err
+		}
+	}
 	createdColl := c == nil
 	if createdColl {
 		if c, err = cx.s.createCollLocked(cx, cx.db, name); err != nil {
@@ -165,9 +170,8 @@ func (cx *cmdCtx) addIndex(c *collection, ix *index) error {
 		}
 	}
 	for _, r := range c.live() {
-		if err := ix.conflict(c, r, r.doc); err != nil {
-			we := err.(*writeError)
-			return &cmdError{code: we.code, msg: fmt.Sprintf("Index build failed: %s", we.msg)}
+		if _, values := ix.conflict(r, r.doc); values != nil {
+			return &cmdError{code: codeDuplicateKey, msg: fmt.Sprintf("Index build failed: %s", ix.duplicateError(c, values).msg)}
 		}
 		ix.add(r, r.doc)
 	}
@@ -210,6 +214,9 @@ func dropIndexes(cx *cmdCtx) (bson.D, error) {
 	c := cx.s.collLocked(cx.db, name)
 	if c == nil {
 		return nil, errorf(codeNamespaceNotFound, "ns not found %s.%s", cx.db, name)
+	}
+	if err := cx.heldByTransactions(c); err != nil {
+		return nil, err
 	}
 	was := len(c.indexes)
 	arg := cx.body.Lookup("index")

@@ -61,6 +61,8 @@ type Server struct {
 	dbs     map[string]*database
 	log     changeLog
 	cursors cursorTable
+	// sessions by lsid id.
+	sessions map[string]*session
 	// changed is closed (and replaced) whenever the cluster time moves, to
 	// wake waiting change-stream getMores.
 	changed chan struct{}
@@ -86,6 +88,7 @@ func Start(opts Options) (*Server, error) {
 	s := &Server{
 		opts:           opts,
 		dbs:            map[string]*database{},
+		sessions:       map[string]*session{},
 		changed:        make(chan struct{}),
 		conns:          map[*conn]struct{}{},
 		stopBackground: make(chan struct{}),

@@ -21,11 +21,15 @@ func (s *Server) expireTTL() {
 					continue
 				}
 				cutoff := now.Add(-time.Duration(ix.expireAfter) * time.Second).UnixMilli()
+				var recs []*record
 				for _, r := range c.live() {
-					if expired(r.doc, ix, cutoff) {
-						s.deleteLocked(nil, c, r)
+					// A document a transaction holds waits for the next pass.
+					if r.txn == nil && expired(r.doc, ix, cutoff) {
+						recs = append(recs, r)
 					}
 				}
+				// mongod 6.1+ batches TTL deletes as it batches multi-deletes.
+				s.deleteLocked(nil, c, recs, true)
 			}
 		}
 	}

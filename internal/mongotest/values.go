@@ -35,6 +35,10 @@ func timestampValue(ts bson.Timestamp) bsoncore.Value {
 	return bsoncore.Value{Type: bsoncore.TypeTimestamp, Data: bsoncore.AppendTimestamp(nil, ts.T, ts.I)}
 }
 
+func uuidValue(u []byte) bsoncore.Value {
+	return bsoncore.Value{Type: bsoncore.TypeBinary, Data: bsoncore.AppendBinary(nil, 4, u)}
+}
+
 // arrayValue builds an array, leaving out missing values.
 func arrayValue(vals []bsoncore.Value) bsoncore.Value {
 	idx, b := bsoncore.AppendArrayStart(nil)
