@@ -64,6 +64,8 @@ func TestReplayProofLong(t *testing.T) {
 type cutPoint struct {
 	at    bson.Timestamp
 	state pitrtest.State
+	// transactions the workload committed before the cut
+	transactions int
 }
 
 func runProof(t *testing.T, size proofSize) {
@@ -159,6 +161,9 @@ func runProof(t *testing.T, size proofSize) {
 			got := readState(t, target)
 			if diff := pitrtest.Diff(c.state, got); diff != "" {
 				t.Fatalf("cut %d at %s (seed %d), after replay %d, the target is not the source's state:\n%s\nreplay said:\n%s", i+1, to, seed, run, diff, out)
+			}
+			if run == 1 && c.transactions > 0 && !strings.Contains(out, "Transactions: ") {
+				t.Errorf("cut %d: the workload committed %d transactions before it, and the replay applied none as a transaction:\n%s", i+1, c.transactions, out)
 			}
 		}
 		stop()
@@ -317,7 +322,7 @@ func (w *workload) cut(t *testing.T) cutPoint {
 	if err := w.client.Database("admin").RunCommand(mongo.NewSessionContext(t.Context(), session), bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	return cutPoint{at: *session.OperationTime(), state: state}
+	return cutPoint{at: *session.OperationTime(), state: state, transactions: w.counts["transaction"]}
 }
 
 func (w *workload) document() bson.D {

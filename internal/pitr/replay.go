@@ -285,24 +285,33 @@ func applyGroup(ctx context.Context, a *applier, group []oplogstore.Event, summa
 		}
 		return nil
 	}
-	if len(group) > 1 && a.transactions && allDocumentEvents(group) {
-		return a.transaction(ctx, group)
+	if len(group) == 1 || !a.transactions {
+		for i := range group {
+			if err := a.apply(ctx, &group[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
+	// A transaction can create collections and indexes (implicitly, for its first
+	// write to a new collection): those go first, on their own, as each is
+	// idempotent and none depends on the transaction's writes; the writes then go in
+	// one transaction.
+	var writes []oplogstore.Event
 	for i := range group {
-		if err := a.apply(ctx, &group[i]); err != nil {
+		if isDocumentEvent(group[i].OpType) {
+			writes = append(writes, group[i])
+		} else if err := a.apply(ctx, &group[i]); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-func allDocumentEvents(group []oplogstore.Event) bool {
-	for i := range group {
-		if !isDocumentEvent(group[i].OpType) {
-			return false
-		}
+	switch len(writes) {
+	case 0:
+		return nil
+	case 1:
+		return a.apply(ctx, &writes[0])
 	}
-	return true
+	return a.transaction(ctx, writes)
 }
 
 func isDocumentEvent(op string) bool {
