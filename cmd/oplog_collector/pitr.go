@@ -131,7 +131,10 @@ func runPITR(f *flags, stdout, stderr io.Writer) int {
 	case errors.As(err, &refusal):
 		return fail(exitRefused, "replay %s refused, nothing written: %v", p.source, err)
 	case err != nil:
-		_ = summary.WriteText(stdout)
+		if summary.Events > 0 {
+			fmt.Fprintln(stdout, "Stopped before --to. What was done:")
+			_ = summary.WriteText(stdout)
+		}
 		if ctx.Err() != nil {
 			return fail(exitFailed, "replay %s interrupted: %v\nRun the same command again: every step of a replay is idempotent, so it converges.", p.source, err)
 		}
@@ -167,7 +170,8 @@ func (p *pitrFlags) storeLocation(configFile string) (uri, database string, err 
 }
 
 // connectTo makes a client without contacting the server. A driver error about the
-// connection string is redacted by the caller.
+// connection string is redacted by the caller. The URI's own serverSelectionTimeoutMS
+// and appName, when it has them, win over these defaults.
 func connectTo(uri, appName string) (*mongo.Client, error) {
-	return mongo.Connect(options.Client().ApplyURI(uri).SetAppName(appName).SetServerSelectionTimeout(30 * time.Second))
+	return mongo.Connect(options.Client().SetAppName(appName).SetServerSelectionTimeout(30 * time.Second).ApplyURI(uri))
 }

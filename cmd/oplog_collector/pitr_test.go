@@ -24,12 +24,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alecthomas/kingpin/v2"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
 	"github.com/mongomigrate/observability/internal/pitr/pitrtest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // proofSize is one run of the proof.
@@ -440,4 +442,101 @@ func (w *workload) transaction(ctx context.Context, coll *mongo.Collection) erro
 		return coll.InsertOne(tctx, doc)
 	})
 	return err
+}
+
+// The commands as a user runs them: the window, a dry run with the store from the config
+// file, the refusals and errors with their exit codes, and no password in any output.
+func TestPITRCommands(t *testing.T) {
+	uri := startMongotestd(t)
+	client := connect(t, uri)
+	cfg := writeProofConfig(t, uri)
+	startDaemon(t, cfg)
+	store := client.Database(oplogstore.DefaultDatabase)
+	eventually(t, "the first checkpoint", func() bool { return checkpoint(t, store).Known })
+	for i := range 10 {
+		if _, err := client.Database("shop").Collection("orders").InsertOne(t.Context(), bson.D{{Key: "_id", Value: i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var at bson.Timestamp
+	eventually(t, "the ten inserts under the checkpoint", func() bool {
+		newest, ok, err := oplogstore.Edge(t.Context(), store, "proof", true)
+		at = newest
+		cp := checkpoint(t, store)
+		return err == nil && ok && cp.Known && !cp.TS.Before(newest)
+	})
+	to := fmt.Sprintf("%d,%d", at.T, at.I)
+	target, _ := startTarget(t)
+	password := "s3cr3t-pw"
+	unreachable := "mongodb://admin:" + password + "@127.0.0.1:1/?serverSelectionTimeoutMS=300"
+
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		says []string
+	}{
+		{"range", []string{"range", "--source", "proof", "--config.file", cfg}, 0, []string{"Source proof: 11 documents", "checkpoint", "Gaps: none recorded.", "Recoverable"}},
+		{"range of an unknown format", []string{"range", "--source", "proof", "--store", uri, "--format", "yaml"}, 2, []string{"text,json"}},
+		{"dry run, store from the config", []string{"replay", "--source", "proof", "--config.file", cfg, "--to", to, "--dry-run"}, 0,
+			[]string{"Dry run of source proof", "nothing was written", "shop.orders  insert     10"}},
+		{"no target", []string{"replay", "--source", "proof", "--store", uri, "--to", to}, 2, []string{"--target"}},
+		{"a time that does not parse", []string{"replay", "--source", "proof", "--store", uri, "--target", target, "--to", "yesterday"}, 2, []string{"--to", "RFC 3339"}},
+		{"past the checkpoint", []string{"replay", "--source", "proof", "--store", uri, "--target", target, "--to", "2106-01-01T00:00:00Z"}, 3,
+			[]string{"refused, nothing written", "after the checkpoint", "--allow-beyond-checkpoint"}},
+		{"a target that does not answer", []string{"replay", "--source", "proof", "--store", uri, "--target", unreachable, "--to", to}, 1,
+			[]string{"replay proof stopped", "run the same command again"}},
+		{"a store that does not answer", []string{"range", "--source", "proof", "--store", unreachable}, 1, []string{"range proof"}},
+		{"replay", []string{"replay", "--source", "proof", "--store", uri, "--target", target, "--to", to}, 0,
+			[]string{"Replayed source proof", "11 events applied", "insert 10"}},
+	} {
+		code, out := runCLI(t, c.args...)
+		if code != c.code {
+			t.Errorf("%s: exit %d, want %d\n%s", c.name, code, c.code, out)
+		}
+		for _, want := range c.says {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: output lacks %q:\n%s", c.name, want, out)
+			}
+		}
+		if strings.Contains(out, password) {
+			t.Errorf("%s: the output holds the password:\n%s", c.name, out)
+		}
+	}
+	got := readState(t, target)
+	if n := got.Documents(); n != 10 {
+		t.Errorf("the target holds %d documents after the replay, want 10", n)
+	}
+}
+
+// docs/pitr.md's flag table lists exactly the flags of range and replay.
+func TestPITRDocsListEveryFlag(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/pitr.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if cells := testsupport.TableRow(line); strings.HasPrefix(line, "| `--") && len(cells) > 0 {
+			documented[strings.Trim(strings.Fields(cells[0])[0], "`")] = true
+		}
+	}
+	app := kingpin.New(program, "")
+	addPITRCommands(app)
+	defined := map[string]bool{}
+	for _, cmd := range app.Model().Commands {
+		for _, f := range cmd.Flags {
+			defined["--"+f.Name] = true
+		}
+	}
+	for f := range defined {
+		if !documented[f] {
+			t.Errorf("docs/pitr.md does not list %s", f)
+		}
+	}
+	for f := range documented {
+		if !defined[f] && f != "--config.file" {
+			t.Errorf("docs/pitr.md lists %s, which range and replay do not take", f)
+		}
+	}
 }

@@ -33,7 +33,6 @@ import (
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
-
 var buildMongotestd = sync.OnceValues(func() (string, error) {
 	dir, err := exec.Command("mktemp", "-d").Output()
 	if err != nil {

@@ -11,19 +11,17 @@ import (
 // progress writes a line at an interval while a replay runs: how far, how fast, where in
 // the source's history, and how long the rest should take.
 type progress struct {
-	out        io.Writer
-	every      time.Duration
-	source     string
-	total      int64 // store documents in the range
-	start      time.Time
-	next       time.Time
-	lastDone   int64
-	lastReport time.Time
+	out    io.Writer
+	every  time.Duration
+	source string
+	total  int64 // store documents in the range
+	start  time.Time
+	next   time.Time
 }
 
 func newProgress(o *Options, total int64) *progress {
 	now := time.Now()
-	p := &progress{out: o.Progress, every: o.ProgressInterval, source: o.Source, total: total, start: now, lastReport: now}
+	p := &progress{out: o.Progress, every: o.ProgressInterval, source: o.Source, total: total, start: now}
 	if p.every <= 0 {
 		p.every = 10 * time.Second
 	}
@@ -41,7 +39,9 @@ func (p *progress) update(done int64, ts bson.Timestamp) {
 	if now.Before(p.next) {
 		return
 	}
-	rate := float64(done-p.lastDone) / now.Sub(p.lastReport).Seconds()
+	// The average since the start: writes go in batches, so a rate over the last
+	// interval jumps with them.
+	rate := float64(done) / now.Sub(p.start).Seconds()
 	line := fmt.Sprintf("replay %s: %d of %d store documents", p.source, done, p.total)
 	if p.total > 0 {
 		line += fmt.Sprintf(" (%.1f%%)", 100*float64(done)/float64(p.total))
@@ -51,5 +51,5 @@ func (p *progress) update(done int64, ts bson.Timestamp) {
 		line += fmt.Sprintf(", about %s left", time.Duration(float64(p.total-done)/rate*float64(time.Second)).Round(time.Second))
 	}
 	fmt.Fprintln(p.out, line)
-	p.lastDone, p.lastReport, p.next = done, now, now.Add(p.every)
+	p.next = now.Add(p.every)
 }

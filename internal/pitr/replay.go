@@ -100,6 +100,7 @@ const (
 func Replay(ctx context.Context, store *mongo.Database, target *mongo.Client, opts Options) (*Summary, error) {
 	start := time.Now()
 	summary := newSummary(&opts)
+	defer func() { summary.Elapsed = time.Since(start) }()
 	if opts.From != nil && !opts.From.Before(opts.To) {
 		return summary, fmt.Errorf("--from %s is not before --to %s", FormatTS(*opts.From), FormatTS(opts.To))
 	}
@@ -153,7 +154,6 @@ func Replay(ctx context.Context, store *mongo.Database, target *mongo.Client, op
 			return summary, err
 		}
 	}
-	summary.Elapsed = time.Since(start)
 	return summary, nil
 }
 
