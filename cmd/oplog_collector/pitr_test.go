@@ -7,14 +7,12 @@ package main
 // and a second replay must change nothing.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -257,22 +255,7 @@ func checkpoint(t *testing.T, store *mongo.Database) oplogstore.Checkpoint {
 // startTarget runs a mongotestd for one replay target; stop ends it.
 func startTarget(t *testing.T) (uri string, stop func()) {
 	t.Helper()
-	cmd := exec.Command(mongotestd)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop = func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) }
-	t.Cleanup(stop)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("mongotestd printed no URI: %v", err)
-	}
-	return strings.TrimSpace(line), stop
+	return pitrtest.Mongotestd(t, mongotestd)
 }
 
 // transactionsWork tells whether the test server runs multi-document transactions.

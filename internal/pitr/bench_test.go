@@ -16,13 +16,10 @@ package pitr
 // figures are the fake server's more than the replay's.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,40 +28,22 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/pitr/pitrtest"
 )
 
-var buildMongotestd = sync.OnceValues(func() (string, error) {
-	dir, err := exec.Command("mktemp", "-d").Output()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(strings.TrimSpace(string(dir)), "mongotestd")
+// buildMongotestd builds the test server into a directory of the benchmark's.
+func buildMongotestd(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "mongotestd")
 	if out, err := exec.Command("go", "build", "-o", bin, "../mongotest/cmd/mongotestd").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building mongotestd: %v\n%s", err, out)
+		b.Fatalf("building mongotestd: %v\n%s", err, out)
 	}
-	return bin, nil
-})
+	return bin
+}
 
-func mongotestdProcess(b *testing.B) *mongo.Client {
+func mongotestdProcess(b *testing.B, bin string) *mongo.Client {
 	b.Helper()
-	bin, err := buildMongotestd()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	uri, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	client, err := mongo.Connect(options.Client().ApplyURI(strings.TrimSpace(uri)))
+	uri, _ := pitrtest.Mongotestd(b, bin)
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -185,8 +164,9 @@ func emptyTarget(b *testing.B, target *mongo.Client) {
 }
 
 func BenchmarkReplay(b *testing.B) {
-	store := mongotestdProcess(b).Database(oplogstore.DefaultDatabase)
-	target := mongotestdProcess(b)
+	bin := buildMongotestd(b)
+	store := mongotestdProcess(b, bin).Database(oplogstore.DefaultDatabase)
+	target := mongotestdProcess(b, bin)
 	for _, w := range []struct {
 		name   string
 		mixed  bool
