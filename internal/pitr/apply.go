@@ -242,7 +242,7 @@ func (a *applier) writeAlone(ctx context.Context, c *collection, e *oplogstore.E
 func (a *applier) writeOnce(ctx context.Context, handle *mongo.Collection, e *oplogstore.Event, ud *updateDescription, clientSide bool) error {
 	if e.OpType != "update" || !clientSide {
 		p, err := planWrite(e, false)
-		if err != nil {
+		if err != nil || len(p.models) == 0 { // an update that changed nothing
 			return err
 		}
 		_, err = handle.BulkWrite(ctx, p.models, options.BulkWrite().SetOrdered(true))

@@ -58,7 +58,7 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 	for attempt := 0; ; attempt++ {
 		_, err := session.WithTransaction(ctx, func(tctx context.Context) (any, error) {
 			for i := range group {
-				if colls[i] == nil {
+				if colls[i] == nil || (!plans[i].clientSide && len(plans[i].models) == 0) {
 					continue
 				}
 				handle := a.client.Database(colls[i].db).Collection(colls[i].name)

@@ -219,12 +219,6 @@ func (ud *updateDescription) operatorsExpress() bool {
 	return true
 }
 
-// isEmpty: nothing changed (an update event always changes something, but a store
-// written by other tools may hold one).
-func (ud *updateDescription) isEmpty() bool {
-	return len(ud.updated) == 0 && len(ud.removed) == 0 && len(ud.truncated) == 0
-}
-
 // operatorUpdates are the update operator documents that apply the event, in order:
 // each truncation first (a $push of nothing with $slice: the array's first newSize
 // elements; one per array, as two could nest), then $set of updatedFields (as the

@@ -164,3 +164,27 @@ func TestOperatorsExpressOnlyPlainPaths(t *testing.T) {
 		}
 	}
 }
+
+// An update event that records no change (another tool's store may hold one) writes
+// nothing, alone or in a batch.
+func TestAnEmptyUpdateWritesNothing(t *testing.T) {
+	client := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
+	coll := client.Database("u").Collection("c")
+	_, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: 1}})
+	must(t, err)
+	key, _ := bson.Marshal(bson.D{{Key: "_id", Value: 1}})
+	empty, _ := bson.Marshal(bson.D{{Key: "updatedFields", Value: bson.D{}}, {Key: "removedFields", Value: bson.A{}}})
+	e := &oplogstore.Event{OpType: "update", DB: "u", Coll: "c", DocKey: key, UpdateDescription: empty}
+	ud, err := parseUpdateDescription(empty)
+	must(t, err)
+	a := &applier{client: client, stats: &Summary{}, park: &parking{keys: map[parkKey]bool{}}}
+	c := &collection{db: "u", name: "c"}
+	must(t, a.writeAlone(t.Context(), c, e, ud, false))
+	must(t, a.write(t.Context(), c, e))
+	must(t, a.flush(t.Context()))
+	var got bson.D
+	must(t, coll.FindOne(t.Context(), bson.D{}).Decode(&got))
+	if len(got) != 2 || got[1].Value != int32(1) {
+		t.Errorf("the document is %v after an empty update", got)
+	}
+}
