@@ -305,13 +305,13 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 			// it would wait batch.max_wait for more, a latency that is not throughput.
 			writeEventsFrom(b, c.client, db, n, config.DefaultBatchMaxEvents)
 			cfg := benchConfig(b, c.uri, c.storeURI, db, before)
-			m := NewManager(prometheus.NewRegistry(), log.NewNopLogger())
+			m := NewManager(prometheus.NewRegistry(), log.NewNopLogger(), testOptions())
 			return func() {
 				if err := m.Apply(cfg); err != nil {
 					b.Fatal(err)
 				}
 				waitStored(b, m, db, n)
-			}, m.Stop
+			}, func() { stopManager(m) }
 		})
 	})
 
@@ -333,7 +333,7 @@ func benchConfig(b *testing.B, uri, storeURI, db string, before bson.Raw) *confi
 		b.Fatal(err)
 	}
 	store := newSourceStore(benchClient(b, storeURI).Database("store_"+db), db)
-	if err := store.saveToken(context.Background(), item{token: before}); err != nil {
+	if err := store.saveToken(context.Background(), position{Token: before}, nil); err != nil {
 		b.Fatal(err)
 	}
 	return cfg
@@ -406,7 +406,7 @@ func oldDesign(b *testing.B, client, storeClient *mongo.Client, db string, start
 				b.Fatal(err)
 			}
 			batch = append(batch, it.doc)
-			last = it.token
+			last = it.pos.Token
 			if it.opType == "insert" {
 				seen++
 			}
@@ -439,7 +439,7 @@ func BenchmarkBacklogMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m := NewManager(prometheus.NewRegistry(), log.NewNopLogger())
+		m := NewManager(prometheus.NewRegistry(), log.NewNopLogger(), testOptions())
 		if err := m.Apply(cfg); err != nil {
 			b.Fatal(err)
 		}
@@ -481,7 +481,7 @@ func BenchmarkBacklogMemory(b *testing.B) {
 		<-sampled
 		_ = storeProc.Signal(syscall.SIGCONT)
 		b.ReportMetric(float64(base.HeapInuse)/(1<<20), "start-heap-MiB")
-		m.Stop()
+		stopManager(m)
 	}
 }
 

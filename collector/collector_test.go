@@ -174,7 +174,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	})
 	insertSeq(t, client, "restartdb", "c", 0, 30)
 	eventually(t, "30 events", func() bool { return len(insertedIDs(stored(t, client, "restart"))) == 30 })
-	h.manager.Stop()
+	h.stop()
 	if s := h.state("restart"); s != "" {
 		t.Fatalf("a stopped manager still lists the source in state %q", s)
 	}
@@ -230,7 +230,7 @@ func TestHistoryLostStopsOnlyThatSource(t *testing.T) {
 	h.waitState("lost", stateRunning)
 	insertSeq(t, lostClient, "a", "c", 0, 5)
 	eventually(t, "5 events of lost", func() bool { return len(insertedIDs(stored(t, store, "lost"))) == 5 })
-	h.manager.Stop()
+	h.stop()
 
 	insertSeq(t, lostClient, "a", "c", 5, 10)
 	lostSrv.TruncateHistory() // the saved token is no longer in the "oplog"
@@ -254,7 +254,7 @@ func TestHistoryLostStopsOnlyThatSource(t *testing.T) {
 		t.Errorf("error_message does not say what to do: %q", msg)
 	}
 
-	if err := h2.manager.Reset(t.Context(), "lost"); err != nil {
+	if _, err := h2.manager.Reset(t.Context(), "lost", tester); err != nil {
 		t.Fatal(err)
 	}
 	h2.waitState("lost", stateRunning)
@@ -286,7 +286,7 @@ func TestStoreOutageLosesNothing(t *testing.T) {
 
 	storeSrv.Stop()
 	insertSeq(t, src, "o", "c", 10, 400) // far more than the buffer holds
-	h.waitState("outage", stateRetryingConnection)
+	h.waitState("outage", stateStoreUnavailable)
 	eventually(t, "the buffer to fill", func() bool {
 		return h.gauge("oplog_capture_buffer_events", "source_cluster", "outage") >= 50
 	})
@@ -383,7 +383,7 @@ func TestReloadAndDeregister(t *testing.T) {
 		t.Fatalf("adding a source restarted the other one:\n%s", h.logs)
 	}
 
-	if err := h.manager.Deregister(t.Context(), "added"); err != nil {
+	if _, err := h.manager.Deregister(t.Context(), "added", tester); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(stored(t, client, "added")); n != 0 {

@@ -35,7 +35,7 @@ func init() {
 	commands = map[string]command{}
 	for _, group := range []map[string]command{
 		handshakeCommands, crudCommands, cursorCommands, indexCommands, ddlCommands,
-		aggregateCommands, failPointCommands,
+		aggregateCommands, failPointCommands, replSetCommands,
 	} {
 		for name, c := range group {
 			commands[name] = c

@@ -74,6 +74,9 @@ type Server struct {
 	nextConn  int32
 	processID bson.ObjectID
 	serving   sync.WaitGroup
+	// replicaSetID is the replica set's identity (settings.replicaSetId),
+	// fixed for the server's life as a real set's is for its life.
+	replicaSetID bson.ObjectID
 	closed    bool
 
 	stopBackground chan struct{}
@@ -89,6 +92,7 @@ func Start(opts Options) (*Server, error) {
 		changed:        make(chan struct{}),
 		conns:          map[*conn]struct{}{},
 		stopBackground: make(chan struct{}),
+		replicaSetID:   bson.NewObjectID(),
 	}
 	s.log.capacity = opts.History
 	s.cursors.init()
