@@ -295,7 +295,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	if n := len(storedInserts(t, client, "beta")); n != 5 {
 		t.Fatalf("resetting alpha changed beta (%d events)", n)
 	}
-	if !regexp.MustCompile(`msg="Source's captured history wiped" action=reset source_cluster=alpha user=admin remote_addr=127\.0\.0\.1:\d+ via=api events_deleted=`+fmt.Sprint(stored)).MatchString(d.log()) {
+	if !regexp.MustCompile(`msg="Source's captured history wiped" action=reset source_cluster=alpha user=admin remote_addr=127\.0\.0\.1:\d+ via=api events_deleted=` + fmt.Sprint(stored)).MatchString(d.log()) {
 		t.Errorf("the wipe is not logged with who, from where and how much:\n%s", d.log())
 	}
 	if code, out := runCLI(t, append([]string{"reset", "--yes", "--source", "nope"}, cli...)...); code != 1 || !strings.Contains(out, "404") {

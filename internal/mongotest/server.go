@@ -77,7 +77,7 @@ type Server struct {
 	// replicaSetID is the replica set's identity (settings.replicaSetId),
 	// fixed for the server's life as a real set's is for its life.
 	replicaSetID bson.ObjectID
-	closed    bool
+	closed       bool
 
 	stopBackground chan struct{}
 	background     sync.WaitGroup
