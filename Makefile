@@ -1,5 +1,4 @@
-# Make targets for mongosync_exporter (and, as they land, oplog_collector).
-# `make help` lists them.
+# Make targets for mongosync_exporter and oplog_collector. `make help` lists them.
 
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -23,9 +22,10 @@ BINARIES := mongosync_exporter oplog_collector
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# go build given several packages writes nothing unless -o names a directory.
 .PHONY: build
-build: ## Build the binaries into the project directory, with version information.
-	$(GO) build -ldflags "$(LDFLAGS)" $(addprefix ./cmd/,$(BINARIES))
+build: ## Build both binaries into the project directory, with version information.
+	$(GO) build -ldflags "$(LDFLAGS)" -o ./ $(addprefix ./cmd/,$(BINARIES))
 
 .PHONY: run
 run: build ## Run mongosync_exporter on config.yml (CONFIG=file for another), on :9782.
