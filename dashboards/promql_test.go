@@ -69,7 +69,7 @@ func selectorNames(vs *parser.VectorSelector) []string {
 		return []string{vs.Name}
 	}
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			return strings.Split(strings.Trim(m.Value, "()"), "|")
 		}
 	}
@@ -80,7 +80,7 @@ func selectorNames(vs *parser.VectorSelector) []string {
 func matchedLabels(vs *parser.VectorSelector) []string {
 	var out []string
 	for _, m := range vs.LabelMatchers {
-		if m.Name != labels.MetricName {
+		if m.Name != model.MetricNameLabel {
 			out = append(out, m.Name)
 		}
 	}
