@@ -1,20 +1,16 @@
 package deploy
 
 import (
-	"archive/tar"
-	"bufio"
 	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"debug/buildinfo"
 	"debug/elf"
-	"encoding/hex"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -130,87 +126,84 @@ func TestRelease(t *testing.T) {
 	}
 }
 
-// verifyChecksums checks every line of sha256sums.txt against its file and returns the
-// files listed, sorted.
+// verifyChecksums runs `sha256sum --check --strict` on sha256sums.txt, as a user would, and
+// returns the files it lists, sorted.
 func verifyChecksums(t *testing.T, dist string) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dist, "sha256sums.txt"))
+	cmd := exec.Command("sha256sum", "--check", "--strict", "sha256sums.txt")
+	cmd.Dir = dist
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sha256sum --check: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dist, "sha256sums.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	var names []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		sum, name, ok := strings.Cut(sc.Text(), "  ")
-		if !ok {
-			t.Fatalf("sha256sums.txt: %q is not \"<sha256>  <file>\"", sc.Text())
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if _, name, ok := strings.Cut(line, "  "); ok {
+			names = append(names, name)
 		}
-		data, err := os.ReadFile(filepath.Join(dist, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != sum {
-			t.Errorf("%s: sha256 %x, sha256sums.txt says %s", name, got, sum)
-		}
-		names = append(names, name)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	slices.Sort(names)
 	return names
 }
 
 type tarFile struct {
-	mode int64
+	mode fs.FileMode
 	data []byte
 }
 
-// readTarball returns the regular files of a release tarball by their path inside dir,
-// failing on any entry that would extract outside dir, is not owned by root, or is neither
-// a directory nor a regular file.
+// tarEntry is a line of GNU tar's verbose listing: mode, owner/group, size, date, time, name.
+var tarEntry = regexp.MustCompile(`^([d-])[rwx-]{9} (\d+)/(\d+) +\d+ \S+ \S+ (.+)$`)
+
+// readTarball lists a release tarball with tar, failing on any entry that would extract
+// outside dir, is not owned by root, or is neither a directory nor a regular file; then
+// extracts it and returns its regular files by their path inside dir.
 func readTarball(t *testing.T, file, dir string) map[string]tarFile {
 	t.Helper()
-	f, err := os.Open(file)
+	listing, err := exec.Command("tar", "--numeric-owner", "-tvzf", file).Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("tar -tvzf %s: %v", file, err)
 	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	files := map[string]tarFile{}
-	tr := tar.NewReader(gz)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		name := path.Clean(h.Name)
-		rel, inside := strings.CutPrefix(name, dir+"/")
-		if name != dir && (!inside || path.IsAbs(name) || strings.HasPrefix(rel, "../")) {
-			t.Errorf("%s: entry %q is outside %s/", file, h.Name, dir)
+	for _, line := range strings.Split(strings.TrimSpace(string(listing)), "\n") {
+		m := tarEntry.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("%s: %q is neither a file nor a directory", file, line)
 			continue
 		}
-		if h.Uid != 0 || h.Gid != 0 {
-			t.Errorf("%s: %s is owned by %d:%d, want 0:0", file, h.Name, h.Uid, h.Gid)
+		name := path.Clean(m[4])
+		if rel, inside := strings.CutPrefix(name, dir+"/"); name != dir && (!inside || strings.HasPrefix(rel, "../")) {
+			t.Errorf("%s: entry %q is outside %s/", file, m[4], dir)
 		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-		case tar.TypeReg:
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files[rel] = tarFile{mode: h.Mode, data: data}
-		default:
-			t.Errorf("%s: %s is neither a file nor a directory (type %c)", file, h.Name, h.Typeflag)
+		if m[2] != "0" || m[3] != "0" {
+			t.Errorf("%s: %s is owned by %s:%s, want 0:0", file, m[4], m[2], m[3])
 		}
+	}
+	extracted := t.TempDir()
+	if out, err := exec.Command("tar", "-C", extracted, "-xzf", file).CombinedOutput(); err != nil {
+		t.Fatalf("tar -xzf %s: %v\n%s", file, err, out)
+	}
+	files := map[string]tarFile{}
+	top := filepath.Join(extracted, dir)
+	err = filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(top, p)
+		files[filepath.ToSlash(rel)] = tarFile{mode: info.Mode(), data: data}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
 	}
 	return files
 }
