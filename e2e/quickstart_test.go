@@ -98,6 +98,7 @@ func TestQuickStart(t *testing.T) {
 		series := `oplog_capture_state{source_cluster="quickstart",state="running"} 1`
 		eventually(t, 2*time.Minute, "make run-collector to serve "+series+" on :"+collectorPort, func() (bool, string) {
 			if collector.exited() {
+				skipIfPortTaken(t, collector)
 				t.Fatalf("make run-collector exited: %v\n%s", collector.waitErr, tail(collector.stderr.String()))
 			}
 			text, err := scrape(t.Context(), "127.0.0.1:"+collectorPort)
@@ -173,6 +174,15 @@ func requireFreePort(t *testing.T, port, what string) {
 	_ = l.Close()
 }
 
+// skipIfPortTaken skips the test when a daemon exited because another process took its
+// port between requireFreePort's check and the daemon's start.
+func skipIfPortTaken(t *testing.T, daemon *process) {
+	t.Helper()
+	if strings.Contains(daemon.stderr.String(), "address already in use") {
+		t.Skipf("%s could not listen: another process took its port meanwhile:\n%s", daemon.name, tail(daemon.stderr.String()))
+	}
+}
+
 // cloneHead clones the repository holding this test into a temporary directory and
 // checks out its HEAD there; it returns the clone and the commit.
 func cloneHead(t *testing.T) (dir, head string) {
@@ -218,6 +228,7 @@ func runUntilServing(t *testing.T, dir, line string, server *process) string {
 	var out []byte
 	eventually(t, 2*time.Minute, "`"+line+"` to succeed", func() (bool, string) {
 		if server != nil && server.exited() {
+			skipIfPortTaken(t, server)
 			t.Fatalf("%s exited (%v) before `%s` succeeded:\n%s", server.name, server.waitErr, line, tail(server.stderr.String()))
 		}
 		cmd := exec.Command("sh", "-c", line)
