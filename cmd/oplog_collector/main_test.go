@@ -76,7 +76,9 @@ func writeCollectorConfig(t *testing.T, uri string, sources ...string) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "collector:\n  store: {uri: %q}\n  metadata: {uri: %q}\n", uri, uri)
-	b.WriteString("  heartbeat_interval: 200ms\n  checkpoint_interval: 50ms\n  max_backoff: 200ms\n  batch: {max_events: 100, max_wait: 20ms}\n  sources:\n")
+	// A short lease: a collector restarted after a SIGKILL waits for its predecessor's
+	// lease to expire before it captures again.
+	b.WriteString("  heartbeat_interval: 200ms\n  checkpoint_interval: 50ms\n  max_backoff: 200ms\n  lease_ttl: 1s\n  batch: {max_events: 100, max_wait: 20ms}\n  sources:\n")
 	for _, s := range sources {
 		fmt.Fprintf(&b, "    - {name: %s, uri: %q, database: %s}\n", s, uri, s)
 	}

@@ -124,7 +124,7 @@ const (
 	DefaultFullDocument       = "updateLookup"
 	DefaultLeaseTTL           = 30 * time.Second
 	DefaultStoreStallAfter    = 5 * time.Second
-	minLeaseTTL               = 3 * time.Second
+	minLeaseTTL               = time.Second
 	maxBatchBytes             = 15 << 20
 )
 
