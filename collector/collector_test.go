@@ -124,7 +124,7 @@ func TestCaptureEveryEventKind(t *testing.T) {
 		t.Errorf("rename's to: %s", rename.Lookup("to"))
 	}
 	for _, d := range docs {
-		if d.Lookup("op_type").StringValue() == "dropDatabase" && d.Lookup("ns").StringValue() != "shop" {
+		if d.Lookup("op_type").StringValue() == "dropDatabase" && d.Lookup("ns").StringValue() != "shop." {
 			t.Errorf("dropDatabase ns: %s", d.Lookup("ns"))
 		}
 	}

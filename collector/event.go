@@ -249,21 +249,19 @@ func appendHeader(dst []byte, t bsoncore.Type, key string) []byte {
 	return append(dst, 0)
 }
 
-// appendNamespace appends the event's ns as the old collector wrote it: "db.coll", or
-// "db" for database-wide events, null when the event has none.
+// appendNamespace appends the event's ns as the old collector wrote it, so that tools
+// reading its layout split it the same way: ns.db + "." + ns.coll, either part "" when
+// the event lacks it ("db." for a database event, "." for an event without ns).
 func appendNamespace(dst []byte, ns bsoncore.Value) []byte {
-	doc, ok := ns.DocumentOK()
-	if !ok {
-		return appendHeader(dst, bsoncore.TypeNull, "ns")
+	var db, coll []byte
+	if doc, ok := ns.DocumentOK(); ok {
+		db, _ = stringBytes(doc.Lookup("db"))
+		coll, _ = stringBytes(doc.Lookup("coll"))
 	}
-	db, _ := stringBytes(doc.Lookup("db"))
 	dst = appendHeader(dst, bsoncore.TypeString, "ns")
-	if coll, ok := stringBytes(doc.Lookup("coll")); ok {
-		dst = bsoncore.AppendInt32(dst, int32(len(db)+1+len(coll)+1))
-		dst = append(append(append(dst, db...), '.'), coll...)
-		return append(dst, 0)
-	}
-	return appendString(dst, db)
+	dst = bsoncore.AppendInt32(dst, int32(len(db)+1+len(coll)+1))
+	dst = append(append(append(dst, db...), '.'), coll...)
+	return append(dst, 0)
 }
 
 // stringBytes is the text of a BSON string value, read in place: converting each of an

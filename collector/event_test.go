@@ -109,6 +109,14 @@ func checkStoreDocument(t *testing.T, event bson.Raw, it item) {
 			t.Errorf("op_type %q, want %q", got, want)
 		}
 	}
+	db, _ := event.Lookup("ns", "db").StringValueOK()
+	coll, _ := event.Lookup("ns", "coll").StringValueOK()
+	if _, isDoc := event.Lookup("ns").DocumentOK(); !isDoc {
+		db, coll = "", ""
+	}
+	if got := doc.Lookup("ns").StringValue(); got != db+"."+coll {
+		t.Errorf("ns %q, want the old collector's %q", got, db+"."+coll)
+	}
 	for _, f := range copiedFields {
 		want, inEvent := event.LookupErr(f.from)
 		got, inStore := doc.LookupErr(f.to)

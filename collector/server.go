@@ -10,8 +10,8 @@ import (
 )
 
 // Error codes that mean the saved position is gone from the source's oplog
-// (../shared/reference/oplog-collector.md): ChangeStreamHistoryLost, ChangeStreamFatalError,
-// and the resume-token-not-found code of MongoDB 4.0.
+// (docs/oplog-store.md): ChangeStreamHistoryLost, ChangeStreamFatalError, and the
+// resume-token-not-found code of MongoDB 4.0.
 var resumeTokenLostCodes = []int{286, 280, 40576}
 
 // isResumeTokenLost tells a stream that can never be resumed from the saved token from
