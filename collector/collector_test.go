@@ -553,3 +553,40 @@ func TestLargeEventIsStoredInFragments(t *testing.T) {
 		t.Fatalf("the fragments lack part of the event: full_document %v, update_description %v", whole, described)
 	}
 }
+
+// A store that hangs instead of failing: within store_stall_after of a write going
+// unacknowledged, the source says store_unavailable, with the wait in its metrics and
+// status; once the store answers again, it is running and nothing is lost.
+func TestHungStoreIsReportedWithinSeconds(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectClient(t, uri)
+	h := startManager(t, collectorConfig(t, uri, "", "  store_stall_after: 1s\n", testSource{name: "hung", uri: uri, database: "hung"}))
+	h.waitState("hung", stateRunning)
+	insertSeq(t, client, "hung", "c", 0, 5)
+	eventually(t, "5 events", func() bool { return len(insertedIDs(stored(t, client, "hung"))) == 5 })
+	if err := client.Database("admin").RunCommand(t.Context(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "blockConnection", Value: true},
+			{Key: "blockTimeMS", Value: 4000}, {Key: "appName", Value: "oplog_collector store"}}},
+	}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	insertSeq(t, client, "hung", "c", 5, 10)
+	h.waitState("hung", stateStoreUnavailable)
+	st := h.manager.Status()[0]
+	if st.StoreWritePendingSeconds < 1 || !strings.Contains(st.Error, "majority acknowledgement") {
+		t.Errorf("status while the store hangs: %+v", st)
+	}
+	if got := h.gauge("oplog_capture_store_write_pending_seconds", "source_cluster", "hung"); got < 1 {
+		t.Errorf("oplog_capture_store_write_pending_seconds = %v while a write waits", got)
+	}
+	h.waitState("hung", stateRunning)
+	eventually(t, "10 events", func() bool { return len(insertedIDs(stored(t, client, "hung"))) == 10 })
+	if ids := insertedIDs(stored(t, client, "hung")); !slices.Equal(ids, seq(0, 10)) {
+		t.Fatalf("stored %v", ids)
+	}
+	eventually(t, "the pending write gauge back to 0", func() bool {
+		return h.gauge("oplog_capture_store_write_pending_seconds", "source_cluster", "hung") == 0
+	})
+}

@@ -461,3 +461,53 @@ func (a auth) get(t *testing.T, url string) string {
 	}
 	return string(body)
 }
+
+// SIGTERM while the store hangs: the collector exits 0 within its grace period instead
+// of waiting on the store, says what it left unwritten, and loses nothing: the next
+// start reads those events again from the source.
+func TestSIGTERMWithAHungStore(t *testing.T) {
+	uri := startMongotestd(t)
+	client := connect(t, uri)
+	cfg := writeCollectorConfig(t, uri, "frozen")
+	d := startDaemon(t, cfg, "--shutdown.grace-period=2s")
+	eventually(t, "the first token", func() bool { return tokenSaved(t, client, "frozen") })
+	insert := func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := client.Database("frozen").Collection("c").InsertOne(t.Context(), bson.D{{Key: "_id", Value: i}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	insert(0, 5)
+	eventually(t, "5 events", func() bool { return len(storedInserts(t, client, "frozen")) == 5 })
+	if err := client.Database("admin").RunCommand(t.Context(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: "alwaysOn"},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "blockConnection", Value: true},
+			{Key: "blockTimeMS", Value: 120000}, {Key: "appName", Value: "oplog_collector store"}}},
+	}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	insert(5, 10)
+	eventually(t, "the store write to hang", func() bool {
+		return strings.Contains(d.log(), "state=store_unavailable")
+	})
+	start := time.Now()
+	if code := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("SIGTERM with a hung store: exit %d\n%s", code, d.log())
+	}
+	t.Logf("SIGTERM to exit with the store hung and a 2s grace period: %v", time.Since(start).Round(10*time.Millisecond))
+	if !strings.Contains(d.log(), "Stopped before every event read was written") {
+		t.Errorf("the collector does not say what it left unwritten:\n%s", lastLines(d.log(), 10))
+	}
+	if err := client.Database("admin").RunCommand(t.Context(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "off"},
+	}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, cfg)
+	eventually(t, "the 10 events after a restart", func() bool { return len(storedInserts(t, client, "frozen")) >= 10 })
+	if got := storedInserts(t, client, "frozen"); !slices.Equal(got, []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+		t.Fatalf("after the restart the store holds %v", got)
+	}
+}
