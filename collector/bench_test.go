@@ -300,10 +300,6 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, before := c.fresh()
-			// A store batch's worth of events after the n measured: as on a source that
-			// goes on, the batch holding the last measured event fills up. Without them
-			// it would wait batch.max_wait for more, a latency that is not throughput.
-			writeEventsFrom(b, c.client, db, n, config.DefaultBatchMaxEvents)
 			cfg := benchConfig(b, c.uri, c.storeURI, db, before)
 			m := NewManager(prometheus.NewRegistry(), log.NewNopLogger(), testOptions())
 			return func() {
@@ -319,7 +315,7 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, start := c.fresh()
-			return func() { oldDesign(b, c.client, c.storeClient, db, start, n) }, nil
+			return func() { oldDesign(context.Background(), b, c.client, c.storeClient, db, start, n) }, nil
 		})
 	})
 }
@@ -386,10 +382,11 @@ func storeDocuments(b *testing.B, client *mongo.Client, db string, before bson.R
 	return docs
 }
 
-// oldDesign is the old collector's loop: read up to 100 events (or 1 s), insert them in
-// one call, save the last token, then read again: reading and writing take turns.
-func oldDesign(b *testing.B, client, storeClient *mongo.Client, db string, start bson.Raw, n int) {
-	cs, err := client.Database(db).Watch(context.Background(), mongo.Pipeline{}, options.ChangeStream().SetResumeAfter(start))
+// oldDesign is the old collector's loop: read up to 100 events or for 1 s, insert them
+// in one call, save the last token, then read again: reading and writing take turns. It
+// runs until n inserts are stored (n <= 0: until ctx ends) and returns its writes.
+func oldDesign(ctx context.Context, b *testing.B, client, storeClient *mongo.Client, db string, start bson.Raw, n int) (batches int) {
+	cs, err := client.Database(db).Watch(ctx, mongo.Pipeline{}, options.ChangeStream().SetResumeAfter(start).SetMaxAwaitTime(100*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -397,10 +394,16 @@ func oldDesign(b *testing.B, client, storeClient *mongo.Client, db string, start
 	store := storeClient.Database("old_" + db)
 	events, tokens := store.Collection("oplogs_"+db), store.Collection("resume_tokens_for_"+db)
 	var split splitState
-	for seen := 0; seen < n; {
+	for seen := 0; ctx.Err() == nil && (n <= 0 || seen < n); {
 		batch := make([]any, 0, 100)
 		var last bson.Raw
-		for len(batch) < 100 && cs.Next(context.Background()) {
+		for since := time.Now(); len(batch) < 100 && time.Since(since) < time.Second && (n <= 0 || seen < n); {
+			if !cs.TryNext(ctx) {
+				if cs.Err() != nil || ctx.Err() != nil {
+					break
+				}
+				continue
+			}
 			it, err := toItem(db, cs.Current, time.Now(), &split)
 			if err != nil {
 				b.Fatal(err)
@@ -410,9 +413,9 @@ func oldDesign(b *testing.B, client, storeClient *mongo.Client, db string, start
 			if it.opType == "insert" {
 				seen++
 			}
-			if seen == n {
-				break
-			}
+		}
+		if len(batch) == 0 {
+			continue
 		}
 		if _, err := events.InsertMany(context.Background(), batch); err != nil {
 			b.Fatal(err)
@@ -421,7 +424,9 @@ func oldDesign(b *testing.B, client, storeClient *mongo.Client, db string, start
 			bson.D{{Key: "$set", Value: bson.D{{Key: "token", Value: last}}}}, options.UpdateOne().SetUpsert(true)); err != nil {
 			b.Fatal(err)
 		}
+		batches++
 	}
+	return batches
 }
 
 // BenchmarkBacklogMemory: the store stops answering (its process is paused with

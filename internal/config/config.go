@@ -117,7 +117,7 @@ const (
 	DefaultCheckpointInterval = 10 * time.Second
 	DefaultBatchMaxEvents     = 1000
 	DefaultBatchMaxBytes      = 8 << 20
-	DefaultBatchMaxWait       = time.Second
+	DefaultBatchMaxWait       = 0 // group commit: write as soon as the writer is free
 	DefaultBufferMaxEvents    = 20000
 	DefaultBufferMaxBytes     = 64 << 20
 	DefaultMaxBackoff         = time.Minute
