@@ -132,4 +132,3 @@ func percentile(sorted []float64, p float64) float64 {
 	}
 	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
-
