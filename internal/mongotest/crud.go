@@ -6,6 +6,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 var crudCommands = map[string]command{
@@ -19,8 +21,7 @@ var crudCommands = map[string]command{
 		"filter", "sort", "projection", "skip", "limit", "batchSize", "singleBatch", "hint",
 		"allowDiskUse", "noCursorTimeout", "allowPartialResults", "collation", "let", "tailable",
 		"awaitData", "returnKey", "showRecordId", "min", "max", "oplogReplay", "readOnce"}},
-	"count":    {run: count, fields: []string{"query", "limit", "skip", "hint", "collation"}},
-	"distinct": {run: distinct, fields: []string{"key", "query", "hint", "collation"}},
+	"count": {run: count, fields: []string{"query", "limit", "skip", "hint", "collation"}},
 }
 
 // writeError is a per-statement failure of insert/update/delete, reported
@@ -44,12 +45,11 @@ func (w *writeErrors) add(i int, err error) bool {
 	var code int32
 	var msg string
 	var extra bson.D
-	switch e := err.(type) {
-	case *writeError:
-		code, msg, extra = e.code, e.msg, e.extra
-	case *cmdError:
-		code, msg = e.code, e.msg
-	default:
+	if we, ok := err.(*writeError); ok {
+		code, msg, extra = we.code, we.msg, we.extra
+	} else if ce, ok := asCmdError(err); ok {
+		code, msg = ce.code, ce.msg
+	} else {
 		return false
 	}
 	doc := bson.D{{Key: "index", Value: int32(i)}, {Key: "code", Value: code}, {Key: "errmsg", Value: msg}}
@@ -91,7 +91,7 @@ func (cx *cmdCtx) runBatch(stmts []bsoncore.Value, ordered bool, fn func(s bsonc
 			var err error
 			res, err = untilUnblocked(cx, func() (stmtResult, error) { return fn(s) })
 			if err != nil {
-				if ce, ok := err.(*cmdError); ok && cx.txn != nil && transientTxnError(ce.code, false) {
+				if ce, ok := asCmdError(err); ok && cx.txn != nil && transientTxnError(ce.code, false) {
 					return nil, err
 				}
 				if !out.werrs.add(i, err) {
@@ -113,7 +113,7 @@ func (cx *cmdCtx) runBatch(stmts []bsoncore.Value, ordered bool, fn func(s bsonc
 		out.n += res.n
 		out.modified += res.modified
 		if res.upserted.Type != 0 {
-			out.upserted = append(out.upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: rawValue(res.upserted)}})
+			out.upserted = append(out.upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: query.RawValue(res.upserted)}})
 		}
 	}
 	return &out, nil
@@ -221,13 +221,13 @@ func (cx *cmdCtx) insertOne(c *collection, v bsoncore.Value) error {
 	}
 	id, err := d.LookupErr("_id")
 	if err != nil {
-		id = marshalValue(bson.NewObjectID())
+		id = query.MarshalValue(bson.NewObjectID())
 	}
 	switch id.Type {
 	case bsoncore.TypeArray, bsoncore.TypeRegex, bsoncore.TypeUndefined:
-		return &writeError{code: codeInvalidIDField, msg: "The '_id' value cannot be of type " + typeName(id.Type)}
+		return &writeError{code: codeInvalidIDField, msg: "The '_id' value cannot be of type " + query.TypeName(id.Type)}
 	}
-	doc := withID(d, id)
+	doc := query.WithID(d, id)
 	if len(doc) > maxBSONObjectSize {
 		return &writeError{code: codeBadValue, msg: fmt.Sprintf("object to insert too large. size in bytes: %d, max size: %d", len(doc), maxBSONObjectSize)}
 	}
@@ -246,40 +246,40 @@ func (cx *cmdCtx) insertOne(c *collection, v bsoncore.Value) error {
 }
 
 func idKey(doc bsoncore.Document) bsoncore.Document {
-	return buildDoc([]field{{"_id", doc.Lookup("_id")}})
+	return query.BuildDoc([]query.Field{{Key: "_id", Val: doc.Lookup("_id")}})
 }
 
-// query is a parsed filter + sort + skip + limit over one collection.
-type query struct {
-	filter *matcher
-	sort   []sortKey
+// scan is a parsed filter + sort + skip + limit over one collection.
+type scan struct {
+	filter *query.Filter
+	sort   []query.SortKey
 	skip   int64
 	limit  int64 // 0: none
 }
 
-func parseQuery(filter, sort bsoncore.Document) (query, error) {
-	m, err := compileFilter(filter)
+func parseQuery(filter, sort bsoncore.Document) (scan, error) {
+	m, err := query.CompileFilter(filter)
 	if err != nil {
-		return query{}, err
+		return scan{}, err
 	}
-	keys, err := compileSort(sort)
+	keys, err := query.CompileSort(sort)
 	if err != nil {
-		return query{}, err
+		return scan{}, err
 	}
-	return query{filter: m, sort: keys}, nil
+	return scan{filter: m, sort: keys}, nil
 }
 
 // queryArg compiles the command's filter (in filterField) and, unless
 // sortField is empty, its sort into a query; it also returns the filter.
-func (cx *cmdCtx) queryArg(filterField, sortField string) (query, bsoncore.Document, error) {
+func (cx *cmdCtx) queryArg(filterField, sortField string) (scan, bsoncore.Document, error) {
 	filter, err := cx.docArg(filterField)
 	if err != nil {
-		return query{}, nil, err
+		return scan{}, nil, err
 	}
 	var sort bsoncore.Document
 	if sortField != "" {
 		if sort, err = cx.docArg(sortField); err != nil {
-			return query{}, nil, err
+			return scan{}, nil, err
 		}
 	}
 	q, err := parseQuery(filter, sort)
@@ -288,17 +288,17 @@ func (cx *cmdCtx) queryArg(filterField, sortField string) (query, bsoncore.Docum
 
 // run returns the matching records as the transaction tx (nil: none) sees
 // them, in order (natural order without a sort).
-func (q query) run(c *collection, tx *transaction) []*record {
+func (q scan) run(c *collection, tx *transaction) []*record {
 	if c == nil {
 		return nil
 	}
 	var out []*record
 	for _, r := range c.visible(tx) {
-		if q.filter.matches(r.doc) {
+		if q.filter.Matches(r.doc) {
 			out = append(out, r)
 		}
 	}
-	sortBy(out, func(r *record) bsoncore.Document { return r.doc }, q.sort)
+	query.SortBy(out, func(r *record) bsoncore.Document { return r.doc }, q.sort)
 	if q.skip >= int64(len(out)) {
 		return nil
 	}
@@ -326,11 +326,11 @@ func (cx *cmdCtx) checkHint(c *collection) error {
 	}
 	for _, ix := range c.indexes {
 		if (h.Type == bsoncore.TypeString && h.StringValue() == ix.name) ||
-			(h.Type == bsoncore.TypeEmbeddedDocument && valuesEqual(h, ix.spec.Lookup("key"))) {
+			(h.Type == bsoncore.TypeEmbeddedDocument && query.Equal(h, ix.spec.Lookup("key"))) {
 			return nil
 		}
 	}
-	if d, ok := h.DocumentOK(); ok && len(docFields(d)) == 0 {
+	if d, ok := h.DocumentOK(); ok && len(query.Fields(d)) == 0 {
 		return nil
 	}
 	return errorf(codeBadValue, "hint provided does not correspond to an existing index")
@@ -381,7 +381,7 @@ func find(cx *cmdCtx) (bson.D, error) {
 	for i, r := range recs {
 		docs[i] = r.doc
 		if proj != nil {
-			if docs[i], err = proj.apply(r.doc); err != nil {
+			if docs[i], err = proj.Apply(r.doc); err != nil {
 				return nil, err
 			}
 		}
@@ -394,12 +394,12 @@ func find(cx *cmdCtx) (bson.D, error) {
 
 // projectionArg compiles the find-style projection in field; nil when there
 // is none or it is empty.
-func (cx *cmdCtx) projectionArg(field string) (*projection, error) {
+func (cx *cmdCtx) projectionArg(field string) (*query.Projection, error) {
 	p, err := cx.docArg(field)
-	if err != nil || len(docFields(p)) == 0 {
+	if err != nil || len(query.Fields(p)) == 0 {
 		return nil, err
 	}
-	return compileProjection(p, true)
+	return query.CompileProjection(p, true)
 }
 
 func firstErr(errs ...error) error {
@@ -437,46 +437,4 @@ func count(cx *cmdCtx) (bson.D, error) {
 		return nil, err
 	}
 	return bson.D{{Key: "n", Value: int32(len(q.run(c, cx.txn)))}}, nil
-}
-
-// distinct returns each distinct value at key, array elements counted separately.
-func distinct(cx *cmdCtx) (bson.D, error) {
-	name, err := cx.collName()
-	if err != nil {
-		return nil, err
-	}
-	if err := cx.rejectOptions("collation"); err != nil {
-		return nil, err
-	}
-	key, ok := cx.body.Lookup("key").StringValueOK()
-	if !ok {
-		return nil, typeError("distinct.key", cx.body.Lookup("key"), "string")
-	}
-	q, _, err := cx.queryArg("query", "")
-	if err != nil {
-		return nil, err
-	}
-	var vals []bsoncore.Value
-	add := func(v bsoncore.Value) {
-		for _, seen := range vals {
-			if valuesEqual(seen, v) {
-				return
-			}
-		}
-		vals = append(vals, v)
-	}
-	for _, r := range q.run(cx.s.collLocked(cx.db, name), cx.txn) {
-		walkPath(docValue(r.doc), splitPath(key), func(v bsoncore.Value, found bool) {
-			switch {
-			case !found:
-			case v.Type == bsoncore.TypeArray:
-				for _, e := range arrayValues(v) {
-					add(e)
-				}
-			default:
-				add(v)
-			}
-		})
-	}
-	return bson.D{{Key: "values", Value: rawValue(arrayValue(vals))}}, nil
 }

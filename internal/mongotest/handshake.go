@@ -1,7 +1,6 @@
 package mongotest
 
 import (
-	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -18,13 +17,12 @@ const (
 // hello takes any field: drivers add handshake fields over time
 // (backpressure, ...) and servers ignore those they do not know.
 var handshakeCommands = map[string]command{
-	"hello":        {run: hello, freeForm: true},
-	"isMaster":     {run: hello, freeForm: true},
-	"ismaster":     {run: hello, freeForm: true},
-	"ping":         {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
-	"buildInfo":    {run: buildInfo},
-	"buildinfo":    {run: buildInfo},
-	"getParameter": {run: getParameter, freeForm: true},
+	"hello":     {run: hello, freeForm: true},
+	"isMaster":  {run: hello, freeForm: true},
+	"ismaster":  {run: hello, freeForm: true},
+	"ping":      {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
+	"buildInfo": {run: buildInfo},
+	"buildinfo": {run: buildInfo},
 }
 
 // hello answers as the primary of a one-member replica set. With
@@ -112,31 +110,4 @@ func buildInfo(*cmdCtx) (bson.D, error) {
 		{Key: "maxBsonObjectSize", Value: int32(maxBSONObjectSize)},
 		{Key: "storageEngines", Value: bson.A{"mongotest"}},
 	}, nil
-}
-
-// getParameter knows the parameters drivers and tools ask about; any other
-// is refused as the real server refuses unknown parameters.
-func getParameter(cx *cmdCtx) (bson.D, error) {
-	known := map[string]any{
-		"featureCompatibilityVersion": bson.D{{Key: "version", Value: "7.0"}},
-		"periodicNoopIntervalSecs":    int32(cx.s.opts.NoopInterval / time.Second),
-		"ttlMonitorSleepSecs":         int32(cx.s.opts.TTLInterval / time.Second),
-		"maxBSONDepth":                int32(200),
-	}
-	elems, _ := cx.body.Elements()
-	var res bson.D
-	for _, e := range elems[1:] {
-		if slices.Contains(genericFields, e.Key()) {
-			continue
-		}
-		v, ok := known[e.Key()]
-		if !ok {
-			return nil, errorf(codeInvalidOptions, "no option found to get: %s", e.Key())
-		}
-		res = append(res, bson.E{Key: e.Key(), Value: v})
-	}
-	if len(res) == 0 {
-		return nil, errorf(codeInvalidOptions, "no option found to get")
-	}
-	return res, nil
 }

@@ -165,14 +165,6 @@ func (s *Server) Restart() error {
 	return nil
 }
 
-// DropConnections closes every open client connection at once, as a network
-// failure would; the listener keeps accepting new ones.
-func (s *Server) DropConnections() {
-	s.netMu.Lock()
-	s.dropConnsLocked()
-	s.netMu.Unlock()
-}
-
 func (s *Server) dropConnsLocked() {
 	for c := range s.conns {
 		c.close()
