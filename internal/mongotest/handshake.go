@@ -6,13 +6,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// The server announces MongoDB 7.0: wire version 21 is 7.0
-// (https://github.com/mongodb/specifications, "wire version" table).
-const (
-	serverVersion  = "7.0.14"
-	maxWireVersion = 21
-	sessionMinutes = 30
-)
+// sessionMinutes is logicalSessionTimeoutMinutes, mongod's default.
+const sessionMinutes = 30
 
 // hello takes any field: drivers add handshake fields over time
 // (backpressure, ...) and servers ignore those they do not know.
@@ -81,7 +76,7 @@ func hello(cx *cmdCtx) (bson.D, error) {
 		{Key: "logicalSessionTimeoutMinutes", Value: int32(sessionMinutes)},
 		{Key: "connectionId", Value: cx.c.id},
 		{Key: "minWireVersion", Value: int32(0)},
-		{Key: "maxWireVersion", Value: int32(maxWireVersion)},
+		{Key: "maxWireVersion", Value: cx.s.release.wire},
 		{Key: "readOnly", Value: false},
 	}
 	if ok, _ := cx.boolArg("helloOk"); ok {
@@ -98,11 +93,12 @@ func (s *Server) topologyVersion() bson.D {
 	return bson.D{{Key: "processId", Value: s.processID}, {Key: "counter", Value: int64(0)}}
 }
 
-func buildInfo(*cmdCtx) (bson.D, error) {
+func buildInfo(cx *cmdCtx) (bson.D, error) {
+	r := cx.s.release
 	return bson.D{
-		{Key: "version", Value: serverVersion},
+		{Key: "version", Value: r.version},
 		{Key: "gitVersion", Value: "mongotest"},
-		{Key: "versionArray", Value: bson.A{int32(7), int32(0), int32(14), int32(0)}},
+		{Key: "versionArray", Value: r.array},
 		{Key: "modules", Value: bson.A{}},
 		{Key: "javascriptEngine", Value: "none"},
 		{Key: "bits", Value: int32(64)},

@@ -122,7 +122,7 @@ func updateCmd(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := cx.runBatch(stmts, ordered, func(s bsoncore.Value) (stmtResult, error) { return cx.updateStatement(name, s) })
+	res, err := cx.runBatch(stmts, ordered, func(_ int, s bsoncore.Value) (stmtResult, error) { return cx.updateStatement(name, s) })
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func deleteCmd(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := cx.runBatch(stmts, ordered, func(s bsoncore.Value) (stmtResult, error) { return cx.deleteStatement(name, s) })
+	res, err := cx.runBatch(stmts, ordered, func(_ int, s bsoncore.Value) (stmtResult, error) { return cx.deleteStatement(name, s) })
 	if err != nil {
 		return nil, err
 	}
