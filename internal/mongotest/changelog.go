@@ -9,25 +9,32 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // event is one change in the server's history: the fake's oplog entry.
 type event struct {
-	ts   bson.Timestamp
-	wall time.Time
-	op   string // change stream operationType
-	db   string
-	coll string // empty for dropDatabase
-	uuid []byte
+	ts bson.Timestamp
+	// opIndex orders events that share ts: the statements of a transaction
+	// or of a batched write, one applyOps oplog entry on mongod (its
+	// txnOpIndex).
+	opIndex uint32
+	wall    time.Time
+	op      string // change stream operationType
+	db      string
+	coll    string // empty for dropDatabase
+	uuid    []byte
 	// Depending on op:
 	docKey     bsoncore.Document
-	fullDoc    bsoncore.Document // insert, replace
-	updateDesc bsoncore.Document // update
-	opDesc     bsoncore.Document // create, createIndexes, dropIndexes
-	toDB       string            // rename
+	fullDoc    bsoncore.Document  // insert, replace
+	updateDesc *query.Description // update
+	opDesc     bsoncore.Document  // create, createIndexes, dropIndexes
+	toDB       string             // rename
 	toColl     string
-	// The session of the write, carried to events as the real server does
-	// for retryable writes and transactions.
+	dropTarget []byte // rename: the UUID of the collection it replaced
+	// The session of a transaction's write (or of an 8.0 batched retryable
+	// insert): mongod puts them on those events only.
 	lsid      bsoncore.Document
 	txnNumber *int64
 }
@@ -41,25 +48,63 @@ type changeLog struct {
 	lost tokenKey
 }
 
-// recordLocked gives e the next cluster time and appends it to the history.
+// recordLocked gives e the next cluster time and appends it to the history;
+// in a transaction, it keeps e for the commit.
 func (s *Server) recordLocked(cx *cmdCtx, e *event) {
+	if cx != nil && cx.txn != nil {
+		cx.txn.events = append(cx.txn.events, e)
+		return
+	}
 	e.ts = s.tickLocked()
 	e.wall = time.Now()
-	if cx != nil && cx.txnNumber != nil {
-		e.lsid, e.txnNumber = cx.lsid, cx.txnNumber
+	s.log.append(e)
+}
+
+// recordBatchLocked records events written as one applyOps oplog entry
+// (mongod's batched writes): one cluster time, each with its index.
+func (s *Server) recordBatchLocked(cx *cmdCtx, events []*event) {
+	if cx != nil && cx.txn != nil || len(events) == 1 {
+		for _, e := range events {
+			s.recordLocked(cx, e)
+		}
+		return
 	}
-	l := &s.log
+	ts, wall := s.tickLocked(), time.Now()
+	for i, e := range events {
+		e.ts, e.wall, e.opIndex = ts, wall, uint32(i)
+		s.log.append(e)
+	}
+}
+
+// append adds an event with its time to the history, evicting the oldest
+// ones beyond the capacity.
+func (l *changeLog) append(e *event) {
 	l.events = append(l.events, e)
-	if over := len(l.events) - l.capacity; over > 0 {
-		// As on the real server, a position before the oldest entry left is
-		// lost, even if no event of its stream went with the evicted ones.
-		l.lost = tokenKey{ts: l.events[over].ts, kind: kindStartAt}
-		// Slicing off the front, not copying the rest, keeps an insert O(1) on a
-		// full history (a copy cost ~1 ms per event at 100,000): append moves the
-		// window to a new array only when it outgrows the old one.
-		clear(l.events[:over])
-		l.events = l.events[over:]
+	over := len(l.events) - l.capacity
+	if over <= 0 {
+		return
 	}
+	// Events that share a cluster time are one oplog entry: evicted together.
+	for over < len(l.events) && l.events[over].ts == l.events[over-1].ts {
+		over++
+	}
+	if over == len(l.events) {
+		over-- // keep the newest entry whatever its size
+		for over > 0 && l.events[over-1].ts == l.events[over].ts {
+			over--
+		}
+		if over == 0 {
+			return
+		}
+	}
+	// As on the real server, a position before the oldest entry left is
+	// lost, even if no event of its stream went with the evicted ones.
+	l.lost = tokenKey{ts: l.events[over].ts, kind: kindStartAt}
+	// Slicing off the front, not copying the rest, keeps an insert O(1) on a
+	// full history (a copy cost ~1 ms per event at 100,000): append moves the
+	// window to a new array only when it outgrows the old one.
+	clear(l.events[:over])
+	l.events = l.events[over:]
 }
 
 // TruncateHistory forgets every change so far, as if the oplog had rolled
@@ -80,21 +125,14 @@ func (l *changeLog) firstAfter(pos tokenKey) int {
 	})
 }
 
-func (l *changeLog) at(ts bson.Timestamp) *event {
-	i := sort.Search(len(l.events), func(i int) bool { return !tsLess(l.events[i].ts, ts) })
-	if i < len(l.events) && l.events[i].ts == ts {
-		return l.events[i]
-	}
-	return nil
-}
-
 // tokenKey is a position in the history. Resume tokens encode it as a hex
 // string in {_data: ...} like the real server's, ordered the same way as
 // the positions: by cluster time, then kind, then fragment.
 type tokenKey struct {
-	ts   bson.Timestamp
-	kind byte
-	frag uint16 // 1-based fragment of a split event, 0 if whole
+	ts      bson.Timestamp
+	kind    byte
+	opIndex uint32 // the event's place among those sharing ts
+	frag    uint16 // 1-based fragment of a split event, 0 if whole
 }
 
 const (
@@ -111,6 +149,9 @@ func (k tokenKey) less(o tokenKey) bool {
 	if k.kind != o.kind {
 		return k.kind < o.kind
 	}
+	if k.opIndex != o.opIndex {
+		return k.opIndex < o.opIndex
+	}
 	return k.frag < o.frag
 }
 
@@ -118,19 +159,25 @@ func (k tokenKey) less(o tokenKey) bool {
 // its KeyString type byte for a Timestamp).
 const tokenVersion = "82"
 
-// data is the token's _data: the version, then the timestamp, kind and fragment as
-// upper-case hex. Built without fmt: every change event has one.
+// tokenBytes is the length of a token's binary form.
+const tokenBytes = 8 + 1 + 4 + 2
+
+// data is the token's _data: the version, then the timestamp, kind, index
+// and fragment as upper-case hex, fixed-width so that tokens compare as
+// strings in the order of their positions. Built without fmt: every change
+// event has one.
 func (k tokenKey) data() string {
-	var raw [11]byte
+	var raw [tokenBytes]byte
 	binary.BigEndian.PutUint32(raw[0:], k.ts.T)
 	binary.BigEndian.PutUint32(raw[4:], k.ts.I)
 	raw[8] = k.kind
-	binary.BigEndian.PutUint16(raw[9:], k.frag)
+	binary.BigEndian.PutUint32(raw[9:], k.opIndex)
+	binary.BigEndian.PutUint16(raw[13:], k.frag)
 	return tokenVersion + strings.ToUpper(hex.EncodeToString(raw[:]))
 }
 
 func (k tokenKey) doc() bsoncore.Document {
-	return buildDoc([]field{{"_data", stringValue(k.data())}})
+	return query.BuildDoc([]query.Field{{Key: "_data", Val: query.StringValue(k.data())}})
 }
 
 func parseToken(v bsoncore.Value) (tokenKey, error) {
@@ -140,15 +187,16 @@ func parseToken(v bsoncore.Value) (tokenKey, error) {
 		return tokenKey{}, bad
 	}
 	s, ok := d.Lookup("_data").StringValueOK()
-	if !ok || len(s) != 2+8+8+2+4 || s[:2] != tokenVersion {
+	if !ok || len(s) != len(tokenVersion)+2*tokenBytes || s[:len(tokenVersion)] != tokenVersion {
 		return tokenKey{}, bad
 	}
-	raw, err := hex.DecodeString(s[2:])
+	raw, err := hex.DecodeString(s[len(tokenVersion):])
 	if err != nil {
 		return tokenKey{}, bad
 	}
-	be := func(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
-	k := tokenKey{ts: bson.Timestamp{T: be(raw[0:4]), I: be(raw[4:8])}, kind: raw[8], frag: uint16(raw[9])<<8 | uint16(raw[10])}
+	be := binary.BigEndian
+	k := tokenKey{ts: bson.Timestamp{T: be.Uint32(raw[0:]), I: be.Uint32(raw[4:])}, kind: raw[8],
+		opIndex: be.Uint32(raw[9:]), frag: be.Uint16(raw[13:])}
 	switch k.kind {
 	case kindEvent, kindInvalidate, kindHighWaterMark:
 		return k, nil

@@ -2,10 +2,15 @@ package mongotest
 
 import (
 	"bytes"
+	"cmp"
+	"slices"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // changeStream is an open change stream cursor's state
@@ -15,10 +20,14 @@ type changeStream struct {
 	pos         tokenKey
 	lookup      bool // fullDocument: updateLookup
 	expanded    bool // showExpandedEvents
-	stages      []stage
+	stages      []query.Stage
 	split       bool // $changeStreamSplitLargeEvent
 	invalidated bool
 	busy        bool // a getMore is waiting on it
+	// resumeFrom is the event token the stream was opened after, until the
+	// stream has returned past it: passing it without meeting its event
+	// fails with 280, as mongod's ensure-resume-token-present stage does.
+	resumeFrom *tokenKey
 }
 
 // Internal databases never appear in cluster streams, nor system
@@ -43,76 +52,88 @@ func (cs *changeStream) render(s *Server, e *event) []positioned {
 	if systemColl(e.coll) || (cs.db == "" && internalDB(e.db)) || (expandedOnly[e.op] && !cs.expanded) {
 		return nil
 	}
-	if cs.db != "" && e.db != cs.db {
-		return nil
-	}
-	if cs.coll != "" && e.coll != cs.coll {
+	if !cs.watches(e.db, e.coll) && !(e.op == "rename" && cs.watches(e.toDB, e.toColl)) {
 		return nil
 	}
 	if cs.coll != "" && e.op == "dropDatabase" {
 		return nil
 	}
-	out := []positioned{{key: tokenKey{ts: e.ts, kind: kindEvent}, doc: cs.eventDoc(s, e)}}
+	out := []positioned{{key: tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex}, doc: cs.eventDoc(s, e)}}
 	invalidates := (cs.coll != "" && (e.op == "drop" || e.op == "rename")) || (cs.coll == "" && cs.db != "" && e.op == "dropDatabase")
 	if invalidates {
-		k := tokenKey{ts: e.ts, kind: kindInvalidate}
-		out = append(out, positioned{key: k, doc: buildDoc([]field{
-			{"_id", docValue(k.doc())}, {"operationType", stringValue("invalidate")},
-			{"clusterTime", timestampValue(e.ts)}, {"wallTime", dateValue(e.wall.UnixMilli())},
+		k := tokenKey{ts: e.ts, kind: kindInvalidate, opIndex: e.opIndex}
+		out = append(out, positioned{key: k, doc: query.BuildDoc([]query.Field{
+			{Key: "_id", Val: query.DocValue(k.doc())}, {Key: "operationType", Val: query.StringValue("invalidate")},
+			{Key: "clusterTime", Val: query.TimestampValue(e.ts)}, {Key: "wallTime", Val: query.DateValue(e.wall.UnixMilli())},
 		})})
 	}
 	return out
 }
 
+// watches reports whether the stream covers namespace db.coll (coll empty:
+// the database itself). A rename is seen from both of its namespaces, as
+// mongod matches the oplog's "o.to" too.
+func (cs *changeStream) watches(db, coll string) bool {
+	return (cs.db == "" || db == cs.db) && (cs.coll == "" || coll == cs.coll)
+}
+
 func (cs *changeStream) eventDoc(s *Server, e *event) bsoncore.Document {
-	k := tokenKey{ts: e.ts, kind: kindEvent}
-	f := []field{
-		{"_id", docValue(k.doc())},
-		{"operationType", stringValue(e.op)},
-		{"clusterTime", timestampValue(e.ts)},
-		{"wallTime", dateValue(e.wall.UnixMilli())},
+	k := tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex}
+	f := []query.Field{
+		{Key: "_id", Val: query.DocValue(k.doc())},
+		{Key: "operationType", Val: query.StringValue(e.op)},
+		{Key: "clusterTime", Val: query.TimestampValue(e.ts)},
+		{Key: "wallTime", Val: query.DateValue(e.wall.UnixMilli())},
 	}
 	if cs.expanded && e.uuid != nil {
-		f = append(f, field{"collectionUUID", bsoncore.Value{Type: bsoncore.TypeBinary, Data: bsoncore.AppendBinary(nil, 4, e.uuid)}})
+		f = append(f, query.Field{Key: "collectionUUID", Val: query.UUIDValue(e.uuid)})
 	}
 	switch {
 	case e.fullDoc != nil:
-		f = append(f, field{"fullDocument", docValue(e.fullDoc)})
+		f = append(f, query.Field{Key: "fullDocument", Val: query.DocValue(e.fullDoc)})
 	case e.op == "update" && cs.lookup:
 		// updateLookup returns the document as it is now, or null once deleted.
-		v := nullValue
+		v := query.NullValue
 		if c := s.collLocked(e.db, e.coll); c != nil {
-			if r := c.findByID(e.docKey.Lookup("_id")); r != nil {
-				v = docValue(r.doc)
+			if doc := c.committedByID(e.docKey.Lookup("_id")); doc != nil {
+				v = query.DocValue(doc)
 			}
 		}
-		f = append(f, field{"fullDocument", v})
+		f = append(f, query.Field{Key: "fullDocument", Val: v})
 	}
-	ns := []field{{"db", stringValue(e.db)}}
+	ns := []query.Field{{Key: "db", Val: query.StringValue(e.db)}}
 	if e.coll != "" {
-		ns = append(ns, field{"coll", stringValue(e.coll)})
+		ns = append(ns, query.Field{Key: "coll", Val: query.StringValue(e.coll)})
 	}
-	f = append(f, field{"ns", docValue(buildDoc(ns))})
+	f = append(f, query.Field{Key: "ns", Val: query.DocValue(query.BuildDoc(ns))})
 	if e.docKey != nil {
-		f = append(f, field{"documentKey", docValue(e.docKey)})
+		f = append(f, query.Field{Key: "documentKey", Val: query.DocValue(e.docKey)})
 	}
 	if e.updateDesc != nil {
-		f = append(f, field{"updateDescription", docValue(e.updateDesc)})
+		desc := e.updateDesc.Doc
+		if cs.expanded { // disambiguatedPaths: MongoDB 6.1+, with showExpandedEvents
+			desc = query.BuildDoc(append(query.Fields(desc), query.Field{Key: "disambiguatedPaths", Val: query.DocValue(e.updateDesc.Disambiguated)}))
+		}
+		f = append(f, query.Field{Key: "updateDescription", Val: query.DocValue(desc)})
 	}
 	if e.op == "rename" {
-		to := docValue(buildDoc([]field{{"db", stringValue(e.toDB)}, {"coll", stringValue(e.toColl)}}))
-		f = append(f, field{"to", to})
+		to := query.DocValue(query.BuildDoc([]query.Field{{Key: "db", Val: query.StringValue(e.toDB)}, {Key: "coll", Val: query.StringValue(e.toColl)}}))
+		f = append(f, query.Field{Key: "to", Val: to})
 		if cs.expanded {
-			f = append(f, field{"operationDescription", docValue(buildDoc([]field{{"to", to}}))})
+			desc := []query.Field{{Key: "to", Val: to}}
+			if e.dropTarget != nil {
+				desc = append(desc, query.Field{Key: "dropTarget", Val: query.UUIDValue(e.dropTarget)})
+			}
+			f = append(f, query.Field{Key: "operationDescription", Val: query.DocValue(query.BuildDoc(desc))})
 		}
 	}
 	if e.opDesc != nil && cs.expanded {
-		f = append(f, field{"operationDescription", docValue(e.opDesc)})
+		f = append(f, query.Field{Key: "operationDescription", Val: query.DocValue(e.opDesc)})
 	}
 	if e.txnNumber != nil {
-		f = append(f, field{"lsid", docValue(e.lsid)}, field{"txnNumber", int64Value(*e.txnNumber)})
+		f = append(f, query.Field{Key: "lsid", Val: query.DocValue(e.lsid)}, query.Field{Key: "txnNumber", Val: query.Int64Value(*e.txnNumber)})
 	}
-	return buildDoc(f)
+	return query.BuildDoc(f)
 }
 
 // historyLost is the real server's error for a resume point that has
@@ -143,8 +164,11 @@ func (cs *changeStream) read(s *Server, n int) ([]bsoncore.Document, error) {
 				return nil, err
 			}
 			for _, d := range docs {
+				if err := cs.checkResumeToken(d); err != nil {
+					return nil, err
+				}
 				if !cs.pos.less(d.key) {
-					continue // already returned before a resume inside a split event
+					continue // the resume point, or a fragment before it
 				}
 				if len(batch) > 0 && (size+len(d.doc) > maxBatchBytes || (n > 0 && len(batch) >= n)) {
 					return batch, nil
@@ -167,12 +191,29 @@ func (cs *changeStream) read(s *Server, n int) ([]bsoncore.Document, error) {
 	return batch, nil
 }
 
+// checkResumeToken follows the resume token through the stream's output:
+// its event must come before anything after it. Events the stream does not
+// return (another namespace, filtered out by $match) do not count, as
+// mongod's user $match and namespace filter run before the check.
+func (cs *changeStream) checkResumeToken(d positioned) error {
+	switch {
+	case cs.resumeFrom == nil || d.doc == nil:
+	case d.key == *cs.resumeFrom:
+		cs.resumeFrom = nil
+	case cs.resumeFrom.less(d.key):
+		token := cs.resumeFrom.data()
+		cs.resumeFrom = nil
+		return errorf(codeChangeStreamFatalError, "cannot resume stream; the resume token was not found. {_data: %q}", token)
+	}
+	return nil
+}
+
 // transform runs the stages after $changeStream on one document; a
 // filtered-out document still moves the position (doc nil).
 func (cs *changeStream) transform(r positioned) ([]positioned, error) {
 	doc := r.doc
 	for _, st := range cs.stages {
-		out, err := st.apply([]bsoncore.Document{doc})
+		out, err := st.Apply([]bsoncore.Document{doc})
 		if err != nil {
 			return nil, err
 		}
@@ -186,44 +227,72 @@ func (cs *changeStream) transform(r positioned) ([]positioned, error) {
 	if id, err := doc.LookupErr("_id"); err != nil || id.Type != bsoncore.TypeEmbeddedDocument || !bytes.Equal(id.Data, r.key.doc()) {
 		return nil, errorf(codeChangeStreamFatalError, "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.")
 	}
-	if len(doc) <= maxBSONObjectSize {
+	switch {
+	case cs.split && len(doc) <= maxChangeEventSize, !cs.split && len(doc) <= maxInternalObjectSize:
 		return []positioned{{key: r.key, doc: doc}}, nil
-	}
-	if !cs.split {
-		return nil, errorf(codeBSONObjectTooLarge, "Executor error during getMore :: caused by :: BSONObj size: %d (0x%X) is invalid. Size must be between 0 and 16793600(16MB) First element: _id: %s", len(doc), len(doc), doc.Lookup("_id"))
+	case !cs.split:
+		return nil, errorf(codeBSONObjectTooLarge, "Executor error during getMore :: caused by :: BSONObj size: %d (0x%X) is invalid. Size must be between 0 and %d(16MB) First element: _id: %s", len(doc), len(doc), maxInternalObjectSize, doc.Lookup("_id"))
 	}
 	return splitEvent(r.key, doc)
 }
 
-// splitEvent cuts an event over 16 MiB into fragments of whole top-level
-// fields, each with its own resume token and splitEvent {fragment, of}, as
+// Event size limits of mongod: a BSON object it builds may reach
+// BSONObjMaxInternalSize (16 MiB + 16 KiB), so a change stream delivers an
+// event up to that size; $changeStreamSplitLargeEvent splits one over
+// kBSONObjMaxChangeEventSize (BSONObjMaxInternalSize - 8 KiB), leaving room
+// for the postBatchResumeToken in the reply (mongo src/mongo/bson/util/builder.h,
+// src/mongo/db/pipeline/document_source_change_stream_split_large_event.h).
+const (
+	maxInternalObjectSize = maxBSONObjectSize + 16<<10
+	maxChangeEventSize    = maxInternalObjectSize - 8<<10
+)
+
+// splitEvent cuts an event over maxChangeEventSize into fragments, as
 // $changeStreamSplitLargeEvent does (MongoDB 7.0,
-// https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStreamSplitLargeEvent/).
+// https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStreamSplitLargeEvent/,
+// mongod's change_stream_split_event_helpers.cpp): the top-level fields but
+// _id, smallest first (by size, then name), packed greedily into fragments
+// of at most maxChangeEventSize less the token's size, each with its own
+// resume token and splitEvent {fragment, of}. mongod's tokens are longer than
+// these, so fragment boundaries can differ by the difference.
 func splitEvent(key tokenKey, doc bsoncore.Document) ([]positioned, error) {
-	const overhead = 1024 // _id, splitEvent and framing of each fragment
-	var groups [][]field
-	size := 0
-	for _, f := range docFields(doc)[1:] {
-		fs := len(f.key) + 2 + len(f.val.Data)
-		if fs+overhead > maxBSONObjectSize {
-			return nil, errorf(codeBSONObjectTooLarge, "Executor error during getMore :: caused by :: $changeStreamSplitLargeEvent cannot split an event whose field %q alone exceeds 16MB", f.key)
+	fields := query.Fields(doc)[1:]
+	size := func(f query.Field) int { return 1 + len(f.Key) + 1 + len(f.Val.Data) }
+	slices.SortStableFunc(fields, func(a, b query.Field) int {
+		if c := cmp.Compare(size(a), size(b)); c != 0 {
+			return c
 		}
-		if len(groups) == 0 || size+fs+overhead > maxBSONObjectSize {
-			groups = append(groups, nil)
-			size = 0
+		return strings.Compare(a.Key, b.Key)
+	})
+	limit := maxChangeEventSize - len(key.doc())
+	var groups [][]query.Field
+	for len(fields) > 0 {
+		// The fragment's _id and splitEvent, and the token again as mongod
+		// counts its sort key.
+		used := len(fragmentDoc(key, 1, 1, nil)) + len(key.doc())
+		n := 0
+		for n < len(fields) && (n == 0 || used+size(fields[n]) <= limit) {
+			used += size(fields[n])
+			n++
 		}
-		groups[len(groups)-1] = append(groups[len(groups)-1], f)
-		size += fs
+		if used > limit {
+			return nil, errorf(7182500, "Executor error during getMore :: caused by :: Splitting change event failed: fragment size %d is greater than maximum allowed fragment size %d", used, limit)
+		}
+		groups = append(groups, fields[:n])
+		fields = fields[n:]
 	}
 	out := make([]positioned, len(groups))
 	for i, g := range groups {
 		k := key
 		k.frag = uint16(i + 1)
-		split := buildDoc([]field{{"fragment", int32Value(int32(i + 1))}, {"of", int32Value(int32(len(groups)))}})
-		fields := append([]field{{"_id", docValue(k.doc())}, {"splitEvent", docValue(split)}}, g...)
-		out[i] = positioned{key: k, doc: buildDoc(fields)}
+		out[i] = positioned{key: k, doc: fragmentDoc(k, i+1, len(groups), g)}
 	}
 	return out, nil
+}
+
+func fragmentDoc(k tokenKey, fragment, of int, fields []query.Field) bsoncore.Document {
+	split := query.BuildDoc([]query.Field{{Key: "fragment", Val: query.Int32Value(int32(fragment))}, {Key: "of", Val: query.Int32Value(int32(of))}})
+	return query.BuildDoc(append([]query.Field{{Key: "_id", Val: query.DocValue(k.doc())}, {Key: "splitEvent", Val: query.DocValue(split)}}, fields...))
 }
 
 // streamGetMore waits (awaitData) up to maxTimeMS, one second by default as

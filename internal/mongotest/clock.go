@@ -29,9 +29,15 @@ func (c *clock) now() bson.Timestamp { return c.last }
 // when idle. Requires s.mu.
 func (s *Server) tickLocked() bson.Timestamp {
 	ts := s.clock.next()
+	s.notifyLocked()
+	return ts
+}
+
+// notifyLocked wakes the commands waiting for a change: change-stream
+// getMores, and writes waiting for a transaction to end. Requires s.mu.
+func (s *Server) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
-	return ts
 }
 
 // noop is the periodic no-op write of an idle primary (the real server writes

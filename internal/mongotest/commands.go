@@ -2,7 +2,6 @@ package mongotest
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -31,11 +30,20 @@ var genericFields = []string{
 
 var commands map[string]command
 
+// Commands of mongod's not implemented here: refused with 115, naming them,
+// rather than reported as unknown.
+var unsupportedCommands = map[string]bool{
+	"distinct": true, "getParameter": true, "setParameter": true, "explain": true, "collStats": true,
+	"dbStats": true, "serverStatus": true, "mapReduce": true, "bulkWrite": true, "currentOp": true,
+	"killOp": true, "validate": true, "compact": true, "reIndex": true, "convertToCapped": true,
+	"createUser": true, "usersInfo": true, "saslStart": true, "authenticate": true,
+}
+
 func init() {
 	commands = map[string]command{}
 	for _, group := range []map[string]command{
 		handshakeCommands, crudCommands, cursorCommands, indexCommands, ddlCommands,
-		aggregateCommands, failPointCommands, replSetCommands,
+		aggregateCommands, failPointCommands, sessionCommands, replSetCommands,
 	} {
 		for name, c := range group {
 			commands[name] = c
@@ -52,8 +60,16 @@ type cmdCtx struct {
 	body bsoncore.Document
 	arg  bsoncore.Value // the value of the command's first field
 
-	lsid      bsoncore.Document // nil without a session
-	txnNumber *int64
+	lsid       bsoncore.Document // nil without a session
+	txnNumber  *int64
+	autocommit bool // autocommit:false: a statement of a multi-document transaction
+	startTxn   bool
+	// Bound under the data lock by bindSession:
+	sess      *session
+	txn       *transaction // the transaction the command runs in
+	retryable bool         // a retryable write: its statements run once per txnNumber
+	// deadline is when maxTimeMS runs out; zero without one.
+	deadline time.Time
 }
 
 // handle runs one request and returns the reply document; false means the
@@ -71,6 +87,7 @@ func (s *Server) handle(c *conn, req *request) (bsoncore.Document, bool) {
 type outcome struct {
 	res               bson.D
 	writeConcernError bson.D
+	labels            []string // of a successful command with a write concern error
 	err               error
 	hangUp            bool // close the connection without replying
 }
@@ -82,39 +99,76 @@ func (cx *cmdCtx) execute() outcome {
 	}
 	cx.name, cx.arg = first.Key(), first.Value()
 	cmd, ok := commands[cx.name]
-	if !ok {
+	switch {
+	case !ok && unsupportedCommands[cx.name]:
+		return outcome{err: unsupported("the %s command", cx.name)}
+	case !ok:
 		return outcome{err: errorf(codeCommandNotFound, "no such command: '%s'", cx.name)}
 	}
 	if err := cx.parseEnvelope(cmd); err != nil {
 		return outcome{err: err}
 	}
+	if cx.name == "getMore" && cx.onChangeStream() {
+		cx.deadline = time.Time{} // an awaitData getMore's maxTimeMS is how long it waits for events
+	}
 	act := cx.s.fail.check(cx.name, cx.c.appName)
 	if act.blockFor > 0 {
-		select {
-		case <-time.After(act.blockFor):
-		case <-cx.c.done:
-			return outcome{hangUp: true}
+		if out, blocked := cx.block(act.blockFor); blocked {
+			return out
 		}
 	}
 	if act.closeConn {
 		return outcome{hangUp: true}
 	}
 	if act.err != nil {
+		cx.s.mu.Lock()
+		if cx.bindSession(cmd) == nil {
+			cx.abortOnFailure()
+		}
+		cx.s.mu.Unlock()
 		return outcome{err: cx.labelled(cmd, act.err)}
 	}
 	res, err := cx.runLocked(cmd)
 	if err != nil {
 		return outcome{err: cx.labelled(cmd, err)}
 	}
-	wce := act.writeConcernError
-	if wce == nil && cmd.write {
-		wce = writeConcernError(cx.body.Lookup("writeConcern"))
+	out := outcome{res: res, writeConcernError: act.writeConcernError}
+	if out.writeConcernError == nil && (cmd.write || commitOrAbort(cx.name)) {
+		out.writeConcernError = writeConcernError(cx.body.Lookup("writeConcern"))
 	}
-	return outcome{res: res, writeConcernError: wce}
+	// A retryable write concern error of a retryable write or of a commit
+	// is labelled for the driver to retry, as the command's own error would be.
+	if code := errorCodeOf(out.writeConcernError); retryableWriteCodes[code] && (cx.retryable || cx.autocommit && commitOrAbort(cx.name)) {
+		out.labels = []string{"RetryableWriteError"}
+	}
+	return out
 }
 
-// runLocked runs the handler with the data lock held. A panic is a bug in
-// the fake; it becomes an InternalError reply rather than a dead server.
+// block holds the command for a failpoint's blockTimeMS; maxTimeMS running
+// out first fails it, as it interrupts the sleep on mongod.
+func (cx *cmdCtx) block(d time.Duration) (outcome, bool) {
+	timeout := time.After(d)
+	var expired <-chan time.Time
+	if !cx.deadline.IsZero() {
+		expired = time.After(time.Until(cx.deadline))
+	}
+	select {
+	case <-timeout:
+		return outcome{}, false
+	case <-expired:
+		return outcome{err: maxTimeExpired()}, true
+	case <-cx.c.done:
+		return outcome{hangUp: true}, true
+	}
+}
+
+func maxTimeExpired() error {
+	return errorf(codeMaxTimeMSExpired, "operation exceeded time limit")
+}
+
+// runLocked runs the handler with the data lock held, in the command's
+// session. A panic is a bug in the fake; it becomes an InternalError reply
+// rather than a dead server.
 func (cx *cmdCtx) runLocked(cmd command) (res bson.D, err error) {
 	cx.s.mu.Lock()
 	defer cx.s.mu.Unlock()
@@ -122,20 +176,17 @@ func (cx *cmdCtx) runLocked(cmd command) (res bson.D, err error) {
 		if p := recover(); p != nil {
 			res, err = nil, errorf(1, "mongotest internal error in %s: %v", cx.name, p)
 		}
+		if err != nil {
+			cx.abortOnFailure()
+		}
 	}()
-	return cmd.run(cx)
-}
-
-// labelled adds RetryableWriteError to retryable failures of retryable
-// writes, as 4.4+ servers do; drivers rely on the label to retry.
-func (cx *cmdCtx) labelled(cmd command, err error) error {
-	ce, ok := err.(*cmdError)
-	if !ok || ce.labelsSet || !cmd.write || cx.txnNumber == nil || !retryableWriteCodes[ce.code] {
-		return err
+	if err := cx.bindSession(cmd); err != nil {
+		return nil, err
 	}
-	labelled := *ce
-	labelled.labels = append(append([]string(nil), ce.labels...), "RetryableWriteError")
-	return &labelled
+	// A handler that meets a transaction's hold before it changes anything
+	// runs again once a transaction ends (batch writes wait statement by
+	// statement, in runBatch).
+	return untilUnblocked(cx, func() (bson.D, error) { return cmd.run(cx) })
 }
 
 func (cx *cmdCtx) parseEnvelope(cmd command) error {
@@ -162,16 +213,33 @@ func (cx *cmdCtx) parseEnvelope(cmd command) error {
 		}
 		cx.txnNumber = &n
 	}
-	if v, err := cx.body.LookupErr("autocommit"); err == nil && !v.Boolean() {
-		return unsupported("multi-document transactions")
+	if v, ok := cx.field("autocommit"); ok {
+		if b, ok := v.BooleanOK(); !ok || b {
+			return errorf(codeInvalidOptions, "autocommit must be false, as a transaction's statements send it; got %s", v)
+		}
+		cx.autocommit = true
 	}
-	if _, err := cx.body.LookupErr("startTransaction"); err == nil {
-		return unsupported("multi-document transactions")
+	if v, ok := cx.field("startTransaction"); ok {
+		if b, ok := v.BooleanOK(); !ok || !b {
+			return errorf(codeInvalidOptions, "startTransaction must be true; got %s", v)
+		}
+		if !cx.autocommit {
+			return errorf(codeInvalidOptions, "startTransaction requires autocommit: false")
+		}
+		cx.startTxn = true
 	}
-	return checkReadConcern(cx.body.Lookup("readConcern"))
+	if ms, ok, err := cx.intArg("maxTimeMS"); err != nil {
+		return err
+	} else if ok && ms > 0 {
+		cx.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
+	}
+	return checkReadConcern(cx.body.Lookup("readConcern"), cx.startTxn)
 }
 
-func checkReadConcern(v bsoncore.Value) error {
+// checkReadConcern accepts the levels whose guarantees a single node
+// meets at once; snapshot only starting a transaction, whose reads see what
+// is committed when they run (see README.md).
+func checkReadConcern(v bsoncore.Value, startTxn bool) error {
 	if v.Type == 0 {
 		return nil
 	}
@@ -186,7 +254,9 @@ func checkReadConcern(v bsoncore.Value) error {
 			switch e.Value().StringValue() {
 			case "local", "majority", "available", "linearizable":
 			case "snapshot":
-				return unsupported("readConcern level snapshot")
+				if !startTxn {
+					return unsupported("readConcern level snapshot outside transactions")
+				}
 			default:
 				return errorf(codeFailedToParse, "unknown readConcern level: %s", e.Value())
 			}
@@ -218,39 +288,6 @@ func writeConcernError(v bsoncore.Value) bson.D {
 	return nil
 }
 
-// reply builds the final document: the handler's fields, ok, the error, and
-// the cluster time gossip every replica set member adds.
-func (s *Server) reply(o outcome) bsoncore.Document {
-	s.mu.Lock()
-	now := s.clock.now()
-	s.mu.Unlock()
-	out := make(bson.D, 0, len(o.res)+6)
-	if o.err != nil {
-		ce, ok := o.err.(*cmdError)
-		if !ok {
-			ce = errorf(1, "%v", o.err)
-		}
-		out = append(out, bson.E{Key: "ok", Value: 0.0}, bson.E{Key: "errmsg", Value: ce.msg},
-			bson.E{Key: "code", Value: ce.code}, bson.E{Key: "codeName", Value: codeName(ce.code)})
-		if len(ce.labels) > 0 {
-			out = append(out, bson.E{Key: "errorLabels", Value: ce.labels})
-		}
-	} else {
-		out = append(out, o.res...)
-		if o.writeConcernError != nil {
-			out = append(out, bson.E{Key: "writeConcernError", Value: o.writeConcernError})
-		}
-		out = append(out, bson.E{Key: "ok", Value: 1.0})
-	}
-	out = append(out, bson.E{Key: "$clusterTime", Value: clusterTimeDoc(now)}, bson.E{Key: "operationTime", Value: now})
-	b, merr := bson.Marshal(out)
-	if merr != nil {
-		b, _ = bson.Marshal(bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: "mongotest: cannot encode reply: " + merr.Error()},
-			{Key: "code", Value: int32(1)}, {Key: "codeName", Value: "InternalError"}})
-	}
-	return b
-}
-
 // waitForChange releases the data lock until the cluster time moves, the
 // deadline passes or the connection closes. It reports whether to go on.
 func (cx *cmdCtx) waitForChange(deadline time.Time) bool {
@@ -272,103 +309,4 @@ func (cx *cmdCtx) waitForChange(deadline time.Time) bool {
 	case <-cx.c.done:
 		return false
 	}
-}
-
-// Argument helpers. They return the real server's TypeMismatch wording.
-
-func typeError(field string, v bsoncore.Value, want string) error {
-	return errorf(codeTypeMismatch, "BSON field '%s' is the wrong type '%s', expected type '%s'", field, typeName(v.Type), want)
-}
-
-func (cx *cmdCtx) field(name string) (bsoncore.Value, bool) {
-	v, err := cx.body.LookupErr(name)
-	return v, err == nil
-}
-
-func (cx *cmdCtx) docArg(name string) (bsoncore.Document, error) {
-	v, ok := cx.field(name)
-	if !ok || v.Type == bsoncore.TypeNull {
-		return nil, nil
-	}
-	d, ok := v.DocumentOK()
-	if !ok {
-		return nil, typeError(cx.name+"."+name, v, "object")
-	}
-	return d, nil
-}
-
-func (cx *cmdCtx) arrayArg(name string) ([]bsoncore.Value, error) {
-	v, ok := cx.field(name)
-	if !ok {
-		return nil, nil
-	}
-	a, ok := v.ArrayOK()
-	if !ok {
-		return nil, typeError(cx.name+"."+name, v, "array")
-	}
-	vals, err := a.Values()
-	if err != nil {
-		return nil, errorf(codeFailedToParse, "malformed array %s", name)
-	}
-	return vals, nil
-}
-
-func (cx *cmdCtx) boolArg(name string) (bool, error) {
-	v, ok := cx.field(name)
-	if !ok {
-		return false, nil
-	}
-	return asBool(cx.name+"."+name, v)
-}
-
-func asBool(field string, v bsoncore.Value) (bool, error) {
-	switch {
-	case v.Type == bsoncore.TypeBoolean:
-		return v.Boolean(), nil
-	case v.IsNumber():
-		return v.AsFloat64() != 0, nil
-	case v.Type == bsoncore.TypeNull:
-		return false, nil
-	}
-	return false, typeError(field, v, "bool")
-}
-
-func (cx *cmdCtx) intArg(name string) (int64, bool, error) {
-	v, ok := cx.field(name)
-	if !ok || v.Type == bsoncore.TypeNull {
-		return 0, false, nil
-	}
-	n, err := asInt(cx.name+"."+name, v)
-	return n, err == nil, err
-}
-
-// asInt accepts any number holding an integral value, as the server's IDL
-// "safeInt64" fields do.
-func asInt(field string, v bsoncore.Value) (int64, error) {
-	switch v.Type {
-	case bsoncore.TypeInt32, bsoncore.TypeInt64:
-		return v.AsInt64(), nil
-	case bsoncore.TypeDouble:
-		f := v.Double()
-		if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
-			return int64(f), nil
-		}
-		return 0, errorf(codeBadValue, "BSON field '%s' must be an integer, got %v", field, f)
-	}
-	return 0, typeError(field, v, "long")
-}
-
-// collName is the collection named by the command's first field.
-func (cx *cmdCtx) collName() (string, error) {
-	name, ok := cx.arg.StringValueOK()
-	if !ok {
-		if cx.arg.Type == bsoncore.TypeBinary {
-			return "", unsupported("collection UUIDs as %s targets", cx.name)
-		}
-		return "", typeError(cx.name, cx.arg, "string")
-	}
-	if err := validCollName(name); err != nil {
-		return "", err
-	}
-	return name, nil
 }

@@ -6,6 +6,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // createOptions are real create options this fake cannot honour.
@@ -43,12 +45,12 @@ func sortedColls(d *database) []*collection {
 }
 
 // filterArg compiles the query filter in field (none matches everything).
-func (cx *cmdCtx) filterArg(field string) (*matcher, error) {
+func (cx *cmdCtx) filterArg(field string) (*query.Filter, error) {
 	filter, err := cx.docArg(field)
 	if err != nil {
 		return nil, err
 	}
-	return compileFilter(filter)
+	return query.CompileFilter(filter)
 }
 
 func listCollections(cx *cmdCtx) (bson.D, error) {
@@ -71,7 +73,7 @@ func listCollections(cx *cmdCtx) (bson.D, error) {
 				{Key: "info", Value: bson.D{{Key: "readOnly", Value: false}, {Key: "uuid", Value: bson.Binary{Subtype: 4, Data: c.uuid}}}},
 				{Key: "idIndex", Value: bson.Raw(c.idIndex().spec)},
 			})
-			if !m.matches(info) {
+			if !m.Matches(info) {
 				continue
 			}
 			if nameOnly {
@@ -102,7 +104,7 @@ func listDatabases(cx *cmdCtx) (bson.D, error) {
 			}
 		}
 		info := mustMarshal(bson.D{{Key: "name", Value: d.name}, {Key: "sizeOnDisk", Value: size}, {Key: "empty", Value: size == 0}})
-		if !m.matches(info) {
+		if !m.Matches(info) {
 			continue
 		}
 		total += size
@@ -124,7 +126,7 @@ func create(cx *cmdCtx) (bson.D, error) {
 		return nil, err
 	}
 	for _, opt := range createOptions {
-		if v, ok := cx.field(opt); ok && truthy(v) && !isSimpleCollation(opt, v) {
+		if v, ok := cx.field(opt); ok && query.Truthy(v) && !isSimpleCollation(opt, v) {
 			return nil, unsupported("the create option %s", opt)
 		}
 	}
@@ -151,6 +153,9 @@ func drop(cx *cmdCtx) (bson.D, error) {
 	if c == nil {
 		return nil, nil
 	}
+	if err := cx.heldByTransactions(c); err != nil {
+		return nil, err
+	}
 	cx.dropCollLocked(c)
 	return bson.D{{Key: "nIndexesWas", Value: int32(len(c.indexes))}, {Key: "ns", Value: c.ns()}}, nil
 }
@@ -161,6 +166,9 @@ func dropDatabase(cx *cmdCtx) (bson.D, error) {
 	d := cx.s.dbs[cx.db]
 	if d == nil {
 		return nil, nil
+	}
+	if err := cx.heldByTransactions(sortedColls(d)...); err != nil {
+		return nil, err
 	}
 	for _, c := range sortedColls(d) {
 		cx.dropCollLocked(c)
@@ -191,16 +199,44 @@ func renameCollection(cx *cmdCtx) (bson.D, error) {
 	if c == nil {
 		return nil, errorf(codeNamespaceNotFound, "Source collection %s does not exist", from)
 	}
-	if target := cx.s.collLocked(toDB, toColl); target != nil {
+	if err := cx.heldByTransactions(c); err != nil {
+		return nil, err
+	}
+	e := &event{op: "rename", db: fromDB, coll: fromColl, uuid: c.uuid, toDB: toDB, toColl: toColl}
+	colls := cx.s.dbs[fromDB].colls
+	if target := colls[toColl]; target != nil {
 		if dropTarget, _ := cx.boolArg("dropTarget"); !dropTarget {
 			return nil, errorf(codeNamespaceExists, "target namespace exists")
 		}
-		cx.dropCollLocked(target)
+		if err := cx.heldByTransactions(target); err != nil {
+			return nil, err
+		}
+		// The target goes with the rename, in its one oplog entry: no drop
+		// event of its own, the rename names it (operationDescription.dropTarget).
+		e.dropTarget = target.uuid
 	}
-	colls := cx.s.dbs[fromDB].colls
 	delete(colls, fromColl)
 	c.name = toColl
 	colls[toColl] = c
-	cx.s.recordLocked(cx, &event{op: "rename", db: fromDB, coll: fromColl, uuid: c.uuid, toDB: toDB, toColl: toColl})
+	cx.s.recordLocked(cx, e)
 	return nil, nil
+}
+
+// heldByTransactions makes DDL on collections that active transactions
+// wrote wait for them to end, as it would wait for their locks on mongod.
+func (cx *cmdCtx) heldByTransactions(colls ...*collection) error {
+	for _, c := range colls {
+		if cx.holdsAny(c) {
+			return errBlocked{}
+		}
+	}
+	return nil
+}
+
+func mustMarshal(d bson.D) bsoncore.Document {
+	b, err := bson.Marshal(d)
+	if err != nil {
+		panic(err) // only called with documents built here
+	}
+	return b
 }

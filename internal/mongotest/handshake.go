@@ -1,19 +1,13 @@
 package mongotest
 
 import (
-	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// The server announces MongoDB 7.0: wire version 21 is 7.0
-// (https://github.com/mongodb/specifications, "wire version" table).
-const (
-	serverVersion  = "7.0.14"
-	maxWireVersion = 21
-	sessionMinutes = 30
-)
+// sessionMinutes is logicalSessionTimeoutMinutes, mongod's default.
+const sessionMinutes = 30
 
 // hello takes any field: drivers add handshake fields over time
 // (backpressure, ...) and servers ignore those they do not know.
@@ -24,16 +18,6 @@ var handshakeCommands = map[string]command{
 	"ping":      {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
 	"buildInfo": {run: buildInfo},
 	"buildinfo": {run: buildInfo},
-	// Sessions live in the driver; the server only has to accept their ids.
-	"endSessions":     {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
-	"refreshSessions": {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
-	"getParameter":    {run: getParameter, freeForm: true},
-	"commitTransaction": {run: func(*cmdCtx) (bson.D, error) {
-		return nil, unsupported("multi-document transactions")
-	}},
-	"abortTransaction": {run: func(*cmdCtx) (bson.D, error) {
-		return nil, unsupported("multi-document transactions")
-	}},
 }
 
 // hello answers as the primary of a one-member replica set. With
@@ -47,9 +31,8 @@ func hello(cx *cmdCtx) (bson.D, error) {
 	if name, ok := cx.body.Lookup("client", "application", "name").StringValueOK(); ok {
 		cx.c.appName = name
 	}
-	cx.s.netMu.Lock()
-	processID := cx.s.processID
-	cx.s.netMu.Unlock()
+	topologyVersion := cx.s.topologyVersion()
+	processID := topologyVersion[0].Value.(bson.ObjectID)
 	if tv, err := cx.docArg("topologyVersion"); err != nil {
 		return nil, err
 	} else if tv != nil {
@@ -71,7 +54,7 @@ func hello(cx *cmdCtx) (bson.D, error) {
 		primaryKey = "ismaster"
 	}
 	res := bson.D{
-		{Key: "topologyVersion", Value: bson.D{{Key: "processId", Value: processID}, {Key: "counter", Value: int64(0)}}},
+		{Key: "topologyVersion", Value: topologyVersion},
 		{Key: "hosts", Value: bson.A{host}},
 		{Key: "setName", Value: cx.s.opts.ReplicaSet},
 		{Key: "setVersion", Value: int32(1)},
@@ -93,7 +76,7 @@ func hello(cx *cmdCtx) (bson.D, error) {
 		{Key: "logicalSessionTimeoutMinutes", Value: int32(sessionMinutes)},
 		{Key: "connectionId", Value: cx.c.id},
 		{Key: "minWireVersion", Value: int32(0)},
-		{Key: "maxWireVersion", Value: int32(maxWireVersion)},
+		{Key: "maxWireVersion", Value: cx.s.release.wire},
 		{Key: "readOnly", Value: false},
 	}
 	if ok, _ := cx.boolArg("helloOk"); ok {
@@ -102,11 +85,20 @@ func hello(cx *cmdCtx) (bson.D, error) {
 	return res, nil
 }
 
-func buildInfo(*cmdCtx) (bson.D, error) {
+// topologyVersion is the server's {processId, counter}: the topology of a
+// one-member replica set never changes, only the process restarts.
+func (s *Server) topologyVersion() bson.D {
+	s.netMu.Lock()
+	defer s.netMu.Unlock()
+	return bson.D{{Key: "processId", Value: s.processID}, {Key: "counter", Value: int64(0)}}
+}
+
+func buildInfo(cx *cmdCtx) (bson.D, error) {
+	r := cx.s.release
 	return bson.D{
-		{Key: "version", Value: serverVersion},
+		{Key: "version", Value: r.version},
 		{Key: "gitVersion", Value: "mongotest"},
-		{Key: "versionArray", Value: bson.A{int32(7), int32(0), int32(14), int32(0)}},
+		{Key: "versionArray", Value: r.array},
 		{Key: "modules", Value: bson.A{}},
 		{Key: "javascriptEngine", Value: "none"},
 		{Key: "bits", Value: int32(64)},
@@ -114,31 +106,4 @@ func buildInfo(*cmdCtx) (bson.D, error) {
 		{Key: "maxBsonObjectSize", Value: int32(maxBSONObjectSize)},
 		{Key: "storageEngines", Value: bson.A{"mongotest"}},
 	}, nil
-}
-
-// getParameter knows the parameters drivers and tools ask about; any other
-// is refused as the real server refuses unknown parameters.
-func getParameter(cx *cmdCtx) (bson.D, error) {
-	known := map[string]any{
-		"featureCompatibilityVersion": bson.D{{Key: "version", Value: "7.0"}},
-		"periodicNoopIntervalSecs":    int32(cx.s.opts.NoopInterval / time.Second),
-		"ttlMonitorSleepSecs":         int32(cx.s.opts.TTLInterval / time.Second),
-		"maxBSONDepth":                int32(200),
-	}
-	elems, _ := cx.body.Elements()
-	var res bson.D
-	for _, e := range elems[1:] {
-		if slices.Contains(genericFields, e.Key()) {
-			continue
-		}
-		v, ok := known[e.Key()]
-		if !ok {
-			return nil, errorf(codeInvalidOptions, "no option found to get: %s", e.Key())
-		}
-		res = append(res, bson.E{Key: e.Key(), Value: v})
-	}
-	if len(res) == 0 {
-		return nil, errorf(codeInvalidOptions, "no option found to get")
-	}
-	return res, nil
 }

@@ -4,7 +4,10 @@ import (
 	"crypto/rand"
 	"strings"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // database and collection hold the data; all guarded by Server.mu.
@@ -21,19 +24,52 @@ type collection struct {
 	records []*record
 	deleted int
 	indexes []*index // indexes[0] is the _id index
+	// createdBy is the active transaction that created the collection.
+	createdBy *transaction
 }
 
 // record is one stored document, held as BSON.
 type record struct {
 	doc     bsoncore.Document
 	deleted bool
+	// A transaction's write holds the record until the transaction ends (see
+	// txn.go): doc is the transaction's version, before what others see
+	// meanwhile (nil: inserted by the transaction, invisible to others).
+	txn           *transaction
+	before        bsoncore.Document
+	pendingDelete bool
+	lastWrite     bson.Timestamp // of the last committed write, for write conflicts
 }
 
 func (c *collection) ns() string { return c.db + "." + c.name }
 
 func (c *collection) idIndex() *index { return c.indexes[0] }
 
-// live returns the current documents in natural order.
+// visible returns the documents in natural order as the transaction tx
+// (nil: none) sees them: its own writes, and for records another
+// transaction holds, a copy with what was committed before (still marked
+// with that transaction, so a write to it is a conflict).
+func (c *collection) visible(tx *transaction) []*record {
+	all := c.live()
+	out := all[:0]
+	for _, r := range all {
+		switch {
+		case r.txn == nil:
+			out = append(out, r)
+		case r.txn == tx:
+			if !r.pendingDelete {
+				out = append(out, r)
+			}
+		case r.before != nil:
+			view := *r
+			view.doc = r.before
+			out = append(out, &view)
+		}
+	}
+	return out
+}
+
+// live returns the stored records in natural order, whoever holds them.
 func (c *collection) live() []*record {
 	if c.deleted > len(c.records)/2 {
 		kept := c.records[:0]
@@ -54,27 +90,35 @@ func (c *collection) live() []*record {
 	return out
 }
 
-// findByID returns the record with this _id value, or nil.
-func (c *collection) findByID(id bsoncore.Value) *record {
-	return c.idIndex().entries[string(appendIndexKey(nil, id))]
+// committedByID returns the committed document with this _id value, or nil.
+func (c *collection) committedByID(id bsoncore.Value) bsoncore.Document {
+	r := c.idIndex().entries[string(query.AppendKey(nil, id))]
+	switch {
+	case r == nil:
+		return nil
+	case r.txn != nil:
+		return r.before
+	}
+	return r.doc
 }
 
-// insert stores doc after checking every unique index.
-func (c *collection) insert(doc bsoncore.Document) error {
-	r := &record{doc: doc}
-	if err := c.checkUnique(r, doc); err != nil {
-		return err
+// insert stores doc, held by the transaction tx if not nil, after
+// checking every unique index.
+func (c *collection) insert(doc bsoncore.Document, tx *transaction) (*record, error) {
+	r := &record{doc: doc, txn: tx}
+	if err := c.checkUnique(r, doc, tx); err != nil {
+		return nil, err
 	}
 	for _, ix := range c.indexes {
 		ix.add(r, doc)
 	}
 	c.records = append(c.records, r)
-	return nil
+	return r, nil
 }
 
 // replace swaps r's document for doc, checking unique indexes first.
-func (c *collection) replace(r *record, doc bsoncore.Document) error {
-	if err := c.checkUnique(r, doc); err != nil {
+func (c *collection) replace(r *record, doc bsoncore.Document, tx *transaction) error {
+	if err := c.checkUnique(r, doc, tx); err != nil {
 		return err
 	}
 	for _, ix := range c.indexes {
@@ -93,10 +137,23 @@ func (c *collection) remove(r *record) {
 	c.deleted++
 }
 
-func (c *collection) checkUnique(r *record, doc bsoncore.Document) error {
+// checkUnique finds a duplicate key of doc (to be stored as r by the
+// transaction tx, or none). A key another transaction holds is a write
+// conflict, or for a write outside transactions something to wait for; one
+// of a document tx deleted is free.
+func (c *collection) checkUnique(r *record, doc bsoncore.Document, tx *transaction) error {
 	for _, ix := range c.indexes {
-		if err := ix.conflict(c, r, doc); err != nil {
-			return err
+		other, values := ix.conflict(r, doc)
+		switch {
+		case other == nil:
+		case other.txn == nil:
+			return ix.duplicateError(c, values)
+		case other.txn != tx && tx != nil:
+			return writeConflict()
+		case other.txn != tx:
+			return errBlocked{}
+		case !other.pendingDelete:
+			return ix.duplicateError(c, values)
 		}
 	}
 	return nil
@@ -134,6 +191,10 @@ func (s *Server) createCollLocked(cx *cmdCtx, db, name string) (*collection, err
 	}
 	c := &collection{db: db, name: name, uuid: newUUID(), indexes: []*index{newIDIndex()}}
 	d.colls[name] = c
+	if cx != nil && cx.txn != nil {
+		c.createdBy = cx.txn
+		cx.txn.created = append(cx.txn.created, c)
+	}
 	s.recordLocked(cx, &event{op: "create", db: db, coll: name, uuid: c.uuid, opDesc: idIndexDescription()})
 	return c, nil
 }
@@ -141,7 +202,7 @@ func (s *Server) createCollLocked(cx *cmdCtx, db, name string) (*collection, err
 // writableCollLocked returns db.name, creating it on first write.
 func (s *Server) writableCollLocked(cx *cmdCtx, db, name string) (*collection, error) {
 	if c := s.collLocked(db, name); c != nil {
-		return c, nil
+		return c, cx.claimColl(c)
 	}
 	return s.createCollLocked(cx, db, name)
 }

@@ -120,3 +120,15 @@ func mustBSON(d bson.D) []byte {
 	}
 	return b
 }
+
+// rawCommand sends cmd in an OP_MSG and returns the reply's body.
+func rawCommand(t *testing.T, nc net.Conn, cmd bson.D) bson.Raw {
+	t.Helper()
+	_, err := nc.Write(frame(2013, append([]byte{0, 0, 0, 0, 0}, mustBSON(cmd)...)))
+	must(t, err)
+	op, rest := readReply(t, nc)
+	if op != 2013 {
+		t.Fatalf("reply opcode %d", op)
+	}
+	return bson.Raw(rest[5:])
+}

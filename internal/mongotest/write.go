@@ -3,29 +3,47 @@ package mongotest
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
-// updateRecord applies up to r and records the change event: "replace"
-// with the full document, or "update" with the update description.
-func (cx *cmdCtx) updateRecord(c *collection, r *record, up *updater) (changed bool, err error) {
+// claimAll claims every record a statement will write before it writes
+// any, so that a statement blocked by a transaction has changed nothing
+// when it runs again.
+func (cx *cmdCtx) claimAll(c *collection, recs []*record) error {
+	for _, r := range recs {
+		if err := cx.claim(c, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateRecord applies up to r, claimed, and records the change event:
+// "replace" with the full document, or "update" with the update
+// description.
+func (cx *cmdCtx) updateRecord(c *collection, r *record, up *query.Update) (changed bool, err error) {
 	old := r.doc
-	doc, err := up.apply(old, false)
+	doc, desc, err := up.Apply(old, false)
 	if err != nil {
 		return false, err
 	}
 	if string(doc) == string(old) {
 		return false, nil // a no-op write changes nothing and records no event
 	}
-	if err := c.replace(r, doc); err != nil {
+	if err := c.replace(r, doc, cx.txn); err != nil {
 		return false, err
 	}
 	e := &event{op: "update", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(doc)}
-	if up.replacement != nil {
+	if desc == nil {
 		e.op, e.fullDoc = "replace", doc
 	} else {
-		e.updateDesc = describeUpdate(old, doc)
+		e.updateDesc = desc
 	}
 	cx.s.recordLocked(cx, e)
+	if cx.txn == nil {
+		r.lastWrite = e.ts
+	}
 	return true, nil
 }
 
@@ -33,58 +51,54 @@ func (cx *cmdCtx) updateRecord(c *collection, r *record, up *updater) (changed b
 // update with upsert:true creates when nothing matched: the query's
 // equality fields, then the update
 // (https://www.mongodb.com/docs/manual/reference/method/db.collection.update/#upsert-behavior).
-func (cx *cmdCtx) upsert(name string, filter bsoncore.Document, up *updater) (bsoncore.Document, error) {
+func (cx *cmdCtx) upsert(name string, filter bsoncore.Document, up *query.Update) (bsoncore.Document, error) {
 	c, err := cx.s.writableCollLocked(cx, cx.db, name)
 	if err != nil {
 		return nil, err
 	}
-	base := buildDoc(nil)
-	if up.replacement == nil {
-		if base, err = equalityFields(base, filter); err != nil {
-			return nil, err
-		}
-	} else if id, err := filter.LookupErr("_id"); err == nil && id.Type != bsoncore.TypeEmbeddedDocument {
-		base = buildDoc([]field{{"_id", id}})
-	}
-	doc, err := up.apply(base, true)
+	base := query.UpsertBase(filter, up.IsReplacement())
+	doc, _, err := up.Apply(base, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := cx.insertOne(c, docValue(doc)); err != nil {
+	if err := cx.insertOne(c, query.DocValue(doc)); err != nil {
 		return nil, err
 	}
 	inserted := c.records[len(c.records)-1].doc
 	return inserted, nil
 }
 
-func equalityFields(base, filter bsoncore.Document) (bsoncore.Document, error) {
-	for _, f := range docFields(filter) {
-		switch {
-		case f.key == "$and":
-			for _, sub := range arrayValues(f.val) {
-				var err error
-				if base, err = equalityFields(base, sub.Document()); err != nil {
-					return nil, err
-				}
-			}
-		case len(f.key) > 0 && f.key[0] == '$':
-		case f.val.Type == bsoncore.TypeEmbeddedDocument && isOperatorDoc(f.val.Document()):
-			if eq, err := f.val.Document().LookupErr("$eq"); err == nil {
-				base = setRawPath(base, splitPath(f.key), eq)
-			}
-		case f.val.Type == bsoncore.TypeRegex:
-		default:
-			base = setRawPath(base, splitPath(f.key), f.val)
-		}
-	}
-	return base, nil
-}
+// deleteBatchDocs is how many documents mongod 6.1+ deletes in one batch,
+// one applyOps oplog entry whose events share a cluster time
+// (batchedDeletesTargetBatchDocs, 10 by default:
+// https://jira.mongodb.org/browse/SERVER-63044, https://jira.mongodb.org/browse/SERVER-76177).
+const deleteBatchDocs = 10
 
-// deleteLocked removes r from c and records the delete event; cx is nil
-// for the TTL monitor's deletions.
-func (s *Server) deleteLocked(cx *cmdCtx, c *collection, r *record) {
-	c.remove(r)
-	s.recordLocked(cx, &event{op: "delete", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(r.doc)})
+// deleteLocked removes recs, claimed, from c and records their delete
+// events; cx is nil for the TTL monitor's deletions. A multi-document
+// delete outside a transaction is batched as mongod batches it. In a
+// transaction, the records stay, held, until the commit.
+func (s *Server) deleteLocked(cx *cmdCtx, c *collection, recs []*record, multi bool) {
+	var events []*event
+	for _, r := range recs {
+		if cx != nil && cx.txn != nil {
+			r.pendingDelete = true
+		} else {
+			c.remove(r)
+		}
+		events = append(events, &event{op: "delete", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(r.doc)})
+	}
+	if !multi {
+		for _, e := range events {
+			s.recordLocked(cx, e)
+		}
+		return
+	}
+	for len(events) > 0 {
+		n := min(deleteBatchDocs, len(events))
+		s.recordBatchLocked(cx, events[:n])
+		events = events[n:]
+	}
 }
 
 // statements reads what update and delete share: the target collection,
@@ -99,7 +113,7 @@ func (cx *cmdCtx) statements(field string) (name string, stmts []bsoncore.Value,
 	if stmts, err = cx.arrayArg(field); err != nil {
 		return "", nil, false, err
 	}
-	ordered = cx.body.Lookup("ordered").Type == 0 || truthy(cx.body.Lookup("ordered"))
+	ordered = cx.body.Lookup("ordered").Type == 0 || query.Truthy(cx.body.Lookup("ordered"))
 	return name, stmts, ordered, nil
 }
 
@@ -108,61 +122,43 @@ func updateCmd(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	var n, modified int32
-	var upserted bson.A
-	werrs, err := runBatch(stmts, ordered, func(i int, s bsoncore.Value) error {
-		res, err := cx.updateStatement(name, s)
-		if err != nil {
-			return err
-		}
-		n += res.n
-		modified += res.modified
-		if res.upsertedID.Type != 0 {
-			upserted = append(upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: rawValue(res.upsertedID)}})
-		}
-		return nil
-	})
+	res, err := cx.runBatch(stmts, ordered, func(_ int, s bsoncore.Value) (stmtResult, error) { return cx.updateStatement(name, s) })
 	if err != nil {
 		return nil, err
 	}
-	out := bson.D{{Key: "n", Value: n}, {Key: "nModified", Value: modified}}
-	if len(upserted) > 0 {
-		out = append(out, bson.E{Key: "upserted", Value: upserted})
+	out := bson.D{{Key: "n", Value: res.n}, {Key: "nModified", Value: res.modified}}
+	if len(res.upserted) > 0 {
+		out = append(out, bson.E{Key: "upserted", Value: res.upserted})
 	}
-	return werrs.appendTo(out), nil
+	return res.werrs.appendTo(out), nil
 }
 
-type updateResult struct {
-	n, modified int32
-	upsertedID  bsoncore.Value
-}
-
-func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (updateResult, error) {
-	var res updateResult
+func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (stmtResult, error) {
+	var res stmtResult
 	d, ok := s.DocumentOK()
 	if !ok {
 		return res, typeError("update.updates", s, "object")
 	}
-	for _, f := range docFields(d) {
-		switch f.key {
+	for _, f := range query.Fields(d) {
+		switch f.Key {
 		case "q", "u", "upsert", "multi", "hint":
 		case "collation":
-			if !isSimpleCollation(f.key, f.val) {
+			if !isSimpleCollation(f.Key, f.Val) {
 				return res, unsupported("the collation option of update")
 			}
 		case "arrayFilters", "c", "sort":
-			return res, unsupported("the %s option of update", f.key)
+			return res, unsupported("the %s option of update", f.Key)
 		default:
-			return res, errorf(codeIDLUnknownField, "BSON field 'update.updates.%s' is an unknown field.", f.key)
+			return res, errorf(codeIDLUnknownField, "BSON field 'update.updates.%s' is an unknown field.", f.Key)
 		}
 	}
 	filter, _ := d.Lookup("q").DocumentOK()
-	up, err := compileUpdate(d.Lookup("u"))
+	up, err := query.CompileUpdate(d.Lookup("u"))
 	if err != nil {
 		return res, err
 	}
-	multi, upsert := truthy(d.Lookup("multi")), truthy(d.Lookup("upsert"))
-	if multi && up.replacement != nil {
+	multi, upsert := query.Truthy(d.Lookup("multi")), query.Truthy(d.Lookup("upsert"))
+	if multi && up.IsReplacement() {
 		return res, errorf(codeFailedToParse, "multi update is not supported for replacement-style update")
 	}
 	q, err := parseQuery(filter, nil)
@@ -173,13 +169,16 @@ func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (updateResult, 
 	if !multi {
 		q.limit = 1
 	}
-	recs := q.run(c)
+	recs := q.run(c, cx.txn)
 	if len(recs) == 0 && upsert {
 		doc, err := cx.upsert(name, filter, up)
 		if err != nil {
 			return res, err
 		}
-		return updateResult{n: 1, upsertedID: doc.Lookup("_id")}, nil
+		return stmtResult{n: 1, upserted: doc.Lookup("_id")}, nil
+	}
+	if err := cx.claimAll(c, recs); err != nil {
+		return res, err
 	}
 	for _, r := range recs {
 		changed, err := cx.updateRecord(c, r, up)
@@ -199,55 +198,49 @@ func deleteCmd(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	var n int32
-	werrs, err := runBatch(stmts, ordered, func(_ int, s bsoncore.Value) error {
-		deleted, err := cx.deleteStatement(name, s)
-		if err != nil {
-			return err
-		}
-		n += deleted
-		return nil
-	})
+	res, err := cx.runBatch(stmts, ordered, func(_ int, s bsoncore.Value) (stmtResult, error) { return cx.deleteStatement(name, s) })
 	if err != nil {
 		return nil, err
 	}
-	return werrs.appendTo(bson.D{{Key: "n", Value: n}}), nil
+	return res.werrs.appendTo(bson.D{{Key: "n", Value: res.n}}), nil
 }
 
-func (cx *cmdCtx) deleteStatement(name string, s bsoncore.Value) (int32, error) {
+func (cx *cmdCtx) deleteStatement(name string, s bsoncore.Value) (stmtResult, error) {
 	d, ok := s.DocumentOK()
 	if !ok {
-		return 0, typeError("delete.deletes", s, "object")
+		return stmtResult{}, typeError("delete.deletes", s, "object")
 	}
-	for _, f := range docFields(d) {
-		switch f.key {
+	for _, f := range query.Fields(d) {
+		switch f.Key {
 		case "q", "limit", "hint":
 		case "collation":
-			if !isSimpleCollation(f.key, f.val) {
-				return 0, unsupported("the collation option of delete")
+			if !isSimpleCollation(f.Key, f.Val) {
+				return stmtResult{}, unsupported("the collation option of delete")
 			}
 		default:
-			return 0, errorf(codeIDLUnknownField, "BSON field 'delete.deletes.%s' is an unknown field.", f.key)
+			return stmtResult{}, errorf(codeIDLUnknownField, "BSON field 'delete.deletes.%s' is an unknown field.", f.Key)
 		}
 	}
 	filter, _ := d.Lookup("q").DocumentOK()
 	q, err := parseQuery(filter, nil)
 	if err != nil {
-		return 0, err
+		return stmtResult{}, err
 	}
 	limit := d.Lookup("limit")
 	if limit.IsNumber() && limit.AsFloat64() != 0 && limit.AsFloat64() != 1 {
-		return 0, errorf(codeFailedToParse, "The limit field in delete objects must be 0 or 1. Got %s", limit)
+		return stmtResult{}, errorf(codeFailedToParse, "The limit field in delete objects must be 0 or 1. Got %s", limit)
 	}
-	if truthy(limit) {
+	multi := !query.Truthy(limit)
+	if !multi {
 		q.limit = 1
 	}
 	c := cx.s.collLocked(cx.db, name)
-	recs := q.run(c)
-	for _, r := range recs {
-		cx.s.deleteLocked(cx, c, r)
+	recs := q.run(c, cx.txn)
+	if err := cx.claimAll(c, recs); err != nil {
+		return stmtResult{}, err
 	}
-	return int32(len(recs)), nil
+	cx.s.deleteLocked(cx, c, recs, multi)
+	return stmtResult{n: int32(len(recs))}, nil
 }
 
 func findAndModify(cx *cmdCtx) (bson.D, error) {
@@ -274,21 +267,27 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cx.retryable && cx.sess.reply != nil {
+		return cx.sess.reply, nil // a retry of what already ran
+	}
 	c, err := cx.hintedColl(name)
 	if err != nil {
 		return nil, err
 	}
-	recs := q.run(c)
+	recs := q.run(c, cx.txn)
+	if err := cx.claimAll(c, recs); err != nil {
+		return nil, err
+	}
 	lastError := bson.D{{Key: "n", Value: int32(len(recs))}}
 	var value bsoncore.Document
 	switch {
 	case remove:
 		if len(recs) == 1 {
 			value = recs[0].doc
-			cx.s.deleteLocked(cx, c, recs[0])
+			cx.s.deleteLocked(cx, c, recs, false)
 		}
 	case len(recs) == 1:
-		up, err := compileUpdate(updateArg)
+		up, err := query.CompileUpdate(updateArg)
 		if err != nil {
 			return nil, err
 		}
@@ -302,7 +301,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 		lastError = append(lastError, bson.E{Key: "updatedExisting", Value: true})
 	default:
 		lastError = append(lastError, bson.E{Key: "updatedExisting", Value: false})
-		up, err := compileUpdate(updateArg)
+		up, err := query.CompileUpdate(updateArg)
 		if err != nil || !upsert {
 			return bson.D{{Key: "lastErrorObject", Value: lastError}, {Key: "value", Value: nil}}, err
 		}
@@ -310,7 +309,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 		if err != nil {
 			return nil, err
 		}
-		lastError = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: false}, {Key: "upserted", Value: rawValue(doc.Lookup("_id"))}}
+		lastError = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: false}, {Key: "upserted", Value: query.RawValue(doc.Lookup("_id"))}}
 		if returnNew {
 			value = doc
 		}
@@ -318,11 +317,15 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 	var out any
 	if value != nil {
 		if proj != nil {
-			if value, err = proj.apply(value); err != nil {
+			if value, err = proj.Apply(value); err != nil {
 				return nil, err
 			}
 		}
 		out = bson.Raw(value)
 	}
-	return bson.D{{Key: "lastErrorObject", Value: lastError}, {Key: "value", Value: out}}, nil
+	reply := bson.D{{Key: "lastErrorObject", Value: lastError}, {Key: "value", Value: out}}
+	if cx.retryable {
+		cx.sess.reply = reply
+	}
+	return reply, nil
 }
