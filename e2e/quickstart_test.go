@@ -101,7 +101,7 @@ func TestQuickStart(t *testing.T) {
 				skipIfPortTaken(t, collector)
 				t.Fatalf("make run-collector exited: %v\n%s", collector.waitErr, tail(collector.stderr.String()))
 			}
-			text, err := scrape(t.Context(), "127.0.0.1:"+collectorPort)
+			text, err := scrape(t.Context(), "127.0.0.1:"+collectorPort, nil)
 			if err != nil {
 				return false, err.Error()
 			}

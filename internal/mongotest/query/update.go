@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -11,8 +12,9 @@ import (
 
 // Update is a compiled update: a replacement document, or update operators
 // (https://www.mongodb.com/docs/manual/reference/operator/update/) among
-// $set, $setOnInsert, $unset, $inc and $push (with $each, $slice,
-// $position, $sort). Operators work on a decoded bson.D, which keeps field
+// $set, $setOnInsert, $unset, $inc, $currentDate (the collector's leases are
+// stamped with the server's clock) and $push (with $each, $slice, $position,
+// $sort). Operators work on a decoded bson.D, which keeps field
 // order, and log what they change as mongod's update executor logs it for
 // the oplog: that log is the change event's updateDescription.
 type Update struct {
@@ -27,11 +29,11 @@ type updateOp struct {
 	push *pushSpec
 }
 
-var updateOperators = map[string]bool{"$set": true, "$unset": true, "$inc": true, "$setOnInsert": true, "$push": true}
+var updateOperators = map[string]bool{"$set": true, "$unset": true, "$inc": true, "$setOnInsert": true, "$push": true, "$currentDate": true}
 
 // Update operators of MongoDB not implemented here: refused with 115.
 var unsupportedUpdateOperators = map[string]bool{
-	"$mul": true, "$min": true, "$max": true, "$currentDate": true, "$rename": true,
+	"$mul": true, "$min": true, "$max": true, "$rename": true,
 	"$addToSet": true, "$pull": true, "$pullAll": true, "$pop": true, "$bit": true,
 }
 
@@ -77,9 +79,14 @@ func CompileUpdate(u Value) (*Update, error) {
 			}
 			paths = append(paths, a.Key)
 			op := updateOp{op: f.Key, path: SplitPath(a.Key), arg: a.Val}
-			if f.Key == "$push" {
+			switch f.Key {
+			case "$push":
 				var err error
 				if op.push, err = compilePush(a.Val); err != nil {
+					return nil, err
+				}
+			case "$currentDate":
+				if err := checkCurrentDate(a.Key, a.Val); err != nil {
 					return nil, err
 				}
 			}
@@ -131,6 +138,20 @@ func (u *Update) Apply(old bsoncore.Document, inserting bool) (bsoncore.Document
 	return out, log.describe(out), nil
 }
 
+// checkCurrentDate accepts $currentDate's arguments as mongod does: true, or
+// {$type: "date"|"timestamp"}.
+func checkCurrentDate(field string, v Value) error {
+	if v.Type == bsoncore.TypeBoolean {
+		return nil
+	}
+	if d, ok := v.DocumentOK(); ok {
+		if t, _ := d.Lookup("$type").StringValueOK(); t == "date" || t == "timestamp" {
+			return nil
+		}
+	}
+	return errorf(2, "%s is not valid type for $currentDate. Please use a boolean ('true') or a $type expression ({$type: 'timestamp/date'}).", field)
+}
+
 // goValue decodes a BSON value to the Go form bson.D documents hold.
 func goValue(v Value) any {
 	var out any
@@ -174,6 +195,13 @@ func (op updateOp) apply(cur any, old bsoncore.Document, inserting bool, log *ch
 		})
 	case "$push":
 		return op.applyPush(cur, old, log)
+	case "$currentDate":
+		now := time.Now()
+		var v any = bson.NewDateTimeFromTime(now)
+		if d, ok := op.arg.DocumentOK(); ok && d.Lookup("$type").StringValue() == "timestamp" {
+			v = bson.Timestamp{T: uint32(now.Unix()), I: 1}
+		}
+		return log.set(cur, op.path, func(any, bool) (any, error) { return v, nil })
 	}
 	return nil, errorf(CodeFailedToParse, "Unknown modifier: %s", op.op)
 }
