@@ -15,8 +15,8 @@ import (
 
 	"github.com/mongomigrate/observability/internal/testsupport"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"golang.org/x/crypto/bcrypt"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/crypto/bcrypt"
 )
 
 const (
