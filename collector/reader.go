@@ -182,3 +182,26 @@ func (s *source) open(ctx context.Context, pos position) (*mongo.ChangeStream, e
 	}
 	return s.client.Database(s.cfg.Database).Watch(ctx, pipeline, opts)
 }
+
+// Error codes that mean the saved position is gone from the source's oplog
+// (docs/oplog-store.md): ChangeStreamHistoryLost, ChangeStreamFatalError, and the
+// resume-token-not-found code of MongoDB 4.0.
+var resumeTokenLostCodes = []int{286, 280, 40576}
+
+// isResumeTokenLost tells a stream that can never be resumed from the saved token from
+// one that only needs reopening.
+func isResumeTokenLost(err error) bool {
+	var se mongo.ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	if se.HasErrorLabel("NonResumableChangeStreamError") {
+		return true
+	}
+	for _, code := range resumeTokenLostCodes {
+		if se.HasErrorCode(code) {
+			return true
+		}
+	}
+	return false
+}
