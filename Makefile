@@ -1,5 +1,4 @@
-# Make targets for mongosync_exporter (and, as they land, oplog_collector).
-# `make help` lists them.
+# Make targets for mongosync_exporter and oplog_collector. `make help` lists them.
 
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -23,9 +22,10 @@ BINARIES := mongosync_exporter oplog_collector
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# go build given several packages writes nothing unless -o names a directory.
 .PHONY: build
-build: ## Build the binaries into the project directory, with version information.
-	$(GO) build -ldflags "$(LDFLAGS)" $(addprefix ./cmd/,$(BINARIES))
+build: ## Build both binaries into the project directory, with version information.
+	$(GO) build -ldflags "$(LDFLAGS)" -o ./ $(addprefix ./cmd/,$(BINARIES))
 
 .PHONY: run
 run: build ## Run mongosync_exporter on config.yml (CONFIG=file for another), on :9782.
@@ -52,9 +52,44 @@ lint: ## gofmt, go vet and staticcheck.
 bench: ## Run the benchmarks, all in one run so their figures compare.
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 
+# Release tarballs, in the layout of Prometheus' promu: one directory per platform,
+# <name>-<version>.<os>-<arch>/, holding both binaries (static, cross-compiled), LICENSE,
+# README.md, CHANGELOG.md, the example config.yml and web config, the systemd units, the
+# rules, the dashboards and the docs; then sha256sums.txt over the tarballs. `make build`
+# stays the quick build for this machine.
+RELEASE_NAME      ?= mongo-migration-observability
+RELEASE_VERSION   ?= $(patsubst v%,%,$(VERSION))
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
+DIST              ?= dist
+RELEASE_FILES     := LICENSE README.md CHANGELOG.md config.yml
+RELEASE_DIRS      := deploy/systemd:systemd alerts:alerts dashboards:dashboards docs:docs
+
+.PHONY: release
+release: ## Cross-compile release tarballs for linux amd64 and arm64, with sha256sums.txt, into dist/.
+	@mkdir -p $(DIST)
+	rm -f $(DIST)/$(RELEASE_NAME)-*.tar.gz $(DIST)/sha256sums.txt
+	@set -e; for platform in $(RELEASE_PLATFORMS); do \
+	  os=$${platform%/*}; arch=$${platform#*/}; \
+	  dir=$(RELEASE_NAME)-$(RELEASE_VERSION).$$os-$$arch; stage=$(DIST)/.stage/$$dir; \
+	  echo ">> $$dir"; rm -rf $(DIST)/.stage; mkdir -p $$stage; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+	    -o $$stage/ $(addprefix ./cmd/,$(BINARIES)); \
+	  cp $(RELEASE_FILES) deploy/web-config.example.yml $$stage/; \
+	  for pair in $(RELEASE_DIRS); do \
+	    src=$${pair%%:*}; dst=$$stage/$${pair##*:}; mkdir -p $$dst; \
+	    find $$src -maxdepth 1 -type f \( -name '*.service' -o -name '*.yml' -o -name '*.json' -o -name '*.md' \) \
+	      -exec cp {} $$dst/ \; ; \
+	  done; \
+	  tar -C $(DIST)/.stage --owner=0 --group=0 --numeric-owner --sort=name -czf $(DIST)/$$dir.tar.gz $$dir; \
+	done; rm -rf $(DIST)/.stage
+	cd $(DIST) && sha256sum $(RELEASE_NAME)-$(RELEASE_VERSION).*.tar.gz > sha256sums.txt
+	@cat $(DIST)/sha256sums.txt
+
 .PHONY: clean
-clean: ## Remove built binaries.
-	rm -f $(BINARIES)
+clean: ## Remove built binaries and release tarballs.
+	rm -f $(BINARIES) $(DIST)/$(RELEASE_NAME)-*.tar.gz $(DIST)/sha256sums.txt
+	rm -rf $(DIST)/.stage
+	@if [ -d $(DIST) ]; then rmdir $(DIST) 2>/dev/null || true; fi
 
 # Demo stack (docker-compose.yml, files in deploy/): MongoDB replica sets, mongosync,
 # migration-verifier, both binaries, Prometheus, Alertmanager and Grafana. Needs Docker with

@@ -4,41 +4,113 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"mime"
 	"net/http"
 	"time"
+
+	"github.com/go-kit/log/level"
 )
 
-// Handler serves the control API next to /metrics (behind the same web config: TLS
+// Routes of the control API, for the server and its client (client.go).
+const (
+	routeSources    = "/api/v1/sources"
+	routeSource     = "/api/v1/sources/{name}"
+	routeReset      = "/api/v1/sources/{name}/reset"
+	routeDeregister = "/api/v1/sources/{name}/deregister"
+)
+
+// AdminAPI decides whether the control API's destructive commands (reset, deregister)
+// are served, and who sends them.
+type AdminAPI struct {
+	// Enabled is --web.enable-admin-api: off, the commands answer 403.
+	Enabled bool
+	// Authenticate names the user the web server authenticated (basic auth or a
+	// verified client certificate); ok is false when it authenticated nobody.
+	Authenticate func(*http.Request) (user string, ok bool)
+}
+
+// ConfirmRequest is the body of a destructive command: the source's name again. It
+// must come as JSON, which a browser cannot send to another site without asking it
+// first (a CORS preflight, which this API never grants).
+type ConfirmRequest struct {
+	Confirm string `json:"confirm"`
+}
+
+// Handler serves the control API next to /metrics, behind the same web config (TLS
 // and basic auth):
 //
 //	GET  /api/v1/sources                    every source's state, as JSON
+//	GET  /api/v1/sources/{name}             one source's state, with its stored events
 //	POST /api/v1/sources/{name}/reset       wipe the source's store and capture from now
 //	POST /api/v1/sources/{name}/deregister  stop, wipe, and delete its metadata document
 //
-// The reset and deregister commands of the oplog_collector binary call it.
-func (m *Manager) Handler() http.Handler {
+// The two POSTs need admin.Enabled, an authenticated user, and {"confirm": "<name>"}.
+func (m *Manager) Handler(admin AdminAPI) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/sources", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(m.Status())
+	mux.HandleFunc("GET "+routeSources, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, m.Status()) })
+	mux.HandleFunc("GET "+routeSource, func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		st, err := m.SourceStatus(ctx, r.PathValue("name"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
 	})
-	mux.HandleFunc("POST /api/v1/sources/{name}/reset", m.command(m.Reset))
-	mux.HandleFunc("POST /api/v1/sources/{name}/deregister", m.command(m.Deregister))
+	mux.HandleFunc("POST "+routeReset, m.destructive(admin, "reset", m.Reset))
+	mux.HandleFunc("POST "+routeDeregister, m.destructive(admin, "deregister", m.Deregister))
 	return mux
 }
 
-func (m *Manager) command(do func(context.Context, string) error) http.HandlerFunc {
+// maxCommandBody bounds a command's body: {"confirm": "<name>"} is a few bytes.
+const maxCommandBody = 4096
+
+func (m *Manager) destructive(admin AdminAPI, action string, do func(context.Context, string, Requester) (Wiped, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		refuse := func(code int, why string) {
+			level.Warn(m.logger).Log("msg", "Destructive command refused", "action", action, "source_cluster", name,
+				"remote_addr", r.RemoteAddr, "status", code, "why", why)
+			http.Error(w, why, code)
+		}
+		if !admin.Enabled {
+			refuse(http.StatusForbidden, "the admin API is off: start oplog_collector with --web.enable-admin-api (and authentication in --web.config.file) to "+action+" sources through it")
+			return
+		}
+		user, ok := admin.Authenticate(r)
+		if !ok {
+			refuse(http.StatusForbidden, "admin API requests must be authenticated: configure basic_auth_users or client certificates in --web.config.file")
+			return
+		}
+		if mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mediaType != "application/json" {
+			refuse(http.StatusUnsupportedMediaType, `send Content-Type: application/json with the body {"confirm": "<source name>"}`)
+			return
+		}
+		var body ConfirmRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxCommandBody)).Decode(&body); err != nil || body.Confirm != name {
+			refuse(http.StatusBadRequest, `the body must be {"confirm": "`+name+`"}: the source's name again, as a confirmation`)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 		defer cancel()
-		err := do(ctx, r.PathValue("name"))
+		wiped, err := do(ctx, name, Requester{User: user, RemoteAddr: r.RemoteAddr, Via: "api"})
 		switch {
 		case errors.Is(err, ErrUnknownSource):
 			http.Error(w, err.Error(), http.StatusNotFound)
+		case errors.Is(err, ErrNotHolder):
+			http.Error(w, describe(err), http.StatusConflict)
 		case err != nil:
 			http.Error(w, describe(err), http.StatusInternalServerError)
 		default:
-			w.WriteHeader(http.StatusNoContent)
+			writeJSON(w, http.StatusOK, wiped)
 		}
 	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -300,18 +300,14 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, before := c.fresh()
-			// A store batch's worth of events after the n measured: as on a source that
-			// goes on, the batch holding the last measured event fills up. Without them
-			// it would wait batch.max_wait for more, a latency that is not throughput.
-			writeEventsFrom(b, c.client, db, n, config.DefaultBatchMaxEvents)
 			cfg := benchConfig(b, c.uri, c.storeURI, db, before)
-			m := NewManager(prometheus.NewRegistry(), log.NewNopLogger())
+			m := NewManager(prometheus.NewRegistry(), log.NewNopLogger(), testOptions())
 			return func() {
 				if err := m.Apply(cfg); err != nil {
 					b.Fatal(err)
 				}
 				waitStored(b, m, db, n)
-			}, m.Stop
+			}, func() { stopManager(m) }
 		})
 	})
 
@@ -319,7 +315,7 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, start := c.fresh()
-			return func() { oldDesign(b, c.client, c.storeClient, db, start, n) }, nil
+			return func() { oldDesign(context.Background(), b, c.client, c.storeClient, db, start, n) }, nil
 		})
 	})
 }
@@ -333,7 +329,7 @@ func benchConfig(b *testing.B, uri, storeURI, db string, before bson.Raw) *confi
 		b.Fatal(err)
 	}
 	store := newSourceStore(benchClient(b, storeURI).Database("store_"+db), db)
-	if err := store.saveToken(context.Background(), item{token: before}); err != nil {
+	if err := store.saveToken(context.Background(), position{Token: before}, nil); err != nil {
 		b.Fatal(err)
 	}
 	return cfg
@@ -386,10 +382,11 @@ func storeDocuments(b *testing.B, client *mongo.Client, db string, before bson.R
 	return docs
 }
 
-// oldDesign is the old collector's loop: read up to 100 events (or 1 s), insert them in
-// one call, save the last token, then read again: reading and writing take turns.
-func oldDesign(b *testing.B, client, storeClient *mongo.Client, db string, start bson.Raw, n int) {
-	cs, err := client.Database(db).Watch(context.Background(), mongo.Pipeline{}, options.ChangeStream().SetResumeAfter(start))
+// oldDesign is the old collector's loop: read up to 100 events or for 1 s, insert them
+// in one call, save the last token, then read again: reading and writing take turns. It
+// runs until n inserts are stored (n <= 0: until ctx ends) and returns its writes.
+func oldDesign(ctx context.Context, b *testing.B, client, storeClient *mongo.Client, db string, start bson.Raw, n int) (batches int) {
+	cs, err := client.Database(db).Watch(ctx, mongo.Pipeline{}, options.ChangeStream().SetResumeAfter(start).SetMaxAwaitTime(100*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -397,22 +394,28 @@ func oldDesign(b *testing.B, client, storeClient *mongo.Client, db string, start
 	store := storeClient.Database("old_" + db)
 	events, tokens := store.Collection("oplogs_"+db), store.Collection("resume_tokens_for_"+db)
 	var split splitState
-	for seen := 0; seen < n; {
+	for seen := 0; ctx.Err() == nil && (n <= 0 || seen < n); {
 		batch := make([]any, 0, 100)
 		var last bson.Raw
-		for len(batch) < 100 && cs.Next(context.Background()) {
+		for since := time.Now(); len(batch) < 100 && time.Since(since) < time.Second && (n <= 0 || seen < n); {
+			if !cs.TryNext(ctx) {
+				if cs.Err() != nil || ctx.Err() != nil {
+					break
+				}
+				continue
+			}
 			it, err := toItem(db, cs.Current, time.Now(), &split)
 			if err != nil {
 				b.Fatal(err)
 			}
 			batch = append(batch, it.doc)
-			last = it.token
+			last = it.pos.Token
 			if it.opType == "insert" {
 				seen++
 			}
-			if seen == n {
-				break
-			}
+		}
+		if len(batch) == 0 {
+			continue
 		}
 		if _, err := events.InsertMany(context.Background(), batch); err != nil {
 			b.Fatal(err)
@@ -421,7 +424,9 @@ func oldDesign(b *testing.B, client, storeClient *mongo.Client, db string, start
 			bson.D{{Key: "$set", Value: bson.D{{Key: "token", Value: last}}}}, options.UpdateOne().SetUpsert(true)); err != nil {
 			b.Fatal(err)
 		}
+		batches++
 	}
+	return batches
 }
 
 // BenchmarkBacklogMemory: the store stops answering (its process is paused with
@@ -439,7 +444,7 @@ func BenchmarkBacklogMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m := NewManager(prometheus.NewRegistry(), log.NewNopLogger())
+		m := NewManager(prometheus.NewRegistry(), log.NewNopLogger(), testOptions())
 		if err := m.Apply(cfg); err != nil {
 			b.Fatal(err)
 		}
@@ -481,7 +486,7 @@ func BenchmarkBacklogMemory(b *testing.B) {
 		<-sampled
 		_ = storeProc.Signal(syscall.SIGCONT)
 		b.ReportMetric(float64(base.HeapInuse)/(1<<20), "start-heap-MiB")
-		m.Stop()
+		stopManager(m)
 	}
 }
 

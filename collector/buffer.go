@@ -28,6 +28,7 @@ type buffer struct {
 	items  []item
 	events int // items that carry an event (positions only do not count)
 	bytes  int
+	oldest time.Time // when the first buffered item arrived
 	closed bool
 	ready  chan struct{} // closed to wake the writer
 	room   chan struct{} // closed to wake the reader
@@ -58,6 +59,9 @@ func (b *buffer) push(ctx context.Context, it item) error {
 	}
 	defer b.mu.Unlock()
 	first := len(b.items) == 0
+	if first {
+		b.oldest = time.Now()
+	}
 	b.items = append(b.items, it)
 	if it.doc != nil {
 		b.events++
@@ -77,16 +81,18 @@ func (b *buffer) close() {
 	wake(&b.ready)
 }
 
-// take returns the next batch: it waits for a first item, then for more until the
-// batch holds batch.MaxEvents events or batch.MaxBytes bytes, or batch.MaxWait has
-// passed since the first.
+// take returns the next batch: whatever is buffered, up to the batch bounds, as soon as
+// there is something (group commit: while a write is in flight, the next batch grows;
+// the writer never waits for a batch to fill). With batch.MaxWait set, a batch that is
+// not full yet waits until its oldest item has waited that long, trading latency for
+// fewer, larger writes on a slow trickle; a busy source fills its batches first.
 func (b *buffer) take(ctx context.Context) ([]item, error) {
-	var deadline <-chan time.Time
 	for {
 		b.mu.Lock()
 		n, events, bytes := b.batchLocked()
 		full := events >= b.batch.MaxEvents || n < len(b.items) || bytes >= b.batch.MaxBytes
-		if n > 0 && (full || b.closed) {
+		linger := time.Until(b.oldest.Add(b.batch.MaxWait))
+		if n > 0 && (full || b.closed || linger <= 0) {
 			return b.removeLocked(n), nil
 		}
 		if n == 0 && b.closed {
@@ -95,19 +101,17 @@ func (b *buffer) take(ctx context.Context) ([]item, error) {
 		}
 		ready := b.ready
 		b.mu.Unlock()
-		if n > 0 && deadline == nil {
-			timer := time.NewTimer(b.batch.MaxWait)
-			defer timer.Stop()
+		var deadline <-chan time.Time
+		if n > 0 {
+			timer := time.NewTimer(linger)
 			deadline = timer.C
+			defer timer.Stop()
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-ready:
 		case <-deadline:
-			b.mu.Lock()
-			n, _, _ = b.batchLocked()
-			return b.removeLocked(n), nil
 		}
 	}
 }

@@ -124,7 +124,7 @@ func TestCaptureEveryEventKind(t *testing.T) {
 		t.Errorf("rename's to: %s", rename.Lookup("to"))
 	}
 	for _, d := range docs {
-		if d.Lookup("op_type").StringValue() == "dropDatabase" && d.Lookup("ns").StringValue() != "shop" {
+		if d.Lookup("op_type").StringValue() == "dropDatabase" && d.Lookup("ns").StringValue() != "shop." {
 			t.Errorf("dropDatabase ns: %s", d.Lookup("ns"))
 		}
 	}
@@ -174,7 +174,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	})
 	insertSeq(t, client, "restartdb", "c", 0, 30)
 	eventually(t, "30 events", func() bool { return len(insertedIDs(stored(t, client, "restart"))) == 30 })
-	h.manager.Stop()
+	h.stop()
 	if s := h.state("restart"); s != "" {
 		t.Fatalf("a stopped manager still lists the source in state %q", s)
 	}
@@ -230,7 +230,7 @@ func TestHistoryLostStopsOnlyThatSource(t *testing.T) {
 	h.waitState("lost", stateRunning)
 	insertSeq(t, lostClient, "a", "c", 0, 5)
 	eventually(t, "5 events of lost", func() bool { return len(insertedIDs(stored(t, store, "lost"))) == 5 })
-	h.manager.Stop()
+	h.stop()
 
 	insertSeq(t, lostClient, "a", "c", 5, 10)
 	lostSrv.TruncateHistory() // the saved token is no longer in the "oplog"
@@ -254,7 +254,7 @@ func TestHistoryLostStopsOnlyThatSource(t *testing.T) {
 		t.Errorf("error_message does not say what to do: %q", msg)
 	}
 
-	if err := h2.manager.Reset(t.Context(), "lost"); err != nil {
+	if _, err := h2.manager.Reset(t.Context(), "lost", tester); err != nil {
 		t.Fatal(err)
 	}
 	h2.waitState("lost", stateRunning)
@@ -286,7 +286,7 @@ func TestStoreOutageLosesNothing(t *testing.T) {
 
 	storeSrv.Stop()
 	insertSeq(t, src, "o", "c", 10, 400) // far more than the buffer holds
-	h.waitState("outage", stateRetryingConnection)
+	h.waitState("outage", stateStoreUnavailable)
 	eventually(t, "the buffer to fill", func() bool {
 		return h.gauge("oplog_capture_buffer_events", "source_cluster", "outage") >= 50
 	})
@@ -383,7 +383,7 @@ func TestReloadAndDeregister(t *testing.T) {
 		t.Fatalf("adding a source restarted the other one:\n%s", h.logs)
 	}
 
-	if err := h.manager.Deregister(t.Context(), "added"); err != nil {
+	if _, err := h.manager.Deregister(t.Context(), "added", tester); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(stored(t, client, "added")); n != 0 {
@@ -552,4 +552,41 @@ func TestLargeEventIsStoredInFragments(t *testing.T) {
 	if !whole || !described {
 		t.Fatalf("the fragments lack part of the event: full_document %v, update_description %v", whole, described)
 	}
+}
+
+// A store that hangs instead of failing: within store_stall_after of a write going
+// unacknowledged, the source says store_unavailable, with the wait in its metrics and
+// status; once the store answers again, it is running and nothing is lost.
+func TestHungStoreIsReportedWithinSeconds(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectClient(t, uri)
+	h := startManager(t, collectorConfig(t, uri, "", "  store_stall_after: 1s\n", testSource{name: "hung", uri: uri, database: "hung"}))
+	h.waitState("hung", stateRunning)
+	insertSeq(t, client, "hung", "c", 0, 5)
+	eventually(t, "5 events", func() bool { return len(insertedIDs(stored(t, client, "hung"))) == 5 })
+	if err := client.Database("admin").RunCommand(t.Context(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "blockConnection", Value: true},
+			{Key: "blockTimeMS", Value: 4000}, {Key: "appName", Value: "oplog_collector store"}}},
+	}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	insertSeq(t, client, "hung", "c", 5, 10)
+	h.waitState("hung", stateStoreUnavailable)
+	st := h.manager.Status()[0]
+	if st.StoreWritePendingSeconds < 1 || !strings.Contains(st.Error, "majority acknowledgement") {
+		t.Errorf("status while the store hangs: %+v", st)
+	}
+	if got := h.gauge("oplog_capture_store_write_pending_seconds", "source_cluster", "hung"); got < 1 {
+		t.Errorf("oplog_capture_store_write_pending_seconds = %v while a write waits", got)
+	}
+	h.waitState("hung", stateRunning)
+	eventually(t, "10 events", func() bool { return len(insertedIDs(stored(t, client, "hung"))) == 10 })
+	if ids := insertedIDs(stored(t, client, "hung")); !slices.Equal(ids, seq(0, 10)) {
+		t.Fatalf("stored %v", ids)
+	}
+	eventually(t, "the pending write gauge back to 0", func() bool {
+		return h.gauge("oplog_capture_store_write_pending_seconds", "source_cluster", "hung") == 0
+	})
 }

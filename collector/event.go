@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // capturedOperations are the event types the old collector kept (its $match), plus the
@@ -21,13 +24,19 @@ var capturedOperations = []string{
 // item is one entry of the buffer between reading and writing: a change event to store,
 // or only a position (a post-batch resume token on a quiet source).
 type item struct {
-	doc        bson.Raw // the store document, marshalled once; nil for a position only
-	token      bson.Raw
-	tokenTime  bson.Timestamp // zero when the token's time cannot be told
-	opType     string
-	size       int  // BSON bytes of the store document
-	startAfter bool // the token is an invalidate's: resume with startAfter
+	doc    bson.Raw   // the store document, marshalled once (its first part when too large for one); nil for a position only
+	parts  []bson.Raw // the other parts of a store document too large for one (oplogstore.Split)
+	pos    position   // where a stream resumes after this item
+	opType string
+	size   int // BSON bytes of the store document
+	// partial marks a fragment of a split event other than its last: a stream resumed
+	// there would deliver the event's remaining fragments without the first one's
+	// fields, so its token is never saved and never resumed from.
+	partial bool
 }
+
+// checkpoint tells whether a stream may resume after this item.
+func (it *item) checkpoint() bool { return !it.partial }
 
 // splitState carries what later fragments of a split event lack: the first fragment
 // has the event's type and cluster time, the others only their share of the fields.
@@ -36,13 +45,24 @@ type splitState struct {
 	clusterTime bson.Timestamp
 }
 
+// orphanFragment is a later fragment of a split event whose first fragment this
+// stream did not deliver: the stream was opened inside the event.
+type orphanFragment struct {
+	clusterTime bson.Timestamp // from the fragment's token
+	data        string         // the fragment's token _data
+}
+
+func (o *orphanFragment) Error() string {
+	return "fragment " + o.data + " of a split event whose first fragment was not read"
+}
+
 // errNoToken is an event without a usable resume token: it could be neither
 // deduplicated nor resumed from, which a change stream never produces.
 var errNoToken = errors.New("change event without a resume token {_data: <string>}")
 
 // toItem converts a change event, or one fragment of a split event, into the store
-// layout of the old Python collector (../shared/reference/oplog-collector.md), plus the
-// fields it dropped. _id is the token's _data, so storing an event twice is a no-op.
+// layout (package oplogstore: the old Python collector's, plus the fields it dropped).
+// _id is the token's _data, so storing an event twice is a no-op.
 func toItem(cluster string, event bson.Raw, received time.Time, split *splitState) (item, error) {
 	f, err := scanEvent(event)
 	if err != nil {
@@ -59,11 +79,21 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 	opType := operationName(f.operationType)
 	clusterT, clusterI, hasTime := f.clusterTime.TimestampOK()
 	clusterTime := bson.Timestamp{T: clusterT, I: clusterI}
+	partial := false
 	if splitEvent, ok := f.copied[splitEventField].DocumentOK(); ok {
-		if fragment, _ := splitEvent.Lookup("fragment").AsInt64OK(); fragment == 1 || opType != "" {
+		fragment, _ := splitEvent.Lookup("fragment").AsInt64OK()
+		of, _ := splitEvent.Lookup("of").AsInt64OK()
+		partial = fragment < of
+		switch {
+		case fragment == 1 || opType != "":
 			*split = splitState{opType: opType, clusterTime: clusterTime}
-		} else {
+		case !split.clusterTime.IsZero():
 			opType, clusterTime, hasTime = split.opType, split.clusterTime, true
+		default:
+			// The stream began inside the event (at a position an older version of
+			// this collector saved): the reader finds the first fragment in the store.
+			ts, _ := tokenTime(bson.Raw(token))
+			return item{}, &orphanFragment{clusterTime: ts, data: string(data)}
 		}
 	}
 	if !hasTime {
@@ -73,14 +103,22 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 	if err != nil {
 		return item{}, fmt.Errorf("change event %s: %w", string(data), err)
 	}
-	return item{
-		doc:        raw,
-		token:      storedToken,
-		tokenTime:  clusterTime,
-		opType:     opType,
-		size:       len(raw),
-		startAfter: opType == "invalidate",
-	}, nil
+	it := item{
+		doc:     raw,
+		pos:     position{Token: storedToken, StartAfter: opType == "invalidate", ClusterTime: clusterTime},
+		opType:  opType,
+		size:    len(raw),
+		partial: partial,
+	}
+	if len(raw) > oplogstore.MaxDocumentSize {
+		parts, err := oplogstore.Split(raw)
+		if err != nil {
+			return item{}, fmt.Errorf("change event %s: %w", string(data), err)
+		}
+		it.doc, it.parts = parts[0], parts[1:]
+		it.pos.Token = bytes.Clone(storedToken) // not a slice of raw, which is let go
+	}
+	return it, nil
 }
 
 // copiedFields are the event's fields the store keeps as they are, under its own names:
@@ -211,21 +249,19 @@ func appendHeader(dst []byte, t bsoncore.Type, key string) []byte {
 	return append(dst, 0)
 }
 
-// appendNamespace appends the event's ns as the old collector wrote it: "db.coll", or
-// "db" for database-wide events, null when the event has none.
+// appendNamespace appends the event's ns as the old collector wrote it, so that tools
+// reading its layout split it the same way: ns.db + "." + ns.coll, either part "" when
+// the event lacks it ("db." for a database event, "." for an event without ns).
 func appendNamespace(dst []byte, ns bsoncore.Value) []byte {
-	doc, ok := ns.DocumentOK()
-	if !ok {
-		return appendHeader(dst, bsoncore.TypeNull, "ns")
+	var db, coll []byte
+	if doc, ok := ns.DocumentOK(); ok {
+		db, _ = stringBytes(doc.Lookup("db"))
+		coll, _ = stringBytes(doc.Lookup("coll"))
 	}
-	db, _ := stringBytes(doc.Lookup("db"))
 	dst = appendHeader(dst, bsoncore.TypeString, "ns")
-	if coll, ok := stringBytes(doc.Lookup("coll")); ok {
-		dst = bsoncore.AppendInt32(dst, int32(len(db)+1+len(coll)+1))
-		dst = append(append(append(dst, db...), '.'), coll...)
-		return append(dst, 0)
-	}
-	return appendString(dst, db)
+	dst = bsoncore.AppendInt32(dst, int32(len(db)+1+len(coll)+1))
+	dst = append(append(append(dst, db...), '.'), coll...)
+	return append(dst, 0)
 }
 
 // stringBytes is the text of a BSON string value, read in place: converting each of an

@@ -100,14 +100,22 @@ func checkStoreDocument(t *testing.T, event bson.Raw, it item) {
 	if got := doc.Lookup("_resume_token"); !bytes.Equal(got.Value, event.Lookup("_id").Value) {
 		t.Errorf("_resume_token %v, want the event's _id %v", got, event.Lookup("_id"))
 	}
-	if !bytes.Equal(it.token, event.Lookup("_id").Value) {
-		t.Errorf("the token to resume from is %v, want the event's _id %v", it.token, event.Lookup("_id"))
+	if !bytes.Equal(it.pos.Token, event.Lookup("_id").Value) {
+		t.Errorf("the token to resume from is %v, want the event's _id %v", it.pos.Token, event.Lookup("_id"))
 	}
 	if _, isSplit := event.Lookup("splitEvent").DocumentOK(); !isSplit {
 		want, _ := event.Lookup("operationType").StringValueOK() // "" when absent or not a string
 		if got := doc.Lookup("op_type").StringValue(); got != want {
 			t.Errorf("op_type %q, want %q", got, want)
 		}
+	}
+	db, _ := event.Lookup("ns", "db").StringValueOK()
+	coll, _ := event.Lookup("ns", "coll").StringValueOK()
+	if _, isDoc := event.Lookup("ns").DocumentOK(); !isDoc {
+		db, coll = "", ""
+	}
+	if got := doc.Lookup("ns").StringValue(); got != db+"."+coll {
+		t.Errorf("ns %q, want the old collector's %q", got, db+"."+coll)
 	}
 	for _, f := range copiedFields {
 		want, inEvent := event.LookupErr(f.from)

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"time"
@@ -29,6 +28,7 @@ type heartbeat struct {
 	firstOplog time.Time // the oldest stored event
 	errText    string    // the current error; "" clears it
 	running    bool      // the process holds the source (pid is ours)
+	holder     *Instance // the collector holding the source's lease
 }
 
 // pythonISO is Python's datetime.isoformat() of an aware UTC time without microseconds.
@@ -64,6 +64,9 @@ func (h *heartbeats) report(ctx context.Context, name string, hb heartbeat) erro
 		{Key: "collector_status.error_message", Value: errText},
 		{Key: "collector_status.collector", Value: "oplog_collector (Go)"},
 	}
+	if hb.holder != nil {
+		set = append(set, bson.E{Key: "collector_status.holder", Value: hb.holder})
+	}
 	for _, t := range []struct {
 		key string
 		at  time.Time
@@ -83,13 +86,32 @@ func (h *heartbeats) report(ctx context.Context, name string, hb heartbeat) erro
 	_, err := h.coll.UpdateOne(ctx, bson.D{{Key: "name", Value: name}}, bson.D{
 		{Key: "$set", Value: set},
 		{Key: "$setOnInsert", Value: bson.D{
-			{Key: "_id", Value: uuid4()},
+			{Key: "_id", Value: newUUID()},
 			{Key: "change_stream_target_db", Value: scope},
 			{Key: "registration_utc", Value: iso(now)},
 		}},
 	}, options.UpdateOne().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("writing the heartbeat: %w", err)
+	}
+	return nil
+}
+
+// reportStandby says that a collector stands by to take the source over, without
+// touching the holder's report: only collector_status.standby changes (the last standby
+// to report, when there are several).
+func (h *heartbeats) reportStandby(ctx context.Context, name string, me Instance) error {
+	if h.coll == nil {
+		return nil
+	}
+	_, err := h.coll.UpdateOne(ctx, bson.D{{Key: "name", Value: name}}, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "collector_status.standby", Value: bson.D{
+			{Key: "id", Value: me.ID}, {Key: "host", Value: me.Host}, {Key: "pid", Value: me.PID},
+			{Key: "reported_utc", Value: iso(time.Now())},
+		}},
+	}}})
+	if err != nil {
+		return fmt.Errorf("writing the standby heartbeat: %w", err)
 	}
 	return nil
 }
@@ -103,13 +125,4 @@ func (h *heartbeats) remove(ctx context.Context, name string) error {
 		return fmt.Errorf("deleting the metadata document: %w", err)
 	}
 	return nil
-}
-
-// uuid4 is a random UUID in its text form, as the old manager's str(uuid.uuid4()) ids.
-func uuid4() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -57,13 +57,32 @@ type harness struct {
 func startManager(t *testing.T, cfg *config.Config) *harness {
 	t.Helper()
 	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	h.manager = NewManager(h.reg, log.NewLogfmtLogger(h.logs))
+	h.manager = NewManager(h.reg, log.NewLogfmtLogger(h.logs), testOptions())
 	if err := h.manager.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(h.manager.Stop)
+	t.Cleanup(h.stop)
 	return h
 }
+
+// testOptions are a manager's options in tests: its own instance, as a process has.
+func testOptions() Options {
+	return Options{Instance: NewInstance(), StopGrace: 10 * time.Second}
+}
+
+// stop stops the manager as SIGTERM does, within a grace period.
+func (h *harness) stop() {
+	stopManager(h.manager)
+}
+
+func stopManager(m *Manager) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m.Stop(ctx)
+}
+
+// tester is who asks for the tests' destructive commands.
+var tester = Requester{User: "tester", RemoteAddr: "127.0.0.1:1", Via: "test"}
 
 // eventually waits for cond, failing the test after a deadline meant only to stop a
 // hang: no test depends on how fast it is reached.

@@ -1,6 +1,8 @@
 // Package collector captures the change streams of MongoDB source clusters into an oplog
-// store for point-in-time recovery, in the layout of the old Python oplog collector, and
-// without losing or duplicating an event (DESIGN.md, "Collector rules").
+// store for point-in-time recovery, in the layout of package oplogstore (the old Python
+// oplog collector's), without losing or duplicating an event: every store write is
+// idempotent and acknowledged by a majority before the position that covers it is
+// saved. One collector at a time captures a source (a lease); others stand by.
 package collector
 
 import (
@@ -21,90 +23,103 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/oplogstore"
 	"github.com/mongomigrate/observability/internal/redact"
 )
+
+// Options are the manager's settings that do not come from the config file.
+type Options struct {
+	// Instance names this process in leases and heartbeats.
+	Instance Instance
+	// StopGrace bounds how long a stopping source may take to write what it has read
+	// (a reload or a reset); what is not written then is read again from the source.
+	StopGrace time.Duration
+}
 
 // Manager runs every configured source, each on its own: one failing, slow or reset
 // source never stalls the others.
 type Manager struct {
 	logger  log.Logger
 	metrics *metrics
+	opts    Options
 
-	mu           sync.Mutex
-	cfg          *config.Collector
-	shared       *shared
-	sources      map[string]*running
-	deregistered map[string]bool // removed while running; not restarted until the config drops them
+	ops sync.Mutex // one change at a time: Apply, Reset, Deregister, Stop
+
+	mu      sync.Mutex // guards what follows; never held during network I/O
+	cfg     *config.Collector
+	shared  *shared
+	sources map[string]*running
 }
 
 type running struct {
 	src    *source
 	client *mongo.Client
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc // stop reading
+	kill   context.CancelFunc      // stop writing too
 	done   chan struct{}
 }
 
 // NewManager registers the collector's metrics with reg.
-func NewManager(reg prometheus.Registerer, logger log.Logger) *Manager {
-	return &Manager{
-		logger:       logger,
-		metrics:      newMetrics(reg),
-		sources:      map[string]*running{},
-		deregistered: map[string]bool{},
-	}
+func NewManager(reg prometheus.Registerer, logger log.Logger, opts Options) *Manager {
+	return &Manager{logger: logger, metrics: newMetrics(reg), opts: opts, sources: map[string]*running{}}
 }
 
 // Apply puts cfg in force: sources added or changed start, sources removed or changed
 // stop; the others go on untouched. A change of the store, the metadata database or the
-// shared settings restarts every source.
+// shared settings restarts every source; a new store with no position saved goes on
+// from where the old one stopped.
 func (m *Manager) Apply(cfg *config.Config) error {
 	c := &cfg.Collector
 	if c.Store.URI == "" && c.Store.URIFile == "" {
 		return errors.New("collector.store: no store configured; oplog_collector needs a collector section with a store and sources")
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.ops.Lock()
+	defer m.ops.Unlock()
+	carry := map[string]*position{}
 	if m.cfg == nil || !sameShared(m.cfg, c) {
 		// New clients first: if they cannot be made, nothing changes. The old ones are
 		// closed only once the sources using them have written what they read.
-		next, err := connectShared(c)
+		next, err := connectShared(c, m.opts.Instance)
 		if err != nil {
 			return err
 		}
-		m.stopLocked(slices.Collect(maps.Keys(m.sources)))
+		for name, r := range m.snapshot() {
+			m.stop(r, errKeepLease)
+			m.remove(name)
+			carry[name] = r.src.progress.position()
+		}
 		m.shared.close()
+		m.mu.Lock()
 		m.shared = next
+		m.mu.Unlock()
 	}
 	wanted := map[string]config.Source{}
 	for _, s := range c.Sources {
 		wanted[s.Name] = s
 	}
-	var stop []string
-	for name, r := range m.sources {
-		if w, ok := wanted[name]; !ok || !reflect.DeepEqual(w, r.src.cfg) {
-			stop = append(stop, name)
+	for name, r := range m.snapshot() {
+		w, listed := wanted[name]
+		if listed && reflect.DeepEqual(w, r.src.cfg) {
+			continue
+		}
+		m.stop(r, errKeepLease)
+		if !listed {
+			m.remove(name)
+			m.metrics.forget(name)
 		}
 	}
-	m.stopLocked(stop)
-	for name := range m.deregistered {
-		if _, ok := wanted[name]; !ok {
-			delete(m.deregistered, name) // gone from the config: a later return is a new registration
-		}
-	}
+	m.mu.Lock()
+	m.cfg = c
+	m.mu.Unlock()
 	var errs []error
 	for _, s := range c.Sources {
-		if _, ok := m.sources[s.Name]; ok {
+		if _, ok := m.snapshot()[s.Name]; ok {
 			continue
 		}
-		if m.deregistered[s.Name] {
-			level.Warn(m.logger).Log("msg", "Source was de-registered; remove it from the config file, or it is captured again at the next start", "source_cluster", s.Name)
-			continue
-		}
-		if err := m.startLocked(s, c); err != nil {
+		if err := m.start(s, startPoint{carry: carry[s.Name]}); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	m.cfg = c
 	return errors.Join(errs...)
 }
 
@@ -115,27 +130,31 @@ func sameShared(a, b *config.Collector) bool {
 	return reflect.DeepEqual(x, y)
 }
 
-// shared is what every source of a config uses: the store and the heartbeats.
+// shared is what every source of a config uses: the store, the heartbeats, the leases.
 type shared struct {
 	storeClient, metaClient *mongo.Client
 	storeDB                 *mongo.Database
 	beats                   *heartbeats
+	leases                  *leases
 }
 
-func connectShared(c *config.Collector) (*shared, error) {
+func connectShared(c *config.Collector, me Instance) (*shared, error) {
 	storeClient, err := connect(c.Store.MongoURI, "oplog_collector store")
 	if err != nil {
 		return nil, fmt.Errorf("collector.store: %w", err)
 	}
+	majority := options.Collection().SetWriteConcern(writeconcern.Majority())
 	sh := &shared{storeClient: storeClient, storeDB: storeClient.Database(c.Store.Database), beats: &heartbeats{}}
+	leaseDB := sh.storeDB
 	if c.Metadata != nil {
 		if sh.metaClient, err = connect(c.Metadata.MongoURI, "oplog_collector metadata"); err != nil {
 			sh.close()
 			return nil, fmt.Errorf("collector.metadata: %w", err)
 		}
-		sh.beats.coll = sh.metaClient.Database(c.Metadata.Database).Collection(c.Metadata.Collection,
-			options.Collection().SetWriteConcern(writeconcern.Majority()))
+		leaseDB = sh.metaClient.Database(c.Metadata.Database)
+		sh.beats.coll = leaseDB.Collection(c.Metadata.Collection, majority)
 	}
+	sh.leases = &leases{coll: leaseDB.Collection(LeaseCollection, majority), me: me, ttl: c.LeaseTTL}
 	return sh, nil
 }
 
@@ -167,40 +186,79 @@ func connect(uri config.MongoURI, appName string) (*mongo.Client, error) {
 	return client, nil
 }
 
-func (m *Manager) startLocked(s config.Source, c *config.Collector) error {
+// snapshot is the running sources at this moment.
+func (m *Manager) snapshot() map[string]*running {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.sources)
+}
+
+// start runs the source s of the current config. The caller holds ops.
+func (m *Manager) start(s config.Source, at startPoint) error {
 	client, err := connect(s.MongoURI, "oplog_collector")
 	if err != nil {
 		return fmt.Errorf("collector source %q: %w", s.Name, err)
 	}
-	src := newSource(s, c, client, newSourceStore(m.shared.storeDB, s.Name), m.shared.beats, m.metrics, m.logger)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{src: src, client: client, cancel: cancel, done: make(chan struct{})}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	src := newSource(s, m.cfg, client, m.shared, m.metrics, m.logger, at)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	kill, killCancel := context.WithCancel(context.Background())
+	r := &running{src: src, client: client, cancel: cancel, kill: killCancel, done: make(chan struct{})}
 	m.sources[s.Name] = r
 	go func() {
 		defer close(r.done)
-		src.run(ctx)
+		src.run(ctx, kill)
 		_ = client.Disconnect(context.Background())
 	}()
 	return nil
 }
 
-// stopLocked stops the named sources at once and waits for them to write what they read.
-func (m *Manager) stopLocked(names []string) {
-	for _, name := range names {
-		m.sources[name].cancel()
+// stop stops a source and waits until it has written what it read, or StopGrace has
+// passed. It stays listed, with its last state, until started again or removed. The
+// caller holds ops.
+func (m *Manager) stop(r *running, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.StopGrace)
+	defer cancel()
+	stopAll(ctx, []*running{r}, cause)
+}
+
+// remove stops listing a stopped source. The caller holds ops.
+func (m *Manager) remove(name string) {
+	m.mu.Lock()
+	delete(m.sources, name)
+	m.mu.Unlock()
+}
+
+// stopAll stops sources at once, lets them write what they read until ctx ends, then
+// makes them stop writing, and waits for them.
+func stopAll(ctx context.Context, rs []*running, cause error) {
+	for _, r := range rs {
+		r.cancel(cause)
 	}
-	for _, name := range names {
-		<-m.sources[name].done
-		delete(m.sources, name)
+	for _, r := range rs {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+		}
+	}
+	for _, r := range rs {
+		r.kill()
+		<-r.done
 	}
 }
 
-// Stop stops every source: each writes what it has read, saves its token and reports
-// stopped. The manager can be given a config again afterwards.
-func (m *Manager) Stop() {
+// Stop stops every source within ctx's deadline: each writes what it has read, saves
+// its token, releases its lease and reports stopped; what is still unwritten when ctx
+// ends stays in the source's oplog, behind the saved token, for the next start. The
+// manager can be given a config again afterwards.
+func (m *Manager) Stop(ctx context.Context) {
+	m.ops.Lock()
+	defer m.ops.Unlock()
+	stopAll(ctx, slices.Collect(maps.Values(m.snapshot())), context.Canceled)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.stopLocked(slices.Collect(maps.Keys(m.sources)))
+	m.sources = map[string]*running{}
 	m.shared.close()
 	m.shared, m.cfg = nil, nil
 }
@@ -208,51 +266,140 @@ func (m *Manager) Stop() {
 // ErrUnknownSource is returned for a name the running config does not capture.
 var ErrUnknownSource = errors.New("no such source in the running configuration")
 
+// ErrNotHolder is returned for a command on a source that another collector captures.
+var ErrNotHolder = errors.New("another collector holds this source's lease")
+
+// Requester is who asked for a destructive command, for the log and the gap record.
+type Requester struct {
+	User       string // the authenticated user: basic auth, or a client certificate's subject
+	RemoteAddr string
+	Via        string // "api" or "offline"
+}
+
+func (r Requester) String() string {
+	who := r.User
+	if who == "" {
+		who = "an unauthenticated client"
+	}
+	if r.RemoteAddr != "" {
+		who += " from " + r.RemoteAddr
+	}
+	return who + " (" + r.Via + ")"
+}
+
+// Wiped tells what a reset or a de-registration deleted.
+type Wiped struct {
+	Source        string `json:"source"`
+	Action        string `json:"action"`
+	EventsDeleted int64  `json:"events_deleted"`
+}
+
 // Reset is the old tool's "Reset Oplog Store": stop the source, wipe its events and
-// token, and capture again from now. The other sources are not touched.
-func (m *Manager) Reset(ctx context.Context, name string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.sources[name]
+// token, and capture again from now. The other sources are not touched. The gap it
+// makes is recorded in the store (oplogstore.GapsCollection), with who asked.
+func (m *Manager) Reset(ctx context.Context, name string, by Requester) (Wiped, error) {
+	return m.wipe(ctx, name, by, false)
+}
+
+// Deregister stops the source, wipes its events, token and gap record, and deletes its
+// metadata document. No collector captures it again until it is reset.
+func (m *Manager) Deregister(ctx context.Context, name string, by Requester) (Wiped, error) {
+	return m.wipe(ctx, name, by, true)
+}
+
+func (m *Manager) wipe(ctx context.Context, name string, by Requester, deregister bool) (Wiped, error) {
+	m.ops.Lock()
+	defer m.ops.Unlock()
+	r, ok := m.snapshot()[name]
 	if !ok {
-		return fmt.Errorf("%q: %w", name, ErrUnknownSource)
+		return Wiped{}, fmt.Errorf("%q: %w", name, ErrUnknownSource)
 	}
-	cfg := r.src.cfg
-	m.stopLocked([]string{name})
-	m.metrics.setState(name, stateResettingOplogStore)
-	_ = m.shared.beats.report(ctx, name, heartbeat{status: stateResettingOplogStore, scope: cfg.Database, running: true})
-	if err := newSourceStore(m.shared.storeDB, name).wipe(ctx); err != nil {
-		_ = m.startLocked(cfg, m.cfg) // capture goes on from the saved token
-		return err
+	if st := r.src.status(); st.State == stateStandby {
+		return Wiped{}, fmt.Errorf("%q: %w: %s; send the command to that collector", name, ErrNotHolder, st.Holder)
 	}
-	level.Info(m.logger).Log("msg", "Oplog store reset; capturing from now", "source_cluster", name)
-	return m.startLocked(cfg, m.cfg)
+	cfg, checkpoint := r.src.cfg, r.src.progress.position()
+	m.stop(r, errKeepLease)
+	sh := m.shared
+	// Hold the lease while wiping: a standby must not capture into a store being wiped.
+	acquired, held, err := sh.leases.acquire(ctx, name, true)
+	if err == nil && !acquired {
+		err = fmt.Errorf("%w: %s", ErrNotHolder, describeHolder(held, time.Now()))
+	}
+	if err != nil {
+		return Wiped{}, errors.Join(err, m.start(cfg, startPoint{}))
+	}
+	r.src.setState(stateResettingOplogStore, "")
+	_ = sh.beats.report(ctx, name, heartbeat{status: stateResettingOplogStore, scope: cfg.Database, running: true, holder: &sh.leases.me})
+	wiped, err := wipeSource(ctx, sh, name, by, checkpoint, deregister)
+	if err != nil {
+		level.Error(m.logger).Log("msg", "Wiping the source's store failed", "action", wiped.Action, "source_cluster", name,
+			"user", by.User, "remote_addr", by.RemoteAddr, "via", by.Via, "err", describe(err))
+		return wiped, errors.Join(err, m.start(cfg, startPoint{})) // capture goes on from the saved token, if any
+	}
+	level.Warn(m.logger).Log("msg", "Source's captured history wiped", "action", wiped.Action, "source_cluster", name,
+		"user", by.User, "remote_addr", by.RemoteAddr, "via", by.Via, "events_deleted", wiped.EventsDeleted)
+	if deregister {
+		m.remove(name)
+		m.metrics.forget(name)
+		return wiped, nil
+	}
+	return wiped, m.start(cfg, startPoint{fresh: true})
 }
 
-// Deregister stops the source, wipes its events and token, and deletes its metadata
-// document. It stays stopped until the config file no longer lists it.
-func (m *Manager) Deregister(ctx context.Context, name string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.sources[name]; !ok {
-		return fmt.Errorf("%q: %w", name, ErrUnknownSource)
+// wipeSource deletes a source's captured history, the lease being held: for a reset,
+// events and token (recording the gap), for a de-registration everything, with the
+// metadata document, leaving the lease marked de-registered.
+func wipeSource(ctx context.Context, sh *shared, name string, by Requester, checkpoint *position, deregister bool) (Wiped, error) {
+	wiped := Wiped{Source: name, Action: "reset"}
+	if deregister {
+		wiped.Action = "deregister"
 	}
-	m.stopLocked([]string{name})
-	m.deregistered[name] = true
-	m.metrics.forget(name)
-	if err := newSourceStore(m.shared.storeDB, name).wipe(ctx); err != nil {
-		return err
+	store := newSourceStore(sh.storeDB, name)
+	n, err := store.count(ctx)
+	if err != nil {
+		return wiped, err
 	}
-	return m.shared.beats.remove(ctx, name)
+	wiped.EventsDeleted = n
+	if err := store.wipe(ctx, deregister); err != nil {
+		return wiped, err
+	}
+	if deregister {
+		if err := sh.leases.deregister(ctx, name, by.String()); err != nil {
+			return wiped, err
+		}
+		return wiped, sh.beats.remove(ctx, name)
+	}
+	gap := oplogstore.Gap{Reason: oplogstore.GapReset, EventsDeleted: n,
+		Detail: fmt.Sprintf("reset by %s: %d events deleted, capture started again from then", by, n)}
+	if checkpoint != nil {
+		gap.After = checkpoint.ClusterTime
+	}
+	if err := store.recordGap(ctx, gap); err != nil {
+		return wiped, err
+	}
+	return wiped, sh.leases.forgetPosition(ctx, name)
 }
 
-// Status returns every source's state, by name.
+// Status returns every source's state, by name. It never waits on a command or the
+// network.
 func (m *Manager) Status() []Status {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	sources := m.snapshot()
 	var out []Status
-	for _, name := range slices.Sorted(maps.Keys(m.sources)) {
-		out = append(out, m.sources[name].src.status())
+	for _, name := range slices.Sorted(maps.Keys(sources)) {
+		out = append(out, sources[name].src.status())
 	}
 	return out
+}
+
+// SourceStatus returns one source's state with about how many events its store holds.
+func (m *Manager) SourceStatus(ctx context.Context, name string) (Status, error) {
+	r, ok := m.snapshot()[name]
+	if !ok {
+		return Status{}, fmt.Errorf("%q: %w", name, ErrUnknownSource)
+	}
+	st := r.src.status()
+	if n, err := r.src.store.count(ctx); err == nil {
+		st.StoredEvents = &n
+	}
+	return st, nil
 }

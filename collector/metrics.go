@@ -16,11 +16,16 @@ const (
 	stateStopping            = "stopping"
 	stateStopped             = "stopped"
 	stateResettingOplogStore = "resetting_oplog_store"
+	// This collector's additions: another instance holds the source's lease; a store
+	// write has gone unacknowledged for longer than store_stall_after.
+	stateStandby          = "standby"
+	stateStoreUnavailable = "store_unavailable"
 )
 
 var states = []string{
 	stateStarting, stateRunning, stateRetryingConnection, stateError,
 	stateResumeTokenLost, stateStopping, stateStopped, stateResettingOplogStore,
+	stateStandby, stateStoreUnavailable,
 }
 
 // metrics are the collector's own series (docs/metrics.md, "oplog_collector's own
@@ -37,6 +42,7 @@ type metrics struct {
 	retention      *prometheus.GaugeVec
 	bufferEvents   *prometheus.GaugeVec
 	bufferCapacity *prometheus.GaugeVec
+	writePending   *prometheus.GaugeVec
 	retries        *prometheus.CounterVec
 	errors         *prometheus.CounterVec
 }
@@ -51,6 +57,8 @@ const (
 	errTokenSave       = "token_save"
 	errHeartbeat       = "heartbeat"
 	errResumeTokenLost = "resume_token_lost"
+	errIdentity        = "source_identity" // the source is not the cluster the store's history comes from
+	errLease           = "lease"           // the lease could not be read, taken or renewed
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -77,11 +85,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retention:      gauge("retention_seconds", "Configured retention of the store (TTL on wall); absent when events are kept for ever."),
 		bufferEvents:   gauge("buffer_events", "Change events read from the source and not yet persisted."),
 		bufferCapacity: gauge("buffer_capacity", "The most change events the buffer holds before reading waits."),
+		writePending:   gauge("store_write_pending_seconds", "Age of the oldest store write (events or resume token) not yet acknowledged by a majority, retries included; 0 when none is pending."),
 		retries:        counter("retries_total", "Attempts to reach the source (reopening the change stream) or the store (rewriting a batch or a token) after a failure.", "reason"),
 		errors:         counter("errors_total", "Failures by kind; each is retried, except resume_token_lost, which stops the source until it is reset.", "kind"),
 	}
 	reg.MustRegister(m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
-		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.retries, m.errors)
+		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors)
 	return m
 }
 
@@ -91,7 +100,7 @@ func (m *metrics) forget(source string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
 	}{m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
-		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.retries, m.errors} {
+		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors} {
 		v.DeletePartialMatch(labels)
 	}
 }
@@ -114,7 +123,7 @@ func (m *metrics) zero(source string) {
 	for _, reason := range []string{retrySource, retryStore} {
 		m.retries.WithLabelValues(source, reason)
 	}
-	for _, kind := range []string{errSourceRead, errStoreWrite, errTokenSave, errHeartbeat, errResumeTokenLost} {
+	for _, kind := range []string{errSourceRead, errStoreWrite, errTokenSave, errHeartbeat, errResumeTokenLost, errIdentity, errLease} {
 		m.errors.WithLabelValues(source, kind)
 	}
 }

@@ -12,38 +12,40 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
-// sourceStore is one source's part of the oplog data store, in the old collector's
-// layout: events in oplogs_<name>, the resume token in resume_tokens_for_<name>.
+// sourceStore is one source's part of the oplog data store, in the layout of package
+// oplogstore: events, the resume token document, and the record of gaps.
 type sourceStore struct {
 	name   string
 	events *mongo.Collection
 	tokens *mongo.Collection
+	gaps   *mongo.Collection
 }
 
 func newSourceStore(db *mongo.Database, name string) *sourceStore {
 	majority := options.Collection().SetWriteConcern(writeconcern.Majority())
 	return &sourceStore{
 		name:   name,
-		events: db.Collection("oplogs_"+name, majority),
-		tokens: db.Collection("resume_tokens_for_"+name, majority),
+		events: db.Collection(oplogstore.EventsCollection(name), majority),
+		tokens: db.Collection(oplogstore.TokensCollection(name), majority),
+		gaps:   db.Collection(oplogstore.GapsCollection(name), majority),
 	}
 }
-
-func (s *sourceStore) tokenID() string { return "resume_token_" + s.name }
 
 // ensureIndexes creates the window index (the heartbeat's oldest-entry query and a
 // replay's range scan use it) and, with a retention, the TTL index on wall. A retention
 // changed since the index was made is applied with collMod.
 func (s *sourceStore) ensureIndexes(ctx context.Context, retention time.Duration) error {
 	models := []mongo.IndexModel{{
-		Keys:    bson.D{{Key: "cluster_name", Value: 1}, {Key: "ts", Value: 1}},
+		Keys:    bson.D{{Key: oplogstore.FieldClusterName, Value: 1}, {Key: oplogstore.FieldTS, Value: 1}},
 		Options: options.Index().SetName("cluster_name_1_ts_1"),
 	}}
 	if retention > 0 {
 		models = append(models, mongo.IndexModel{
-			Keys:    bson.D{{Key: "wall", Value: 1}},
+			Keys:    bson.D{{Key: oplogstore.FieldWall, Value: 1}},
 			Options: options.Index().SetName("wall_1").SetExpireAfterSeconds(int32(retention / time.Second)),
 		})
 	}
@@ -61,40 +63,57 @@ func (s *sourceStore) ensureIndexes(ctx context.Context, retention time.Duration
 	return nil
 }
 
-// position is where a change stream resumes from.
+// position is where a change stream resumes from, as the token document keeps it.
 type position struct {
-	token      bson.Raw
-	startAfter bool // after an invalidate, only startAfter can pass it
+	Token      bson.Raw `bson:"token"`
+	StartAfter bool     `bson:"start_after"` // after an invalidate, only startAfter can pass it
+	// ClusterTime is the time the token stands for; zero when it cannot be told.
+	ClusterTime bson.Timestamp `bson:"cluster_time,omitempty"`
 }
 
-// loadToken reads the saved resume token; an empty position means none is saved.
-func (s *sourceStore) loadToken(ctx context.Context) (position, error) {
-	var doc struct {
-		Token      bson.Raw `bson:"token"`
-		StartAfter bool     `bson:"start_after"`
-	}
-	err := s.tokens.FindOne(ctx, bson.D{{Key: "_id", Value: s.tokenID()}}).Decode(&doc)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return position{}, nil
-	}
-	if err != nil {
-		return position{}, fmt.Errorf("reading the saved resume token: %w", err)
-	}
-	return position{token: doc.Token, startAfter: doc.StartAfter}, nil
+// tokenDocument is the token document's fields this collector reads.
+type tokenDocument struct {
+	Token       bson.Raw         `bson:"token"`
+	StartAfter  bool             `bson:"start_after"`
+	ClusterTime bson.Timestamp   `bson:"cluster_time"`
+	Identity    *clusterIdentity `bson:"source_identity"` // oplogstore.TokenFieldSourceIdentity
 }
 
-// saveToken records it as the position to resume from, acknowledged by a majority. The
-// old collector's fields stay as they were; the rest are additions.
-func (s *sourceStore) saveToken(ctx context.Context, it item) error {
+func (d tokenDocument) position() position {
+	return position{Token: d.Token, StartAfter: d.StartAfter, ClusterTime: d.ClusterTime}
+}
+
+// loadToken reads the token document: the saved position (Token nil when none is
+// saved) and the identity of the cluster the store's history comes from (nil when
+// not recorded yet, as in the old collector's stores).
+func (s *sourceStore) loadToken(ctx context.Context) (tokenDocument, error) {
+	var doc tokenDocument
+	err := s.tokens.FindOne(ctx, bson.D{{Key: "_id", Value: oplogstore.TokenID(s.name)}}).Decode(&doc)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return tokenDocument{}, fmt.Errorf("reading the saved resume token: %w", err)
+	}
+	if doc.Token != nil && doc.ClusterTime.IsZero() {
+		doc.ClusterTime, _ = tokenTime(doc.Token) // saved by the old collector
+	}
+	return doc, nil
+}
+
+// saveToken records pos as the position to resume from, acknowledged by a majority,
+// with the identity of the cluster it comes from (when known). The old collector's
+// fields stay as they were; the rest are additions.
+func (s *sourceStore) saveToken(ctx context.Context, pos position, from *clusterIdentity) error {
 	set := bson.D{
-		{Key: "token", Value: it.token},
-		{Key: "updated_at", Value: bson.NewDateTimeFromTime(time.Now())},
-		{Key: "start_after", Value: it.startAfter},
+		{Key: oplogstore.TokenFieldToken, Value: pos.Token},
+		{Key: oplogstore.TokenFieldUpdatedAt, Value: bson.NewDateTimeFromTime(time.Now())},
+		{Key: oplogstore.TokenFieldStartAfter, Value: pos.StartAfter},
 	}
-	if !it.tokenTime.IsZero() {
-		set = append(set, bson.E{Key: "cluster_time", Value: it.tokenTime})
+	if !pos.ClusterTime.IsZero() {
+		set = append(set, bson.E{Key: oplogstore.TokenFieldClusterTime, Value: pos.ClusterTime})
 	}
-	_, err := s.tokens.UpdateOne(ctx, bson.D{{Key: "_id", Value: s.tokenID()}}, bson.D{{Key: "$set", Value: set}},
+	if from != nil {
+		set = append(set, bson.E{Key: oplogstore.TokenFieldSourceIdentity, Value: from})
+	}
+	_, err := s.tokens.UpdateOne(ctx, bson.D{{Key: "_id", Value: oplogstore.TokenID(s.name)}}, bson.D{{Key: "$set", Value: set}},
 		options.UpdateOne().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("saving the resume token: %w", err)
@@ -102,18 +121,30 @@ func (s *sourceStore) saveToken(ctx context.Context, it item) error {
 	return nil
 }
 
-// insert writes a batch, unordered, acknowledged by a majority. Documents already in
-// the store (a batch written again after a crash or a retry) are not errors.
+// maxCommandDocuments bounds the documents of one insert command: with the command's
+// own fields it stays under the 16 MiB a command may hold.
+const maxCommandDocuments = 15 << 20
+
+// insert writes docs, unordered, acknowledged by a majority, in as few commands as fit.
+// Documents already in the store (written again after a crash or a retry) are not
+// errors.
 //
 // command is scratch space for the command, reused from batch to batch: the driver has
 // copied it by the time RunCommand returns.
 func (s *sourceStore) insert(ctx context.Context, docs []bson.Raw, command *[]byte) error {
-	*command = appendInsertCommand((*command)[:0], s.events.Name(), docs)
-	err := s.events.Database().RunCommand(ctx, bson.Raw(*command)).Err()
-	if err == nil || onlyDuplicates(err) {
-		return nil
+	for len(docs) > 0 {
+		n, size := 1, len(docs[0])
+		for n < len(docs) && size+len(docs[n]) <= maxCommandDocuments {
+			size += len(docs[n])
+			n++
+		}
+		*command = appendInsertCommand((*command)[:0], s.events.Name(), docs[:n])
+		if err := s.events.Database().RunCommand(ctx, bson.Raw(*command)).Err(); err != nil && !onlyDuplicates(err) {
+			return fmt.Errorf("writing %d events to %s: %w", n, s.events.Name(), err)
+		}
+		docs = docs[n:]
 	}
-	return fmt.Errorf("writing %d events to %s: %w", len(docs), s.events.Name(), err)
+	return nil
 }
 
 // appendInsertCommand appends the insert command for docs to dst, built in BSON
@@ -155,27 +186,91 @@ func onlyDuplicates(err error) bool {
 
 // oldest returns the cluster time of the oldest event in the store (index-backed).
 func (s *sourceStore) oldest(ctx context.Context) (bson.Timestamp, bool, error) {
+	return s.edge(ctx, 1)
+}
+
+// newest returns the cluster time of the newest event in the store (index-backed).
+func (s *sourceStore) newest(ctx context.Context) (bson.Timestamp, bool, error) {
+	return s.edge(ctx, -1)
+}
+
+func (s *sourceStore) edge(ctx context.Context, order int) (bson.Timestamp, bool, error) {
 	var doc struct {
 		TS bson.Timestamp `bson:"ts"`
 	}
-	err := s.events.FindOne(ctx, bson.D{{Key: "cluster_name", Value: s.name}},
-		options.FindOne().SetSort(bson.D{{Key: "cluster_name", Value: 1}, {Key: "ts", Value: 1}}).SetProjection(bson.D{{Key: "ts", Value: 1}})).Decode(&doc)
+	err := s.events.FindOne(ctx, bson.D{{Key: oplogstore.FieldClusterName, Value: s.name}},
+		options.FindOne().SetSort(bson.D{{Key: oplogstore.FieldClusterName, Value: order}, {Key: oplogstore.FieldTS, Value: order}}).
+			SetProjection(bson.D{{Key: oplogstore.FieldTS, Value: 1}})).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return bson.Timestamp{}, false, nil
 	}
 	if err != nil {
-		return bson.Timestamp{}, false, fmt.Errorf("finding the oldest stored event: %w", err)
+		return bson.Timestamp{}, false, fmt.Errorf("finding the stored events' time range: %w", err)
 	}
 	return doc.TS, true, nil
 }
 
-// wipe drops the events and the token: the old tool's reset and de-register.
-func (s *sourceStore) wipe(ctx context.Context) error {
-	if err := s.events.Drop(ctx); err != nil {
-		return fmt.Errorf("dropping %s: %w", s.events.Name(), err)
+// firstFragmentType returns the type of the split event whose later fragment has the
+// token data given: its first fragment has the same cluster time and the greatest token
+// below it (tokens order as the stream does).
+func (s *sourceStore) firstFragmentType(ctx context.Context, ts bson.Timestamp, laterData string) (string, error) {
+	var doc struct {
+		OpType string `bson:"op_type"`
 	}
-	if err := s.tokens.Drop(ctx); err != nil {
-		return fmt.Errorf("dropping %s: %w", s.tokens.Name(), err)
+	err := s.events.FindOne(ctx, bson.D{
+		{Key: oplogstore.FieldClusterName, Value: s.name},
+		{Key: oplogstore.FieldTS, Value: ts},
+		{Key: oplogstore.FieldSplitEvent + ".fragment", Value: 1},
+		{Key: oplogstore.FieldID, Value: bson.D{{Key: "$lt", Value: laterData}}},
+	}, options.FindOne().SetSort(bson.D{{Key: oplogstore.FieldID, Value: -1}})).Decode(&doc)
+	if err != nil {
+		return "", fmt.Errorf("finding the first fragment of a split event: %w", err)
+	}
+	return doc.OpType, nil
+}
+
+// count is about how many events the store holds (the collection's metadata count:
+// exact after a clean shutdown, and free of a scan of what may be millions).
+func (s *sourceStore) count(ctx context.Context) (int64, error) {
+	n, err := s.events.EstimatedDocumentCount(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("counting the stored events: %w", err)
+	}
+	return n, nil
+}
+
+// wipe drops the events and the token: the old tool's reset. The gap records stay, so
+// the store still tells what was wiped; dropGaps removes them too (de-registering).
+func (s *sourceStore) wipe(ctx context.Context, dropGaps bool) error {
+	colls := []*mongo.Collection{s.events, s.tokens}
+	if dropGaps {
+		colls = append(colls, s.gaps)
+	}
+	for _, c := range colls {
+		if err := c.Drop(ctx); err != nil {
+			return fmt.Errorf("dropping %s: %w", c.Name(), err)
+		}
+	}
+	return nil
+}
+
+// recordGap adds a gap to the store's record. Its Before is set by closeGaps once
+// capture has started again.
+func (s *sourceStore) recordGap(ctx context.Context, gap oplogstore.Gap) error {
+	gap.ID = newUUID()
+	gap.DetectedAt = bson.NewDateTimeFromTime(time.Now())
+	if _, err := s.gaps.InsertOne(ctx, gap); err != nil {
+		return fmt.Errorf("recording a gap in the captured history: %w", err)
+	}
+	return nil
+}
+
+// closeGaps records where capture started again after the open gaps.
+func (s *sourceStore) closeGaps(ctx context.Context, restart bson.Timestamp) error {
+	_, err := s.gaps.UpdateMany(ctx, bson.D{{Key: "before", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "before", Value: restart}}}})
+	if err != nil {
+		return fmt.Errorf("closing the record of a gap: %w", err)
 	}
 	return nil
 }

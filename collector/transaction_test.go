@@ -151,7 +151,7 @@ func TestCheckpointInsideTransaction(t *testing.T) {
 		raw, err := tokens.FindOne(t.Context(), bson.D{}).Raw()
 		return err == nil && raw.Lookup("token", "_data").Equal(firstTwo[1].Lookup("_resume_token", "_data"))
 	})
-	h.manager.Stop()
+	h.stop()
 	if n := len(transactionEvents(stored(t, client, "txmid"))); n != 2 {
 		t.Fatalf("%d of the transaction's events stored before the stop, want 2: the checkpoint is not inside the transaction", n)
 	}

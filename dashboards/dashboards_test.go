@@ -92,12 +92,13 @@ func TestVariables(t *testing.T) {
 				t.Errorf("%s: query %q is not label_values(<selector>, %s)", where, q, v.Name)
 				continue
 			}
-			sels, _, err := scan(m[1])
-			if err != nil || len(sels) != 1 {
+			parsed, err := parseQuery(m[1])
+			if err != nil || len(parsed.selectors) != 1 {
 				t.Errorf("%s: cannot read the selector of %q: %v", where, q, err)
 				continue
 			}
-			for _, name := range sels[0].names() {
+			sel := parsed.selectors[0]
+			for _, name := range selectorNames(sel) {
 				if !known[name] {
 					t.Errorf("%s: metric %s is not in docs/metrics.md", where, name)
 				}
@@ -107,10 +108,10 @@ func TestVariables(t *testing.T) {
 				if prev.Name == v.Name {
 					break
 				}
-				if prev.Name != "job" && prev.Name != "instance" && !slices.Contains(sels[0].labels(), prev.Name) {
+				if prev.Name != "job" && prev.Name != "instance" && !slices.Contains(matchedLabels(sel), prev.Name) {
 					continue // an area variable may not apply to the metric of another
 				}
-				if !strings.Contains(sels[0].matchers, prev.Name+`=~"$`+prev.Name+`"`) {
+				if !filtersOn(sel, prev.Name) {
 					t.Errorf("%s: query %q does not filter on $%s", where, q, prev.Name)
 				}
 			}
@@ -183,8 +184,9 @@ var grafanaUnits = map[string]bool{
 	"dateTimeFromNow": true,
 }
 
-// Every query uses documented metrics or recording rules, filters on job, instance and the
-// area variables that apply to its metric, and uses $__rate_interval for every range.
+// Every query parses (Prometheus' PromQL parser), uses documented metrics or recording
+// rules, filters on job, instance and the area variables that apply to its metric, and
+// uses $__rate_interval for every range.
 func TestQueries(t *testing.T) {
 	known := knownMetrics(t)
 	records := recordingRules(t)
@@ -192,39 +194,35 @@ func TestQueries(t *testing.T) {
 		for _, p := range d.AllPanels() {
 			for _, tg := range p.Targets {
 				where := d.File + ": panel " + strconv.Quote(p.Title) + " " + tg.RefID
-				sels, ranges, err := scan(tg.Expr)
+				q, err := parseQuery(tg.Expr)
 				if err != nil {
-					t.Errorf("%s: %v", where, err)
+					t.Errorf("%s: %v\n%s", where, err, tg.Expr)
 					continue
 				}
-				if len(sels) == 0 {
+				if len(q.selectors) == 0 {
 					t.Errorf("%s: no metric in %q", where, tg.Expr)
 				}
-				for _, s := range sels {
-					if s.name == "" {
+				for _, s := range q.selectors {
+					if s.Name == "" {
 						t.Errorf("%s: name the metric in %q", where, tg.Expr)
 						continue
 					}
-					if !known[s.name] && !records[s.name] {
-						t.Errorf("%s: %s is neither in docs/metrics.md nor a recording rule in alerts/", where, s.name)
+					if !known[s.Name] && !records[s.Name] {
+						t.Errorf("%s: %s is neither in docs/metrics.md nor a recording rule in alerts/", where, s.Name)
 					}
-					for _, label := range append([]string{"job", "instance"}, areaLabels(s.name)...) {
-						if !strings.Contains(s.matchers, label+`=~"$`+label+`"`) {
-							t.Errorf("%s: %s{%s} does not filter on %s=~\"$%s\"", where, s.name, s.matchers, label, label)
+					for _, label := range append([]string{"job", "instance"}, areaLabels(s.Name)...) {
+						if !filtersOn(s, label) {
+							t.Errorf("%s: %s does not filter on %s=~\"$%s\"", where, s, label, label)
 						}
 						if !slices.Contains(append([]string{"job", "instance"}, areaVariables[d.UID]...), label) {
-							t.Errorf("%s: %s needs a $%s variable the dashboard does not have", where, s.name, label)
+							t.Errorf("%s: %s needs a $%s variable the dashboard does not have", where, s.Name, label)
 						}
 					}
 				}
-				for _, r := range ranges {
-					if r != "$__rate_interval" {
-						t.Errorf("%s: range [%s] in %q; use [$__rate_interval]", where, r, tg.Expr)
-					}
-				}
-				for _, fn := range []string{"rate(", "increase(", "deriv("} {
-					if strings.Contains(tg.Expr, fn) && len(ranges) == 0 {
-						t.Errorf("%s: %s without a range", where, fn)
+				// rate(), increase() and deriv() without a range do not parse.
+				for _, r := range q.ranges {
+					if r != timeVariables["__rate_interval"] {
+						t.Errorf("%s: range [%s] in %q; use [$__rate_interval]", where, rangeName(r), tg.Expr)
 					}
 				}
 			}

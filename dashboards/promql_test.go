@@ -1,214 +1,134 @@
 package dashboards
 
 import (
-	"fmt"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// selector is one vector selector of a PromQL expression: a metric name and the text of
-// its label matchers (without the braces).
-type selector struct {
-	name     string
-	matchers string
+// timeVariables stand for Grafana's time variables while a query is parsed: durations no
+// query writes by hand, so a range of one of these lengths was written as the variable.
+var timeVariables = map[string]time.Duration{
+	"__rate_interval": 7777777 * time.Millisecond,
+	"__interval":      8888888 * time.Millisecond,
+	"__range":         9999999 * time.Millisecond,
 }
 
-var (
-	nameMatcher  = regexp.MustCompile(`__name__\s*=~?\s*"([^"]*)"`)
-	labelMatcher = regexp.MustCompile(`(\w+)\s*(?:=~|!~|!=|=)`)
-)
+// query is what the tests read of a PromQL expression: its vector selectors, and the
+// ranges of its range selectors and subqueries.
+type query struct {
+	selectors []*parser.VectorSelector
+	ranges    []time.Duration
+}
 
-// names returns the metric names the selector can match: its name, or the alternatives
-// of a __name__ matcher.
-func (s selector) names() []string {
-	if s.name != "" {
-		return []string{s.name}
+// parseQuery parses a dashboard query with the Prometheus PromQL parser, its time
+// variables replaced by their stand-ins. The other variables ($job, ...) stay as
+// written: the dashboards use them only inside label matchers.
+func parseQuery(expr string) (query, error) {
+	vars := map[string]string{}
+	for name, d := range timeVariables {
+		vars[name] = model.Duration(d).String()
 	}
-	if m := nameMatcher.FindStringSubmatch(s.matchers); m != nil {
-		return strings.Split(strings.Trim(m[1], "()"), "|")
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(Expand(expr, vars))
+	if err != nil {
+		return query{}, err
+	}
+	var q query
+	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+		switch n := node.(type) {
+		case *parser.VectorSelector:
+			q.selectors = append(q.selectors, n)
+		case *parser.MatrixSelector:
+			q.ranges = append(q.ranges, n.Range)
+		case *parser.SubqueryExpr:
+			q.ranges = append(q.ranges, n.Range)
+		}
+		return nil
+	})
+	return q, nil
+}
+
+// rangeName returns how a range was written: $variable for a stand-in, else the duration.
+func rangeName(d time.Duration) string {
+	for name, v := range timeVariables {
+		if d == v {
+			return "$" + name
+		}
+	}
+	return model.Duration(d).String()
+}
+
+// selectorNames returns the metric names a selector can match: its name, or the
+// alternatives of a __name__ matcher.
+func selectorNames(vs *parser.VectorSelector) []string {
+	if vs.Name != "" {
+		return []string{vs.Name}
+	}
+	for _, m := range vs.LabelMatchers {
+		if m.Name == model.MetricNameLabel {
+			return strings.Split(strings.Trim(m.Value, "()"), "|")
+		}
 	}
 	return nil
 }
 
-// labels returns the label names the selector matches on.
-func (s selector) labels() []string {
+// matchedLabels returns the label names a selector matches on, besides the name.
+func matchedLabels(vs *parser.VectorSelector) []string {
 	var out []string
-	for _, m := range labelMatcher.FindAllStringSubmatch(s.matchers, -1) {
-		out = append(out, m[1])
+	for _, m := range vs.LabelMatchers {
+		if m.Name != model.MetricNameLabel {
+			out = append(out, m.Name)
+		}
 	}
 	return out
 }
 
-// PromQL words that are not metric names. Grouping keywords are followed by a label list.
-var (
-	groupingKeywords = []string{"by", "without", "on", "ignoring", "group_left", "group_right"}
-	otherKeywords    = []string{"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan",
-		"sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile",
-		"count_values", "group"}
-)
-
-// scan finds the vector selectors and the range durations of a PromQL expression. It is
-// a lexer, not a parser: enough to check which metrics and filters a dashboard query uses
-// (promtool checks the syntax).
-func scan(expr string) (sels []selector, ranges []string, err error) {
-	pending := -1 // index in sels of a metric name that braces may follow
-	i := 0
-	for i < len(expr) {
-		c := expr[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n':
-			i++
-			continue
-		case c == '"' || c == '\'' || c == '`':
-			end, err := skipString(expr, i)
-			if err != nil {
-				return nil, nil, err
-			}
-			i = end
-		case c == '{':
-			end := matching(expr, i, '{', '}')
-			if end < 0 {
-				return nil, nil, fmt.Errorf("unbalanced { in %q", expr)
-			}
-			if pending >= 0 {
-				sels[pending].matchers = expr[i+1 : end]
-			} else {
-				sels = append(sels, selector{matchers: expr[i+1 : end]})
-			}
-			i = end + 1
-		case c == '[':
-			end := strings.IndexByte(expr[i:], ']')
-			if end < 0 {
-				return nil, nil, fmt.Errorf("unbalanced [ in %q", expr)
-			}
-			ranges = append(ranges, expr[i+1:i+end])
-			i += end + 1
-		case c == '$':
-			// a Grafana variable outside a selector or range: skip it
-			i++
-			for i < len(expr) && (isIdent(expr[i]) || expr[i] == '{' || expr[i] == '}') {
-				i++
-			}
-		case isIdentStart(c):
-			start := i
-			for i < len(expr) && isIdent(expr[i]) {
-				i++
-			}
-			word := expr[start:i]
-			next := i
-			for next < len(expr) && (expr[next] == ' ' || expr[next] == '\n' || expr[next] == '\t') {
-				next++
-			}
-			followedBy := byte(0)
-			if next < len(expr) {
-				followedBy = expr[next]
-			}
-			switch {
-			case slices.Contains(groupingKeywords, word) && followedBy == '(':
-				end := matching(expr, next, '(', ')')
-				if end < 0 {
-					return nil, nil, fmt.Errorf("unbalanced ( in %q", expr)
-				}
-				i = end + 1
-			case slices.Contains(groupingKeywords, word), slices.Contains(otherKeywords, word), followedBy == '(':
-				// a keyword or a function call
-			default:
-				sels = append(sels, selector{name: word})
-				pending = len(sels) - 1
-				continue
-			}
-		case c >= '0' && c <= '9' || c == '.':
-			for i < len(expr) && (isIdent(expr[i]) || expr[i] == '.') {
-				i++
-			}
-		default:
-			i++
+// filtersOn reports whether a selector filters label on its dashboard variable, as
+// label=~"$label" (variables are multi-value, so the matcher is a regular expression).
+func filtersOn(vs *parser.VectorSelector, label string) bool {
+	for _, m := range vs.LabelMatchers {
+		if m.Name == label && m.Type == labels.MatchRegexp && m.Value == "$"+label {
+			return true
 		}
-		pending = -1
 	}
-	return sels, ranges, nil
+	return false
 }
 
-func isIdentStart(c byte) bool {
-	return c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-}
-
-func isIdent(c byte) bool { return isIdentStart(c) || c >= '0' && c <= '9' }
-
-// skipString returns the index just past the string literal starting at i.
-func skipString(s string, i int) (int, error) {
-	quote := s[i]
-	for j := i + 1; j < len(s); j++ {
-		switch s[j] {
-		case '\\':
-			if quote != '`' {
-				j++
-			}
-		case quote:
-			return j + 1, nil
-		}
+// What the tests read of a query: the parser's selectors, the time variables recognised
+// in ranges and subqueries, the names of a __name__ selector.
+func TestParseQuery(t *testing.T) {
+	q, err := parseQuery(`sum by (le) (rate(x_bucket{job=~"$job",le!="+Inf"}[$__rate_interval])) / ignoring(a) max_over_time(y[$__range:5m]) or {__name__=~"a|b",instance=~"$instance"} offset 5m`)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return 0, fmt.Errorf("unterminated string in %q", s)
-}
-
-// matching returns the index of the bracket closing the one at i, skipping strings.
-func matching(s string, i int, open, closing byte) int {
-	depth := 0
-	for j := i; j < len(s); j++ {
-		switch s[j] {
-		case '"', '\'', '`':
-			end, err := skipString(s, j)
-			if err != nil {
-				return -1
-			}
-			j = end - 1
-		case open:
-			depth++
-		case closing:
-			depth--
-			if depth == 0 {
-				return j
-			}
-		}
+	if len(q.selectors) != 3 {
+		t.Fatalf("found %d selectors, want 3: %v", len(q.selectors), q.selectors)
 	}
-	return -1
-}
-
-func TestScan(t *testing.T) {
-	for _, c := range []struct {
-		expr   string
-		sels   []selector
-		ranges []string
-	}{
-		{`up`, []selector{{name: "up"}}, nil},
-		{`sum by (le) (rate(x_bucket{job=~"$job",le!="+Inf"}[$__rate_interval]))`,
-			[]selector{{"x_bucket", `job=~"$job",le!="+Inf"`}}, []string{"$__rate_interval"}},
-		{`count by (state) (mongosync_state{a="}"} == 1) or on (migration) vector(0)`,
-			[]selector{{"mongosync_state", `a="}"`}}, nil},
-		{`time() - a:b:c{x="1"} > bool 0.5e3 and ignoring(y) b offset 5m`,
-			[]selector{{"a:b:c", `x="1"`}, {name: "b"}}, nil},
-		{`label_replace(m, "dst", "$1", "src", "(.+)")`, []selector{{name: "m"}}, nil},
-		{`{__name__=~"a|b",job=~"$job"}`, []selector{{matchers: `__name__=~"a|b",job=~"$job"`}}, nil},
-		{`histogram_quantile(0.99, sum(rate(h{j="1"} [5m])) by (le))`, []selector{{"h", `j="1"`}}, []string{"5m"}},
-	} {
-		sels, ranges, err := scan(c.expr)
-		if err != nil {
-			t.Errorf("scan(%q): %v", c.expr, err)
-			continue
-		}
-		if !slices.Equal(sels, c.sels) || !slices.Equal(ranges, c.ranges) {
-			t.Errorf("scan(%q) = %q %q, want %q %q", c.expr, sels, ranges, c.sels, c.ranges)
-		}
+	x, y, ab := q.selectors[0], q.selectors[1], q.selectors[2]
+	if !filtersOn(x, "job") || filtersOn(x, "le") || filtersOn(y, "job") || !filtersOn(ab, "instance") {
+		t.Errorf("filtersOn is wrong for %v %v %v", x, y, ab)
 	}
-	if _, _, err := scan(`x{a="b"`); err == nil {
-		t.Error("scan accepted an unbalanced brace")
+	if got := strings.Join(selectorNames(ab), ","); got != "a,b" {
+		t.Errorf("selectorNames(%v) = %s, want a,b", ab, got)
 	}
-	if got := (selector{matchers: `__name__=~"a|b",job=~"$job"`}).names(); !slices.Equal(got, []string{"a", "b"}) {
-		t.Errorf("names() = %v", got)
+	if got := strings.Join(matchedLabels(x), ","); got != "job,le" {
+		t.Errorf("matchedLabels(%v) = %s, want job,le", x, got)
 	}
-	if got := (selector{matchers: `job=~"$job", instance!="x"`}).labels(); !slices.Equal(got, []string{"job", "instance"}) {
-		t.Errorf("labels() = %v", got)
+	var ranges []string
+	for _, r := range q.ranges {
+		ranges = append(ranges, rangeName(r))
+	}
+	if got := strings.Join(ranges, ","); got != "$__rate_interval,$__range" {
+		t.Errorf("ranges %s, want $__rate_interval,$__range", got)
+	}
+	if _, err := parseQuery(`x{a="b"`); err == nil {
+		t.Error("parseQuery accepted an unbalanced brace")
+	}
+	if _, err := parseQuery(`rate(x)`); err == nil {
+		t.Error("parseQuery accepted rate() of an instant vector")
 	}
 }

@@ -11,9 +11,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/template"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/distribution/reference"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mongomigrate/observability/internal/config"
@@ -26,108 +31,110 @@ const (
 	demoConfig  = "../deploy/demo/config.yml"
 )
 
-// stringList is a compose value given either as a string or as a list of strings.
-type stringList []string
-
-func (l *stringList) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		*l = strings.Fields(n.Value)
-		return nil
-	}
-	var list []string
-	if err := n.Decode(&list); err != nil {
-		return err
-	}
-	*l = list
-	return nil
-}
-
-type build struct {
-	Context    string            `yaml:"context"`
-	Dockerfile string            `yaml:"dockerfile"`
-	Target     string            `yaml:"target"`
-	Args       map[string]string `yaml:"args"`
-}
-
-type service struct {
-	Image       string            `yaml:"image"`
-	Build       *build            `yaml:"build"`
-	Command     stringList        `yaml:"command"`
-	Entrypoint  stringList        `yaml:"entrypoint"`
-	Environment map[string]string `yaml:"environment"`
-	Volumes     []string          `yaml:"volumes"`
-	Expose      []string          `yaml:"expose"`
-	Ports       []string          `yaml:"ports"`
-	Networks    []string          `yaml:"networks"`
-	DependsOn   map[string]struct {
-		Condition string `yaml:"condition"`
-	} `yaml:"depends_on"`
-}
-
-type compose struct {
-	Name     string              `yaml:"name"`
-	Services map[string]*service `yaml:"services"`
-	Networks map[string]any      `yaml:"networks"`
-	Volumes  map[string]any      `yaml:"volumes"`
-}
-
-var interpolation = regexp.MustCompile(`\$\$|\$\{(\w+)(?::?-([^}]*))?\}`)
-
-// interpolate resolves compose's ${NAME:-default} with the default, as a machine without
-// those variables set would. ${NAME} without a default is reported.
-func interpolate(s string) (string, error) {
-	var err error
-	out := interpolation.ReplaceAllStringFunc(s, func(m string) string {
-		if m == "$$" {
-			return "$"
-		}
-		sub := interpolation.FindStringSubmatch(m)
-		if !strings.Contains(m, "-") {
-			err = fmt.Errorf("%s has no default", m)
-		}
-		return sub[2]
-	})
-	return out, err
-}
-
-func loadCompose(t *testing.T) *compose {
+// loadProject loads compose files as `docker compose` does, with compose-go (the
+// Compose Specification's reference library): variables interpolated, the file
+// validated against the specification's schema, normalised, and checked for
+// consistency (every network, volume and dependency a service names is declared). No
+// variable is set, as on a machine that runs `make demo` with none; paths are resolved
+// against the repository's top directory.
+func loadProject(t *testing.T, files ...string) (*types.Project, error) {
 	t.Helper()
+	dir, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := cli.NewProjectOptions(files, cli.WithWorkingDirectory(dir), cli.WithEnv(nil), cli.WithResolvedPaths(true))
+	if err != nil {
+		return nil, err
+	}
+	return opts.LoadProject(t.Context())
+}
+
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	p, err := loadProject(t, composeFile)
+	if err != nil {
+		t.Fatalf("%s: %v", composeFile, err)
+	}
+	if len(p.Services) == 0 {
+		t.Fatalf("%s has no services", composeFile)
+	}
+	return p
+}
+
+// The loader used here refuses what docker compose refuses: a key the specification does
+// not have, an undeclared volume or network, a dependency on no service. (So the checks
+// it makes are not repeated below.)
+func TestLoaderRefusesInvalidFiles(t *testing.T) {
+	for name, body := range map[string]string{
+		"unknown key":          "services:\n  a:\n    image: x:1\n    imaeg: y\n",
+		"undeclared volume":    "services:\n  a:\n    image: x:1\n    volumes: [data:/data]\n",
+		"undeclared network":   "services:\n  a:\n    image: x:1\n    networks: [back]\n",
+		"unknown dependency":   "services:\n  a:\n    image: x:1\n    depends_on: [b]\n",
+		"neither image, build": "services:\n  a:\n    command: [x]\n",
+	} {
+		file := filepath.Join(t.TempDir(), "compose.yml")
+		if err := os.WriteFile(file, []byte("name: invalid\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadProject(t, file); err == nil {
+			t.Errorf("%s: loaded without error:\n%s", name, body)
+		}
+	}
+}
+
+// Every variable the file uses has a default (${NAME:-default}), so the demo starts on a
+// machine where none is set.
+func TestVariablesHaveDefaults(t *testing.T) {
 	data, err := os.ReadFile(composeFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c compose
-	if err := yaml.Unmarshal(data, &c); err != nil {
-		t.Fatalf("%s: %v", composeFile, err)
+	var dict map[string]any
+	if err := yaml.Unmarshal(data, &dict); err != nil {
+		t.Fatal(err)
 	}
-	if len(c.Services) == 0 {
-		t.Fatalf("%s has no services", composeFile)
+	vars := template.ExtractVariables(dict, template.DefaultPattern)
+	if len(vars) == 0 {
+		t.Fatal("found no variables: the demo's image and build arguments use some")
 	}
-	return &c
+	for name, v := range vars {
+		if v.DefaultValue == "" || v.Required {
+			t.Errorf("${%s} has no default: write ${%s:-value}", name, name)
+		}
+	}
 }
 
 // hostPath maps a path inside a service's container to the file or directory mounted
 // there from the repository, or "" when none is.
-func (s *service) hostPath(inContainer string) string {
+func hostPath(s types.ServiceConfig, inContainer string) string {
 	for _, v := range s.Volumes {
-		parts := strings.Split(v, ":")
-		if len(parts) < 2 || !strings.HasPrefix(parts[0], ".") {
+		if v.Type != types.VolumeTypeBind {
 			continue
 		}
-		src, dst := parts[0], parts[1]
-		if inContainer == dst {
-			return filepath.Join(root, src)
+		if inContainer == v.Target {
+			return v.Source
 		}
-		if rest, ok := strings.CutPrefix(inContainer, dst+"/"); ok {
-			return filepath.Join(root, src, rest)
+		if rest, ok := strings.CutPrefix(inContainer, v.Target+"/"); ok {
+			return filepath.Join(v.Source, rest)
 		}
 	}
 	return ""
 }
 
-// flag returns the value of --name=value in the service's command.
-func (s *service) flag(name string) (string, bool) {
-	args := append(append([]string{}, s.Entrypoint...), s.Command...)
+// repoPath is a path of the repository as the loader resolves it.
+func repoPath(t *testing.T, rel string) string {
+	t.Helper()
+	abs, err := filepath.Abs(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// flag returns the value of --name=value (or --name value) in the service's command.
+func flag(s types.ServiceConfig, name string) (string, bool) {
+	args := append(slices.Clone(s.Entrypoint), s.Command...)
 	for i, a := range args {
 		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
 			return v, true
@@ -139,93 +146,84 @@ func (s *service) flag(name string) (string, bool) {
 	return "", false
 }
 
-func (s *service) exposes(port string) bool { return slices.Contains(s.Expose, port) }
+func env(s types.ServiceConfig, name string) string {
+	if v := s.Environment[name]; v != nil {
+		return *v
+	}
+	return ""
+}
 
 // serviceByImage returns the one service whose image starts with prefix.
-func serviceByImage(t *testing.T, c *compose, prefix string) (string, *service) {
+func serviceByImage(t *testing.T, p *types.Project, prefix string) types.ServiceConfig {
 	t.Helper()
-	var name string
-	for n, s := range c.Services {
+	var found []types.ServiceConfig
+	for _, s := range p.Services {
 		if strings.HasPrefix(s.Image, prefix) {
-			if name != "" {
-				t.Fatalf("two services run %s: %s and %s", prefix, name, n)
-			}
-			name = n
+			found = append(found, s)
 		}
 	}
-	if name == "" {
-		t.Fatalf("no service runs %s", prefix)
+	if len(found) != 1 {
+		t.Fatalf("want one service running %s, found %d", prefix, len(found))
 	}
-	return name, c.Services[name]
+	return found[0]
 }
 
 // serviceByTarget returns the one service built from target of the project's Dockerfile.
-func serviceByTarget(t *testing.T, c *compose, target string) (string, *service) {
+func serviceByTarget(t *testing.T, p *types.Project, target string) types.ServiceConfig {
 	t.Helper()
-	for n, s := range c.Services {
+	for _, s := range p.Services {
 		if s.Build != nil && s.Build.Target == target {
-			return n, s
+			return s
 		}
 	}
 	t.Fatalf("no service builds target %s", target)
-	return "", nil
+	return types.ServiceConfig{}
 }
 
 // checkEndpoint checks that host:port names a compose service and a port it exposes.
-func checkEndpoint(t *testing.T, c *compose, where, hostport string) {
+func checkEndpoint(t *testing.T, p *types.Project, where, hostport string) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		t.Errorf("%s: %q: %v", where, hostport, err)
 		return
 	}
-	s, ok := c.Services[host]
+	s, ok := p.Services[host]
 	switch {
 	case !ok:
 		t.Errorf("%s: %s is not a service of %s", where, host, composeFile)
-	case !s.exposes(port):
+	case !slices.Contains(s.Expose, port):
 		t.Errorf("%s: service %s does not expose port %s (expose: %v)", where, host, port, s.Expose)
 	}
 }
 
 func TestImagesArePinned(t *testing.T) {
-	c := loadCompose(t)
-	for name, s := range c.Services {
-		if s.Image == "" && s.Build == nil {
-			t.Errorf("service %s has neither image nor build", name)
-			continue
-		}
-		if s.Image == "" {
-			continue
-		}
-		image, err := interpolate(s.Image)
-		if err != nil {
-			t.Errorf("service %s: image: %v", name, err)
-		}
-		if !pinned(image) {
-			t.Errorf("service %s: image %q is not pinned to a version (a tag other than latest, or a digest)", name, image)
+	for name, s := range loadCompose(t).Services {
+		if s.Image != "" && !pinned(s.Image) {
+			t.Errorf("service %s: image %q is not pinned to a version (a tag other than latest, or a digest)", name, s.Image)
 		}
 	}
 }
 
 // pinned reports whether an image reference names a tag other than latest, or a digest.
 func pinned(image string) bool {
-	if strings.Contains(image, "@sha256:") {
-		return true
-	}
-	slash := strings.LastIndex(image, "/")
-	colon := strings.LastIndex(image, ":")
-	if colon < slash+1 {
+	ref, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
 		return false
 	}
-	tag := image[colon+1:]
-	return tag != "" && tag != "latest"
+	if _, ok := ref.(reference.Canonical); ok {
+		return true
+	}
+	tagged, ok := ref.(reference.Tagged)
+	return ok && tagged.Tag() != "latest"
 }
 
 func TestPinned(t *testing.T) {
+	digest := "@sha256:" + strings.Repeat("ab", 32)
 	for image, want := range map[string]bool{
 		"mongo:7.0.14": true, "mongo": false, "mongo:latest": false, "localhost:5000/x": false,
-		"localhost:5000/x:1": true, "grafana/grafana@sha256:abc": true, "prom/prometheus:v2.53.2": true,
+		"localhost:5000/x:1": true, "grafana/grafana" + digest: true, "prom/prometheus:v2.53.2": true,
+		"golang:1.26.8": true, "Bad:Name": false,
 	} {
 		if got := pinned(image); got != want {
 			t.Errorf("pinned(%q) = %v, want %v", image, got, want)
@@ -236,34 +234,28 @@ func TestPinned(t *testing.T) {
 // Every build context and Dockerfile exists, every FROM is pinned, every COPY source is in
 // the context, and every target is a stage.
 func TestBuilds(t *testing.T) {
-	c := loadCompose(t)
 	builds := 0
-	for name, s := range c.Services {
+	for name, s := range loadCompose(t).Services {
 		if s.Build == nil {
 			continue
 		}
 		builds++
-		ctx := filepath.Join(root, s.Build.Context)
+		ctx := s.Build.Context
 		if fi, err := os.Stat(ctx); err != nil || !fi.IsDir() {
-			t.Errorf("service %s: build context %s is not a directory", name, s.Build.Context)
+			t.Errorf("service %s: build context %s is not a directory", name, ctx)
 			continue
 		}
 		dockerfile := s.Build.Dockerfile
-		if dockerfile == "" {
-			dockerfile = "Dockerfile"
+		if !filepath.IsAbs(dockerfile) {
+			dockerfile = filepath.Join(ctx, dockerfile)
 		}
-		stages, err := checkDockerfile(filepath.Join(ctx, dockerfile), ctx)
+		stages, err := checkDockerfile(dockerfile, ctx)
 		if err != nil {
 			t.Errorf("service %s: %v", name, err)
 			continue
 		}
 		if s.Build.Target != "" && !slices.Contains(stages, s.Build.Target) {
 			t.Errorf("service %s: target %s is not a stage of %s (%v)", name, s.Build.Target, dockerfile, stages)
-		}
-		for arg, v := range s.Build.Args {
-			if _, err := interpolate(v); err != nil {
-				t.Errorf("service %s: build arg %s: %v", name, arg, err)
-			}
 		}
 	}
 	if builds < 3 {
@@ -283,12 +275,13 @@ func checkDockerfile(path, ctx string) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var stages []string
-	var problems []string
+	var stages, problems []string
+	froms := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if m := fromLine.FindStringSubmatch(line); m != nil {
+			froms++
 			if !slices.Contains(stages, m[1]) && !pinned(m[1]) {
 				problems = append(problems, fmt.Sprintf("FROM %s is not pinned", m[1]))
 			}
@@ -315,12 +308,8 @@ func checkDockerfile(path, ctx string) ([]string, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	if len(stages) == 0 && len(problems) == 0 {
-		// a single unnamed stage is fine; make sure there was a FROM at all
-		data, _ := os.ReadFile(path)
-		if !regexp.MustCompile(`(?im)^FROM\s`).Match(data) {
-			problems = append(problems, "no FROM")
-		}
+	if froms == 0 {
+		problems = append(problems, "no FROM")
 	}
 	if len(problems) > 0 {
 		return stages, fmt.Errorf("%s: %s", path, strings.Join(problems, "; "))
@@ -328,43 +317,23 @@ func checkDockerfile(path, ctx string) ([]string, error) {
 	return stages, nil
 }
 
-// Every bind-mounted file or directory exists; every named volume and network is declared;
-// every dependency is a service.
-func TestMountsAndReferences(t *testing.T) {
-	c := loadCompose(t)
-	if len(c.Networks) != 1 {
-		t.Errorf("use one network, found %d", len(c.Networks))
+// Every bind-mounted file or directory exists and is mounted read-only; the services
+// share one network.
+func TestMounts(t *testing.T) {
+	p := loadCompose(t)
+	if len(p.Networks) != 1 {
+		t.Errorf("use one network, found %d: %v", len(p.Networks), p.NetworkNames())
 	}
-	for name, s := range c.Services {
+	for name, s := range p.Services {
 		for _, v := range s.Volumes {
-			parts := strings.Split(v, ":")
-			if len(parts) < 2 {
-				t.Errorf("service %s: volume %q is not source:target", name, v)
+			if v.Type != types.VolumeTypeBind {
 				continue
 			}
-			src := parts[0]
-			if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
-				if _, err := os.Stat(filepath.Join(root, src)); err != nil {
-					t.Errorf("service %s: mounted %s: %v", name, src, err)
-				}
-				if len(parts) < 3 || parts[2] != "ro" {
-					t.Errorf("service %s: mount %s read-only (:ro)", name, src)
-				}
-			} else if _, ok := c.Volumes[src]; !ok {
-				t.Errorf("service %s: volume %s is not declared", name, src)
+			if _, err := os.Stat(v.Source); err != nil {
+				t.Errorf("service %s: mounted %s: %v", name, v.Source, err)
 			}
-		}
-		if len(s.Networks) == 0 {
-			t.Errorf("service %s: no network", name)
-		}
-		for _, n := range s.Networks {
-			if _, ok := c.Networks[n]; !ok {
-				t.Errorf("service %s: network %s is not declared", name, n)
-			}
-		}
-		for dep := range s.DependsOn {
-			if _, ok := c.Services[dep]; !ok {
-				t.Errorf("service %s: depends on %s, which is not a service", name, dep)
+			if !v.ReadOnly {
+				t.Errorf("service %s: mount %s read-only (:ro)", name, v.Source)
 			}
 		}
 	}
@@ -375,46 +344,52 @@ func TestMountsAndReferences(t *testing.T) {
 	}
 }
 
-// The binaries listen where Prometheus scrapes them, on the project's default ports.
+// The binaries listen, are exposed and are published on the project's default ports,
+// where Prometheus scrapes them; Prometheus loads the project's rules and sends alerts to
+// the Alertmanager service.
 func TestBinariesAndPrometheusAgree(t *testing.T) {
-	c := loadCompose(t)
+	p := loadCompose(t)
 	ports := map[string]string{"mongosync_exporter": "9782", "oplog_collector": "9783"}
 	services := map[string]string{}
 	for target, port := range ports {
-		name, s := serviceByTarget(t, c, target)
-		services[target] = name
-		if addr, _ := s.flag("web.listen-address"); addr != ":"+port {
-			t.Errorf("service %s: --web.listen-address=%q, want :%s", name, addr, port)
+		s := serviceByTarget(t, p, target)
+		services[target] = s.Name
+		if addr, _ := flag(s, "web.listen-address"); addr != ":"+port {
+			t.Errorf("service %s: --web.listen-address=%q, want :%s", s.Name, addr, port)
 		}
-		if !s.exposes(port) {
-			t.Errorf("service %s: does not expose %s", name, port)
+		if !slices.Contains(s.Expose, port) {
+			t.Errorf("service %s: does not expose %s", s.Name, port)
 		}
-		cfg, ok := s.flag("config.file")
+		want, _ := strconv.ParseUint(port, 10, 32)
+		if len(s.Ports) != 1 || s.Ports[0].Target != uint32(want) || s.Ports[0].Published != port {
+			t.Errorf("service %s: publish %s:%s, found %+v", s.Name, port, port, s.Ports)
+		}
+		cfg, ok := flag(s, "config.file")
 		if !ok {
-			t.Errorf("service %s: no --config.file", name)
-		} else if got := s.hostPath(cfg); filepath.Clean(got) != filepath.Clean(demoConfig) {
-			t.Errorf("service %s: --config.file=%s is mounted from %q, want %s", name, cfg, got, demoConfig)
+			t.Errorf("service %s: no --config.file", s.Name)
+		} else if got := hostPath(s, cfg); got != repoPath(t, "deploy/demo/config.yml") {
+			t.Errorf("service %s: --config.file=%s is mounted from %q, want %s", s.Name, cfg, got, demoConfig)
 		}
-		if s.Build.Dockerfile != "deploy/observability/Dockerfile" || s.Build.Context != "." {
-			t.Errorf("service %s: build the repository (context .) with deploy/observability/Dockerfile", name)
+		if s.Build.Dockerfile != "deploy/observability/Dockerfile" || s.Build.Context != repoPath(t, ".") {
+			t.Errorf("service %s: build the repository (context .) with deploy/observability/Dockerfile, not %s in %s", s.Name, s.Build.Dockerfile, s.Build.Context)
 		}
 	}
 
-	promName, prom := serviceByImage(t, c, "prom/prometheus:")
-	if _, ok := prom.flag("web.enable-lifecycle"); !ok && !slices.Contains(prom.Command, "--web.enable-lifecycle") {
-		t.Errorf("service %s: run Prometheus with --web.enable-lifecycle", promName)
+	prom := serviceByImage(t, p, "prom/prometheus:")
+	if !slices.Contains(prom.Command, "--web.enable-lifecycle") {
+		t.Errorf("service %s: run Prometheus with --web.enable-lifecycle", prom.Name)
 	}
-	cfgPath, _ := prom.flag("config.file")
-	hostCfg := prom.hostPath(cfgPath)
+	cfgPath, _ := flag(prom, "config.file")
+	hostCfg := hostPath(prom, cfgPath)
 	if hostCfg == "" {
-		t.Fatalf("service %s: --config.file=%s is not mounted from the repository", promName, cfgPath)
+		t.Fatalf("service %s: --config.file=%s is not mounted from the repository", prom.Name, cfgPath)
 	}
 	pc := loadPrometheusConfig(t, hostCfg)
 
 	// rule_files: the project's rule files, mounted from alerts/, and nothing else
 	var ruleFiles []string
 	for _, pattern := range pc.RuleFiles {
-		host := prom.hostPath(path.Dir(pattern))
+		host := hostPath(prom, path.Dir(pattern))
 		if host == "" {
 			t.Errorf("rule_files %s: not mounted from the repository", pattern)
 			continue
@@ -422,7 +397,7 @@ func TestBinariesAndPrometheusAgree(t *testing.T) {
 		matches, _ := filepath.Glob(filepath.Join(host, path.Base(pattern)))
 		ruleFiles = append(ruleFiles, matches...)
 	}
-	want, _ := filepath.Glob(filepath.Join(root, "alerts", "*.yml"))
+	want, _ := filepath.Glob(filepath.Join(repoPath(t, "alerts"), "*.yml"))
 	slices.Sort(ruleFiles)
 	if len(want) < 2 || !slices.Equal(ruleFiles, want) {
 		t.Errorf("rule_files load %v, want the rule files of alerts/ %v", ruleFiles, want)
@@ -432,7 +407,7 @@ func TestBinariesAndPrometheusAgree(t *testing.T) {
 	for _, sc := range pc.ScrapeConfigs {
 		for _, st := range sc.StaticConfigs {
 			for _, target := range st.Targets {
-				checkEndpoint(t, c, "prometheus job "+sc.JobName, target)
+				checkEndpoint(t, p, "prometheus job "+sc.JobName, target)
 				jobs[sc.JobName] = append(jobs[sc.JobName], target)
 			}
 		}
@@ -453,7 +428,7 @@ func TestBinariesAndPrometheusAgree(t *testing.T) {
 	for _, am := range pc.Alerting.Alertmanagers {
 		for _, st := range am.StaticConfigs {
 			for _, target := range st.Targets {
-				checkEndpoint(t, c, "prometheus alerting", target)
+				checkEndpoint(t, p, "prometheus alerting", target)
 			}
 		}
 	}
@@ -478,14 +453,8 @@ type prometheusConfig struct {
 
 func loadPrometheusConfig(t *testing.T, path string) prometheusConfig {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var pc prometheusConfig
-	if err := yaml.Unmarshal(data, &pc); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	decodeYAML(t, path, &pc)
 	if len(pc.ScrapeConfigs) == 0 {
 		t.Fatalf("%s has no scrape_configs", path)
 	}
@@ -502,9 +471,9 @@ func alertsSelectJob(t *testing.T, job string) bool {
 }
 
 // The demo's config.yml is valid for the project's own loader, and every address in it
-// names a compose service and a port that service exposes.
+// (the exporter's and the collector's) names a compose service and a port it exposes.
 func TestDemoConfig(t *testing.T) {
-	c := loadCompose(t)
+	p := loadCompose(t)
 	cfg, err := config.Load(demoConfig)
 	if err != nil {
 		t.Fatalf("config.Load(%s): %v", demoConfig, err)
@@ -517,13 +486,13 @@ func TestDemoConfig(t *testing.T) {
 		if err != nil {
 			t.Fatalf("mongosync %s: %v", m.Name, err)
 		}
-		checkEndpoint(t, c, "mongosync "+m.Name+" url", u.Host)
-		if s, ok := c.Services[u.Hostname()]; ok && s.Environment["MONGOSYNC_API_PORT"] != u.Port() {
-			t.Errorf("mongosync %s: url port %s, but the service publishes its API on MONGOSYNC_API_PORT=%q", m.Name, u.Port(), s.Environment["MONGOSYNC_API_PORT"])
+		checkEndpoint(t, p, "mongosync "+m.Name+" url", u.Host)
+		if s, ok := p.Services[u.Hostname()]; ok && env(s, "MONGOSYNC_API_PORT") != u.Port() {
+			t.Errorf("mongosync %s: url port %s, but the service publishes its API on MONGOSYNC_API_PORT=%q", m.Name, u.Port(), env(s, "MONGOSYNC_API_PORT"))
 		}
 	}
 	for _, v := range cfg.Exporter.Verifiers {
-		checkMongoURI(t, c, "verifier "+v.Name, v.MongoURI)
+		checkMongoURI(t, p, "verifier "+v.Name, v.MongoURI)
 		if v.APIURL == "" {
 			t.Errorf("verifier %s: give api_url so the demo shows the API figures", v.Name)
 			continue
@@ -532,18 +501,28 @@ func TestDemoConfig(t *testing.T) {
 		if err != nil {
 			t.Fatalf("verifier %s: %v", v.Name, err)
 		}
-		checkEndpoint(t, c, "verifier "+v.Name+" api_url", u.Host)
-		if s, ok := c.Services[u.Hostname()]; ok {
-			if port, _ := s.flag("serverPort"); port != u.Port() {
+		checkEndpoint(t, p, "verifier "+v.Name+" api_url", u.Host)
+		if s, ok := p.Services[u.Hostname()]; ok {
+			if port, _ := flag(s, "serverPort"); port != u.Port() {
 				t.Errorf("verifier %s: api_url port %s, but the verifier runs with --serverPort=%s", v.Name, u.Port(), port)
 			}
-			if meta, _ := s.flag("metaURI"); meta != mustResolve(t, v.MongoURI) {
+			if meta, _ := flag(s, "metaURI"); meta != mustResolve(t, v.MongoURI) {
 				t.Errorf("verifier %s: uri is not the verifier's --metaURI %s", v.Name, meta)
 			}
 		}
 	}
 	for _, m := range cfg.Exporter.CollectorMetadata {
-		checkMongoURI(t, c, "collector_metadata "+m.Name, m.MongoURI)
+		checkMongoURI(t, p, "collector_metadata "+m.Name, m.MongoURI)
+	}
+	if len(cfg.Collector.Sources) == 0 {
+		t.Fatal("the demo's collector should capture a source")
+	}
+	checkMongoURI(t, p, "collector store", cfg.Collector.Store.MongoURI)
+	if cfg.Collector.Metadata != nil {
+		checkMongoURI(t, p, "collector metadata", cfg.Collector.Metadata.MongoURI)
+	}
+	for _, src := range cfg.Collector.Sources {
+		checkMongoURI(t, p, "collector source "+src.Name, src.MongoURI)
 	}
 }
 
@@ -556,7 +535,7 @@ func mustResolve(t *testing.T, m config.MongoURI) string {
 	return uri
 }
 
-func checkMongoURI(t *testing.T, c *compose, where string, m config.MongoURI) {
+func checkMongoURI(t *testing.T, p *types.Project, where string, m config.MongoURI) {
 	t.Helper()
 	u, err := url.Parse(mustResolve(t, m))
 	if err != nil {
@@ -564,21 +543,22 @@ func checkMongoURI(t *testing.T, c *compose, where string, m config.MongoURI) {
 		return
 	}
 	for _, host := range strings.Split(u.Host, ",") {
-		checkEndpoint(t, c, where+" uri", host)
+		checkEndpoint(t, p, where+" uri", host)
 	}
 }
 
-// The migration's own services point at the replica sets by service name and port.
+// The migration's own services point at the replica sets by service name and port, and
+// mongo-init initiates every replica set they name.
 func TestMigrationServices(t *testing.T) {
-	c := loadCompose(t)
+	p := loadCompose(t)
 	var uris []string
-	for name, s := range c.Services {
+	for name, s := range p.Services {
 		for k, v := range s.Environment {
-			if strings.HasPrefix(v, "mongodb://") {
-				uris = append(uris, name+" "+k+"="+v)
+			if v != nil && strings.HasPrefix(*v, "mongodb://") {
+				uris = append(uris, name+" "+k+"="+*v)
 			}
 		}
-		for _, a := range append(append([]string{}, s.Entrypoint...), s.Command...) {
+		for _, a := range append(slices.Clone(s.Entrypoint), s.Command...) {
 			if i := strings.Index(a, "mongodb://"); i >= 0 {
 				uris = append(uris, name+" "+a[i:])
 			}
@@ -595,21 +575,18 @@ func TestMigrationServices(t *testing.T) {
 			t.Errorf("%s: %v", where, err)
 			continue
 		}
-		checkEndpoint(t, c, where+" "+raw, u.Host)
+		checkEndpoint(t, p, where+" "+raw, u.Host)
 		if rs := u.Query().Get("replicaSet"); rs != "" {
-			host := u.Hostname()
-			if s := c.Services[host]; s != nil && !slices.Contains(s.Command, rs) {
-				t.Errorf("%s: replicaSet=%s, but %s runs %v", where, rs, host, s.Command)
+			if s, ok := p.Services[u.Hostname()]; ok && !slices.Contains(s.Command, rs) {
+				t.Errorf("%s: replicaSet=%s, but %s runs %v", where, rs, u.Hostname(), s.Command)
 			}
 		}
 	}
-	// mongo-init's script initiates every replica set the services name.
-	_, init := serviceByScript(t, c, "init-replica-sets.js")
-	script, err := os.ReadFile(init)
+	script, err := os.ReadFile(scriptMountedAs(t, p, "init-replica-sets.js"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, s := range c.Services {
+	for name, s := range p.Services {
 		if i := slices.Index(s.Command, "--replSet"); i >= 0 && i+1 < len(s.Command) {
 			if !strings.Contains(string(script), `"`+name+`:27017"`) || !strings.Contains(string(script), `"`+s.Command[i+1]+`"`) {
 				t.Errorf("init-replica-sets.js does not initiate %s (replica set %s)", name, s.Command[i+1])
@@ -618,19 +595,18 @@ func TestMigrationServices(t *testing.T) {
 	}
 }
 
-// serviceByScript returns the service that mounts a file of that name, and its host path.
-func serviceByScript(t *testing.T, c *compose, base string) (string, string) {
+// scriptMountedAs returns the host path of the file of that name some service mounts.
+func scriptMountedAs(t *testing.T, p *types.Project, base string) string {
 	t.Helper()
-	for name, s := range c.Services {
+	for _, s := range p.Services {
 		for _, v := range s.Volumes {
-			src, _, _ := strings.Cut(v, ":")
-			if filepath.Base(src) == base {
-				return name, filepath.Join(root, src)
+			if v.Type == types.VolumeTypeBind && filepath.Base(v.Source) == base {
+				return v.Source
 			}
 		}
 	}
 	t.Fatalf("no service mounts %s", base)
-	return "", ""
+	return ""
 }
 
 type grafanaDatasources struct {
@@ -653,11 +629,11 @@ type grafanaProviders struct {
 
 // Grafana gets a Prometheus data source with a fixed uid and the project's dashboards.
 func TestGrafanaProvisioning(t *testing.T) {
-	c := loadCompose(t)
-	name, g := serviceByImage(t, c, "grafana/grafana:")
-	prov := g.hostPath("/etc/grafana/provisioning")
+	p := loadCompose(t)
+	g := serviceByImage(t, p, "grafana/grafana:")
+	prov := hostPath(g, "/etc/grafana/provisioning")
 	if prov == "" {
-		t.Fatalf("service %s: /etc/grafana/provisioning is not mounted from the repository", name)
+		t.Fatalf("service %s: /etc/grafana/provisioning is not mounted from the repository", g.Name)
 	}
 	dsFiles, _ := filepath.Glob(filepath.Join(prov, "datasources", "*.yml"))
 	found := 0
@@ -677,7 +653,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 				t.Errorf("%s: %v", f, err)
 				continue
 			}
-			checkEndpoint(t, c, f, u.Host)
+			checkEndpoint(t, p, f, u.Host)
 		}
 	}
 	if found != 1 {
@@ -686,13 +662,12 @@ func TestGrafanaProvisioning(t *testing.T) {
 	provFiles, _ := filepath.Glob(filepath.Join(prov, "dashboards", "*.yml"))
 	paths := 0
 	for _, f := range provFiles {
-		var p grafanaProviders
-		decodeYAML(t, f, &p)
-		for _, pr := range p.Providers {
+		var pr grafanaProviders
+		decodeYAML(t, f, &pr)
+		for _, provider := range pr.Providers {
 			paths++
-			host := g.hostPath(pr.Options.Path)
-			if pr.Type != "file" || filepath.Clean(host) != filepath.Join(root, "dashboards") {
-				t.Errorf("%s: provider path %s is mounted from %q, want the repository's dashboards/", f, pr.Options.Path, host)
+			if host := hostPath(g, provider.Options.Path); provider.Type != "file" || host != repoPath(t, "dashboards") {
+				t.Errorf("%s: provider path %s is mounted from %q, want the repository's dashboards/", f, provider.Options.Path, host)
 			}
 		}
 	}
@@ -703,9 +678,9 @@ func TestGrafanaProvisioning(t *testing.T) {
 	if len(dashboards) != 3 {
 		t.Errorf("dashboards/ holds %d dashboards, want 3", len(dashboards))
 	}
-	if home := g.Environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]; home != "" {
-		if _, err := os.Stat(g.hostPath(home)); err != nil {
-			t.Errorf("service %s: home dashboard %s: %v", name, home, err)
+	if home := env(g, "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"); home != "" {
+		if _, err := os.Stat(hostPath(g, home)); err != nil {
+			t.Errorf("service %s: home dashboard %s: %v", g.Name, home, err)
 		}
 	}
 }
@@ -724,48 +699,37 @@ func decodeYAML(t *testing.T, path string, v any) {
 // The real promtool and amtool accept the Prometheus and Alertmanager configurations
 // (rule_files pointed at the repository's alerts/ as the container mounts them).
 func TestConfigsWithRealTools(t *testing.T) {
-	c := loadCompose(t)
-	_, prom := serviceByImage(t, c, "prom/prometheus:")
-	cfgPath, _ := prom.flag("config.file")
-	hostCfg := prom.hostPath(cfgPath)
+	p := loadCompose(t)
+	prom := serviceByImage(t, p, "prom/prometheus:")
+	cfgPath, _ := flag(prom, "config.file")
+	hostCfg := hostPath(prom, cfgPath)
 	promtool := testsupport.Promtool(t, "checking the demo's Prometheus and Alertmanager configurations")
 	amtool := testsupport.Tool(t, "amtool", "prometheus-alertmanager", "checking the demo's Alertmanager configuration")
-	{
-		data, err := os.ReadFile(hostCfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var raw map[string]any
-		if err := yaml.Unmarshal(data, &raw); err != nil {
-			t.Fatal(err)
-		}
-		var rules []any
-		for _, pattern := range loadPrometheusConfig(t, hostCfg).RuleFiles {
-			abs, err := filepath.Abs(prom.hostPath(path.Dir(pattern)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			rules = append(rules, filepath.Join(abs, path.Base(pattern)))
-		}
-		raw["rule_files"] = rules
-		out, err := yaml.Marshal(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmp := filepath.Join(t.TempDir(), "prometheus.yml")
-		if err := os.WriteFile(tmp, out, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if res, err := exec.Command(promtool, "check", "config", tmp).CombinedOutput(); err != nil {
-			t.Errorf("promtool check config: %v\n%s", err, res)
-		}
+
+	var raw map[string]any
+	decodeYAML(t, hostCfg, &raw)
+	var rules []any
+	for _, pattern := range loadPrometheusConfig(t, hostCfg).RuleFiles {
+		rules = append(rules, filepath.Join(hostPath(prom, path.Dir(pattern)), path.Base(pattern)))
+	}
+	raw["rule_files"] = rules
+	out, err := yaml.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(t.TempDir(), "prometheus.yml")
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := exec.Command(promtool, "check", "config", tmp).CombinedOutput(); err != nil {
+		t.Errorf("promtool check config: %v\n%s", err, res)
 	}
 
-	amName, am := serviceByImage(t, c, "prom/alertmanager:")
-	amCfg, _ := am.flag("config.file")
-	hostAM := am.hostPath(amCfg)
+	am := serviceByImage(t, p, "prom/alertmanager:")
+	amCfg, _ := flag(am, "config.file")
+	hostAM := hostPath(am, amCfg)
 	if hostAM == "" {
-		t.Fatalf("service %s: --config.file=%s is not mounted from the repository", amName, amCfg)
+		t.Fatalf("service %s: --config.file=%s is not mounted from the repository", am.Name, amCfg)
 	}
 	if res, err := exec.Command(amtool, "check-config", hostAM).CombinedOutput(); err != nil {
 		t.Errorf("amtool check-config: %v\n%s", err, res)

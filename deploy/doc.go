@@ -1,5 +1,8 @@
-// Package deploy holds the supporting files of the demo stack (docker-compose.yml at the
-// repository's top): Dockerfiles, the demo config.yml, and the Prometheus, Alertmanager
-// and Grafana configuration. It has no code of its own: its tests check, without a Docker
-// engine, what can be checked of the stack.
+// Package deploy holds what running the project needs besides the binaries: the demo
+// stack's supporting files (docker-compose.yml is at the repository's top), the container
+// image definition (observability/Dockerfile), the systemd units of both daemons
+// (systemd/), an example web configuration, and the Prometheus, Alertmanager and Grafana
+// configuration of the demo. It has no code of its own: its tests check these files, the
+// release tarballs `make release` builds, and what can be checked of the demo without a
+// Docker engine.
 package deploy

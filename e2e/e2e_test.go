@@ -233,8 +233,11 @@ func (s *stack) variableChecks(t *testing.T) []check {
 
 // promtool check metrics passes on both binaries' /metrics, once data has flowed.
 func (s *stack) testCheckMetrics(t *testing.T, promtool string) {
-	for name, addr := range map[string]string{"mongosync_exporter": s.exporterAddr, "oplog_collector": s.collectorAddr} {
-		text, err := scrape(t.Context(), addr)
+	for name, target := range map[string]struct {
+		addr string
+		as   *login
+	}{"mongosync_exporter": {s.exporterAddr, nil}, "oplog_collector": {s.collectorAddr, s.collectorLogin}} {
+		text, err := scrape(t.Context(), target.addr, target.as)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -459,12 +462,12 @@ func (s *stack) faultResumeTokenLost(t *testing.T) {
 			s.awaitCollectorState(t, "error_resume_token_lost")
 		},
 		clear: func(t *testing.T) {
-			out, err := exec.Command(s.bin["oplog_collector"], "reset", "--source", sourceName,
-				"--collector.url", "http://"+s.collectorAddr, "--config.file="+s.configFile).CombinedOutput()
+			out, err := exec.Command(s.bin["oplog_collector"], "reset", "--source", sourceName, "--yes",
+				"--collector.url", "http://"+s.collectorAddr, "--http.config.file", s.collectorLogin.httpConfig).CombinedOutput()
 			if err != nil {
 				t.Fatalf("oplog_collector reset: %v\n%s", err, out)
 			}
-			if !strings.Contains(string(out), "running collector") {
+			if !strings.Contains(string(out), "done by the collector at") {
 				t.Errorf("oplog_collector reset did not go through the running collector:\n%s", out)
 			}
 			s.awaitCollectorState(t, "running")
@@ -481,7 +484,7 @@ func (s *stack) faultResumeTokenLost(t *testing.T) {
 // the series does not exist).
 func (s *stack) capturedEvents(t *testing.T) float64 {
 	t.Helper()
-	text, err := scrape(context.Background(), s.collectorAddr)
+	text, err := scrape(context.Background(), s.collectorAddr, s.collectorLogin)
 	if err != nil {
 		t.Fatal(err)
 	}

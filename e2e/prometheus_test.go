@@ -103,7 +103,7 @@ func countRecordingRules(path string) (int, error) {
 // and offsets of minutes or more.
 var longRange = regexp.MustCompile(`\[\d+[mhdwy][^\]]*\]|offset\s+\d+[mhdwy]\w*`)
 
-func prometheusConfig(exporter, collector, alertmanager string, ruleFiles ...string) ([]byte, error) {
+func prometheusConfig(exporter, collector string, collectorLogin *login, alertmanager string, ruleFiles ...string) ([]byte, error) {
 	cfg := map[string]any{
 		"global": map[string]any{
 			"scrape_interval":     "1s",
@@ -119,7 +119,8 @@ func prometheusConfig(exporter, collector, alertmanager string, ruleFiles ...str
 		// The job names are the ones alerts.yml's *Down alerts name.
 		"scrape_configs": []any{
 			map[string]any{"job_name": "mongosync_exporter", "static_configs": []any{map[string]any{"targets": []string{exporter}}}},
-			map[string]any{"job_name": "oplog_collector", "static_configs": []any{map[string]any{"targets": []string{collector}}}},
+			map[string]any{"job_name": "oplog_collector", "static_configs": []any{map[string]any{"targets": []string{collector}}},
+				"basic_auth": map[string]any{"username": collectorLogin.user, "password": collectorLogin.password}},
 		},
 	}
 	return yaml.Marshal(cfg)

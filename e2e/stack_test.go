@@ -16,6 +16,7 @@ import (
 	"github.com/mongomigrate/observability/internal/testsupport"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/crypto/bcrypt"
 )
 
 const (
@@ -55,6 +56,9 @@ type stack struct {
 	collector     *process
 	collectorAddr string
 	collectorRuns int
+	// collectorLogin is the one user of the collector's web config: its admin API is
+	// on, so everything it serves, /metrics included, needs a login.
+	collectorLogin *login
 
 	alertmanager     *process
 	alertmanagerAddr string
@@ -157,6 +161,7 @@ func startStack(t *testing.T, tools map[string]string) *stack {
 		t.Fatal(err)
 	}
 	s.exporterAddr = s.exporter.address(t)
+	s.collectorLogin = newLogin(t, s.dir)
 	s.startCollector(t, "127.0.0.1:0")
 
 	// Alertmanager, then Prometheus pointed at it.
@@ -188,7 +193,7 @@ func startStack(t *testing.T, tools map[string]string) *stack {
 	if out, err := exec.Command(tools["promtool"], "check", "rules", alerts, recording).CombinedOutput(); err != nil {
 		t.Fatalf("promtool check rules on the time-compressed rules: %v\n%s", err, out)
 	}
-	promConfig, err := prometheusConfig(s.exporterAddr, s.collectorAddr, s.alertmanagerAddr, alerts, recording)
+	promConfig, err := prometheusConfig(s.exporterAddr, s.collectorAddr, s.collectorLogin, s.alertmanagerAddr, alerts, recording)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,6 +230,7 @@ collector:
   checkpoint_interval: 500ms
   max_backoff: 500ms
   retention: 720h
+  lease_ttl: 1s
   batch: {max_events: 100, max_wait: 100ms}
   sources:
     - {name: %[9]s, uri: %[4]q, database: %[10]s}
@@ -238,7 +244,8 @@ func (s *stack) startCollector(t *testing.T, addr string) {
 	t.Helper()
 	s.collectorRuns++
 	p, err := startProcess(s.owner, fmt.Sprintf("oplog_collector#%d", s.collectorRuns), s.bin["oplog_collector"],
-		"run", "--config.file="+s.configFile, "--web.listen-address="+addr)
+		"run", "--config.file="+s.configFile, "--web.listen-address="+addr,
+		"--web.enable-admin-api", "--web.config.file="+s.collectorLogin.webConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,13 +253,16 @@ func (s *stack) startCollector(t *testing.T, addr string) {
 	s.collectorAddr = p.address(t)
 }
 
-// scrape returns the text of a binary's /metrics.
-func scrape(ctx context.Context, addr string) (string, error) {
+// scrape returns the text of a binary's /metrics, logged in as as when it is not nil.
+func scrape(ctx context.Context, addr string, as *login) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		return "", err
+	}
+	if as != nil {
+		req.SetBasicAuth(as.user, as.password)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -286,7 +296,7 @@ func (s *stack) awaitCollectorState(t *testing.T, state string) {
 		if s.collector.exited() {
 			t.Fatalf("oplog_collector exited: %v", s.collector.waitErr)
 		}
-		text, err := scrape(context.Background(), s.collectorAddr)
+		text, err := scrape(context.Background(), s.collectorAddr, s.collectorLogin)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -302,4 +312,30 @@ func (s *stack) awaitCollectorState(t *testing.T, state string) {
 		}
 		return false, fmt.Sprintf("current: %v", states)
 	})
+}
+
+// login is a basic-auth user: the web config that accepts it (exporter-toolkit's, with
+// a bcrypt hash) and the HTTP client config that logs in as it (for the CLI).
+type login struct {
+	user, password        string
+	webConfig, httpConfig string
+}
+
+func newLogin(t *testing.T, dir string) *login {
+	t.Helper()
+	l := &login{user: "admin", password: "e2e-secret",
+		webConfig: filepath.Join(dir, "collector-web.yml"), httpConfig: filepath.Join(dir, "collector-client.yml")}
+	hash, err := bcrypt.GenerateFromPassword([]byte(l.password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, text := range map[string]string{
+		l.webConfig:  "basic_auth_users:\n  " + l.user + ": " + string(hash) + "\n",
+		l.httpConfig: "basic_auth:\n  username: " + l.user + "\n  password: " + l.password + "\n",
+	} {
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
 }

@@ -109,7 +109,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log("msg", "Cannot serve HTTP", "err", err)
 		return 1
 	}
-	return httpserve.Serve(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, f.web, logger, func() {})
+	// Nothing of its own to stop: requests in flight finish within the grace period.
+	return httpserve.Serve(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, f.web, logger, func(context.Context) {}, 5*time.Second)
 }
 
 // checkConfig is --config.check: load the file and build every scraper, without

@@ -5,16 +5,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -35,20 +32,26 @@ import (
 
 const program = "oplog_collector"
 
+// metricsNamespace prefixes every series the daemon exports about itself: its metrics
+// are oplog_capture_*, while oplog_collector_* are the exporter's series about
+// collectors' heartbeats.
+const metricsNamespace = "oplog_capture"
+
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 type flags struct {
-	command       string
-	configFile    string
-	configCheck   bool
-	telemetryPath string
-	web           *web.FlagConfig
-	log           *logging.Flags
-	source        string
-	url           string
-	pitr          *pitrFlags
+	command        string
+	configFile     string
+	configCheck    bool
+	telemetryPath  string
+	web            *web.FlagConfig
+	enableAdminAPI bool
+	grace          time.Duration
+	log            *logging.Flags
+	cli            cliFlags
+	pitr           *pitrFlags
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
@@ -63,19 +66,12 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 
 	runCmd := app.Command("run", "Capture every configured source until stopped (the default).").Default()
 	runCmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
+	runCmd.Flag("web.enable-admin-api", "Serve the control API's destructive commands (reset, deregister), to authenticated users only: they need basic_auth_users or client certificates in --web.config.file.").
+		BoolVar(&f.enableAdminAPI)
+	runCmd.Flag("shutdown.grace-period", "On SIGTERM, how long to write what was read and report before exiting; what is not written by then stays in the source's oplog, behind the saved position.").
+		Default("8s").DurationVar(&f.grace)
 	f.web = kingpinflag.AddFlags(runCmd, ":9783")
-
-	url := func(cmd *kingpin.CmdClause) {
-		cmd.Flag("collector.url", "URL of the running oplog_collector's HTTP API.").Default("http://127.0.0.1:9783").StringVar(&f.url)
-	}
-	reset := app.Command("reset", "Wipe a source's stored events and resume token and capture it again from now (the way out of error_resume_token_lost). Works on a running collector without touching the other sources, or directly on the store when none runs.")
-	reset.Flag("source", "Name of the source.").Required().StringVar(&f.source)
-	url(reset)
-	deregister := app.Command("deregister", "Stop capturing a source, wipe its stored events and resume token, and delete its metadata document.")
-	deregister.Flag("source", "Name of the source.").Required().StringVar(&f.source)
-	url(deregister)
-	statusCmd := app.Command("status", "Show each source's state, lag, window and last error, from the running collector.")
-	url(statusCmd)
+	addCommands(app, &f.cli)
 	f.pitr = addPITRCommands(app)
 
 	command, err := app.Parse(args)
@@ -86,7 +82,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	return f, nil
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f, err := parseFlags(args, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v; try --help\n", program, err)
@@ -96,14 +92,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(f.configFile, stdout, stderr)
 	}
 	switch f.command {
-	case "reset", "deregister":
-		return command(f, stdout, stderr)
-	case "status":
-		return showStatus(f, stdout, stderr)
+	case "run":
+		return capture(f, stderr)
 	case "range", "replay":
 		return runPITR(f, stdout, stderr)
 	}
-	return capture(f, stderr)
+	return runCommand(f.command, f.configFile, &f.cli, stdin, stdout, stderr)
 }
 
 func checkConfig(path string, stdout, stderr io.Writer) int {
@@ -134,15 +128,22 @@ func capture(f *flags, stderr io.Writer) int {
 		level.Error(logger).Log("msg", "Cannot start", "err", err)
 		return 1
 	}
-	level.Info(logger).Log("msg", "Starting "+program, "version", version.Info(), "build_context", version.BuildContext())
+	admin, err := adminAPI(f)
+	if err != nil {
+		level.Error(logger).Log("msg", "Cannot start", "err", err)
+		return 1
+	}
+	me := collector.NewInstance()
+	level.Info(logger).Log("msg", "Starting "+program, "version", version.Info(), "build_context", version.BuildContext(),
+		"instance", me.ID, "admin_api", admin.Enabled)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		versioncollector.NewCollector("oplog_capture"),
+		versioncollector.NewCollector(metricsNamespace),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	manager := collector.NewManager(reg, logger)
-	reloader := config.NewReloader(program, f.configFile, manager.Apply, reg, logger)
+	manager := collector.NewManager(reg, logger, collector.Options{Instance: me, StopGrace: f.grace})
+	reloader := config.NewReloader(metricsNamespace, f.configFile, manager.Apply, reg, logger)
 	if err := reloader.Reload(); err != nil {
 		return 1
 	}
@@ -153,108 +154,43 @@ func capture(f *flags, stderr io.Writer) int {
 	mux := http.NewServeMux()
 	mux.Handle(f.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/-/reload", reloader)
-	mux.Handle("/api/v1/", manager.Handler())
+	mux.Handle("/api/v1/", manager.Handler(admin))
 	if err := httpserve.Routes(mux, program, "Change-stream capture for point-in-time recovery", f.telemetryPath); err != nil {
 		level.Error(logger).Log("msg", "Cannot serve HTTP", "err", err)
-		manager.Stop()
+		stopWithin(manager, f.grace)
 		return 1
 	}
-	code := httpserve.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, f.web, logger, manager.Stop)
+	code := httpserve.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, f.web, logger, manager.Stop, f.grace)
 	if code != 0 {
-		manager.Stop()
+		stopWithin(manager, f.grace)
 	}
 	return code
 }
 
-// command runs reset or deregister on the running collector, or directly on the store
-// when no collector answers.
-func command(f *flags, stdout, stderr io.Writer) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+func stopWithin(m *collector.Manager, grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	endpoint := strings.TrimSuffix(f.url, "/") + "/api/v1/sources/" + f.source + "/" + f.command
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s %s: %v\n", f.command, f.source, err)
-		return 2
-	}
-	resp, err := http.DefaultClient.Do(req)
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return commandOffline(ctx, f, stdout, stderr)
-	case err != nil:
-		fmt.Fprintf(stderr, "%s %s: %v\n", f.command, f.source, err)
-		return 1
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		fmt.Fprintf(stderr, "%s %s: the collector at %s answered %s: %s", f.command, f.source, f.url, resp.Status, body)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s %s: done by the running collector at %s.\n", f.command, f.source, f.url)
-	if f.command == "deregister" {
-		fmt.Fprintf(stdout, "Remove %s from %s, or it will be captured again at the next start.\n", f.source, f.configFile)
-	}
-	return 0
+	m.Stop(ctx)
 }
 
-func commandOffline(ctx context.Context, f *flags, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(f.configFile)
+// adminAPI refuses --web.enable-admin-api without authentication: the commands it turns
+// on wipe captured history, which must never be one unauthenticated request away.
+func adminAPI(f *flags) (collector.AdminAPI, error) {
+	auth := httpserve.WebAuth{}
+	if f.web.WebConfigFile != nil {
+		auth.File = *f.web.WebConfigFile
+	}
+	admin := collector.AdminAPI{Enabled: f.enableAdminAPI, Authenticate: auth.User}
+	if !f.enableAdminAPI {
+		return admin, nil
+	}
+	authenticated, err := auth.Configured()
 	if err != nil {
-		fmt.Fprintf(stderr, "No collector answers at %s, and the config to act on the store directly does not load:\n%v\n", f.url, err)
-		return 1
+		return admin, err
 	}
-	do := collector.ResetOffline
-	if f.command == "deregister" {
-		do = collector.DeregisterOffline
+	if !authenticated {
+		return admin, errors.New("--web.enable-admin-api needs authentication: give --web.config.file with basic_auth_users " +
+			"(or tls_server_config.client_auth_type: RequireAndVerifyClientCert); see README.md, \"Security\"")
 	}
-	if err := do(ctx, &cfg.Collector, f.source); err != nil {
-		fmt.Fprintf(stderr, "%s %s: %v\n", f.command, f.source, err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s %s: done on the store directly (no collector answers at %s); the next start captures from now.\n", f.command, f.source, f.url)
-	return 0
-}
-
-func showStatus(f *flags, stdout, stderr io.Writer) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(f.url, "/")+"/api/v1/sources", nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintf(stderr, "No collector answers at %s (%v). The exporter's oplog_collector_* metrics show the last heartbeats.\n", f.url, err)
-		return 1
-	}
-	defer resp.Body.Close()
-	var sources []collector.Status
-	if err := json.NewDecoder(resp.Body).Decode(&sources); err != nil || resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "Unexpected answer from %s: %s %v\n", f.url, resp.Status, err)
-		return 1
-	}
-	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SOURCE\tSTATE\tLAG\tWINDOW\tBUFFERED\tLAST ERROR")
-	now := time.Now()
-	for _, s := range sources {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.State, since(now, s.Checkpoint), between(s.StoreOldest, s.LastEvent), s.BufferedEvents, s.Error)
-	}
-	_ = w.Flush()
-	return 0
-}
-
-func since(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return now.Sub(t).Round(time.Second).String()
-}
-
-func between(from, to time.Time) string {
-	if from.IsZero() || to.IsZero() {
-		return "-"
-	}
-	return to.Sub(from).Round(time.Second).String()
+	return admin, nil
 }

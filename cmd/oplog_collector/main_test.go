@@ -27,6 +27,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/crypto/bcrypt"
 )
 
 var binary, mongotestd string
@@ -75,7 +76,9 @@ func writeCollectorConfig(t *testing.T, uri string, sources ...string) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "collector:\n  store: {uri: %q}\n  metadata: {uri: %q}\n", uri, uri)
-	b.WriteString("  heartbeat_interval: 200ms\n  checkpoint_interval: 50ms\n  max_backoff: 200ms\n  batch: {max_events: 100, max_wait: 20ms}\n  sources:\n")
+	// A short lease: a collector restarted after a SIGKILL waits for its predecessor's
+	// lease to expire before it captures again.
+	b.WriteString("  heartbeat_interval: 200ms\n  checkpoint_interval: 50ms\n  max_backoff: 200ms\n  lease_ttl: 1s\n  batch: {max_events: 100, max_wait: 20ms}\n  sources:\n")
 	for _, s := range sources {
 		fmt.Fprintf(&b, "    - {name: %s, uri: %q, database: %s}\n", s, uri, s)
 	}
@@ -97,9 +100,9 @@ type daemon struct {
 
 var listeningOn = regexp.MustCompile(`msg="?Listening on"? .*address=(\S+)`)
 
-func startDaemon(t *testing.T, configFile string) *daemon {
+func startDaemon(t *testing.T, configFile string, args ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command(binary, "--config.file", configFile, "--web.listen-address=127.0.0.1:0")
+	cmd := exec.Command(binary, append([]string{"--config.file", configFile, "--web.listen-address=127.0.0.1:0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -192,13 +195,31 @@ func storedInserts(t *testing.T, client *mongo.Client, source string) []int32 {
 	return ids
 }
 
+// storedCount is how many documents a source's store holds.
+func storedCount(t *testing.T, client *mongo.Client, source string) int64 {
+	t.Helper()
+	n, err := client.Database("oplog_backup_db").Collection("oplogs_"+source).CountDocuments(t.Context(), bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func tokenSaved(t *testing.T, client *mongo.Client, source string) bool {
 	return client.Database("oplog_backup_db").Collection("resume_tokens_for_"+source).FindOne(t.Context(), bson.D{}).Err() == nil
 }
 
 func runCLI(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	out, err := exec.Command(binary, args...).CombinedOutput()
+	return runCLIWithInput(t, "", args...)
+}
+
+// runCLIWithInput runs the binary with input on its standard input, as a user typing.
+func runCLIWithInput(t *testing.T, input string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(input)
+	out, err := cmd.CombinedOutput()
 	if exit, ok := err.(*exec.ExitError); ok {
 		return exit.ExitCode(), string(out)
 	} else if err != nil {
@@ -225,12 +246,14 @@ func TestConfigCheck(t *testing.T) {
 }
 
 // A running daemon: its metrics pass promtool, status shows each source, reset and
-// deregister work through its API, SIGTERM stops it cleanly and reports stopped.
+// deregister work through its admin API for an authenticated user, SIGTERM stops it
+// cleanly and reports stopped, and with no daemon the store can be reset offline.
 func TestDaemonLifecycle(t *testing.T) {
 	uri := startMongotestd(t)
 	client := connect(t, uri)
 	cfg := writeCollectorConfig(t, uri, "alpha", "beta")
-	d := startDaemon(t, cfg)
+	auth := writeAuth(t)
+	d := startDaemon(t, cfg, "--web.enable-admin-api", "--web.config.file", auth.web)
 	eventually(t, "both sources' first tokens", func() bool { return tokenSaved(t, client, "alpha") && tokenSaved(t, client, "beta") })
 	for i := range 5 {
 		for _, db := range []string{"alpha", "beta"} {
@@ -243,30 +266,29 @@ func TestDaemonLifecycle(t *testing.T) {
 		return len(storedInserts(t, client, "alpha")) == 5 && len(storedInserts(t, client, "beta")) == 5
 	})
 
-	resp, err := http.Get(d.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := auth.get(t, d.url+"/metrics")
 	for _, want := range []string{
 		`oplog_capture_state{source_cluster="alpha",state="running"} 1`,
 		`oplog_capture_events_total{op_type="insert",source_cluster="beta"} 5`,
 		`oplog_capture_build_info{`,
-		`oplog_collector_config_last_reload_successful 1`,
+		`oplog_capture_config_last_reload_successful 1`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	testsupport.CheckMetrics(t, string(body))
+	testsupport.CheckMetrics(t, body)
 
-	code, out := runCLI(t, "status", "--collector.url", d.url)
+	cli := []string{"--collector.url", d.url, "--http.config.file", auth.client}
+	code, out := runCLI(t, append([]string{"status"}, cli...)...)
 	if code != 0 || !regexp.MustCompile(`(?m)^alpha\s+running\s`).MatchString(out) || !regexp.MustCompile(`(?m)^beta\s+running\s`).MatchString(out) {
 		t.Fatalf("status: %d\n%s", code, out)
 	}
 
-	if code, out := runCLI(t, "reset", "--source", "alpha", "--collector.url", d.url); code != 0 || !strings.Contains(out, "done by the running collector") {
+	stored := storedCount(t, client, "alpha") // the inserts and the collection's create event
+	if code, out := runCLIWithInput(t, "alpha\n", append([]string{"reset", "--source", "alpha"}, cli...)...); code != 0 ||
+		!strings.Contains(out, fmt.Sprintf("about %d stored events", stored)) ||
+		!strings.Contains(out, fmt.Sprintf("reset alpha: done by the collector at %s; %d events deleted", d.url, stored)) {
 		t.Fatalf("reset: %d %s", code, out)
 	}
 	if n := len(storedInserts(t, client, "alpha")); n != 0 {
@@ -275,14 +297,20 @@ func TestDaemonLifecycle(t *testing.T) {
 	if n := len(storedInserts(t, client, "beta")); n != 5 {
 		t.Fatalf("resetting alpha changed beta (%d events)", n)
 	}
-	if code, out := runCLI(t, "reset", "--source", "nope", "--collector.url", d.url); code != 1 || !strings.Contains(out, "404") {
+	if !regexp.MustCompile(`msg="Source's captured history wiped" action=reset source_cluster=alpha user=admin remote_addr=127\.0\.0\.1:\d+ via=api events_deleted=` + fmt.Sprint(stored)).MatchString(d.log()) {
+		t.Errorf("the wipe is not logged with who, from where and how much:\n%s", d.log())
+	}
+	if code, out := runCLI(t, append([]string{"reset", "--yes", "--source", "nope"}, cli...)...); code != 1 || !strings.Contains(out, "404") {
 		t.Fatalf("reset of an unknown source: %d %s", code, out)
 	}
-	if code, out := runCLI(t, "deregister", "--source", "beta", "--collector.url", d.url); code != 0 || !strings.Contains(out, "Remove beta from") {
+	if code, out := runCLI(t, append([]string{"deregister", "--yes", "--source", "beta"}, cli...)...); code != 0 || !strings.Contains(out, "Remove beta from") {
 		t.Fatalf("deregister: %d %s", code, out)
 	}
 	if n := len(storedInserts(t, client, "beta")); n != 0 {
 		t.Fatalf("deregister kept %d events", n)
+	}
+	if !regexp.MustCompile(`msg="Source's captured history wiped" action=deregister source_cluster=beta user=admin .*events_deleted=\d+`).MatchString(d.log()) {
+		t.Errorf("the de-registration's wipe is not logged:\n%s", d.log())
 	}
 
 	if code := d.stop(t, syscall.SIGTERM); code != 0 {
@@ -299,8 +327,17 @@ func TestDaemonLifecycle(t *testing.T) {
 		t.Errorf("a stopped collector keeps its pid: %s", pid)
 	}
 
-	// With no daemon, reset acts on the store directly.
-	if code, out := runCLI(t, "reset", "--source", "alpha", "--collector.url", d.url, "--config.file", cfg); code != 0 || !strings.Contains(out, "on the store directly") {
+	// With no daemon, the store is acted on only when asked to, and confirmed.
+	if code, out := runCLI(t, append([]string{"reset", "--yes", "--source", "alpha", "--config.file", cfg}, cli...)...); code != 1 || !strings.Contains(out, "--offline") {
+		t.Fatalf("reset with no daemon and no --offline: %d %s", code, out)
+	}
+	if !tokenSaved(t, client, "alpha") {
+		t.Fatal("a reset that no collector answered wiped the store")
+	}
+	if code, out := runCLIWithInput(t, "no\n", "reset", "--offline", "--source", "alpha", "--config.file", cfg); code != 1 || !strings.Contains(out, "not confirmed") || !tokenSaved(t, client, "alpha") {
+		t.Fatalf("offline reset not confirmed: %d %s", code, out)
+	}
+	if code, out := runCLI(t, "reset", "--offline", "--yes", "--source", "alpha", "--config.file", cfg); code != 0 || !strings.Contains(out, "done in the store directly") {
 		t.Fatalf("offline reset: %d %s", code, out)
 	}
 	if tokenSaved(t, client, "alpha") {
@@ -379,4 +416,98 @@ func TestCrashSafety(t *testing.T) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// auth is a web config with a basic-auth user and the HTTP client config that logs in
+// as that user.
+type auth struct {
+	web, client string
+	httpClient  *http.Client
+}
+
+func writeAuth(t *testing.T) auth {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a := auth{web: filepath.Join(dir, "web.yml"), client: filepath.Join(dir, "http.yml")}
+	if err := os.WriteFile(a.web, []byte("basic_auth_users:\n  admin: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(a.client, []byte("basic_auth:\n  username: admin\n  password: s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// get reads url as the authenticated user.
+func (a auth) get(t *testing.T, url string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("admin", "s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", url, resp.Status, body)
+	}
+	return string(body)
+}
+
+// SIGTERM while the store hangs: the collector exits 0 within its grace period instead
+// of waiting on the store, says what it left unwritten, and loses nothing: the next
+// start reads those events again from the source.
+func TestSIGTERMWithAHungStore(t *testing.T) {
+	uri := startMongotestd(t)
+	client := connect(t, uri)
+	cfg := writeCollectorConfig(t, uri, "frozen")
+	d := startDaemon(t, cfg, "--shutdown.grace-period=2s")
+	eventually(t, "the first token", func() bool { return tokenSaved(t, client, "frozen") })
+	insert := func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := client.Database("frozen").Collection("c").InsertOne(t.Context(), bson.D{{Key: "_id", Value: i}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	insert(0, 5)
+	eventually(t, "5 events", func() bool { return len(storedInserts(t, client, "frozen")) == 5 })
+	if err := client.Database("admin").RunCommand(t.Context(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: "alwaysOn"},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "blockConnection", Value: true},
+			{Key: "blockTimeMS", Value: 120000}, {Key: "appName", Value: "oplog_collector store"}}},
+	}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	insert(5, 10)
+	eventually(t, "the store write to hang", func() bool {
+		return strings.Contains(d.log(), "state=store_unavailable")
+	})
+	start := time.Now()
+	if code := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("SIGTERM with a hung store: exit %d\n%s", code, d.log())
+	}
+	t.Logf("SIGTERM to exit with the store hung and a 2s grace period: %v", time.Since(start).Round(10*time.Millisecond))
+	if !strings.Contains(d.log(), "Stopped before every event read was written") {
+		t.Errorf("the collector does not say what it left unwritten:\n%s", lastLines(d.log(), 10))
+	}
+	if err := client.Database("admin").RunCommand(t.Context(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "off"},
+	}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, cfg)
+	eventually(t, "the 10 events after a restart", func() bool { return len(storedInserts(t, client, "frozen")) >= 10 })
+	if got := storedInserts(t, client, "frozen"); !slices.Equal(got, []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+		t.Fatalf("after the restart the store holds %v", got)
+	}
 }

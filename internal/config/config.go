@@ -62,7 +62,13 @@ type Collector struct {
 	Buffer Buffer `yaml:"buffer"`
 	// MaxBackoff caps the wait between two attempts to reach a source or the store.
 	MaxBackoff time.Duration `yaml:"max_backoff"`
-	Sources    []Source      `yaml:"sources"`
+	// LeaseTTL is how long a source's lease outlives its holder's last renewal: a
+	// standby collector takes the source over that long after the holder died.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// StoreStallAfter is how long a store write may go unacknowledged before the
+	// source reports store_unavailable.
+	StoreStallAfter time.Duration `yaml:"store_stall_after"`
+	Sources         []Source      `yaml:"sources"`
 }
 
 // Store locates the oplog data store.
@@ -111,11 +117,14 @@ const (
 	DefaultCheckpointInterval = 10 * time.Second
 	DefaultBatchMaxEvents     = 1000
 	DefaultBatchMaxBytes      = 8 << 20
-	DefaultBatchMaxWait       = time.Second
+	DefaultBatchMaxWait       = 0 // group commit: write as soon as the writer is free
 	DefaultBufferMaxEvents    = 20000
 	DefaultBufferMaxBytes     = 64 << 20
 	DefaultMaxBackoff         = time.Minute
 	DefaultFullDocument       = "updateLookup"
+	DefaultLeaseTTL           = 30 * time.Second
+	DefaultStoreStallAfter    = 5 * time.Second
+	minLeaseTTL               = time.Second
 	maxBatchBytes             = 15 << 20
 )
 
@@ -291,6 +300,10 @@ func (c *Collector) finish(doc *document, dir string) {
 	c.CheckpointInterval = positiveOrDefault(doc, "collector.checkpoint_interval", c.CheckpointInterval, DefaultCheckpointInterval)
 	c.MaxBackoff = positiveOrDefault(doc, "collector.max_backoff", c.MaxBackoff, DefaultMaxBackoff)
 	c.Batch.MaxWait = positiveOrDefault(doc, "collector.batch.max_wait", c.Batch.MaxWait, DefaultBatchMaxWait)
+	c.StoreStallAfter = positiveOrDefault(doc, "collector.store_stall_after", c.StoreStallAfter, DefaultStoreStallAfter)
+	if c.LeaseTTL = positiveOrDefault(doc, "collector.lease_ttl", c.LeaseTTL, DefaultLeaseTTL); c.LeaseTTL < minLeaseTTL {
+		doc.addf("collector.lease_ttl", "at least %s (the holder renews every third of it), got %s", minLeaseTTL, c.LeaseTTL)
+	}
 	if c.Retention < 0 {
 		doc.addf("collector.retention", "must be positive, or 0 to keep events for ever; got %s", c.Retention)
 	}

@@ -41,9 +41,12 @@ func Routes(mux *http.ServeMux, program, description, telemetryPath string) erro
 }
 
 // Serve runs srv until ctx ends (SIGINT, SIGTERM), then calls stop (the daemon's own
-// shutdown, during which /metrics is still served) and lets requests in flight finish.
-// It returns the process exit code.
-func Serve(ctx context.Context, srv *http.Server, flags *web.FlagConfig, logger log.Logger, stop func()) int {
+// shutdown, during which /metrics is still served) and lets requests in flight finish,
+// all within grace: a daemon stops in time for its supervisor (docker waits 10 s by
+// default) however the servers it talks to behave. State-changing requests sent by a
+// browser from another site are refused. It returns the process exit code.
+func Serve(ctx context.Context, srv *http.Server, flags *web.FlagConfig, logger log.Logger, stop func(context.Context), grace time.Duration) int {
+	srv.Handler = refuseCrossOrigin(srv.Handler, logger)
 	failed := make(chan error, 1)
 	go func() { failed <- web.ListenAndServe(srv, flags, logging.Slog(logger)) }()
 	select {
@@ -52,13 +55,13 @@ func Serve(ctx context.Context, srv *http.Server, flags *web.FlagConfig, logger 
 		return 1
 	case <-ctx.Done():
 	}
-	level.Info(logger).Log("msg", "Shutting down")
-	stop()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	level.Info(logger).Log("msg", "Shutting down", "grace_period", grace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	stop(shutdownCtx)
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		level.Error(logger).Log("msg", "Shutdown did not complete", "err", err)
-		return 1
+		level.Warn(logger).Log("msg", "Requests still in flight at the end of the grace period were cut", "err", err)
+		_ = srv.Close()
 	}
 	return 0
 }

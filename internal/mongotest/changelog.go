@@ -9,6 +9,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // event is one change in the server's history: the fake's oplog entry.
@@ -25,10 +27,10 @@ type event struct {
 	uuid    []byte
 	// Depending on op:
 	docKey     bsoncore.Document
-	fullDoc    bsoncore.Document // insert, replace
-	updateDesc bsoncore.Document // update
-	opDesc     bsoncore.Document // create, createIndexes, dropIndexes
-	toDB       string            // rename
+	fullDoc    bsoncore.Document  // insert, replace
+	updateDesc *query.Description // update
+	opDesc     bsoncore.Document  // create, createIndexes, dropIndexes
+	toDB       string             // rename
 	toColl     string
 	dropTarget []byte // rename: the UUID of the collection it replaced
 	// The session of a transaction's write (or of an 8.0 batched retryable
@@ -175,7 +177,7 @@ func (k tokenKey) data() string {
 }
 
 func (k tokenKey) doc() bsoncore.Document {
-	return buildDoc([]field{{"_data", stringValue(k.data())}})
+	return query.BuildDoc([]query.Field{{Key: "_data", Val: query.StringValue(k.data())}})
 }
 
 func parseToken(v bsoncore.Value) (tokenKey, error) {

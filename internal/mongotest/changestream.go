@@ -9,6 +9,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // changeStream is an open change stream cursor's state
@@ -18,7 +20,7 @@ type changeStream struct {
 	pos         tokenKey
 	lookup      bool // fullDocument: updateLookup
 	expanded    bool // showExpandedEvents
-	stages      []stage
+	stages      []query.Stage
 	split       bool // $changeStreamSplitLargeEvent
 	invalidated bool
 	busy        bool // a getMore is waiting on it
@@ -60,9 +62,9 @@ func (cs *changeStream) render(s *Server, e *event) []positioned {
 	invalidates := (cs.coll != "" && (e.op == "drop" || e.op == "rename")) || (cs.coll == "" && cs.db != "" && e.op == "dropDatabase")
 	if invalidates {
 		k := tokenKey{ts: e.ts, kind: kindInvalidate, opIndex: e.opIndex}
-		out = append(out, positioned{key: k, doc: buildDoc([]field{
-			{"_id", docValue(k.doc())}, {"operationType", stringValue("invalidate")},
-			{"clusterTime", timestampValue(e.ts)}, {"wallTime", dateValue(e.wall.UnixMilli())},
+		out = append(out, positioned{key: k, doc: query.BuildDoc([]query.Field{
+			{Key: "_id", Val: query.DocValue(k.doc())}, {Key: "operationType", Val: query.StringValue("invalidate")},
+			{Key: "clusterTime", Val: query.TimestampValue(e.ts)}, {Key: "wallTime", Val: query.DateValue(e.wall.UnixMilli())},
 		})})
 	}
 	return out
@@ -77,57 +79,61 @@ func (cs *changeStream) watches(db, coll string) bool {
 
 func (cs *changeStream) eventDoc(s *Server, e *event) bsoncore.Document {
 	k := tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex}
-	f := []field{
-		{"_id", docValue(k.doc())},
-		{"operationType", stringValue(e.op)},
-		{"clusterTime", timestampValue(e.ts)},
-		{"wallTime", dateValue(e.wall.UnixMilli())},
+	f := []query.Field{
+		{Key: "_id", Val: query.DocValue(k.doc())},
+		{Key: "operationType", Val: query.StringValue(e.op)},
+		{Key: "clusterTime", Val: query.TimestampValue(e.ts)},
+		{Key: "wallTime", Val: query.DateValue(e.wall.UnixMilli())},
 	}
 	if cs.expanded && e.uuid != nil {
-		f = append(f, field{"collectionUUID", uuidValue(e.uuid)})
+		f = append(f, query.Field{Key: "collectionUUID", Val: query.UUIDValue(e.uuid)})
 	}
 	switch {
 	case e.fullDoc != nil:
-		f = append(f, field{"fullDocument", docValue(e.fullDoc)})
+		f = append(f, query.Field{Key: "fullDocument", Val: query.DocValue(e.fullDoc)})
 	case e.op == "update" && cs.lookup:
 		// updateLookup returns the document as it is now, or null once deleted.
-		v := nullValue
+		v := query.NullValue
 		if c := s.collLocked(e.db, e.coll); c != nil {
 			if doc := c.committedByID(e.docKey.Lookup("_id")); doc != nil {
-				v = docValue(doc)
+				v = query.DocValue(doc)
 			}
 		}
-		f = append(f, field{"fullDocument", v})
+		f = append(f, query.Field{Key: "fullDocument", Val: v})
 	}
-	ns := []field{{"db", stringValue(e.db)}}
+	ns := []query.Field{{Key: "db", Val: query.StringValue(e.db)}}
 	if e.coll != "" {
-		ns = append(ns, field{"coll", stringValue(e.coll)})
+		ns = append(ns, query.Field{Key: "coll", Val: query.StringValue(e.coll)})
 	}
-	f = append(f, field{"ns", docValue(buildDoc(ns))})
+	f = append(f, query.Field{Key: "ns", Val: query.DocValue(query.BuildDoc(ns))})
 	if e.docKey != nil {
-		f = append(f, field{"documentKey", docValue(e.docKey)})
+		f = append(f, query.Field{Key: "documentKey", Val: query.DocValue(e.docKey)})
 	}
 	if e.updateDesc != nil {
-		f = append(f, field{"updateDescription", docValue(e.updateDesc)})
+		desc := e.updateDesc.Doc
+		if cs.expanded { // disambiguatedPaths: MongoDB 6.1+, with showExpandedEvents
+			desc = query.BuildDoc(append(query.Fields(desc), query.Field{Key: "disambiguatedPaths", Val: query.DocValue(e.updateDesc.Disambiguated)}))
+		}
+		f = append(f, query.Field{Key: "updateDescription", Val: query.DocValue(desc)})
 	}
 	if e.op == "rename" {
-		to := docValue(buildDoc([]field{{"db", stringValue(e.toDB)}, {"coll", stringValue(e.toColl)}}))
-		f = append(f, field{"to", to})
+		to := query.DocValue(query.BuildDoc([]query.Field{{Key: "db", Val: query.StringValue(e.toDB)}, {Key: "coll", Val: query.StringValue(e.toColl)}}))
+		f = append(f, query.Field{Key: "to", Val: to})
 		if cs.expanded {
-			desc := []field{{"to", to}}
+			desc := []query.Field{{Key: "to", Val: to}}
 			if e.dropTarget != nil {
-				desc = append(desc, field{"dropTarget", uuidValue(e.dropTarget)})
+				desc = append(desc, query.Field{Key: "dropTarget", Val: query.UUIDValue(e.dropTarget)})
 			}
-			f = append(f, field{"operationDescription", docValue(buildDoc(desc))})
+			f = append(f, query.Field{Key: "operationDescription", Val: query.DocValue(query.BuildDoc(desc))})
 		}
 	}
 	if e.opDesc != nil && cs.expanded {
-		f = append(f, field{"operationDescription", docValue(e.opDesc)})
+		f = append(f, query.Field{Key: "operationDescription", Val: query.DocValue(e.opDesc)})
 	}
 	if e.txnNumber != nil {
-		f = append(f, field{"lsid", docValue(e.lsid)}, field{"txnNumber", int64Value(*e.txnNumber)})
+		f = append(f, query.Field{Key: "lsid", Val: query.DocValue(e.lsid)}, query.Field{Key: "txnNumber", Val: query.Int64Value(*e.txnNumber)})
 	}
-	return buildDoc(f)
+	return query.BuildDoc(f)
 }
 
 // historyLost is the real server's error for a resume point that has
@@ -207,7 +213,7 @@ func (cs *changeStream) checkResumeToken(d positioned) error {
 func (cs *changeStream) transform(r positioned) ([]positioned, error) {
 	doc := r.doc
 	for _, st := range cs.stages {
-		out, err := st.apply([]bsoncore.Document{doc})
+		out, err := st.Apply([]bsoncore.Document{doc})
 		if err != nil {
 			return nil, err
 		}
@@ -250,16 +256,16 @@ const (
 // resume token and splitEvent {fragment, of}. mongod's tokens are longer than
 // these, so fragment boundaries can differ by the difference.
 func splitEvent(key tokenKey, doc bsoncore.Document) ([]positioned, error) {
-	fields := docFields(doc)[1:]
-	size := func(f field) int { return 1 + len(f.key) + 1 + len(f.val.Data) }
-	slices.SortStableFunc(fields, func(a, b field) int {
+	fields := query.Fields(doc)[1:]
+	size := func(f query.Field) int { return 1 + len(f.Key) + 1 + len(f.Val.Data) }
+	slices.SortStableFunc(fields, func(a, b query.Field) int {
 		if c := cmp.Compare(size(a), size(b)); c != 0 {
 			return c
 		}
-		return strings.Compare(a.key, b.key)
+		return strings.Compare(a.Key, b.Key)
 	})
 	limit := maxChangeEventSize - len(key.doc())
-	var groups [][]field
+	var groups [][]query.Field
 	for len(fields) > 0 {
 		// The fragment's _id and splitEvent, and the token again as mongod
 		// counts its sort key.
@@ -284,9 +290,9 @@ func splitEvent(key tokenKey, doc bsoncore.Document) ([]positioned, error) {
 	return out, nil
 }
 
-func fragmentDoc(k tokenKey, fragment, of int, fields []field) bsoncore.Document {
-	split := buildDoc([]field{{"fragment", int32Value(int32(fragment))}, {"of", int32Value(int32(of))}})
-	return buildDoc(append([]field{{"_id", docValue(k.doc())}, {"splitEvent", docValue(split)}}, fields...))
+func fragmentDoc(k tokenKey, fragment, of int, fields []query.Field) bsoncore.Document {
+	split := query.BuildDoc([]query.Field{{Key: "fragment", Val: query.Int32Value(int32(fragment))}, {Key: "of", Val: query.Int32Value(int32(of))}})
+	return query.BuildDoc(append([]query.Field{{Key: "_id", Val: query.DocValue(k.doc())}, {Key: "splitEvent", Val: query.DocValue(split)}}, fields...))
 }
 
 // streamGetMore waits (awaitData) up to maxTimeMS, one second by default as

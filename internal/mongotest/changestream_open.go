@@ -3,6 +3,8 @@ package mongotest
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // Stages allowed after $changeStream
@@ -21,48 +23,48 @@ func (cx *cmdCtx) openChangeStream(target string, spec bsoncore.Value, rest []bs
 	cs := &changeStream{db: cx.db, coll: target}
 	var allForCluster bool
 	var resume, startAfter, startAt bsoncore.Value
-	for _, f := range docFields(opts) {
-		switch f.key {
+	for _, f := range query.Fields(opts) {
+		switch f.Key {
 		case "fullDocument":
-			switch f.val.StringValue() {
+			switch f.Val.StringValue() {
 			case "default":
 			case "updateLookup":
 				cs.lookup = true
 			case "whenAvailable", "required":
-				return nil, unsupported("fullDocument: %s (needs pre- and post-images)", f.val.StringValue())
+				return nil, unsupported("fullDocument: %s (needs pre- and post-images)", f.Val.StringValue())
 			default:
-				return nil, errorf(codeBadValue, "unrecognized fullDocument option %s", f.val)
+				return nil, errorf(codeBadValue, "unrecognized fullDocument option %s", f.Val)
 			}
 		case "fullDocumentBeforeChange":
-			if f.val.StringValue() != "off" {
-				return nil, unsupported("fullDocumentBeforeChange: %s (needs pre- and post-images)", f.val)
+			if f.Val.StringValue() != "off" {
+				return nil, unsupported("fullDocumentBeforeChange: %s (needs pre- and post-images)", f.Val)
 			}
 		case "resumeAfter":
-			resume = f.val
+			resume = f.Val
 		case "startAfter":
-			startAfter = f.val
+			startAfter = f.Val
 		case "startAtOperationTime":
-			if f.val.Type != bsoncore.TypeTimestamp {
-				return nil, typeError("$changeStream.startAtOperationTime", f.val, "timestamp")
+			if f.Val.Type != bsoncore.TypeTimestamp {
+				return nil, typeError("$changeStream.startAtOperationTime", f.Val, "timestamp")
 			}
-			startAt = f.val
+			startAt = f.Val
 		case "allChangesForCluster":
-			allForCluster = truthy(f.val)
+			allForCluster = query.Truthy(f.Val)
 		case "showExpandedEvents":
-			cs.expanded = truthy(f.val)
+			cs.expanded = query.Truthy(f.Val)
 		case "showSystemEvents", "showRawUpdateDescription":
-			if truthy(f.val) {
-				return nil, unsupported("$changeStream option %s", f.key)
+			if query.Truthy(f.Val) {
+				return nil, unsupported("$changeStream option %s", f.Key)
 			}
 		default:
-			return nil, errorf(codeIDLUnknownField, "BSON field '$changeStream.%s' is an unknown field.", f.key)
+			return nil, errorf(codeIDLUnknownField, "BSON field '$changeStream.%s' is an unknown field.", f.Key)
 		}
 	}
 	if err := cx.streamScope(cs, allForCluster); err != nil {
 		return nil, err
 	}
 	for i, st := range rest {
-		name := stageName(st)
+		name := query.StageName(st)
 		switch {
 		case name == "$changeStreamSplitLargeEvent":
 			if i != len(rest)-1 {
@@ -72,10 +74,12 @@ func (cx *cmdCtx) openChangeStream(target string, spec bsoncore.Value, rest []bs
 			continue
 		case name == "$changeStream":
 			return nil, errorf(codeChangeStreamNotFirstStage, "$changeStream is only valid as the first stage in a pipeline")
+		case !query.KnownStage(name):
+			return nil, errorf(codeUnrecognizedPipelineStage, "Unrecognized pipeline stage name: '%s'", name)
 		case !changeStreamStages[name]:
 			return nil, errorf(codeChangeStreamStageNotAllowed, "Stage %s is not permitted in a $changeStream pipeline", name)
 		}
-		s, err := compileStage(st)
+		s, err := query.CompileStage(st)
 		if err != nil {
 			return nil, err
 		}

@@ -2,7 +2,6 @@ package mongotest
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -31,11 +30,20 @@ var genericFields = []string{
 
 var commands map[string]command
 
+// Commands of mongod's not implemented here: refused with 115, naming them,
+// rather than reported as unknown.
+var unsupportedCommands = map[string]bool{
+	"distinct": true, "getParameter": true, "setParameter": true, "explain": true, "collStats": true,
+	"dbStats": true, "serverStatus": true, "mapReduce": true, "bulkWrite": true, "currentOp": true,
+	"killOp": true, "validate": true, "compact": true, "reIndex": true, "convertToCapped": true,
+	"createUser": true, "usersInfo": true, "saslStart": true, "authenticate": true,
+}
+
 func init() {
 	commands = map[string]command{}
 	for _, group := range []map[string]command{
 		handshakeCommands, crudCommands, cursorCommands, indexCommands, ddlCommands,
-		aggregateCommands, failPointCommands, sessionCommands,
+		aggregateCommands, failPointCommands, sessionCommands, replSetCommands,
 	} {
 		for name, c := range group {
 			commands[name] = c
@@ -91,7 +99,10 @@ func (cx *cmdCtx) execute() outcome {
 	}
 	cx.name, cx.arg = first.Key(), first.Value()
 	cmd, ok := commands[cx.name]
-	if !ok {
+	switch {
+	case !ok && unsupportedCommands[cx.name]:
+		return outcome{err: unsupported("the %s command", cx.name)}
+	case !ok:
 		return outcome{err: errorf(codeCommandNotFound, "no such command: '%s'", cx.name)}
 	}
 	if err := cx.parseEnvelope(cmd); err != nil {
@@ -151,23 +162,6 @@ func (cx *cmdCtx) block(d time.Duration) (outcome, bool) {
 	}
 }
 
-// errorCodeOf is the code in an error document such as a writeConcernError.
-func errorCodeOf(d bson.D) int32 {
-	for _, e := range d {
-		if e.Key == "code" {
-			switch n := e.Value.(type) {
-			case int32:
-				return n
-			case int64:
-				return int32(n)
-			case float64:
-				return int32(n)
-			}
-		}
-	}
-	return 0
-}
-
 func maxTimeExpired() error {
 	return errorf(codeMaxTimeMSExpired, "operation exceeded time limit")
 }
@@ -193,61 +187,6 @@ func (cx *cmdCtx) runLocked(cmd command) (res bson.D, err error) {
 	// runs again once a transaction ends (batch writes wait statement by
 	// statement, in runBatch).
 	return untilUnblocked(cx, func() (bson.D, error) { return cmd.run(cx) })
-}
-
-// labelled adds the error labels mongod adds (error_labels.cpp): drivers
-// decide on them whether to retry a write, a commit or a whole transaction,
-// or to resume a change stream. A failpoint's own labels replace them.
-func (cx *cmdCtx) labelled(cmd command, err error) error {
-	ce, ok := err.(*cmdError)
-	if !ok || ce.labelsSet {
-		return err
-	}
-	var labels []string
-	switch {
-	case cx.autocommit && transientTxnError(ce.code, commitOrAbort(cx.name)):
-		labels = append(labels, "TransientTransactionError")
-	case (cx.autocommit && commitOrAbort(cx.name) || cmd.write && cx.txnNumber != nil && !cx.autocommit) && retryableWriteCodes[ce.code]:
-		labels = append(labels, "RetryableWriteError")
-	case ce.code == codeChangeStreamFatalError || ce.code == codeChangeStreamHistoryLost:
-		labels = append(labels, "NonResumableChangeStreamError")
-	case resumableStreamCodes[ce.code] && cx.onChangeStream():
-		labels = append(labels, "ResumableChangeStreamError")
-	}
-	if len(labels) == 0 {
-		return err
-	}
-	labelled := *ce
-	labelled.labels = append(append([]string(nil), ce.labels...), labels...)
-	return &labelled
-}
-
-// resumableStreamCodes are the codes for which mongod labels a change
-// stream's error ResumableChangeStreamError: retriable and network errors,
-// RetryChangeStream and FailedToSatisfyReadPreference.
-var resumableStreamCodes = func() map[int32]bool {
-	m := map[int32]bool{133: true, 234: true}
-	for code := range retryableWriteCodes {
-		m[code] = true
-	}
-	return m
-}()
-
-// onChangeStream reports whether the command is an aggregate opening a
-// change stream or a getMore on one.
-func (cx *cmdCtx) onChangeStream() bool {
-	switch cx.name {
-	case "aggregate":
-		first, _ := cx.body.Lookup("pipeline").ArrayOK()
-		return stageName(first.Index(0)) == "$changeStream"
-	case "getMore":
-		id, _ := cx.arg.Int64OK()
-		cx.s.mu.Lock()
-		defer cx.s.mu.Unlock()
-		c := cx.s.cursors.open[id]
-		return c != nil && c.stream != nil
-	}
-	return false
 }
 
 func (cx *cmdCtx) parseEnvelope(cmd command) error {
@@ -349,53 +288,6 @@ func writeConcernError(v bsoncore.Value) bson.D {
 	return nil
 }
 
-// reply builds the final document: the handler's fields, ok, the error, and
-// the cluster time gossip every replica set member adds.
-func (s *Server) reply(o outcome) bsoncore.Document {
-	s.mu.Lock()
-	now := s.clock.now()
-	s.mu.Unlock()
-	out := make(bson.D, 0, len(o.res)+6)
-	stateChange := stateChangeCodes[errorCodeOf(o.writeConcernError)]
-	if o.err != nil {
-		ce, ok := o.err.(*cmdError)
-		if !ok {
-			ce = errorf(1, "%v", o.err)
-		}
-		out = append(out, bson.E{Key: "ok", Value: 0.0}, bson.E{Key: "errmsg", Value: ce.msg},
-			bson.E{Key: "code", Value: ce.code}, bson.E{Key: "codeName", Value: codeName(ce.code)})
-		if len(ce.labels) > 0 {
-			out = append(out, bson.E{Key: "errorLabels", Value: ce.labels})
-		}
-		stateChange = stateChange || stateChangeCodes[ce.code]
-	} else {
-		out = append(out, o.res...)
-		if o.writeConcernError != nil {
-			out = append(out, bson.E{Key: "writeConcernError", Value: o.writeConcernError})
-		}
-		if len(o.labels) > 0 {
-			out = append(out, bson.E{Key: "errorLabels", Value: o.labels})
-		}
-		out = append(out, bson.E{Key: "ok", Value: 1.0})
-	}
-	if stateChange {
-		// As mongod does, so that drivers can tell an error about the
-		// topology they know (stale: ignored) from news about a change.
-		out = append(out, bson.E{Key: "topologyVersion", Value: s.topologyVersion()})
-	}
-	out = append(out, bson.E{Key: "$clusterTime", Value: clusterTimeDoc(now)}, bson.E{Key: "operationTime", Value: now})
-	b, merr := bson.Marshal(out)
-	if merr != nil {
-		b, _ = bson.Marshal(bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: "mongotest: cannot encode reply: " + merr.Error()},
-			{Key: "code", Value: int32(1)}, {Key: "codeName", Value: "InternalError"}})
-	}
-	return b
-}
-
-// stateChangeCodes are mongod's NotPrimaryError and ShutdownError
-// categories, whose replies carry the topologyVersion.
-var stateChangeCodes = map[int32]bool{91: true, 189: true, 10107: true, 11600: true, 11602: true, 13435: true, 13436: true}
-
 // waitForChange releases the data lock until the cluster time moves, the
 // deadline passes or the connection closes. It reports whether to go on.
 func (cx *cmdCtx) waitForChange(deadline time.Time) bool {
@@ -417,103 +309,4 @@ func (cx *cmdCtx) waitForChange(deadline time.Time) bool {
 	case <-cx.c.done:
 		return false
 	}
-}
-
-// Argument helpers. They return the real server's TypeMismatch wording.
-
-func typeError(field string, v bsoncore.Value, want string) error {
-	return errorf(codeTypeMismatch, "BSON field '%s' is the wrong type '%s', expected type '%s'", field, typeName(v.Type), want)
-}
-
-func (cx *cmdCtx) field(name string) (bsoncore.Value, bool) {
-	v, err := cx.body.LookupErr(name)
-	return v, err == nil
-}
-
-func (cx *cmdCtx) docArg(name string) (bsoncore.Document, error) {
-	v, ok := cx.field(name)
-	if !ok || v.Type == bsoncore.TypeNull {
-		return nil, nil
-	}
-	d, ok := v.DocumentOK()
-	if !ok {
-		return nil, typeError(cx.name+"."+name, v, "object")
-	}
-	return d, nil
-}
-
-func (cx *cmdCtx) arrayArg(name string) ([]bsoncore.Value, error) {
-	v, ok := cx.field(name)
-	if !ok {
-		return nil, nil
-	}
-	a, ok := v.ArrayOK()
-	if !ok {
-		return nil, typeError(cx.name+"."+name, v, "array")
-	}
-	vals, err := a.Values()
-	if err != nil {
-		return nil, errorf(codeFailedToParse, "malformed array %s", name)
-	}
-	return vals, nil
-}
-
-func (cx *cmdCtx) boolArg(name string) (bool, error) {
-	v, ok := cx.field(name)
-	if !ok {
-		return false, nil
-	}
-	return asBool(cx.name+"."+name, v)
-}
-
-func asBool(field string, v bsoncore.Value) (bool, error) {
-	switch {
-	case v.Type == bsoncore.TypeBoolean:
-		return v.Boolean(), nil
-	case v.IsNumber():
-		return v.AsFloat64() != 0, nil
-	case v.Type == bsoncore.TypeNull:
-		return false, nil
-	}
-	return false, typeError(field, v, "bool")
-}
-
-func (cx *cmdCtx) intArg(name string) (int64, bool, error) {
-	v, ok := cx.field(name)
-	if !ok || v.Type == bsoncore.TypeNull {
-		return 0, false, nil
-	}
-	n, err := asInt(cx.name+"."+name, v)
-	return n, err == nil, err
-}
-
-// asInt accepts any number holding an integral value, as the server's IDL
-// "safeInt64" fields do.
-func asInt(field string, v bsoncore.Value) (int64, error) {
-	switch v.Type {
-	case bsoncore.TypeInt32, bsoncore.TypeInt64:
-		return v.AsInt64(), nil
-	case bsoncore.TypeDouble:
-		f := v.Double()
-		if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
-			return int64(f), nil
-		}
-		return 0, errorf(codeBadValue, "BSON field '%s' must be an integer, got %v", field, f)
-	}
-	return 0, typeError(field, v, "long")
-}
-
-// collName is the collection named by the command's first field.
-func (cx *cmdCtx) collName() (string, error) {
-	name, ok := cx.arg.StringValueOK()
-	if !ok {
-		if cx.arg.Type == bsoncore.TypeBinary {
-			return "", unsupported("collection UUIDs as %s targets", cx.name)
-		}
-		return "", typeError(cx.name, cx.arg, "string")
-	}
-	if err := validCollName(name); err != nil {
-		return "", err
-	}
-	return name, nil
 }

@@ -6,6 +6,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 var crudCommands = map[string]command{
@@ -19,8 +21,7 @@ var crudCommands = map[string]command{
 		"filter", "sort", "projection", "skip", "limit", "batchSize", "singleBatch", "hint",
 		"allowDiskUse", "noCursorTimeout", "allowPartialResults", "collation", "let", "tailable",
 		"awaitData", "returnKey", "showRecordId", "min", "max", "oplogReplay", "readOnce"}},
-	"count":    {run: count, fields: []string{"query", "limit", "skip", "hint", "collation"}},
-	"distinct": {run: distinct, fields: []string{"key", "query", "hint", "collation"}},
+	"count": {run: count, fields: []string{"query", "limit", "skip", "hint", "collation"}},
 }
 
 // writeError is a per-statement failure of insert/update/delete, reported
@@ -35,7 +36,8 @@ func (e *writeError) Error() string { return e.msg }
 
 // writeErrors collects statement errors; ordered writes stop at the first.
 type writeErrors struct {
-	list bson.A
+	list    bson.A
+	indexes []int // of the statements that failed
 }
 
 // add records err for statement i; it returns false when err is not a
@@ -44,17 +46,27 @@ func (w *writeErrors) add(i int, err error) bool {
 	var code int32
 	var msg string
 	var extra bson.D
-	switch e := err.(type) {
-	case *writeError:
-		code, msg, extra = e.code, e.msg, e.extra
-	case *cmdError:
-		code, msg = e.code, e.msg
-	default:
+	if we, ok := err.(*writeError); ok {
+		code, msg, extra = we.code, we.msg, we.extra
+	} else if ce, ok := asCmdError(err); ok {
+		code, msg = ce.code, ce.msg
+	} else {
 		return false
 	}
 	doc := bson.D{{Key: "index", Value: int32(i)}, {Key: "code", Value: code}, {Key: "errmsg", Value: msg}}
 	w.list = append(w.list, append(doc, extra...))
+	w.indexes = append(w.indexes, i)
 	return true
+}
+
+// failedIn reports whether a statement in [from, to) failed.
+func (w *writeErrors) failedIn(from, to int) bool {
+	for _, i := range w.indexes {
+		if i >= from && i < to {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *writeErrors) appendTo(res bson.D) bson.D {
@@ -83,15 +95,15 @@ type batchResult struct {
 // first; any other error fails the whole command. A statement of a
 // retryable write that already ran under this txnNumber does not run again:
 // what it did counts.
-func (cx *cmdCtx) runBatch(stmts []bsoncore.Value, ordered bool, fn func(s bsoncore.Value) (stmtResult, error)) (*batchResult, error) {
+func (cx *cmdCtx) runBatch(stmts []bsoncore.Value, ordered bool, fn func(i int, s bsoncore.Value) (stmtResult, error)) (*batchResult, error) {
 	var out batchResult
 	for i, s := range stmts {
 		res, done := cx.sess.executedStmt(cx.retryable, i)
 		if !done {
 			var err error
-			res, err = untilUnblocked(cx, func() (stmtResult, error) { return fn(s) })
+			res, err = untilUnblocked(cx, func() (stmtResult, error) { return fn(i, s) })
 			if err != nil {
-				if ce, ok := err.(*cmdError); ok && cx.txn != nil && transientTxnError(ce.code, false) {
+				if ce, ok := asCmdError(err); ok && cx.txn != nil && transientTxnError(ce.code, false) {
 					return nil, err
 				}
 				if !out.werrs.add(i, err) {
@@ -113,7 +125,7 @@ func (cx *cmdCtx) runBatch(stmts []bsoncore.Value, ordered bool, fn func(s bsonc
 		out.n += res.n
 		out.modified += res.modified
 		if res.upserted.Type != 0 {
-			out.upserted = append(out.upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: rawValue(res.upserted)}})
+			out.upserted = append(out.upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: query.RawValue(res.upserted)}})
 		}
 	}
 	return &out, nil
@@ -197,89 +209,173 @@ func insertCmd(cx *cmdCtx) (bson.D, error) {
 	if len(docs) == 0 {
 		return nil, errorf(codeInvalidLength, "Write batch sizes must be between 1 and 100000. Got 0 operations.")
 	}
-	res, err := cx.runBatch(docs, ordered, func(v bsoncore.Value) (stmtResult, error) {
+	// MongoDB 8.0 writes the documents of an insert in batches, each one
+	// applyOps oplog entry: their events wait here to share a cluster time.
+	var held map[int]heldInsert
+	if cx.s.release.batchedInserts && cx.txn == nil && len(docs) > 1 {
+		held = map[int]heldInsert{}
+	}
+	res, err := cx.runBatch(docs, ordered, func(i int, v bsoncore.Value) (stmtResult, error) {
 		c, err := cx.s.writableCollLocked(cx, cx.db, name)
 		if err != nil {
 			return stmtResult{}, err
 		}
-		return stmtResult{n: 1}, cx.insertOne(c, v)
+		if held == nil {
+			return stmtResult{n: 1}, cx.insertOne(c, v)
+		}
+		r, e, err := cx.storeOne(c, v)
+		if err == nil {
+			held[i] = heldInsert{c, r, e}
+		}
+		return stmtResult{n: 1}, err
 	})
 	if err != nil {
 		return nil, err
 	}
+	if held != nil {
+		cx.recordInsertBatches(docs, held, &res.werrs)
+	}
 	return res.werrs.appendTo(bson.D{{Key: "n", Value: res.n}}), nil
+}
+
+// heldInsert is an inserted document whose event waits for its batch.
+type heldInsert struct {
+	c *collection
+	r *record
+	e *event
+}
+
+// Batches of MongoDB 8.0's vectored inserts: up to internalInsertMaxBatchSize
+// documents (500) or until insertVectorMaxBytes (256 KiB) is reached
+// (mongo src/mongo/db/query/query_knobs and write_ops_exec.cpp).
+const (
+	insertBatchDocs  = 500
+	insertBatchBytes = 256 << 10
+)
+
+// recordInsertBatches records the held events batch by batch: a batch
+// that inserted every document is one oplog entry (one cluster time, and
+// the session of a retryable write, as the applyOps of a retryable write
+// carries it); one where a document failed was inserted document by
+// document, as mongod falls back to then.
+func (cx *cmdCtx) recordInsertBatches(docs []bsoncore.Value, held map[int]heldInsert, werrs *writeErrors) {
+	flush := func(from, to int) {
+		var batch []heldInsert
+		for i := from; i < to; i++ {
+			if h, ok := held[i]; ok {
+				batch = append(batch, h)
+			}
+		}
+		events := make([]*event, len(batch))
+		for i, h := range batch {
+			events[i] = h.e
+		}
+		if werrs.failedIn(from, to) || len(events) < 2 {
+			for _, e := range events {
+				cx.s.recordLocked(cx, e)
+			}
+		} else {
+			if cx.retryable {
+				for _, e := range events {
+					e.lsid, e.txnNumber = cx.sess.eventLsid, cx.txnNumber
+				}
+			}
+			cx.s.recordBatchLocked(cx, events)
+		}
+		for _, h := range batch {
+			h.r.lastWrite = h.e.ts
+		}
+	}
+	from, bytes := 0, 0
+	for i, d := range docs {
+		bytes += len(d.Data)
+		if i+1-from == insertBatchDocs || bytes >= insertBatchBytes || i == len(docs)-1 {
+			flush(from, i+1)
+			from, bytes = i+1, 0
+		}
+	}
 }
 
 const codeInvalidLength = 16
 
-// insertOne validates and stores one document, giving it an ObjectId _id
-// (first, as the server stores it) when it has none.
+// insertOne validates, stores and records one document.
 func (cx *cmdCtx) insertOne(c *collection, v bsoncore.Value) error {
-	d, ok := v.DocumentOK()
-	if !ok {
-		return typeError("insert.documents", v, "object")
-	}
-	id, err := d.LookupErr("_id")
-	if err != nil {
-		id = marshalValue(bson.NewObjectID())
-	}
-	switch id.Type {
-	case bsoncore.TypeArray, bsoncore.TypeRegex, bsoncore.TypeUndefined:
-		return &writeError{code: codeInvalidIDField, msg: "The '_id' value cannot be of type " + typeName(id.Type)}
-	}
-	doc := withID(d, id)
-	if len(doc) > maxBSONObjectSize {
-		return &writeError{code: codeBadValue, msg: fmt.Sprintf("object to insert too large. size in bytes: %d, max size: %d", len(doc), maxBSONObjectSize)}
-	}
-	r, err := c.insert(doc, cx.txn)
+	r, e, err := cx.storeOne(c, v)
 	if err != nil {
 		return err
 	}
-	e := &event{op: "insert", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(doc), fullDoc: doc}
 	cx.s.recordLocked(cx, e)
-	if cx.txn != nil {
-		cx.txn.touched = append(cx.txn.touched, heldRecord{c, r})
-	} else {
+	if cx.txn == nil {
 		r.lastWrite = e.ts
 	}
 	return nil
 }
 
-func idKey(doc bsoncore.Document) bsoncore.Document {
-	return buildDoc([]field{{"_id", doc.Lookup("_id")}})
+// storeOne validates and stores one document, giving it an ObjectId _id
+// (first, as the server stores it) when it has none, and returns its event
+// to record.
+func (cx *cmdCtx) storeOne(c *collection, v bsoncore.Value) (*record, *event, error) {
+	d, ok := v.DocumentOK()
+	if !ok {
+		return nil, nil, typeError("insert.documents", v, "object")
+	}
+	id, err := d.LookupErr("_id")
+	if err != nil {
+		id = query.MarshalValue(bson.NewObjectID())
+	}
+	switch id.Type {
+	case bsoncore.TypeArray, bsoncore.TypeRegex, bsoncore.TypeUndefined:
+		return nil, nil, &writeError{code: codeInvalidIDField, msg: "The '_id' value cannot be of type " + query.TypeName(id.Type)}
+	}
+	doc := query.WithID(d, id)
+	if len(doc) > maxBSONObjectSize {
+		return nil, nil, &writeError{code: codeBadValue, msg: fmt.Sprintf("object to insert too large. size in bytes: %d, max size: %d", len(doc), maxBSONObjectSize)}
+	}
+	r, err := c.insert(doc, cx.txn)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cx.txn != nil {
+		cx.txn.touched = append(cx.txn.touched, heldRecord{c, r})
+	}
+	return r, &event{op: "insert", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(doc), fullDoc: doc}, nil
 }
 
-// query is a parsed filter + sort + skip + limit over one collection.
-type query struct {
-	filter *matcher
-	sort   []sortKey
+func idKey(doc bsoncore.Document) bsoncore.Document {
+	return query.BuildDoc([]query.Field{{Key: "_id", Val: doc.Lookup("_id")}})
+}
+
+// scan is a parsed filter + sort + skip + limit over one collection.
+type scan struct {
+	filter *query.Filter
+	sort   []query.SortKey
 	skip   int64
 	limit  int64 // 0: none
 }
 
-func parseQuery(filter, sort bsoncore.Document) (query, error) {
-	m, err := compileFilter(filter)
+func parseQuery(filter, sort bsoncore.Document) (scan, error) {
+	m, err := query.CompileFilter(filter)
 	if err != nil {
-		return query{}, err
+		return scan{}, err
 	}
-	keys, err := compileSort(sort)
+	keys, err := query.CompileSort(sort)
 	if err != nil {
-		return query{}, err
+		return scan{}, err
 	}
-	return query{filter: m, sort: keys}, nil
+	return scan{filter: m, sort: keys}, nil
 }
 
 // queryArg compiles the command's filter (in filterField) and, unless
 // sortField is empty, its sort into a query; it also returns the filter.
-func (cx *cmdCtx) queryArg(filterField, sortField string) (query, bsoncore.Document, error) {
+func (cx *cmdCtx) queryArg(filterField, sortField string) (scan, bsoncore.Document, error) {
 	filter, err := cx.docArg(filterField)
 	if err != nil {
-		return query{}, nil, err
+		return scan{}, nil, err
 	}
 	var sort bsoncore.Document
 	if sortField != "" {
 		if sort, err = cx.docArg(sortField); err != nil {
-			return query{}, nil, err
+			return scan{}, nil, err
 		}
 	}
 	q, err := parseQuery(filter, sort)
@@ -288,17 +384,17 @@ func (cx *cmdCtx) queryArg(filterField, sortField string) (query, bsoncore.Docum
 
 // run returns the matching records as the transaction tx (nil: none) sees
 // them, in order (natural order without a sort).
-func (q query) run(c *collection, tx *transaction) []*record {
+func (q scan) run(c *collection, tx *transaction) []*record {
 	if c == nil {
 		return nil
 	}
 	var out []*record
 	for _, r := range c.visible(tx) {
-		if q.filter.matches(r.doc) {
+		if q.filter.Matches(r.doc) {
 			out = append(out, r)
 		}
 	}
-	sortBy(out, func(r *record) bsoncore.Document { return r.doc }, q.sort)
+	query.SortBy(out, func(r *record) bsoncore.Document { return r.doc }, q.sort)
 	if q.skip >= int64(len(out)) {
 		return nil
 	}
@@ -326,11 +422,11 @@ func (cx *cmdCtx) checkHint(c *collection) error {
 	}
 	for _, ix := range c.indexes {
 		if (h.Type == bsoncore.TypeString && h.StringValue() == ix.name) ||
-			(h.Type == bsoncore.TypeEmbeddedDocument && valuesEqual(h, ix.spec.Lookup("key"))) {
+			(h.Type == bsoncore.TypeEmbeddedDocument && query.Equal(h, ix.spec.Lookup("key"))) {
 			return nil
 		}
 	}
-	if d, ok := h.DocumentOK(); ok && len(docFields(d)) == 0 {
+	if d, ok := h.DocumentOK(); ok && len(query.Fields(d)) == 0 {
 		return nil
 	}
 	return errorf(codeBadValue, "hint provided does not correspond to an existing index")
@@ -381,7 +477,7 @@ func find(cx *cmdCtx) (bson.D, error) {
 	for i, r := range recs {
 		docs[i] = r.doc
 		if proj != nil {
-			if docs[i], err = proj.apply(r.doc); err != nil {
+			if docs[i], err = proj.Apply(r.doc); err != nil {
 				return nil, err
 			}
 		}
@@ -394,12 +490,12 @@ func find(cx *cmdCtx) (bson.D, error) {
 
 // projectionArg compiles the find-style projection in field; nil when there
 // is none or it is empty.
-func (cx *cmdCtx) projectionArg(field string) (*projection, error) {
+func (cx *cmdCtx) projectionArg(field string) (*query.Projection, error) {
 	p, err := cx.docArg(field)
-	if err != nil || len(docFields(p)) == 0 {
+	if err != nil || len(query.Fields(p)) == 0 {
 		return nil, err
 	}
-	return compileProjection(p, true)
+	return query.CompileProjection(p, true)
 }
 
 func firstErr(errs ...error) error {
@@ -437,46 +533,4 @@ func count(cx *cmdCtx) (bson.D, error) {
 		return nil, err
 	}
 	return bson.D{{Key: "n", Value: int32(len(q.run(c, cx.txn)))}}, nil
-}
-
-// distinct returns each distinct value at key, array elements counted separately.
-func distinct(cx *cmdCtx) (bson.D, error) {
-	name, err := cx.collName()
-	if err != nil {
-		return nil, err
-	}
-	if err := cx.rejectOptions("collation"); err != nil {
-		return nil, err
-	}
-	key, ok := cx.body.Lookup("key").StringValueOK()
-	if !ok {
-		return nil, typeError("distinct.key", cx.body.Lookup("key"), "string")
-	}
-	q, _, err := cx.queryArg("query", "")
-	if err != nil {
-		return nil, err
-	}
-	var vals []bsoncore.Value
-	add := func(v bsoncore.Value) {
-		for _, seen := range vals {
-			if valuesEqual(seen, v) {
-				return
-			}
-		}
-		vals = append(vals, v)
-	}
-	for _, r := range q.run(cx.s.collLocked(cx.db, name), cx.txn) {
-		walkPath(docValue(r.doc), splitPath(key), func(v bsoncore.Value, found bool) {
-			switch {
-			case !found:
-			case v.Type == bsoncore.TypeArray:
-				for _, e := range arrayValues(v) {
-					add(e)
-				}
-			default:
-				add(v)
-			}
-		})
-	}
-	return bson.D{{Key: "values", Value: rawValue(arrayValue(vals))}}, nil
 }

@@ -3,6 +3,8 @@ package mongotest
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // cursor is an open server cursor: query results waiting to be fetched, or
@@ -70,7 +72,7 @@ func batchSizeOf(field string, v bsoncore.Value) (int, bool, error) {
 	if v.Type == 0 {
 		return 0, false, nil
 	}
-	n, err := asInt(field, v)
+	n, err := query.AsInt(field, v)
 	if err != nil {
 		return 0, false, err
 	}

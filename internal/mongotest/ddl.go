@@ -6,6 +6,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // createOptions are real create options this fake cannot honour.
@@ -43,12 +45,12 @@ func sortedColls(d *database) []*collection {
 }
 
 // filterArg compiles the query filter in field (none matches everything).
-func (cx *cmdCtx) filterArg(field string) (*matcher, error) {
+func (cx *cmdCtx) filterArg(field string) (*query.Filter, error) {
 	filter, err := cx.docArg(field)
 	if err != nil {
 		return nil, err
 	}
-	return compileFilter(filter)
+	return query.CompileFilter(filter)
 }
 
 func listCollections(cx *cmdCtx) (bson.D, error) {
@@ -71,7 +73,7 @@ func listCollections(cx *cmdCtx) (bson.D, error) {
 				{Key: "info", Value: bson.D{{Key: "readOnly", Value: false}, {Key: "uuid", Value: bson.Binary{Subtype: 4, Data: c.uuid}}}},
 				{Key: "idIndex", Value: bson.Raw(c.idIndex().spec)},
 			})
-			if !m.matches(info) {
+			if !m.Matches(info) {
 				continue
 			}
 			if nameOnly {
@@ -102,7 +104,7 @@ func listDatabases(cx *cmdCtx) (bson.D, error) {
 			}
 		}
 		info := mustMarshal(bson.D{{Key: "name", Value: d.name}, {Key: "sizeOnDisk", Value: size}, {Key: "empty", Value: size == 0}})
-		if !m.matches(info) {
+		if !m.Matches(info) {
 			continue
 		}
 		total += size
@@ -124,7 +126,7 @@ func create(cx *cmdCtx) (bson.D, error) {
 		return nil, err
 	}
 	for _, opt := range createOptions {
-		if v, ok := cx.field(opt); ok && truthy(v) && !isSimpleCollation(opt, v) {
+		if v, ok := cx.field(opt); ok && query.Truthy(v) && !isSimpleCollation(opt, v) {
 			return nil, unsupported("the create option %s", opt)
 		}
 	}
@@ -229,4 +231,12 @@ func (cx *cmdCtx) heldByTransactions(colls ...*collection) error {
 		}
 	}
 	return nil
+}
+
+func mustMarshal(d bson.D) bsoncore.Document {
+	b, err := bson.Marshal(d)
+	if err != nil {
+		panic(err) // only called with documents built here
+	}
+	return b
 }

@@ -3,37 +3,39 @@ package mongotest
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // Error codes used here, with the real server's names
 // (https://www.mongodb.com/docs/manual/reference/error-codes/).
 const (
-	codeBadValue                           = 2
-	codeFailedToParse                      = 9
+	codeBadValue                           = query.CodeBadValue
+	codeFailedToParse                      = query.CodeFailedToParse
 	codeUnauthorized                       = 13
-	codeTypeMismatch                       = 14
+	codeTypeMismatch                       = query.CodeTypeMismatch
 	codeNamespaceNotFound                  = 26
 	codeIndexNotFound                      = 27
-	codePathNotViable                      = 28
-	codeConflictingUpdateOperators         = 40
+	codePathNotViable                      = query.CodePathNotViable
+	codeConflictingUpdateOperators         = query.CodeConflictingUpdateOperators
 	codeCursorNotFound                     = 43
 	codeNamespaceExists                    = 48
 	codeInvalidIDField                     = 53
 	codeCommandNotFound                    = 59
-	codeImmutableField                     = 66
+	codeImmutableField                     = query.CodeImmutableField
 	codeInvalidOptions                     = 72
 	codeInvalidNamespace                   = 73
 	codeIndexOptionsConflict               = 85
 	codeIndexKeySpecsConflict              = 86
 	codeUnsatisfiableWriteConcern          = 100
-	codeCommandNotSupported                = 115
+	codeCommandNotSupported                = query.CodeCommandNotSupported
 	codeInvalidResumeToken                 = 260
 	codeChangeStreamFatalError             = 280
 	codeChangeStreamHistoryLost            = 286
 	codeDuplicateKey                       = 11000
 	codeBSONObjectTooLarge                 = 10334
 	codeIDLUnknownField                    = 40415
-	codeUnrecognizedPipelineStage          = 40324
+	codeUnrecognizedPipelineStage          = query.CodeUnrecognizedPipelineStage
 	codeChangeStreamNotFirstStage          = 40602
 	codeChangeStreamStageNotAllowed        = 40600
 	codeMultipleResumeOptions              = 40674
@@ -136,6 +138,18 @@ func errorf(code int32, format string, args ...any) *cmdError {
 }
 
 // unsupported reports something valid in MongoDB that this fake does not implement.
-func unsupported(format string, args ...any) *cmdError {
-	return &cmdError{code: codeCommandNotSupported, msg: "mongotest does not support " + fmt.Sprintf(format, args...)}
+func unsupported(format string, args ...any) error {
+	return query.Unsupported(format, args...)
+}
+
+// asCmdError is err as a command failure: the query engine's errors carry
+// the same codes.
+func asCmdError(err error) (*cmdError, bool) {
+	switch e := err.(type) {
+	case *cmdError:
+		return e, true
+	case *query.Error:
+		return &cmdError{code: e.Code, msg: e.Msg}, true
+	}
+	return nil, false
 }

@@ -7,6 +7,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // failPoint is the real server's failCommand test failpoint
@@ -73,7 +75,7 @@ func configureFailPoint(cx *cmdCtx) (bson.D, error) {
 	case mode.Type == bsoncore.TypeEmbeddedDocument:
 		elems, _ := mode.Document().Elements()
 		for _, e := range elems {
-			n, err := asInt("mode."+e.Key(), e.Value())
+			n, err := query.AsInt("mode."+e.Key(), e.Value())
 			if err != nil {
 				return nil, err
 			}
@@ -124,7 +126,7 @@ func parseFailData(f *failPoint, data bsoncore.Document) error {
 				f.commands = append(f.commands, n.StringValue())
 			}
 		case "errorCode":
-			n, err := asInt(field, v)
+			n, err := query.AsInt(field, v)
 			if err != nil {
 				return err
 			}
@@ -153,7 +155,7 @@ func parseFailData(f *failPoint, data bsoncore.Document) error {
 			}
 			blocking = b
 		case "blockTimeMS":
-			n, err := asInt(field, v)
+			n, err := query.AsInt(field, v)
 			if err != nil {
 				return err
 			}

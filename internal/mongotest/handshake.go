@@ -1,30 +1,23 @@
 package mongotest
 
 import (
-	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// The server announces MongoDB 7.0: wire version 21 is 7.0
-// (https://github.com/mongodb/specifications, "wire version" table).
-const (
-	serverVersion  = "7.0.14"
-	maxWireVersion = 21
-	sessionMinutes = 30
-)
+// sessionMinutes is logicalSessionTimeoutMinutes, mongod's default.
+const sessionMinutes = 30
 
 // hello takes any field: drivers add handshake fields over time
 // (backpressure, ...) and servers ignore those they do not know.
 var handshakeCommands = map[string]command{
-	"hello":        {run: hello, freeForm: true},
-	"isMaster":     {run: hello, freeForm: true},
-	"ismaster":     {run: hello, freeForm: true},
-	"ping":         {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
-	"buildInfo":    {run: buildInfo},
-	"buildinfo":    {run: buildInfo},
-	"getParameter": {run: getParameter, freeForm: true},
+	"hello":     {run: hello, freeForm: true},
+	"isMaster":  {run: hello, freeForm: true},
+	"ismaster":  {run: hello, freeForm: true},
+	"ping":      {run: func(*cmdCtx) (bson.D, error) { return nil, nil }},
+	"buildInfo": {run: buildInfo},
+	"buildinfo": {run: buildInfo},
 }
 
 // hello answers as the primary of a one-member replica set. With
@@ -83,7 +76,7 @@ func hello(cx *cmdCtx) (bson.D, error) {
 		{Key: "logicalSessionTimeoutMinutes", Value: int32(sessionMinutes)},
 		{Key: "connectionId", Value: cx.c.id},
 		{Key: "minWireVersion", Value: int32(0)},
-		{Key: "maxWireVersion", Value: int32(maxWireVersion)},
+		{Key: "maxWireVersion", Value: cx.s.release.wire},
 		{Key: "readOnly", Value: false},
 	}
 	if ok, _ := cx.boolArg("helloOk"); ok {
@@ -100,11 +93,12 @@ func (s *Server) topologyVersion() bson.D {
 	return bson.D{{Key: "processId", Value: s.processID}, {Key: "counter", Value: int64(0)}}
 }
 
-func buildInfo(*cmdCtx) (bson.D, error) {
+func buildInfo(cx *cmdCtx) (bson.D, error) {
+	r := cx.s.release
 	return bson.D{
-		{Key: "version", Value: serverVersion},
+		{Key: "version", Value: r.version},
 		{Key: "gitVersion", Value: "mongotest"},
-		{Key: "versionArray", Value: bson.A{int32(7), int32(0), int32(14), int32(0)}},
+		{Key: "versionArray", Value: r.array},
 		{Key: "modules", Value: bson.A{}},
 		{Key: "javascriptEngine", Value: "none"},
 		{Key: "bits", Value: int32(64)},
@@ -112,31 +106,4 @@ func buildInfo(*cmdCtx) (bson.D, error) {
 		{Key: "maxBsonObjectSize", Value: int32(maxBSONObjectSize)},
 		{Key: "storageEngines", Value: bson.A{"mongotest"}},
 	}, nil
-}
-
-// getParameter knows the parameters drivers and tools ask about; any other
-// is refused as the real server refuses unknown parameters.
-func getParameter(cx *cmdCtx) (bson.D, error) {
-	known := map[string]any{
-		"featureCompatibilityVersion": bson.D{{Key: "version", Value: "7.0"}},
-		"periodicNoopIntervalSecs":    int32(cx.s.opts.NoopInterval / time.Second),
-		"ttlMonitorSleepSecs":         int32(cx.s.opts.TTLInterval / time.Second),
-		"maxBSONDepth":                int32(200),
-	}
-	elems, _ := cx.body.Elements()
-	var res bson.D
-	for _, e := range elems[1:] {
-		if slices.Contains(genericFields, e.Key()) {
-			continue
-		}
-		v, ok := known[e.Key()]
-		if !ok {
-			return nil, errorf(codeInvalidOptions, "no option found to get: %s", e.Key())
-		}
-		res = append(res, bson.E{Key: e.Key(), Value: v})
-	}
-	if len(res) == 0 {
-		return nil, errorf(codeInvalidOptions, "no option found to get")
-	}
-	return res, nil
 }

@@ -6,6 +6,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // index is a secondary index definition. Queries scan collections, so only
@@ -17,7 +19,7 @@ type index struct {
 	spec        bsoncore.Document // as listIndexes returns it
 	unique      bool
 	sparse      bool
-	partial     *matcher
+	partial     *query.Filter
 	ttl         bool
 	expireAfter int64 // seconds, when ttl
 	entries     map[string]*record
@@ -43,22 +45,22 @@ type indexEntry struct {
 // values index each element (multikey), sparse and partial indexes skip
 // documents they do not cover.
 func (ix *index) entriesFor(doc bsoncore.Document) []indexEntry {
-	if ix.partial != nil && !ix.partial.matches(doc) {
+	if ix.partial != nil && !ix.partial.Matches(doc) {
 		return nil
 	}
 	perField := make([][]bsoncore.Value, len(ix.fields))
 	anyFound := false
 	for i, f := range ix.fields {
-		walkPath(docValue(doc), splitPath(f), func(v bsoncore.Value, found bool) {
+		query.WalkPath(query.DocValue(doc), query.SplitPath(f), func(v bsoncore.Value, found bool) {
 			if !found {
-				perField[i] = append(perField[i], nullValue)
+				perField[i] = append(perField[i], query.NullValue)
 				return
 			}
 			anyFound = true
 			if v.Type == bsoncore.TypeArray {
-				elems := arrayValues(v)
+				elems := query.ArrayValues(v)
 				if len(elems) == 0 {
-					perField[i] = append(perField[i], undefinedValue)
+					perField[i] = append(perField[i], query.UndefinedValue)
 				}
 				perField[i] = append(perField[i], elems...)
 				return
@@ -75,7 +77,7 @@ func (ix *index) entriesFor(doc bsoncore.Document) []indexEntry {
 		for _, c := range combos {
 			for _, v := range vals {
 				next = append(next, indexEntry{
-					key:    string(appendIndexKey([]byte(c.key), v)),
+					key:    string(query.AppendKey([]byte(c.key), v)),
 					values: append(append([]bsoncore.Value(nil), c.values...), v),
 				})
 			}
@@ -124,7 +126,7 @@ func (ix *index) duplicateError(c *collection, values []bsoncore.Value) *writeEr
 	keyValue := bson.D{}
 	parts := make([]string, len(ix.fields))
 	for i, f := range ix.fields {
-		keyValue = append(keyValue, bson.E{Key: f, Value: rawValue(values[i])})
+		keyValue = append(keyValue, bson.E{Key: f, Value: query.RawValue(values[i])})
 		parts[i] = f + ": " + values[i].String()
 	}
 	return &writeError{
@@ -132,31 +134,5 @@ func (ix *index) duplicateError(c *collection, values []bsoncore.Value) *writeEr
 		msg: fmt.Sprintf("E11000 duplicate key error collection: %s index: %s dup key: { %s }",
 			c.ns(), ix.name, strings.Join(parts, ", ")),
 		extra: bson.D{{Key: "keyPattern", Value: bson.Raw(ix.spec.Lookup("key").Document())}, {Key: "keyValue", Value: keyValue}},
-	}
-}
-
-// appendIndexKey appends a canonical encoding of v in which values MongoDB
-// considers equal (1, 1.0 and NumberLong(1)) encode identically.
-func appendIndexKey(b []byte, v bsoncore.Value) []byte {
-	b = append(b, byte(canonicalType(v.Type)))
-	switch {
-	case v.IsNumber():
-		return fmt.Appendf(b, "%s;", numberKey(v))
-	case v.Type == bsoncore.TypeString || v.Type == bsoncore.TypeSymbol:
-		s := stringOf(v)
-		return fmt.Appendf(b, "%d:%s", len(s), s)
-	case v.Type == bsoncore.TypeEmbeddedDocument || v.Type == bsoncore.TypeArray:
-		elems, _ := bsoncore.Document(v.Data).Elements()
-		b = fmt.Appendf(b, "%d{", len(elems))
-		for _, e := range elems {
-			if v.Type == bsoncore.TypeEmbeddedDocument {
-				b = fmt.Appendf(b, "%d:%s", len(e.Key()), e.Key())
-			}
-			b = appendIndexKey(b, e.Value())
-		}
-		return append(b, '}')
-	default:
-		b = fmt.Appendf(b, "%d:", len(v.Data))
-		return append(b, v.Data...)
 	}
 }

@@ -6,6 +6,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 var indexCommands = map[string]command{
@@ -20,39 +22,39 @@ var indexCommands = map[string]command{
 func parseIndex(spec bsoncore.Document) (*index, error) {
 	ix := &index{}
 	key, ok := spec.Lookup("key").DocumentOK()
-	if !ok || len(docFields(key)) == 0 {
+	if !ok || len(query.Fields(key)) == 0 {
 		return nil, errorf(codeFailedToParse, "The 'key' field is a required property of an index specification")
 	}
 	var nameParts []string
-	for _, f := range docFields(key) {
-		if !f.val.IsNumber() || f.val.AsFloat64() == 0 {
-			return nil, unsupported("index type %s on %s (only ascending and descending keys)", f.val, f.key)
+	for _, f := range query.Fields(key) {
+		if !f.Val.IsNumber() || f.Val.AsFloat64() == 0 {
+			return nil, unsupported("index type %s on %s (only ascending and descending keys)", f.Val, f.Key)
 		}
-		if strings.Contains(f.key, "$") {
-			return nil, unsupported("wildcard index key %s", f.key)
+		if strings.Contains(f.Key, "$") {
+			return nil, unsupported("wildcard index key %s", f.Key)
 		}
-		ix.fields = append(ix.fields, f.key)
-		nameParts = append(nameParts, f.key, f.val.String())
+		ix.fields = append(ix.fields, f.Key)
+		nameParts = append(nameParts, f.Key, f.Val.String())
 	}
 	ix.name = strings.Join(nameParts, "_")
-	out := []field{{"v", int32Value(2)}, {"key", docValue(key)}, {"name", bsoncore.Value{}}}
-	for _, f := range docFields(spec) {
-		switch f.key {
+	out := []query.Field{{Key: "v", Val: query.Int32Value(2)}, {Key: "key", Val: query.DocValue(key)}, {Key: "name", Val: bsoncore.Value{}}}
+	for _, f := range query.Fields(spec) {
+		switch f.Key {
 		case "key", "v", "background", "ns":
 			continue
 		case "name":
-			n, ok := f.val.StringValueOK()
+			n, ok := f.Val.StringValueOK()
 			if !ok || n == "" {
 				return nil, errorf(codeBadValue, "index name must be a non-empty string")
 			}
 			ix.name = n
 			continue
 		case "unique":
-			ix.unique = truthy(f.val)
+			ix.unique = query.Truthy(f.Val)
 		case "sparse":
-			ix.sparse = truthy(f.val)
+			ix.sparse = query.Truthy(f.Val)
 		case "expireAfterSeconds":
-			n, err := asInt("expireAfterSeconds", f.val)
+			n, err := query.AsInt("expireAfterSeconds", f.Val)
 			if err != nil || n < 0 {
 				return nil, errorf(codeInvalidOptions, "TTL index 'expireAfterSeconds' option must be a non-negative integer")
 			}
@@ -61,7 +63,7 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 			}
 			ix.ttl, ix.expireAfter = true, n
 		case "partialFilterExpression":
-			m, err := compileFilter(f.val.Document())
+			m, err := query.CompileFilter(f.Val.Document())
 			if err != nil {
 				return nil, err
 			}
@@ -69,19 +71,19 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 		case "hidden", "collation", "wildcardProjection", "weights", "default_language",
 			"language_override", "textIndexVersion", "2dsphereIndexVersion", "bits", "min", "max",
 			"storageEngine", "prepareUnique":
-			if truthy(f.val) && !isSimpleCollation(f.key, f.val) {
-				return nil, unsupported("the index option %s", f.key)
+			if query.Truthy(f.Val) && !isSimpleCollation(f.Key, f.Val) {
+				return nil, unsupported("the index option %s", f.Key)
 			}
 		default:
-			return nil, errorf(codeInvalidOptions, "The field '%s' is not valid for an index specification.", f.key)
+			return nil, errorf(codeInvalidOptions, "The field '%s' is not valid for an index specification.", f.Key)
 		}
 		out = append(out, f)
 	}
-	out[2].val = stringValue(ix.name)
+	out[2].Val = query.StringValue(ix.name)
 	if ix.name == "_id_" {
 		return nil, errorf(codeBadValue, "The index name '_id_' is reserved for the _id index")
 	}
-	ix.spec = buildDoc(out)
+	ix.spec = query.BuildDoc(out)
 	if ix.unique {
 		ix.entries = map[string]*record{}
 	}
@@ -91,13 +93,13 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 // sameOptions compares specs without their names.
 func sameOptions(a, b *index) bool {
 	strip := func(ix *index) string {
-		var fs []field
-		for _, f := range docFields(ix.spec) {
-			if f.key != "name" {
+		var fs []query.Field
+		for _, f := range query.Fields(ix.spec) {
+			if f.Key != "name" {
 				fs = append(fs, f)
 			}
 		}
-		return string(buildDoc(fs))
+		return string(query.BuildDoc(fs))
 	}
 	return strip(a) == strip(b)
 }
@@ -159,7 +161,7 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 // makes it a no-op, a conflicting one an error, as on the real server.
 func (cx *cmdCtx) addIndex(c *collection, ix *index) error {
 	for _, old := range c.indexes {
-		sameName, sameKey := old.name == ix.name, valuesEqual(old.spec.Lookup("key"), ix.spec.Lookup("key"))
+		sameName, sameKey := old.name == ix.name, query.Equal(old.spec.Lookup("key"), ix.spec.Lookup("key"))
 		switch {
 		case sameName && sameKey && sameOptions(old, ix):
 			return nil
@@ -181,7 +183,7 @@ func (cx *cmdCtx) addIndex(c *collection, ix *index) error {
 }
 
 func indexesDescription(ix *index) bsoncore.Document {
-	return buildDoc([]field{{"indexes", arrayValue([]bsoncore.Value{docValue(ix.spec)})}})
+	return query.BuildDoc([]query.Field{{Key: "indexes", Val: query.ArrayValue([]bsoncore.Value{query.DocValue(ix.spec)})}})
 }
 
 func listIndexes(cx *cmdCtx) (bson.D, error) {
@@ -227,7 +229,7 @@ func dropIndexes(cx *cmdCtx) (bson.D, error) {
 	case arg.Type == bsoncore.TypeString, arg.Type == bsoncore.TypeArray:
 		names := []bsoncore.Value{arg}
 		if arg.Type == bsoncore.TypeArray {
-			names = arrayValues(arg)
+			names = query.ArrayValues(arg)
 		}
 		for _, n := range names {
 			ix := c.indexNamed(n.StringValue())
@@ -238,7 +240,7 @@ func dropIndexes(cx *cmdCtx) (bson.D, error) {
 		}
 	case arg.Type == bsoncore.TypeEmbeddedDocument:
 		for _, ix := range c.indexes {
-			if valuesEqual(ix.spec.Lookup("key"), arg) {
+			if query.Equal(ix.spec.Lookup("key"), arg) {
 				drop = append(drop, ix)
 			}
 		}

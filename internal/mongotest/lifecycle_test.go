@@ -42,35 +42,6 @@ func TestRestartKeepsDataAndHistory(t *testing.T) {
 	}
 }
 
-func TestDropConnectionsRecovers(t *testing.T) {
-	srv := mongotest.New(t, "drops all connections", mongotest.Options{})
-	c := connect(t, srv.URI())
-	cx := ctx(t)
-	coll := c.Database("d").Collection("c")
-	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}})
-	must(t, err)
-	cs, err := coll.Watch(cx, mongo.Pipeline{})
-	must(t, err)
-	defer cs.Close(cx)
-	srv.DropConnections()
-	// A write racing the driver's pool clearing may fail once more than the driver's own
-	// retry absorbs (a PoolClearedError): an application retries it, and so does the test.
-	// A duplicate key means an earlier attempt went through.
-	for attempt := 1; ; attempt++ {
-		_, err = coll.InsertOne(cx, bson.D{{Key: "_id", Value: 2}})
-		if err == nil || mongo.IsDuplicateKeyError(err) {
-			break
-		}
-		if attempt == 5 {
-			t.Fatalf("the server never took a write after dropping connections: %v", err)
-		}
-	}
-	// The driver resumes the stream on the network error and sees the next event.
-	if ev := next(t, cs); ev.Lookup("documentKey", "_id").Int32() != 2 {
-		t.Fatalf("after dropped connections: %v", ev)
-	}
-}
-
 func TestTTLExpiresDocuments(t *testing.T) {
 	srv := mongotest.New(t, "a 50ms TTL monitor", mongotest.Options{TTLInterval: 50 * time.Millisecond})
 	c := connect(t, srv.URI())

@@ -31,6 +31,31 @@ type Options struct {
 	// TTLInterval is how often expired documents are deleted (default 60s,
 	// like the real server's TTL monitor).
 	TTLInterval time.Duration
+	// Version is the MongoDB release the server announces and behaves as
+	// where releases differ here: "7.0" (the default) or "8.0", whose
+	// vectored inserts are batched (see README.md).
+	Version string
+	// CursorTimeout is how long an idle cursor lives (default 10 minutes,
+	// mongod's cursorTimeoutMillis).
+	CursorTimeout time.Duration
+}
+
+// releases are the versions the server can announce.
+var releases = map[string]release{
+	"7.0": {version: "7.0.14", wire: 21, array: []int32{7, 0, 14, 0}},
+	"8.0": {version: "8.0.4", wire: 25, array: []int32{8, 0, 4, 0}, batchedInserts: true},
+}
+
+// release is what a MongoDB version changes here: what hello and buildInfo
+// say (wire versions from the specifications' table), and whether an
+// insert of several documents is one applyOps oplog entry per batch, whose
+// events share a cluster time (MongoDB 8.0,
+// https://www.mongodb.com/docs/manual/reference/change-events/insert/).
+type release struct {
+	version        string
+	wire           int32
+	array          []int32
+	batchedInserts bool
 }
 
 func (o Options) withDefaults() Options {
@@ -46,13 +71,20 @@ func (o Options) withDefaults() Options {
 	if o.TTLInterval <= 0 {
 		o.TTLInterval = 60 * time.Second
 	}
+	if o.Version == "" {
+		o.Version = "7.0"
+	}
+	if o.CursorTimeout <= 0 {
+		o.CursorTimeout = 10 * time.Minute
+	}
 	return o
 }
 
 // Server is a running fake. All its methods are safe for concurrent use.
 type Server struct {
-	opts Options
-	addr string // host:port, fixed for the server's life so Restart keeps the URI
+	opts    Options
+	release release
+	addr    string // host:port, fixed for the server's life so Restart keeps the URI
 
 	// mu guards the data: catalog, clock, change log, cursors, sessions.
 	// Commands run with it held; waits release it (see cmdCtx.waitForChange).
@@ -76,7 +108,10 @@ type Server struct {
 	nextConn  int32
 	processID bson.ObjectID
 	serving   sync.WaitGroup
-	closed    bool
+	// replicaSetID is the replica set's identity (settings.replicaSetId),
+	// fixed for the server's life as a real set's is for its life.
+	replicaSetID bson.ObjectID
+	closed       bool
 
 	stopBackground chan struct{}
 	background     sync.WaitGroup
@@ -85,13 +120,18 @@ type Server struct {
 // Start starts a server listening on 127.0.0.1.
 func Start(opts Options) (*Server, error) {
 	opts = opts.withDefaults()
+	if _, ok := releases[opts.Version]; !ok {
+		return nil, fmt.Errorf("mongotest: unsupported Version %q (7.0 or 8.0)", opts.Version)
+	}
 	s := &Server{
 		opts:           opts,
+		release:        releases[opts.Version],
 		dbs:            map[string]*database{},
 		sessions:       map[string]*session{},
 		changed:        make(chan struct{}),
 		conns:          map[*conn]struct{}{},
 		stopBackground: make(chan struct{}),
+		replicaSetID:   bson.NewObjectID(),
 	}
 	s.log.capacity = opts.History
 	s.cursors.init()
@@ -163,14 +203,6 @@ func (s *Server) Restart() error {
 	}
 	s.startAcceptingLocked(ln)
 	return nil
-}
-
-// DropConnections closes every open client connection at once, as a network
-// failure would; the listener keeps accepting new ones.
-func (s *Server) DropConnections() {
-	s.netMu.Lock()
-	s.dropConnsLocked()
-	s.netMu.Unlock()
 }
 
 func (s *Server) dropConnsLocked() {

@@ -6,6 +6,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // session is the server side of a logical session
@@ -43,9 +45,9 @@ func (s *Server) sessionLocked(lsid bsoncore.Document) (*session, error) {
 	if sess := s.sessions[key]; sess != nil {
 		return sess, nil
 	}
-	sess := &session{eventLsid: buildDoc([]field{
-		{"id", id},
-		{"uid", bsoncore.Value{Type: bsoncore.TypeBinary, Data: bsoncore.AppendBinary(nil, 0, noAuthUID[:])}},
+	sess := &session{eventLsid: query.BuildDoc([]query.Field{
+		{Key: "id", Val: id},
+		{Key: "uid", Val: bsoncore.Value{Type: bsoncore.TypeBinary, Data: bsoncore.AppendBinary(nil, 0, noAuthUID[:])}},
 	})}
 	s.sessions[key] = sess
 	return sess, nil
@@ -109,7 +111,7 @@ func (cx *cmdCtx) bindRetryableWrite() error {
 // Commands a transaction may run (https://www.mongodb.com/docs/manual/core/transactions-operations/);
 // createIndexes is allowed by mongod but not here.
 var transactionCommands = []string{
-	"find", "getMore", "killCursors", "aggregate", "distinct", "insert", "update", "delete",
+	"find", "getMore", "killCursors", "aggregate", "insert", "update", "delete",
 	"findAndModify", "create", "commitTransaction", "abortTransaction",
 }
 

@@ -6,6 +6,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // database and collection hold the data; all guarded by Server.mu.
@@ -90,7 +92,7 @@ func (c *collection) live() []*record {
 
 // committedByID returns the committed document with this _id value, or nil.
 func (c *collection) committedByID(id bsoncore.Value) bsoncore.Document {
-	r := c.idIndex().entries[string(appendIndexKey(nil, id))]
+	r := c.idIndex().entries[string(query.AppendKey(nil, id))]
 	switch {
 	case r == nil:
 		return nil

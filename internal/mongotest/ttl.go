@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // expireTTL is the TTL monitor: it deletes documents whose indexed date
@@ -36,10 +38,10 @@ func (s *Server) expireTTL() {
 }
 
 func expired(doc bsoncore.Document, ix *index, cutoff int64) bool {
-	if ix.partial != nil && !ix.partial.matches(doc) {
+	if ix.partial != nil && !ix.partial.Matches(doc) {
 		return false
 	}
-	v, ok := lookupPath(doc, splitPath(ix.fields[0]))
+	v, ok := query.LookupPath(doc, query.SplitPath(ix.fields[0]))
 	if !ok {
 		return false
 	}
@@ -50,7 +52,7 @@ func expired(doc bsoncore.Document, ix *index, cutoff int64) bool {
 		}
 	}
 	if v.Type == bsoncore.TypeArray {
-		for _, e := range arrayValues(v) {
+		for _, e := range query.ArrayValues(v) {
 			consider(e)
 		}
 	} else {

@@ -11,6 +11,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/wiremessage"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // Wire protocol limits and flags, from https://www.mongodb.com/docs/manual/reference/mongodb-wire-protocol/.
@@ -134,7 +136,7 @@ func decodeMsg(reqID int32, whole, rem []byte) (*request, error) {
 			}
 			aidx, d := bsoncore.AppendArrayElementStart(doc, s.id)
 			for i, sd := range s.docs {
-				d = bsoncore.AppendDocumentElement(d, arrayKey(i), sd)
+				d = bsoncore.AppendDocumentElement(d, query.ArrayKey(i), sd)
 			}
 			doc, _ = bsoncore.AppendArrayEnd(d, aidx)
 		}

@@ -3,6 +3,8 @@ package mongotest
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // claimAll claims every record a statement will write before it writes
@@ -20,9 +22,9 @@ func (cx *cmdCtx) claimAll(c *collection, recs []*record) error {
 // updateRecord applies up to r, claimed, and records the change event:
 // "replace" with the full document, or "update" with the update
 // description.
-func (cx *cmdCtx) updateRecord(c *collection, r *record, up *updater) (changed bool, err error) {
+func (cx *cmdCtx) updateRecord(c *collection, r *record, up *query.Update) (changed bool, err error) {
 	old := r.doc
-	doc, err := up.apply(old, false)
+	doc, desc, err := up.Apply(old, false)
 	if err != nil {
 		return false, err
 	}
@@ -33,10 +35,10 @@ func (cx *cmdCtx) updateRecord(c *collection, r *record, up *updater) (changed b
 		return false, err
 	}
 	e := &event{op: "update", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(doc)}
-	if up.replacement != nil {
+	if desc == nil {
 		e.op, e.fullDoc = "replace", doc
 	} else {
-		e.updateDesc = describeUpdate(old, doc)
+		e.updateDesc = desc
 	}
 	cx.s.recordLocked(cx, e)
 	if cx.txn == nil {
@@ -49,51 +51,21 @@ func (cx *cmdCtx) updateRecord(c *collection, r *record, up *updater) (changed b
 // update with upsert:true creates when nothing matched: the query's
 // equality fields, then the update
 // (https://www.mongodb.com/docs/manual/reference/method/db.collection.update/#upsert-behavior).
-func (cx *cmdCtx) upsert(name string, filter bsoncore.Document, up *updater) (bsoncore.Document, error) {
+func (cx *cmdCtx) upsert(name string, filter bsoncore.Document, up *query.Update) (bsoncore.Document, error) {
 	c, err := cx.s.writableCollLocked(cx, cx.db, name)
 	if err != nil {
 		return nil, err
 	}
-	base := buildDoc(nil)
-	if up.replacement == nil {
-		if base, err = equalityFields(base, filter); err != nil {
-			return nil, err
-		}
-	} else if id, err := filter.LookupErr("_id"); err == nil && id.Type != bsoncore.TypeEmbeddedDocument {
-		base = buildDoc([]field{{"_id", id}})
-	}
-	doc, err := up.apply(base, true)
+	base := query.UpsertBase(filter, up.IsReplacement())
+	doc, _, err := up.Apply(base, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := cx.insertOne(c, docValue(doc)); err != nil {
+	if err := cx.insertOne(c, query.DocValue(doc)); err != nil {
 		return nil, err
 	}
 	inserted := c.records[len(c.records)-1].doc
 	return inserted, nil
-}
-
-func equalityFields(base, filter bsoncore.Document) (bsoncore.Document, error) {
-	for _, f := range docFields(filter) {
-		switch {
-		case f.key == "$and":
-			for _, sub := range arrayValues(f.val) {
-				var err error
-				if base, err = equalityFields(base, sub.Document()); err != nil {
-					return nil, err
-				}
-			}
-		case len(f.key) > 0 && f.key[0] == '$':
-		case f.val.Type == bsoncore.TypeEmbeddedDocument && isOperatorDoc(f.val.Document()):
-			if eq, err := f.val.Document().LookupErr("$eq"); err == nil {
-				base = setRawPath(base, splitPath(f.key), eq)
-			}
-		case f.val.Type == bsoncore.TypeRegex:
-		default:
-			base = setRawPath(base, splitPath(f.key), f.val)
-		}
-	}
-	return base, nil
 }
 
 // deleteBatchDocs is how many documents mongod 6.1+ deletes in one batch,
@@ -141,7 +113,7 @@ func (cx *cmdCtx) statements(field string) (name string, stmts []bsoncore.Value,
 	if stmts, err = cx.arrayArg(field); err != nil {
 		return "", nil, false, err
 	}
-	ordered = cx.body.Lookup("ordered").Type == 0 || truthy(cx.body.Lookup("ordered"))
+	ordered = cx.body.Lookup("ordered").Type == 0 || query.Truthy(cx.body.Lookup("ordered"))
 	return name, stmts, ordered, nil
 }
 
@@ -150,7 +122,7 @@ func updateCmd(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := cx.runBatch(stmts, ordered, func(s bsoncore.Value) (stmtResult, error) { return cx.updateStatement(name, s) })
+	res, err := cx.runBatch(stmts, ordered, func(_ int, s bsoncore.Value) (stmtResult, error) { return cx.updateStatement(name, s) })
 	if err != nil {
 		return nil, err
 	}
@@ -167,26 +139,26 @@ func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (stmtResult, er
 	if !ok {
 		return res, typeError("update.updates", s, "object")
 	}
-	for _, f := range docFields(d) {
-		switch f.key {
+	for _, f := range query.Fields(d) {
+		switch f.Key {
 		case "q", "u", "upsert", "multi", "hint":
 		case "collation":
-			if !isSimpleCollation(f.key, f.val) {
+			if !isSimpleCollation(f.Key, f.Val) {
 				return res, unsupported("the collation option of update")
 			}
 		case "arrayFilters", "c", "sort":
-			return res, unsupported("the %s option of update", f.key)
+			return res, unsupported("the %s option of update", f.Key)
 		default:
-			return res, errorf(codeIDLUnknownField, "BSON field 'update.updates.%s' is an unknown field.", f.key)
+			return res, errorf(codeIDLUnknownField, "BSON field 'update.updates.%s' is an unknown field.", f.Key)
 		}
 	}
 	filter, _ := d.Lookup("q").DocumentOK()
-	up, err := compileUpdate(d.Lookup("u"))
+	up, err := query.CompileUpdate(d.Lookup("u"))
 	if err != nil {
 		return res, err
 	}
-	multi, upsert := truthy(d.Lookup("multi")), truthy(d.Lookup("upsert"))
-	if multi && up.replacement != nil {
+	multi, upsert := query.Truthy(d.Lookup("multi")), query.Truthy(d.Lookup("upsert"))
+	if multi && up.IsReplacement() {
 		return res, errorf(codeFailedToParse, "multi update is not supported for replacement-style update")
 	}
 	q, err := parseQuery(filter, nil)
@@ -226,7 +198,7 @@ func deleteCmd(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := cx.runBatch(stmts, ordered, func(s bsoncore.Value) (stmtResult, error) { return cx.deleteStatement(name, s) })
+	res, err := cx.runBatch(stmts, ordered, func(_ int, s bsoncore.Value) (stmtResult, error) { return cx.deleteStatement(name, s) })
 	if err != nil {
 		return nil, err
 	}
@@ -238,15 +210,15 @@ func (cx *cmdCtx) deleteStatement(name string, s bsoncore.Value) (stmtResult, er
 	if !ok {
 		return stmtResult{}, typeError("delete.deletes", s, "object")
 	}
-	for _, f := range docFields(d) {
-		switch f.key {
+	for _, f := range query.Fields(d) {
+		switch f.Key {
 		case "q", "limit", "hint":
 		case "collation":
-			if !isSimpleCollation(f.key, f.val) {
+			if !isSimpleCollation(f.Key, f.Val) {
 				return stmtResult{}, unsupported("the collation option of delete")
 			}
 		default:
-			return stmtResult{}, errorf(codeIDLUnknownField, "BSON field 'delete.deletes.%s' is an unknown field.", f.key)
+			return stmtResult{}, errorf(codeIDLUnknownField, "BSON field 'delete.deletes.%s' is an unknown field.", f.Key)
 		}
 	}
 	filter, _ := d.Lookup("q").DocumentOK()
@@ -258,7 +230,7 @@ func (cx *cmdCtx) deleteStatement(name string, s bsoncore.Value) (stmtResult, er
 	if limit.IsNumber() && limit.AsFloat64() != 0 && limit.AsFloat64() != 1 {
 		return stmtResult{}, errorf(codeFailedToParse, "The limit field in delete objects must be 0 or 1. Got %s", limit)
 	}
-	multi := !truthy(limit)
+	multi := !query.Truthy(limit)
 	if !multi {
 		q.limit = 1
 	}
@@ -315,7 +287,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 			cx.s.deleteLocked(cx, c, recs, false)
 		}
 	case len(recs) == 1:
-		up, err := compileUpdate(updateArg)
+		up, err := query.CompileUpdate(updateArg)
 		if err != nil {
 			return nil, err
 		}
@@ -329,7 +301,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 		lastError = append(lastError, bson.E{Key: "updatedExisting", Value: true})
 	default:
 		lastError = append(lastError, bson.E{Key: "updatedExisting", Value: false})
-		up, err := compileUpdate(updateArg)
+		up, err := query.CompileUpdate(updateArg)
 		if err != nil || !upsert {
 			return bson.D{{Key: "lastErrorObject", Value: lastError}, {Key: "value", Value: nil}}, err
 		}
@@ -337,7 +309,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 		if err != nil {
 			return nil, err
 		}
-		lastError = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: false}, {Key: "upserted", Value: rawValue(doc.Lookup("_id"))}}
+		lastError = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: false}, {Key: "upserted", Value: query.RawValue(doc.Lookup("_id"))}}
 		if returnNew {
 			value = doc
 		}
@@ -345,7 +317,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 	var out any
 	if value != nil {
 		if proj != nil {
-			if value, err = proj.apply(value); err != nil {
+			if value, err = proj.Apply(value); err != nil {
 				return nil, err
 			}
 		}

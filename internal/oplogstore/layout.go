@@ -59,6 +59,9 @@ const (
 	TokenFieldUpdatedAt   = "updated_at"
 	TokenFieldStartAfter  = "start_after"
 	TokenFieldClusterTime = "cluster_time"
+	// TokenFieldSourceIdentity names the cluster the history comes from, so that it is
+	// never continued from another cluster given the same source name.
+	TokenFieldSourceIdentity = "source_identity"
 )
 
 // Gap is a stretch of the source's history the store may not hold: events with

@@ -50,7 +50,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.manager = collector.NewManager(prometheus.NewRegistry(), log.NewLogfmtLogger(w.logs))
+	w.manager = collector.NewManager(prometheus.NewRegistry(), log.NewLogfmtLogger(w.logs), collector.Options{Instance: collector.NewInstance()})
 	if err := w.manager.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ func main() {
 	noop := flag.Duration("noop-interval", 0, "idle cluster-time advance interval (0: 10s, as mongod)")
 	ttl := flag.Duration("ttl-interval", 0, "TTL monitor interval (0: 60s, as mongod)")
 	replSet := flag.String("replica-set", "", "replica set name (default rs0)")
+	version := flag.String("version", "", "MongoDB version to behave as: 7.0 (default) or 8.0")
 	flag.Parse()
 	if os.Getenv("GOGC") == "" {
 		// The server holds every document in memory, so at Go's default a garbage
@@ -27,7 +28,7 @@ func main() {
 		debug.SetGCPercent(400)
 	}
 	srv, err := mongotest.Start(mongotest.Options{
-		Port: *port, History: *history, NoopInterval: *noop, TTLInterval: *ttl, ReplicaSet: *replSet,
+		Port: *port, History: *history, NoopInterval: *noop, TTLInterval: *ttl, ReplicaSet: *replSet, Version: *version,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mongotestd:", err)

@@ -2,35 +2,11 @@ package collector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
-
-// Error codes that mean the saved position is gone from the source's oplog
-// (../shared/reference/oplog-collector.md): ChangeStreamHistoryLost, ChangeStreamFatalError,
-// and the resume-token-not-found code of MongoDB 4.0.
-var resumeTokenLostCodes = []int{286, 280, 40576}
-
-// isResumeTokenLost tells a stream that can never be resumed from the saved token from
-// one that only needs reopening.
-func isResumeTokenLost(err error) bool {
-	var se mongo.ServerError
-	if !errors.As(err, &se) {
-		return false
-	}
-	if se.HasErrorLabel("NonResumableChangeStreamError") {
-		return true
-	}
-	for _, code := range resumeTokenLostCodes {
-		if se.HasErrorCode(code) {
-			return true
-		}
-	}
-	return false
-}
 
 // serverFeatures are the change-stream options the source's server supports.
 type serverFeatures struct {

@@ -1,4 +1,4 @@
-package mongotest
+package query
 
 import (
 	"slices"
@@ -6,30 +6,31 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
-type sortKey struct {
+// SortKey is one field of a compiled sort.
+type SortKey struct {
 	path []string
 	desc bool
 }
 
-// compileSort reads a sort specification ({field: 1 | -1, ...}).
-func compileSort(spec bsoncore.Document) ([]sortKey, error) {
+// CompileSort reads a sort specification ({field: 1 | -1, ...}).
+func CompileSort(spec bsoncore.Document) ([]SortKey, error) {
 	if spec == nil {
 		return nil, nil
 	}
 	elems, err := spec.Elements()
 	if err != nil {
-		return nil, errorf(codeFailedToParse, "malformed sort")
+		return nil, errorf(CodeFailedToParse, "malformed sort")
 	}
-	keys := make([]sortKey, 0, len(elems))
+	keys := make([]SortKey, 0, len(elems))
 	for _, e := range elems {
 		v := e.Value()
 		if v.Type == bsoncore.TypeEmbeddedDocument {
-			return nil, unsupported("sort by %s (only 1 and -1)", v)
+			return nil, Unsupported("sort by %s (only 1 and -1)", v)
 		}
 		if !v.IsNumber() || (v.AsFloat64() != 1 && v.AsFloat64() != -1) {
 			return nil, errorf(15975, "$sort key ordering must be 1 (for ascending) or -1 (for descending)")
 		}
-		keys = append(keys, sortKey{path: splitPath(e.Key()), desc: v.AsFloat64() < 0})
+		keys = append(keys, SortKey{path: SplitPath(e.Key()), desc: v.AsFloat64() < 0})
 	}
 	return keys, nil
 }
@@ -37,26 +38,26 @@ func compileSort(spec bsoncore.Document) ([]sortKey, error) {
 // sortValue is the value a document sorts by: a missing field sorts as
 // null, and an array by its smallest element ascending or its largest
 // descending (https://www.mongodb.com/docs/manual/reference/method/cursor.sort/#sort-by-an-array-field).
-func sortValue(doc bsoncore.Document, k sortKey) bsoncore.Value {
+func sortValue(doc bsoncore.Document, k SortKey) bsoncore.Value {
 	best := bsoncore.Value{}
 	consider := func(v bsoncore.Value) {
 		if best.Type == 0 {
 			best = v
 			return
 		}
-		c := compareValues(v, best)
+		c := Compare(v, best)
 		if (k.desc && c > 0) || (!k.desc && c < 0) {
 			best = v
 		}
 	}
-	walkPath(docValue(doc), k.path, func(v bsoncore.Value, found bool) {
+	WalkPath(DocValue(doc), k.path, func(v bsoncore.Value, found bool) {
 		switch {
 		case !found:
-			consider(nullValue)
+			consider(NullValue)
 		case v.Type == bsoncore.TypeArray:
-			elems := arrayValues(v)
+			elems := ArrayValues(v)
 			if len(elems) == 0 {
-				consider(undefinedValue)
+				consider(UndefinedValue)
 			}
 			for _, e := range elems {
 				consider(e)
@@ -66,14 +67,14 @@ func sortValue(doc bsoncore.Document, k sortKey) bsoncore.Value {
 		}
 	})
 	if best.Type == 0 {
-		return nullValue
+		return NullValue
 	}
 	return best
 }
 
-// sortBy sorts items by their documents, stably so ties keep their
+// SortBy sorts items by their documents, stably so ties keep their
 // natural order.
-func sortBy[T any](items []T, doc func(T) bsoncore.Document, keys []sortKey) {
+func SortBy[T any](items []T, doc func(T) bsoncore.Document, keys []SortKey) {
 	if len(keys) == 0 {
 		return
 	}
@@ -90,7 +91,7 @@ func sortBy[T any](items []T, doc func(T) bsoncore.Document, keys []sortKey) {
 	}
 	slices.SortStableFunc(ks, func(a, b keyed) int {
 		for i, k := range keys {
-			c := compareValues(a.vals[i], b.vals[i])
+			c := Compare(a.vals[i], b.vals[i])
 			if k.desc {
 				c = -c
 			}

@@ -1,4 +1,4 @@
-package mongotest
+package query
 
 import (
 	"strconv"
@@ -7,9 +7,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
-func splitPath(p string) []string { return strings.Split(p, ".") }
+// SplitPath splits a dotted field path.
+func SplitPath(p string) []string { return strings.Split(p, ".") }
 
-func arrayKey(i int) string { return strconv.Itoa(i) }
+// ArrayKey is the field name of array element i.
+func ArrayKey(i int) string { return strconv.Itoa(i) }
 
 // arrayIndex reports whether a path component addresses an array element.
 func arrayIndex(s string) (int, bool) {
@@ -20,13 +22,13 @@ func arrayIndex(s string) (int, bool) {
 	return n, err == nil && n >= 0
 }
 
-// walkPath follows a dotted path the way MongoDB queries do: through
+// WalkPath follows a dotted path the way MongoDB queries do: through
 // embedded documents, into array elements by index, and across every
 // document element of an array
 // (https://www.mongodb.com/docs/manual/tutorial/query-array-of-documents/).
 // fn receives each value reached, or found=false for a branch that ends
 // without the field. Arrays at the end of the path are passed whole.
-func walkPath(v bsoncore.Value, path []string, fn func(v bsoncore.Value, found bool)) {
+func WalkPath(v Value, path []string, fn func(v Value, found bool)) {
 	if len(path) == 0 {
 		fn(v, true)
 		return
@@ -35,60 +37,55 @@ func walkPath(v bsoncore.Value, path []string, fn func(v bsoncore.Value, found b
 	case bsoncore.TypeEmbeddedDocument:
 		child, err := v.Document().LookupErr(path[0])
 		if err != nil {
-			fn(bsoncore.Value{}, false)
+			fn(Value{}, false)
 			return
 		}
-		walkPath(child, path[1:], fn)
+		WalkPath(child, path[1:], fn)
 	case bsoncore.TypeArray:
-		elems := arrayValues(v)
+		elems := ArrayValues(v)
 		reached := false
 		if i, ok := arrayIndex(path[0]); ok && i < len(elems) {
-			walkPath(elems[i], path[1:], fn)
+			WalkPath(elems[i], path[1:], fn)
 			reached = true
 		}
 		for _, e := range elems {
 			if e.Type == bsoncore.TypeEmbeddedDocument {
-				walkPath(e, path, fn)
+				WalkPath(e, path, fn)
 				reached = true
 			}
 		}
 		if !reached {
-			fn(bsoncore.Value{}, false)
+			fn(Value{}, false)
 		}
 	default:
-		fn(bsoncore.Value{}, false)
+		fn(Value{}, false)
 	}
 }
 
-func docValue(d bsoncore.Document) bsoncore.Value {
-	return bsoncore.Value{Type: bsoncore.TypeEmbeddedDocument, Data: d}
-}
-
-// lookupPath returns the value at a dotted path without crossing arrays
-// except by numeric index (the semantics of aggregation field paths on a
-// single value, and of update targets).
-func lookupPath(d bsoncore.Document, path []string) (bsoncore.Value, bool) {
-	v := docValue(d)
+// LookupPath returns the value at a dotted path without crossing arrays
+// except by numeric index (the semantics of update targets).
+func LookupPath(d bsoncore.Document, path []string) (Value, bool) {
+	v := DocValue(d)
 	for _, p := range path {
 		switch v.Type {
 		case bsoncore.TypeEmbeddedDocument:
 			child, err := v.Document().LookupErr(p)
 			if err != nil {
-				return bsoncore.Value{}, false
+				return Value{}, false
 			}
 			v = child
 		case bsoncore.TypeArray:
 			i, ok := arrayIndex(p)
 			if !ok {
-				return bsoncore.Value{}, false
+				return Value{}, false
 			}
 			child, err := v.Array().IndexErr(uint(i))
 			if err != nil {
-				return bsoncore.Value{}, false
+				return Value{}, false
 			}
 			v = child
 		default:
-			return bsoncore.Value{}, false
+			return Value{}, false
 		}
 	}
 	return v, true

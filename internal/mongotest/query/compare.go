@@ -1,8 +1,9 @@
-package mongotest
+package query
 
 import (
 	"bytes"
 	"cmp"
+	"fmt"
 	"math"
 	"math/big"
 	"strconv"
@@ -10,15 +11,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
-
-var (
-	nullValue      = bsoncore.Value{Type: bsoncore.TypeNull}
-	undefinedValue = bsoncore.Value{Type: bsoncore.TypeUndefined}
-)
-
-func rawValue(v bsoncore.Value) bson.RawValue {
-	return bson.RawValue{Type: bson.Type(v.Type), Value: v.Data}
-}
 
 // canonicalType orders BSON types for comparison and sorting, as documented
 // in https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/:
@@ -64,10 +56,10 @@ func canonicalType(t bsoncore.Type) int {
 	}
 }
 
-// compareValues orders two values: first by canonical type, then by value.
-// Numbers compare by mathematical value across int32, int64, double and
-// decimal; strings by bytes (the default "simple" collation).
-func compareValues(a, b bsoncore.Value) int {
+// Compare orders two values as MongoDB does: first by canonical type, then
+// by value. Numbers compare by mathematical value across int32, int64,
+// double and decimal; strings by bytes (the default "simple" collation).
+func Compare(a, b Value) int {
 	if c := cmp.Compare(canonicalType(a.Type), canonicalType(b.Type)); c != 0 {
 		return c
 	}
@@ -116,7 +108,7 @@ func compareElements(a, b []byte, withKeys bool) int {
 				return c
 			}
 		}
-		if c := compareValues(va, vb); c != 0 {
+		if c := Compare(va, vb); c != 0 {
 			return c
 		}
 	}
@@ -128,6 +120,46 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Truthy is a value's truth as MongoDB options and expressions read it.
+func Truthy(v Value) bool {
+	switch {
+	case v.Type == bsoncore.TypeBoolean:
+		return v.Boolean()
+	case v.IsNumber():
+		return v.AsFloat64() != 0
+	case v.Type == bsoncore.TypeNull || v.Type == bsoncore.TypeUndefined || v.Type == 0:
+		return false
+	}
+	return true
+}
+
+// AppendKey appends a canonical encoding of v in which values MongoDB
+// considers equal (1, 1.0 and NumberLong(1)) encode identically: the key of
+// index entries and groups.
+func AppendKey(b []byte, v Value) []byte {
+	b = append(b, byte(canonicalType(v.Type)))
+	switch {
+	case v.IsNumber():
+		return fmt.Appendf(b, "%s;", numberKey(v))
+	case v.Type == bsoncore.TypeString || v.Type == bsoncore.TypeSymbol:
+		s := stringOf(v)
+		return fmt.Appendf(b, "%d:%s", len(s), s)
+	case v.Type == bsoncore.TypeEmbeddedDocument || v.Type == bsoncore.TypeArray:
+		elems, _ := bsoncore.Document(v.Data).Elements()
+		b = fmt.Appendf(b, "%d{", len(elems))
+		for _, e := range elems {
+			if v.Type == bsoncore.TypeEmbeddedDocument {
+				b = fmt.Appendf(b, "%d:%s", len(e.Key()), e.Key())
+			}
+			b = AppendKey(b, e.Value())
+		}
+		return append(b, '}')
+	default:
+		b = fmt.Appendf(b, "%d:", len(v.Data))
+		return append(b, v.Data...)
+	}
 }
 
 func stringOf(v bsoncore.Value) string {
@@ -200,7 +232,7 @@ func numberKey(v bsoncore.Value) string {
 	return n.v.Text('g', -1)
 }
 
-func valuesEqual(a, b bsoncore.Value) bool { return compareValues(a, b) == 0 }
+func Equal(a, b bsoncore.Value) bool { return Compare(a, b) == 0 }
 
 // typeNames are the $type aliases (https://www.mongodb.com/docs/manual/reference/operator/query/type/).
 var typeNames = map[string]bsoncore.Type{
@@ -213,7 +245,8 @@ var typeNames = map[string]bsoncore.Type{
 	"decimal": bsoncore.TypeDecimal128, "minKey": bsoncore.TypeMinKey, "maxKey": bsoncore.TypeMaxKey,
 }
 
-func typeName(t bsoncore.Type) string {
+// TypeName is the $type alias of t, as error messages name types.
+func TypeName(t bsoncore.Type) string {
 	for name, tt := range typeNames {
 		if tt == t {
 			return name

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/user"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	promconfig "github.com/prometheus/common/config"
+
+	"github.com/mongomigrate/observability/collector"
+	"github.com/mongomigrate/observability/internal/config"
+)
+
+// cliFlags are the flags of the commands that act on sources: status, reset, deregister.
+type cliFlags struct {
+	source         string
+	url            string
+	httpConfigFile string
+	offline        bool
+	yes            bool
+}
+
+func addCommands(app *kingpin.Application, f *cliFlags) {
+	client := func(cmd *kingpin.CmdClause) {
+		cmd.Flag("collector.url", "URL of the running oplog_collector's HTTP API (no credentials: see --http.config.file).").
+			Default("http://127.0.0.1:9783").StringVar(&f.url)
+		cmd.Flag("http.config.file", "HTTP client configuration file (basic_auth, authorization, tls_config, as in Prometheus' http_config) for a collector behind --web.config.file.").
+			StringVar(&f.httpConfigFile)
+	}
+	destructive := func(cmd *kingpin.CmdClause) {
+		cmd.Flag("source", "Name of the source.").Required().StringVar(&f.source)
+		client(cmd)
+		cmd.Flag("offline", "Act on the store directly, with no collector running (refused while a collector holds the source's lease). Reads the store from --config.file.").
+			BoolVar(&f.offline)
+		cmd.Flag("yes", "Do not ask for confirmation.").BoolVar(&f.yes)
+	}
+	destructive(app.Command("reset", "Wipe a source's stored events and resume token and capture it again from now (the way out of error_resume_token_lost). Asks the running collector, which needs --web.enable-admin-api; the other sources are not touched."))
+	destructive(app.Command("deregister", "Stop capturing a source for good: wipe its stored events, resume token and gap record, and delete its metadata document."))
+	client(app.Command("status", "Show each source's state, lag, window and last error, from the running collector."))
+}
+
+func runCommand(command, configFile string, f *cliFlags, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var err error
+	switch {
+	case command == "status":
+		err = showStatus(ctx, f, stdout)
+	case f.offline:
+		err = wipeOffline(ctx, command, configFile, f, stdin, stdout)
+	default:
+		err = wipeOnline(ctx, command, f, stdin, stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", command, err)
+		return 1
+	}
+	return 0
+}
+
+// newClient calls the collector at --collector.url with the HTTP client config.
+func newClient(f *cliFlags) (*collector.Client, error) {
+	httpConfig := &promconfig.DefaultHTTPClientConfig
+	if f.httpConfigFile != "" {
+		var err error
+		if httpConfig, _, err = promconfig.LoadHTTPConfigFile(f.httpConfigFile); err != nil {
+			return nil, fmt.Errorf("--http.config.file: %w", err)
+		}
+	}
+	httpClient, err := promconfig.NewClientFromConfig(*httpConfig, program)
+	if err != nil {
+		return nil, fmt.Errorf("--http.config.file: %w", err)
+	}
+	return collector.NewClient(f.url, httpClient)
+}
+
+// explain turns a failed call into what to do about it.
+func explain(c *collector.Client, err error) error {
+	var apiErr *collector.APIError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("no collector answers at %s (connection refused); if none runs, act on the store directly with --offline", c.URL())
+	case errors.As(err, &apiErr) && apiErr.Code == http.StatusUnauthorized:
+		return fmt.Errorf("the collector at %s asks for credentials: give them in --http.config.file (basic_auth)", c.URL())
+	}
+	return err
+}
+
+func wipeOnline(ctx context.Context, command string, f *cliFlags, stdin io.Reader, stdout io.Writer) error {
+	c, err := newClient(f)
+	if err != nil {
+		return err
+	}
+	st, err := c.Source(ctx, f.source)
+	if err != nil {
+		return explain(c, err)
+	}
+	var stored int64 = -1
+	if st.StoredEvents != nil {
+		stored = *st.StoredEvents
+	}
+	if err := confirm(command, f, stored, "the collector at "+c.URL()+" ("+st.State+")", stdin, stdout); err != nil {
+		return err
+	}
+	do := c.Reset
+	if command == "deregister" {
+		do = c.Deregister
+	}
+	wiped, err := do(ctx, f.source)
+	if err != nil {
+		return explain(c, err)
+	}
+	report(stdout, wiped, "by the collector at "+c.URL())
+	return nil
+}
+
+func wipeOffline(ctx context.Context, command, configFile string, f *cliFlags, stdin io.Reader, stdout io.Writer) error {
+	cfg, err := config.Load(configFile)
+	if err != nil {
+		return fmt.Errorf("--offline needs the store from the config file:\n%w", err)
+	}
+	store, err := collector.OpenOffline(&cfg.Collector)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	sum, err := store.Inspect(ctx, f.source)
+	if err != nil {
+		return err
+	}
+	where := "the store, directly"
+	if !sum.Oldest.IsZero() {
+		where += fmt.Sprintf("; events from %s to %s", sum.Oldest.Format(time.RFC3339), sum.Newest.Format(time.RFC3339))
+	}
+	if err := confirm(command, f, sum.StoredEvents, where, stdin, stdout); err != nil {
+		return err
+	}
+	do := store.Reset
+	if command == "deregister" {
+		do = store.Deregister
+	}
+	wiped, err := do(ctx, f.source, collector.Requester{User: osUser(), Via: "offline"})
+	if err != nil {
+		return err
+	}
+	report(stdout, wiped, "in the store directly")
+	return nil
+}
+
+// confirm says what the command deletes and asks for the source's name again, unless
+// --yes was given. stored is -1 when unknown.
+func confirm(command string, f *cliFlags, stored int64, where string, stdin io.Reader, stdout io.Writer) error {
+	count := "every stored event"
+	if stored >= 0 {
+		count = fmt.Sprintf("about %d stored events", stored)
+	}
+	after := "it is then captured again from now"
+	if command == "deregister" {
+		after = "its metadata document is deleted too, and no collector captures it until it is reset"
+	}
+	fmt.Fprintf(stdout, "%s %s: deletes %s of %s, the only copy of its captured history (%s); %s.\n", command, f.source, count, f.source, where, after)
+	if f.yes {
+		return nil
+	}
+	fmt.Fprintf(stdout, "Type the source's name to confirm: ")
+	line, _ := bufio.NewReader(stdin).ReadString('\n')
+	if strings.TrimSpace(line) != f.source {
+		return errors.New("not confirmed; nothing was deleted (give --yes to confirm without a prompt)")
+	}
+	return nil
+}
+
+func report(stdout io.Writer, w collector.Wiped, where string) {
+	fmt.Fprintf(stdout, "%s %s: done %s; %d events deleted.\n", w.Action, w.Source, where, w.EventsDeleted)
+	if w.Action == "deregister" {
+		fmt.Fprintf(stdout, "Remove %s from the config file of every collector that lists it.\n", w.Source)
+	}
+}
+
+// osUser names who ran an offline command, for the log and the gap record.
+func osUser() string {
+	if u, err := user.Current(); err == nil {
+		return "os:" + u.Username
+	}
+	return "os:unknown"
+}
+
+func showStatus(ctx context.Context, f *cliFlags, stdout io.Writer) error {
+	c, err := newClient(f)
+	if err != nil {
+		return err
+	}
+	sources, err := c.Sources(ctx)
+	if err != nil {
+		return fmt.Errorf("%w; the exporter's oplog_collector_* metrics show the last heartbeats", explain(c, err))
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SOURCE\tSTATE\tLAG\tWINDOW\tBUFFERED\tNOTE")
+	now := time.Now()
+	for _, s := range sources {
+		note := s.Error
+		if s.Holder != "" {
+			note = "held by " + s.Holder
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.State, since(now, s.Checkpoint), duration(s.Window()), s.BufferedEvents, note)
+	}
+	return w.Flush()
+}
+
+func since(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return duration(now.Sub(t))
+}
+
+func duration(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return d.Round(time.Second).String()
+}

@@ -1,0 +1,181 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongomigrate/observability/internal/config"
+)
+
+// event is a buffered event of size bytes whose position is its number.
+func event(n uint32, size int) item {
+	return item{doc: make(bson.Raw, size), size: size, pos: position{ClusterTime: bson.Timestamp{T: n}}}
+}
+
+// positionOnly is a buffered position with no event.
+func positionOnly(n uint32) item { return item{pos: position{ClusterTime: bson.Timestamp{T: n}}} }
+
+func numbers(items []item) []uint32 {
+	var out []uint32
+	for _, it := range items {
+		out = append(out, it.pos.ClusterTime.T)
+	}
+	return out
+}
+
+func mustTake(t *testing.T, b *buffer) []item {
+	t.Helper()
+	batch, err := b.take(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return batch
+}
+
+// Group commit: the writer takes whatever is buffered at once, never waiting for a
+// batch to fill, up to the batch's bounds in events and bytes; positions ride along
+// without counting as events.
+func TestBufferTakesWhatIsThereUpToTheBatchBounds(t *testing.T) {
+	b := newBuffer(100, 1<<20, config.Batch{MaxEvents: 3, MaxBytes: 250})
+	for _, it := range []item{event(1, 10), positionOnly(2)} {
+		if err := b.push(t.Context(), it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := numbers(mustTake(t, b)); len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Fatalf("first batch %v, want the event and the position buffered", got)
+	}
+	for n := uint32(3); n <= 7; n++ {
+		_ = b.push(t.Context(), event(n, 10))
+	}
+	if got := numbers(mustTake(t, b)); len(got) != 3 {
+		t.Fatalf("batch %v, want 3: batch.max_events", got)
+	}
+	if got := numbers(mustTake(t, b)); len(got) != 2 || got[0] != 6 {
+		t.Fatalf("batch %v, want the remaining 6 and 7", got)
+	}
+	for n := uint32(8); n <= 10; n++ {
+		_ = b.push(t.Context(), event(n, 100))
+	}
+	if got := numbers(mustTake(t, b)); len(got) != 2 {
+		t.Fatalf("batch %v, want 2 events of 100 bytes under batch.max_bytes 250", got)
+	}
+	if b.length() != 1 {
+		t.Fatalf("length %d, want 1 event left", b.length())
+	}
+}
+
+// A full buffer makes the reader wait until the writer takes a batch; an event larger
+// than the byte bound is let in alone so that it cannot block the stream for ever.
+func TestBufferBoundsMemory(t *testing.T) {
+	b := newBuffer(2, 100, config.Batch{MaxEvents: 10, MaxBytes: 1000})
+	_ = b.push(t.Context(), event(1, 40))
+	_ = b.push(t.Context(), event(2, 40))
+	pushed := make(chan error, 1)
+	go func() { pushed <- b.push(context.Background(), event(3, 40)) }()
+	select {
+	case <-pushed:
+		t.Fatal("a push into a full buffer did not wait")
+	case <-time.After(50 * time.Millisecond):
+	}
+	mustTake(t, b)
+	if err := <-pushed; err != nil {
+		t.Fatal(err)
+	}
+
+	mustTake(t, b)
+	if err := b.push(t.Context(), event(4, 500)); err != nil {
+		t.Fatalf("an event over the byte bound into an empty buffer: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if err := b.push(ctx, event(5, 10)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("push behind an oversized event, cancelled: %v", err)
+	}
+}
+
+// With batch.max_wait, a batch that is not full waits until its oldest event has
+// waited that long; a full one goes at once.
+func TestBufferLingersOnlyWhenAskedTo(t *testing.T) {
+	linger := 100 * time.Millisecond
+	b := newBuffer(100, 1<<20, config.Batch{MaxEvents: 2, MaxBytes: 1 << 20, MaxWait: linger})
+	start := time.Now()
+	_ = b.push(t.Context(), event(1, 10))
+	mustTake(t, b)
+	if waited := time.Since(start); waited < linger {
+		t.Errorf("a partial batch went after %v, before batch.max_wait %v", waited, linger)
+	}
+	_ = b.push(t.Context(), event(2, 10))
+	_ = b.push(t.Context(), event(3, 10))
+	if got := numbers(mustTake(t, b)); len(got) != 2 {
+		t.Errorf("full batch %v", got)
+	}
+}
+
+// Closing lets the writer drain what is left, then says so; a cancelled take returns.
+func TestBufferCloseDrains(t *testing.T) {
+	b := newBuffer(100, 1<<20, config.Batch{MaxEvents: 2, MaxBytes: 1 << 20, MaxWait: time.Hour})
+	_ = b.push(t.Context(), event(1, 10))
+	b.close()
+	if got := numbers(mustTake(t, b)); len(got) != 1 {
+		t.Fatalf("drained %v", got)
+	}
+	if _, err := b.take(t.Context()); !errors.Is(err, errBufferClosed) {
+		t.Fatalf("take after draining: %v", err)
+	}
+	empty := newBuffer(1, 1, config.Batch{MaxEvents: 1, MaxBytes: 1})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := empty.take(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled take: %v", err)
+	}
+}
+
+// A reader and a writer at full speed: every item comes out once, in order, and the
+// buffer never holds more than its bound.
+func TestBufferKeepsOrderUnderConcurrency(t *testing.T) {
+	const total = 20000
+	b := newBuffer(64, 1<<20, config.Batch{MaxEvents: 16, MaxBytes: 1 << 20})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for n := uint32(1); n <= total; n++ {
+			it := event(n, 8)
+			if n%7 == 0 {
+				it = positionOnly(n)
+			}
+			if err := b.push(context.Background(), it); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		b.close()
+	})
+	next := uint32(1)
+	for {
+		batch, err := b.take(t.Context())
+		if errors.Is(err, errBufferClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.length() > 64 {
+			t.Fatalf("the buffer holds %d events, over its bound of 64", b.length())
+		}
+		for _, n := range numbers(batch) {
+			if n != next {
+				t.Fatalf("got item %d, want %d", n, next)
+			}
+			next++
+		}
+	}
+	wg.Wait()
+	if next != total+1 {
+		t.Fatalf("%d items came out of %d", next-1, total)
+	}
+}

@@ -1,0 +1,140 @@
+package collector
+
+import (
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/oplogstore"
+)
+
+// splitUpdate stores an update event over 16 MB, which the server splits, and returns
+// its stored fragments in order.
+func splitUpdate(t *testing.T, client *mongo.Client, name, db string) []bson.Raw {
+	t.Helper()
+	coll := client.Database(db).Collection("blobs")
+	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "blob", Value: strings.Repeat("a", 9<<20)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "blob", Value: strings.Repeat("b", 9<<20)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	var fragments []bson.Raw
+	eventually(t, "the update's fragments", func() bool {
+		fragments = fragmentsOf(t, client, name)
+		return len(fragments) >= 2 && len(fragments) == int(fragments[0].Lookup("split_event", "of").Int32())
+	})
+	return fragments
+}
+
+func fragmentsOf(t *testing.T, client *mongo.Client, name string) []bson.Raw {
+	var out []bson.Raw
+	for _, d := range stored(t, client, name) {
+		if d.Lookup("split_event").Type != 0 {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// A stream resumed inside a split event, at a fragment's position (as an older version
+// of this collector saved one on SIGTERM while a large event was read): the remaining
+// fragments are stored with the event's type and cluster time, not "" and 0, so the
+// store's oldest entry and the window stay true.
+func TestResumeInsideASplitEventKeepsTheEventsFields(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectClient(t, uri)
+	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: "split", uri: uri, database: "big"})
+	h := startManager(t, cfg)
+	h.waitState("split", stateRunning)
+	fragments := splitUpdate(t, client, "split", "big")
+	h.stop()
+
+	// Put the store back as it was when only the first fragment was written and its
+	// token saved.
+	first := fragments[0]
+	store := client.Database(config.DefaultStoreDatabase)
+	ts := first.Lookup("ts")
+	if _, err := store.Collection(oplogstore.TokensCollection("split")).UpdateOne(t.Context(),
+		bson.D{{Key: "_id", Value: oplogstore.TokenID("split")}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "token", Value: first.Lookup("_resume_token")}, {Key: "cluster_time", Value: ts}}}}); err != nil {
+		t.Fatal(err)
+	}
+	later := bson.A{}
+	for _, f := range fragments[1:] {
+		later = append(later, f.Lookup("_id").StringValue())
+	}
+	if _, err := store.Collection(oplogstore.EventsCollection("split")).DeleteMany(t.Context(), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: later}}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	h2 := startManager(t, cfg)
+	var again []bson.Raw
+	eventually(t, "the later fragments stored again", func() bool {
+		again = fragmentsOf(t, client, "split")
+		return len(again) == len(fragments)
+	})
+	for i, f := range again {
+		if op := f.Lookup("op_type").StringValue(); op != "update" {
+			t.Errorf("fragment %d stored with op_type %q, want update", i+1, op)
+		}
+		if !f.Lookup("ts").Equal(ts) {
+			t.Errorf("fragment %d stored with ts %v, want the event's %v", i+1, f.Lookup("ts"), ts)
+		}
+	}
+	eventually(t, "the store's oldest entry to be reported", func() bool {
+		return h2.gauge("oplog_capture_store_oldest_timestamp_seconds", "source_cluster", "split") > 0
+	})
+}
+
+// A source document of 16 MiB less 300 bytes: its store document, with the store's own
+// fields, is over the 16 MiB a server stores. It is stored in parts that join back into
+// it, and capture goes on past it instead of retrying it for ever.
+func TestOversizedEventIsStoredInParts(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectClient(t, uri)
+	h := startManager(t, collectorConfig(t, uri, "", shortLease, testSource{name: "huge", uri: uri, database: "huge"}))
+	h.waitState("huge", stateRunning)
+	coll := client.Database("huge").Collection("c")
+	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 0}}); err != nil { // the collection's create event first
+		t.Fatal(err)
+	}
+	blob := strings.Repeat("z", oplogstore.MaxDocumentSize-300-30) // 30: the document's _id and field names
+	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "blob", Value: blob}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the insert after the large one", func() bool {
+		for _, d := range stored(t, client, "huge") {
+			if id, _ := d.Lookup("doc_key", "_id").Int32OK(); id == 2 {
+				return true
+			}
+		}
+		return false
+	})
+	var parts []bson.Raw
+	for _, d := range stored(t, client, "huge") {
+		if _, _, ok := oplogstore.PartOf(d); ok {
+			parts = append(parts, d)
+		}
+	}
+	if len(parts) < 2 {
+		t.Fatalf("%d parts stored, want the large event in 2 or more", len(parts))
+	}
+	whole, err := oplogstore.Join(parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole) <= oplogstore.MaxDocumentSize {
+		t.Errorf("the joined event is %d bytes: it would have fitted in one document", len(whole))
+	}
+	if got := whole.Lookup("full_document", "blob").StringValue(); got != blob || whole.Lookup("op_type").StringValue() != "insert" {
+		t.Errorf("the joined event lacks the inserted document (blob of %d bytes, op_type %q)", len(got), whole.Lookup("op_type").StringValue())
+	}
+}

@@ -1,0 +1,98 @@
+package collector
+
+import (
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// progress is how far a source's capture has come. It is recorded here only, and each
+// change sets the matching gauge at once: status, the heartbeat and the lease read it.
+type progress struct {
+	name    string
+	metrics *metrics
+
+	mu           sync.Mutex
+	lastEvent    bson.Timestamp // the newest event acknowledged by the store
+	saved        *position      // the resume token last saved
+	storeOldest  bson.Timestamp // the oldest event in the store
+	pendingSince time.Time      // when the oldest unacknowledged store write began; zero when none
+}
+
+func newProgress(name string, m *metrics) *progress {
+	return &progress{name: name, metrics: m}
+}
+
+// stored records a batch acknowledged by the store, newest being its newest event.
+func (p *progress) stored(newest bson.Timestamp) {
+	p.mu.Lock()
+	p.lastEvent = newest
+	p.mu.Unlock()
+	p.metrics.lastEvent.WithLabelValues(p.name).Set(seconds(newest))
+}
+
+// position records the resume token last saved (or, at start, found saved).
+func (p *progress) savedAt(pos position) {
+	p.mu.Lock()
+	p.saved = &pos
+	p.mu.Unlock()
+	if !pos.ClusterTime.IsZero() {
+		p.metrics.checkpoint.WithLabelValues(p.name).Set(seconds(pos.ClusterTime))
+	}
+}
+
+// oldestStored records the store's oldest event.
+func (p *progress) oldestStored(ts bson.Timestamp) {
+	p.mu.Lock()
+	p.storeOldest = ts
+	p.mu.Unlock()
+	p.metrics.storeOldest.WithLabelValues(p.name).Set(seconds(ts))
+}
+
+// writing marks the start (at a non-zero time) or the end (zero) of a store write that
+// is being retried until acknowledged.
+func (p *progress) writing(since time.Time) {
+	p.mu.Lock()
+	p.pendingSince = since
+	p.mu.Unlock()
+}
+
+// pending is how long the current store write has gone unacknowledged.
+func (p *progress) pending(now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pendingSince.IsZero() {
+		return 0
+	}
+	return now.Sub(p.pendingSince)
+}
+
+// position is the last saved position, nil before the first.
+func (p *progress) position() *position {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.saved
+}
+
+// snapshot is the progress as times, for status and the heartbeat.
+type snapshot struct {
+	checkpoint, lastEvent, storeOldest time.Time
+}
+
+func (p *progress) snapshot() snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var checkpoint bson.Timestamp
+	if p.saved != nil {
+		checkpoint = p.saved.ClusterTime
+	}
+	return snapshot{checkpoint: tsTime(checkpoint), lastEvent: tsTime(p.lastEvent), storeOldest: tsTime(p.storeOldest)}
+}
+
+func tsTime(ts bson.Timestamp) time.Time {
+	if ts.IsZero() {
+		return time.Time{}
+	}
+	return time.Unix(int64(ts.T), 0).UTC()
+}

@@ -1,0 +1,207 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/go-kit/log/level"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// errInvalidated ends a stream after its invalidate event: it is reopened at once with
+// startAfter, the only option that can pass an invalidate.
+var errInvalidated = errors.New("change stream invalidated")
+
+// readLoop keeps a change stream open, reopening it after failures with capped
+// exponential backoff and jitter, for ever. It returns the error when the resume token
+// is lost: the source cannot go on without a reset.
+func (s *source) readLoop(ctx context.Context, pos position, buf *buffer) (lost error) {
+	attempt := 0
+	for {
+		opened, err := s.readStream(ctx, &pos, buf)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if opened {
+			attempt = 0
+		}
+		switch {
+		case errors.Is(err, errInvalidated):
+			level.Info(s.logger).Log("msg", "Change stream invalidated; reopening after it with startAfter")
+			continue
+		case isResumeTokenLost(err):
+			s.metrics.errors.WithLabelValues(s.cfg.Name, errResumeTokenLost).Inc()
+			return err
+		}
+		s.metrics.errors.WithLabelValues(s.cfg.Name, errSourceRead).Inc()
+		s.metrics.retries.WithLabelValues(s.cfg.Name, retrySource).Inc()
+		s.setHealth(&s.sourceOK, false, err)
+		if !sleep(ctx, backoff(attempt, s.common.MaxBackoff)) {
+			return nil
+		}
+		attempt++
+	}
+}
+
+// readStream opens the change stream at pos and reads it into buf until it fails; pos
+// follows what was read, so a reopen continues where reading stopped. It only ever
+// moves to the end of a whole event: a stream opened inside a split event would lose
+// the first fragment's fields for the others.
+func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (opened bool, err error) {
+	if !s.features.known {
+		if s.features, err = detectFeatures(ctx, s.client); err != nil {
+			return false, err
+		}
+	}
+	cs, err := s.open(ctx, *pos)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = cs.Close(closeCtx)
+	}()
+	s.mu.Lock()
+	s.streaming = true
+	s.mu.Unlock()
+	s.setHealth(&s.sourceOK, true, nil)
+	if pos.Token == nil {
+		// First start: save where "now" is at once, so that a restart resumes here.
+		if tok := cs.ResumeToken(); tok != nil {
+			if err := s.pushPosition(ctx, pos, buf, tok); err != nil {
+				return true, err
+			}
+		}
+	}
+	var split splitState
+	midEvent := false
+	lastCheckpoint := time.Now()
+	for {
+		if cs.TryNext(ctx) {
+			it, err := toItem(s.cfg.Name, cs.Current, time.Now(), &split)
+			if orphan, ok := errors.AsType[*orphanFragment](err); ok {
+				split = s.recoverSplit(ctx, orphan)
+				it, err = toItem(s.cfg.Name, cs.Current, time.Now(), &split)
+			}
+			if err != nil {
+				return true, err
+			}
+			if err := buf.push(ctx, it); err != nil {
+				return true, err
+			}
+			midEvent = !it.checkpoint()
+			if !midEvent {
+				*pos = it.pos
+			}
+			if it.pos.StartAfter {
+				return true, errInvalidated
+			}
+			continue
+		}
+		if err := cs.Err(); err != nil {
+			return true, err
+		}
+		if ctx.Err() != nil {
+			return true, ctx.Err()
+		}
+		if cs.ID() == 0 {
+			return true, errors.New("the server closed the change stream")
+		}
+		// An empty batch: the stream has read everything up to its post-batch token.
+		if tok := cs.ResumeToken(); tok != nil && !midEvent && !bytes.Equal(tok, pos.Token) {
+			if time.Since(lastCheckpoint) >= s.common.CheckpointInterval {
+				if err := s.pushPosition(ctx, pos, buf, tok); err != nil {
+					return true, err
+				}
+				lastCheckpoint = time.Now()
+			} else {
+				ts, _ := tokenTime(tok)
+				*pos = position{Token: bytes.Clone(tok), ClusterTime: ts}
+			}
+		}
+	}
+}
+
+// recoverSplit finds what the first fragment of a split event carried (its type), when
+// the stream was opened inside the event: that fragment is in the store, written before
+// the position that led here was saved. Unknown, the type stays empty; the time is in
+// the fragment's token either way.
+func (s *source) recoverSplit(ctx context.Context, orphan *orphanFragment) splitState {
+	opType, err := s.store.firstFragmentType(ctx, orphan.clusterTime, orphan.data)
+	if err != nil {
+		level.Warn(s.logger).Log("msg", "The first fragment of a split event read from the middle was not found in the store; its later fragments are stored without the event's type",
+			"cluster_time", tsTime(orphan.clusterTime), "err", describe(err))
+	}
+	return splitState{opType: opType, clusterTime: orphan.clusterTime}
+}
+
+// pushPosition queues a token with no event, for the writer to save once everything
+// before it is written.
+func (s *source) pushPosition(ctx context.Context, pos *position, buf *buffer, token bson.Raw) error {
+	ts, _ := tokenTime(token)
+	p := position{Token: bytes.Clone(token), ClusterTime: ts}
+	if err := buf.push(ctx, item{pos: p}); err != nil {
+		return err
+	}
+	*pos = p
+	return nil
+}
+
+// open starts the change stream on the cluster, or on the configured database.
+func (s *source) open(ctx context.Context, pos position) (*mongo.ChangeStream, error) {
+	pipeline := mongo.Pipeline{{{Key: "$match", Value: bson.D{
+		{Key: "operationType", Value: bson.D{{Key: "$in", Value: capturedOperations}}},
+		// The collector's own writes, when the store or the metadata database is on a
+		// captured cluster: capturing them would feed back for ever.
+		{Key: "ns.db", Value: bson.D{{Key: "$nin", Value: s.ownDatabases}}},
+	}}}}
+	if s.features.splitLargeEvents {
+		pipeline = append(pipeline, bson.D{{Key: "$changeStreamSplitLargeEvent", Value: bson.D{}}}) // must be last
+	}
+	opts := options.ChangeStream().
+		SetFullDocument(options.FullDocument(s.cfg.FullDocument)).
+		SetMaxAwaitTime(maxAwait).
+		SetBatchSize(int32(s.common.Batch.MaxEvents)) // a getMore fills about one store batch
+
+	if s.features.showExpandedEvents {
+		opts.SetShowExpandedEvents(true)
+	}
+	switch {
+	case pos.Token != nil && pos.StartAfter:
+		opts.SetStartAfter(pos.Token)
+	case pos.Token != nil:
+		opts.SetResumeAfter(pos.Token)
+	}
+	if s.cfg.Database == "" {
+		return s.client.Watch(ctx, pipeline, opts)
+	}
+	return s.client.Database(s.cfg.Database).Watch(ctx, pipeline, opts)
+}
+
+// Error codes that mean the saved position is gone from the source's oplog
+// (docs/oplog-store.md): ChangeStreamHistoryLost, ChangeStreamFatalError, and the
+// resume-token-not-found code of MongoDB 4.0.
+var resumeTokenLostCodes = []int{286, 280, 40576}
+
+// isResumeTokenLost tells a stream that can never be resumed from the saved token from
+// one that only needs reopening.
+func isResumeTokenLost(err error) bool {
+	var se mongo.ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	if se.HasErrorLabel("NonResumableChangeStreamError") {
+		return true
+	}
+	for _, code := range resumeTokenLostCodes {
+		if se.HasErrorCode(code) {
+			return true
+		}
+	}
+	return false
+}

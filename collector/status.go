@@ -1,0 +1,98 @@
+package collector
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-kit/log/level"
+)
+
+// Status is a source's state, as GET /api/v1/sources lists it and the status command
+// shows it.
+type Status struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+	// Holder is the collector holding the source's lease while this one stands by.
+	Holder         string    `json:"holder,omitempty"`
+	Checkpoint     time.Time `json:"checkpoint,omitzero"`
+	LastEvent      time.Time `json:"last_event,omitzero"`
+	StoreOldest    time.Time `json:"store_oldest,omitzero"`
+	BufferedEvents int       `json:"buffered_events"`
+	// StoreWritePendingSeconds is how long the current store write has waited.
+	StoreWritePendingSeconds float64 `json:"store_write_pending_seconds,omitempty"`
+	// StoredEvents is about how many events the store holds (GET of one source only).
+	StoredEvents *int64 `json:"stored_events,omitempty"`
+}
+
+// Window is the recoverable stretch of history: from the oldest stored event to the
+// checkpoint, up to which every event is stored.
+func (st Status) Window() time.Duration {
+	if st.StoreOldest.IsZero() || st.Checkpoint.IsZero() {
+		return 0
+	}
+	return st.Checkpoint.Sub(st.StoreOldest)
+}
+
+func (s *source) status() Status {
+	snap := s.progress.snapshot()
+	pending := s.progress.pending(time.Now())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{
+		Name: s.cfg.Name, State: s.state, Error: s.errText, Holder: s.holder,
+		Checkpoint: snap.checkpoint, LastEvent: snap.lastEvent, StoreOldest: snap.storeOldest,
+		StoreWritePendingSeconds: pending.Seconds(),
+	}
+	if s.buf != nil {
+		st.BufferedEvents = s.buf.length()
+	}
+	return st
+}
+
+// heartbeatLoop reports at every interval and at every state change.
+func (s *source) heartbeatLoop(ctx context.Context) {
+	ticker := time.NewTicker(s.common.HeartbeatInterval)
+	defer ticker.Stop()
+	for {
+		s.sendHeartbeat(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-s.wake:
+		}
+	}
+}
+
+// sendHeartbeat writes the source's heartbeat document; a standby writes only that it
+// stands by, leaving the holder's report as it is.
+func (s *source) sendHeartbeat(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, storeAttemptTimeout)
+	defer cancel()
+	st := s.status()
+	s.mu.Lock()
+	deregistered := s.deregistered
+	s.mu.Unlock()
+	var err error
+	switch {
+	case deregistered:
+		return
+	case st.State == stateStandby:
+		err = s.beats.reportStandby(ctx, s.cfg.Name, s.leases.me)
+	default:
+		if oldest, ok, oldestErr := s.store.oldest(ctx); oldestErr == nil && ok {
+			s.progress.oldestStored(oldest)
+			st.StoreOldest = tsTime(oldest)
+		}
+		err = s.beats.report(ctx, s.cfg.Name, heartbeat{
+			status: st.State, scope: s.cfg.Database, checkpoint: st.Checkpoint, lastEvent: st.LastEvent,
+			firstOplog: st.StoreOldest, errText: st.Error, holder: &s.leases.me,
+			running: st.State != stateStopped && st.State != stateResumeTokenLost,
+		})
+	}
+	if err != nil && ctx.Err() == nil {
+		s.metrics.errors.WithLabelValues(s.cfg.Name, errHeartbeat).Inc()
+		level.Debug(s.logger).Log("msg", "Heartbeat not written; counted in oplog_capture_errors_total{kind=\"heartbeat\"}", "err", describe(err))
+	}
+}

@@ -1,0 +1,100 @@
+package collector
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-kit/log/level"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// writer takes batches from the buffer and stores them: the events first, acknowledged
+// by a majority, then the position that covers them.
+type writer struct {
+	source  *source
+	buf     *buffer
+	command []byte // the insert command, reused from batch to batch
+	// openGap is a capture that started from now: the first saved position closes the
+	// gaps recorded before it.
+	openGap bool
+}
+
+// run writes until the buffer is closed and drained (true), or ctx ends first (false).
+func (w *writer) run(ctx context.Context) (complete bool) {
+	s := w.source
+	for {
+		batch, err := w.buf.take(ctx)
+		if err != nil {
+			return err == errBufferClosed
+		}
+		s.progress.writing(time.Now())
+		if !w.storeEvents(ctx, batch) || !w.savePosition(ctx, batch) {
+			return false
+		}
+		s.progress.writing(time.Time{})
+		s.metrics.bufferEvents.WithLabelValues(s.cfg.Name).Set(float64(w.buf.length()))
+	}
+}
+
+// storeEvents writes the batch's events, retrying until they are acknowledged.
+func (w *writer) storeEvents(ctx context.Context, batch []item) bool {
+	s, name := w.source, w.source.cfg.Name
+	var docs []bson.Raw
+	size := 0
+	for _, it := range batch {
+		if it.doc != nil {
+			docs = append(append(docs, it.doc), it.parts...)
+			size += it.size
+		}
+	}
+	if len(docs) == 0 {
+		return true
+	}
+	start := time.Now()
+	if !s.retry(ctx, errStoreWrite, &s.storeOK, func(ctx context.Context) error { return s.store.insert(ctx, docs, &w.command) }) {
+		return false
+	}
+	s.metrics.batchWrite.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	s.metrics.batches.WithLabelValues(name).Inc()
+	s.metrics.bytes.WithLabelValues(name).Add(float64(size))
+	var newest bson.Timestamp
+	perType := map[string]int{} // one counter update per type and batch, not per event
+	for _, it := range batch {
+		if it.doc != nil {
+			perType[it.opType]++
+			newest = it.pos.ClusterTime
+		}
+	}
+	for opType, n := range perType {
+		s.metrics.events.WithLabelValues(name, opType).Add(float64(n))
+	}
+	s.progress.stored(newest)
+	return true
+}
+
+// savePosition saves the batch's last position a stream may resume from, once its
+// events are stored: never a fragment's inside a split event.
+func (w *writer) savePosition(ctx context.Context, batch []item) bool {
+	s := w.source
+	var pos *position
+	for i := len(batch) - 1; i >= 0 && pos == nil; i-- {
+		if batch[i].checkpoint() {
+			pos = &batch[i].pos
+		}
+	}
+	if pos == nil {
+		return true
+	}
+	if !s.retry(ctx, errTokenSave, &s.storeOK, func(ctx context.Context) error { return s.store.saveToken(ctx, *pos, s.identity) }) {
+		return false
+	}
+	s.progress.savedAt(*pos)
+	if w.openGap && !pos.ClusterTime.IsZero() {
+		if err := s.store.closeGaps(ctx, pos.ClusterTime); err != nil {
+			level.Warn(s.logger).Log("msg", "The record of a gap not closed; retried at the next batch", "err", describe(err))
+		} else {
+			w.openGap = false
+		}
+	}
+	return true
+}

@@ -1,0 +1,188 @@
+package query
+
+import (
+	"math"
+
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// accumulator folds the values of one $group output field
+// (https://www.mongodb.com/docs/manual/reference/operator/aggregation/group/).
+type accumulator interface {
+	add(v Value) error
+	result() Value
+}
+
+var accumulators = map[string]func(op string) accumulator{
+	"$sum":   func(op string) accumulator { return &sumAcc{op: op} },
+	"$count": func(op string) accumulator { return &sumAcc{op: op} },
+	"$avg":   func(op string) accumulator { return &avgAcc{} },
+}
+
+// Accumulators of MongoDB that are not implemented here: refused with 115.
+var unsupportedAccumulators = map[string]bool{
+	"$min": true, "$max": true, "$first": true, "$last": true, "$push": true, "$addToSet": true,
+	"$mergeObjects": true, "$stdDevPop": true, "$stdDevSamp": true, "$top": true, "$bottom": true,
+	"$topN": true, "$bottomN": true, "$firstN": true, "$lastN": true, "$maxN": true, "$minN": true,
+	"$median": true, "$percentile": true, "$accumulator": true,
+}
+
+type groupField struct {
+	name string
+	op   string
+	e    expr
+}
+
+func compileGroup(arg Value) (Stage, error) {
+	spec, ok := arg.DocumentOK()
+	if !ok {
+		return nil, errorf(15947, "a group's fields must be specified in an object")
+	}
+	idSpec, err := spec.LookupErr("_id")
+	if err != nil {
+		return nil, errorf(15955, "a group specification must include an _id")
+	}
+	idExpr, err := compileExpr(idSpec)
+	if err != nil {
+		return nil, err
+	}
+	var fields []groupField
+	for _, f := range Fields(spec) {
+		if f.Key == "_id" {
+			continue
+		}
+		d, ok := f.Val.DocumentOK()
+		if !ok || len(Fields(d)) != 1 {
+			return nil, errorf(40234, "The field '%s' must be an accumulator object", f.Key)
+		}
+		acc := Fields(d)[0]
+		switch {
+		case unsupportedAccumulators[acc.Key]:
+			return nil, Unsupported("the $group accumulator %s", acc.Key)
+		case accumulators[acc.Key] == nil:
+			return nil, errorf(15952, "unknown group operator '%s'", acc.Key)
+		}
+		e := func(bsoncore.Document) Value { return Int32Value(1) } // {$count: {}} sums 1 per document
+		if acc.Key != "$count" {
+			if e, err = compileExpr(acc.Val); err != nil {
+				return nil, err
+			}
+		}
+		fields = append(fields, groupField{f.Key, acc.Key, e})
+	}
+	return stageFunc(func(docs []bsoncore.Document) ([]bsoncore.Document, error) {
+		type group struct {
+			id   Value
+			accs []accumulator
+		}
+		var order []*group
+		groups := map[string]*group{}
+		for _, d := range docs {
+			id := orNull(idExpr(d))
+			key := string(AppendKey(nil, id))
+			g := groups[key]
+			if g == nil {
+				g = &group{id: id}
+				for _, f := range fields {
+					g.accs = append(g.accs, accumulators[f.op](f.op))
+				}
+				groups[key] = g
+				order = append(order, g)
+			}
+			for i, f := range fields {
+				if err := g.accs[i].add(f.e(d)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		out := make([]bsoncore.Document, len(order))
+		for i, g := range order {
+			fs := []Field{{"_id", g.id}}
+			for j, f := range fields {
+				fs = append(fs, Field{f.name, g.accs[j].result()})
+			}
+			out[i] = BuildDoc(fs)
+		}
+		return out, nil
+	}), nil
+}
+
+func orNull(v Value) Value {
+	if v.Type == 0 || v.Type == bsoncore.TypeUndefined {
+		return NullValue
+	}
+	return v
+}
+
+// noDecimal refuses Decimal128 operands: summing them exactly needs decimal
+// arithmetic this package does not have, and a float result would be wrong.
+func noDecimal(op string, v Value) error {
+	if v.Type == bsoncore.TypeDecimal128 {
+		return Unsupported("Decimal128 values in %s", op)
+	}
+	return nil
+}
+
+// sumAcc adds numbers, ignoring other values, with int32 -> int64 ->
+// double widening.
+type sumAcc struct {
+	op       string
+	i        int64
+	f        float64
+	long     bool
+	double   bool
+	overflow bool
+}
+
+func (a *sumAcc) add(v Value) error {
+	switch v.Type {
+	case bsoncore.TypeInt32, bsoncore.TypeInt64:
+		if v.Type == bsoncore.TypeInt64 {
+			a.long = true
+		}
+		var o bool
+		a.i, o = addInt64(a.i, v.AsInt64())
+		a.overflow = a.overflow || o
+		a.f += float64(v.AsInt64())
+	case bsoncore.TypeDouble:
+		a.double = true
+		a.f += v.Double()
+	}
+	return noDecimal(a.op, v)
+}
+
+func (a *sumAcc) result() Value {
+	switch {
+	case a.double || a.overflow:
+		return DoubleValue(a.f)
+	case a.long || a.i > math.MaxInt32 || a.i < math.MinInt32:
+		return Int64Value(a.i)
+	}
+	return Int32Value(int32(a.i))
+}
+
+type avgAcc struct {
+	sum float64
+	n   int
+}
+
+func (a *avgAcc) add(v Value) error {
+	if v.IsNumber() && v.Type != bsoncore.TypeDecimal128 {
+		a.sum += v.AsFloat64()
+		a.n++
+	}
+	return noDecimal("$avg", v)
+}
+
+func (a *avgAcc) result() Value {
+	if a.n == 0 {
+		return NullValue
+	}
+	return DoubleValue(a.sum / float64(a.n))
+}
+
+// addInt64 adds, reporting overflow.
+func addInt64(a, b int64) (int64, bool) {
+	s := a + b
+	return s, (a > 0 && b > 0 && s < 0) || (a < 0 && b < 0 && s >= 0)
+}

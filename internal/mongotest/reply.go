@@ -1,0 +1,127 @@
+package mongotest
+
+import (
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
+)
+
+// reply builds the final document: the handler's fields, ok, the error, and
+// the cluster time gossip every replica set member adds.
+func (s *Server) reply(o outcome) bsoncore.Document {
+	s.mu.Lock()
+	now := s.clock.now()
+	s.mu.Unlock()
+	out := make(bson.D, 0, len(o.res)+6)
+	stateChange := stateChangeCodes[errorCodeOf(o.writeConcernError)]
+	if o.err != nil {
+		ce, ok := asCmdError(o.err)
+		if !ok {
+			ce = errorf(1, "%v", o.err)
+		}
+		out = append(out, bson.E{Key: "ok", Value: 0.0}, bson.E{Key: "errmsg", Value: ce.msg},
+			bson.E{Key: "code", Value: ce.code}, bson.E{Key: "codeName", Value: codeName(ce.code)})
+		if len(ce.labels) > 0 {
+			out = append(out, bson.E{Key: "errorLabels", Value: ce.labels})
+		}
+		stateChange = stateChange || stateChangeCodes[ce.code]
+	} else {
+		out = append(out, o.res...)
+		if o.writeConcernError != nil {
+			out = append(out, bson.E{Key: "writeConcernError", Value: o.writeConcernError})
+		}
+		if len(o.labels) > 0 {
+			out = append(out, bson.E{Key: "errorLabels", Value: o.labels})
+		}
+		out = append(out, bson.E{Key: "ok", Value: 1.0})
+	}
+	if stateChange {
+		// As mongod does, so that drivers can tell an error about the
+		// topology they know (stale: ignored) from news about a change.
+		out = append(out, bson.E{Key: "topologyVersion", Value: s.topologyVersion()})
+	}
+	out = append(out, bson.E{Key: "$clusterTime", Value: clusterTimeDoc(now)}, bson.E{Key: "operationTime", Value: now})
+	b, merr := bson.Marshal(out)
+	if merr != nil {
+		b, _ = bson.Marshal(bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: "mongotest: cannot encode reply: " + merr.Error()},
+			{Key: "code", Value: int32(1)}, {Key: "codeName", Value: "InternalError"}})
+	}
+	return b
+}
+
+// labelled adds the error labels mongod adds (error_labels.cpp): drivers
+// decide on them whether to retry a write, a commit or a whole transaction,
+// or to resume a change stream. A failpoint's own labels replace them.
+func (cx *cmdCtx) labelled(cmd command, err error) error {
+	ce, ok := asCmdError(err)
+	if !ok || ce.labelsSet {
+		return err
+	}
+	var labels []string
+	switch {
+	case cx.autocommit && transientTxnError(ce.code, commitOrAbort(cx.name)):
+		labels = append(labels, "TransientTransactionError")
+	case (cx.autocommit && commitOrAbort(cx.name) || cmd.write && cx.txnNumber != nil && !cx.autocommit) && retryableWriteCodes[ce.code]:
+		labels = append(labels, "RetryableWriteError")
+	case ce.code == codeChangeStreamFatalError || ce.code == codeChangeStreamHistoryLost:
+		labels = append(labels, "NonResumableChangeStreamError")
+	case resumableStreamCodes[ce.code] && cx.onChangeStream():
+		labels = append(labels, "ResumableChangeStreamError")
+	}
+	if len(labels) == 0 {
+		return err
+	}
+	labelled := *ce
+	labelled.labels = append(append([]string(nil), ce.labels...), labels...)
+	return &labelled
+}
+
+// resumableStreamCodes are the codes for which mongod labels a change
+// stream's error ResumableChangeStreamError: retriable and network errors,
+// RetryChangeStream and FailedToSatisfyReadPreference.
+var resumableStreamCodes = func() map[int32]bool {
+	m := map[int32]bool{133: true, 234: true}
+	for code := range retryableWriteCodes {
+		m[code] = true
+	}
+	return m
+}()
+
+// onChangeStream reports whether the command is an aggregate opening a
+// change stream or a getMore on one.
+func (cx *cmdCtx) onChangeStream() bool {
+	switch cx.name {
+	case "aggregate":
+		first, _ := cx.body.Lookup("pipeline").ArrayOK()
+		return query.StageName(first.Index(0)) == "$changeStream"
+	case "getMore":
+		id, _ := cx.arg.Int64OK()
+		cx.s.mu.Lock()
+		defer cx.s.mu.Unlock()
+		c := cx.s.cursors.open[id]
+		return c != nil && c.stream != nil
+	}
+	return false
+}
+
+// stateChangeCodes are mongod's NotPrimaryError and ShutdownError
+// categories, whose replies carry the topologyVersion.
+var stateChangeCodes = map[int32]bool{91: true, 189: true, 10107: true, 11600: true, 11602: true, 13435: true, 13436: true}
+
+// errorCodeOf is the code in an error document such as a writeConcernError.
+func errorCodeOf(d bson.D) int32 {
+	for _, e := range d {
+		if e.Key == "code" {
+			switch n := e.Value.(type) {
+			case int32:
+				return n
+			case int64:
+				return int32(n)
+			case float64:
+				return int32(n)
+			}
+		}
+	}
+	return 0
+}
