@@ -54,7 +54,7 @@ func newWorld(t *testing.T) *world {
 	if err := w.manager.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(w.manager.Stop)
+	t.Cleanup(func() { w.manager.Stop(context.Background()) })
 	eventually(t, "the collector's first checkpoint", func() bool {
 		cp, err := oplogstore.ReadCheckpoint(t.Context(), w.store, sourceName)
 		return err == nil && cp.Known

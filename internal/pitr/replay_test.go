@@ -34,11 +34,16 @@ func everyKind(t *testing.T, client *mongo.Client) {
 	update(id(1), bson.D{{Key: "$set", Value: bson.D{{Key: "ship.city", Value: "Bergen"}, {Key: "ship.geo.lat", Value: 60.39}}}})
 	update(id(1), bson.D{{Key: "$unset", Value: bson.D{{Key: "ship.zip", Value: ""}}}, {Key: "$inc", Value: bson.D{{Key: "qty", Value: 1}}}})
 	update(id(1), bson.D{{Key: "$push", Value: bson.D{{Key: "tags", Value: "d"}}}})
-	update(id(1), bson.D{{Key: "$pop", Value: bson.D{{Key: "tags", Value: -1}}}}) // first element: a truncation and a shift
-	update(id(1), bson.D{{Key: "$pop", Value: bson.D{{Key: "tags", Value: 1}}}})
+	// What $pop makes: without the first element (a truncation and a shift), without the
+	// last (a truncation).
+	update(id(1), bson.D{{Key: "$push", Value: bson.D{{Key: "tags", Value: bson.D{{Key: "$each", Value: bson.A{}}, {Key: "$slice", Value: -3}}}}}})
+	update(id(1), bson.D{{Key: "$push", Value: bson.D{{Key: "tags", Value: bson.D{{Key: "$each", Value: bson.A{}}, {Key: "$slice", Value: 2}}}}}})
 	update(id(1), bson.D{{Key: "$set", Value: bson.D{{Key: "tags.1", Value: "B"}, {Key: "tags.5", Value: "far"}}}}) // pads with nulls
-	update(id(2), bson.D{{Key: "$addToSet", Value: bson.D{{Key: "tags", Value: "x"}}}, {Key: "$rename", Value: bson.D{{Key: "item", Value: "name"}}}})
-	update(id(2), bson.D{{Key: "$pull", Value: bson.D{{Key: "tags", Value: "x"}}}})
+	update(id(2), bson.D{
+		{Key: "$push", Value: bson.D{{Key: "tags", Value: bson.D{{Key: "$each", Value: bson.A{"x", "y"}}, {Key: "$position", Value: 0}}}}},
+		{Key: "$set", Value: bson.D{{Key: "name", Value: "ink"}}}, {Key: "$unset", Value: bson.D{{Key: "item", Value: ""}}},
+	})
+	update(id(2), bson.D{{Key: "$push", Value: bson.D{{Key: "tags", Value: bson.D{{Key: "$each", Value: bson.A{"z"}}, {Key: "$sort", Value: 1}}}}}})
 	_, err = orders.UpdateMany(ctx, bson.D{{Key: "qty", Value: bson.D{{Key: "$lt", Value: 5}}}}, bson.D{{Key: "$set", Value: bson.D{{Key: "low", Value: true}}}})
 	must(t, err)
 	_, err = orders.ReplaceOne(ctx, id(3), bson.D{{Key: "item", Value: "pad"}, {Key: "replaced", Value: true}})

@@ -37,26 +37,32 @@ func RandomValue(rng *rand.Rand, depth int) any {
 var updatePaths = []string{"a", "a.k0", "a.k1.k0", "arr", "arr.0", "arr.2", "arr.1.k0", "arr.5", "n", "m.x.y"}
 
 // RandomUpdate is an update with operators that change values in place, grow and shrink
-// arrays ($push, $pop at either end, $pull), remove and rename fields. The server may
-// refuse some of them on some documents (a $push onto a number): a workload ignores
-// those.
+// arrays ($push, with $each, $position, $slice and $sort: what $pop and $pull make too),
+// and remove fields. The server may refuse some of them on some documents (a $push onto
+// a number): a workload ignores those.
 func RandomUpdate(rng *rand.Rand) bson.D {
 	path := updatePaths[rng.IntN(len(updatePaths))]
-	switch rng.IntN(9) {
+	each := func(modifiers ...bson.E) bson.D {
+		return bson.D{{Key: "$push", Value: bson.D{{Key: "arr", Value: append(bson.D{{Key: "$each", Value: bson.A{RandomValue(rng, 1)}}}, modifiers...)}}}}
+	}
+	switch rng.IntN(10) {
 	case 0:
 		return bson.D{{Key: "$unset", Value: bson.D{{Key: path, Value: ""}}}}
 	case 1:
 		return bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: int32(1)}}}}
 	case 2:
 		return bson.D{{Key: "$push", Value: bson.D{{Key: "arr", Value: RandomValue(rng, 1)}}}}
-	case 3:
-		return bson.D{{Key: "$pop", Value: bson.D{{Key: "arr", Value: []int{-1, 1}[rng.IntN(2)]}}}}
+	case 3: // as $pop of the last (positive) or the first (negative) elements
+		keep := []int{1, 2, -1, -2}[rng.IntN(4)]
+		return bson.D{{Key: "$push", Value: bson.D{{Key: "arr", Value: bson.D{{Key: "$each", Value: bson.A{}}, {Key: "$slice", Value: keep}}}}}}
 	case 4:
-		return bson.D{{Key: "$pull", Value: bson.D{{Key: "arr", Value: bson.D{{Key: "$type", Value: "number"}}}}}}
-	case 5:
-		return bson.D{{Key: "$rename", Value: bson.D{{Key: "a", Value: "b"}}}}
+		return each(bson.E{Key: "$position", Value: rng.IntN(3)})
+	case 5: // as $rename
+		return bson.D{{Key: "$set", Value: bson.D{{Key: "b", Value: RandomValue(rng, 1)}}}, {Key: "$unset", Value: bson.D{{Key: "a", Value: ""}}}}
 	case 6:
 		return bson.D{{Key: "$set", Value: bson.D{{Key: "arr", Value: RandomValue(rng, 1)}, {Key: "m.x.y", Value: RandomValue(rng, 2)}}}}
+	case 7:
+		return each(bson.E{Key: "$slice", Value: 3})
 	}
 	return bson.D{{Key: "$set", Value: bson.D{{Key: path, Value: RandomValue(rng, 1)}}}}
 }
