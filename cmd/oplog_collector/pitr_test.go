@@ -50,7 +50,7 @@ func TestReplayProof(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a full run (-short was given): it builds the collector and mongotestd, SIGKILLs the collector while a workload runs and replays into fresh targets; run go test without -short")
 	}
-	runProof(t, proofSize{ops: 1500, cuts: 3, pace: 3 * time.Millisecond, largeEvery: 500})
+	runProof(t, proofSize{ops: 1500, cuts: 3, pace: 3 * time.Millisecond, largeEvery: 500, hugeEvery: 700, splitEvery: 300})
 }
 
 // TestReplayProofLong is the long run, for the figures in the report:
@@ -60,19 +60,19 @@ func TestReplayProofLong(t *testing.T) {
 	if os.Getenv("OPLOG_PITR_PROOF") != "long" {
 		t.Skip("the long proof runs for minutes: set OPLOG_PITR_PROOF=long to run it")
 	}
-	runProof(t, proofSize{ops: 30000, cuts: 20, pace: 2 * time.Millisecond, largeEvery: 1000})
+	runProof(t, proofSize{ops: 30000, cuts: 20, pace: 2 * time.Millisecond, largeEvery: 1000, hugeEvery: 3000, splitEvery: 1500})
 }
 
-// TestReplayProofLargeEvents is the proof with events at the edges of 16 MiB: documents
-// of 16 MiB less 300 bytes (their store documents are over 16 MiB: stored in parts) and
-// updates whose events, with updateLookup's document, are split into fragments, while the
-// collector is SIGKILLed (a kill while a split event is read makes the next run resume
-// inside it). It exposes two capture defects of collectors before their fixes: the
-// fragments after a resume inside a split event are stored with op_type "" and ts 0,
-// and a store document over 16 MiB is retried for ever, stopping the capture.
+// TestReplayProofLargeEvents is the proof with many events at the edges of 16 MiB:
+// documents of 16 MiB less 300 bytes (their store documents are over 16 MiB: stored in
+// parts) and updates whose events, with updateLookup's document, are split into
+// fragments, while the collector is SIGKILLed every 50 to 400 ms (a kill while a split
+// event is read makes the next run resume inside it). The short proof has a few of each.
+//
+//	OPLOG_PITR_PROOF=large go test -run TestReplayProofLargeEvents -timeout 30m ./cmd/oplog_collector
 func TestReplayProofLargeEvents(t *testing.T) {
 	if os.Getenv("OPLOG_PITR_PROOF") != "large" {
-		t.Skip("set OPLOG_PITR_PROOF=large to run it: it fails until the collector stores events over 16 MiB in parts and resumes inside split events (see docs/pitr.md); with them, it belongs in make test")
+		t.Skip("runs for minutes of 16 MiB events: set OPLOG_PITR_PROOF=large to run it")
 	}
 	runProof(t, proofSize{ops: 300, cuts: 3, pace: 10 * time.Millisecond, hugeEvery: 50, splitEvery: 3})
 }
