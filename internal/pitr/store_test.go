@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
@@ -183,4 +185,48 @@ func TestReplayOfTransactions(t *testing.T) {
 	}
 	w.replay(w.target, Options{To: at})
 	expect(t, w.target, want, "replayed two transactions twice")
+}
+
+// Replayed onto a later state, a transaction's writes meet a field of another type (x's
+// p, a number by then) and a unique key held by another document (y has w's old email):
+// the transaction runs again with the update read-modify-replaced and the holder set
+// aside.
+func TestTransactionsReplayedOntoALaterState(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	users := w.source.Database("app").Collection("users")
+	_, err := users.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true)})
+	must(t, err)
+	session, err := w.source.StartSession()
+	must(t, err)
+	defer session.EndSession(ctx)
+	_, err = users.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: "w"}, {Key: "email", Value: "w@example.com"}},
+		bson.D{{Key: "_id", Value: "x"}, {Key: "email", Value: "x@example.com"}, {Key: "p", Value: bson.D{{Key: "q", Value: 1}}}},
+	})
+	must(t, err)
+	_, start := w.cut()
+	_, err = session.WithTransaction(ctx, func(tctx context.Context) (any, error) {
+		if _, err := users.UpdateOne(tctx, bson.D{{Key: "_id", Value: "x"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "p.r", Value: 2}}}}); err != nil {
+			return nil, err
+		}
+		_, err := users.UpdateOne(tctx, bson.D{{Key: "_id", Value: "w"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "email", Value: "a@example.com"}}}})
+		return nil, err
+	})
+	must(t, err)
+	_, err = users.UpdateOne(ctx, bson.D{{Key: "_id", Value: "w"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "email", Value: "b@example.com"}}}})
+	must(t, err)
+	_, err = users.UpdateOne(ctx, bson.D{{Key: "_id", Value: "x"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "p", Value: 7}}}})
+	must(t, err)
+	_, err = users.InsertOne(ctx, bson.D{{Key: "_id", Value: "y"}, {Key: "email", Value: "a@example.com"}})
+	must(t, err)
+	want, at := w.cut()
+
+	w.replay(w.target, Options{To: at})
+	expect(t, w.target, want, "replayed once")
+	s := w.replay(w.target, Options{From: &start, To: at})
+	expect(t, w.target, want, "replayed from after the inserts onto its own result")
+	if s.Transactions < 1 || s.Parked == 0 || s.ClientSideUpdates == 0 {
+		t.Errorf("%d transactions, %d documents set aside, %d updates read-modify-replaced; want 1 and some of each", s.Transactions, s.Parked, s.ClientSideUpdates)
+	}
 }

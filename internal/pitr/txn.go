@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
@@ -57,25 +58,7 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 	defer session.EndSession(context.WithoutCancel(ctx))
 	for attempt := 0; ; attempt++ {
 		_, err := session.WithTransaction(ctx, func(tctx context.Context) (any, error) {
-			for i := range group {
-				if colls[i] == nil || (!plans[i].clientSide && len(plans[i].models) == 0) {
-					continue
-				}
-				handle := a.client.Database(colls[i].db).Collection(colls[i].name)
-				var err error
-				if plans[i].clientSide {
-					err = a.writeOnce(tctx, handle, &group[i], plans[i].ud, true)
-				} else {
-					_, err = handle.BulkWrite(tctx, plans[i].models, options.BulkWrite().SetOrdered(true))
-				}
-				if _, refused := writeErrorOf(err); refused {
-					return nil, &txnWriteError{index: i, err: err}
-				}
-				if err != nil {
-					return nil, err
-				}
-			}
-			return nil, nil
+			return nil, a.transactionWrites(tctx, group, colls, plans)
 		})
 		var refused *txnWriteError
 		switch {
@@ -113,4 +96,54 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 			return fmt.Errorf("the transaction at %s: %s event on %s: %w", FormatTS(e.TS), e.OpType, c.ns(), refused.err)
 		}
 	}
+}
+
+// transactionWrites writes a transaction's events inside it: consecutive writes to one
+// collection in one ordered bulk write (a batched insert of MongoDB 8.0 is hundreds of
+// events of one transaction), a read-modify-replace alone. A write the target refuses
+// ends the transaction with a txnWriteError naming its event.
+func (a *applier) transactionWrites(ctx context.Context, group []oplogstore.Event, colls []*collection, plans []writePlan) error {
+	for i := 0; i < len(group); {
+		if colls[i] == nil || (!plans[i].clientSide && len(plans[i].models) == 0) {
+			i++
+			continue
+		}
+		handle := a.client.Database(colls[i].db).Collection(colls[i].name)
+		if plans[i].clientSide {
+			if err := a.writeOnce(ctx, handle, &group[i], plans[i].ud, true); err != nil {
+				return refusedIn(err, i)
+			}
+			i++
+			continue
+		}
+		var models []mongo.WriteModel
+		var owners []int
+		j := i
+		for ; j < len(group) && colls[j] == colls[i] && !plans[j].clientSide; j++ {
+			for _, m := range plans[j].models {
+				models = append(models, m)
+				owners = append(owners, j)
+			}
+		}
+		if len(models) > 0 {
+			_, err := handle.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true))
+			var bwe mongo.BulkWriteException
+			if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
+				return &txnWriteError{index: owners[bwe.WriteErrors[0].Index], err: err}
+			}
+			if err != nil {
+				return err
+			}
+		}
+		i = j
+	}
+	return nil
+}
+
+// refusedIn marks a write error of event i as the target's refusal.
+func refusedIn(err error, i int) error {
+	if _, refused := writeErrorOf(err); refused {
+		return &txnWriteError{index: i, err: err}
+	}
+	return err
 }
