@@ -34,6 +34,8 @@ type applier struct {
 	transactions bool
 	// upsertsLeft counts down the events that apply inserts as upserts (overlapSpan).
 	upsertsLeft int
+	// selected are the namespaces of --namespace: a dropDatabase drops no other.
+	selected selection
 }
 
 // batch is a bulk write being gathered.

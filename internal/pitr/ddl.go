@@ -146,10 +146,10 @@ func (a *applier) rename(ctx context.Context, e *oplogstore.Event) error {
 // dropDatabase: the server emits a drop event for each collection before the database's,
 // so the collections the registry maps are dropped already, or, still there, were made
 // after this event. What else is in the database (views; collections known only by
-// name) goes.
+// name) goes, if --namespace selects it.
 func (a *applier) dropDatabase(ctx context.Context, e *oplogstore.Event) error {
 	for _, c := range a.reg.inDatabase(e.DB) {
-		if c.uuid != nil && a.reg.tracked[string(c.uuid)] {
+		if (c.uuid != nil && a.reg.tracked[string(c.uuid)]) || !a.selected.has(c.db, c.name) {
 			continue
 		}
 		if err := a.dropCollection(ctx, c); err != nil {

@@ -139,3 +139,30 @@ func TestRangeOfACapturedSource(t *testing.T) {
 		}
 	}
 }
+
+func TestNamespaceSelection(t *testing.T) {
+	to := func(db, coll string) bson.Raw {
+		raw, _ := bson.Marshal(bson.D{{Key: "db", Value: db}, {Key: "coll", Value: coll}})
+		return raw
+	}
+	sel := selection{"shop.orders", "hr"}
+	for _, c := range []struct {
+		e    oplogstore.Event
+		want bool
+	}{
+		{oplogstore.Event{OpType: "insert", DB: "shop", Coll: "orders"}, true},
+		{oplogstore.Event{OpType: "insert", DB: "shop", Coll: "customers"}, false},
+		{oplogstore.Event{OpType: "insert", DB: "hr", Coll: "people"}, true},
+		{oplogstore.Event{OpType: "dropDatabase", DB: "shop"}, true},
+		{oplogstore.Event{OpType: "dropDatabase", DB: "web"}, false},
+		{oplogstore.Event{OpType: "rename", DB: "shop", Coll: "tmp", To: to("shop", "orders")}, true},
+		{oplogstore.Event{OpType: "rename", DB: "shop", Coll: "tmp", To: to("shop", "old")}, false},
+	} {
+		if got := selected(&c.e, sel); got != c.want {
+			t.Errorf("%s %s: selected = %v, want %v", c.e.OpType, c.e.Namespace(), got, c.want)
+		}
+	}
+	if !(selection{}).has("any", "thing") || sel.has("shop", "customers") || !sel.has("hr", "x") {
+		t.Error("selection.has is off")
+	}
+}

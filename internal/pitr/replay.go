@@ -129,7 +129,7 @@ func Replay(ctx context.Context, store *mongo.Database, target *mongo.Client, op
 			e := &batch.events[i]
 			summary.Events++
 			done += int64(e.Fragments)
-			if !selected(e, opts.Namespaces) {
+			if !selected(e, selection(opts.Namespaces)) {
 				summary.NotSelected++
 				continue
 			}
@@ -208,31 +208,34 @@ func checkRange(ctx context.Context, store *mongo.Database, opts *Options, summa
 	return oplogstore.CountEvents(ctx, store, opts.Source, opts.From, opts.To)
 }
 
-// selected tells whether e is in the --namespace selection: its namespace, the target
-// of a rename, or, for a database's event, any selected namespace of that database.
-func selected(e *oplogstore.Event, namespaces []string) bool {
-	if len(namespaces) == 0 {
+// selection is the --namespace list: "db.coll", or "db" (or "db.*") for a database.
+type selection []string
+
+// has tells whether the namespace db.coll is selected (coll "" for a database: any of
+// its selected namespaces).
+func (s selection) has(db, coll string) bool {
+	if len(s) == 0 {
 		return true
 	}
-	var to string
+	for _, ns := range s {
+		sdb, scoll, _ := strings.Cut(ns, ".")
+		if sdb == db && (scoll == "" || scoll == "*" || coll == "" || scoll == coll) {
+			return true
+		}
+	}
+	return false
+}
+
+// selected tells whether e is in the --namespace selection: its namespace, the target
+// of a rename, or, for a database's event, any selected namespace of that database.
+func selected(e *oplogstore.Event, namespaces selection) bool {
+	if namespaces.has(e.DB, e.Coll) {
+		return true
+	}
 	if e.OpType == "rename" {
 		db, _ := e.To.Lookup("db").StringValueOK()
 		coll, _ := e.To.Lookup("coll").StringValueOK()
-		to = db + "." + coll
-	}
-	for _, ns := range namespaces {
-		db, coll, whole := strings.Cut(ns, ".")
-		whole = !whole || coll == "*"
-		switch {
-		case whole && e.DB == db:
-			return true
-		case e.Coll == "" && e.DB == db:
-			return true
-		case ns == e.Namespace() || ns == to:
-			return true
-		case whole && strings.HasPrefix(to, db+"."):
-			return true
-		}
+		return namespaces.has(db, coll)
 	}
 	return false
 }
@@ -259,7 +262,8 @@ func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client
 	if err != nil {
 		return nil, err
 	}
-	a := &applier{client: target, reg: reg, park: park, stats: summary, transactions: hello.SetName != "" || hello.Msg == "isdbgrid"}
+	a := &applier{client: target, reg: reg, park: park, stats: summary, selected: opts.Namespaces,
+		transactions: hello.SetName != "" || hello.Msg == "isdbgrid"}
 	if !a.transactions {
 		summary.Warnings = append(summary.Warnings, warnStandalone)
 	}
