@@ -113,6 +113,9 @@ func runPITR(f *flags, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(exitUsage, "replay: --from: %v", err)
 		}
+		if !from.Before(opts.To) {
+			return fail(exitUsage, "replay: --from %s is not before --to %s", p.from, p.to)
+		}
 		opts.From = &from
 	}
 	var target *mongo.Client

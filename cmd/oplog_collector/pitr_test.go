@@ -534,6 +534,7 @@ func TestPITRCommands(t *testing.T) {
 		{"dry run, store from the config", []string{"replay", "--source", "proof", "--config.file", cfg, "--to", to, "--dry-run"}, 0,
 			[]string{"Dry run of source proof", "nothing was written", "shop.orders  insert     10"}},
 		{"no target", []string{"replay", "--source", "proof", "--store", uri, "--to", to}, 2, []string{"--target"}},
+		{"--from after --to", []string{"replay", "--source", "proof", "--store", uri, "--target", target, "--from", to, "--to", "1,1"}, 2, []string{"is not before --to"}},
 		{"a time that does not parse", []string{"replay", "--source", "proof", "--store", uri, "--target", target, "--to", "yesterday"}, 2, []string{"--to", "RFC 3339"}},
 		{"past the checkpoint", []string{"replay", "--source", "proof", "--store", uri, "--target", target, "--to", "2106-01-01T00:00:00Z"}, 3,
 			[]string{"refused, nothing written", "after the checkpoint", "--allow-beyond-checkpoint"}},
