@@ -177,11 +177,15 @@ func checkRange(ctx context.Context, store *mongo.Database, opts *Options, summa
 		return 0, err
 	}
 	lower := opts.From
-	if lower == nil && hasOldest {
-		lower = &oldest // the replay starts with the oldest event, so a gap before it is no concern
-		if oldest.I > 0 {
-			lower = &bson.Timestamp{T: oldest.T, I: oldest.I - 1}
-		}
+	switch {
+	case !hasOldest:
+		summary.Warnings = append(summary.Warnings, fmt.Sprintf("the store holds no event of source %s", opts.Source))
+	case oldest.After(opts.To):
+		summary.Warnings = append(summary.Warnings, fmt.Sprintf("the oldest stored event, %s, is after --to: nothing to replay", FormatTS(oldest)))
+	case lower == nil:
+		// The replay starts with the oldest event, so a gap before it is no concern.
+		before := justBefore(oldest)
+		lower = &before
 	}
 	if hasOldest && opts.From != nil && opts.From.Before(oldest) {
 		summary.Warnings = append(summary.Warnings, fmt.Sprintf("--from %s is before the oldest stored event %s: the store cannot show whether events before that existed (expired by retention, or before the capture began); the base backup must be from after any of them", FormatTS(*opts.From), FormatTS(oldest)))
@@ -206,6 +210,17 @@ func checkRange(ctx context.Context, store *mongo.Database, opts *Options, summa
 		return 0, nil // the count is for the progress lines' share done and time left
 	}
 	return oplogstore.CountEvents(ctx, store, opts.Source, opts.From, opts.To)
+}
+
+// justBefore is the timestamp right before ts.
+func justBefore(ts bson.Timestamp) bson.Timestamp {
+	switch {
+	case ts.I > 0:
+		return bson.Timestamp{T: ts.T, I: ts.I - 1}
+	case ts.T > 0:
+		return bson.Timestamp{T: ts.T - 1, I: ^uint32(0)}
+	}
+	return ts
 }
 
 // selection is the --namespace list: "db.coll", or "db" (or "db.*") for a database.
