@@ -31,13 +31,17 @@ func (cx *cmdCtx) openChangeStream(target string, spec bsoncore.Value, rest []bs
 			case "updateLookup":
 				cs.lookup = true
 			case "whenAvailable", "required":
-				return nil, unsupported("fullDocument: %s (needs pre- and post-images)", f.Val.StringValue())
+				cs.postImage = f.Val.StringValue()
 			default:
 				return nil, errorf(codeBadValue, "unrecognized fullDocument option %s", f.Val)
 			}
 		case "fullDocumentBeforeChange":
-			if f.Val.StringValue() != "off" {
-				return nil, unsupported("fullDocumentBeforeChange: %s (needs pre- and post-images)", f.Val)
+			switch mode := f.Val.StringValue(); mode {
+			case "off":
+			case "whenAvailable", "required":
+				cs.preImage = mode
+			default:
+				return nil, errorf(codeBadValue, "unrecognized fullDocumentBeforeChange option %s", f.Val)
 			}
 		case "resumeAfter":
 			resume = f.Val

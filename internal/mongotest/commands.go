@@ -43,7 +43,7 @@ func init() {
 	commands = map[string]command{}
 	for _, group := range []map[string]command{
 		handshakeCommands, crudCommands, cursorCommands, indexCommands, ddlCommands,
-		aggregateCommands, failPointCommands, sessionCommands,
+		aggregateCommands, failPointCommands, sessionCommands, collModCommands,
 	} {
 		for name, c := range group {
 			commands[name] = c

@@ -30,9 +30,10 @@ func newIDIndex() *index {
 	return &index{name: "_id_", fields: []string{"_id"}, spec: spec, unique: true, entries: map[string]*record{}}
 }
 
-func idIndexDescription() bsoncore.Document {
-	d, _ := bson.Marshal(bson.D{{Key: "idIndex", Value: bson.Raw(newIDIndex().spec)}})
-	return d
+// createDescription is a create event's operationDescription: the
+// collection's options and its _id index, as the create oplog entry has them.
+func (c *collection) createDescription() bsoncore.Document {
+	return query.BuildDoc(append(query.Fields(c.options(false)), query.Field{Key: "idIndex", Val: query.DocValue(c.idIndex().spec)}))
 }
 
 // indexEntry is one key of a document in an index (several for arrays).

@@ -136,7 +136,7 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 	}
 	createdColl := c == nil
 	if createdColl {
-		if c, err = cx.s.createCollLocked(cx, cx.db, name); err != nil {
+		if c, err = cx.s.createCollLocked(cx, cx.db, name, false); err != nil {
 			return nil, err
 		}
 	}

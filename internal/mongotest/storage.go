@@ -26,6 +26,9 @@ type collection struct {
 	indexes []*index // indexes[0] is the _id index
 	// createdBy is the active transaction that created the collection.
 	createdBy *transaction
+	// images is changeStreamPreAndPostImages: writes keep the document
+	// before (and after) them for change streams.
+	images bool
 }
 
 // record is one stored document, held as BSON.
@@ -177,7 +180,7 @@ func (s *Server) collLocked(db, name string) *collection {
 
 // createCollLocked creates db.name (and db) with its _id index, recording
 // the "create" change event the real server emits even for implicit creation.
-func (s *Server) createCollLocked(cx *cmdCtx, db, name string) (*collection, error) {
+func (s *Server) createCollLocked(cx *cmdCtx, db, name string, images bool) (*collection, error) {
 	if err := validDBName(db); err != nil {
 		return nil, err
 	}
@@ -189,13 +192,13 @@ func (s *Server) createCollLocked(cx *cmdCtx, db, name string) (*collection, err
 		d = &database{name: db, colls: map[string]*collection{}}
 		s.dbs[db] = d
 	}
-	c := &collection{db: db, name: name, uuid: newUUID(), indexes: []*index{newIDIndex()}}
+	c := &collection{db: db, name: name, uuid: newUUID(), indexes: []*index{newIDIndex()}, images: images}
 	d.colls[name] = c
 	if cx != nil && cx.txn != nil {
 		c.createdBy = cx.txn
 		cx.txn.created = append(cx.txn.created, c)
 	}
-	s.recordLocked(cx, &event{op: "create", db: db, coll: name, uuid: c.uuid, opDesc: idIndexDescription()})
+	s.recordLocked(cx, &event{op: "create", db: db, coll: name, uuid: c.uuid, opDesc: c.createDescription()})
 	return c, nil
 }
 
@@ -204,7 +207,7 @@ func (s *Server) writableCollLocked(cx *cmdCtx, db, name string) (*collection, e
 	if c := s.collLocked(db, name); c != nil {
 		return c, cx.claimColl(c)
 	}
-	return s.createCollLocked(cx, db, name)
+	return s.createCollLocked(cx, db, name, false)
 }
 
 // Naming rules from https://www.mongodb.com/docs/manual/reference/limits/#naming-restrictions.

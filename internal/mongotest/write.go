@@ -40,6 +40,12 @@ func (cx *cmdCtx) updateRecord(c *collection, r *record, up *query.Update) (chan
 	} else {
 		e.updateDesc = desc
 	}
+	if c.images {
+		e.preImage = old
+		if desc != nil {
+			e.postImage = doc
+		}
+	}
 	cx.s.recordLocked(cx, e)
 	if cx.txn == nil {
 		r.lastWrite = e.ts
@@ -86,7 +92,11 @@ func (s *Server) deleteLocked(cx *cmdCtx, c *collection, recs []*record, multi b
 		} else {
 			c.remove(r)
 		}
-		events = append(events, &event{op: "delete", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(r.doc)})
+		e := &event{op: "delete", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(r.doc)}
+		if c.images {
+			e.preImage = r.doc
+		}
+		events = append(events, e)
 	}
 	if !multi {
 		for _, e := range events {
