@@ -26,6 +26,9 @@ func (cx *cmdCtx) openChangeStream(target string, spec bsoncore.Value, rest []bs
 	for _, f := range query.Fields(opts) {
 		switch f.Key {
 		case "fullDocument":
+			if f.Val.Type != bsoncore.TypeString {
+				return nil, typeError("$changeStream.fullDocument", f.Val, "string")
+			}
 			switch f.Val.StringValue() {
 			case "default":
 			case "updateLookup":
@@ -36,6 +39,9 @@ func (cx *cmdCtx) openChangeStream(target string, spec bsoncore.Value, rest []bs
 				return nil, errorf(codeBadValue, "unrecognized fullDocument option %s", f.Val)
 			}
 		case "fullDocumentBeforeChange":
+			if f.Val.Type != bsoncore.TypeString {
+				return nil, typeError("$changeStream.fullDocumentBeforeChange", f.Val, "string")
+			}
 			switch mode := f.Val.StringValue(); mode {
 			case "off":
 			case "whenAvailable", "required":

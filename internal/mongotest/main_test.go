@@ -26,7 +26,11 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 
 func connect(t testing.TB, uri string, opts ...*options.ClientOptions) *mongo.Client {
 	t.Helper()
-	o := options.Client().ApplyURI(uri)
+	// A short heartbeat keeps Disconnect short: the Go driver can miss
+	// cancelling a streaming hello that has just started, and then waits for
+	// it, up to the heartbeat interval (the server waits that long, as
+	// mongod does).
+	o := options.Client().ApplyURI(uri).SetHeartbeatInterval(500 * time.Millisecond)
 	for _, extra := range opts {
 		if extra.AppName != nil {
 			o.SetAppName(*extra.AppName)
