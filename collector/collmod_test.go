@@ -7,7 +7,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
 )
 
@@ -22,11 +21,7 @@ func TestCollModCapturedAsModify(t *testing.T) {
 	if _, err := coll.Indexes().CreateOne(t.Context(), mongo.IndexModel{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(3600)}); err != nil {
 		t.Fatal(err)
 	}
-	h := startManager(t, collectorConfig(t, uri, "", "", testSource{name: "mod", uri: uri, database: "ttlshop"}))
-	h.waitState("mod", stateRunning)
-	eventually(t, "the first token", func() bool {
-		return client.Database(config.DefaultStoreDatabase).Collection("resume_tokens_for_mod").FindOne(t.Context(), bson.D{}).Err() == nil
-	})
+	capturing(t, client, collectorConfig(t, uri, "", "", testSource{name: "mod", uri: uri, database: "ttlshop"}), "mod")
 	if err := db.RunCommand(t.Context(), bson.D{{Key: "collMod", Value: "sessions"},
 		{Key: "index", Value: bson.D{{Key: "keyPattern", Value: bson.D{{Key: "at", Value: 1}}}, {Key: "expireAfterSeconds", Value: 60}}}}).Err(); err != nil {
 		t.Fatal(err)

@@ -19,9 +19,7 @@ import (
 // (https://www.mongodb.com/docs/manual/changeStreams/#change-streams-with-document-pre--and-post-images).
 
 func TestCollModTTLAndModifyEvent(t *testing.T) {
-	srv := mongotest.New(t, "a 50 ms TTL monitor", mongotest.Options{TTLInterval: 50 * time.Millisecond})
-	c := connect(t, srv.URI())
-	cx := ctx(t)
+	c, cx := fake(t, "a 50 ms TTL monitor", mongotest.Options{TTLInterval: 50 * time.Millisecond})
 	db := c.Database("ttl")
 	coll := db.Collection("sessions")
 	_, err := coll.Indexes().CreateOne(cx, mongo.IndexModel{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(3600)})

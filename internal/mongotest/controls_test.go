@@ -125,9 +125,7 @@ func TestMaxTimeMS(t *testing.T) {
 }
 
 func TestIdleCursorsTimeOut(t *testing.T) {
-	srv := mongotest.New(t, "a 100 ms cursor timeout", mongotest.Options{CursorTimeout: 100 * time.Millisecond})
-	c := connect(t, srv.URI())
-	cx := ctx(t)
+	c, cx := fake(t, "a 100 ms cursor timeout", mongotest.Options{CursorTimeout: 100 * time.Millisecond})
 	coll := c.Database("cur").Collection("c")
 	insertN(t, coll, 3)
 	idle, err := coll.Find(cx, bson.D{}, options.Find().SetBatchSize(1))

@@ -62,6 +62,13 @@ func testDB(t *testing.T, c *mongo.Client) *mongo.Database {
 	return db
 }
 
+// fake starts a server with the fake's own controls (see mongotest.New) and
+// connects to it.
+func fake(t *testing.T, why string, opts mongotest.Options) (*mongo.Client, context.Context) {
+	t.Helper()
+	return connect(t, mongotest.New(t, why, opts).URI()), ctx(t)
+}
+
 // setup connects to mongotest.URI(t) and returns a database private to the
 // test (see testDB; its Client is the connection) and the test's context.
 func setup(t *testing.T) (*mongo.Database, context.Context) {
