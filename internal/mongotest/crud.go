@@ -18,7 +18,6 @@ var crudCommands = map[string]command{
 		"filter", "sort", "projection", "skip", "limit", "batchSize", "singleBatch", "hint",
 		"allowDiskUse", "noCursorTimeout", "allowPartialResults", "collation", "let", "tailable",
 		"awaitData", "returnKey", "showRecordId", "min", "max", "oplogReplay", "readOnce"}},
-	"count": {run: count, fields: []string{"query", "limit", "skip", "hint", "collation"}},
 }
 
 // rejectOptions refuses options that would change results if ignored.
@@ -99,31 +98,13 @@ func (q scan) run(c *collection, tx *transaction) []*record {
 	return out
 }
 
-// hintedColl returns the collection name (nil if it does not exist) after
-// checking the command's hint against its indexes.
+// hintedColl returns the collection name (nil if it does not exist); a
+// hint, which only chooses an index, is refused (115) rather than ignored.
 func (cx *cmdCtx) hintedColl(name string) (*collection, error) {
-	c := cx.s.collLocked(cx.db, name)
-	if err := cx.checkHint(c); err != nil {
+	if err := cx.rejectOptions("hint"); err != nil {
 		return nil, err
 	}
-	return c, nil
-}
-
-func (cx *cmdCtx) checkHint(c *collection) error {
-	h, ok := cx.field("hint")
-	if !ok || c == nil {
-		return nil
-	}
-	for _, ix := range c.indexes {
-		if (h.Type == bsoncore.TypeString && h.StringValue() == ix.name) ||
-			(h.Type == bsoncore.TypeEmbeddedDocument && query.Equal(h, ix.spec.Lookup("key"))) {
-			return nil
-		}
-	}
-	if d, ok := h.DocumentOK(); ok && len(query.Fields(d)) == 0 {
-		return nil
-	}
-	return errorf(codeBadValue, "hint provided does not correspond to an existing index")
+	return cx.s.collLocked(cx.db, name), nil
 }
 
 func find(cx *cmdCtx) (bson.D, error) {
@@ -199,32 +180,4 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
-}
-
-func count(cx *cmdCtx) (bson.D, error) {
-	name, err := cx.collName()
-	if err != nil {
-		return nil, err
-	}
-	if err := cx.rejectOptions("collation"); err != nil {
-		return nil, err
-	}
-	q, _, err := cx.queryArg("query", "")
-	if err != nil {
-		return nil, err
-	}
-	if q.skip, _, err = cx.intArg("skip"); err != nil {
-		return nil, err
-	}
-	if q.limit, _, err = cx.intArg("limit"); err != nil {
-		return nil, err
-	}
-	if q.limit < 0 {
-		q.limit = -q.limit
-	}
-	c, err := cx.hintedColl(name)
-	if err != nil {
-		return nil, err
-	}
-	return bson.D{{Key: "n", Value: int32(len(q.run(c, cx.txn)))}}, nil
 }

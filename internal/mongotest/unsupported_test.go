@@ -21,6 +21,12 @@ var notSupported = []struct {
 	run  func(cx context.Context, db *mongo.Database) error
 }{
 	{"distinct", cmd(bson.D{{Key: "distinct", Value: "c"}, {Key: "key", Value: "a"}})},
+	{"count", cmd(bson.D{{Key: "count", Value: "c"}})},
+	{"hint", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "hint", Value: "_id_"}})},
+	{"$or", find(bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "a", Value: 1}}}}})},
+	{"$skip", aggregate(bson.D{{Key: "$skip", Value: 1}})},
+	{"unique", index(bson.D{{Key: "u", Value: 1}}, options.Index().SetUnique(true))},
+	{"partialFilterExpression", index(bson.D{{Key: "p", Value: 1}}, options.Index().SetPartialFilterExpression(bson.D{{Key: "p", Value: 1}}))},
 	{"explain", cmd(bson.D{{Key: "explain", Value: bson.D{{Key: "find", Value: "c"}}}})},
 	{"collation", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "collation", Value: bson.D{{Key: "locale", Value: "fr"}}}})},
 	{"let", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "let", Value: bson.D{{Key: "x", Value: 1}}}})},
