@@ -45,7 +45,7 @@ func init() {
 	commands = map[string]command{}
 	for _, group := range []map[string]command{
 		handshakeCommands, crudCommands, cursorCommands, indexCommands, ddlCommands,
-		aggregateCommands, failPointCommands, sessionCommands, collModCommands, replSetCommands,
+		aggregateCommands, failPointCommands, sessionCommands, collModCommands, replSetCommands, countCommands,
 	} {
 		for name, c := range group {
 			commands[name] = c
