@@ -128,17 +128,18 @@ var copiedFields = [...]struct {
 	from, to string
 	old      bool
 }{
-	{"documentKey", "doc_key", true},
-	{"fullDocument", "full_document", true},
-	{"updateDescription", "update_description", true},
-	{"to", "to", true},
-	{"operationDescription", "operation_description", true},
-	{"lsid", "lsid", false},
-	{"txnNumber", "txn_number", false},
-	{"wallTime", "wall_time", false},
-	{"collectionUUID", "collection_uuid", false},
-	{"fullDocumentBeforeChange", "full_document_before_change", false},
-	{"splitEvent", "split_event", false},
+	{"documentKey", oplogstore.FieldDocumentKey, true},
+	{"fullDocument", oplogstore.FieldFullDocument, true},
+	{"updateDescription", oplogstore.FieldUpdateDescription, true},
+	{"to", oplogstore.FieldTo, true},
+	{"operationDescription", oplogstore.FieldOperationDescription, true},
+	{"lsid", oplogstore.FieldLsid, false},
+	{"txnNumber", oplogstore.FieldTxnNumber, false},
+	{"wallTime", oplogstore.FieldWallTime, false},
+	{"collectionUUID", oplogstore.FieldCollectionUUID, false},
+	{"fullDocumentBeforeChange", oplogstore.FieldFullDocumentBeforeChange, false},
+	{"splitEvent", oplogstore.FieldSplitEvent, false},
+	{"stateBeforeChange", oplogstore.FieldStateBeforeChange, false},
 }
 
 // copiedField maps an event field's name to its place in copiedFields.
@@ -216,14 +217,14 @@ func storeDocument(cluster string, data []byte, token bsoncore.Document, ts bson
 		}
 	}
 	start, dst := bsoncore.AppendDocumentStart(make([]byte, 0, size))
-	dst = appendString(appendHeader(dst, bsoncore.TypeString, "_id"), data)
-	dst = appendHeader(dst, bsoncore.TypeEmbeddedDocument, "_resume_token")
+	dst = appendString(appendHeader(dst, bsoncore.TypeString, oplogstore.FieldID), data)
+	dst = appendHeader(dst, bsoncore.TypeEmbeddedDocument, oplogstore.FieldResumeToken)
 	tokenAt := len(dst)
 	dst = append(dst, token...)
-	dst = bsoncore.AppendString(appendHeader(dst, bsoncore.TypeString, "cluster_name"), cluster)
-	dst = bsoncore.AppendTimestamp(appendHeader(dst, bsoncore.TypeTimestamp, "ts"), ts.T, ts.I)
-	dst = bsoncore.AppendDateTime(appendHeader(dst, bsoncore.TypeDateTime, "wall"), received.UnixMilli())
-	dst = bsoncore.AppendString(appendHeader(dst, bsoncore.TypeString, "op_type"), opType)
+	dst = bsoncore.AppendString(appendHeader(dst, bsoncore.TypeString, oplogstore.FieldClusterName), cluster)
+	dst = bsoncore.AppendTimestamp(appendHeader(dst, bsoncore.TypeTimestamp, oplogstore.FieldTS), ts.T, ts.I)
+	dst = bsoncore.AppendDateTime(appendHeader(dst, bsoncore.TypeDateTime, oplogstore.FieldWall), received.UnixMilli())
+	dst = bsoncore.AppendString(appendHeader(dst, bsoncore.TypeString, oplogstore.FieldOpType), opType)
 	dst = appendNamespace(dst, f.ns)
 	for i, field := range copiedFields {
 		switch v := f.copied[i]; {
@@ -258,7 +259,7 @@ func appendNamespace(dst []byte, ns bsoncore.Value) []byte {
 		db, _ = stringBytes(doc.Lookup("db"))
 		coll, _ = stringBytes(doc.Lookup("coll"))
 	}
-	dst = appendHeader(dst, bsoncore.TypeString, "ns")
+	dst = appendHeader(dst, bsoncore.TypeString, oplogstore.FieldNamespace)
 	dst = bsoncore.AppendInt32(dst, int32(len(db)+1+len(coll)+1))
 	dst = append(append(append(dst, db...), '.'), coll...)
 	return append(dst, 0)

@@ -145,7 +145,9 @@ func (h *harness) gauge(metric string, labels ...string) float64 {
 
 func connectClient(t *testing.T, uri string) *mongo.Client {
 	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	// A short heartbeat: a client disconnecting while its monitor's hello is held by the
+	// server waits for that hello to end.
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetHeartbeatInterval(500 * time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,24 +78,16 @@ func (s *source) hold(ctx, kill context.Context) (final, errText string, lost bo
 // no one else can take over, and every write is idempotent, so two writers for a while
 // (a partition) store every event once all the same.
 func (s *source) keepLease(ctx context.Context, stop context.CancelCauseFunc) {
-	ticker := time.NewTicker(s.common.LeaseTTL / 3)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	every(ctx, s.common.LeaseTTL/3, func() {
 		renewCtx, cancel := context.WithTimeout(ctx, s.common.LeaseTTL/3)
 		err := s.leases.renew(renewCtx, s.cfg.Name, s.progress.position())
 		cancel()
 		switch {
 		case errors.Is(err, errLeaseLost):
-			stop(errLeaseLost)
-			return
+			stop(errLeaseLost) // ends ctx, and with it every
 		case err != nil && ctx.Err() == nil:
 			s.metrics.errors.WithLabelValues(s.cfg.Name, errLease).Inc()
 			level.Warn(s.logger).Log("msg", "Lease not renewed; capture goes on and the renewal is retried", "err", describe(err))
 		}
-	}
+	})
 }

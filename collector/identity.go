@@ -55,11 +55,12 @@ func (c clusterIdentity) sameCluster(other clusterIdentity) bool {
 	return c.SetName == other.SetName
 }
 
-// errNotPermitted is a server refusing a command for lack of a role or because it
-// does not know it: the identity is then the weaker one.
-func errNotPermitted(err error) bool {
-	var se mongo.ServerError
-	return errors.As(err, &se) && (se.HasErrorCode(13) || se.HasErrorCode(59) || se.HasErrorCode(115))
+// refused is a server answering a command with an error: no role for it (13), a
+// command it does not know (59), or one a hosted service does not allow (Atlas: 8000).
+// The identity is then the weaker one; only an error reaching the server is retried.
+func refused(err error) bool {
+	var ce mongo.CommandError
+	return errors.As(err, &ce)
 }
 
 // identify reads the source cluster's identity.
@@ -81,7 +82,7 @@ func identify(ctx context.Context, client *mongo.Client) (clusterIdentity, error
 		switch {
 		case err == nil:
 			id.ClusterID = version.ClusterID
-		case !errNotPermitted(err) && !errors.Is(err, mongo.ErrNoDocuments):
+		case !refused(err) && !errors.Is(err, mongo.ErrNoDocuments):
 			return clusterIdentity{}, fmt.Errorf("identifying the source cluster (config.version): %w", err)
 		}
 		return id, nil
@@ -97,7 +98,7 @@ func identify(ctx context.Context, client *mongo.Client) (clusterIdentity, error
 	switch {
 	case err == nil:
 		id.ReplicaSetID = config.Config.Settings.ReplicaSetID
-	case !errNotPermitted(err):
+	case !refused(err):
 		return clusterIdentity{}, fmt.Errorf("identifying the source cluster (replSetGetConfig): %w", err)
 	}
 	return id, nil

@@ -268,3 +268,29 @@ func TestResetIsRecordedAsAGap(t *testing.T) {
 }
 
 func mongoUpsert() *options.UpdateOneOptionsBuilder { return options.UpdateOne().SetUpsert(true) }
+
+// A source where replSetGetConfig is refused (no clusterMonitor role, or a hosted
+// service that does not allow it) is still captured: its identity is then its replica
+// set name alone.
+func TestIdentityWithoutReplSetGetConfig(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectClient(t, uri)
+	if err := client.Database("admin").RunCommand(t.Context(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: "alwaysOn"},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"replSetGetConfig"}}, {Key: "errorCode", Value: 13}}},
+	}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = client.Database("admin").RunCommand(context.Background(), bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "off"}}).Err()
+	})
+	id, err := identify(t.Context(), client)
+	if err != nil || id.SetName != "rs0" || !id.ReplicaSetID.IsZero() {
+		t.Fatalf("identity without replSetGetConfig: %+v, %v", id, err)
+	}
+	named := clusterIdentity{SetName: "rs0", ReplicaSetID: bson.NewObjectID()}
+	if !id.sameCluster(named) || id.sameCluster(clusterIdentity{SetName: "other"}) || named.sameCluster(clusterIdentity{SetName: "rs0", ReplicaSetID: bson.NewObjectID()}) {
+		t.Error("sameCluster compares what both identities know, the strongest first")
+	}
+}

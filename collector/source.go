@@ -178,14 +178,7 @@ func (s *source) deriveState(err error) {
 // store_stall_after, within a second, even while the attempt has not failed yet; and
 // how full the buffer is, which grows while the writer waits.
 func (s *source) watchStore(ctx context.Context) {
-	ticker := time.NewTicker(time.Second)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	every(ctx, time.Second, func() {
 		pending := s.progress.pending(time.Now())
 		s.metrics.writePending.WithLabelValues(s.cfg.Name).Set(pending.Seconds())
 		s.mu.Lock()
@@ -200,7 +193,7 @@ func (s *source) watchStore(ctx context.Context) {
 		} else if changed {
 			s.deriveState(nil)
 		}
-	}
+	})
 }
 
 // setState changes the state and logs the change, once.
@@ -244,6 +237,20 @@ func backoff(attempt int, ceiling time.Duration) time.Duration {
 		d = ceiling
 	}
 	return d/2 + rand.N(d/2+1)
+}
+
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	ticker := time.NewTicker(d)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		fn()
+	}
 }
 
 // sleep waits d, or less if ctx ends (false).

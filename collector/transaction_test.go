@@ -25,6 +25,18 @@ func runTransaction(t *testing.T, client *mongo.Client, fn func(ctx context.Cont
 	}
 }
 
+// capturing starts a manager on cfg and waits until source name runs and has
+// saved its first token: from then on, writes to the source are captured.
+func capturing(t *testing.T, client *mongo.Client, cfg *config.Config, name string) *harness {
+	t.Helper()
+	h := startManager(t, cfg)
+	h.waitState(name, stateRunning)
+	eventually(t, name+"'s first token", func() bool {
+		return client.Database(config.DefaultStoreDatabase).Collection("resume_tokens_for_"+name).FindOne(t.Context(), bson.D{}).Err() == nil
+	})
+	return h
+}
+
 // transactionEvents returns the stored events that carry a txn_number, in
 // stored order.
 func transactionEvents(docs []bson.Raw) []bson.Raw {
@@ -64,11 +76,7 @@ func checkOneTransaction(t *testing.T, events []bson.Raw) {
 func TestTransactionCapturedAtOneClusterTime(t *testing.T) {
 	uri := mongotest.URI(t)
 	client := connectClient(t, uri)
-	h := startManager(t, collectorConfig(t, uri, "", "", testSource{name: "txn", uri: uri, database: "txshop"}))
-	h.waitState("txn", stateRunning)
-	eventually(t, "the first token", func() bool {
-		return client.Database(config.DefaultStoreDatabase).Collection("resume_tokens_for_txn").FindOne(t.Context(), bson.D{}).Err() == nil
-	})
+	capturing(t, client, collectorConfig(t, uri, "", "", testSource{name: "txn", uri: uri, database: "txshop"}), "txn")
 	db := client.Database("txshop")
 	orders, audit := db.Collection("orders"), db.Collection("audit")
 	if _, err := orders.InsertMany(t.Context(), []any{bson.D{{Key: "_id", Value: 1}, {Key: "qty", Value: 1}}, bson.D{{Key: "_id", Value: 2}}}); err != nil {
@@ -118,10 +126,8 @@ func TestCheckpointInsideTransaction(t *testing.T) {
 	client := connectClient(t, uri)
 	cfg := collectorConfig(t, uri, "", "", testSource{name: "txmid", uri: uri, database: "txmid"})
 	cfg.Collector.Batch.MaxEvents = 2 // a getMore, and a store batch, of 2 events
-	h := startManager(t, cfg)
-	h.waitState("txmid", stateRunning)
+	h := capturing(t, client, cfg, "txmid")
 	tokens := client.Database(config.DefaultStoreDatabase).Collection("resume_tokens_for_txmid")
-	eventually(t, "the first token", func() bool { return tokens.FindOne(t.Context(), bson.D{}).Err() == nil })
 	coll := client.Database("txmid").Collection("c")
 	insertSeq(t, client, "txmid", "c", 0, 1) // the collection exists before the transaction
 	eventually(t, "the first insert", func() bool { return len(insertedIDs(stored(t, client, "txmid"))) == 1 })

@@ -79,9 +79,7 @@ func TestBatchedDeleteSharesClusterTime(t *testing.T) {
 func TestInsertManyBatchesOn80(t *testing.T) {
 	for _, version := range []string{"7.0", "8.0"} {
 		t.Run(version, func(t *testing.T) {
-			srv := mongotest.New(t, "announcing MongoDB "+version, mongotest.Options{Version: version})
-			c := connect(t, srv.URI())
-			cx := ctx(t)
+			c, cx := fake(t, "announcing MongoDB "+version, mongotest.Options{Version: version})
 			var info struct{ VersionArray []int32 }
 			must(t, c.Database("admin").RunCommand(cx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info))
 			if want := map[string]int32{"7.0": 7, "8.0": 8}[version]; len(info.VersionArray) == 0 || info.VersionArray[0] != want {
@@ -120,9 +118,7 @@ func TestInsertManyBatchesOn80(t *testing.T) {
 }
 
 func TestInsertBatchLimitOn80(t *testing.T) {
-	srv := mongotest.New(t, "announcing MongoDB 8.0", mongotest.Options{Version: "8.0"})
-	c := connect(t, srv.URI())
-	cx := ctx(t)
+	c, cx := fake(t, "announcing MongoDB 8.0", mongotest.Options{Version: "8.0"})
 	coll := c.Database("ins").Collection("many")
 	cs, err := c.Database("ins").Watch(cx, mongo.Pipeline{{{Key: "$match", Value: bson.D{{Key: "operationType", Value: "insert"}}}}})
 	must(t, err)

@@ -26,17 +26,21 @@ type event struct {
 	coll    string // empty for dropDatabase
 	uuid    []byte
 	// Depending on op:
-	docKey     bsoncore.Document
-	fullDoc    bsoncore.Document  // insert, replace
-	updateDesc *query.Description // update
-	opDesc     bsoncore.Document  // create, createIndexes, dropIndexes
-	toDB       string             // rename
-	toColl     string
-	dropTarget []byte // rename: the UUID of the collection it replaced
+	docKey      bsoncore.Document
+	fullDoc     bsoncore.Document  // insert, replace
+	updateDesc  *query.Description // update
+	opDesc      bsoncore.Document  // create, createIndexes, dropIndexes, modify
+	stateBefore bsoncore.Document  // modify
+	toDB        string             // rename
+	toColl      string
+	dropTarget  []byte // rename: the UUID of the collection it replaced
 	// The session of a transaction's write (or of an 8.0 batched retryable
 	// insert): mongod puts them on those events only.
 	lsid      bsoncore.Document
 	txnNumber *int64
+	// The document before and after the write, kept when the collection has
+	// changeStreamPreAndPostImages (update: both; replace, delete: before).
+	preImage, postImage bsoncore.Document
 }
 
 // changeLog is the bounded history change streams read and resume from.

@@ -18,8 +18,10 @@ import (
 type changeStream struct {
 	db, coll    string // both empty: whole cluster; coll empty: one database
 	pos         tokenKey
-	lookup      bool // fullDocument: updateLookup
-	expanded    bool // showExpandedEvents
+	lookup      bool   // fullDocument: updateLookup
+	postImage   string // fullDocument: whenAvailable or required, "" otherwise
+	preImage    string // fullDocumentBeforeChange: whenAvailable or required, "" for off
+	expanded    bool   // showExpandedEvents
 	stages      []query.Stage
 	split       bool // $changeStreamSplitLargeEvent
 	invalidated bool
@@ -37,7 +39,7 @@ func internalDB(db string) bool { return db == "admin" || db == "config" || db =
 func systemColl(coll string) bool { return len(coll) >= 7 && coll[:7] == "system." }
 
 // expandedOnly events need showExpandedEvents.
-var expandedOnly = map[string]bool{"create": true, "createIndexes": true, "dropIndexes": true}
+var expandedOnly = map[string]bool{"create": true, "createIndexes": true, "dropIndexes": true, "modify": true}
 
 // positioned is one document a stream returns, with its position; doc is
 // nil when the pipeline filtered it out (the position still moves).
@@ -48,17 +50,21 @@ type positioned struct {
 
 // render returns what e produces on this stream: nothing, the event, or
 // the event followed by an invalidate.
-func (cs *changeStream) render(s *Server, e *event) []positioned {
+func (cs *changeStream) render(s *Server, e *event) ([]positioned, error) {
 	if systemColl(e.coll) || (cs.db == "" && internalDB(e.db)) || (expandedOnly[e.op] && !cs.expanded) {
-		return nil
+		return nil, nil
 	}
 	if !cs.watches(e.db, e.coll) && !(e.op == "rename" && cs.watches(e.toDB, e.toColl)) {
-		return nil
+		return nil, nil
 	}
 	if cs.coll != "" && e.op == "dropDatabase" {
-		return nil
+		return nil, nil
 	}
-	out := []positioned{{key: tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex}, doc: cs.eventDoc(s, e)}}
+	doc, err := cs.eventDoc(s, e)
+	if err != nil {
+		return nil, err
+	}
+	out := []positioned{{key: tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex}, doc: doc}}
 	invalidates := (cs.coll != "" && (e.op == "drop" || e.op == "rename")) || (cs.coll == "" && cs.db != "" && e.op == "dropDatabase")
 	if invalidates {
 		k := tokenKey{ts: e.ts, kind: kindInvalidate, opIndex: e.opIndex}
@@ -67,7 +73,7 @@ func (cs *changeStream) render(s *Server, e *event) []positioned {
 			{Key: "clusterTime", Val: query.TimestampValue(e.ts)}, {Key: "wallTime", Val: query.DateValue(e.wall.UnixMilli())},
 		})})
 	}
-	return out
+	return out, nil
 }
 
 // watches reports whether the stream covers namespace db.coll (coll empty:
@@ -77,7 +83,7 @@ func (cs *changeStream) watches(db, coll string) bool {
 	return (cs.db == "" || db == cs.db) && (cs.coll == "" || coll == cs.coll)
 }
 
-func (cs *changeStream) eventDoc(s *Server, e *event) bsoncore.Document {
+func (cs *changeStream) eventDoc(s *Server, e *event) (bsoncore.Document, error) {
 	k := tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex}
 	f := []query.Field{
 		{Key: "_id", Val: query.DocValue(k.doc())},
@@ -88,19 +94,11 @@ func (cs *changeStream) eventDoc(s *Server, e *event) bsoncore.Document {
 	if cs.expanded && e.uuid != nil {
 		f = append(f, query.Field{Key: "collectionUUID", Val: query.UUIDValue(e.uuid)})
 	}
-	switch {
-	case e.fullDoc != nil:
-		f = append(f, query.Field{Key: "fullDocument", Val: query.DocValue(e.fullDoc)})
-	case e.op == "update" && cs.lookup:
-		// updateLookup returns the document as it is now, or null once deleted.
-		v := query.NullValue
-		if c := s.collLocked(e.db, e.coll); c != nil {
-			if doc := c.committedByID(e.docKey.Lookup("_id")); doc != nil {
-				v = query.DocValue(doc)
-			}
-		}
-		f = append(f, query.Field{Key: "fullDocument", Val: v})
+	docs, err := cs.documentFields(s, e)
+	if err != nil {
+		return nil, err
 	}
+	f = append(f, docs...)
 	ns := []query.Field{{Key: "db", Val: query.StringValue(e.db)}}
 	if e.coll != "" {
 		ns = append(ns, query.Field{Key: "coll", Val: query.StringValue(e.coll)})
@@ -130,10 +128,13 @@ func (cs *changeStream) eventDoc(s *Server, e *event) bsoncore.Document {
 	if e.opDesc != nil && cs.expanded {
 		f = append(f, query.Field{Key: "operationDescription", Val: query.DocValue(e.opDesc)})
 	}
+	if e.stateBefore != nil {
+		f = append(f, query.Field{Key: "stateBeforeChange", Val: query.DocValue(e.stateBefore)})
+	}
 	if e.txnNumber != nil {
 		f = append(f, query.Field{Key: "lsid", Val: query.DocValue(e.lsid)}, query.Field{Key: "txnNumber", Val: query.Int64Value(*e.txnNumber)})
 	}
-	return query.BuildDoc(f)
+	return query.BuildDoc(f), nil
 }
 
 // historyLost is the real server's error for a resume point that has
@@ -158,7 +159,11 @@ func (cs *changeStream) read(s *Server, n int) ([]bsoncore.Document, error) {
 	size := 0
 	events := s.log.events
 	for i := s.log.firstAfter(cs.pos); i < len(events); i++ {
-		for _, r := range cs.render(s, events[i]) {
+		rendered, err := cs.render(s, events[i])
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rendered {
 			docs, err := cs.transform(r)
 			if err != nil {
 				return nil, err

@@ -26,18 +26,28 @@ func (cx *cmdCtx) openChangeStream(target string, spec bsoncore.Value, rest []bs
 	for _, f := range query.Fields(opts) {
 		switch f.Key {
 		case "fullDocument":
+			if f.Val.Type != bsoncore.TypeString {
+				return nil, typeError("$changeStream.fullDocument", f.Val, "string")
+			}
 			switch f.Val.StringValue() {
 			case "default":
 			case "updateLookup":
 				cs.lookup = true
 			case "whenAvailable", "required":
-				return nil, unsupported("fullDocument: %s (needs pre- and post-images)", f.Val.StringValue())
+				cs.postImage = f.Val.StringValue()
 			default:
 				return nil, errorf(codeBadValue, "unrecognized fullDocument option %s", f.Val)
 			}
 		case "fullDocumentBeforeChange":
-			if f.Val.StringValue() != "off" {
-				return nil, unsupported("fullDocumentBeforeChange: %s (needs pre- and post-images)", f.Val)
+			if f.Val.Type != bsoncore.TypeString {
+				return nil, typeError("$changeStream.fullDocumentBeforeChange", f.Val, "string")
+			}
+			switch mode := f.Val.StringValue(); mode {
+			case "off":
+			case "whenAvailable", "required":
+				cs.preImage = mode
+			default:
+				return nil, errorf(codeBadValue, "unrecognized fullDocumentBeforeChange option %s", f.Val)
 			}
 		case "resumeAfter":
 			resume = f.Val

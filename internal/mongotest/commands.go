@@ -7,6 +7,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // command describes one server command.
@@ -33,7 +35,7 @@ var commands map[string]command
 // Commands of mongod's not implemented here: refused with 115, naming them,
 // rather than reported as unknown.
 var unsupportedCommands = map[string]bool{
-	"distinct": true, "getParameter": true, "setParameter": true, "explain": true, "collStats": true,
+	"distinct": true, "count": true, "getParameter": true, "setParameter": true, "explain": true, "collStats": true,
 	"dbStats": true, "serverStatus": true, "mapReduce": true, "bulkWrite": true, "currentOp": true,
 	"killOp": true, "validate": true, "compact": true, "reIndex": true, "convertToCapped": true,
 	"createUser": true, "usersInfo": true, "saslStart": true, "authenticate": true,
@@ -43,7 +45,7 @@ func init() {
 	commands = map[string]command{}
 	for _, group := range []map[string]command{
 		handshakeCommands, crudCommands, cursorCommands, indexCommands, ddlCommands,
-		aggregateCommands, failPointCommands, sessionCommands, replSetCommands,
+		aggregateCommands, failPointCommands, sessionCommands, collModCommands, replSetCommands, countCommands,
 	} {
 		for name, c := range group {
 			commands[name] = c
@@ -70,6 +72,10 @@ type cmdCtx struct {
 	retryable bool         // a retryable write: its statements run once per txnNumber
 	// deadline is when maxTimeMS runs out; zero without one.
 	deadline time.Time
+	// spent charges a getMore's time to its cursor's maxTimeMS budget.
+	spent func()
+	// onStream: an aggregate opening a change stream or a getMore on one.
+	onStream bool
 }
 
 // handle runs one request and returns the reply document; false means the
@@ -108,8 +114,20 @@ func (cx *cmdCtx) execute() outcome {
 	if err := cx.parseEnvelope(cmd); err != nil {
 		return outcome{err: err}
 	}
-	if cx.name == "getMore" && cx.onChangeStream() {
-		cx.deadline = time.Time{} // an awaitData getMore's maxTimeMS is how long it waits for events
+	if cx.name == "aggregate" {
+		pipeline, _ := cx.body.Lookup("pipeline").ArrayOK()
+		first, err := pipeline.IndexErr(0)
+		cx.onStream = err == nil && query.StageName(first) == "$changeStream"
+	}
+	if cx.name == "getMore" {
+		cx.getMoreDeadline()
+		defer func() {
+			if cx.spent != nil {
+				cx.s.mu.Lock()
+				cx.spent()
+				cx.s.mu.Unlock()
+			}
+		}()
 	}
 	act := cx.s.fail.check(cx.name, cx.c.appName)
 	if act.blockFor > 0 {

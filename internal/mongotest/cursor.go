@@ -1,6 +1,8 @@
 package mongotest
 
 import (
+	"time"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
@@ -14,22 +16,53 @@ type cursor struct {
 	ns     string
 	docs   []bsoncore.Document // remaining results of a query
 	stream *changeStream
+	// lastUsed is when a command last used the cursor: idle longer than the
+	// cursor timeout, it dies, unless noTimeout (find's noCursorTimeout).
+	lastUsed  time.Time
+	noTimeout bool
+	// budget is what is left of the maxTimeMS of the command that opened the
+	// cursor, for its getMores; zero: no limit.
+	budget time.Duration
 }
 
 type cursorTable struct {
-	open map[int64]*cursor
-	next int64
+	open    map[int64]*cursor
+	next    int64
+	timeout time.Duration
 }
 
-func (t *cursorTable) init() {
+func (t *cursorTable) init(timeout time.Duration) {
 	t.open = map[int64]*cursor{}
 	t.next = 1 << 32 // ids stay clear of small integers tests might guess
+	t.timeout = timeout
 }
 
+// add registers c, first closing the cursors that timed out, as mongod's
+// cursor monitor does (cursorTimeoutMillis).
 func (t *cursorTable) add(c *cursor) {
+	now := time.Now()
+	for id, old := range t.open {
+		if t.expired(old, now) {
+			delete(t.open, id)
+		}
+	}
 	t.next++
-	c.id = t.next
+	c.id, c.lastUsed = t.next, now
 	t.open[c.id] = c
+}
+
+func (t *cursorTable) expired(c *cursor, now time.Time) bool {
+	return !c.noTimeout && (c.stream == nil || !c.stream.busy) && now.Sub(c.lastUsed) > t.timeout
+}
+
+// get returns the open cursor id, nil if there is none or it timed out.
+func (t *cursorTable) get(id int64) *cursor {
+	c := t.open[id]
+	if c != nil && t.expired(c, time.Now()) {
+		delete(t.open, id)
+		return nil
+	}
+	return c
 }
 
 // Default batch sizes of the real server: 101 documents in the first batch,
@@ -108,6 +141,10 @@ func (cx *cmdCtx) openCursor(ns string, docs []bsoncore.Document, batchSize int,
 	var id int64
 	if len(rest) > 0 && !single {
 		c := &cursor{ns: ns, docs: rest}
+		c.noTimeout, _ = cx.boolArg("noCursorTimeout")
+		if !cx.deadline.IsZero() {
+			c.budget = max(time.Until(cx.deadline), time.Nanosecond)
+		}
 		cx.s.cursors.add(c)
 		id = c.id
 	}
@@ -129,15 +166,23 @@ func getMore(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := cx.s.cursors.open[id]
+	c := cx.s.cursors.get(id)
 	if c == nil {
 		return nil, errorf(codeCursorNotFound, "cursor id %d not found", id)
 	}
 	if c.ns != cx.db+"."+coll {
 		return nil, errorf(codeUnauthorized, "Requested getMore on namespace '%s.%s', but cursor belongs to a different namespace %s", cx.db, coll, c.ns)
 	}
+	defer func() { c.lastUsed = time.Now() }()
+	if act := cx.s.failGetMore.check("getMore", cx.c.appName); act.err != nil {
+		delete(cx.s.cursors.open, id) // a failed getMore kills its cursor
+		return nil, act.err
+	}
 	if c.stream != nil {
 		return cx.streamGetMore(c, batchSize)
+	}
+	if _, ok := cx.field("maxTimeMS"); ok {
+		return nil, errorf(codeBadValue, "cannot set maxTimeMS on getMore command for a non-awaitData cursor")
 	}
 	batch, rest := takeBatch(c.docs, batchSize)
 	c.docs = rest

@@ -69,7 +69,7 @@ func listCollections(cx *cmdCtx) (bson.D, error) {
 			info := mustMarshal(bson.D{
 				{Key: "name", Value: c.name},
 				{Key: "type", Value: "collection"},
-				{Key: "options", Value: bson.D{}},
+				{Key: "options", Value: bson.Raw(c.options(false))},
 				{Key: "info", Value: bson.D{{Key: "readOnly", Value: false}, {Key: "uuid", Value: bson.Binary{Subtype: 4, Data: c.uuid}}}},
 				{Key: "idIndex", Value: bson.Raw(c.idIndex().spec)},
 			})
@@ -125,15 +125,22 @@ func create(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	images := false
 	for _, opt := range createOptions {
-		if v, ok := cx.field(opt); ok && query.Truthy(v) && !isSimpleCollation(opt, v) {
+		v, ok := cx.field(opt)
+		switch {
+		case ok && opt == "changeStreamPreAndPostImages":
+			if images, err = imagesOption(v); err != nil {
+				return nil, err
+			}
+		case ok && query.Truthy(v) && !isSimpleCollation(opt, v):
 			return nil, unsupported("the create option %s", opt)
 		}
 	}
 	if cx.s.collLocked(cx.db, name) != nil {
 		return nil, errorf(codeNamespaceExists, "Collection %s.%s already exists.", cx.db, name)
 	}
-	_, err = cx.s.createCollLocked(cx, cx.db, name)
+	_, err = cx.s.createCollLocked(cx, cx.db, name, images)
 	return nil, err
 }
 

@@ -41,6 +41,7 @@ const (
 	codeMultipleResumeOptions              = 40674
 	codeLockTimeout                        = 24
 	codeMaxTimeMSExpired                   = 50
+	codeNoMatchingDocument                 = 47
 	codeInterrupted                        = 11601
 	codeWriteConflict                      = 112
 	codeConflictingOperationInProgress     = 117
@@ -83,6 +84,7 @@ var codeNames = map[int32]string{
 	codeMultipleResumeOptions:              "Location40674",
 	codeLockTimeout:                        "LockTimeout",
 	codeMaxTimeMSExpired:                   "MaxTimeMSExpired",
+	codeNoMatchingDocument:                 "NoMatchingDocument",
 	codeInterrupted:                        "Interrupted",
 	codeWriteConflict:                      "WriteConflict",
 	codeConflictingOperationInProgress:     "ConflictingOperationInProgress",

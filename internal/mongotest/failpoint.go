@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 // configured through configureFailPoint so the same tests can run against a
 // mongod started with enableTestCommands=1.
 type failPoint struct {
+	name      string
 	mu        sync.Mutex
 	on        bool
 	times     int // remaining activations when limited; 0 = unlimited
@@ -63,10 +65,16 @@ func configureFailPoint(cx *cmdCtx) (bson.D, error) {
 	if cx.db != "admin" {
 		return nil, errorf(codeUnauthorized, "configureFailPoint may only be run against the admin database.")
 	}
-	if name := cx.arg.StringValue(); name != "failCommand" {
-		return nil, unsupported("failpoint %q (only failCommand)", name)
+	var f *failPoint
+	switch name := cx.arg.StringValue(); name {
+	case "failCommand":
+		f = &cx.s.fail
+	case "failGetMoreAfterCursorCheckout":
+		f = &cx.s.failGetMore
+	default:
+		return nil, unsupported("failpoint %q (only failCommand and failGetMoreAfterCursorCheckout)", name)
 	}
-	next := failPoint{on: true}
+	next := failPoint{on: true, name: cx.arg.StringValue()}
 	mode, _ := cx.field("mode")
 	switch {
 	case mode.Type == bsoncore.TypeString && mode.StringValue() == "off":
@@ -99,7 +107,6 @@ func configureFailPoint(cx *cmdCtx) (bson.D, error) {
 	if err := parseFailData(&next, data); err != nil {
 		return nil, err
 	}
-	f := &cx.s.fail
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	count := f.timesUsed
@@ -109,6 +116,20 @@ func configureFailPoint(cx *cmdCtx) (bson.D, error) {
 }
 
 func parseFailData(f *failPoint, data bsoncore.Document) error {
+	if f.name == "failGetMoreAfterCursorCheckout" {
+		// mongod's getMore throws errorCode (InternalError without one) once
+		// it holds the cursor, which then dies; the failpoint filters as
+		// failCommand does, on getMore.
+		f.commands = []string{"getMore"}
+		for _, e := range query.Fields(data) {
+			if e.Key != "errorCode" && e.Key != "appName" {
+				return unsupported("failGetMoreAfterCursorCheckout option %q", e.Key)
+			}
+		}
+		if data.Lookup("errorCode").Type == 0 {
+			data = query.BuildDoc(append(query.Fields(data), query.Field{Key: "errorCode", Val: query.Int32Value(1)}))
+		}
+	}
 	elems, _ := data.Elements()
 	blocking := false
 	var blockMS int64
@@ -186,7 +207,10 @@ func parseFailData(f *failPoint, data bsoncore.Document) error {
 		if ce == nil {
 			ce = &cmdError{}
 		}
-		ce.code, ce.msg = code, "Failing command via 'failCommand' failpoint"
+		ce.code, ce.msg = code, fmt.Sprintf("Failing command via '%s' failpoint", f.name)
+		if f.name == "failGetMoreAfterCursorCheckout" {
+			ce.msg = "Hit the 'failGetMoreAfterCursorCheckout' failpoint"
+		}
 		f.action.err = ce
 	} else if f.action.err != nil {
 		// errorLabels without errorCode label nothing: there is no error.

@@ -1,7 +1,6 @@
 package mongotest
 
 import (
-	"fmt"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -49,10 +48,6 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 			}
 			ix.name = n
 			continue
-		case "unique":
-			ix.unique = query.Truthy(f.Val)
-		case "sparse":
-			ix.sparse = query.Truthy(f.Val)
 		case "expireAfterSeconds":
 			n, err := query.AsInt("expireAfterSeconds", f.Val)
 			if err != nil || n < 0 {
@@ -62,13 +57,7 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 				return nil, errorf(codeInvalidOptions, "TTL indexes are single-field indexes, compound indexes do not support TTL")
 			}
 			ix.ttl, ix.expireAfter = true, n
-		case "partialFilterExpression":
-			m, err := query.CompileFilter(f.Val.Document())
-			if err != nil {
-				return nil, err
-			}
-			ix.partial = m
-		case "hidden", "collation", "wildcardProjection", "weights", "default_language",
+		case "unique", "sparse", "partialFilterExpression", "hidden", "collation", "wildcardProjection", "weights", "default_language",
 			"language_override", "textIndexVersion", "2dsphereIndexVersion", "bits", "min", "max",
 			"storageEngine", "prepareUnique":
 			if query.Truthy(f.Val) && !isSimpleCollation(f.Key, f.Val) {
@@ -84,9 +73,6 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 		return nil, errorf(codeBadValue, "The index name '_id_' is reserved for the _id index")
 	}
 	ix.spec = query.BuildDoc(out)
-	if ix.unique {
-		ix.entries = map[string]*record{}
-	}
 	return ix, nil
 }
 
@@ -136,7 +122,7 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 	}
 	createdColl := c == nil
 	if createdColl {
-		if c, err = cx.s.createCollLocked(cx, cx.db, name); err != nil {
+		if c, err = cx.s.createCollLocked(cx, cx.db, name, false); err != nil {
 			return nil, err
 		}
 	}
@@ -170,12 +156,6 @@ func (cx *cmdCtx) addIndex(c *collection, ix *index) error {
 		case sameName || (sameKey && sameOptions(old, ix)):
 			return errorf(codeIndexOptionsConflict, "Index already exists with a different name or options. Requested index: %s, existing index: %s", ix.spec, old.spec)
 		}
-	}
-	for _, r := range c.live() {
-		if _, values := ix.conflict(r, r.doc); values != nil {
-			return &cmdError{code: codeDuplicateKey, msg: fmt.Sprintf("Index build failed: %s", ix.duplicateError(c, values).msg)}
-		}
-		ix.add(r, r.doc)
 	}
 	c.indexes = append(c.indexes, ix)
 	cx.s.recordLocked(cx, &event{op: "createIndexes", db: c.db, coll: c.name, uuid: c.uuid, opDesc: indexesDescription(ix)})

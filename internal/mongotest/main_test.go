@@ -26,7 +26,11 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 
 func connect(t testing.TB, uri string, opts ...*options.ClientOptions) *mongo.Client {
 	t.Helper()
-	o := options.Client().ApplyURI(uri)
+	// A short heartbeat keeps Disconnect short: the Go driver can miss
+	// cancelling a streaming hello that has just started, and then waits for
+	// it, up to the heartbeat interval (the server waits that long, as
+	// mongod does).
+	o := options.Client().ApplyURI(uri).SetHeartbeatInterval(500 * time.Millisecond)
 	for _, extra := range opts {
 		if extra.AppName != nil {
 			o.SetAppName(*extra.AppName)
@@ -56,6 +60,13 @@ func testDB(t *testing.T, c *mongo.Client) *mongo.Database {
 	_ = db.Drop(context.Background())
 	t.Cleanup(func() { _ = db.Drop(context.Background()) })
 	return db
+}
+
+// fake starts a server with the fake's own controls (see mongotest.New) and
+// connects to it.
+func fake(t *testing.T, why string, opts mongotest.Options) (*mongo.Client, context.Context) {
+	t.Helper()
+	return connect(t, mongotest.New(t, why, opts).URI()), ctx(t)
 }
 
 // setup connects to mongotest.URI(t) and returns a database private to the

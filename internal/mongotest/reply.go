@@ -1,10 +1,10 @@
 package mongotest
 
 import (
+	"time"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
-
-	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
 // reply builds the final document: the handler's fields, ok, the error, and
@@ -66,7 +66,7 @@ func (cx *cmdCtx) labelled(cmd command, err error) error {
 		labels = append(labels, "RetryableWriteError")
 	case ce.code == codeChangeStreamFatalError || ce.code == codeChangeStreamHistoryLost:
 		labels = append(labels, "NonResumableChangeStreamError")
-	case resumableStreamCodes[ce.code] && cx.onChangeStream():
+	case resumableStreamCodes[ce.code] && cx.onStream:
 		labels = append(labels, "ResumableChangeStreamError")
 	}
 	if len(labels) == 0 {
@@ -88,21 +88,22 @@ var resumableStreamCodes = func() map[int32]bool {
 	return m
 }()
 
-// onChangeStream reports whether the command is an aggregate opening a
-// change stream or a getMore on one.
-func (cx *cmdCtx) onChangeStream() bool {
-	switch cx.name {
-	case "aggregate":
-		first, _ := cx.body.Lookup("pipeline").ArrayOK()
-		return query.StageName(first.Index(0)) == "$changeStream"
-	case "getMore":
-		id, _ := cx.arg.Int64OK()
-		cx.s.mu.Lock()
-		defer cx.s.mu.Unlock()
-		c := cx.s.cursors.open[id]
-		return c != nil && c.stream != nil
+// getMoreDeadline sets a getMore's time limit: none on a change stream,
+// whose maxTimeMS is how long it waits for events; what is left of the
+// opening command's maxTimeMS on another cursor, as mongod carries it over.
+func (cx *cmdCtx) getMoreDeadline() {
+	id, _ := cx.arg.Int64OK()
+	cx.s.mu.Lock()
+	defer cx.s.mu.Unlock()
+	switch c := cx.s.cursors.open[id]; {
+	case c == nil:
+	case c.stream != nil:
+		cx.deadline, cx.onStream = time.Time{}, true
+	case c.budget > 0:
+		start := time.Now()
+		cx.deadline = start.Add(c.budget)
+		cx.spent = func() { c.budget = max(c.budget-time.Since(start), time.Nanosecond) }
 	}
-	return false
 }
 
 // stateChangeCodes are mongod's NotPrimaryError and ShutdownError

@@ -100,9 +100,7 @@ func fakeToken(ts bson.Timestamp, opIndex uint32) bson.Raw {
 // when the stream passes it; a token for a time not reached yet waits,
 // swallowing the events before it.
 func TestResumeTokenWithoutEvent(t *testing.T) {
-	srv := mongotest.New(t, "resume tokens made for the fake's format", mongotest.Options{NoopInterval: time.Hour})
-	c := connect(t, srv.URI())
-	cx := ctx(t)
+	c, cx := fake(t, "resume tokens made for the fake's format", mongotest.Options{NoopInterval: time.Hour})
 	coll := c.Database("tok").Collection("c")
 	cs, err := coll.Watch(cx, mongo.Pipeline{})
 	must(t, err)

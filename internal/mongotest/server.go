@@ -99,7 +99,8 @@ type Server struct {
 	// wake waiting change-stream getMores.
 	changed chan struct{}
 
-	fail failPoint
+	fail        failPoint // failCommand
+	failGetMore failPoint // failGetMoreAfterCursorCheckout
 
 	// netMu guards the listener side.
 	netMu     sync.Mutex
@@ -134,7 +135,7 @@ func Start(opts Options) (*Server, error) {
 		replicaSetID:   bson.NewObjectID(),
 	}
 	s.log.capacity = opts.History
-	s.cursors.init()
+	s.cursors.init(opts.CursorTimeout)
 	// History starts now: a token from before this server existed is lost.
 	s.log.lost = tokenKey{ts: s.clock.next(), kind: kindHighWaterMark}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", opts.Port))

@@ -2,6 +2,7 @@ package mongotest
 
 import (
 	"crypto/rand"
+	"fmt"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -23,9 +24,13 @@ type collection struct {
 	// compacted away lazily so deletes stay cheap.
 	records []*record
 	deleted int
-	indexes []*index // indexes[0] is the _id index
+	indexes []*index           // indexes[0] is the _id index
+	ids     map[string]*record // the _id index's entries, by idIndexKey
 	// createdBy is the active transaction that created the collection.
 	createdBy *transaction
+	// images is changeStreamPreAndPostImages: writes keep the document
+	// before (and after) them for change streams.
+	images bool
 }
 
 // record is one stored document, held as BSON.
@@ -90,9 +95,13 @@ func (c *collection) live() []*record {
 	return out
 }
 
+// idIndexKey is the key of an _id value in the collection's _id index: equal
+// for values MongoDB considers equal.
+func idIndexKey(id bsoncore.Value) string { return string(query.AppendKey(nil, id)) }
+
 // committedByID returns the committed document with this _id value, or nil.
 func (c *collection) committedByID(id bsoncore.Value) bsoncore.Document {
-	r := c.idIndex().entries[string(query.AppendKey(nil, id))]
+	r := c.ids[idIndexKey(id)]
 	switch {
 	case r == nil:
 		return nil
@@ -102,61 +111,43 @@ func (c *collection) committedByID(id bsoncore.Value) bsoncore.Document {
 	return r.doc
 }
 
-// insert stores doc, held by the transaction tx if not nil, after
-// checking every unique index.
+// insert stores doc, held by the transaction tx if not nil, after checking
+// its _id is free.
 func (c *collection) insert(doc bsoncore.Document, tx *transaction) (*record, error) {
 	r := &record{doc: doc, txn: tx}
-	if err := c.checkUnique(r, doc, tx); err != nil {
-		return nil, err
+	key := idIndexKey(doc.Lookup("_id"))
+	switch other := c.ids[key]; {
+	case other == nil:
+	case other.txn == nil:
+		return nil, c.duplicateKey(doc.Lookup("_id"))
+	case other.txn != tx && tx != nil:
+		return nil, writeConflict() // another transaction's key
+	case other.txn != tx:
+		return nil, errBlocked{} // wait for the transaction that holds the key
+	case !other.pendingDelete:
+		return nil, c.duplicateKey(doc.Lookup("_id"))
 	}
-	for _, ix := range c.indexes {
-		ix.add(r, doc)
-	}
+	c.ids[key] = r
 	c.records = append(c.records, r)
 	return r, nil
 }
 
-// replace swaps r's document for doc, checking unique indexes first.
-func (c *collection) replace(r *record, doc bsoncore.Document, tx *transaction) error {
-	if err := c.checkUnique(r, doc, tx); err != nil {
-		return err
-	}
-	for _, ix := range c.indexes {
-		ix.remove(r, r.doc)
-		ix.add(r, doc)
-	}
-	r.doc = doc
-	return nil
-}
-
+// remove deletes r; its _id is free again.
 func (c *collection) remove(r *record) {
-	for _, ix := range c.indexes {
-		ix.remove(r, r.doc)
+	if key := idIndexKey(r.doc.Lookup("_id")); c.ids[key] == r {
+		delete(c.ids, key)
 	}
 	r.deleted = true
 	c.deleted++
 }
 
-// checkUnique finds a duplicate key of doc (to be stored as r by the
-// transaction tx, or none). A key another transaction holds is a write
-// conflict, or for a write outside transactions something to wait for; one
-// of a document tx deleted is free.
-func (c *collection) checkUnique(r *record, doc bsoncore.Document, tx *transaction) error {
-	for _, ix := range c.indexes {
-		other, values := ix.conflict(r, doc)
-		switch {
-		case other == nil:
-		case other.txn == nil:
-			return ix.duplicateError(c, values)
-		case other.txn != tx && tx != nil:
-			return writeConflict()
-		case other.txn != tx:
-			return errBlocked{}
-		case !other.pendingDelete:
-			return ix.duplicateError(c, values)
-		}
+// duplicateKey is the real server's E11000 error, with keyPattern and keyValue.
+func (c *collection) duplicateKey(id bsoncore.Value) *writeError {
+	return &writeError{
+		code:  codeDuplicateKey,
+		msg:   fmt.Sprintf("E11000 duplicate key error collection: %s index: _id_ dup key: { _id: %s }", c.ns(), id),
+		extra: bson.D{{Key: "keyPattern", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "keyValue", Value: bson.D{{Key: "_id", Value: query.RawValue(id)}}}},
 	}
-	return nil
 }
 
 func newUUID() []byte {
@@ -177,7 +168,7 @@ func (s *Server) collLocked(db, name string) *collection {
 
 // createCollLocked creates db.name (and db) with its _id index, recording
 // the "create" change event the real server emits even for implicit creation.
-func (s *Server) createCollLocked(cx *cmdCtx, db, name string) (*collection, error) {
+func (s *Server) createCollLocked(cx *cmdCtx, db, name string, images bool) (*collection, error) {
 	if err := validDBName(db); err != nil {
 		return nil, err
 	}
@@ -189,13 +180,13 @@ func (s *Server) createCollLocked(cx *cmdCtx, db, name string) (*collection, err
 		d = &database{name: db, colls: map[string]*collection{}}
 		s.dbs[db] = d
 	}
-	c := &collection{db: db, name: name, uuid: newUUID(), indexes: []*index{newIDIndex()}}
+	c := &collection{db: db, name: name, uuid: newUUID(), indexes: []*index{newIDIndex()}, ids: map[string]*record{}, images: images}
 	d.colls[name] = c
 	if cx != nil && cx.txn != nil {
 		c.createdBy = cx.txn
 		cx.txn.created = append(cx.txn.created, c)
 	}
-	s.recordLocked(cx, &event{op: "create", db: db, coll: name, uuid: c.uuid, opDesc: idIndexDescription()})
+	s.recordLocked(cx, &event{op: "create", db: db, coll: name, uuid: c.uuid, opDesc: c.createDescription()})
 	return c, nil
 }
 
@@ -204,7 +195,7 @@ func (s *Server) writableCollLocked(cx *cmdCtx, db, name string) (*collection, e
 	if c := s.collLocked(db, name); c != nil {
 		return c, cx.claimColl(c)
 	}
-	return s.createCollLocked(cx, db, name)
+	return s.createCollLocked(cx, db, name, false)
 }
 
 // Naming rules from https://www.mongodb.com/docs/manual/reference/limits/#naming-restrictions.

@@ -38,9 +38,6 @@ func (s *Server) expireTTL() {
 }
 
 func expired(doc bsoncore.Document, ix *index, cutoff int64) bool {
-	if ix.partial != nil && !ix.partial.Matches(doc) {
-		return false
-	}
 	v, ok := query.LookupPath(doc, query.SplitPath(ix.fields[0]))
 	if !ok {
 		return false

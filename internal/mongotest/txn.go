@@ -139,11 +139,8 @@ func (s *Server) abortLocked(t *transaction) {
 		if r.before == nil { // inserted by the transaction
 			c.remove(r)
 		} else {
-			for _, ix := range c.indexes {
-				ix.remove(r, r.doc)
-				ix.add(r, r.before)
-			}
 			r.doc = r.before
+			c.ids[idIndexKey(r.doc.Lookup("_id"))] = r // a deleted record's key may have been reused
 		}
 		r.txn, r.before, r.pendingDelete = nil, nil, false
 	}

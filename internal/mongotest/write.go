@@ -31,14 +31,18 @@ func (cx *cmdCtx) updateRecord(c *collection, r *record, up *query.Update) (chan
 	if string(doc) == string(old) {
 		return false, nil // a no-op write changes nothing and records no event
 	}
-	if err := c.replace(r, doc, cx.txn); err != nil {
-		return false, err
-	}
+	r.doc = doc // the _id cannot change: the _id index stays as it is
 	e := &event{op: "update", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(doc)}
 	if desc == nil {
 		e.op, e.fullDoc = "replace", doc
 	} else {
 		e.updateDesc = desc
+	}
+	if c.images {
+		e.preImage = old
+		if desc != nil {
+			e.postImage = doc
+		}
 	}
 	cx.s.recordLocked(cx, e)
 	if cx.txn == nil {
@@ -86,7 +90,11 @@ func (s *Server) deleteLocked(cx *cmdCtx, c *collection, recs []*record, multi b
 		} else {
 			c.remove(r)
 		}
-		events = append(events, &event{op: "delete", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(r.doc)})
+		e := &event{op: "delete", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(r.doc)}
+		if c.images {
+			e.preImage = r.doc
+		}
+		events = append(events, e)
 	}
 	if !multi {
 		for _, e := range events {
@@ -141,12 +149,12 @@ func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (stmtResult, er
 	}
 	for _, f := range query.Fields(d) {
 		switch f.Key {
-		case "q", "u", "upsert", "multi", "hint":
+		case "q", "u", "upsert", "multi":
 		case "collation":
 			if !isSimpleCollation(f.Key, f.Val) {
 				return res, unsupported("the collation option of update")
 			}
-		case "arrayFilters", "c", "sort":
+		case "arrayFilters", "c", "sort", "hint":
 			return res, unsupported("the %s option of update", f.Key)
 		default:
 			return res, errorf(codeIDLUnknownField, "BSON field 'update.updates.%s' is an unknown field.", f.Key)
@@ -212,7 +220,9 @@ func (cx *cmdCtx) deleteStatement(name string, s bsoncore.Value) (stmtResult, er
 	}
 	for _, f := range query.Fields(d) {
 		switch f.Key {
-		case "q", "limit", "hint":
+		case "q", "limit":
+		case "hint":
+			return stmtResult{}, unsupported("the hint option of delete")
 		case "collation":
 			if !isSimpleCollation(f.Key, f.Val) {
 				return stmtResult{}, unsupported("the collation option of delete")

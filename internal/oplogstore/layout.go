@@ -48,6 +48,7 @@ const (
 	FieldCollectionUUID           = "collection_uuid"
 	FieldFullDocumentBeforeChange = "full_document_before_change"
 	FieldSplitEvent               = "split_event"
+	FieldStateBeforeChange        = "state_before_change"
 
 	FieldPart     = "store_part"      // {part: k, of: n}, 1-based
 	FieldPartData = "store_part_data" // BSON binary: the k-th slice of the whole document

@@ -8,9 +8,8 @@ import (
 
 // Filter is a compiled query filter
 // (https://www.mongodb.com/docs/manual/reference/operator/query/): field
-// equality, comparison ($eq $ne $gt $gte $lt $lte $in $nin), $exists, $type
-// and the logical $and $or $nor, with MongoDB's array, nested-field and
-// type-bracketing semantics.
+// equality, comparison ($eq $ne $gt $gte $lt $lte $in $nin), $exists and
+// $type, with MongoDB's array, nested-field and type-bracketing semantics.
 type Filter struct {
 	pred docPred
 }
@@ -44,7 +43,8 @@ var unsupportedQueryOps = map[string]bool{
 	"$expr": true, "$where": true, "$text": true, "$jsonSchema": true, "$geoWithin": true,
 	"$geoIntersects": true, "$near": true, "$nearSphere": true, "$bitsAllSet": true, "$bitsAnySet": true,
 	"$bitsAllClear": true, "$bitsAnyClear": true, "$sampleRate": true, "$regex": true, "$options": true,
-	"$not": true, "$size": true, "$all": true, "$elemMatch": true, "$mod": true,
+	"$not": true, "$size": true, "$all": true, "$elemMatch": true, "$mod": true, "$and": true, "$or": true,
+	"$nor": true,
 }
 
 func compileQuery(filter bsoncore.Document) (docPred, error) {
@@ -60,8 +60,6 @@ func compileQuery(filter bsoncore.Document) (docPred, error) {
 		key, v := e.Key(), e.Value()
 		var p docPred
 		switch {
-		case key == "$and" || key == "$or" || key == "$nor":
-			p, err = compileLogical(key, v)
 		case key == "$comment":
 			continue
 		case unsupportedQueryOps[key]:
@@ -89,43 +87,6 @@ func allOf[T any](preds []func(T) bool) func(T) bool {
 		}
 		return true
 	}
-}
-
-func compileLogical(op string, v Value) (docPred, error) {
-	arr, ok := v.ArrayOK()
-	if !ok {
-		return nil, errorf(CodeBadValue, "%s must be an array", op)
-	}
-	vals, _ := arr.Values()
-	if len(vals) == 0 {
-		return nil, errorf(CodeBadValue, "$and/$or/$nor must be a nonempty array")
-	}
-	subs := make([]docPred, len(vals))
-	for i, sv := range vals {
-		d, ok := sv.DocumentOK()
-		if !ok {
-			return nil, errorf(CodeBadValue, "$or/$and/$nor entries need to be full objects")
-		}
-		p, err := compileQuery(d)
-		if err != nil {
-			return nil, err
-		}
-		subs[i] = p
-	}
-	return func(doc Value) bool {
-		for _, p := range subs {
-			m := p(doc)
-			switch {
-			case op == "$and" && !m:
-				return false
-			case op == "$or" && m:
-				return true
-			case op == "$nor" && m:
-				return false
-			}
-		}
-		return op != "$or"
-	}, nil
 }
 
 func compileField(path string, v Value) (docPred, error) {

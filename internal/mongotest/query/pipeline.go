@@ -6,7 +6,7 @@ import (
 
 // Stage is one compiled aggregation stage
 // (https://www.mongodb.com/docs/manual/reference/operator/aggregation-pipeline/):
-// $match, $project, $sort, $limit, $skip, $count and $group.
+// $match, $project, $sort and $group.
 type Stage interface {
 	Apply(docs []bsoncore.Document) ([]bsoncore.Document, error)
 }
@@ -53,16 +53,13 @@ var unsupportedStages = map[string]bool{
 	"$unionWith": true, "$documents": true, "$search": true, "$sortByCount": true, "$planCacheStats": true,
 	"$listLocalSessions": true, "$addFields": true, "$set": true, "$unset": true, "$replaceRoot": true,
 	"$replaceWith": true, "$facet": true, "$unwind": true, "$changeStream": true,
-	"$changeStreamSplitLargeEvent": true,
+	"$changeStreamSplitLargeEvent": true, "$limit": true, "$skip": true, "$count": true,
 }
 
 var stages = map[string]func(arg Value) (Stage, error){
 	"$match":   compileMatch,
 	"$project": compileProject,
 	"$sort":    compileSortStage,
-	"$limit":   func(arg Value) (Stage, error) { return compileLimit("$limit", arg) },
-	"$skip":    func(arg Value) (Stage, error) { return compileLimit("$skip", arg) },
-	"$count":   compileCount,
 	"$group":   compileGroup,
 }
 
@@ -128,34 +125,5 @@ func compileSortStage(arg Value) (Stage, error) {
 	return stageFunc(func(docs []bsoncore.Document) ([]bsoncore.Document, error) {
 		SortBy(docs, func(d bsoncore.Document) bsoncore.Document { return d }, keys)
 		return docs, nil
-	}), nil
-}
-
-func compileLimit(name string, arg Value) (Stage, error) {
-	n, err := AsInt(name, arg)
-	if err != nil || n < 0 || (name == "$limit" && n == 0) {
-		if err == nil {
-			err = errorf(15958, "the %s must be positive", name[1:])
-		}
-		return nil, err
-	}
-	return stageFunc(func(docs []bsoncore.Document) ([]bsoncore.Document, error) {
-		if name == "$skip" {
-			return docs[min(int(n), len(docs)):], nil
-		}
-		return docs[:min(int(n), len(docs))], nil
-	}), nil
-}
-
-func compileCount(arg Value) (Stage, error) {
-	out, ok := arg.StringValueOK()
-	if !ok || out == "" {
-		return nil, errorf(40156, "the count field must be a non-empty string")
-	}
-	return stageFunc(func(docs []bsoncore.Document) ([]bsoncore.Document, error) {
-		if len(docs) == 0 {
-			return nil, nil
-		}
-		return []bsoncore.Document{BuildDoc([]Field{{out, Int32Value(int32(len(docs)))}})}, nil
 	}), nil
 }

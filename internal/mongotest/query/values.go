@@ -45,6 +45,10 @@ func DoubleValue(f float64) Value {
 	return Value{Type: bsoncore.TypeDouble, Data: bsoncore.AppendDouble(nil, f)}
 }
 
+func BoolValue(b bool) Value {
+	return Value{Type: bsoncore.TypeBoolean, Data: bsoncore.AppendBoolean(nil, b)}
+}
+
 func StringValue(s string) Value {
 	return Value{Type: bsoncore.TypeString, Data: bsoncore.AppendString(nil, s)}
 }

@@ -1,5 +1,8 @@
 package mongotest_test
 
+// What the collector needs beyond what mongotest imitates for the rest: the replica
+// set's identity, $currentDate for its leases, and counts for its resets.
+
 import (
 	"testing"
 	"time"
@@ -66,5 +69,22 @@ func TestCurrentDate(t *testing.T) {
 	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$currentDate", Value: bson.D{{Key: "at", Value: "now"}}}})
 	if code := codeOf(err); code != 2 {
 		t.Errorf("$currentDate with a string: %v", err)
+	}
+}
+
+// count without a query is the whole collection's (EstimatedDocumentCount); 0 for a
+// collection that does not exist.
+func TestEstimatedDocumentCount(t *testing.T) {
+	db, cx := setup(t)
+	coll := db.Collection("c")
+	if n, err := coll.EstimatedDocumentCount(cx); err != nil || n != 0 {
+		t.Fatalf("count of a missing collection: %d, %v", n, err)
+	}
+	for i := range 3 {
+		_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: i}})
+		must(t, err)
+	}
+	if n, err := coll.EstimatedDocumentCount(cx); err != nil || n != 3 {
+		t.Fatalf("count: %d, %v", n, err)
 	}
 }

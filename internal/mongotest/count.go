@@ -1,0 +1,27 @@
+package mongotest
+
+import "go.mongodb.org/mongo-driver/v2/bson"
+
+// countCommands answer the driver's EstimatedDocumentCount ({count: <coll>}), which the
+// collector uses to say how many events a reset deletes. A count with a query is
+// refused: the driver's CountDocuments uses aggregate instead.
+var countCommands = map[string]command{
+	"count": {run: countCmd, fields: []string{"query", "limit", "skip", "hint", "collation"}},
+}
+
+func countCmd(cx *cmdCtx) (bson.D, error) {
+	name, err := cx.collName()
+	if err != nil {
+		return nil, err
+	}
+	for _, option := range []string{"query", "limit", "skip", "hint", "collation"} {
+		if _, given := cx.field(option); given {
+			return nil, unsupported("count with %s (only the estimate of a whole collection)", option)
+		}
+	}
+	n := 0
+	if c := cx.s.collLocked(cx.db, name); c != nil {
+		n = len(c.visible(cx.txn))
+	}
+	return bson.D{{Key: "n", Value: int32(n)}}, nil
+}

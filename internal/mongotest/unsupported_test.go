@@ -1,0 +1,162 @@
+package mongotest_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongomigrate/observability/internal/mongotest"
+)
+
+// notSupported is what mongotest deliberately leaves out, each with a
+// command that uses it: the command must fail with 115 CommandNotSupported
+// naming it, never answer wrongly. README.md lists the same names.
+var notSupported = []struct {
+	name string
+	run  func(cx context.Context, db *mongo.Database) error
+}{
+	{"distinct", cmd(bson.D{{Key: "distinct", Value: "c"}, {Key: "key", Value: "a"}})},
+	{"count with query", cmd(bson.D{{Key: "count", Value: "c"}, {Key: "query", Value: bson.D{{Key: "a", Value: 1}}}})},
+	{"hint", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "hint", Value: "_id_"}})},
+	{"$or", find(bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "a", Value: 1}}}}})},
+	{"$skip", aggregate(bson.D{{Key: "$skip", Value: 1}})},
+	{"unique", index(bson.D{{Key: "u", Value: 1}}, options.Index().SetUnique(true))},
+	{"partialFilterExpression", index(bson.D{{Key: "p", Value: 1}}, options.Index().SetPartialFilterExpression(bson.D{{Key: "p", Value: 1}}))},
+	{"explain", cmd(bson.D{{Key: "explain", Value: bson.D{{Key: "find", Value: "c"}}}})},
+	{"collation", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "collation", Value: bson.D{{Key: "locale", Value: "fr"}}}})},
+	{"let", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "let", Value: bson.D{{Key: "x", Value: 1}}}})},
+	{"tailable", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "tailable", Value: true}})},
+	{"arrayFilters", update(bson.D{{Key: "$set", Value: bson.D{{Key: "a.$[e]", Value: 1}}}}, bson.E{Key: "arrayFilters", Value: bson.A{bson.D{{Key: "e", Value: 1}}}})},
+	{"positional", update(bson.D{{Key: "$set", Value: bson.D{{Key: "a.$", Value: 1}}}})},
+	{"pipeline-style updates", cmd(bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{bson.D{{Key: "q", Value: bson.D{}}, {Key: "u", Value: bson.A{bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: 1}}}}}}}}}})},
+	{"$mul", update(bson.D{{Key: "$mul", Value: bson.D{{Key: "a", Value: 2}}}})},
+	{"$min", update(bson.D{{Key: "$min", Value: bson.D{{Key: "a", Value: 2}}}})},
+	{"$max", update(bson.D{{Key: "$max", Value: bson.D{{Key: "a", Value: 2}}}})},
+	{"$rename", update(bson.D{{Key: "$rename", Value: bson.D{{Key: "a", Value: "b"}}}})},
+	{"$addToSet", update(bson.D{{Key: "$addToSet", Value: bson.D{{Key: "a", Value: 2}}}})},
+	{"$pull", update(bson.D{{Key: "$pull", Value: bson.D{{Key: "a", Value: 2}}}})},
+	{"$pullAll", update(bson.D{{Key: "$pullAll", Value: bson.D{{Key: "a", Value: bson.A{2}}}}})},
+	{"$pop", update(bson.D{{Key: "$pop", Value: bson.D{{Key: "a", Value: 1}}}})},
+	{"$bit", update(bson.D{{Key: "$bit", Value: bson.D{{Key: "a", Value: bson.D{{Key: "and", Value: 1}}}}}})},
+	{"$not", find(bson.D{{Key: "a", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: 1}}}}}})},
+	{"regular expressions", find(bson.D{{Key: "a", Value: bson.Regex{Pattern: "x"}}})},
+	{"$regex", find(bson.D{{Key: "a", Value: bson.D{{Key: "$regex", Value: "x"}}}})},
+	{"$size", find(bson.D{{Key: "a", Value: bson.D{{Key: "$size", Value: 1}}}})},
+	{"$all", find(bson.D{{Key: "a", Value: bson.D{{Key: "$all", Value: bson.A{1}}}}})},
+	{"$elemMatch", find(bson.D{{Key: "a", Value: bson.D{{Key: "$elemMatch", Value: bson.D{{Key: "$gt", Value: 1}}}}}})},
+	{"$mod", find(bson.D{{Key: "a", Value: bson.D{{Key: "$mod", Value: bson.A{2, 0}}}}})},
+	{"$expr", find(bson.D{{Key: "$expr", Value: true}})},
+	{"$where", find(bson.D{{Key: "$where", Value: "true"}})},
+	{"$text", find(bson.D{{Key: "$text", Value: bson.D{{Key: "$search", Value: "x"}}}})},
+	{"$jsonSchema", find(bson.D{{Key: "$jsonSchema", Value: bson.D{}}})},
+	{"$geoWithin", find(bson.D{{Key: "a", Value: bson.D{{Key: "$geoWithin", Value: bson.D{}}}}})},
+	{"$addFields", aggregate(bson.D{{Key: "$addFields", Value: bson.D{{Key: "x", Value: 1}}}})},
+	{"$set", aggregate(bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}})},
+	{"$unset", aggregate(bson.D{{Key: "$unset", Value: "x"}})},
+	{"$replaceRoot", aggregate(bson.D{{Key: "$replaceRoot", Value: bson.D{{Key: "newRoot", Value: "$a"}}}})},
+	{"$replaceWith", aggregate(bson.D{{Key: "$replaceWith", Value: "$a"}})},
+	{"$facet", aggregate(bson.D{{Key: "$facet", Value: bson.D{}}})},
+	{"$unwind", aggregate(bson.D{{Key: "$unwind", Value: "$a"}})},
+	{"$lookup", aggregate(bson.D{{Key: "$lookup", Value: bson.D{}}})},
+	{"$out", aggregate(bson.D{{Key: "$out", Value: "other"}})},
+	{"$merge", aggregate(bson.D{{Key: "$merge", Value: "other"}})},
+	{"$sample", aggregate(bson.D{{Key: "$sample", Value: bson.D{{Key: "size", Value: 1}}}})},
+	{"$first", aggregate(bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "f", Value: bson.D{{Key: "$first", Value: "$a"}}}}}})},
+	{"$push", aggregate(bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "f", Value: bson.D{{Key: "$push", Value: "$a"}}}}}})},
+	{"$cond", aggregate(bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: bson.D{{Key: "$cond", Value: bson.A{true, 1, 0}}}}}}})},
+	{"computed fields in projections", aggregate(bson.D{{Key: "$project", Value: bson.D{{Key: "x", Value: "$a"}}}})},
+	{"$slice", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "projection", Value: bson.D{{Key: "a", Value: bson.D{{Key: "$slice", Value: 1}}}}}})},
+	{"index type", index(bson.D{{Key: "a", Value: "text"}}, nil)},
+	{"wildcard index", index(bson.D{{Key: "$**", Value: 1}}, nil)},
+	{"hidden", index(bson.D{{Key: "a", Value: 1}}, options.Index().SetHidden(true))},
+	{"capped", cmd(bson.D{{Key: "create", Value: "capped"}, {Key: "capped", Value: true}, {Key: "size", Value: 4096}})},
+	{"timeseries", cmd(bson.D{{Key: "create", Value: "ts"}, {Key: "timeseries", Value: bson.D{{Key: "timeField", Value: "t"}}}})},
+	{"validator", cmd(bson.D{{Key: "create", Value: "v"}, {Key: "validator", Value: bson.D{{Key: "a", Value: 1}}}})},
+	{"collMod option", cmd(bson.D{{Key: "collMod", Value: "c"}, {Key: "validationLevel", Value: "off"}})},
+	{"readConcern level snapshot outside transactions", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "readConcern", Value: bson.D{{Key: "level", Value: "snapshot"}}}})},
+	{"across databases", func(cx context.Context, db *mongo.Database) error {
+		return db.Client().Database("admin").RunCommand(cx, bson.D{{Key: "renameCollection", Value: db.Name() + ".c"}, {Key: "to", Value: "elsewhere.c"}}).Err()
+	}},
+	{"showSystemEvents", aggregate(bson.D{{Key: "$changeStream", Value: bson.D{{Key: "showSystemEvents", Value: true}}}})},
+	{"collection UUIDs", cmd(bson.D{{Key: "find", Value: bson.Binary{Subtype: 4, Data: make([]byte, 16)}}})},
+	{"createIndexes in a transaction", func(cx context.Context, db *mongo.Database) error {
+		sess, err := db.Client().StartSession()
+		if err != nil {
+			return err
+		}
+		defer sess.EndSession(cx)
+		if err := sess.StartTransaction(); err != nil {
+			return err
+		}
+		defer sess.AbortTransaction(cx)
+		_, err = db.Collection("c").Indexes().CreateOne(mongo.NewSessionContext(cx, sess), mongo.IndexModel{Keys: bson.D{{Key: "b", Value: 1}}})
+		return err
+	}},
+	{"failpoint", cmd(bson.D{{Key: "configureFailPoint", Value: "hangBeforeSomething"}, {Key: "mode", Value: "off"}})},
+}
+
+func cmd(c bson.D) func(context.Context, *mongo.Database) error {
+	return func(cx context.Context, db *mongo.Database) error {
+		if c[0].Key == "configureFailPoint" {
+			db = db.Client().Database("admin")
+		}
+		return db.RunCommand(cx, c).Err()
+	}
+}
+
+func update(u bson.D, opts ...bson.E) func(context.Context, *mongo.Database) error {
+	stmt := append(bson.D{{Key: "q", Value: bson.D{}}, {Key: "u", Value: u}}, opts...)
+	return cmd(bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{stmt}}})
+}
+
+func find(filter bson.D) func(context.Context, *mongo.Database) error {
+	return cmd(bson.D{{Key: "find", Value: "c"}, {Key: "filter", Value: filter}})
+}
+
+func aggregate(stage bson.D) func(context.Context, *mongo.Database) error {
+	return cmd(bson.D{{Key: "aggregate", Value: "c"}, {Key: "pipeline", Value: bson.A{stage}}, {Key: "cursor", Value: bson.D{}}})
+}
+
+func index(keys bson.D, opts *options.IndexOptionsBuilder) func(context.Context, *mongo.Database) error {
+	return func(cx context.Context, db *mongo.Database) error {
+		_, err := db.Collection("c").Indexes().CreateOne(cx, mongo.IndexModel{Keys: keys, Options: opts})
+		return err
+	}
+}
+
+func TestNotSupportedIsRefused(t *testing.T) {
+	srv := mongotest.New(t, "the features mongotest refuses", mongotest.Options{})
+	db := testDB(t, connect(t, srv.URI()))
+	cx := ctx(t)
+	_, err := db.Collection("c").InsertOne(cx, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: bson.A{1, 2}}})
+	must(t, err)
+	for _, f := range notSupported {
+		err := f.run(cx, db)
+		if codeOf(err) != 115 || !strings.Contains(err.Error(), f.name) {
+			t.Errorf("%s: err = %v, want 115 CommandNotSupported naming it", f.name, err)
+		}
+	}
+}
+
+// TestReadmeListsWhatIsNotSupported keeps README.md's list and the refusals
+// in step.
+func TestReadmeListsWhatIsNotSupported(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	must(t, err)
+	_, list, ok := strings.Cut(string(readme), "## Not supported")
+	if !ok {
+		t.Fatal(`README.md has no "## Not supported" section`)
+	}
+	list, _, _ = strings.Cut(list, "\n## ")
+	list = strings.Join(strings.Fields(list), " ") // as it reads, whatever the line breaks
+	for _, f := range notSupported {
+		if !strings.Contains(list, f.name) {
+			t.Errorf("README.md's Not supported section does not name %q", f.name)
+		}
+	}
+}
