@@ -97,6 +97,7 @@ func runProof(t *testing.T, size proofSize) {
 	t.Logf("seed %d", seed)
 	w := newWorkload(client, seed, size)
 	w.transactions = transactionsWork(t, client)
+	w.indexes = workloadIndexes(t, client)
 
 	var wg sync.WaitGroup
 	done := make(chan struct{})
@@ -258,6 +259,25 @@ func startTarget(t *testing.T) (uri string, stop func()) {
 	return pitrtest.Mongotestd(t, mongotestd)
 }
 
+// workloadIndexes are the index builds the workload picks from: all of them, or without
+// the unique one when the test server refuses unique indexes.
+func workloadIndexes(t *testing.T, client *mongo.Client) []mongo.IndexModel {
+	_, err := client.Database("probe").Collection("unique").Indexes().CreateOne(t.Context(), workloadIndex[0])
+	var se mongo.ServerError
+	switch {
+	case err == nil:
+		if err := client.Database("probe").Drop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return workloadIndex
+	case errors.As(err, &se) && se.HasErrorCode(115):
+		t.Logf("the workload builds no unique index: the test server refuses them (%v)", err)
+		return workloadIndex[1:]
+	}
+	t.Fatal(err)
+	return nil
+}
+
 // transactionsWork tells whether the test server runs multi-document transactions.
 func transactionsWork(t *testing.T, client *mongo.Client) bool {
 	session, err := client.StartSession()
@@ -288,7 +308,8 @@ type workload struct {
 	rng          *rand.Rand
 	size         proofSize
 	transactions bool
-	mu           sync.Mutex // held during each operation: a cut holds it to pause the workload
+	indexes      []mongo.IndexModel // the index builds the workload picks from
+	mu           sync.Mutex         // held during each operation: a cut holds it to pause the workload
 	nextID       int
 	renames      int
 	done         atomic.Int64
@@ -299,7 +320,7 @@ var (
 	workloadDBs        = []string{"w1", "w2"}
 	workloadColls      = []string{"c0", "c1", "c2", "c3", "c4"}
 	workloadIndexNames = []string{"u_unique", "g_n", "a_k0"}
-	workloadIndex      = []mongo.IndexModel{
+	workloadIndex      = []mongo.IndexModel{ // the unique one first
 		{Keys: bson.D{{Key: "u", Value: 1}}, Options: options.Index().SetName("u_unique").SetUnique(true).SetSparse(true)},
 		{Keys: bson.D{{Key: "g", Value: 1}, {Key: "n", Value: -1}}, Options: options.Index().SetName("g_n")},
 		{Keys: bson.D{{Key: "a.k0", Value: 1}}, Options: options.Index().SetName("a_k0")},
@@ -405,7 +426,7 @@ func (w *workload) step(ctx context.Context) error {
 		kind = "update"
 		_, err = coll.UpdateOne(ctx, w.recentID(), pitrtest.RandomUpdate(w.rng))
 	case r < 600:
-		kind = "update unique key"
+		kind = "move key u"
 		_, err = coll.UpdateOne(ctx, w.recentID(), bson.D{{Key: "$set", Value: bson.D{{Key: "u", Value: fmt.Sprintf("u%d", w.rng.IntN(300))}}}})
 	case r < 650:
 		kind = "update many"
@@ -428,7 +449,7 @@ func (w *workload) step(ctx context.Context) error {
 		kind = map[bool]string{true: "transaction", false: "transaction of one write"}[events > 1]
 	case r < 890:
 		kind = "create index"
-		_, err = coll.Indexes().CreateOne(ctx, workloadIndex[w.rng.IntN(len(workloadIndex))])
+		_, err = coll.Indexes().CreateOne(ctx, w.indexes[w.rng.IntN(len(w.indexes))])
 	case r < 905:
 		kind = "drop index"
 		err = coll.Indexes().DropOne(ctx, workloadIndexNames[w.rng.IntN(len(workloadIndexNames))])
