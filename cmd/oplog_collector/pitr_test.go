@@ -66,7 +66,7 @@ func TestReplayProofLong(t *testing.T) {
 // TestReplayProofLargeEvents is the proof with many events at the edges of 16 MiB:
 // documents of 16 MiB less 300 bytes (their store documents are over 16 MiB: stored in
 // parts) and updates whose events, with updateLookup's document, are split into
-// fragments, while the collector is SIGKILLed every 50 to 400 ms (a kill while a split
+// fragments, while the collector is SIGKILLed every 0.15 to 2 s (a kill while a split
 // event is read makes the next run resume inside it). The short proof has a few of each.
 //
 //	OPLOG_PITR_PROOF=large go test -run TestReplayProofLargeEvents -timeout 30m ./cmd/oplog_collector
@@ -109,8 +109,10 @@ func runProof(t *testing.T, size proofSize) {
 		workErr = w.run(t.Context())
 	}()
 
-	// SIGKILL the collector at random moments while the workload runs.
-	kills := 0
+	// SIGKILL the collector at random moments while the workload runs. A collector
+	// started after a kill captures once its predecessor's lease (1 s) has expired, so
+	// most kills hit a running capture, and some one that waits for the lease.
+	kills, capturing := 0, 0
 	killer := rand.New(rand.NewPCG(seed, 2))
 	killed := make(chan struct{})
 	go func() {
@@ -119,9 +121,12 @@ func runProof(t *testing.T, size proofSize) {
 			select {
 			case <-done:
 				return
-			case <-time.After(time.Duration(50+killer.IntN(350)) * time.Millisecond):
+			case <-time.After(time.Duration(150+killer.IntN(1850)) * time.Millisecond):
 			}
 			d.stop(t, syscall.SIGKILL)
+			if strings.Contains(d.log(), "state=running") {
+				capturing++
+			}
 			d = startDaemon(t, cfg)
 			kills++
 		}
@@ -195,7 +200,7 @@ func runProof(t *testing.T, size proofSize) {
 		stop()
 		t.Logf("cut %d at %s: %d collections, %d documents, rebuilt exactly, twice", i+1, to, len(c.state), c.state.Documents())
 	}
-	t.Logf("proof: %d operations (%s), %d store documents, %d cut points, %d SIGKILLs of the collector", w.done.Load(), w.summary(), events, len(cuts), kills)
+	t.Logf("proof: %d operations (%s), %d store documents, %d cut points, %d SIGKILLs of the collector (%d of them while it captured)", w.done.Load(), w.summary(), events, len(cuts), kills, capturing)
 }
 
 // splitFragments lists the store's documents of split events: ts, op_type, token,
@@ -236,7 +241,7 @@ func readState(t *testing.T, uri string) pitrtest.State {
 
 func writeProofConfig(t *testing.T, uri string) string {
 	t.Helper()
-	config := fmt.Sprintf("collector:\n  store: {uri: %q}\n  heartbeat_interval: 1s\n  checkpoint_interval: 50ms\n  max_backoff: 200ms\n"+
+	config := fmt.Sprintf("collector:\n  store: {uri: %q}\n  heartbeat_interval: 1s\n  checkpoint_interval: 50ms\n  max_backoff: 200ms\n  lease_ttl: 1s\n"+
 		"  batch: {max_events: 200, max_wait: 20ms}\n  sources:\n    - {name: proof, uri: %q}\n", uri, uri)
 	path := filepath.Join(t.TempDir(), "config.yml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
