@@ -6,6 +6,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
@@ -17,10 +18,11 @@ var shardingEvents = map[string]bool{"shardCollection": true, "reshardCollection
 // deferredIndex is an index build the target refused during the replay: its documents
 // did not satisfy a unique index yet, or an index of that name had other options (the
 // target was ahead of the event). It is built again at the end, once the target has
-// caught up, unless the source dropped it meanwhile.
+// caught up, unless the source dropped it meanwhile, with the options later collMods
+// gave it (the target's index of that name, if any, has those too by then).
 type deferredIndex struct {
 	coll *collection
-	spec bson.Raw
+	spec bson.D
 }
 
 // ddl applies a collection or database event, after the writes before it.
@@ -188,10 +190,12 @@ func (a *applier) createIndexes(ctx context.Context, e *oplogstore.Event) error 
 	if err != nil || c == nil {
 		return err
 	}
-	for _, spec := range specs {
+	for _, raw := range specs {
+		spec := indexSpec(raw)
 		err := a.createIndex(ctx, c, spec)
 		if hasCode(err, codeDuplicateKey, codeIndexOptionsConflict, codeIndexKeySpecsConflict) {
-			a.deferIndex(c, spec)
+			a.forgetIndexes(c, indexName(spec))
+			a.deferred = append(a.deferred, deferredIndex{coll: c, spec: spec})
 			continue
 		}
 		if err != nil {
@@ -201,33 +205,87 @@ func (a *applier) createIndexes(ctx context.Context, e *oplogstore.Event) error 
 	return nil
 }
 
-func (a *applier) createIndex(ctx context.Context, c *collection, spec bson.Raw) error {
-	clean := bson.D{}
-	elements, _ := spec.Elements()
+// indexSpec is an index specification as createIndexes takes it: servers before 4.4
+// named the collection in each (ns), which createIndexes refuses now.
+func indexSpec(raw bson.Raw) bson.D {
+	spec := bson.D{}
+	elements, _ := raw.Elements()
 	for _, el := range elements {
-		if el.Key() != "ns" { // servers before 4.4 named the collection in each spec
-			clean = append(clean, bson.E{Key: el.Key(), Value: el.Value()})
+		if el.Key() != "ns" {
+			spec = append(spec, bson.E{Key: el.Key(), Value: el.Value()})
 		}
 	}
-	return a.client.Database(c.db).RunCommand(ctx, bson.D{{Key: "createIndexes", Value: c.name}, {Key: "indexes", Value: bson.A{clean}}}).Err()
+	return spec
 }
 
-func (a *applier) deferIndex(c *collection, spec bson.Raw) {
-	name, _ := spec.Lookup("name").StringValueOK()
-	a.forgetIndexes(c, name)
-	a.deferred = append(a.deferred, deferredIndex{coll: c, spec: spec})
+func indexName(spec bson.D) string {
+	for _, e := range spec {
+		if e.Key == "name" {
+			name, _ := e.Value.(bson.RawValue).StringValueOK()
+			return name
+		}
+	}
+	return ""
+}
+
+func (a *applier) createIndex(ctx context.Context, c *collection, spec bson.D) error {
+	return a.client.Database(c.db).RunCommand(ctx, bson.D{{Key: "createIndexes", Value: c.name}, {Key: "indexes", Value: bson.A{spec}}}).Err()
 }
 
 // forgetIndexes drops the deferred builds of c named name (all of them for "").
 func (a *applier) forgetIndexes(c *collection, name string) {
 	kept := a.deferred[:0]
 	for _, d := range a.deferred {
-		n, _ := d.spec.Lookup("name").StringValueOK()
-		if d.coll != c || (name != "" && n != name) {
+		if d.coll != c || (name != "" && indexName(d.spec) != name) {
 			kept = append(kept, d)
 		}
 	}
 	a.deferred = kept
+}
+
+// modifyDeferred gives a deferred build of c the index options a collMod set (its
+// operationDescription's index: name, and expireAfterSeconds, hidden...).
+func (a *applier) modifyDeferred(c *collection, index bson.Raw) {
+	name, _ := index.Lookup("name").StringValueOK()
+	options, _ := index.Elements()
+	for i := range a.deferred {
+		d := &a.deferred[i]
+		if d.coll != c || indexName(d.spec) != name {
+			continue
+		}
+		for _, o := range options {
+			if o.Key() == "name" || o.Key() == "keyPattern" {
+				continue
+			}
+			set := false
+			for j := range d.spec {
+				if d.spec[j].Key == o.Key() {
+					d.spec[j].Value, set = sameNumberType(o.Value(), d.spec[j].Value), true
+				}
+			}
+			if !set {
+				d.spec = append(d.spec, bson.E{Key: o.Key(), Value: o.Value()})
+			}
+		}
+	}
+}
+
+// sameNumberType is v in old's number type when both are whole numbers: collMod reports
+// expireAfterSeconds as a long, an index specification holds an int, and an index of the
+// same name is the same only with the same options.
+func sameNumberType(v bson.RawValue, old any) bson.RawValue {
+	n, ok := v.AsInt64OK()
+	was, isRaw := old.(bson.RawValue)
+	if !ok || !isRaw || was.Type == v.Type || n != int64(int32(n)) {
+		return v
+	}
+	switch was.Type {
+	case bson.TypeInt32:
+		return bson.RawValue{Type: bson.TypeInt32, Value: bsoncore.AppendInt32(nil, int32(n))}
+	case bson.TypeInt64:
+		return bson.RawValue{Type: bson.TypeInt64, Value: bsoncore.AppendInt64(nil, n)}
+	}
+	return v
 }
 
 // buildDeferred builds again the indexes the target refused during the replay.
@@ -237,7 +295,7 @@ func (a *applier) buildDeferred(ctx context.Context) error {
 			continue
 		}
 		if err := a.createIndex(ctx, d.coll, d.spec); err != nil {
-			return fmt.Errorf("building on %s the index %s, which the target refused during the replay: %w", d.coll.ns(), d.spec, err)
+			return fmt.Errorf("building on %s the index %v, which the target refused during the replay: %w", d.coll.ns(), d.spec, err)
 		}
 	}
 	a.deferred = nil
@@ -272,6 +330,9 @@ func (a *applier) modify(ctx context.Context, e *oplogstore.Event) error {
 	c, err := a.reg.locate(ctx, e, nil)
 	if err != nil || c == nil {
 		return err
+	}
+	if index, ok := e.OperationDescription.Lookup("index").DocumentOK(); ok {
+		a.modifyDeferred(c, index)
 	}
 	cmd := bson.D{{Key: "collMod", Value: c.name}}
 	elements, _ := e.OperationDescription.Elements()

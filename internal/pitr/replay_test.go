@@ -1,6 +1,7 @@
 package pitr
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -254,4 +255,40 @@ func TestReplayOfSelectedNamespaces(t *testing.T) {
 	if s.NotSelected == 0 {
 		t.Error("no event counted as not selected")
 	}
+}
+
+// collMod (modify events): a TTL index's expireAfterSeconds changed, pre- and post-images
+// turned on.
+func TestReplayOfCollMod(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	db := w.source.Database("app")
+	_, err := db.Collection("sessions").Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetName("at_ttl").SetExpireAfterSeconds(3600)})
+	must(t, err)
+	must(t, db.RunCommand(ctx, bson.D{{Key: "collMod", Value: "sessions"},
+		{Key: "index", Value: bson.D{{Key: "name", Value: "at_ttl"}, {Key: "expireAfterSeconds", Value: 60}}}}).Err())
+	if err := db.RunCommand(ctx, bson.D{{Key: "collMod", Value: "sessions"},
+		{Key: "changeStreamPreAndPostImages", Value: bson.D{{Key: "enabled", Value: true}}}}).Err(); err != nil {
+		t.Logf("no pre- and post-images on the test server: %v", err)
+	}
+	want, at := w.cut()
+	s := w.replay(w.target, Options{To: at})
+	expect(t, w.target, want, "replayed collMod")
+	if s.ByOperation()["modify"] == 0 {
+		t.Errorf("no modify event applied: %v", s.ByOperation())
+	}
+	var options bson.Raw
+	specs, err := w.target.Database("app").ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: "sessions"}})
+	must(t, err)
+	if len(specs) == 1 {
+		options = specs[0].Options
+	}
+	sourceSpecs, err := db.ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: "sessions"}})
+	must(t, err)
+	if len(sourceSpecs) != 1 || !bytes.Equal(options, sourceSpecs[0].Options) {
+		t.Errorf("the target's collection options %s, the source's %v", options, sourceSpecs)
+	}
+	w.replay(w.target, Options{To: at})
+	expect(t, w.target, want, "replayed collMod twice")
 }
