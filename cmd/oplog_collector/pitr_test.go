@@ -324,11 +324,13 @@ type workload struct {
 var (
 	workloadDBs        = []string{"w1", "w2"}
 	workloadColls      = []string{"c0", "c1", "c2", "c3", "c4"}
-	workloadIndexNames = []string{"u_unique", "g_n", "a_k0"}
+	workloadIndexNames = []string{"u_unique", "g_n", "a_k0", "at_ttl"}
 	workloadIndex      = []mongo.IndexModel{ // the unique one first
 		{Keys: bson.D{{Key: "u", Value: 1}}, Options: options.Index().SetName("u_unique").SetUnique(true).SetSparse(true)},
 		{Keys: bson.D{{Key: "g", Value: 1}, {Key: "n", Value: -1}}, Options: options.Index().SetName("g_n")},
 		{Keys: bson.D{{Key: "a.k0", Value: 1}}, Options: options.Index().SetName("a_k0")},
+		// No document has a date in at: the index expires nothing, collMod changes it.
+		{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetName("at_ttl").SetExpireAfterSeconds(3600)},
 	}
 )
 
@@ -452,9 +454,13 @@ func (w *workload) step(ctx context.Context) error {
 		events, err = w.transaction(ctx, coll)
 		// One event alone needs no transaction on the target.
 		kind = map[bool]string{true: "transaction", false: "transaction of one write"}[events > 1]
-	case r < 890:
+	case r < 885:
 		kind = "create index"
 		_, err = coll.Indexes().CreateOne(ctx, w.indexes[w.rng.IntN(len(w.indexes))])
+	case r < 895:
+		kind = "collMod"
+		err = db.RunCommand(ctx, bson.D{{Key: "collMod", Value: coll.Name()},
+			{Key: "index", Value: bson.D{{Key: "name", Value: "at_ttl"}, {Key: "expireAfterSeconds", Value: 60 * (1 + w.rng.IntN(100))}}}}).Err()
 	case r < 905:
 		kind = "drop index"
 		err = coll.Indexes().DropOne(ctx, workloadIndexNames[w.rng.IntN(len(workloadIndexNames))])
