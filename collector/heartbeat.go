@@ -2,20 +2,19 @@ package collector
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 )
 
 // heartbeats writes each source's collector_status to the central metadata collection,
-// in the old collector's format: ISO-8601 strings with +00:00 and 1-second precision,
-// $set on dotted collector_status.<field> paths, the same status values. Its own
-// additions are new fields. No connection string is ever written.
+// in the old collector's format (internal/heartbeat). No connection string is ever
+// written.
 type heartbeats struct {
 	coll *mongo.Collection // nil when no metadata database is configured
 }
@@ -31,63 +30,22 @@ type heartbeat struct {
 	running    bool      // the process holds the source (pid is ours)
 }
 
-// pythonISO is Python's datetime.isoformat() of an aware UTC time without microseconds.
-const pythonISO = "2006-01-02T15:04:05+00:00"
+// program names this collector in collector_status.collector.
+const collectorProgram = "oplog_collector (Go)"
 
-func iso(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UTC().Format(pythonISO)
-}
-
-// report upserts the source's document. last_oplog_time_utc is the checkpoint: on a
-// quiet source the newest event may be old while the capture is complete up to now,
-// and the old UI's GAP (now - last_oplog_time_utc) must not cry wolf.
+// report upserts the source's document.
 func (h *heartbeats) report(ctx context.Context, name string, hb heartbeat) error {
 	if h.coll == nil {
 		return nil
 	}
-	now := time.Now()
-	var pid any
+	r := hbdoc.Report{
+		Status: hb.status, Scope: hb.scope, Checkpoint: hb.checkpoint, LastEvent: hb.lastEvent,
+		FirstOplog: hb.firstOplog, Error: hb.errText, Collector: collectorProgram,
+	}
 	if hb.running {
-		pid = os.Getpid()
+		r.PID = os.Getpid()
 	}
-	var errText any
-	if hb.errText != "" {
-		errText = hb.errText
-	}
-	set := bson.D{
-		{Key: "collector_status.status", Value: hb.status},
-		{Key: "collector_status.last_collector_reported_utc", Value: iso(now)},
-		{Key: "collector_status.pid", Value: pid},
-		{Key: "collector_status.error_message", Value: errText},
-		{Key: "collector_status.collector", Value: "oplog_collector (Go)"},
-	}
-	for _, t := range []struct {
-		key string
-		at  time.Time
-	}{
-		{"collector_status.last_oplog_time_utc", hb.checkpoint},
-		{"collector_status.last_event_time_utc", hb.lastEvent},
-		{"collector_status.first_oplog_time_utc", hb.firstOplog},
-	} {
-		if !t.at.IsZero() {
-			set = append(set, bson.E{Key: t.key, Value: iso(t.at)})
-		}
-	}
-	var scope any
-	if hb.scope != "" {
-		scope = hb.scope
-	}
-	_, err := h.coll.UpdateOne(ctx, bson.D{{Key: "name", Value: name}}, bson.D{
-		{Key: "$set", Value: set},
-		{Key: "$setOnInsert", Value: bson.D{
-			{Key: "_id", Value: uuid4()},
-			{Key: "change_stream_target_db", Value: scope},
-			{Key: "registration_utc", Value: iso(now)},
-		}},
-	}, options.UpdateOne().SetUpsert(true))
+	_, err := h.coll.UpdateOne(ctx, hbdoc.Filter(name), r.Update(time.Now()), options.UpdateOne().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("writing the heartbeat: %w", err)
 	}
@@ -99,17 +57,8 @@ func (h *heartbeats) remove(ctx context.Context, name string) error {
 	if h.coll == nil {
 		return nil
 	}
-	if _, err := h.coll.DeleteOne(ctx, bson.D{{Key: "name", Value: name}}); err != nil {
+	if _, err := h.coll.DeleteOne(ctx, hbdoc.Filter(name)); err != nil {
 		return fmt.Errorf("deleting the metadata document: %w", err)
 	}
 	return nil
-}
-
-// uuid4 is a random UUID in its text form, as the old manager's str(uuid.uuid4()) ids.
-func uuid4() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
