@@ -115,7 +115,7 @@ func BenchmarkScrape(b *testing.B) {
 				if err := e.ApplyConfig(&config.Config{Exporter: config.Exporter{Mongosync: targets}}); err != nil {
 					b.Fatal(err)
 				}
-				h := e.Handler(prometheus.NewRegistry())
+				h := e.Handler(prometheus.NewRegistry(), 0)
 				scrapeOnce := func() {
 					rec := httptest.NewRecorder()
 					h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -141,17 +141,14 @@ func BenchmarkParseAndEmit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ch := make(chan prometheus.Metric, 256)
+	stats := &scraperStats{}
 	b.ReportAllocs()
 	for b.Loop() {
 		p, _, err := parseProgress(body)
 		if err != nil {
 			b.Fatal(err)
 		}
-		emitProgress(emitter{ch: ch, labels: []string{"bench", "shard0"}}, p)
-		for len(ch) > 0 {
-			<-ch
-		}
+		emitProgress(emitter{out: newBatch(stats), labels: []string{"bench", "shard0"}}, p)
 	}
 }
 
@@ -216,11 +213,11 @@ func BenchmarkVerifierScrape(b *testing.B) {
 	defer func() { mongoClientOptions = previous }()
 
 	newScraper := func(b *testing.B, database string) *verifierScraper {
-		limit := config.DefaultNamespaceLimit
+		limit, eventTypes := config.DefaultNamespaceLimit, config.DefaultChangeEventTypeLimit
 		s, err := newVerifierScraper(&config.Exporter{Verifiers: []config.Verifier{{
 			Name: "bench", MongoURI: config.MongoURI{URI: commoncfg.Secret(uri)}, Database: database,
-			Timeout: time.Minute, NamespaceLimit: &limit, NamespaceRefresh: time.Hour,
-		}}}, Env{Logger: log.NewNopLogger(), Changes: NewChangeLog(log.NewNopLogger())})
+			Timeout: time.Minute, NamespaceLimit: &limit, NamespaceRefresh: time.Hour, ChangeEventTypeLimit: &eventTypes,
+		}}}, Env{Logger: log.NewNopLogger(), Changes: NewChangeLog(log.NewNopLogger()), Stats: &scraperStats{}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -27,8 +27,8 @@ var mongosyncRegistration = Registration{
 // under 4 KiB.
 const maxProgressBytes = 1 << 20
 
-// States and phases mongosync 0.9 to 1.22 document. Values they do not list still get
-// a series of their own (see stateSet).
+// States and phases mongosync 0.9 to 1.22 document. A value they do not list is
+// exported as "other" and logged (see stateSet).
 var (
 	mongosyncStates             = []string{"INITIALIZING", "IDLE", "RUNNING", "PAUSED", "COMMITTING", "COMMITTED", "REVERSING"}
 	mongosyncPhases             = []string{"collection copy", "change event application", "waiting for commit to complete", "commit completed"}
@@ -129,17 +129,36 @@ func (s *mongosyncScraper) Scrape(ctx context.Context, ch chan<- prometheus.Metr
 }
 
 func (s *mongosyncScraper) scrapeTarget(ctx context.Context, t *mongosyncTarget, ch chan<- prometheus.Metric) {
-	out := emitter{ch: ch, labels: []string{t.Migration, t.Name}}
 	ids := []any{"migration", t.Migration, "mongosync", t.Name}
-	p, skipped, err := t.fetch(ctx)
-	s.env.Changes.Failure("mongosync/"+t.Name, err, ids...)
-	s.env.Changes.Notice("mongosync/"+t.Name+"/skipped", "Part of the progress report has an unexpected type and is left out", skipped, ids...)
-	out.ch <- prometheus.MustNewConstMetric(mongosyncUp, prometheus.GaugeValue, boolValue(err == nil), out.labels...)
-	if err != nil {
-		return
+	key := "mongosync/" + t.Name
+	up := func(out *batch, ok bool) {
+		out.add(mongosyncUp, prometheus.GaugeValue, boolValue(ok), t.Migration, t.Name)
 	}
-	s.env.Changes.Notice("mongosync/"+t.Name+"/warnings", "mongosync reports warnings", strings.Join(p.Warnings, "; "), ids...)
-	emitProgress(out, p)
+	s.env.target(ch, key, ids, func(out *batch) {
+		p, skipped, err := t.fetch(ctx)
+		s.env.Changes.Failure(key, err, ids...)
+		s.env.Changes.Notice(key+"/skipped", "Part of the progress report has an unexpected type and is left out", skipped, ids...)
+		up(out, err == nil)
+		if err != nil {
+			return
+		}
+		s.env.Changes.Notice(key+"/warnings", "mongosync reports warnings", strings.Join(p.Warnings, "; "), ids...)
+		s.env.unknownValue(key+"/state", "mongosync state", unknownOf(p.State, mongosyncStates), ids...)
+		s.env.unknownValue(key+"/phase", "mongosync phase (info)", unknownOf(p.Info, mongosyncPhases), ids...)
+		s.env.unknownValue(key+"/cea_stage", "change event application stage", unknownOf(p.CEAStage, mongosyncCEAStages), ids...)
+		for role, side := range verificationSides(p) {
+			s.env.unknownValue(key+"/verification/"+role, "embedded verifier phase", unknownOf(side.Phase, mongosyncVerificationPhases), ids...)
+		}
+		emitProgress(emitter{out: out, labels: []string{t.Migration, t.Name}}, p)
+	}, func(out *batch) { up(out, false) })
+}
+
+// unknownOf returns the value when it is reported and not one of known, else "".
+func unknownOf(value *string, known []string) string {
+	if value == nil || slices.Contains(known, *value) {
+		return ""
+	}
+	return *value
 }
 
 // fetch reads the instance's progress within its timeout and the scrape's deadline.
@@ -193,8 +212,7 @@ func emitProgress(out emitter, p *progress) {
 		if p.DirectionMapping != nil {
 			source, destination = p.DirectionMapping.Source, p.DirectionMapping.Destination
 		}
-		out.ch <- prometheus.MustNewConstMetric(mongosyncInfo, prometheus.GaugeValue, 1,
-			out.with(text(p.MongosyncID), text(p.CoordinatorID), text(source), text(destination))...)
+		out.out.add(mongosyncInfo, prometheus.GaugeValue, 1, out.with(text(p.MongosyncID), text(p.CoordinatorID), text(source), text(destination))...)
 	}
 	out.stateSet(mongosyncState, mongosyncStates, p.State)
 	out.stateSet(mongosyncPhase, mongosyncPhases, p.Info)
@@ -244,14 +262,7 @@ func emitProgress(out emitter, p *progress) {
 		out.gauge(mongosyncIdxCollsTotal, ib.CollectionsTotal)
 	}
 
-	var verification sides[verificationSide]
-	if p.Verification != nil {
-		verification = *p.Verification
-	}
-	for role, v := range map[string]*verificationSide{"source": verification.Source, "destination": verification.Destination} {
-		if v == nil {
-			v = &verificationSide{}
-		}
+	for role, v := range verificationSides(p) {
 		out.stateSet(mongosyncVerifPhase, mongosyncVerificationPhases, v.Phase, role)
 		out.gauge(mongosyncVerifHashed, v.HashedDocumentCount, role)
 		out.gauge(mongosyncVerifEstimate, v.EstimatedDocumentCount, role)
@@ -259,6 +270,22 @@ func emitProgress(out emitter, p *progress) {
 		out.gauge(mongosyncVerifTotal, v.TotalCollectionCount, role)
 		out.gauge(mongosyncVerifLag, v.LagTimeSeconds, role)
 	}
+}
+
+// verificationSides is the embedded verifier's report per cluster role, empty where
+// mongosync reports none.
+func verificationSides(p *progress) map[string]*verificationSide {
+	var v sides[verificationSide]
+	if p.Verification != nil {
+		v = *p.Verification
+	}
+	out := map[string]*verificationSide{"source": v.Source, "destination": v.Destination}
+	for role, side := range out {
+		if side == nil {
+			out[role] = &verificationSide{}
+		}
+	}
+	return out
 }
 
 func text(s *string) string {

@@ -214,19 +214,13 @@ func FuzzParseProgress(f *testing.F) {
 			}
 			return
 		}
-		ch := make(chan prometheus.Metric, 256)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for m := range ch {
-				if err := m.Write(&dto.Metric{}); err != nil {
-					t.Errorf("invalid metric %s: %v", m.Desc(), err)
-				}
+		out := newBatch(&scraperStats{})
+		emitProgress(emitter{out: out, labels: []string{"m", "i"}}, p)
+		for _, m := range out.metrics {
+			if err := m.Write(&dto.Metric{}); err != nil {
+				t.Errorf("invalid metric %s: %v", m.Desc(), err)
 			}
-		}()
-		emitProgress(emitter{ch: ch, labels: []string{"m", "i"}}, p)
-		close(ch)
-		<-done
+		}
 	})
 }
 

@@ -41,6 +41,7 @@ type flags struct {
 	configCheck   bool
 	telemetryPath string
 	timeoutOffset float64
+	maxRequests   int
 	web           *web.FlagConfig
 	log           *logging.Flags
 	collect       map[string]*bool
@@ -55,6 +56,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	app.Flag("config.file", "Path to the configuration file (sections exporter: and collector:).").Default("config.yml").StringVar(&f.configFile)
 	app.Flag("config.check", "Check the configuration file and exit: 0 when valid, 1 with every problem listed when not.").BoolVar(&f.configCheck)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
+	app.Flag("web.max-requests", "Maximum number of parallel scrape requests; more are answered 503 at once. Use 0 to disable.").Default("40").IntVar(&f.maxRequests)
 	app.Flag("timeout-offset", "Seconds to take off Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) so the reply reaches it in time.").Default("0.25").Float64Var(&f.timeoutOffset)
 	f.web = kingpinflag.AddFlags(app, ":9782")
 	f.log = logging.AddFlags(app)
@@ -130,7 +132,7 @@ func checkConfig(path string, exp *exporter.Exporter, stdout, stderr io.Writer) 
 
 func routes(f *flags, exp *exporter.Exporter, reg *prometheus.Registry, reloader *config.Reloader) (http.Handler, error) {
 	mux := http.NewServeMux()
-	mux.Handle(f.telemetryPath, exp.Handler(reg))
+	mux.Handle(f.telemetryPath, exp.Handler(reg, f.maxRequests))
 	mux.Handle("/-/reload", reloader)
 	err := httpserve.Routes(mux, program, "Prometheus exporter for MongoDB migrations: mongosync, migration-verifier, oplog collector heartbeats", f.telemetryPath)
 	return mux, err

@@ -141,6 +141,8 @@ type Mongosync struct {
 const (
 	DefaultVerifierAPIPort             = "27020"
 	DefaultNamespaceLimit              = 200
+	DefaultChangeEventTypeLimit        = 50
+	DefaultSourceLimit                 = 500
 	DefaultNamespaceRefresh            = 30 * time.Second
 	DefaultMongoTimeout                = 5 * time.Second
 	DefaultCollectorMetadataDatabase   = "oplog_manager_orchestrator_db"
@@ -167,6 +169,8 @@ type Verifier struct {
 	// NamespaceRefresh is how long the per-namespace figures are reused (default 30s):
 	// they come from an aggregation that scans a whole generation of tasks.
 	NamespaceRefresh time.Duration `yaml:"namespace_refresh_interval"`
+	// ChangeEventTypeLimit caps the op_type series of each change reader (default 50).
+	ChangeEventTypeLimit *int `yaml:"change_event_type_limit"`
 }
 
 // CollectorMetadata is a central metadata database where oplog collectors (this
@@ -178,6 +182,8 @@ type CollectorMetadata struct {
 	Database   string        `yaml:"database"`
 	Collection string        `yaml:"collection"`
 	Timeout    time.Duration `yaml:"timeout"`
+	// SourceLimit caps the source clusters exported (default 500), in name order.
+	SourceLimit *int `yaml:"source_limit"`
 }
 
 // MongoURI is a MongoDB connection string, given inline (uri, usually as ${ENV_VAR})
@@ -352,12 +358,8 @@ func (c *Config) finishVerifiers(doc *document, dir string) {
 		}
 		v.Timeout = positiveOrDefault(doc, path+".timeout", v.Timeout, DefaultMongoTimeout)
 		v.NamespaceRefresh = positiveOrDefault(doc, path+".namespace_refresh_interval", v.NamespaceRefresh, DefaultNamespaceRefresh)
-		if v.NamespaceLimit == nil {
-			limit := DefaultNamespaceLimit
-			v.NamespaceLimit = &limit
-		} else if *v.NamespaceLimit < 0 {
-			doc.addf(path+".namespace_limit", "must be 0 (no per-namespace series) or more, got %d", *v.NamespaceLimit)
-		}
+		v.NamespaceLimit = limitOrDefault(doc, path+".namespace_limit", v.NamespaceLimit, DefaultNamespaceLimit, "no per-namespace series")
+		v.ChangeEventTypeLimit = limitOrDefault(doc, path+".change_event_type_limit", v.ChangeEventTypeLimit, DefaultChangeEventTypeLimit, "no change event series")
 		if _, err := regexp.Compile(v.NamespaceInclude); err != nil {
 			doc.addf(path+".namespace_include", "not a valid regular expression: %v", err)
 		}
@@ -379,7 +381,19 @@ func (c *Config) finishCollectorMetadata(doc *document, dir string) {
 		if m.Collection == "" {
 			m.Collection = DefaultCollectorMetadataCollection
 		}
+		m.SourceLimit = limitOrDefault(doc, path+".source_limit", m.SourceLimit, DefaultSourceLimit, "no per-source series")
 	}
+}
+
+// limitOrDefault applies a series limit's default (when unset) and refuses a negative one.
+func limitOrDefault(doc *document, path string, limit *int, def int, zeroMeans string) *int {
+	if limit == nil {
+		return &def
+	}
+	if *limit < 0 {
+		doc.addf(path, "must be 0 (%s) or more, got %d", zeroMeans, *limit)
+	}
+	return limit
 }
 
 // uniqueNames reports a name used twice in one list.

@@ -259,3 +259,39 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseTime(t *testing.T) {
+	str := func(s string) bson.RawValue {
+		_, v, _ := bson.MarshalValue(s)
+		return bson.RawValue{Type: bson.TypeString, Value: v}
+	}
+	cases := []struct {
+		in   bson.RawValue
+		want time.Time
+	}{
+		{str("2025-06-02T10:00:00+00:00"), time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC)},
+		{str("2025-06-02T10:00:00.5+00:00"), time.Date(2025, 6, 2, 10, 0, 0, 500e6, time.UTC)},
+		{str("2025-06-02T12:00:00+02:00"), time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC)},
+		{str("2025-06-02T10:00:00"), time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC)},
+		{str("2025-06-02 10:00:00.250000"), time.Date(2025, 6, 2, 10, 0, 0, 250e6, time.UTC)},
+		{str("2025-06-02T10:00:00Z"), time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC)},
+		{bson.RawValue{Type: bson.TypeDateTime, Value: bsoncoreDate(1748858400123)}, time.Date(2025, 6, 2, 10, 0, 0, 123e6, time.UTC)},
+	}
+	for _, c := range cases {
+		got, err := ParseTime(c.in)
+		if err != nil || got == nil || !got.Equal(c.want) || got.Location() != time.UTC {
+			t.Errorf("ParseTime(%s) = %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+	if got, err := ParseTime(bson.RawValue{}); got != nil || err != nil {
+		t.Errorf("absent: %v, %v; want no time, no error", got, err)
+	}
+	if _, err := ParseTime(str("June 2nd")); err == nil {
+		t.Error("a free-text date parsed")
+	}
+}
+
+func bsoncoreDate(ms int64) []byte {
+	_, v, _ := bson.MarshalValue(bson.DateTime(ms))
+	return v
+}

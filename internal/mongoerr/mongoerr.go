@@ -47,8 +47,9 @@ func describe(err error) string {
 	if text, ok := authentication(err); ok {
 		return text
 	}
+	// A network error reaches the caller inside a driver error without a code.
 	var server driver.Error
-	if errors.As(err, &server) {
+	if errors.As(err, &server) && server.Code != 0 {
 		return serverError(server.Code, server.Name, server.Message)
 	}
 	var command mongo.CommandError
@@ -59,6 +60,8 @@ func describe(err error) string {
 		return text
 	}
 	switch {
+	case strings.Contains(err.Error(), poolCleared):
+		return "the connection pool was cleared after an earlier failure; the next read tries again"
 	case errors.Is(err, mongo.ErrClientDisconnected):
 		return "the client was closed (a configuration reload replaced it)"
 	case errors.Is(err, context.DeadlineExceeded), mongo.IsTimeout(err):
@@ -68,6 +71,10 @@ func describe(err error) string {
 	}
 	return connectionIDs.ReplaceAllString(err.Error(), "connection")
 }
+
+// poolCleared is how the driver's (unexported) pool-cleared error reads: an operation
+// that was waiting for a connection while another one failed.
+const poolCleared = "was cleared because another operation failed"
 
 // connectionIDs matches the driver's "connection(host:port[-7])" prefixes, whose
 // counter changes at every attempt.
@@ -113,7 +120,7 @@ func authentication(err error) (string, bool) {
 	}
 	var server driver.Error
 	switch {
-	case errors.As(err, &server):
+	case errors.As(err, &server) && server.Code != 0:
 		text += ": " + serverError(server.Code, server.Name, server.Message)
 	default:
 		if cause, ok := network(err); ok {
