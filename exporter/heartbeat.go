@@ -56,25 +56,20 @@ type heartbeatScraper struct {
 
 type heartbeatTarget struct {
 	config.CollectorMetadata
-	client *mongo.Client
+	client *mongoClient
 }
 
 func newHeartbeatScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 	s := &heartbeatScraper{env: env}
 	for _, m := range cfg.CollectorMetadata {
-		client, err := connectMongo(m.MongoURI, m.Timeout)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("collector_metadata %q: %w", m.Name, err)
-		}
-		s.targets = append(s.targets, heartbeatTarget{CollectorMetadata: m, client: client})
+		s.targets = append(s.targets, heartbeatTarget{CollectorMetadata: m, client: newMongoClient(m.MongoURI, m.Timeout)})
 	}
 	return s, nil
 }
 
 func (s *heartbeatScraper) Close() {
 	for _, t := range s.targets {
-		disconnect(t.client, t.Timeout)
+		t.client.close()
 	}
 }
 
@@ -165,7 +160,11 @@ func (s *heartbeatScraper) emit(out *batch, t *heartbeatTarget, docs []bson.Raw)
 // there are. Only the name and collector_status are fetched: the old collector stores
 // connection strings with passwords next to them.
 func (t *heartbeatTarget) read(ctx context.Context) ([]bson.Raw, int, error) {
-	db := t.client.Database(t.Database)
+	client, err := t.client.get()
+	if err != nil {
+		return nil, 0, err
+	}
+	db := client.Database(t.Database)
 	cursor, err := aggregate(ctx, db, t.Collection, mongo.Pipeline{
 		{{Key: "$sort", Value: bson.D{{Key: heartbeat.FieldName, Value: 1}}}},
 		{{Key: "$limit", Value: max(*t.SourceLimit, 1)}},

@@ -1,11 +1,13 @@
 package exporter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -89,6 +91,7 @@ type mongosyncScraper struct {
 type mongosyncTarget struct {
 	config.Mongosync
 	progressURL string
+	shownURL    string // progressURL for messages: as written when it came from the environment
 	client      *http.Client
 }
 
@@ -102,6 +105,7 @@ func newMongosyncScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 		s.targets = append(s.targets, mongosyncTarget{
 			Mongosync:   m,
 			progressURL: strings.TrimSuffix(m.URL, "/") + "/api/v1/progress",
+			shownURL:    strings.TrimSuffix(cmp.Or(m.URLShown, m.URL), "/") + "/api/v1/progress",
 			client:      client,
 		})
 	}
@@ -180,28 +184,32 @@ func (t *mongosyncTarget) fetch(scrapeCtx context.Context) (*progress, string, e
 		return nil, "", t.readError(scrapeCtx, err)
 	}
 	if len(body) > maxProgressBytes {
-		return nil, "", fmt.Errorf("reply from %s is larger than %d bytes; is this a mongosync?", t.progressURL, maxProgressBytes)
+		return nil, "", fmt.Errorf("reply from %s is larger than %d bytes; is this a mongosync?", t.shownURL, maxProgressBytes)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		detail := excerpt(body)
 		if _, _, perr := parseProgress(body); perr != nil && !errors.Is(perr, errResponseShape) {
 			detail = perr.Error() // mongosync's own error text says more than the status
 		}
-		return nil, "", fmt.Errorf("HTTP %s from %s: %s", resp.Status, t.progressURL, detail)
+		return nil, "", fmt.Errorf("HTTP %s from %s: %s", resp.Status, t.shownURL, detail)
 	}
 	return parseProgress(body)
 }
 
-// readError says which deadline cut a read short, in words that stay the same from one
-// scrape to the next (so ChangeLog logs it once).
+// readError says why a read failed, naming the URL as the configuration writes it, and
+// which deadline cut it short, in words that stay the same from one scrape to the next
+// (so ChangeLog logs it once).
 func (t *mongosyncTarget) readError(scrapeCtx context.Context, err error) error {
 	switch {
 	case !errors.Is(err, context.DeadlineExceeded):
-		return err
+		if urlErr, ok := errors.AsType[*url.Error](err); ok {
+			err = urlErr.Err // its text quotes the URL as requested
+		}
+		return fmt.Errorf("GET %s: %w", t.shownURL, err)
 	case scrapeCtx.Err() != nil:
-		return fmt.Errorf("no reply from %s before the scrape deadline (Prometheus' scrape_timeout less --timeout-offset)", t.progressURL)
+		return fmt.Errorf("no reply from %s before the scrape deadline (Prometheus' scrape_timeout less --timeout-offset)", t.shownURL)
 	default:
-		return fmt.Errorf("no reply from %s within its timeout of %s", t.progressURL, t.Timeout)
+		return fmt.Errorf("no reply from %s within its timeout of %s", t.shownURL, t.Timeout)
 	}
 }
 

@@ -291,3 +291,14 @@ mongosync_up{migration="orders",mongosync="wrong-password"} 0
 		t.Errorf("a password reached the log:\n%s", logs)
 	}
 }
+
+// A URL that came from the environment is logged as the configuration writes it: the
+// environment may put in it what must not reach a log.
+func TestMongosyncURLFromTheEnvironmentIsNotLogged(t *testing.T) {
+	target := config.Mongosync{Migration: "m", Name: "env", URL: "http://" + freeAddress(t) + "/secret-path-token", URLShown: "${MONGOSYNC_URL}", Timeout: time.Second}
+	s, logs := newMongosyncForTest(t, target)
+	testutil.CollectAndCount(collectorOf(s))
+	if text := logs.String(); strings.Contains(text, "secret-path-token") || !strings.Contains(text, "GET ${MONGOSYNC_URL}/api/v1/progress: dial tcp") {
+		t.Errorf("log:\n%s", text)
+	}
+}

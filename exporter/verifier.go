@@ -105,14 +105,9 @@ type verifierTarget struct {
 func newVerifierScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 	s := &verifierScraper{env: env}
 	for _, v := range cfg.Verifiers {
-		client, err := connectMongo(v.MongoURI, v.Timeout)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("verifier %q: %w", v.Name, err)
-		}
 		t := &verifierTarget{
 			Verifier:  v,
-			reader:    newVerifierReader(client, v.Database, v.NamespaceRefresh),
+			reader:    newVerifierReader(newMongoClient(v.MongoURI, v.Timeout), v.Database, v.NamespaceRefresh),
 			apiClient: &http.Client{},
 			include:   regexp.MustCompile(v.NamespaceInclude), // validated with the config
 		}
@@ -126,7 +121,7 @@ func newVerifierScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 
 func (s *verifierScraper) Close() {
 	for _, t := range s.targets {
-		disconnect(t.reader.client, t.Timeout)
+		t.reader.client.close()
 	}
 }
 

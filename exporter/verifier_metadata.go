@@ -51,7 +51,7 @@ type verifierMetadata struct {
 
 // verifierReader reads one verifier's metadata database, keeping what does not change.
 type verifierReader struct {
-	client   *mongo.Client
+	client   *mongoClient
 	database string // configured; "" to detect
 
 	mu         sync.Mutex // one read at a time: the caches below are its state
@@ -63,7 +63,7 @@ type verifierReader struct {
 	namespaces namespaceCache // generation 0's, while its tasks are summed on the server
 }
 
-func newVerifierReader(client *mongo.Client, database string, namespaceRefresh time.Duration) *verifierReader {
+func newVerifierReader(client *mongoClient, database string, namespaceRefresh time.Duration) *verifierReader {
 	return &verifierReader{client: client, database: database, namespaces: namespaceCache{refresh: namespaceRefresh}}
 }
 
@@ -71,12 +71,15 @@ func (r *verifierReader) read(ctx context.Context) (*verifierMetadata, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := &verifierMetadata{}
-	var err error
-	if m.database, err = r.detectDatabase(ctx); err != nil || m.database == "" {
+	client, err := r.client.get()
+	if err != nil {
+		return nil, err
+	}
+	if m.database, err = r.detectDatabase(ctx, client); err != nil || m.database == "" {
 		r.forget()
 		return m, err
 	}
-	db := r.client.Database(m.database)
+	db := client.Database(m.database)
 	if err := r.readGeneration(ctx, db, m); err != nil {
 		return nil, err
 	}
@@ -100,12 +103,12 @@ func (r *verifierReader) forget() {
 // detectDatabase returns the metadata database if it exists: the configured one, else
 // the current default, else the pre-v0.2.0 one. listDatabases with a name filter and
 // authorizedDatabases needs no cluster-wide privilege.
-func (r *verifierReader) detectDatabase(ctx context.Context) (string, error) {
+func (r *verifierReader) detectDatabase(ctx context.Context, client *mongo.Client) (string, error) {
 	candidates := []string{verifierDatabase, verifierDatabaseOld}
 	if r.database != "" {
 		candidates = []string{r.database}
 	}
-	names, err := r.client.ListDatabaseNames(ctx,
+	names, err := client.ListDatabaseNames(ctx,
 		bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: candidates}}}},
 		options.ListDatabases().SetAuthorizedDatabases(true))
 	if err != nil {

@@ -19,7 +19,9 @@ package exporter
 //   - the recent tasks, _id from recentFrom on (the _id index): a task inserted and
 //     finished between two scrapes is never seen unfinished, and an ObjectId made just
 //     before a scrape may be inserted just after it, so every task whose _id was not
-//     yet past the newest _id seen recentWindow ago is read again (its seal remembered);
+//     yet past the newest _id seen recentWindow ago is read again (its seal remembered),
+//     and, when the totals start, every task whose _id was made in the last
+//     recentWindow (the _id holds the time it was made, by the verifier's clock);
 //   - by _id, the watched tasks that left the unfinished set: they finished, or were
 //     deleted.
 // A new generation, a new primary task (the database was recreated) or another database
@@ -185,8 +187,11 @@ func startTally(ctx context.Context, coll *mongo.Collection, m *verifierMetadata
 		return nil, fmt.Errorf("finding the newest task: %w", err)
 	default:
 		t.newest = raw.Lookup("_id").ObjectID()
-		t.recentFrom = bson.NewObjectIDFromTimestamp(t.newest.Timestamp().Add(-recentWindow))
 	}
+	// The tasks whose _ids were made in the last recentWindow, by this clock: the
+	// verifier's, which stamped the _ids, agrees with it within seconds when both hosts
+	// keep time (NTP), far less than recentWindow.
+	t.recentFrom = bson.NewObjectIDFromTimestamp(now().Add(-recentWindow))
 	unsealable := unsealableNamespaces(unfinished)
 	var unfinishedIDs bson.A
 	for _, u := range unfinished {

@@ -257,11 +257,8 @@ func TestTallyEqualsFullRecount(t *testing.T) {
 	t.Cleanup(func() { now = previousNow })
 
 	newReader := func() *verifierReader {
-		c, err := connectMongo(verifierConfig("tally", uri, "").MongoURI, 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+		c := newMongoClient(verifierConfig("tally", uri, "").MongoURI, 10*time.Second)
+		t.Cleanup(c.close)
 		return newVerifierReader(c, "vf_tally", 0)
 	}
 	tally := newReader()

@@ -97,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	reloader := config.NewReloader(program, f.configFile, exp.ApplyConfig, reg, logger)
+	reloader := config.ForExporter.NewReloader(program, f.configFile, exp.ApplyConfig, reg, logger)
 	if err := reloader.Reload(); err != nil {
 		return 1
 	}
@@ -114,10 +114,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return httpserve.Serve(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, f.web, logger, func() {})
 }
 
-// checkConfig is --config.check: load the file and build every scraper, without
-// contacting any target.
+// checkConfig is --config.check: load the file as the daemon does (its exporter:
+// section fully, collector: for syntax only) and build every scraper, without contacting
+// any target. Loading checks everything building could refuse (connection strings as the
+// driver reads them, TLS files), so every problem is listed at once, with its line.
 func checkConfig(path string, exp *exporter.Exporter, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(path)
+	cfg, err := config.ForExporter.Load(path)
 	if err == nil {
 		err = exp.ApplyConfig(cfg)
 	}
