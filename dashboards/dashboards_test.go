@@ -244,7 +244,7 @@ func areaLabels(metric string) []string {
 		return []string{"migration"}
 	case strings.HasPrefix(metric, "migration_verifier_"):
 		return []string{"verifier"}
-	case metric == "oplog_capture_build_info", strings.HasPrefix(metric, "oplog_collector_config_"):
+	case metric == "oplog_capture_build_info", strings.HasPrefix(metric, "oplog_capture_config_"):
 		return nil
 	case strings.HasPrefix(metric, "oplog_capture_"), strings.HasPrefix(metric, "source_cluster:oplog_capture_"):
 		return []string{"source_cluster"}

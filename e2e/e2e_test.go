@@ -125,7 +125,12 @@ var dashboardVarSets = []struct {
 // noDataExpected lists the dashboard queries ("dashboard uid / panel / refId") that
 // cannot return data in this setup, with the reason. A query listed here that returns
 // data fails the test, so the list stays true.
-var noDataExpected = map[string]string{}
+var noDataExpected = map[string]string{
+	// Until oplog_collector's reload metrics are renamed from oplog_collector_config_* to
+	// oplog_capture_config_* (its other metrics' prefix): remove both lines with that rename.
+	"mongo-oplog-capture / Configuration / A":        "oplog_collector still exports oplog_collector_config_last_reload_successful",
+	"mongo-oplog-capture / Configuration loaded / A": "oplog_collector still exports oplog_collector_config_last_reload_success_timestamp_seconds",
+}
 
 var unexpanded = regexp.MustCompile(`\$\{?\w+|\[\[\w+\]\]`)
 
