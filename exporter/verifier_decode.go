@@ -122,6 +122,9 @@ func decodeTask(doc bson.Raw) (t task, problem string, ok bool) {
 // count, documents, found, bytes, legacy}. A row whose type or status is not a string
 // stands for that many malformed tasks.
 func decodeTaskGroup(row bson.Raw) (key taskKey, namespace string, sums taskSums, problem string) {
+	if err := row.Validate(); err != nil {
+		return key, "", sums, "a task group that is not valid BSON"
+	}
 	sums = taskSums{
 		count:           numberOrZero(row, "count"),
 		documents:       numberOrZero(row, "documents"),
@@ -144,9 +147,29 @@ func decodeTaskGroup(row bson.Raw) (key taskKey, namespace string, sums taskSums
 	return key, namespace, sums, ""
 }
 
+// decodeGeneration reads the generation document: the current generation (0 when it
+// is not a whole number of at least 0) and the metadata version (nil when absent).
+func decodeGeneration(doc bson.Raw) (generation int64, version *float64, problem string) {
+	if err := doc.Validate(); err != nil {
+		return 0, nil, "the generation document is not valid BSON"
+	}
+	if g, ok := doc.Lookup("generation").AsInt64OK(); ok && g >= 0 {
+		generation = g
+	} else if v := doc.Lookup("generation"); v.Type != 0 {
+		problem = fmt.Sprintf("the generation document's generation is %s; taken as 0", describeValue(v))
+	}
+	if v, ok := doc.Lookup("metadataversion").AsFloat64OK(); ok {
+		version = &v
+	}
+	return generation, version, problem
+}
+
 // decodeEventCounts reads a change reader's document: which cluster it reads, and its
 // cumulative counts by operation type. A count that is not a number is left out.
 func decodeEventCounts(doc bson.Raw) (role string, counts map[string]float64, problems []string) {
+	if err := doc.Validate(); err != nil {
+		return "", nil, []string{"a change reader document that is not valid BSON"}
+	}
 	switch id, _ := doc.Lookup("_id").StringValueOK(); id {
 	case "srcResumeToken":
 		role = "source"
@@ -186,9 +209,11 @@ func describeValue(v bson.RawValue) string {
 	case 0:
 		return "(absent)"
 	case bson.TypeString:
-		text = fmt.Sprintf("%q", truncate(v.StringValue()))
+		str, _ := v.StringValueOK()
+		text = fmt.Sprintf("%q", truncate(str))
 	case bson.TypeObjectID:
-		text = v.ObjectID().Hex()
+		oid, _ := v.ObjectIDOK()
+		text = oid.Hex()
 	default:
 		if n, ok := v.AsFloat64OK(); ok {
 			text = fmt.Sprint(n)

@@ -131,14 +131,9 @@ func (r *verifierReader) readGeneration(ctx context.Context, db *mongo.Database,
 		return fmt.Errorf("reading the generation document: %w", err)
 	}
 	m.hasGenerationDoc = true
-	if g, ok := raw.Lookup("generation").AsInt64OK(); ok && g >= 0 {
-		m.generation = g
-	} else if v := raw.Lookup("generation"); v.Type != 0 {
-		m.problems.add(fmt.Sprintf("the generation document's generation is %s; taken as 0", describeValue(v)))
-	}
-	if v, ok := raw.Lookup("metadataversion").AsFloat64OK(); ok {
-		m.metadataVersion = &v
-	}
+	var problem string
+	m.generation, m.metadataVersion, problem = decodeGeneration(raw)
+	m.problems.add(problem)
 	if m.generation > 0 {
 		m.verdict = m.generation - 1 // during generation G the verdict of G-1 stands
 	}
