@@ -79,6 +79,12 @@ func startStandInProcess(b *testing.B, delay time.Duration) string {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return "http://" + startChild(b, cmd, func() { stdin.Close() })
+}
+
+// startChild starts cmd, returns the first line it prints (its address), and has stop
+// end it when the benchmark ends.
+func startChild(b *testing.B, cmd *exec.Cmd, stop func()) string {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -88,14 +94,14 @@ func startStandInProcess(b *testing.B, delay time.Duration) string {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		stdin.Close()
+		stop()
 		_ = cmd.Wait()
 	})
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		b.Fatalf("stand-in process gave no address: %v", err)
+		b.Fatalf("%s printed no address: %v", cmd.Path, err)
 	}
-	return "http://" + strings.TrimSpace(addr)
+	return strings.TrimSpace(line)
 }
 
 // BenchmarkScrape measures one whole scrape (HTTP handler to exposition text) of n
@@ -187,15 +193,6 @@ func BenchmarkVerifierScrape(b *testing.B) {
 	}
 	defer client.Disconnect(context.Background())
 	commands := &commandLog{}
-	returned := 0
-	commands.succeeded = func(reply bson.Raw) {
-		for _, batch := range []string{"firstBatch", "nextBatch"} {
-			if docs, ok := reply.Lookup("cursor", batch).ArrayOK(); ok {
-				values, _ := docs.Values()
-				returned += len(values)
-			}
-		}
-	}
 	previous := mongoClientOptions
 	mongoClientOptions = func(o *options.ClientOptions) *options.ClientOptions { return o.SetMonitor(commands.monitor()) }
 	defer func() { mongoClientOptions = previous }()
@@ -241,7 +238,7 @@ func BenchmarkVerifierScrape(b *testing.B) {
 				scrape(b, s) // fill what a long-running exporter keeps
 				commands.mu.Lock()
 				beforeCommands := len(commands.names)
-				returned = 0
+				commands.returned = 0
 				commands.mu.Unlock()
 				exporterBefore, serverBefore := processCPU(os.Getpid()), processCPU(server.pid)
 				var excluded time.Duration // CPU of making cold scrapers, not timed
@@ -263,7 +260,7 @@ func BenchmarkVerifierScrape(b *testing.B) {
 				b.ReportMetric(perOp(processCPU(server.pid)-serverBefore), "server-ms/op")
 				commands.mu.Lock()
 				b.ReportMetric(float64(len(commands.names)-beforeCommands)/float64(b.N), "commands/op")
-				b.ReportMetric(float64(returned)/float64(b.N), "docs/op")
+				b.ReportMetric(float64(commands.returned)/float64(b.N), "docs/op")
 				last := slices.Clone(commands.commands[len(commands.commands)-(len(commands.commands)-beforeCommands)/b.N:])
 				commands.mu.Unlock()
 				b.ReportMetric(float64(matched(b, client.Database(c.database), last)), "matched/op")
@@ -394,23 +391,8 @@ func startMongotestd(b *testing.B) mongotestd {
 		b.Fatalf("building mongotestd: %v", err)
 	}
 	cmd := exec.Command(binary)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	})
-	uri, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("mongotestd gave no URI: %v", err)
-	}
-	return mongotestd{uri: strings.TrimSpace(uri), pid: cmd.Process.Pid}
+	uri := startChild(b, cmd, func() { _ = cmd.Process.Signal(os.Interrupt) })
+	return mongotestd{uri: uri, pid: cmd.Process.Pid}
 }
 
 // processCPU is the user and system CPU time a process has used so far, from

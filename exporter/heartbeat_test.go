@@ -18,7 +18,7 @@ import (
 )
 
 // oldCollectorDocs are heartbeat documents as the old Python collector writes them
-// (../shared/reference/oplog-collector.md): ISO strings with +00:00, nulls, a
+// (docs/oplog-store.md, "Heartbeat document"): ISO strings with +00:00, nulls, a
 // connection string with its password next to the status.
 var oldCollectorDocs = []any{
 	bson.D{

@@ -19,7 +19,7 @@ import (
 	"github.com/mongomigrate/observability/internal/config"
 )
 
-// Each recorded reply (../shared/reference/mongosync-api.md, with the documented
+// Each recorded reply (docs/mongosync.md, with the documented
 // examples verbatim) against its golden exposition text in testdata/mongosync/*.prom.
 func TestMongosyncGolden(t *testing.T) {
 	cases := map[string]reply{

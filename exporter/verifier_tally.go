@@ -3,7 +3,8 @@ package exporter
 // Running totals of the current generation's tasks, so that a scrape reads what can
 // still change rather than every task of the generation again.
 //
-// What the verifier does to its tasks (docs/migration-verifier.md, "Task life"): it
+// What the verifier does to its tasks (docs/migration-verifier.md; migration-verifier's
+// ResetInProgressTasks and FindNextVerifyTaskAndUpdate, internal/verifier/): it
 // inserts a task as added, a worker sets it to processing, then to completed, failed or
 // mismatch, with its counts, and never changes it again. On a restart it sets the
 // processing tasks back to added; it deletes tasks in two cases only: every task when

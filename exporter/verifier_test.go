@@ -29,7 +29,7 @@ import (
 var fixtureTime = time.Date(2026, 3, 11, 18, 0, 0, 0, time.UTC)
 
 // metadataFixture writes a verifier's metadata database through the driver, failing the
-// test on error, with documents shaped as ../shared/reference/migration-verifier.md
+// test on error, with documents shaped as docs/migration-verifier.md
 // describes them.
 type metadataFixture struct {
 	t *testing.T
@@ -379,8 +379,8 @@ type commandLog struct {
 	names    []string
 	// hold, when set, is called before a command is sent (on the driver's goroutine).
 	hold func(name string)
-	// succeeded, when set, is called with each reply, under mu.
-	succeeded func(reply bson.Raw)
+	// returned counts the documents the replies carried.
+	returned int
 }
 
 func (l *commandLog) monitor() *event.CommandMonitor {
@@ -396,8 +396,11 @@ func (l *commandLog) monitor() *event.CommandMonitor {
 	}, Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if l.succeeded != nil {
-			l.succeeded(e.Reply)
+		for _, batch := range []string{"firstBatch", "nextBatch"} {
+			if docs, ok := e.Reply.Lookup("cursor", batch).ArrayOK(); ok {
+				values, _ := docs.Values()
+				l.returned += len(values)
+			}
 		}
 	}}
 }
