@@ -405,24 +405,6 @@ func (l *commandLog) monitor() *event.CommandMonitor {
 	}}
 }
 
-func (l *commandLog) total() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.names)
-}
-
-func (l *commandLog) count(name string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, c := range l.names {
-		if c == name {
-			n++
-		}
-	}
-	return n
-}
-
 // watchCommands makes the exporter's MongoDB clients report to the returned log.
 func watchCommands(t *testing.T) *commandLog {
 	l := &commandLog{}
