@@ -57,7 +57,6 @@ type verifierReader struct {
 	mu         sync.Mutex // one read at a time: the caches below are its state
 	tally      *taskTally
 	initial    *generationCache[map[taskKey]taskSums]
-	mismatches *generationCache[map[string]float64]
 	verdictNS  *generationCache[namespaceStates]
 	rechecks   *recheckTotal
 	namespaces namespaceCache // generation 0's, while its tasks are summed on the server
@@ -96,7 +95,7 @@ func (r *verifierReader) read(ctx context.Context) (*verifierMetadata, error) {
 
 // forget drops every cache: the database is gone, or another one is read.
 func (r *verifierReader) forget() {
-	r.tally, r.initial, r.mismatches, r.verdictNS, r.rechecks = nil, nil, nil, nil, nil
+	r.tally, r.initial, r.verdictNS, r.rechecks = nil, nil, nil, nil
 	r.namespaces.stats = nil
 }
 
@@ -272,14 +271,11 @@ var mismatchKinds = []string{kindMissing, kindExtra, kindContent, kindMetadata}
 // task's are metadata mismatches; "Missing" with no field is a document missing on the
 // cluster named (dstClient: missing on the destination, srcClient: extra on it); the
 // rest are content mismatches. Mismatches carry generation and taskType from metadata
-// v6; older ones cannot be told apart by generation and are not counted. A verdict
-// generation before the current one is final: its counts are read once.
+// v6; older ones cannot be told apart by generation and are not counted. The counts use
+// the verifier's mismatch index (generation, taskType): their cost follows the verdict
+// generation's mismatches, not the tasks.
 func (r *verifierReader) readMismatches(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
 	if m.metadataVersion == nil || *m.metadataVersion < 6 {
-		return nil
-	}
-	if v, ok := cached(r.mismatches, m, m.verdict); ok && m.verdict < m.generation {
-		m.mismatch = v
 		return nil
 	}
 	coll := db.Collection("mismatches")
@@ -309,7 +305,6 @@ func (r *verifierReader) readMismatches(ctx context.Context, db *mongo.Database,
 		kindExtra:    counts[kindExtra],
 		kindContent:  counts["all"] - counts[kindMetadata] - counts[kindMissing] - counts[kindExtra],
 	}
-	r.mismatches = &generationCache[map[string]float64]{database: m.database, generation: m.verdict, value: m.mismatch}
 	return nil
 }
 
