@@ -47,7 +47,7 @@ func Parse(doc bson.Raw) (hb Heartbeat, problems []string) {
 	case v.Type != bson.TypeString:
 		problems = append(problems, fmt.Sprintf("name is a BSON %s, not a string", v.Type))
 	default:
-		hb.Name = v.StringValue()
+		hb.Name, _ = v.StringValueOK()
 	}
 	status, err := doc.LookupErr(FieldCollectorStatus)
 	if err != nil || status.Type == bson.TypeNull {
@@ -57,13 +57,16 @@ func Parse(doc bson.Raw) (hb Heartbeat, problems []string) {
 	if !ok {
 		return hb, append(problems, fmt.Sprintf("%s is a BSON %s, not a document", FieldCollectorStatus, status.Type))
 	}
+	if err := sub.Validate(); err != nil {
+		return hb, append(problems, FieldCollectorStatus+" is not a valid BSON document")
+	}
 	field := func(path string) (string, bson.RawValue) {
 		key := strings.TrimPrefix(path, FieldCollectorStatus+".")
 		v, _ := sub.LookupErr(key)
 		return path, v
 	}
 	if path, v := field(FieldStatus); v.Type == bson.TypeString {
-		s := v.StringValue()
+		s, _ := v.StringValueOK()
 		hb.Status = &s
 	} else if v.Type != 0 && v.Type != bson.TypeNull {
 		problems = append(problems, fmt.Sprintf("%s is a BSON %s, not a string", path, v.Type))
@@ -85,7 +88,7 @@ func Parse(doc bson.Raw) (hb Heartbeat, problems []string) {
 		*t.dst = at
 	}
 	if _, v := field(FieldErrorMessage); v.Type == bson.TypeString {
-		hb.Error = v.StringValue()
+		hb.Error, _ = v.StringValueOK()
 	}
 	return hb, problems
 }
@@ -108,12 +111,22 @@ func ParseTime(v bson.RawValue) (*time.Time, error) {
 	case 0, bson.TypeNull, bson.TypeUndefined:
 		return nil, nil
 	case bson.TypeDateTime:
-		t = v.Time()
+		ms, ok := v.DateTimeOK()
+		if !ok {
+			return nil, fmt.Errorf("a malformed BSON date")
+		}
+		t = time.UnixMilli(ms)
 	case bson.TypeTimestamp:
-		seconds, _ := v.Timestamp()
+		seconds, _, ok := v.TimestampOK()
+		if !ok {
+			return nil, fmt.Errorf("a malformed BSON timestamp")
+		}
 		t = time.Unix(int64(seconds), 0)
 	case bson.TypeString:
-		text := v.StringValue()
+		text, ok := v.StringValueOK()
+		if !ok {
+			return nil, fmt.Errorf("a malformed BSON string")
+		}
 		var err error
 		for _, layout := range isoLayouts {
 			if t, err = time.ParseInLocation(layout, text, time.UTC); err == nil {
