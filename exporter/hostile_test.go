@@ -191,7 +191,9 @@ func TestDataCannotMakeUnboundedSeries(t *testing.T) {
 	newMetadataFixture(t, client, "hostile_many", 7).generation(0).primary(vf.StatusCompleted).tasks(tasks...).
 		changeReader("changeReader", append(bson.D{{Key: "insert", Value: int64(1)}}, counts...), vf.Counts())
 	verifier, _ := newVerifierForTest(t, verifierConfig("many", uri, "hostile_many"))
-	if n := testutil.CollectAndCount(collectorOf(verifier), "migration_verifier_tasks"); n > len(verifierTaskPairs)+len(taskTypes)+1 {
+	n := testutil.CollectAndCount(collectorOf(verifier), "migration_verifier_tasks")
+	t.Logf("5,000 distinct task types and statuses: %d task series", n)
+	if n > len(verifierTaskPairs)+len(taskTypes)+1 {
 		t.Errorf("5,000 distinct task types and statuses made %d task series", n)
 	}
 	eventSeries := testutil.CollectAndCount(collectorOf(verifier), "migration_verifier_change_events_total")
@@ -217,7 +219,9 @@ migration_verifier_change_event_types_omitted{cluster_role="source",verifier="ma
 	limit := 100
 	target.SourceLimit = &limit
 	heartbeats, _ := newHeartbeatForTest(t, target)
-	if n := testutil.CollectAndCount(collectorOf(heartbeats)); n > 100*(len(heartbeatDescs)+16)+2 {
+	n = testutil.CollectAndCount(collectorOf(heartbeats))
+	t.Logf("20,000 heartbeat documents, source_limit 100: %d series", n)
+	if n > 100*(len(heartbeatDescs)+16)+2 {
 		t.Errorf("20,000 heartbeat documents with source_limit 100 made %d series", n)
 	}
 	want := `
@@ -239,6 +243,7 @@ func TestHugeWarningsAreLoggedCut(t *testing.T) {
 	t.Cleanup(s.Close)
 	scraper, logs := newMongosyncForTest(t, config.Mongosync{Migration: "m", Name: "w", URL: s.URL, Timeout: 5 * time.Second})
 	testutil.CollectAndCount(collectorOf(scraper))
+	t.Logf("an 850 KB warnings list made a log of %d bytes", len(logs.String()))
 	if n := len(logs.String()); n > 4*maxLoggedText || !strings.Contains(logs.String(), "bytes in all") {
 		t.Fatalf("the warnings made a log of %d bytes:\n%.300s", n, logs)
 	}
@@ -335,6 +340,7 @@ func TestConcurrentScrapesShareOneScrape(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	t.Logf("%d concurrent scrapes sent %d requests to %d mongosyncs", scrapers, requests, len(targets))
 	if requests > 2*len(targets) {
 		t.Fatalf("%d concurrent scrapes sent %d requests to %d mongosyncs", scrapers, requests, len(targets))
 	}
