@@ -23,6 +23,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/mongomigrate/observability/internal/config"
+	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 	"github.com/mongomigrate/observability/internal/redact"
 )
@@ -329,7 +330,7 @@ func (m *Manager) wipe(ctx context.Context, name string, by Requester, deregiste
 		return Wiped{}, errors.Join(err, m.start(cfg, startPoint{}))
 	}
 	r.src.setState(stateResettingOplogStore, "")
-	_ = sh.beats.report(ctx, name, heartbeat{status: stateResettingOplogStore, scope: cfg.Database, running: true, holder: &sh.leases.me})
+	_ = sh.beats.report(ctx, name, hbdoc.Report{Status: stateResettingOplogStore, Scope: cfg.Database, PID: holding(true), Holder: &sh.leases.me})
 	wiped, err := wipeSource(ctx, sh, name, by, checkpoint, deregister)
 	if err != nil {
 		level.Error(m.logger).Log("msg", "Wiping the source's store failed", "action", wiped.Action, "source_cluster", name,
