@@ -101,6 +101,28 @@ func TestUpdateThenParse(t *testing.T) {
 	}
 }
 
+// The lease holder a report names and the standby a standby reports are read back; a
+// standby's report changes nothing of the holder's.
+func TestHolderAndStandbyThenParse(t *testing.T) {
+	coll := collection(t)
+	now := time.Date(2026, 6, 2, 10, 0, 0, 0, time.UTC)
+	holder := Instance{ID: "holder-id", Host: "a", PID: 1}
+	report := Report{Status: StatusRunning, Holder: &holder, Collector: "test"}
+	if _, err := coll.UpdateOne(t.Context(), Filter("ha"), report.Update(now), options.UpdateOne().SetUpsert(true)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.UpdateOne(t.Context(), Filter("ha"), StandbyUpdate(Instance{ID: "standby-id", Host: "b", PID: 2}, now.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	_, hb := read(t, coll, "ha")
+	if hb.HolderID != "holder-id" || hb.StandbyID != "standby-id" || hb.StandbyReport == nil || !hb.StandbyReport.Equal(now.Add(time.Minute)) {
+		t.Errorf("holder %q, standby %q at %v", hb.HolderID, hb.StandbyID, hb.StandbyReport)
+	}
+	if *hb.Status != StatusRunning || !hb.LastReport.Equal(now) {
+		t.Errorf("the standby's report changed the holder's: %+v", hb)
+	}
+}
+
 // The times are the old collector's: Python's isoformat of an aware UTC time, whole
 // seconds; the _id is a random UUID in text form; a whole-cluster scope is null.
 func TestUpdateWritesTheOldFormat(t *testing.T) {
