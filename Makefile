@@ -36,9 +36,11 @@ run-collector: build ## Run oplog_collector on config.yml (its collector: sectio
 	./oplog_collector --config.file=$(CONFIG)
 
 .PHONY: test
-test: ## Run every test (race detector on) and short fuzzing passes of the two parsers of what servers send.
+test: ## Run every test (race detector on) and short fuzzing passes of the parsers of what servers and databases send.
 	$(GO) test -race -count=1 ./...
 	$(GO) test -run='^$$' -fuzz=FuzzParseProgress -fuzztime=$(FUZZTIME) ./exporter
+	$(GO) test -run='^$$' -fuzz=FuzzVerifierDocuments -fuzztime=$(FUZZTIME) ./exporter
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/heartbeat
 	$(GO) test -run='^$$' -fuzz=FuzzToItem -fuzztime=$(FUZZTIME) ./collector
 
 .PHONY: lint

@@ -2,6 +2,10 @@ package collector
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,5 +169,18 @@ func BenchmarkToItem(b *testing.B) {
 		if _, err := toItem("c1", event, now, &split); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// An error keeps what the collector was doing, with the driver's cause in the stable
+// words of internal/mongoerr, and no password.
+func TestDescribeKeepsWhatWasBeingDone(t *testing.T) {
+	cause := fmt.Errorf("reading the saved resume token: %w", fmt.Errorf("auth to mongodb://user:hunter2@store:27017 failed: %w", context.DeadlineExceeded))
+	got := describe(cause)
+	if !strings.HasPrefix(got, "reading the saved resume token: auth to mongodb://user:") || strings.Contains(got, "hunter2") || !strings.HasSuffix(got, "timed out") {
+		t.Errorf("describe = %q", got)
+	}
+	if got := describe(errors.New(strings.Repeat("x", 5000))); len(got) > maxErrorText+3 {
+		t.Errorf("an error of %d bytes", len(got))
 	}
 }

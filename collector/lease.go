@@ -11,6 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 )
 
 // LeaseCollection holds one lease document per source: the collector instance allowed
@@ -19,11 +21,7 @@ import (
 const LeaseCollection = "oplog_collector_leases"
 
 // Instance names one collector process in leases and heartbeats.
-type Instance struct {
-	ID   string `bson:"id" json:"id"`
-	Host string `bson:"host" json:"host"`
-	PID  int    `bson:"pid" json:"pid"`
-}
+type Instance = hbdoc.Instance
 
 // NewInstance names this process: a random id (a restarted process is a new holder),
 // with the host and pid for people.
@@ -31,8 +29,6 @@ func NewInstance() Instance {
 	host, _ := os.Hostname()
 	return Instance{ID: newUUID(), Host: host, PID: os.Getpid()}
 }
-
-func (i Instance) String() string { return fmt.Sprintf("%s (pid %d on %s)", i.ID, i.PID, i.Host) }
 
 // lease is a source's lease document. Its times are the metadata server's own clock
 // ($currentDate), and expiry is judged against that clock too (hello's localTime), so

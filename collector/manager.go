@@ -23,8 +23,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/mongomigrate/observability/internal/config"
+	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 	"github.com/mongomigrate/observability/internal/oplogstore"
-	"github.com/mongomigrate/observability/internal/redact"
 )
 
 // Options are the manager's settings that do not come from the config file.
@@ -172,16 +172,20 @@ func (sh *shared) close() {
 }
 
 // connect makes a client without contacting the server: an unreachable cluster is a
-// state to report and retry, not a reason to refuse the config.
+// state to report and retry, not a reason to refuse the config. The connection string
+// is checked as the configuration check checks it, so errors never quote it.
 func connect(uri config.MongoURI, appName string) (*mongo.Client, error) {
 	s, err := uri.Resolve()
 	if err != nil {
 		return nil, err
 	}
+	if err := config.ValidateMongoURI(s); err != nil {
+		return nil, err
+	}
 	client, err := mongo.Connect(options.Client().ApplyURI(s).SetAppName(appName).
 		SetWriteConcern(writeconcern.Majority()).SetServerSelectionTimeout(5 * time.Second))
 	if err != nil {
-		return nil, errors.New(redact.Credentials(err.Error()))
+		return nil, errors.New(describe(err))
 	}
 	return client, nil
 }
@@ -329,7 +333,7 @@ func (m *Manager) wipe(ctx context.Context, name string, by Requester, deregiste
 		return Wiped{}, errors.Join(err, m.start(cfg, startPoint{}))
 	}
 	r.src.setState(stateResettingOplogStore, "")
-	_ = sh.beats.report(ctx, name, heartbeat{status: stateResettingOplogStore, scope: cfg.Database, running: true, holder: &sh.leases.me})
+	_ = sh.beats.report(ctx, name, hbdoc.Report{Status: stateResettingOplogStore, Scope: cfg.Database, PID: holding(true), Holder: &sh.leases.me})
 	wiped, err := wipeSource(ctx, sh, name, by, checkpoint, deregister)
 	if err != nil {
 		level.Error(m.logger).Log("msg", "Wiping the source's store failed", "action", wiped.Action, "source_cluster", name,

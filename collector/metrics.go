@@ -3,25 +3,29 @@ package collector
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 )
 
 // States of a source, as written to the heartbeat document's collector_status.status
-// (the old collector's values) and exported as the oplog_capture_state state-set.
+// (the values of package heartbeat, the old collector's and this one's additions) and
+// exported as the oplog_capture_state state-set.
 const (
-	stateStarting            = "starting"
-	stateRunning             = "running"
-	stateRetryingConnection  = "retrying_connection"
-	stateError               = "error"
-	stateResumeTokenLost     = "error_resume_token_lost"
-	stateStopping            = "stopping"
-	stateStopped             = "stopped"
-	stateResettingOplogStore = "resetting_oplog_store"
-	// This collector's additions: another instance holds the source's lease; a store
-	// write has gone unacknowledged for longer than store_stall_after.
-	stateStandby          = "standby"
-	stateStoreUnavailable = "store_unavailable"
+	stateStarting            = hbdoc.StatusStarting
+	stateRunning             = hbdoc.StatusRunning
+	stateRetryingConnection  = hbdoc.StatusRetryingConnection
+	stateError               = hbdoc.StatusError
+	stateResumeTokenLost     = hbdoc.StatusResumeTokenLost
+	stateStopping            = hbdoc.StatusStopping
+	stateStopped             = hbdoc.StatusStopped
+	stateResettingOplogStore = hbdoc.StatusResettingOplogStore
+	// Another instance holds the source's lease; a store write has gone unacknowledged
+	// for longer than store_stall_after.
+	stateStandby          = hbdoc.StatusStandby
+	stateStoreUnavailable = hbdoc.StatusStoreUnavailable
 )
 
+// states are those this collector takes: the state-set's series.
 var states = []string{
 	stateStarting, stateRunning, stateRetryingConnection, stateError,
 	stateResumeTokenLost, stateStopping, stateStopped, stateResettingOplogStore,

@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/mongomigrate/observability/internal/config"
+	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 )
 
 // Offline acts on sources' stores directly, for when no collector runs: the
@@ -114,5 +115,5 @@ func (o *Offline) wipe(ctx context.Context, name string, by Requester, deregiste
 			scope = s.Database
 		}
 	}
-	return wiped, o.sh.beats.report(ctx, name, heartbeat{status: stateStopped, scope: scope})
+	return wiped, o.sh.beats.report(ctx, name, hbdoc.Report{Status: stateStopped, Scope: scope})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/redact"
 )
 
@@ -269,13 +271,25 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // report one error per document.
 const maxErrorText = 1000
 
-// describe makes an error fit for logs and the heartbeat document: no password, and
-// not a thousand duplicate-key messages.
+// describe makes an error fit for logs and the heartbeat document: what the collector
+// was doing (its own wrapping, such as "saving the resume token"), then the cause in
+// stable words (internal/mongoerr: no password, the same words at every attempt), cut
+// short: a failed batch can report one error per document.
 func describe(err error) string {
 	if err == nil {
 		return ""
 	}
-	text := redact.Credentials(err.Error())
+	var doing []string
+	cause := err
+	for {
+		inner := errors.Unwrap(cause)
+		if inner == nil || !strings.HasSuffix(cause.Error(), ": "+inner.Error()) {
+			break
+		}
+		doing = append(doing, strings.TrimSuffix(cause.Error(), ": "+inner.Error()))
+		cause = inner
+	}
+	text := redact.Credentials(strings.Join(append(doing, mongoerr.Describe(cause)), ": "))
 	if len(text) > maxErrorText {
 		text = text[:maxErrorText] + "..."
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/go-kit/log/level"
+
+	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 )
 
 // Status is a source's state, as GET /api/v1/sources lists it and the status command
@@ -85,10 +87,10 @@ func (s *source) sendHeartbeat(ctx context.Context) {
 			s.progress.oldestStored(oldest)
 			st.StoreOldest = tsTime(oldest)
 		}
-		err = s.beats.report(ctx, s.cfg.Name, heartbeat{
-			status: st.State, scope: s.cfg.Database, checkpoint: st.Checkpoint, lastEvent: st.LastEvent,
-			firstOplog: st.StoreOldest, errText: st.Error, holder: &s.leases.me,
-			running: st.State != stateStopped && st.State != stateResumeTokenLost,
+		err = s.beats.report(ctx, s.cfg.Name, hbdoc.Report{
+			Status: st.State, Scope: s.cfg.Database, Checkpoint: st.Checkpoint, LastEvent: st.LastEvent,
+			FirstOplog: st.StoreOldest, Error: st.Error, Holder: &s.leases.me,
+			PID: holding(st.State != stateStopped && st.State != stateResumeTokenLost),
 		})
 	}
 	if err != nil && ctx.Err() == nil {

@@ -2,7 +2,9 @@ package exporter
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +28,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/config"
-	"github.com/mongomigrate/observability/internal/mongotest"
 )
 
 // standInProcessEnv, when set to a delay such as "100ms", turns the test binary into a
@@ -76,6 +79,12 @@ func startStandInProcess(b *testing.B, delay time.Duration) string {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return "http://" + startChild(b, cmd, func() { stdin.Close() })
+}
+
+// startChild starts cmd, returns the first line it prints (its address), and has stop
+// end it when the benchmark ends.
+func startChild(b *testing.B, cmd *exec.Cmd, stop func()) string {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -85,14 +94,14 @@ func startStandInProcess(b *testing.B, delay time.Duration) string {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		stdin.Close()
+		stop()
 		_ = cmd.Wait()
 	})
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		b.Fatalf("stand-in process gave no address: %v", err)
+		b.Fatalf("%s printed no address: %v", cmd.Path, err)
 	}
-	return "http://" + strings.TrimSpace(addr)
+	return strings.TrimSpace(line)
 }
 
 // BenchmarkScrape measures one whole scrape (HTTP handler to exposition text) of n
@@ -115,7 +124,7 @@ func BenchmarkScrape(b *testing.B) {
 				if err := e.ApplyConfig(&config.Config{Exporter: config.Exporter{Mongosync: targets}}); err != nil {
 					b.Fatal(err)
 				}
-				h := e.Handler(prometheus.NewRegistry())
+				h := e.Handler(prometheus.NewRegistry(), 0)
 				scrapeOnce := func() {
 					rec := httptest.NewRecorder()
 					h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -141,86 +150,59 @@ func BenchmarkParseAndEmit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ch := make(chan prometheus.Metric, 256)
+	stats := &scraperStats{}
 	b.ReportAllocs()
 	for b.Loop() {
 		p, _, err := parseProgress(body)
 		if err != nil {
 			b.Fatal(err)
 		}
-		emitProgress(emitter{ch: ch, labels: []string{"bench", "shard0"}}, p)
-		for len(ch) > 0 {
-			<-ch
-		}
+		emitProgress(emitter{out: newBatch(stats), labels: []string{"bench", "shard0"}}, p)
 	}
 }
 
-// BenchmarkVerifierScrape measures one scrape of a verifier whose metadata holds 100,000
-// tasks across 1,000 namespaces, in internal/mongotest (an in-process server: the figures
-// bound the exporter's own cost and count its queries; a real mongod answers these
-// index-backed queries differently). commands/op counts what the exporter sends.
-//   - initial-check: generation 0 under way, every scrape sums its 100,000 tasks.
-//   - recheck: generation 2; generation 0's totals and the namespace scan are cached.
-//   - cold: a new scraper each time, nothing cached.
+// benchLargeEnv, set to 1, adds the 1,000,000-task case to BenchmarkVerifierScrape: it
+// takes a few minutes (most of it writing the tasks), too long for every make bench.
+const benchLargeEnv = "MONGOSYNC_EXPORTER_BENCH_1M"
+
+// BenchmarkVerifierScrape measures one scrape of a verifier whose metadata holds n
+// tasks, against mongotestd run as a process of its own, so that the exporter's CPU
+// (exporter-ms/op) and the server's (server-ms/op) are told apart. commands/op and
+// docs/op count what the exporter sends and what comes back; matched/op counts the
+// documents the queries of one scrape select (a $group reads all it selects, however
+// little it returns): what a server reads when an index serves each filter, as the
+// verifier's indexes do for these.
+//   - check: generation 0, all tasks finished but 1,000 (queued or running);
+//   - recheck: generation 2, after a generation 0 of n tasks, 1,000 recheck tasks in
+//     each of generations 1 and 2;
+//   - cold: the recheck database read by a new scraper each time (an exporter start).
+//
+// mongotestd has no query planner: every query scans its collection, so its CPU grows
+// with n whatever the query. A real server answers the exporter's steady queries from
+// the verifier's indexes ({generation, type, status, documents_count} and _id), so
+// docs/op, not server-ms/op, is the figure that carries over to it.
 func BenchmarkVerifierScrape(b *testing.B) {
-	uri := mongotest.URI(b)
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	sizes := []int{10_000, 100_000}
+	if os.Getenv(benchLargeEnv) == "1" {
+		sizes = append(sizes, 1_000_000)
+	}
+	server := startMongotestd(b)
+	client, err := mongo.Connect(options.Client().ApplyURI(server.uri))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer client.Disconnect(context.Background())
-	for _, gen := range []int32{0, 2} {
-		db := client.Database(fmt.Sprintf("bench_verifier_gen%d", gen))
-		if _, err := db.Collection("generation").InsertOne(b.Context(), bson.D{{Key: "generation", Value: gen}, {Key: "metadataversion", Value: int32(7)}}); err != nil {
-			b.Fatal(err)
-		}
-		batch := make([]any, 0, 10_000)
-		for i := range 100_000 {
-			status := statusCompleted
-			if gen == 0 && i%10 == 0 {
-				status = statusAdded
-			}
-			batch = append(batch, bson.D{
-				{Key: "type", Value: taskVerifyDocuments}, {Key: "status", Value: status}, {Key: "generation", Value: int32(0)},
-				{Key: "query_filter", Value: bson.D{{Key: "namespace", Value: fmt.Sprintf("db%d.coll%d", i%1000/100, i%1000)}}},
-				{Key: "documents_count", Value: int64(0)}, {Key: "found_source_documents_count", Value: int64(1000)},
-				{Key: "source_bytes_count", Value: int64(1 << 20)}, {Key: "begin_time", Value: bson.NewDateTimeFromTime(fixtureTime)},
-			})
-			if len(batch) == cap(batch) {
-				if _, err := db.Collection("verification_tasks").InsertMany(b.Context(), batch); err != nil {
-					b.Fatal(err)
-				}
-				batch = batch[:0]
-			}
-		}
-		if gen == 2 {
-			recheck := make([]any, 0, 2000)
-			for g := int32(1); g <= 2; g++ {
-				for i := range 1000 {
-					recheck = append(recheck, bson.D{
-						{Key: "type", Value: taskVerifyDocuments}, {Key: "status", Value: statusCompleted}, {Key: "generation", Value: g},
-						{Key: "query_filter", Value: bson.D{{Key: "namespace", Value: fmt.Sprintf("db%d.coll%d", i/100, i)}}},
-						{Key: "documents_count", Value: int64(3)}, {Key: "found_source_documents_count", Value: int64(3)},
-						{Key: "source_bytes_count", Value: int64(3000)}, {Key: "srctimestamp", Value: bson.Timestamp{T: uint32(fixtureTime.Unix()), I: uint32(i)}},
-					})
-				}
-			}
-			if _, err := db.Collection("verification_tasks").InsertMany(b.Context(), recheck); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
 	commands := &commandLog{}
 	previous := mongoClientOptions
 	mongoClientOptions = func(o *options.ClientOptions) *options.ClientOptions { return o.SetMonitor(commands.monitor()) }
 	defer func() { mongoClientOptions = previous }()
 
 	newScraper := func(b *testing.B, database string) *verifierScraper {
-		limit := config.DefaultNamespaceLimit
+		limit, eventTypes := config.DefaultNamespaceLimit, config.DefaultChangeEventTypeLimit
 		s, err := newVerifierScraper(&config.Exporter{Verifiers: []config.Verifier{{
-			Name: "bench", MongoURI: config.MongoURI{URI: commoncfg.Secret(uri)}, Database: database,
-			Timeout: time.Minute, NamespaceLimit: &limit, NamespaceRefresh: time.Hour,
-		}}}, Env{Logger: log.NewNopLogger(), Changes: NewChangeLog(log.NewNopLogger())})
+			Name: "bench", MongoURI: config.MongoURI{URI: commoncfg.Secret(server.uri)}, Database: database,
+			Timeout: 10 * time.Minute, NamespaceLimit: &limit, NamespaceRefresh: config.DefaultNamespaceRefresh, ChangeEventTypeLimit: &eventTypes,
+		}}}, Env{Logger: log.NewNopLogger(), Changes: NewChangeLog(log.NewNopLogger()), Stats: &scraperStats{}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -238,31 +220,191 @@ func BenchmarkVerifierScrape(b *testing.B) {
 			}
 		}
 	}
-	for _, c := range []struct {
-		name, database string
-		cold           bool
-	}{
-		{"initial-check", "bench_verifier_gen0", false},
-		{"recheck", "bench_verifier_gen2", false},
-		{"cold", "bench_verifier_gen2", true},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			s := newScraper(b, c.database)
-			defer s.Close()
-			scrape(b, s) // fill the caches a long-running exporter has
-			before := commands.total()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				if c.cold {
-					b.StopTimer()
-					s.Close()
-					s = newScraper(b, c.database)
-					b.StartTimer()
+	for _, n := range sizes {
+		check, recheck := fmt.Sprintf("bench_vf_%d_check", n), fmt.Sprintf("bench_vf_%d_recheck", n)
+		seedVerifierBench(b, client.Database(check), n, 0)
+		seedVerifierBench(b, client.Database(recheck), n, 2)
+		for _, c := range []struct {
+			name, database string
+			cold           bool
+		}{
+			{"check", check, false},
+			{"recheck", recheck, false},
+			{"cold", recheck, true},
+		} {
+			b.Run(fmt.Sprintf("tasks=%d/%s", n, c.name), func(b *testing.B) {
+				s := newScraper(b, c.database)
+				defer func() { s.Close() }()
+				scrape(b, s) // fill what a long-running exporter keeps
+				commands.mu.Lock()
+				beforeCommands := len(commands.names)
+				commands.returned = 0
+				commands.mu.Unlock()
+				exporterBefore, serverBefore := processCPU(os.Getpid()), processCPU(server.pid)
+				var excluded time.Duration // CPU of making cold scrapers, not timed
+				b.ResetTimer()
+				for b.Loop() {
+					if c.cold {
+						b.StopTimer()
+						start := processCPU(os.Getpid())
+						s.Close()
+						s = newScraper(b, c.database)
+						excluded += processCPU(os.Getpid()) - start
+						b.StartTimer()
+					}
+					scrape(b, s)
 				}
-				scrape(b, s)
+				b.StopTimer()
+				perOp := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+				b.ReportMetric(perOp(processCPU(os.Getpid())-exporterBefore-excluded), "exporter-ms/op")
+				b.ReportMetric(perOp(processCPU(server.pid)-serverBefore), "server-ms/op")
+				commands.mu.Lock()
+				b.ReportMetric(float64(len(commands.names)-beforeCommands)/float64(b.N), "commands/op")
+				b.ReportMetric(float64(commands.returned)/float64(b.N), "docs/op")
+				last := slices.Clone(commands.commands[len(commands.commands)-(len(commands.commands)-beforeCommands)/b.N:])
+				commands.mu.Unlock()
+				b.ReportMetric(float64(matched(b, client.Database(c.database), last)), "matched/op")
+			})
+		}
+		for _, db := range []string{check, recheck} {
+			if err := client.Database(db).Drop(b.Context()); err != nil {
+				b.Fatal(err)
 			}
-			b.ReportMetric(float64(commands.total()-before)/float64(b.N), "commands/op")
+		}
+	}
+}
+
+// matched counts the documents the queries among commands select: the $match of an
+// aggregation, the filter of a find (one document when it sorts on an index and takes
+// one), the query of a count.
+func matched(b *testing.B, db *mongo.Database, commands []bson.Raw) int64 {
+	var total int64
+	for _, cmd := range commands {
+		elements, _ := cmd.Elements()
+		if len(elements) == 0 {
+			continue
+		}
+		name := elements[0].Key()
+		collection, ok := elements[0].Value().StringValueOK()
+		if !ok {
+			continue
+		}
+		var filter any = bson.D{}
+		switch name {
+		case "aggregate":
+			stages, _ := cmd.Lookup("pipeline").Array().Values()
+			if match, ok := stages[0].Document().Lookup("$match").DocumentOK(); ok {
+				filter = match
+			}
+		case "find":
+			filter = cmd.Lookup("filter").Document()
+			if sort, ok := cmd.Lookup("sort").DocumentOK(); ok {
+				if key := sort.Index(0).Key(); key == "srctimestamp" || key == "dsttimestamp" || key == "_id" {
+					total++
+					continue
+				}
+			}
+		case "count":
+			filter = cmd.Lookup("query").Document()
+		default:
+			continue
+		}
+		n, err := db.Collection(collection).CountDocuments(b.Context(), filter)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += n
+	}
+	return total
+}
+
+// seedVerifierBench writes a verifier's metadata: n generation-0 verifyDocuments tasks
+// over 1,000 namespaces, all finished but 1,000 when generation is 0; with generation 2,
+// 1,000 finished recheck tasks in each of generations 1 and 2. The tasks were inserted
+// an hour ago (their _ids say so): a steady state, not a burst of new tasks.
+func seedVerifierBench(b *testing.B, db *mongo.Database, n int, generation int32) {
+	ctx := b.Context()
+	var counter uint64
+	id := func() bson.ObjectID {
+		oid := bson.NewObjectIDFromTimestamp(time.Now().Add(-time.Hour))
+		counter++
+		binary.BigEndian.PutUint64(oid[4:], counter)
+		return oid
+	}
+	if _, err := db.Collection("generation").InsertOne(ctx, bson.D{{Key: "generation", Value: generation}, {Key: "metadataversion", Value: int32(7)}}); err != nil {
+		b.Fatal(err)
+	}
+	tasks := db.Collection("verification_tasks")
+	batch := make([]any, 0, 10_000)
+	flush := func() {
+		if len(batch) > 0 {
+			if _, err := tasks.InsertMany(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	add := func(doc bson.D) {
+		batch = append(batch, doc)
+		if len(batch) == cap(batch) {
+			flush()
+		}
+	}
+	add(bson.D{{Key: "_id", Value: id()}, {Key: "type", Value: taskPrimary}, {Key: "status", Value: statusCompleted}})
+	for i := range n {
+		status := statusCompleted
+		if generation == 0 && i%(n/1000) == 0 {
+			status = statusAdded
+		}
+		add(bson.D{
+			{Key: "_id", Value: id()}, {Key: "type", Value: taskVerifyDocuments}, {Key: "status", Value: status}, {Key: "generation", Value: int32(0)},
+			{Key: "query_filter", Value: bson.D{{Key: "namespace", Value: fmt.Sprintf("db%d.coll%d", i%1000/100, i%1000)}}},
+			{Key: "documents_count", Value: int64(0)}, {Key: "found_source_documents_count", Value: int64(1000)},
+			{Key: "source_bytes_count", Value: int64(1 << 20)}, {Key: "begin_time", Value: bson.NewDateTimeFromTime(fixtureTime)},
 		})
 	}
+	for g := int32(1); g <= generation; g++ {
+		for i := range 1000 {
+			add(bson.D{
+				{Key: "_id", Value: id()}, {Key: "type", Value: taskVerifyDocuments}, {Key: "status", Value: statusCompleted}, {Key: "generation", Value: g},
+				{Key: "query_filter", Value: bson.D{{Key: "namespace", Value: fmt.Sprintf("db%d.coll%d", i/100, i)}}},
+				{Key: "documents_count", Value: int64(3)}, {Key: "found_source_documents_count", Value: int64(3)},
+				{Key: "source_bytes_count", Value: int64(3000)}, {Key: "srctimestamp", Value: bson.Timestamp{T: uint32(fixtureTime.Unix()), I: uint32(i)}},
+			})
+		}
+	}
+	flush()
+}
+
+// mongotestd is the test server run as a process of its own.
+type mongotestd struct {
+	uri string
+	pid int
+}
+
+// startMongotestd builds and starts mongotestd; it stops with the benchmark.
+func startMongotestd(b *testing.B) mongotestd {
+	binary := filepath.Join(b.TempDir(), "mongotestd")
+	build := exec.Command("go", "build", "-o", binary, "../internal/mongotest/cmd/mongotestd")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		b.Fatalf("building mongotestd: %v", err)
+	}
+	cmd := exec.Command(binary)
+	uri := startChild(b, cmd, func() { _ = cmd.Process.Signal(os.Interrupt) })
+	return mongotestd{uri: uri, pid: cmd.Process.Pid}
+}
+
+// processCPU is the user and system CPU time a process has used so far, from
+// /proc/<pid>/stat (in clock ticks of 10 ms).
+func processCPU(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may hold spaces.
+	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }

@@ -1,7 +1,9 @@
 package exporter
 
 import (
+	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -11,7 +13,9 @@ import (
 
 // ChangeLog logs a condition when it starts or changes and once when it clears, rather
 // than at every scrape: a mongosync that is down for an hour, scraped every 15 s, gives
-// two log lines, not 240.
+// two log lines, not 240. What it echoes from a source is cut to maxLoggedText bytes,
+// and it remembers at most maxConditions conditions (keys name targets and documents,
+// which a source can multiply).
 type ChangeLog struct {
 	logger log.Logger
 	mu     sync.Mutex
@@ -23,7 +27,15 @@ func NewChangeLog(logger log.Logger) *ChangeLog {
 	return &ChangeLog{logger: logger, last: map[string]string{}}
 }
 
+// Bounds of a ChangeLog.
+const (
+	maxLoggedText = 2048
+	maxConditions = 10_000
+)
+
 // changed records state under key and tells whether it differs from the previous one.
+// When the log already remembers maxConditions conditions, one of them is forgotten: at
+// worst it is logged once more.
 func (c *ChangeLog) changed(key, state string) (previous string, changed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -33,19 +45,38 @@ func (c *ChangeLog) changed(key, state string) (previous string, changed bool) {
 	}
 	if state == "" {
 		delete(c.last, key)
-	} else {
-		c.last[key] = state
+		return previous, true
 	}
+	if _, remembered := c.last[key]; !remembered && len(c.last) >= maxConditions {
+		for k := range c.last {
+			delete(c.last, k)
+			break
+		}
+	}
+	c.last[key] = state
 	return previous, true
 }
 
+// capped cuts text from a source to maxLoggedText bytes (at a character boundary),
+// saying how long it was.
+func capped(text string) string {
+	if len(text) <= maxLoggedText {
+		return text
+	}
+	cut := maxLoggedText
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes in all)", text[:cut], len(text))
+}
+
 // Failure logs err (a warning) when it differs from the last one logged under key, and
-// a recovery (info) when err is nil after a failure. keyvals identify the target.
-// Credentials in the error text are redacted.
-func (c *ChangeLog) Failure(key string, err error, keyvals ...any) {
+// a recovery (info) when err is nil after a failure, and tells whether it logged.
+// keyvals identify the target. Credentials in the error text are redacted.
+func (c *ChangeLog) Failure(key string, err error, keyvals ...any) bool {
 	text := ""
 	if err != nil {
-		text = redact.Credentials(err.Error())
+		text = capped(redact.Credentials(err.Error()))
 	}
 	previous, changed := c.changed(key, text)
 	switch {
@@ -55,12 +86,14 @@ func (c *ChangeLog) Failure(key string, err error, keyvals ...any) {
 	default:
 		level.Info(c.logger).Log(append(keyvals, "msg", "Read succeeds again", "previous_err", previous)...)
 	}
+	return changed
 }
 
 // Notice logs text (at warn level) when it differs from the last text under key, and
 // that it cleared when it becomes empty. It is for conditions a source reports, such as
 // mongosync's warnings, which must not become label values.
 func (c *ChangeLog) Notice(key, msg, text string, keyvals ...any) {
+	text = capped(redact.Credentials(text))
 	if _, changed := c.changed(key, text); !changed {
 		return
 	}
@@ -68,5 +101,5 @@ func (c *ChangeLog) Notice(key, msg, text string, keyvals ...any) {
 		level.Info(c.logger).Log(append(keyvals, "msg", msg+" cleared")...)
 		return
 	}
-	level.Warn(c.logger).Log(append(keyvals, "msg", msg, "text", redact.Credentials(text))...)
+	level.Warn(c.logger).Log(append(keyvals, "msg", msg, "text", text)...)
 }

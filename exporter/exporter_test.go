@@ -47,7 +47,7 @@ func TestHandlerEmitsCollectorMetricsAndBase(t *testing.T) {
 	e, _ := newExporterForTest(t, map[string]bool{"mongosync": true}, server.target("m", time.Second))
 	base := prometheus.NewRegistry()
 	base.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "base_metric", Help: "From the base gatherer."}))
-	body := get(t, e.Handler(base), "")
+	body := get(t, e.Handler(base, 0), "")
 	for _, want := range []string{
 		"base_metric 0",
 		`mongosync_exporter_collector_success{collector="mongosync"} 1`,
@@ -67,7 +67,7 @@ func TestHandlerHonoursScrapeTimeoutHeader(t *testing.T) {
 	server := newStandIn(t, map[string]reply{"slow": {hang: true}, "fast": {file: "idle.json"}})
 	e, logs := newExporterForTest(t, map[string]bool{"mongosync": true},
 		server.target("slow", time.Hour), server.target("fast", time.Hour))
-	body := get(t, e.Handler(prometheus.NewRegistry()), "0.5")
+	body := get(t, e.Handler(prometheus.NewRegistry(), 0), "0.5")
 	for _, want := range []string{
 		`mongosync_exporter_collector_success{collector="mongosync"} 0`,
 		`mongosync_up{migration="orders",mongosync="slow"} 0`,
@@ -120,7 +120,7 @@ func TestScrapeContextDeadline(t *testing.T) {
 func TestDisabledScraperDoesNotRun(t *testing.T) {
 	server := newStandIn(t, map[string]reply{"m": {file: "idle.json"}})
 	e, _ := newExporterForTest(t, map[string]bool{"mongosync": false}, server.target("m", time.Second))
-	body := get(t, e.Handler(prometheus.NewRegistry()), "")
+	body := get(t, e.Handler(prometheus.NewRegistry(), 0), "")
 	if strings.Contains(body, "mongosync_up") || strings.Contains(body, `collector="mongosync"`) {
 		t.Fatalf("disabled scraper ran:\n%s", body)
 	}
@@ -141,7 +141,7 @@ func TestApplyConfigKeepsOldOnError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `mongosync "other"`) {
 		t.Fatalf("ApplyConfig error = %v, want one naming the instance", err)
 	}
-	body := get(t, e.Handler(prometheus.NewRegistry()), "")
+	body := get(t, e.Handler(prometheus.NewRegistry(), 0), "")
 	if !strings.Contains(body, `mongosync_up{migration="orders",mongosync="m"} 1`) {
 		t.Fatalf("the old config stopped serving after a failed apply:\n%s", body)
 	}
@@ -161,7 +161,8 @@ func TestRegistrationsHaveUniqueNamesAndHelp(t *testing.T) {
 func TestScrapeCollectorLint(t *testing.T) {
 	server := newStandIn(t, map[string]reply{"m": {file: "v1.22-full.json"}})
 	s, _ := newMongosyncForTest(t, server.target("m", time.Second))
-	c := &scrape{ctx: t.Context(), scrapers: []namedScraper{{name: "mongosync", Scraper: s}}, changes: NewChangeLog(log.NewNopLogger())}
+	c := &scrape{ctx: t.Context(), scrapers: []namedScraper{{name: "mongosync", Scraper: s}}, changes: NewChangeLog(log.NewNopLogger()),
+		stats: map[string]*scraperStats{"mongosync": {}}}
 	problems, err := testutil.CollectAndLint(c)
 	if err != nil {
 		t.Fatal(err)

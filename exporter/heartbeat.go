@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/heartbeat"
+	"github.com/mongomigrate/observability/internal/mongoerr"
 )
 
 var heartbeatRegistration = Registration{
@@ -23,35 +24,29 @@ var heartbeatRegistration = Registration{
 	New:     newHeartbeatScraper,
 }
 
-// collectorStatuses are the values of collector_status.status that the old Python
-// collector and its manager write (../shared/reference/oplog-collector.md); this
-// project's collector writes the same ones.
-var collectorStatuses = []string{
-	"pending_registration", "starting", "running", "retrying_connection", "error",
-	"error_resume_token_lost", "error_max_retries_reached", "stopping", "stopped",
-	"resetting_oplog_store", "error_stopped_unexpectedly", "stopped_orphaned",
-}
-
 var (
 	heartbeatMetadataUp = prometheus.NewDesc("oplog_collector_metadata_up",
 		"Whether the central metadata database's heartbeat collection was readable (1) or not (0). A database or collection that does not exist yet is readable and empty.",
 		[]string{"metadata"}, nil)
+	heartbeatOmitted = prometheus.NewDesc("oplog_collector_sources_omitted",
+		"Heartbeat documents without series: beyond source_limit (in name order), without a name, or with a name used by an earlier document.",
+		[]string{"metadata"}, nil)
 	heartbeatStatus = prometheus.NewDesc("oplog_collector_status",
-		"collector_status.status of each registered source cluster (state-set).",
+		"collector_status.status of each registered source cluster (state-set; \"other\" for a status this exporter does not know, which is logged).",
 		[]string{"metadata", "source_cluster", "status"}, nil)
 	heartbeatLastReport = prometheus.NewDesc("oplog_collector_last_report_timestamp_seconds",
 		"When the collector last wrote its heartbeat (collector_status.last_collector_reported_utc). Kept when the collector stops reporting, so time() - this grows.",
 		[]string{"metadata", "source_cluster"}, nil)
 	heartbeatLastOplog = prometheus.NewDesc("oplog_collector_last_oplog_timestamp_seconds",
-		"Cluster time of the newest event the collector saved (collector_status.last_oplog_time_utc): time() - this is the capture lag.",
+		"The collector's checkpoint (collector_status.last_oplog_time_utc): every event up to this cluster time is stored. time() - this is the capture lag.",
 		[]string{"metadata", "source_cluster"}, nil)
 	heartbeatFirstOplog = prometheus.NewDesc("oplog_collector_first_oplog_timestamp_seconds",
-		"Time of the oldest event in the oplog store (collector_status.first_oplog_time_utc): last - first is the recovery window.",
+		"Time of the oldest event in the oplog store (collector_status.first_oplog_time_utc): last_oplog - first_oplog is the recovery window.",
 		[]string{"metadata", "source_cluster"}, nil)
 	heartbeatError = prometheus.NewDesc("oplog_collector_error",
 		"Whether the collector reports an error message (1) or not (0); the text is logged when it changes, never exported.",
 		[]string{"metadata", "source_cluster"}, nil)
-	heartbeatDescs = []*prometheus.Desc{heartbeatMetadataUp, heartbeatStatus, heartbeatLastReport, heartbeatLastOplog, heartbeatFirstOplog, heartbeatError}
+	heartbeatDescs = []*prometheus.Desc{heartbeatMetadataUp, heartbeatOmitted, heartbeatStatus, heartbeatLastReport, heartbeatLastOplog, heartbeatFirstOplog, heartbeatError}
 )
 
 type heartbeatScraper struct {
@@ -61,25 +56,20 @@ type heartbeatScraper struct {
 
 type heartbeatTarget struct {
 	config.CollectorMetadata
-	client *mongo.Client
+	client *mongoClient
 }
 
 func newHeartbeatScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 	s := &heartbeatScraper{env: env}
 	for _, m := range cfg.CollectorMetadata {
-		client, err := connectMongo(m.MongoURI, m.Timeout)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("collector_metadata %q: %w", m.Name, err)
-		}
-		s.targets = append(s.targets, heartbeatTarget{CollectorMetadata: m, client: client})
+		s.targets = append(s.targets, heartbeatTarget{CollectorMetadata: m, client: newMongoClient(m.MongoURI, m.Timeout)})
 	}
 	return s, nil
 }
 
 func (s *heartbeatScraper) Close() {
 	for _, t := range s.targets {
-		disconnect(t.client, t.Timeout)
+		t.client.close()
 	}
 }
 
@@ -105,153 +95,119 @@ func (s *heartbeatScraper) scrapeTarget(ctx context.Context, t *heartbeatTarget,
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
 	ids := []any{"metadata", t.Name}
-	docs, err := t.read(ctx)
-	s.env.Changes.Failure("collector_metadata/"+t.Name, err, ids...)
-	ch <- prometheus.MustNewConstMetric(heartbeatMetadataUp, prometheus.GaugeValue, boolValue(err == nil), t.Name)
-	if err != nil {
-		return
+	key := "collector_metadata/" + t.Name
+	up := func(out *batch, ok bool) {
+		out.add(heartbeatMetadataUp, prometheus.GaugeValue, boolValue(ok), t.Name)
 	}
-	seen := map[string]bool{}
-	for _, doc := range docs {
-		hb, problem := parseHeartbeat(doc)
-		if hb.name == "" || seen[hb.name] {
-			if hb.name != "" {
-				problem = fmt.Sprintf("two documents are named %q; only the first is exported", hb.name)
-			}
-			s.env.Changes.Notice("collector_metadata/"+t.Name+"/unusable", "A heartbeat document cannot be exported", problem, ids...)
-			continue
+	s.env.target(ch, key, ids, func(out *batch) {
+		docs, total, err := t.read(ctx)
+		s.env.Changes.Failure(key, err, ids...)
+		up(out, err == nil)
+		if err != nil {
+			return
 		}
-		seen[hb.name] = true
-		clusterIDs := append(slices.Clip(ids), "source_cluster", hb.name)
-		s.env.Changes.Notice("collector_metadata/"+t.Name+"/"+hb.name+"/fields", "Heartbeat fields of an unexpected type are left out", problem, clusterIDs...)
-		s.env.Changes.Notice("collector_metadata/"+t.Name+"/"+hb.name+"/error", "The collector reports an error", hb.errorMessage, clusterIDs...)
-		out := emitter{ch: ch, labels: []string{t.Name, hb.name}}
-		out.stateSet(heartbeatStatus, collectorStatuses, hb.status)
-		out.gauge(heartbeatLastReport, hb.lastReport)
-		out.gauge(heartbeatLastOplog, hb.lastOplog)
-		out.gauge(heartbeatFirstOplog, hb.firstOplog)
-		failed := hb.errorMessage != ""
-		out.flag(heartbeatError, &failed)
-	}
+		exported := s.emit(out, t, docs)
+		omitted := float64(total - exported)
+		out.add(heartbeatOmitted, prometheus.GaugeValue, omitted, t.Name)
+		if total > *t.SourceLimit {
+			s.env.Changes.Notice(key+"/limit", "More source clusters than source_limit: the rest have no series (oplog_collector_sources_omitted)",
+				fmt.Sprintf("%d documents, source_limit %d", total, *t.SourceLimit), ids...)
+		} else {
+			s.env.Changes.Notice(key+"/limit", "", "", ids...)
+		}
+	}, func(out *batch) { up(out, false) })
 }
 
-// read returns every heartbeat document. Only the name and collector_status are
-// fetched: the old collector stores connection strings with passwords next to them.
-func (t *heartbeatTarget) read(ctx context.Context) ([]bson.Raw, error) {
-	cursor, err := aggregate(ctx, t.client.Database(t.Database), t.Collection, mongo.Pipeline{
-		{{Key: "$project", Value: bson.D{{Key: "_id", Value: 0}, {Key: "name", Value: 1}, {Key: "collector_status", Value: 1}}}},
-		{{Key: "$sort", Value: bson.D{{Key: "name", Value: 1}}}},
+// emit sends the series of each usable document and returns how many sources it
+// exported. A document without a name, or whose name (once a valid label value) an
+// earlier document has, is logged and left out.
+func (s *heartbeatScraper) emit(out *batch, t *heartbeatTarget, docs []bson.Raw) int {
+	ids := []any{"metadata", t.Name}
+	key := "collector_metadata/" + t.Name
+	seen := map[string]bool{}
+	var unusable []string
+	for _, doc := range docs {
+		hb, problems := heartbeat.Parse(doc)
+		name, _ := labelValue(hb.Name)
+		switch {
+		case hb.Name == "":
+			unusable = append(unusable, strings.Join(problems, "; "))
+			continue
+		case seen[name]:
+			unusable = append(unusable, fmt.Sprintf("two documents are named %q; only the first is exported", name))
+			continue
+		}
+		seen[name] = true
+		docKey := key + "/" + name
+		sourceIDs := append(slices.Clip(ids), "source_cluster", name)
+		s.env.Changes.Notice(docKey+"/fields", "Heartbeat fields of an unexpected type are left out", strings.Join(problems, "; "), sourceIDs...)
+		s.env.Changes.Notice(docKey+"/error", "The collector reports an error", hb.Error, sourceIDs...)
+		s.env.unknownValue(docKey+"/status", "collector status", unknownOf(hb.Status, heartbeat.Statuses), sourceIDs...)
+		e := emitter{out: out, labels: []string{t.Name, hb.Name}} // the batch repairs and counts the label
+		e.stateSet(heartbeatStatus, heartbeat.Statuses, hb.Status)
+		e.gauge(heartbeatLastReport, unixSeconds(hb.LastReport))
+		e.gauge(heartbeatLastOplog, unixSeconds(hb.Checkpoint))
+		e.gauge(heartbeatFirstOplog, unixSeconds(hb.FirstOplog))
+		failed := hb.Error != ""
+		e.flag(heartbeatError, &failed)
+	}
+	slices.Sort(unusable)
+	s.env.Changes.Notice(key+"/unusable", "Heartbeat documents cannot be exported", strings.Join(slices.Compact(unusable), " | "), ids...)
+	return len(seen)
+}
+
+// read returns the first source_limit heartbeat documents in name order, and how many
+// there are. Only the name and collector_status are fetched: the old collector stores
+// connection strings with passwords next to them.
+func (t *heartbeatTarget) read(ctx context.Context) ([]bson.Raw, int, error) {
+	client, err := t.client.get()
+	if err != nil {
+		return nil, 0, err
+	}
+	db := client.Database(t.Database)
+	cursor, err := aggregate(ctx, db, t.Collection, mongo.Pipeline{
+		{{Key: "$sort", Value: bson.D{{Key: heartbeat.FieldName, Value: 1}}}},
+		{{Key: "$limit", Value: max(*t.SourceLimit, 1)}},
+		{{Key: "$project", Value: heartbeat.Projection()}},
 	})
 	if err != nil {
-		return nil, describeMongoError(ctx, t.Timeout, err)
+		return nil, 0, describeMongoError(ctx, t.Timeout, "reading the heartbeat documents", err)
 	}
 	var docs []bson.Raw
-	for cursor.Next(ctx) {
+	for cursor.Next(ctx) && len(docs) < *t.SourceLimit {
 		docs = append(docs, slices.Clone(cursor.Current))
 	}
 	err = cursor.Err()
 	_ = cursor.Close(context.WithoutCancel(ctx))
 	if err != nil {
-		return nil, describeMongoError(ctx, t.Timeout, err)
+		return nil, 0, describeMongoError(ctx, t.Timeout, "reading the heartbeat documents", err)
 	}
-	return docs, nil
-}
-
-// describeMongoError words a timeout the same way at every scrape (so it is logged
-// once) and keeps the driver's text otherwise.
-func describeMongoError(ctx context.Context, timeout time.Duration, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err) {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("no answer within the timeout of %s or the scrape deadline", timeout)
-		}
-		return fmt.Errorf("operation timed out on the server or in the driver: %w", err)
-	}
-	return err
-}
-
-// heartbeat is what a collector_status document says, nil where it says nothing.
-type heartbeat struct {
-	name                              string
-	status                            *string
-	lastReport, lastOplog, firstOplog *float64
-	errorMessage                      string
-}
-
-// parseHeartbeat reads one document as either collector writes it: ISO-8601 strings
-// from the old Python collector (Python's isoformat, "+00:00"), BSON dates from ours.
-// Fields of another type are left out and described in problem.
-func parseHeartbeat(doc bson.Raw) (hb heartbeat, problem string) {
-	var problems []string
-	if v, err := doc.LookupErr("name"); err == nil {
-		if name, ok := v.StringValueOK(); ok {
-			hb.name = name
-		} else {
-			problems = append(problems, "name is not a string")
-		}
-	} else {
-		problems = append(problems, "the document has no name")
-	}
-	field := func(key string) bson.RawValue {
-		v, _ := doc.LookupErr("collector_status", key)
-		return v
-	}
-	if s, ok := field("status").StringValueOK(); ok {
-		hb.status = &s
-	}
-	for key, dst := range map[string]**float64{
-		"last_collector_reported_utc": &hb.lastReport,
-		"last_oplog_time_utc":         &hb.lastOplog,
-		"first_oplog_time_utc":        &hb.firstOplog,
-	} {
-		seconds, err := timestampSeconds(field(key))
+	total := len(docs)
+	if len(docs) == *t.SourceLimit || *t.SourceLimit == 0 {
+		n, err := db.Collection(t.Collection).CountDocuments(ctx, bson.D{})
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("collector_status.%s: %v", key, err))
+			return nil, 0, describeMongoError(ctx, t.Timeout, "counting the heartbeat documents", err)
 		}
-		*dst = seconds
+		total = int(n)
 	}
-	if msg, ok := field("error_message").StringValueOK(); ok {
-		hb.errorMessage = msg
-	}
-	slices.Sort(problems) // map order must not make the text, and so the log, change
-	return hb, strings.Join(problems, "; ")
+	return docs, total, nil
 }
 
-// isoLayouts are the shapes Python's datetime.isoformat() produces: with or without a
-// UTC offset (naive times are taken as UTC), with or without fractional seconds, with
-// "T" or a space between date and time.
-var isoLayouts = []string{
-	"2006-01-02T15:04:05.999999999Z07:00",
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 15:04:05.999999999Z07:00",
-	"2006-01-02 15:04:05.999999999",
+// describeMongoError names the cause of a failed read in the same words at every
+// scrape (so it is logged once), and which deadline ended it when one did.
+func describeMongoError(ctx context.Context, timeout time.Duration, what string, err error) error {
+	cause := mongoerr.Describe(err)
+	if ctx.Err() != nil && cause == "timed out" {
+		cause = fmt.Sprintf("no answer within the timeout of %s or the scrape deadline", timeout)
+	}
+	return fmt.Errorf("%s: %s", what, cause)
 }
 
-// timestampSeconds reads a point in time as Unix seconds: a BSON date, a BSON
-// timestamp, or an ISO-8601 string. Null or absent is no value and no error.
-func timestampSeconds(v bson.RawValue) (*float64, error) {
-	var t time.Time
-	switch v.Type {
-	case 0, bson.TypeNull, bson.TypeUndefined:
-		return nil, nil
-	case bson.TypeDateTime:
-		t = v.Time()
-	case bson.TypeTimestamp:
-		seconds, _ := v.Timestamp()
-		t = time.Unix(int64(seconds), 0)
-	case bson.TypeString:
-		text := v.StringValue()
-		var err error
-		for _, layout := range isoLayouts {
-			if t, err = time.ParseInLocation(layout, text, time.UTC); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an ISO-8601 time", text)
-		}
-	default:
-		return nil, fmt.Errorf("a BSON %s is not a time", v.Type)
+// unixSeconds is a time as Unix seconds, nil when unknown.
+func unixSeconds(t *time.Time) *float64 {
+	if t == nil {
+		return nil
 	}
 	seconds := float64(t.Unix()) + float64(t.Nanosecond())/1e9
-	return &seconds, nil
+	return &seconds
 }

@@ -101,7 +101,7 @@ type syncBuffer = testsupport.LogBuffer
 // testEnv logs to logs in logfmt.
 func testEnv(logs *syncBuffer) Env {
 	logger := log.NewLogfmtLogger(logs)
-	return Env{Logger: logger, Changes: NewChangeLog(logger)}
+	return Env{Logger: logger, Changes: NewChangeLog(logger), Stats: &scraperStats{}}
 }
 
 func newMongosyncForTest(t testing.TB, targets ...config.Mongosync) (Scraper, *syncBuffer) {

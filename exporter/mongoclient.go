@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -10,36 +11,76 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/config"
-	"github.com/mongomigrate/observability/internal/redact"
+	"github.com/mongomigrate/observability/internal/mongoerr"
 )
 
 // mongoClientOptions is where tests add a command monitor; production leaves it alone.
 var mongoClientOptions = func(o *options.ClientOptions) *options.ClientOptions { return o }
 
-// connectMongo returns a client for uri without contacting the server (the driver
-// connects lazily), so a config with an unreachable cluster still applies and the
-// cluster's _up metric says it is down.
+// mongoClient is a target's MongoDB client. It is made when the configuration is
+// applied and, if that failed (a mongodb+srv:// name that does not resolve yet), again at
+// each read until it succeeds: the failure is the target's, shown by its _up, not the
+// configuration's, which was checked as the driver checks it.
+type mongoClient struct {
+	uri     config.MongoURI
+	timeout time.Duration
+	mu      sync.Mutex
+	client  *mongo.Client
+}
+
+func newMongoClient(uri config.MongoURI, timeout time.Duration) *mongoClient {
+	c := &mongoClient{uri: uri, timeout: timeout}
+	_, _ = c.get()
+	return c
+}
+
+// get returns the client, making it if needed. The driver connects lazily: no server is
+// contacted here.
 //
 // timeout is the client-side operation timeout: the driver sends it to the server as
 // maxTimeMS on every command (or what is left of the scrape's deadline, if less), so a
 // slow query is stopped on the server too, not just abandoned by the exporter.
-func connectMongo(uri config.MongoURI, timeout time.Duration) (*mongo.Client, error) {
-	connString, err := uri.Resolve()
+func (c *mongoClient) get() (*mongo.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client != nil {
+		return c.client, nil
+	}
+	connString, err := c.uri.Resolve()
 	if err != nil {
 		return nil, err
 	}
 	opts := options.Client().ApplyURI(connString).
 		SetAppName(Namespace).
-		SetTimeout(timeout).
-		SetServerSelectionTimeout(timeout).
-		SetConnectTimeout(timeout).
+		SetTimeout(c.timeout).
+		SetServerSelectionTimeout(c.timeout).
+		SetConnectTimeout(c.timeout).
 		SetMaxPoolSize(4) // a few concurrent queries per scrape; never a load on the cluster
 	client, err := mongo.Connect(mongoClientOptions(opts))
 	if err != nil {
-		// The driver may quote the connection string it could not parse.
-		return nil, errors.New(redact.Credentials(err.Error()))
+		if invalid := config.ValidateMongoURI(connString); invalid != nil {
+			return nil, invalid // worded without the connection string's secrets
+		}
+		return nil, errors.New(mongoerr.Describe(err))
 	}
+	c.client = client
 	return client, nil
+}
+
+// close releases the client in the background: a scrape that started before a reload
+// may still be using it, and the driver lets in-flight operations finish.
+func (c *mongoClient) close() {
+	c.mu.Lock()
+	client := c.client
+	c.mu.Unlock()
+	if client == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		_ = client.Disconnect(ctx)
+	}()
 }
 
 // aggregate runs an aggregation that the server itself stops at the operation timeout.
@@ -52,14 +93,4 @@ func aggregate(ctx context.Context, db *mongo.Database, collection string, pipel
 		{Key: "pipeline", Value: pipeline},
 		{Key: "cursor", Value: bson.D{}},
 	})
-}
-
-// disconnect closes a client in the background: a scrape that started before a reload
-// may still be using it, and the driver lets in-flight operations finish.
-func disconnect(client *mongo.Client, timeout time.Duration) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		_ = client.Disconnect(ctx)
-	}()
 }

@@ -1,11 +1,13 @@
 package exporter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -27,8 +29,8 @@ var mongosyncRegistration = Registration{
 // under 4 KiB.
 const maxProgressBytes = 1 << 20
 
-// States and phases mongosync 0.9 to 1.22 document. Values they do not list still get
-// a series of their own (see stateSet).
+// States and phases mongosync 0.9 to 1.22 document. A value they do not list is
+// exported as "other" and logged (see stateSet).
 var (
 	mongosyncStates             = []string{"INITIALIZING", "IDLE", "RUNNING", "PAUSED", "COMMITTING", "COMMITTED", "REVERSING"}
 	mongosyncPhases             = []string{"collection copy", "change event application", "waiting for commit to complete", "commit completed"}
@@ -89,6 +91,7 @@ type mongosyncScraper struct {
 type mongosyncTarget struct {
 	config.Mongosync
 	progressURL string
+	shownURL    string // progressURL for messages: as written when it came from the environment
 	client      *http.Client
 }
 
@@ -102,6 +105,7 @@ func newMongosyncScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 		s.targets = append(s.targets, mongosyncTarget{
 			Mongosync:   m,
 			progressURL: strings.TrimSuffix(m.URL, "/") + "/api/v1/progress",
+			shownURL:    strings.TrimSuffix(cmp.Or(m.URLShown, m.URL), "/") + "/api/v1/progress",
 			client:      client,
 		})
 	}
@@ -129,17 +133,36 @@ func (s *mongosyncScraper) Scrape(ctx context.Context, ch chan<- prometheus.Metr
 }
 
 func (s *mongosyncScraper) scrapeTarget(ctx context.Context, t *mongosyncTarget, ch chan<- prometheus.Metric) {
-	out := emitter{ch: ch, labels: []string{t.Migration, t.Name}}
 	ids := []any{"migration", t.Migration, "mongosync", t.Name}
-	p, skipped, err := t.fetch(ctx)
-	s.env.Changes.Failure("mongosync/"+t.Name, err, ids...)
-	s.env.Changes.Notice("mongosync/"+t.Name+"/skipped", "Part of the progress report has an unexpected type and is left out", skipped, ids...)
-	out.ch <- prometheus.MustNewConstMetric(mongosyncUp, prometheus.GaugeValue, boolValue(err == nil), out.labels...)
-	if err != nil {
-		return
+	key := "mongosync/" + t.Name
+	up := func(out *batch, ok bool) {
+		out.add(mongosyncUp, prometheus.GaugeValue, boolValue(ok), t.Migration, t.Name)
 	}
-	s.env.Changes.Notice("mongosync/"+t.Name+"/warnings", "mongosync reports warnings", strings.Join(p.Warnings, "; "), ids...)
-	emitProgress(out, p)
+	s.env.target(ch, key, ids, func(out *batch) {
+		p, skipped, err := t.fetch(ctx)
+		s.env.Changes.Failure(key, err, ids...)
+		s.env.Changes.Notice(key+"/skipped", "Part of the progress report has an unexpected type and is left out", skipped, ids...)
+		up(out, err == nil)
+		if err != nil {
+			return
+		}
+		s.env.Changes.Notice(key+"/warnings", "mongosync reports warnings", strings.Join(p.Warnings, "; "), ids...)
+		s.env.unknownValue(key+"/state", "mongosync state", unknownOf(p.State, mongosyncStates), ids...)
+		s.env.unknownValue(key+"/phase", "mongosync phase (info)", unknownOf(p.Info, mongosyncPhases), ids...)
+		s.env.unknownValue(key+"/cea_stage", "change event application stage", unknownOf(p.CEAStage, mongosyncCEAStages), ids...)
+		for role, side := range verificationSides(p) {
+			s.env.unknownValue(key+"/verification/"+role, "embedded verifier phase", unknownOf(side.Phase, mongosyncVerificationPhases), ids...)
+		}
+		emitProgress(emitter{out: out, labels: []string{t.Migration, t.Name}}, p)
+	}, func(out *batch) { up(out, false) })
+}
+
+// unknownOf returns the value when it is reported and not one of known, else "".
+func unknownOf(value *string, known []string) string {
+	if value == nil || slices.Contains(known, *value) {
+		return ""
+	}
+	return *value
 }
 
 // fetch reads the instance's progress within its timeout and the scrape's deadline.
@@ -161,28 +184,32 @@ func (t *mongosyncTarget) fetch(scrapeCtx context.Context) (*progress, string, e
 		return nil, "", t.readError(scrapeCtx, err)
 	}
 	if len(body) > maxProgressBytes {
-		return nil, "", fmt.Errorf("reply from %s is larger than %d bytes; is this a mongosync?", t.progressURL, maxProgressBytes)
+		return nil, "", fmt.Errorf("reply from %s is larger than %d bytes; is this a mongosync?", t.shownURL, maxProgressBytes)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		detail := excerpt(body)
 		if _, _, perr := parseProgress(body); perr != nil && !errors.Is(perr, errResponseShape) {
 			detail = perr.Error() // mongosync's own error text says more than the status
 		}
-		return nil, "", fmt.Errorf("HTTP %s from %s: %s", resp.Status, t.progressURL, detail)
+		return nil, "", fmt.Errorf("HTTP %s from %s: %s", resp.Status, t.shownURL, detail)
 	}
 	return parseProgress(body)
 }
 
-// readError says which deadline cut a read short, in words that stay the same from one
-// scrape to the next (so ChangeLog logs it once).
+// readError says why a read failed, naming the URL as the configuration writes it, and
+// which deadline cut it short, in words that stay the same from one scrape to the next
+// (so ChangeLog logs it once).
 func (t *mongosyncTarget) readError(scrapeCtx context.Context, err error) error {
 	switch {
 	case !errors.Is(err, context.DeadlineExceeded):
-		return err
+		if urlErr, ok := errors.AsType[*url.Error](err); ok {
+			err = urlErr.Err // its text quotes the URL as requested
+		}
+		return fmt.Errorf("GET %s: %w", t.shownURL, err)
 	case scrapeCtx.Err() != nil:
-		return fmt.Errorf("no reply from %s before the scrape deadline (Prometheus' scrape_timeout less --timeout-offset)", t.progressURL)
+		return fmt.Errorf("no reply from %s before the scrape deadline (Prometheus' scrape_timeout less --timeout-offset)", t.shownURL)
 	default:
-		return fmt.Errorf("no reply from %s within its timeout of %s", t.progressURL, t.Timeout)
+		return fmt.Errorf("no reply from %s within its timeout of %s", t.shownURL, t.Timeout)
 	}
 }
 
@@ -193,8 +220,7 @@ func emitProgress(out emitter, p *progress) {
 		if p.DirectionMapping != nil {
 			source, destination = p.DirectionMapping.Source, p.DirectionMapping.Destination
 		}
-		out.ch <- prometheus.MustNewConstMetric(mongosyncInfo, prometheus.GaugeValue, 1,
-			out.with(text(p.MongosyncID), text(p.CoordinatorID), text(source), text(destination))...)
+		out.out.add(mongosyncInfo, prometheus.GaugeValue, 1, out.with(text(p.MongosyncID), text(p.CoordinatorID), text(source), text(destination))...)
 	}
 	out.stateSet(mongosyncState, mongosyncStates, p.State)
 	out.stateSet(mongosyncPhase, mongosyncPhases, p.Info)
@@ -244,14 +270,7 @@ func emitProgress(out emitter, p *progress) {
 		out.gauge(mongosyncIdxCollsTotal, ib.CollectionsTotal)
 	}
 
-	var verification sides[verificationSide]
-	if p.Verification != nil {
-		verification = *p.Verification
-	}
-	for role, v := range map[string]*verificationSide{"source": verification.Source, "destination": verification.Destination} {
-		if v == nil {
-			v = &verificationSide{}
-		}
+	for role, v := range verificationSides(p) {
 		out.stateSet(mongosyncVerifPhase, mongosyncVerificationPhases, v.Phase, role)
 		out.gauge(mongosyncVerifHashed, v.HashedDocumentCount, role)
 		out.gauge(mongosyncVerifEstimate, v.EstimatedDocumentCount, role)
@@ -259,6 +278,22 @@ func emitProgress(out emitter, p *progress) {
 		out.gauge(mongosyncVerifTotal, v.TotalCollectionCount, role)
 		out.gauge(mongosyncVerifLag, v.LagTimeSeconds, role)
 	}
+}
+
+// verificationSides is the embedded verifier's report per cluster role, empty where
+// mongosync reports none.
+func verificationSides(p *progress) map[string]*verificationSide {
+	var v sides[verificationSide]
+	if p.Verification != nil {
+		v = *p.Verification
+	}
+	out := map[string]*verificationSide{"source": v.Source, "destination": v.Destination}
+	for role, side := range out {
+		if side == nil {
+			out[role] = &verificationSide{}
+		}
+	}
+	return out
 }
 
 func text(s *string) string {

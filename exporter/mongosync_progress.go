@@ -10,7 +10,7 @@ import (
 )
 
 // progress is mongosync's GET /api/v1/progress `progress` object, for every version from
-// 0.9 to 1.22 (../shared/reference/mongosync-api.md). Every field is a pointer: a null
+// 0.9 to 1.22 (docs/mongosync.md). Every field is a pointer: a null
 // or absent field must give no series. Numbers are float64 so an int that a later
 // version sends as a float still parses.
 type progress struct {

@@ -19,7 +19,7 @@ import (
 	"github.com/mongomigrate/observability/internal/config"
 )
 
-// Each recorded reply (../shared/reference/mongosync-api.md, with the documented
+// Each recorded reply (docs/mongosync.md, with the documented
 // examples verbatim) against its golden exposition text in testdata/mongosync/*.prom.
 func TestMongosyncGolden(t *testing.T) {
 	cases := map[string]reply{
@@ -214,19 +214,13 @@ func FuzzParseProgress(f *testing.F) {
 			}
 			return
 		}
-		ch := make(chan prometheus.Metric, 256)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for m := range ch {
-				if err := m.Write(&dto.Metric{}); err != nil {
-					t.Errorf("invalid metric %s: %v", m.Desc(), err)
-				}
+		out := newBatch(&scraperStats{})
+		emitProgress(emitter{out: out, labels: []string{"m", "i"}}, p)
+		for _, m := range out.metrics {
+			if err := m.Write(&dto.Metric{}); err != nil {
+				t.Errorf("invalid metric %s: %v", m.Desc(), err)
 			}
-		}()
-		emitProgress(emitter{ch: ch, labels: []string{"m", "i"}}, p)
-		close(ch)
-		<-done
+		}
 	})
 }
 
@@ -295,5 +289,16 @@ mongosync_up{migration="orders",mongosync="wrong-password"} 0
 	}
 	if strings.Contains(logs.String(), "s3cret") || strings.Contains(logs.String(), "guess") {
 		t.Errorf("a password reached the log:\n%s", logs)
+	}
+}
+
+// A URL that came from the environment is logged as the configuration writes it: the
+// environment may put in it what must not reach a log.
+func TestMongosyncURLFromTheEnvironmentIsNotLogged(t *testing.T) {
+	target := config.Mongosync{Migration: "m", Name: "env", URL: "http://" + freeAddress(t) + "/secret-path-token", URLShown: "${MONGOSYNC_URL}", Timeout: time.Second}
+	s, logs := newMongosyncForTest(t, target)
+	testutil.CollectAndCount(collectorOf(s))
+	if text := logs.String(); strings.Contains(text, "secret-path-token") || !strings.Contains(text, "GET ${MONGOSYNC_URL}/api/v1/progress: dial tcp") {
+		t.Errorf("log:\n%s", text)
 	}
 }

@@ -17,18 +17,28 @@ import (
 const Namespace = "mongosync_exporter"
 
 // Scraper reads one kind of source for a scrape. Scrape must honour ctx (the scrape's
-// deadline), be safe for concurrent scrapes, and report unreachable targets through
-// its own metrics (such as mongosync_up): an error means the scraper itself could not
-// finish, which the exporter exports as mongosync_exporter_collector_success 0.
+// deadline) and report unreachable targets through its own metrics (such as
+// mongosync_up): an error means the scraper itself could not finish, which the exporter
+// exports as mongosync_exporter_collector_success 0. Each target is read through
+// Env.target, so that nothing a source sends can end the process or send half a
+// target's series.
 type Scraper interface {
 	Describe(ch chan<- *prometheus.Desc)
 	Scrape(ctx context.Context, ch chan<- prometheus.Metric) error
 }
 
-// Env is what a scraper gets besides its config.
+// Env is what a scraper gets besides its config. Changes and Stats outlive reloads, so a
+// reload neither repeats every error nor resets a counter.
 type Env struct {
 	Logger  log.Logger
-	Changes *ChangeLog // shared across reloads, so a reload does not repeat every error
+	Changes *ChangeLog
+	Stats   *scraperStats
+}
+
+// unknownValue logs, once per change, a value of an enumeration the exporter does not
+// know and exports as "other".
+func (env Env) unknownValue(key, what, value string, ids ...any) {
+	env.Changes.Notice(key+"/unknown", "A "+what+" this exporter does not know is exported as \"other\"", value, ids...)
 }
 
 // Registration describes a scraper: its name (the `collector` label and the

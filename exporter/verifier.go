@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mongomigrate/observability/internal/config"
 )
@@ -49,7 +48,8 @@ var (
 	verifierMetadataVersion = verifierDesc("metadata_version", "metadataversion of the verifier's generation document; versions 6 and 7 are read fully, older ones in part.")
 	verifierGeneration      = verifierDesc("generation", "Current generation, from the generation document: 0 is the initial check, each later one rechecks what mismatched or changed.")
 	verifierPhase           = verifierDesc("phase", "Phase of the verification (state-set), from the metadata database, or from the API while the database is unreadable.", "phase")
-	verifierTasks           = verifierDesc("tasks", "Verification tasks of the current generation (and the primary task) by type and status.", "type", "status")
+	verifierTasks           = verifierDesc("tasks", "Verification tasks of the current generation (and the primary task) by type and status; \"other\" stands for a type or status this exporter does not know.", "type", "status")
+	verifierMalformed       = verifierDesc("malformed_tasks", "Verification tasks left out of every figure because their type or status is not a string; each is logged.")
 	verifierDocsCompared    = verifierDesc("documents_compared", "Documents compared in the current generation (finished verifyDocuments tasks).")
 	verifierDocsToCompare   = verifierDesc("documents_to_compare", "Documents to compare in the current generation: the source count in generation 0, the documents to recheck after.")
 	verifierBytesCompared   = verifierDesc("bytes_compared", "Source bytes compared in the current generation.")
@@ -59,10 +59,11 @@ var (
 	verifierInitBytesDone   = verifierDesc("initial_bytes_compared", "Source bytes compared in generation 0.")
 	verifierInitBytesToDo   = verifierDesc("initial_bytes_to_compare", "Source bytes to compare in generation 0 (source storage sizes).")
 	verifierMismatches      = verifierDesc("mismatches", "Mismatches of the generation whose verdict is current (the current one during the initial check, the previous one while rechecking), by kind. Metadata version 6 and later.", "kind")
-	verifierNamespaces      = verifierDesc("namespaces", "Namespaces by verdict in the generation whose verdict is current; refreshed at most every namespace_refresh_interval (default 30s), since it scans a whole generation of tasks.", "status")
-	verifierNamespaceBad    = verifierDesc("namespace_mismatched", "Whether the namespace has a mismatch (1) or not (0) in the generation whose verdict is current; at most namespace_limit namespaces, mismatched first, filtered by namespace_include; refreshed at most every namespace_refresh_interval.", "namespace")
+	verifierNamespaces      = verifierDesc("namespaces", "Namespaces by verdict in the generation whose verdict is current.", "status")
+	verifierNamespaceBad    = verifierDesc("namespace_mismatched", "Whether the namespace has a mismatch (1) or not (0) in the generation whose verdict is current; at most namespace_limit namespaces, mismatched first, filtered by namespace_include.", "namespace")
 	verifierNamespacesLeft  = verifierDesc("namespaces_omitted", "Namespaces left out of migration_verifier_namespace_mismatched by namespace_limit or namespace_include.")
-	verifierChangeEvents    = verifierDesc("change_events_total", "Change events the verifier's change reader has seen, by operation type (changeReader.eventCounts; persisted by the verifier at most every 10 s).", "cluster_role", "op_type")
+	verifierChangeEvents    = verifierDesc("change_events_total", "Change events the verifier's change reader has seen, by operation type (changeReader.eventCounts; persisted by the verifier at most every 10 s); at most change_event_type_limit operation types per reader.", "cluster_role", "op_type")
+	verifierChangeTypesLeft = verifierDesc("change_event_types_omitted", "Operation types of the change reader's eventCounts left out of migration_verifier_change_events_total by change_event_type_limit.", "cluster_role")
 	verifierChangeLag       = verifierDesc("change_lag_seconds", "Lag of the verifier's change reader (API lagSecs).", "cluster_role")
 	verifierChangeBuffer    = verifierDesc("change_buffer_saturation_ratio", "How full the change reader's buffer is, 0 to 1 (API bufferSaturation).", "cluster_role")
 	verifierChangeRate      = verifierDesc("change_events_per_second", "Change events per second as the verifier measures them (API eventsPerSecond).", "cluster_role")
@@ -72,14 +73,21 @@ var (
 	verifierLongestMismatch = verifierDesc("longest_mismatch_duration_seconds", "How long the longest-standing document mismatch has lasted (API longestDocMismatch.durationSecs).")
 
 	verifierDescs = []*prometheus.Desc{
-		verifierUp, verifierAPIUp, verifierMetadataVersion, verifierGeneration, verifierPhase, verifierTasks,
+		verifierUp, verifierAPIUp, verifierMetadataVersion, verifierGeneration, verifierPhase, verifierTasks, verifierMalformed,
 		verifierDocsCompared, verifierDocsToCompare, verifierBytesCompared, verifierBytesToCompare,
 		verifierInitDocsDone, verifierInitDocsToDo, verifierInitBytesDone, verifierInitBytesToDo,
 		verifierMismatches, verifierNamespaces, verifierNamespaceBad, verifierNamespacesLeft, verifierChangeEvents,
-		verifierChangeLag, verifierChangeBuffer, verifierChangeRate, verifierRechecks, verifierLastRechecked,
-		verifierOldestTask, verifierLongestMismatch,
+		verifierChangeTypesLeft, verifierChangeLag, verifierChangeBuffer, verifierChangeRate, verifierRechecks,
+		verifierLastRechecked, verifierOldestTask, verifierLongestMismatch,
 	}
 )
+
+// changeEventTypes are the operation types the verifier counts (eventCounts); a reader's
+// series show these first, then others in name order, up to change_event_type_limit.
+var changeEventTypes = []string{
+	"insert", "update", "replace", "delete", "create", "modify", "createIndexes", "dropIndexes",
+	"shardCollection", "reshardCollection", "refineCollectionShardKey",
+}
 
 type verifierScraper struct {
 	targets []*verifierTarget
@@ -92,20 +100,14 @@ type verifierTarget struct {
 	apiClient   *http.Client
 	progressURL string
 	include     *regexp.Regexp
-	flight      singleflight.Group // concurrent scrapes share one metadata read
 }
 
 func newVerifierScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 	s := &verifierScraper{env: env}
 	for _, v := range cfg.Verifiers {
-		client, err := connectMongo(v.MongoURI, v.Timeout)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("verifier %q: %w", v.Name, err)
-		}
 		t := &verifierTarget{
 			Verifier:  v,
-			reader:    &verifierReader{client: client, database: v.Database, namespaces: &namespaceCache{refresh: v.NamespaceRefresh}},
+			reader:    newVerifierReader(newMongoClient(v.MongoURI, v.Timeout), v.Database, v.NamespaceRefresh),
 			apiClient: &http.Client{},
 			include:   regexp.MustCompile(v.NamespaceInclude), // validated with the config
 		}
@@ -119,7 +121,7 @@ func newVerifierScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 
 func (s *verifierScraper) Close() {
 	for _, t := range s.targets {
-		disconnect(t.reader.client, t.Timeout)
+		t.reader.client.close()
 	}
 }
 
@@ -146,59 +148,57 @@ func (s *verifierScraper) Scrape(ctx context.Context, ch chan<- prometheus.Metri
 func (s *verifierScraper) scrapeTarget(ctx context.Context, t *verifierTarget, ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
-	var (
-		wg            sync.WaitGroup
-		meta          *verifierMetadata
-		api           *verifierProgress
-		metaErr, apiE error
-	)
-	wg.Go(func() { meta, metaErr = t.readMetadata(ctx) })
-	if t.progressURL != "" {
-		wg.Go(func() { api, apiE = fetchVerifierProgress(ctx, t.apiClient, t.progressURL) })
-	}
-	wg.Wait()
-
 	ids := []any{"verifier", t.Name}
-	s.env.Changes.Failure("verifier/"+t.Name+"/metadata", metaErr, append(ids, "source", "metadata database")...)
-	out := emitter{ch: ch, labels: []string{t.Name}}
-	out.ch <- prometheus.MustNewConstMetric(verifierUp, prometheus.GaugeValue, boolValue(metaErr == nil), t.Name)
-	if t.progressURL != "" {
-		s.env.Changes.Failure("verifier/"+t.Name+"/api", apiE, append(ids, "source", "api")...)
-		out.ch <- prometheus.MustNewConstMetric(verifierAPIUp, prometheus.GaugeValue, boolValue(apiE == nil), t.Name)
-	}
-	switch {
-	case metaErr == nil:
-		t.emitMetadata(out, meta)
-	case apiE == nil && api != nil:
-		out.stateSet(verifierPhase, verifierPhases, api.Phase)
-	}
-	if apiE == nil && api != nil {
-		emitVerifierAPI(out, api)
-	}
-}
-
-// readMetadata shares one read among concurrent scrapes. The read keeps the deadline of
-// the scrape that started it, without its cancellation: a scrape that gives up does not
-// fail the others waiting on the same read.
-func (t *verifierTarget) readMetadata(ctx context.Context) (*verifierMetadata, error) {
-	deadline, _ := ctx.Deadline()
-	result := t.flight.DoChan("metadata", func() (any, error) {
-		readCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-		defer cancel()
-		m, err := t.reader.read(readCtx)
-		return m, describeMongoError(readCtx, t.Timeout, err)
-	})
-	select {
-	case r := <-result:
-		if r.Err != nil {
-			return nil, r.Err
+	key := "verifier/" + t.Name
+	up := func(out *batch, metaOK, apiOK bool) {
+		out.add(verifierUp, prometheus.GaugeValue, boolValue(metaOK), t.Name)
+		if t.progressURL != "" {
+			out.add(verifierAPIUp, prometheus.GaugeValue, boolValue(apiOK), t.Name)
 		}
-		return r.Val.(*verifierMetadata), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("no answer from the metadata database within the timeout of %s or the scrape deadline", t.Timeout)
 	}
+	s.env.target(ch, key, ids, func(out *batch) {
+		var (
+			wg            sync.WaitGroup
+			meta          *verifierMetadata
+			api           *verifierProgress
+			metaErr, apiE error
+		)
+		wg.Go(func() {
+			metaErr = guard(func() (err error) {
+				meta, err = t.reader.read(ctx)
+				if err != nil {
+					return describeMongoError(ctx, t.Timeout, "metadata database", err)
+				}
+				return nil
+			})
+		})
+		if t.progressURL != "" {
+			wg.Go(func() {
+				apiE = guard(func() (err error) { api, err = fetchVerifierProgress(ctx, t.apiClient, t.progressURL); return err })
+			})
+		}
+		wg.Wait()
+		s.env.Changes.Failure(key+"/metadata", metaErr, append(ids, "source", "metadata database")...)
+		if t.progressURL != "" {
+			s.env.Changes.Failure(key+"/api", apiE, append(ids, "source", "api")...)
+		}
+		up(out, metaErr == nil, apiE == nil && t.progressURL != "")
+		e := emitter{out: out, labels: []string{t.Name}}
+		switch {
+		case metaErr == nil:
+			s.env.Changes.Notice(key+"/malformed", "Verifier metadata documents are left out", meta.problems.String(), ids...)
+			t.emitMetadata(e, meta)
+		case apiE == nil && api != nil:
+			s.env.unknownValue(key+"/api-phase", "verifier phase", unknownOf(api.Phase, verifierPhases), ids...)
+			e.stateSet(verifierPhase, verifierPhases, api.Phase)
+		}
+		if apiE == nil && api != nil {
+			emitVerifierAPI(e, api)
+		}
+	}, func(out *batch) { up(out, false, false) })
 }
 
+// emitMetadata sends the series read from the metadata database.
 func (t *verifierTarget) emitMetadata(out emitter, m *verifierMetadata) {
 	phase := m.phase()
 	out.stateSet(verifierPhase, verifierPhases, &phase)
@@ -220,6 +220,7 @@ func (t *verifierTarget) emitMetadata(out emitter, m *verifierMetadata) {
 			out.gauge(verifierTasks, &count, pair.Type, pair.Status)
 		}
 	}
+	out.gauge(verifierMalformed, &m.malformed)
 	legacy := m.legacyFields()
 	current := progressOf(m.tasks, m.generation, legacy)
 	out.gauge(verifierDocsCompared, &current.docsCompared)
@@ -240,9 +241,15 @@ func (t *verifierTarget) emitMetadata(out emitter, m *verifierMetadata) {
 	}
 	t.emitNamespaces(out, m.namespaces)
 	for _, role := range []string{"source", "destination"} {
-		for _, op := range slices.Sorted(maps.Keys(m.changeEvents[role])) {
-			n := m.changeEvents[role][op]
+		counts := m.changeEvents[role]
+		kept := eventTypesToExport(counts, *t.ChangeEventTypeLimit)
+		for _, op := range kept {
+			n := counts[op]
 			out.counter(verifierChangeEvents, &n, role, op)
+		}
+		if counts != nil {
+			omitted := float64(len(counts) - len(kept))
+			out.gauge(verifierChangeTypesLeft, &omitted, role)
 		}
 		out.gauge(verifierLastRechecked, m.lastRechecked[role], role)
 	}
@@ -250,12 +257,29 @@ func (t *verifierTarget) emitMetadata(out emitter, m *verifierMetadata) {
 	out.gauge(verifierOldestTask, m.oldestProcessing)
 }
 
+// eventTypesToExport picks at most limit operation types of counts: the verifier's own
+// first, then the others in name order.
+func eventTypesToExport(counts map[string]float64, limit int) []string {
+	var kept []string
+	for _, op := range changeEventTypes {
+		if _, ok := counts[op]; ok {
+			kept = append(kept, op)
+		}
+	}
+	for _, op := range slices.Sorted(maps.Keys(counts)) {
+		if !slices.Contains(changeEventTypes, op) {
+			kept = append(kept, op)
+		}
+	}
+	return kept[:min(len(kept), limit)]
+}
+
 // emitNamespaces sends the verdict counts, and one 0/1 series per namespace for at most
 // namespace_limit namespaces that namespace_include keeps, mismatched ones first.
-func (t *verifierTarget) emitNamespaces(out emitter, stats *namespaceStats) {
+func (t *verifierTarget) emitNamespaces(out emitter, stats namespaceStates) {
 	counts := map[string]float64{}
 	var kept []string
-	for name, state := range stats.byName {
+	for name, state := range stats {
 		counts[state.status()]++
 		if t.include.MatchString(name) {
 			kept = append(kept, name)
@@ -265,7 +289,7 @@ func (t *verifierTarget) emitNamespaces(out emitter, stats *namespaceStats) {
 		n := counts[status]
 		out.gauge(verifierNamespaces, &n, status)
 	}
-	mismatched := func(name string) bool { return stats.byName[name].status() == nsMismatched }
+	mismatched := func(name string) bool { return stats[name].status() == nsMismatched }
 	slices.SortFunc(kept, func(a, b string) int {
 		if ma, mb := mismatched(a), mismatched(b); ma != mb {
 			if ma {
@@ -279,7 +303,7 @@ func (t *verifierTarget) emitNamespaces(out emitter, stats *namespaceStats) {
 	for _, name := range kept {
 		out.flag(verifierNamespaceBad, new(mismatched(name)), name)
 	}
-	omitted := float64(len(stats.byName) - len(kept))
+	omitted := float64(len(stats) - len(kept))
 	out.gauge(verifierNamespacesLeft, &omitted)
 }
 
@@ -297,8 +321,8 @@ func emitVerifierAPI(out emitter, p *verifierProgress) {
 	}
 }
 
-// phase tells the verification's phase from its metadata alone
-// (../shared/reference/migration-verifier.md, "Phase from the database alone").
+// phase tells the verification's phase from its metadata alone (docs/migration-verifier.md,
+// "Phase from the database alone").
 func (m *verifierMetadata) phase() string {
 	if m.database == "" || (len(m.tasks) == 0 && !m.hasGenerationDoc) {
 		return "not_started"

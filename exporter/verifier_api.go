@@ -9,7 +9,7 @@ import (
 )
 
 // verifierProgress is the part of migration-verifier's GET /api/v1/progress the
-// exporter uses (../shared/reference/migration-verifier.md). Before v0.1.6 the reply had
+// exporter uses (docs/migration-verifier.md, "HTTP API"). Before v0.1.6 the reply had
 // only phase, generation, error and verificationStatus: the rest stays nil.
 type verifierProgress struct {
 	Phase              *string                          `json:"phase"`

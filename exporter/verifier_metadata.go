@@ -1,8 +1,9 @@
 package exporter
 
-// Reading migration-verifier's metadata database (../shared/reference/migration-verifier.md).
-// Every read is a small, index-backed query bounded by the client's operation timeout
-// (sent as maxTimeMS); the one that scans a generation (per namespace) is cached.
+// Reading migration-verifier's metadata database (docs/migration-verifier.md). Every
+// query is bounded by the client's operation timeout (sent as maxTimeMS). What cannot
+// change any more is read once and kept: the figures of generations before the current
+// one, and, within the current generation, the tasks already finished (taskTally).
 
 import (
 	"context"
@@ -22,19 +23,7 @@ const (
 	verifierDatabaseOld = "migration_verification_metadata"
 )
 
-// Task types and statuses the verifier writes.
-const (
-	taskPrimary             = "primary"
-	taskProcessRecheckQueue = "processRecheckQueue"
-	taskVerifyCollection    = "verifyCollection"
-	taskVerifyDocuments     = "verifyDocuments"
-
-	statusAdded      = "added"
-	statusProcessing = "processing"
-	statusCompleted  = "completed"
-	statusFailed     = "failed"
-	statusMismatch   = "mismatch"
-)
+const tasksCollection = "verification_tasks"
 
 // verifierMetadata is one read of the metadata database.
 type verifierMetadata struct {
@@ -46,7 +35,7 @@ type verifierMetadata struct {
 
 	tasks    map[taskKey]taskSums // current generation, plus the primary task
 	initial  map[taskKey]taskSums // generation 0
-	verdict  int64                // the generation whose mismatches are current
+	verdict  int64                // the generation whose mismatches and namespaces are current
 	mismatch map[string]float64   // kind -> count in the verdict generation; nil before metadata v6
 
 	changeEvents     map[string]map[string]float64 // cluster role -> op type -> count
@@ -54,63 +43,71 @@ type verifierMetadata struct {
 	lastRechecked    map[string]*float64 // cluster role -> cluster time of the newest recheck task
 	oldestProcessing *float64
 
-	namespaces *namespaceStats
+	namespaces namespaceStates // of the verdict generation
+
+	malformed float64     // tasks left out because their type or status is not a string
+	problems  problemList // what was wrong with the documents left out, for the log
 }
 
-type taskKey struct{ Type, Status string }
-
-// taskSums adds up the tasks of one type and status.
-type taskSums struct {
-	count, documents, found, bytes, legacyDocuments float64
-}
-
-// verifierReader reads one verifier's metadata database.
+// verifierReader reads one verifier's metadata database, keeping what does not change.
 type verifierReader struct {
-	client   *mongo.Client
+	client   *mongoClient
 	database string // configured; "" to detect
 
-	initialMu sync.Mutex
-	initial   map[taskKey]taskSums // generation 0 is final once generation 1 begins
-	initialOf string               // database the cached figures belong to
+	mu         sync.Mutex // one read at a time: the caches below are its state
+	tally      *taskTally
+	initial    *generationCache[map[taskKey]taskSums]
+	verdictNS  *generationCache[namespaceStates]
+	rechecks   *recheckTotal
+	namespaces namespaceCache // generation 0's, while its tasks are summed on the server
+}
 
-	namespaces *namespaceCache
+func newVerifierReader(client *mongoClient, database string, namespaceRefresh time.Duration) *verifierReader {
+	return &verifierReader{client: client, database: database, namespaces: namespaceCache{refresh: namespaceRefresh}}
 }
 
 func (r *verifierReader) read(ctx context.Context) (*verifierMetadata, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	m := &verifierMetadata{}
-	var err error
-	if m.database, err = r.detectDatabase(ctx); err != nil || m.database == "" {
-		r.forgetInitial()
+	client, err := r.client.get()
+	if err != nil {
+		return nil, err
+	}
+	if m.database, err = r.detectDatabase(ctx, client); err != nil || m.database == "" {
+		r.forget()
 		return m, err
 	}
-	db := r.client.Database(m.database)
+	db := client.Database(m.database)
 	if err := r.readGeneration(ctx, db, m); err != nil {
 		return nil, err
 	}
 	steps := []func(context.Context, *mongo.Database, *verifierMetadata) error{
-		r.readTasks, r.readInitial, r.readMismatches, r.readChangeEvents, r.readRechecks, r.readOldestProcessing,
+		r.readTasks, r.readInitial, r.readMismatches, r.readChangeEvents, r.readRechecks, r.readOldestProcessing, r.readNamespaces,
 	}
 	for _, step := range steps {
 		if err := step(ctx, db, m); err != nil {
 			return nil, err
 		}
 	}
-	m.namespaces, err = r.namespaces.get(ctx, db, m.verdict)
-	if err != nil {
-		return nil, err
-	}
 	return m, nil
+}
+
+// forget drops every cache: the database is gone, or another one is read.
+func (r *verifierReader) forget() {
+	r.tally, r.initial, r.verdictNS, r.rechecks = nil, nil, nil, nil
+	r.namespaces.stats = nil
 }
 
 // detectDatabase returns the metadata database if it exists: the configured one, else
 // the current default, else the pre-v0.2.0 one. listDatabases with a name filter and
 // authorizedDatabases needs no cluster-wide privilege.
-func (r *verifierReader) detectDatabase(ctx context.Context) (string, error) {
+func (r *verifierReader) detectDatabase(ctx context.Context, client *mongo.Client) (string, error) {
 	candidates := []string{verifierDatabase, verifierDatabaseOld}
 	if r.database != "" {
 		candidates = []string{r.database}
 	}
-	names, err := r.client.ListDatabaseNames(ctx,
+	names, err := client.ListDatabaseNames(ctx,
 		bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: candidates}}}},
 		options.ListDatabases().SetAuthorizedDatabases(true))
 	if err != nil {
@@ -133,25 +130,27 @@ func (r *verifierReader) readGeneration(ctx context.Context, db *mongo.Database,
 		return fmt.Errorf("reading the generation document: %w", err)
 	}
 	m.hasGenerationDoc = true
-	if g, ok := number(raw, "generation"); ok {
-		m.generation = int64(g)
-	}
-	if v, ok := number(raw, "metadataversion"); ok {
-		m.metadataVersion = &v
-	}
+	var problem string
+	m.generation, m.metadataVersion, problem = decodeGeneration(raw)
+	m.problems.add(problem)
 	if m.generation > 0 {
 		m.verdict = m.generation - 1 // during generation G the verdict of G-1 stands
 	}
 	return nil
 }
 
-// taskGroupPipeline sums tasks by type and status for the tasks match selects.
-func taskGroupPipeline(match bson.D) mongo.Pipeline {
+// taskGroupPipeline sums the tasks match selects by type and status, and by namespace
+// too when byNamespace.
+func taskGroupPipeline(match bson.D, byNamespace bool) mongo.Pipeline {
 	sum := func(field string) bson.D { return bson.D{{Key: "$sum", Value: "$" + field}} }
+	id := bson.D{{Key: "type", Value: "$type"}, {Key: "status", Value: "$status"}}
+	if byNamespace {
+		id = append(id, bson.E{Key: "namespace", Value: "$query_filter.namespace"})
+	}
 	return mongo.Pipeline{
 		{{Key: "$match", Value: match}},
 		{{Key: "$group", Value: bson.D{
-			{Key: "_id", Value: bson.D{{Key: "type", Value: "$type"}, {Key: "status", Value: "$status"}}},
+			{Key: "_id", Value: id},
 			{Key: "count", Value: bson.D{{Key: "$sum", Value: 1}}},
 			{Key: "documents", Value: sum("documents_count")},
 			{Key: "found", Value: sum("found_source_documents_count")},
@@ -161,60 +160,101 @@ func taskGroupPipeline(match bson.D) mongo.Pipeline {
 	}
 }
 
-func readTaskGroups(ctx context.Context, db *mongo.Database, match bson.D) (map[taskKey]taskSums, error) {
-	cursor, err := aggregate(ctx, db, "verification_tasks", taskGroupPipeline(match))
+// taskGroups is the result of taskGroupPipeline.
+type taskGroups struct {
+	sums       map[taskKey]taskSums
+	namespaces namespaceStates // when grouped by namespace
+	malformed  float64
+}
+
+func readTaskGroups(ctx context.Context, db *mongo.Database, match bson.D, byNamespace bool, problems *problemList) (*taskGroups, error) {
+	cursor, err := aggregate(ctx, db, tasksCollection, taskGroupPipeline(match, byNamespace))
 	if err != nil {
 		return nil, fmt.Errorf("summing verification tasks: %w", err)
 	}
-	var rows []struct {
-		ID                                     taskKey `bson:"_id"`
-		Count, Documents, Found, Bytes, Legacy float64
+	defer cursor.Close(context.WithoutCancel(ctx))
+	g := &taskGroups{sums: map[taskKey]taskSums{}, namespaces: namespaceStates{}}
+	for cursor.Next(ctx) {
+		key, namespace, sums, problem := decodeTaskGroup(cursor.Current)
+		if problem != "" {
+			g.malformed += sums.count
+			problems.add(problem)
+			continue
+		}
+		g.sums[key] = g.sums[key].plus(sums)
+		if byNamespace {
+			g.namespaces.add(key, namespace, sums.count)
+		}
 	}
-	if err := cursor.All(ctx, &rows); err != nil {
+	if err := cursor.Err(); err != nil {
 		return nil, fmt.Errorf("summing verification tasks: %w", err)
 	}
-	groups := map[taskKey]taskSums{}
-	for _, row := range rows {
-		groups[row.ID] = taskSums{count: row.Count, documents: row.Documents, found: row.Found, bytes: row.Bytes, legacyDocuments: row.Legacy}
-	}
-	return groups, nil
+	return g, nil
 }
 
-// readTasks sums the current generation's tasks and the primary task (which has no
-// generation: {$in: [G, null]} matches it, and uses the generation index).
-func (r *verifierReader) readTasks(ctx context.Context, db *mongo.Database, m *verifierMetadata) (err error) {
-	m.tasks, err = readTaskGroups(ctx, db, bson.D{{Key: "generation", Value: bson.D{{Key: "$in", Value: bson.A{m.generation, nil}}}}})
-	return err
+// currentGeneration selects the current generation's tasks and the primary task (which
+// has no generation: {$in: [G, null]} matches it, and uses the generation index).
+func currentGeneration(m *verifierMetadata) bson.E {
+	return bson.E{Key: "generation", Value: bson.D{{Key: "$in", Value: bson.A{m.generation, nil}}}}
+}
+
+// readTasks sums the current generation's tasks: from the running totals of taskTally
+// when it can keep them, else on the server.
+func (r *verifierReader) readTasks(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
+	ok, err := r.readTally(ctx, db, m)
+	if err != nil || ok {
+		return err
+	}
+	g, err := readTaskGroups(ctx, db, bson.D{currentGeneration(m)}, false, &m.problems)
+	if err != nil {
+		return err
+	}
+	m.tasks, m.malformed = g.sums, g.malformed
+	return nil
+}
+
+// generationCache holds a figure of one generation of one database, which does not
+// change once a later generation has begun, and what was wrong with the documents it
+// was read from (reported at every scrape, so the log does not say it cleared).
+type generationCache[T any] struct {
+	database   string
+	generation int64
+	value      T
+	problems   problemList
+}
+
+func cached[T any](c *generationCache[T], m *verifierMetadata, generation int64) (T, bool) {
+	if c != nil && c.database == m.database && c.generation == generation {
+		m.problems.addAll(c.problems)
+		return c.value, true
+	}
+	var zero T
+	return zero, false
 }
 
 // readInitial provides generation 0's figures: the current ones during the initial
-// check, then a cached copy, since generation 0 does not change once it is over.
+// check, then a copy read once.
 func (r *verifierReader) readInitial(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
 	if m.generation == 0 {
 		m.initial = m.tasks
 		return nil
 	}
-	r.initialMu.Lock()
-	defer r.initialMu.Unlock()
-	if r.initial != nil && r.initialOf == m.database {
-		m.initial = r.initial
+	if v, ok := cached(r.initial, m, 0); ok {
+		m.initial = v
 		return nil
 	}
-	initial, err := readTaskGroups(ctx, db, bson.D{
+	var problems problemList
+	g, err := readTaskGroups(ctx, db, bson.D{
 		{Key: "generation", Value: 0},
 		{Key: "type", Value: bson.D{{Key: "$in", Value: bson.A{taskVerifyDocuments, taskVerifyCollection}}}},
-	})
+	}, false, &problems)
 	if err != nil {
 		return err
 	}
-	r.initial, r.initialOf, m.initial = initial, m.database, initial
+	r.initial = &generationCache[map[taskKey]taskSums]{database: m.database, generation: 0, value: g.sums, problems: problems}
+	m.initial = g.sums
+	m.problems.addAll(problems)
 	return nil
-}
-
-func (r *verifierReader) forgetInitial() {
-	r.initialMu.Lock()
-	r.initial = nil
-	r.initialMu.Unlock()
 }
 
 // Mismatch kinds, as the verifier classifies them.
@@ -231,7 +271,9 @@ var mismatchKinds = []string{kindMissing, kindExtra, kindContent, kindMetadata}
 // task's are metadata mismatches; "Missing" with no field is a document missing on the
 // cluster named (dstClient: missing on the destination, srcClient: extra on it); the
 // rest are content mismatches. Mismatches carry generation and taskType from metadata
-// v6; older ones cannot be told apart by generation and are not counted.
+// v6; older ones cannot be told apart by generation and are not counted. The counts use
+// the verifier's mismatch index (generation, taskType): their cost follows the verdict
+// generation's mismatches, not the tasks.
 func (r *verifierReader) readMismatches(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
 	if m.metadataVersion == nil || *m.metadataVersion < 6 {
 		return nil
@@ -280,51 +322,69 @@ func (r *verifierReader) readChangeEvents(ctx context.Context, db *mongo.Databas
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", collection, err)
 	}
-	var docs []struct {
-		ID          string             `bson:"_id"`
-		EventCounts map[string]float64 `bson:"eventCounts"`
-	}
-	if err := cursor.All(ctx, &docs); err != nil {
-		return fmt.Errorf("reading %s: %w", collection, err)
-	}
+	defer cursor.Close(context.WithoutCancel(ctx))
 	m.changeEvents = map[string]map[string]float64{}
-	for _, d := range docs {
-		role := "source"
-		if d.ID == "dstResumeToken" {
-			role = "destination"
+	for cursor.Next(ctx) {
+		role, counts, problems := decodeEventCounts(cursor.Current)
+		for _, p := range problems {
+			m.problems.add(p)
 		}
-		m.changeEvents[role] = d.EventCounts
+		if role != "" {
+			m.changeEvents[role] = counts
+		}
+	}
+	if err := cursor.Err(); err != nil {
+		return fmt.Errorf("reading %s: %w", collection, err)
 	}
 	return nil
 }
 
+// recheckTotal is the documents rechecked in generations 1 to before-1 of database,
+// which are all finished.
+type recheckTotal struct {
+	database string
+	before   int64
+	done     float64
+}
+
 // readRechecks sums the documents rechecked in every generation after the first (the
-// verifier's totalRechecksDone; all four fields are in its index), and finds the cluster
-// time of the newest recheck on each side.
+// verifier's totalRechecksDone): the finished generations once, the current one from
+// its task sums. It also finds the cluster time of the newest recheck on each side.
 func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
-	tasks := db.Collection("verification_tasks")
-	cursor, err := aggregate(ctx, db, "verification_tasks", mongo.Pipeline{
-		{{Key: "$match", Value: bson.D{
-			{Key: "generation", Value: bson.D{{Key: "$gt", Value: 0}}},
-			{Key: "type", Value: taskVerifyDocuments},
-			{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{statusCompleted, statusFailed}}}},
-		}}},
-		{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "done", Value: bson.D{{Key: "$sum", Value: "$" + m.documentsField()}}}}}},
-	})
-	if err != nil {
-		return fmt.Errorf("summing rechecks: %w", err)
+	if m.generation > 0 {
+		from := int64(1)
+		total := r.rechecks
+		switch {
+		case total == nil || total.database != m.database || total.before > m.generation:
+			total = &recheckTotal{database: m.database, before: 1}
+		default:
+			from = total.before
+		}
+		if from < m.generation {
+			done, err := r.sumRechecks(ctx, db, m, from, m.generation)
+			if err != nil {
+				return err
+			}
+			total = &recheckTotal{database: m.database, before: m.generation, done: total.done + done}
+		}
+		r.rechecks = total
+		done := total.done
+		for _, status := range []string{statusCompleted, statusFailed} {
+			s := m.tasks[taskKey{taskVerifyDocuments, status}]
+			if m.legacyFields() {
+				done += s.legacyDocuments
+			} else {
+				done += s.documents
+			}
+		}
+		m.rechecksDone = &done
+	} else {
+		zero := 0.0
+		m.rechecksDone = &zero
 	}
-	var rows []struct{ Done float64 }
-	if err := cursor.All(ctx, &rows); err != nil {
-		return fmt.Errorf("summing rechecks: %w", err)
-	}
-	done := 0.0
-	if len(rows) > 0 {
-		done = rows[0].Done
-	}
-	m.rechecksDone = &done
 
 	m.lastRechecked = map[string]*float64{}
+	tasks := db.Collection(tasksCollection)
 	for role, field := range map[string]string{"source": "srctimestamp", "destination": "dsttimestamp"} {
 		raw, err := tasks.FindOne(ctx, bson.D{{Key: field, Value: bson.D{{Key: "$type", Value: "timestamp"}}}},
 			options.FindOne().SetSort(bson.D{{Key: field, Value: -1}}).SetProjection(bson.D{{Key: field, Value: 1}})).Raw()
@@ -334,23 +394,45 @@ func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m
 		if err != nil {
 			return fmt.Errorf("finding the newest %s: %w", field, err)
 		}
-		if v, err := raw.LookupErr(field); err == nil {
-			if seconds, _ := timestampSeconds(v); seconds != nil {
-				m.lastRechecked[role] = seconds
-			}
-		}
+		m.lastRechecked[role] = timeSeconds(raw.Lookup(field))
 	}
 	return nil
+}
+
+// sumRechecks sums the documents of the finished recheck tasks of generations from to
+// before-1 (all four fields are in the verifier's task index).
+func (r *verifierReader) sumRechecks(ctx context.Context, db *mongo.Database, m *verifierMetadata, from, before int64) (float64, error) {
+	cursor, err := aggregate(ctx, db, tasksCollection, mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{
+			{Key: "generation", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: before}}},
+			{Key: "type", Value: taskVerifyDocuments},
+			{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{statusCompleted, statusFailed}}}},
+		}}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "done", Value: bson.D{{Key: "$sum", Value: "$" + m.documentsField()}}}}}},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("summing rechecks: %w", err)
+	}
+	defer cursor.Close(context.WithoutCancel(ctx))
+	done := 0.0
+	for cursor.Next(ctx) {
+		done += numberOrZero(cursor.Current, "done")
+	}
+	if err := cursor.Err(); err != nil {
+		return 0, fmt.Errorf("summing rechecks: %w", err)
+	}
+	return done, nil
 }
 
 // readOldestProcessing finds when the longest-running task started: a task processing
 // for hours is a stalled verifier. Tasks of G+1 may start before the generation
 // document says G+1.
 func (r *verifierReader) readOldestProcessing(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
-	raw, err := db.Collection("verification_tasks").FindOne(ctx,
+	raw, err := db.Collection(tasksCollection).FindOne(ctx,
 		bson.D{
 			{Key: "generation", Value: bson.D{{Key: "$in", Value: bson.A{m.generation, m.generation + 1, nil}}}},
 			{Key: "status", Value: statusProcessing},
+			{Key: "begin_time", Value: bson.D{{Key: "$type", Value: "date"}}},
 		},
 		options.FindOne().SetSort(bson.D{{Key: "begin_time", Value: 1}}).SetProjection(bson.D{{Key: "begin_time", Value: 1}})).Raw()
 	if err == mongo.ErrNoDocuments {
@@ -359,10 +441,23 @@ func (r *verifierReader) readOldestProcessing(ctx context.Context, db *mongo.Dat
 	if err != nil {
 		return fmt.Errorf("finding the oldest processing task: %w", err)
 	}
-	if v, err := raw.LookupErr("begin_time"); err == nil {
-		m.oldestProcessing, _ = timestampSeconds(v)
-	}
+	m.oldestProcessing = timeSeconds(raw.Lookup("begin_time"))
 	return nil
+}
+
+// timeSeconds reads a BSON date or timestamp as Unix seconds; nil for anything else.
+func timeSeconds(v bson.RawValue) *float64 {
+	var seconds float64
+	switch v.Type {
+	case bson.TypeDateTime:
+		seconds = float64(v.DateTime()) / 1000
+	case bson.TypeTimestamp:
+		t, _ := v.Timestamp()
+		seconds = float64(t)
+	default:
+		return nil
+	}
+	return &seconds
 }
 
 // legacyFields tells whether tasks carry metadata v6's single source_documents_count
@@ -376,102 +471,4 @@ func (m *verifierMetadata) documentsField() string {
 		return "source_documents_count"
 	}
 	return "documents_count"
-}
-
-// number reads a numeric field of any BSON number type.
-func number(doc bson.Raw, key string) (float64, bool) {
-	v, err := doc.LookupErr(key)
-	if err != nil {
-		return 0, false
-	}
-	return v.AsFloat64OK()
-}
-
-// namespaceStats is the per-namespace picture of one generation.
-type namespaceStats struct {
-	generation int64
-	byName     map[string]namespaceState
-	fetchedAt  time.Time
-}
-
-type namespaceState struct {
-	pending, finished, mismatched int
-}
-
-// Namespace verdicts, the verifier's own: mismatched when any task failed or found a
-// metadata mismatch; complete when tasks finished and none is queued or running.
-const (
-	nsComplete   = "complete"
-	nsInProgress = "in_progress"
-	nsMismatched = "mismatched"
-)
-
-var namespaceStatuses = []string{nsComplete, nsInProgress, nsMismatched}
-
-func (s namespaceState) status() string {
-	switch {
-	case s.mismatched > 0:
-		return nsMismatched
-	case s.finished > 0 && s.pending == 0:
-		return nsComplete
-	}
-	return nsInProgress
-}
-
-// namespaceCache holds the per-namespace aggregation, which scans a whole generation of
-// tasks (no index fits a group by namespace), for refresh before reading it again.
-type namespaceCache struct {
-	refresh time.Duration
-	mu      sync.Mutex
-	stats   *namespaceStats
-}
-
-func (c *namespaceCache) get(ctx context.Context, db *mongo.Database, generation int64) (*namespaceStats, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stats != nil && c.stats.generation == generation && time.Since(c.stats.fetchedAt) < c.refresh {
-		return c.stats, nil
-	}
-	cursor, err := aggregate(ctx, db, "verification_tasks", mongo.Pipeline{
-		{{Key: "$match", Value: bson.D{
-			{Key: "generation", Value: generation},
-			{Key: "type", Value: bson.D{{Key: "$in", Value: bson.A{taskVerifyDocuments, taskVerifyCollection}}}},
-		}}},
-		{{Key: "$group", Value: bson.D{
-			{Key: "_id", Value: bson.D{{Key: "namespace", Value: "$query_filter.namespace"}, {Key: "status", Value: "$status"}}},
-			{Key: "count", Value: bson.D{{Key: "$sum", Value: 1}}},
-		}}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("grouping tasks by namespace: %w", err)
-	}
-	var rows []struct {
-		ID struct {
-			Namespace string
-			Status    string
-		} `bson:"_id"`
-		Count int
-	}
-	if err := cursor.All(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("grouping tasks by namespace: %w", err)
-	}
-	stats := &namespaceStats{generation: generation, byName: map[string]namespaceState{}, fetchedAt: time.Now()}
-	for _, row := range rows {
-		if row.ID.Namespace == "" {
-			continue
-		}
-		s := stats.byName[row.ID.Namespace]
-		switch row.ID.Status {
-		case statusAdded, statusProcessing:
-			s.pending += row.Count
-		case statusFailed, statusMismatch:
-			s.mismatched += row.Count
-			s.finished += row.Count
-		default:
-			s.finished += row.Count
-		}
-		stats.byName[row.ID.Namespace] = s
-	}
-	c.stats = stats
-	return stats, nil
 }

@@ -29,7 +29,7 @@ import (
 var fixtureTime = time.Date(2026, 3, 11, 18, 0, 0, 0, time.UTC)
 
 // metadataFixture writes a verifier's metadata database through the driver, failing the
-// test on error, with documents shaped as ../shared/reference/migration-verifier.md
+// test on error, with documents shaped as docs/migration-verifier.md
 // describes them.
 type metadataFixture struct {
 	t *testing.T
@@ -82,10 +82,11 @@ func connectForFixtures(t *testing.T, uri string) *mongo.Client {
 }
 
 func verifierConfig(name, uri, database string) config.Verifier {
-	limit := config.DefaultNamespaceLimit
+	limit, eventTypes := config.DefaultNamespaceLimit, config.DefaultChangeEventTypeLimit
 	return config.Verifier{
 		Name: name, MongoURI: config.MongoURI{URI: commoncfg.Secret(uri)}, Database: database,
 		Timeout: 10 * time.Second, NamespaceLimit: &limit, NamespaceRefresh: config.DefaultNamespaceRefresh,
+		ChangeEventTypeLimit: &eventTypes,
 	}
 }
 
@@ -247,6 +248,7 @@ migration_verifier_phase{phase="check",verifier="clean"} 0
 migration_verifier_phase{phase="idle",verifier="clean"} 0
 migration_verifier_phase{phase="initializing",verifier="clean"} 0
 migration_verifier_phase{phase="not_started",verifier="clean"} 1
+migration_verifier_phase{phase="other",verifier="clean"} 0
 migration_verifier_phase{phase="recheck",verifier="clean"} 0
 # HELP migration_verifier_up Whether the verifier's metadata database was readable (1) or not (0). A database that does not exist yet (not started, or dropped by --clean) is readable.
 # TYPE migration_verifier_up gauge
@@ -350,12 +352,12 @@ func TestVerifierNamespaceLimitAndFilter(t *testing.T) {
 	target.NamespaceInclude = `^db`
 	s, _ := newVerifierForTest(t, target)
 	want := `
-# HELP migration_verifier_namespace_mismatched Whether the namespace has a mismatch (1) or not (0) in the generation whose verdict is current; at most namespace_limit namespaces, mismatched first, filtered by namespace_include; refreshed at most every namespace_refresh_interval.
+# HELP migration_verifier_namespace_mismatched Whether the namespace has a mismatch (1) or not (0) in the generation whose verdict is current; at most namespace_limit namespaces, mismatched first, filtered by namespace_include.
 # TYPE migration_verifier_namespace_mismatched gauge
 migration_verifier_namespace_mismatched{namespace="db0.coll",verifier="many"} 0
 migration_verifier_namespace_mismatched{namespace="db4.coll",verifier="many"} 1
 migration_verifier_namespace_mismatched{namespace="db5.coll",verifier="many"} 1
-# HELP migration_verifier_namespaces Namespaces by verdict in the generation whose verdict is current; refreshed at most every namespace_refresh_interval (default 30s), since it scans a whole generation of tasks.
+# HELP migration_verifier_namespaces Namespaces by verdict in the generation whose verdict is current.
 # TYPE migration_verifier_namespaces gauge
 migration_verifier_namespaces{status="complete",verifier="many"} 4
 migration_verifier_namespaces{status="in_progress",verifier="many"} 1
@@ -377,6 +379,8 @@ type commandLog struct {
 	names    []string
 	// hold, when set, is called before a command is sent (on the driver's goroutine).
 	hold func(name string)
+	// returned counts the documents the replies carried.
+	returned int
 }
 
 func (l *commandLog) monitor() *event.CommandMonitor {
@@ -389,25 +393,16 @@ func (l *commandLog) monitor() *event.CommandMonitor {
 		if hold != nil {
 			hold(e.CommandName)
 		}
-	}}
-}
-
-func (l *commandLog) total() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.names)
-}
-
-func (l *commandLog) count(name string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, c := range l.names {
-		if c == name {
-			n++
+	}, Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, batch := range []string{"firstBatch", "nextBatch"} {
+			if docs, ok := e.Reply.Lookup("cursor", batch).ArrayOK(); ok {
+				values, _ := docs.Values()
+				l.returned += len(values)
+			}
 		}
-	}
-	return n
+	}}
 }
 
 // watchCommands makes the exporter's MongoDB clients report to the returned log.
@@ -444,96 +439,71 @@ func TestVerifierQueriesAreBoundedOnTheServer(t *testing.T) {
 	}
 }
 
-// Twenty scrapes at once share one read of the metadata database: they send the
-// commands of a single scrape.
-func TestVerifierConcurrentScrapesShareOneRead(t *testing.T) {
-	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
-	recheckWithEveryKind(newMetadataFixture(t, client, "vf_shared", 7))
-	commands := watchCommands(t)
-
-	single, _ := newVerifierForTest(t, verifierConfig("single", uri, "vf_shared"))
-	testutil.CollectAndCount(collectorOf(single), "migration_verifier_up")
-	oneRead := commands.total()
-	if commands.count("aggregate") == 0 {
-		t.Fatal("a scrape ran no aggregation")
-	}
-
-	const scrapes = 20
-	var started sync.WaitGroup
-	started.Add(scrapes)
-	release := make(chan struct{})
-	var once sync.Once
-	commands.hold = func(name string) {
-		if name == "listDatabases" { // the first command of a read: hold it until every scrape is waiting
-			once.Do(func() { <-release })
-		}
-	}
-	s, _ := newVerifierForTest(t, verifierConfig("shared", uri, "vf_shared"))
-	results := make(chan float64, scrapes)
-	for range scrapes {
-		go func() {
-			ch := make(chan prometheus.Metric, 1000)
-			started.Done()
-			_ = s.Scrape(context.Background(), ch)
-			close(ch)
-			up := -1.0
-			for m := range ch {
-				if strings.Contains(m.Desc().String(), `"migration_verifier_up"`) {
-					up = testutil.ToFloat64(constCollector{m})
-				}
-			}
-			results <- up
-		}()
-	}
-	started.Wait()
-	time.Sleep(100 * time.Millisecond) // let the goroutines reach the shared read; the assertion below does not depend on timing otherwise
-	close(release)
-	for range scrapes {
-		if up := <-results; up != 1 {
-			t.Fatalf("a scrape got migration_verifier_up %v", up)
-		}
-	}
-	if n := commands.total() - oneRead; n != oneRead {
-		t.Fatalf("%d concurrent scrapes sent %d commands; one scrape sends %d", scrapes, n, oneRead)
-	}
-}
-
 // constCollector collects one metric, for testutil.ToFloat64.
 type constCollector struct{ m prometheus.Metric }
 
 func (c constCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.Desc() }
 func (c constCollector) Collect(ch chan<- prometheus.Metric) { ch <- c.m }
 
-// The per-namespace aggregation scans a generation: it runs once per refresh interval.
-func TestVerifierNamespaceAggregationIsCached(t *testing.T) {
+// namespaceScans counts the commands that group tasks by namespace.
+func (l *commandLog) namespaceScans() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.commands {
+		if strings.Contains(c.String(), `"$query_filter.namespace"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// While rechecking, the verdict is the previous generation's, which no longer changes:
+// its namespaces are grouped once, whatever the refresh interval.
+func TestVerifierFinishedGenerationNamespacesReadOnce(t *testing.T) {
 	uri := mongotest.URI(t)
 	client := connectForFixtures(t, uri)
 	recheckWithEveryKind(newMetadataFixture(t, client, "vf_cached", 7))
 	commands := watchCommands(t)
-	s, _ := newVerifierForTest(t, verifierConfig("cached", uri, "vf_cached"))
-	namespaceScans := func() int {
-		commands.mu.Lock()
-		defer commands.mu.Unlock()
-		n := 0
-		for _, c := range commands.commands {
-			if strings.Contains(c.String(), "query_filter.namespace") {
-				n++
-			}
-		}
-		return n
-	}
+	target := verifierConfig("cached", uri, "vf_cached")
+	target.NamespaceRefresh = time.Nanosecond
+	s, _ := newVerifierForTest(t, target)
 	for range 3 {
 		testutil.CollectAndCount(collectorOf(s))
 	}
-	if n := namespaceScans(); n != 1 {
-		t.Fatalf("3 scrapes within the refresh interval scanned namespaces %d times, want 1", n)
+	if n := commands.namespaceScans(); n != 1 {
+		t.Fatalf("3 scrapes grouped a finished generation by namespace %d times, want 1", n)
+	}
+}
+
+// When the initial check has more unfinished tasks than the exporter watches, the
+// generation is summed on the server and its namespaces grouped at most once per
+// refresh interval.
+func TestVerifierNamespaceAggregationIsCached(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectForFixtures(t, uri)
+	initialCheckUnderWay(newMetadataFixture(t, client, "vf_refresh", 7))
+	lowerWatchLimit(t, 1)
+	commands := watchCommands(t)
+	s, _ := newVerifierForTest(t, verifierConfig("refresh", uri, "vf_refresh"))
+	for range 3 {
+		testutil.CollectAndCount(collectorOf(s))
+	}
+	if n := commands.namespaceScans(); n != 1 {
+		t.Fatalf("3 scrapes within the refresh interval grouped by namespace %d times, want 1", n)
 	}
 	s.targets[0].reader.namespaces.refresh = 0 // every scrape is past the interval
 	testutil.CollectAndCount(collectorOf(s))
-	if n := namespaceScans(); n != 2 {
-		t.Fatalf("a scrape past the refresh interval did not scan again (%d scans)", n)
+	if n := commands.namespaceScans(); n != 2 {
+		t.Fatalf("a scrape past the refresh interval did not group again (%d)", n)
 	}
+}
+
+// lowerWatchLimit makes the exporter sum generations on the server beyond n unfinished tasks.
+func lowerWatchLimit(t *testing.T, n int) {
+	previous := maxWatched
+	maxWatched = n
+	t.Cleanup(func() { maxWatched = previous })
 }
 
 func TestParseVerifierProgress(t *testing.T) {
@@ -557,11 +527,10 @@ func TestVerifierLongestMismatchFromAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan prometheus.Metric, 10)
-	emitVerifierAPI(emitter{ch: ch, labels: []string{"v"}}, p)
-	close(ch)
+	out := newBatch(&scraperStats{})
+	emitVerifierAPI(emitter{out: out, labels: []string{"v"}}, p)
 	var got []string
-	for m := range ch {
+	for _, m := range out.metrics {
 		got = append(got, fmt.Sprintf("%s=%v", m.Desc(), testutil.ToFloat64(constCollector{m})))
 	}
 	if len(got) != 1 || !strings.Contains(got[0], "migration_verifier_longest_mismatch_duration_seconds") || !strings.HasSuffix(got[0], "=3600.5") {

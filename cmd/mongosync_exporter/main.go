@@ -41,6 +41,7 @@ type flags struct {
 	configCheck   bool
 	telemetryPath string
 	timeoutOffset float64
+	maxRequests   int
 	web           *web.FlagConfig
 	log           *logging.Flags
 	collect       map[string]*bool
@@ -55,6 +56,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
 	app.Flag("config.file", "Path to the configuration file (sections exporter: and collector:).").Default("config.yml").StringVar(&f.configFile)
 	app.Flag("config.check", "Check the configuration file and exit: 0 when valid, 1 with every problem listed when not.").BoolVar(&f.configCheck)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
+	app.Flag("web.max-requests", "Maximum number of parallel scrape requests; more are answered 503 at once. Use 0 to disable.").Default("40").IntVar(&f.maxRequests)
 	app.Flag("timeout-offset", "Seconds to take off Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) so the reply reaches it in time.").Default("0.25").Float64Var(&f.timeoutOffset)
 	f.web = kingpinflag.AddFlags(app, ":9782")
 	f.log = logging.AddFlags(app)
@@ -95,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	reloader := config.NewReloader(program, f.configFile, exp.ApplyConfig, reg, logger)
+	reloader := config.ForExporter.NewReloader(program, f.configFile, exp.ApplyConfig, reg, logger)
 	if err := reloader.Reload(); err != nil {
 		return 1
 	}
@@ -113,10 +115,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return httpserve.Serve(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, f.web, logger, func(context.Context) {}, 5*time.Second)
 }
 
-// checkConfig is --config.check: load the file and build every scraper, without
-// contacting any target.
+// checkConfig is --config.check: load the file as the daemon does (its exporter:
+// section fully, collector: for syntax only) and build every scraper, without contacting
+// any target. Loading checks everything building could refuse (connection strings as the
+// driver reads them, TLS files), so every problem is listed at once, with its line.
 func checkConfig(path string, exp *exporter.Exporter, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(path)
+	cfg, err := config.ForExporter.Load(path)
 	if err == nil {
 		err = exp.ApplyConfig(cfg)
 	}
@@ -131,7 +135,7 @@ func checkConfig(path string, exp *exporter.Exporter, stdout, stderr io.Writer) 
 
 func routes(f *flags, exp *exporter.Exporter, reg *prometheus.Registry, reloader *config.Reloader) (http.Handler, error) {
 	mux := http.NewServeMux()
-	mux.Handle(f.telemetryPath, exp.Handler(reg))
+	mux.Handle(f.telemetryPath, exp.Handler(reg, f.maxRequests))
 	mux.Handle("/-/reload", reloader)
 	err := httpserve.Routes(mux, program, "Prometheus exporter for MongoDB migrations: mongosync, migration-verifier, oplog collector heartbeats", f.telemetryPath)
 	return mux, err

@@ -231,6 +231,42 @@ func TestConfigCheck(t *testing.T) {
 	}
 }
 
+// --config.check lists every problem of every stage at once (keys, types, required keys,
+// connection strings as the driver reads them, files the HTTP client needs), each as
+// file:line: key:, and reads the collector: section for its key names only.
+func TestConfigCheckReportsEveryStage(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yml")
+	os.WriteFile(path, []byte(`exporter:
+  mongosync:
+    - migration: m
+      name: a
+      url: http://h
+      tls_config: {ca_file: missing-ca.pem}
+    - migration: m
+      url: http://h
+      timeout: soon
+      timout: 5s
+  verifiers:
+    - name: v
+      uri: mongodb://monitor:hunter2@h/?authMechanism=FOO
+collector:
+  store: {uri: "${OPLOG_STORE_URI_NOT_SET_HERE}"}
+  sources: [{name: prod, uri: "${SOURCE_URI_NOT_SET_HERE}"}]
+`), 0o600)
+	code, _, stderr := runBinary(t, "--config.check", "--config.file", path)
+	want := path + ` is not valid:
+` + path + `:3: exporter.mongosync[0]: unable to read CA cert: unable to read file ` + filepath.Join(dir, "missing-ca.pem") + `: open ` + filepath.Join(dir, "missing-ca.pem") + `: no such file or directory
+` + path + `:7: exporter.mongosync[1]: missing required key "name"
+` + path + `:9: exporter.mongosync[1].timeout: "soon" is not a duration such as 5s, 1m30s, 12h or 30d
+` + path + `:10: exporter.mongosync[1].timout: unknown key; did you mean "timeout"?
+` + path + `:13: exporter.verifiers[0].uri: error parsing uri: invalid auth mechanism
+`
+	if code != 1 || stderr != want {
+		t.Errorf("--config.check: exit %d, stderr:\n%s\nwant:\n%s", code, stderr, want)
+	}
+}
+
 func TestProjectConfigChecks(t *testing.T) {
 	if code, stdout, stderr := runBinary(t, "--config.check", "--config.file", "../../config.yml"); code != 0 {
 		t.Fatalf("the project's config.yml fails --config.check: %s%s", stdout, stderr)

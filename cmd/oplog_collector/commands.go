@@ -124,7 +124,7 @@ func wipeOnline(ctx context.Context, command string, f *cliFlags, stdin io.Reade
 }
 
 func wipeOffline(ctx context.Context, command, configFile string, f *cliFlags, stdin io.Reader, stdout io.Writer) error {
-	cfg, err := config.Load(configFile)
+	cfg, err := config.ForCollector.Load(configFile)
 	if err != nil {
 		return fmt.Errorf("--offline needs the store from the config file:\n%w", err)
 	}

@@ -101,7 +101,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func checkConfig(path string, stdout, stderr io.Writer) int {
-	cfg, err := loadForCapture(path)
+	cfg, err := config.ForCollector.Load(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s is not valid:\n%v\n", path, err)
 		return 1
@@ -110,21 +110,9 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// loadForCapture loads the file and requires what capturing needs.
-func loadForCapture(path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if len(cfg.Collector.Sources) == 0 {
-		return nil, fmt.Errorf("%s: collector.sources is empty: list at least one source to capture (see README.md, \"Running the collector\")", path)
-	}
-	return cfg, nil
-}
-
 func capture(f *flags, stderr io.Writer) int {
 	logger := logging.New(f.log, stderr)
-	if _, err := loadForCapture(f.configFile); err != nil {
+	if _, err := config.ForCollector.Load(f.configFile); err != nil {
 		level.Error(logger).Log("msg", "Cannot start", "err", err)
 		return 1
 	}
@@ -143,7 +131,7 @@ func capture(f *flags, stderr io.Writer) int {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	manager := collector.NewManager(reg, logger, collector.Options{Instance: me, StopGrace: f.grace})
-	reloader := config.NewReloader(metricsNamespace, f.configFile, manager.Apply, reg, logger)
+	reloader := config.ForCollector.NewReloader(metricsNamespace, f.configFile, manager.Apply, reg, logger)
 	if err := reloader.Reload(); err != nil {
 		return 1
 	}

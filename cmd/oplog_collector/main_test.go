@@ -235,7 +235,7 @@ func TestConfigCheck(t *testing.T) {
 	}
 	empty := filepath.Join(t.TempDir(), "empty.yml")
 	os.WriteFile(empty, []byte("exporter: {}\n"), 0o600)
-	if code, out := runCLI(t, "--config.check", "--config.file", empty); code != 1 || !strings.Contains(out, "collector.sources is empty") {
+	if code, out := runCLI(t, "--config.check", "--config.file", empty); code != 1 || !strings.Contains(out, "collector: no sources to capture") {
 		t.Fatalf("--config.check without sources: %d %s", code, out)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yml")

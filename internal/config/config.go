@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -139,6 +137,9 @@ type Mongosync struct {
 	Name string `yaml:"name"`
 	// URL is the base URL of mongosync's HTTP API; the port defaults to 27182.
 	URL string `yaml:"url"`
+	// URLShown is the URL for messages: as written (${VAR}) when it came from the
+	// environment, which may put in it what must not reach a log.
+	URLShown string `yaml:"-"`
 	// Timeout bounds one read of this instance (default 5s).
 	Timeout time.Duration `yaml:"timeout"`
 	// HTTPClientConfig carries TLS, basic auth, bearer tokens and proxy settings for users
@@ -150,6 +151,8 @@ type Mongosync struct {
 const (
 	DefaultVerifierAPIPort             = "27020"
 	DefaultNamespaceLimit              = 200
+	DefaultChangeEventTypeLimit        = 50
+	DefaultSourceLimit                 = 500
 	DefaultNamespaceRefresh            = 30 * time.Second
 	DefaultMongoTimeout                = 5 * time.Second
 	DefaultCollectorMetadataDatabase   = "oplog_manager_orchestrator_db"
@@ -176,6 +179,8 @@ type Verifier struct {
 	// NamespaceRefresh is how long the per-namespace figures are reused (default 30s):
 	// they come from an aggregation that scans a whole generation of tasks.
 	NamespaceRefresh time.Duration `yaml:"namespace_refresh_interval"`
+	// ChangeEventTypeLimit caps the op_type series of each change reader (default 50).
+	ChangeEventTypeLimit *int `yaml:"change_event_type_limit"`
 }
 
 // CollectorMetadata is a central metadata database where oplog collectors (this
@@ -187,70 +192,26 @@ type CollectorMetadata struct {
 	Database   string        `yaml:"database"`
 	Collection string        `yaml:"collection"`
 	Timeout    time.Duration `yaml:"timeout"`
+	// SourceLimit caps the source clusters exported (default 500), in name order.
+	SourceLimit *int `yaml:"source_limit"`
 }
 
-// MongoURI is a MongoDB connection string, given inline (uri, usually as ${ENV_VAR})
-// or read from a file (uri_file). It holds credentials: it is never logged.
-type MongoURI struct {
-	URI     commoncfg.Secret `yaml:"uri"`
-	URIFile string           `yaml:"uri_file"`
-}
-
-// Resolve returns the connection string, reading uri_file when that is how it is given.
-func (m MongoURI) Resolve() (string, error) {
-	if m.URIFile == "" {
-		return string(m.URI), nil
+// finish applies defaults and checks what the YAML types alone cannot, for the
+// sections of scope: required keys, unique names, well-formed URLs, connection strings
+// as the driver reads them, HTTP client settings as the client is built from them.
+// Problems are recorded in doc with their lines.
+func (c *Config) finish(doc *document, dir string, scope Scope) {
+	if scope != ForCollector {
+		c.finishMongosync(doc, dir)
+		c.finishVerifiers(doc, dir)
+		c.finishCollectorMetadata(doc, dir)
 	}
-	data, err := os.ReadFile(m.URIFile)
-	if err != nil {
-		return "", fmt.Errorf("cannot read uri_file: %w", err)
-	}
-	return strings.TrimSpace(string(data)), nil
-}
-
-// check validates the URI without ever quoting it.
-func (m *MongoURI) check(doc *document, path, dir string) {
-	switch {
-	case m.URI == "" && m.URIFile == "":
-		doc.addf(path, "missing required key \"uri\" (or \"uri_file\")")
-	case m.URI != "" && m.URIFile != "":
-		doc.addf(path+".uri_file", "give uri or uri_file, not both")
-	case m.URIFile != "":
-		m.URIFile = commoncfg.JoinDir(dir, m.URIFile)
-	default:
-		if !strings.HasPrefix(string(m.URI), "mongodb://") && !strings.HasPrefix(string(m.URI), "mongodb+srv://") {
-			doc.addf(path+".uri", "not a MongoDB connection string: it must start with mongodb:// or mongodb+srv://")
-		}
+	if scope != ForExporter {
+		c.Collector.finish(doc, dir, scope == ForCollector)
 	}
 }
 
-// Load reads and validates the file at path.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read config file: %w", err)
-	}
-	return Parse(data, path)
-}
-
-// Parse validates data as the contents of the file named filename; relative file paths
-// in the config (password_file, ca_file, ...) are taken relative to filename's directory.
-func Parse(data []byte, filename string) (*Config, error) {
-	cfg := &Config{}
-	doc, err := decodeStrict(data, filename, cfg)
-	if err != nil {
-		return nil, err
-	}
-	cfg.finish(doc, filepath.Dir(filename))
-	if err := doc.err(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
-}
-
-// finish applies defaults and checks what the YAML types alone cannot: required keys,
-// unique names and well-formed URLs. Problems are recorded in doc with their lines.
-func (c *Config) finish(doc *document, dir string) {
+func (c *Config) finishMongosync(doc *document, dir string) {
 	names := uniqueNames{doc: doc, what: "mongosync"}
 	for i := range c.Exporter.Mongosync {
 		m := &c.Exporter.Mongosync[i]
@@ -260,28 +221,38 @@ func (c *Config) finish(doc *document, dir string) {
 		doc.require(path, "url", m.URL)
 		names.check(path, m.Name)
 		if m.URL != "" {
-			normalized, err := normalizeBaseURL(m.URL, DefaultMongosyncPort, "/api/v1/progress")
+			written := doc.written(path+".url", m.URL)
+			normalized, err := normalizeBaseURL(m.URL, written, DefaultMongosyncPort, "/api/v1/progress")
 			if err != nil {
 				doc.addf(path+".url", "%v", err)
 			}
-			m.URL = normalized
+			m.URL, m.URLShown = normalized, normalized
+			if written != m.URL && doc.fromEnvironment(path+".url") {
+				m.URLShown = written
+			}
 		}
 		m.Timeout = positiveOrDefault(doc, path+".timeout", m.Timeout, DefaultMongosyncTimeout)
 		m.HTTPClientConfig.SetDirectory(dir)
 		if err := m.HTTPClientConfig.Validate(); err != nil {
 			doc.addf(path, "%v", err)
+		} else if _, err := commoncfg.NewClientFromConfig(m.HTTPClientConfig, "mongosync_exporter"); err != nil {
+			doc.addf(path, "%v", err) // what the exporter would meet building the client: a CA file it cannot read, say
 		}
 	}
-	c.finishVerifiers(doc, dir)
-	c.finishCollectorMetadata(doc, dir)
-	c.Collector.finish(doc, dir)
 }
 
-// finish checks the collector section. An absent section is valid: the exporter alone
-// needs none of it; oplog_collector refuses to start without sources (see Validate).
-func (c *Collector) finish(doc *document, dir string) {
+// finish checks the collector section. required is oplog_collector's view: it needs a
+// store and sources to start, at every reload and in --config.check alike. Otherwise an
+// absent section is valid.
+func (c *Collector) finish(doc *document, dir string, required bool) {
 	if len(c.Sources) == 0 && c.Store.URI == "" && c.Store.URIFile == "" && c.Metadata == nil {
+		if required {
+			doc.addf("collector", "no sources to capture: list them under collector.sources, with the store they are written to under collector.store (README.md, \"Running the collector\")")
+		}
 		return
+	}
+	if required && len(c.Sources) == 0 {
+		doc.addf("collector.sources", "empty: list at least one source to capture (README.md, \"Running the collector\")")
 	}
 	c.Store.MongoURI.check(doc, "collector.store", dir)
 	if c.Store.Database == "" {
@@ -357,7 +328,7 @@ func (c *Config) finishVerifiers(doc *document, dir string) {
 		names.check(path, v.Name)
 		v.MongoURI.check(doc, path, dir)
 		if v.APIURL != "" {
-			normalized, err := normalizeBaseURL(v.APIURL, DefaultVerifierAPIPort, "/api/v1/progress")
+			normalized, err := normalizeBaseURL(v.APIURL, doc.written(path+".api_url", v.APIURL), DefaultVerifierAPIPort, "/api/v1/progress")
 			if err != nil {
 				doc.addf(path+".api_url", "%v", err)
 			}
@@ -365,12 +336,8 @@ func (c *Config) finishVerifiers(doc *document, dir string) {
 		}
 		v.Timeout = positiveOrDefault(doc, path+".timeout", v.Timeout, DefaultMongoTimeout)
 		v.NamespaceRefresh = positiveOrDefault(doc, path+".namespace_refresh_interval", v.NamespaceRefresh, DefaultNamespaceRefresh)
-		if v.NamespaceLimit == nil {
-			limit := DefaultNamespaceLimit
-			v.NamespaceLimit = &limit
-		} else if *v.NamespaceLimit < 0 {
-			doc.addf(path+".namespace_limit", "must be 0 (no per-namespace series) or more, got %d", *v.NamespaceLimit)
-		}
+		v.NamespaceLimit = limitOrDefault(doc, path+".namespace_limit", v.NamespaceLimit, DefaultNamespaceLimit, "no per-namespace series")
+		v.ChangeEventTypeLimit = limitOrDefault(doc, path+".change_event_type_limit", v.ChangeEventTypeLimit, DefaultChangeEventTypeLimit, "no change event series")
 		if _, err := regexp.Compile(v.NamespaceInclude); err != nil {
 			doc.addf(path+".namespace_include", "not a valid regular expression: %v", err)
 		}
@@ -392,7 +359,19 @@ func (c *Config) finishCollectorMetadata(doc *document, dir string) {
 		if m.Collection == "" {
 			m.Collection = DefaultCollectorMetadataCollection
 		}
+		m.SourceLimit = limitOrDefault(doc, path+".source_limit", m.SourceLimit, DefaultSourceLimit, "no per-source series")
 	}
+}
+
+// limitOrDefault applies a series limit's default (when unset) and refuses a negative one.
+func limitOrDefault(doc *document, path string, limit *int, def int, zeroMeans string) *int {
+	if limit == nil {
+		return &def
+	}
+	if *limit < 0 {
+		doc.addf(path, "must be 0 (%s) or more, got %d", zeroMeans, *limit)
+	}
+	return limit
 }
 
 // uniqueNames reports a name used twice in one list.
@@ -427,19 +406,22 @@ func positiveOrDefault(doc *document, path string, d, def time.Duration) time.Du
 	return d
 }
 
-// normalizeBaseURL checks the base URL of an HTTP API and adds its default port.
-// Credentials in the URL are refused: they would end up in logs and error messages,
-// and basic_auth (with password_file) does the same job safely.
-func normalizeBaseURL(raw, defaultPort, endpoint string) (string, error) {
+// normalizeBaseURL checks the base URL of an HTTP API and adds its default port; shown
+// is how messages quote it. Credentials in the URL are refused: they would end up in
+// logs and error messages, and basic_auth (with password_file) does the same job safely.
+func normalizeBaseURL(raw, shown, defaultPort, endpoint string) (string, error) {
+	if shown == raw {
+		shown = redactURL(raw)
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return raw, fmt.Errorf("%q is not an http:// or https:// base URL such as http://127.0.0.1:%s", redactURL(raw), defaultPort)
+		return raw, fmt.Errorf("%q is not an http:// or https:// base URL such as http://127.0.0.1:%s", shown, defaultPort)
 	}
 	if u.User != nil {
 		return raw, fmt.Errorf("credentials in the URL are not allowed; use basic_auth with password_file instead")
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return raw, fmt.Errorf("%q must be a base URL without query or fragment; %s is appended to it", raw, endpoint)
+		return raw, fmt.Errorf("%q must be a base URL without query or fragment; %s is appended to it", shown, endpoint)
 	}
 	if u.Port() == "" {
 		u.Host = net.JoinHostPort(u.Hostname(), defaultPort)

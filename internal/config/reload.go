@@ -17,6 +17,7 @@ import (
 // POST /-/reload. A file that fails to load or apply leaves the running config as it
 // was; <namespace>_config_last_reload_successful says so.
 type Reloader struct {
+	scope  Scope
 	path   string
 	apply  func(*Config) error
 	logger log.Logger
@@ -26,9 +27,11 @@ type Reloader struct {
 	successTime prometheus.Gauge
 }
 
-// NewReloader registers the reload metrics of the program named namespace with reg.
-func NewReloader(namespace, path string, apply func(*Config) error, reg prometheus.Registerer, logger log.Logger) *Reloader {
+// NewReloader loads for the scope: it registers the reload metrics of the program named
+// namespace with reg.
+func (s Scope) NewReloader(namespace, path string, apply func(*Config) error, reg prometheus.Registerer, logger log.Logger) *Reloader {
 	r := &Reloader{
+		scope:  s,
 		path:   path,
 		apply:  apply,
 		logger: logger,
@@ -49,7 +52,7 @@ func NewReloader(namespace, path string, apply func(*Config) error, reg promethe
 func (r *Reloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cfg, err := Load(r.path)
+	cfg, err := r.scope.Load(r.path)
 	if err == nil {
 		err = r.apply(cfg)
 	}
@@ -62,6 +65,11 @@ func (r *Reloader) Reload() error {
 	r.successTime.SetToCurrentTime()
 	level.Info(r.logger).Log("msg", "Configuration loaded", "file", r.path)
 	return nil
+}
+
+// NewReloader is a Reloader validating both sections fully (the zero Scope).
+func NewReloader(namespace, path string, apply func(*Config) error, reg prometheus.Registerer, logger log.Logger) *Reloader {
+	return bothSections.NewReloader(namespace, path, apply, reg, logger)
 }
 
 // ReloadOnSIGHUP reloads on every SIGHUP until ctx ends.

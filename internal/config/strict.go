@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 )
 
@@ -25,10 +26,12 @@ func (e *Error) Error() string { return strings.Join(e.Problems, "\n") }
 // yaml.v3 alone cannot give this: its KnownFields option is lost inside custom
 // unmarshalers and its type errors name Go types rather than the user's keys.
 type document struct {
-	filename string
-	lines    map[string]int        // key path such as "exporter.mongosync[0].url" -> line
-	fromEnv  map[*yaml.Node]string // scalars changed by ${VAR} expansion -> text as written
-	problems []problem
+	filename   string
+	lines      map[string]int        // key path such as "exporter.mongosync[0].url" -> line
+	fromEnv    map[*yaml.Node]string // scalars changed by ${VAR} expansion -> text as written
+	envPaths   map[string]string     // the same, by key path
+	syntaxOnly bool                  // walking a section of another program: key names only
+	problems   []problem
 }
 
 type problem struct {
@@ -39,8 +42,10 @@ type problem struct {
 
 // decodeStrict checks data against the shape of out (unknown keys, types, environment
 // variables), records what is wrong in the returned document, and decodes into out.
-func decodeStrict(data []byte, filename string, out any) (*document, error) {
-	doc := &document{filename: filename, lines: map[string]int{}, fromEnv: map[*yaml.Node]string{}}
+// The top-level section named syntaxOnly (if any) belongs to another program: only its
+// key names are checked, its ${VAR}s are left alone, and it is not decoded.
+func decodeStrict(data []byte, filename string, out any, syntaxOnly string) (*document, error) {
+	doc := &document{filename: filename, lines: map[string]int{}, fromEnv: map[*yaml.Node]string{}, envPaths: map[string]string{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &Error{Problems: []string{doc.syntaxProblem(err)}}
@@ -49,13 +54,37 @@ func decodeStrict(data []byte, filename string, out any) (*document, error) {
 		return doc, nil
 	}
 	node := root.Content[0]
-	doc.walk(node, reflect.TypeOf(out).Elem(), "")
+	doc.walk(node, reflect.TypeOf(out).Elem(), "", syntaxOnly)
+	if node.Kind == yaml.MappingNode && syntaxOnly != "" {
+		own := *node
+		own.Content = nil
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if node.Content[i].Value != syntaxOnly {
+				own.Content = append(own.Content, node.Content[i], node.Content[i+1])
+			}
+		}
+		node = &own
+	}
 	// Decode even when walk found problems: yaml.v3 fills every field it can, so the
 	// checks that follow decoding can still report the rest of the file's problems.
 	if err := node.Decode(out); err != nil && len(doc.problems) == 0 {
 		doc.addf("", "%v", err) // not expected after walk; reported rather than lost
 	}
 	return doc, nil
+}
+
+// fromEnvironment tells whether the value at path came from ${VAR} expansion.
+func (d *document) fromEnvironment(path string) bool {
+	_, ok := d.envPaths[path]
+	return ok
+}
+
+// written is the value at path as the file writes it: ${VAR} rather than its content.
+func (d *document) written(path, value string) string {
+	if w, ok := d.envPaths[path]; ok {
+		return w
+	}
+	return value
 }
 
 var yamlLineError = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -140,8 +169,9 @@ func hasOwnUnmarshaler(t reflect.Type) bool {
 	return p.Implements(yamlUnmarshaler) || p.Implements(obsoleteUnmarshaler)
 }
 
-// walk checks node n against type t; path names n for messages.
-func (d *document) walk(n *yaml.Node, t reflect.Type, path string) {
+// walk checks node n against type t; path names n for messages. Under the top-level
+// key syntaxOnly, only key names are checked (see decodeStrict).
+func (d *document) walk(n *yaml.Node, t reflect.Type, path, syntaxOnly string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -151,8 +181,11 @@ func (d *document) walk(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return // an empty value keeps the default
 	}
-	if n.Kind == yaml.ScalarNode {
+	if n.Kind == yaml.ScalarNode && !d.syntaxOnly {
 		if !d.expand(n, t, path) {
+			return
+		}
+		if t == durationType && !d.normalizeDuration(n, path) {
 			return
 		}
 	}
@@ -160,37 +193,67 @@ func (d *document) walk(n *yaml.Node, t reflect.Type, path string) {
 	switch {
 	case isRecord:
 		before := len(d.problems)
-		d.walkMapping(n, path, func(key string) (reflect.Type, bool) {
+		d.walkMapping(n, path, syntaxOnly, func(key string) (reflect.Type, bool) {
 			ft, ok := fields.types[key]
 			if !ok && fields.rest != nil {
 				return fields.rest, true
 			}
 			return ft, ok
 		}, fields.names)
-		if len(d.problems) == before && hasOwnUnmarshaler(t) {
+		if len(d.problems) == before && hasOwnUnmarshaler(t) && !d.syntaxOnly {
 			d.decodeCheck(n, t, path)
 		}
 	case t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8:
 		if n.Kind != yaml.SequenceNode {
-			d.addf(path, "expected a list (lines starting with -), got %s", nodeKind(n))
+			if !d.syntaxOnly {
+				d.addf(path, "expected a list (lines starting with -), got %s", nodeKind(n))
+			}
 			return
 		}
 		for i, item := range n.Content {
 			itemPath := fmt.Sprintf("%s[%d]", path, i)
 			d.lines[itemPath] = item.Line
-			d.walk(item, t.Elem(), itemPath)
+			d.walk(item, t.Elem(), itemPath, "")
 		}
 	case t.Kind() == reflect.Map && !hasOwnUnmarshaler(t):
-		d.walkMapping(n, path, func(string) (reflect.Type, bool) { return t.Elem(), true }, nil)
-	default:
+		d.walkMapping(n, path, "", func(string) (reflect.Type, bool) { return t.Elem(), true }, nil)
+	case !d.syntaxOnly:
 		d.decodeCheck(n, t, path)
 	}
 }
 
+// normalizeDuration accepts a duration as Go writes it (1m30s, 1.5h, 250ms) or as
+// Prometheus does (30d, 1w, 1y), and rewrites it in Go's form for the decoder.
+func (d *document) normalizeDuration(n *yaml.Node, path string) bool {
+	if n.Kind != yaml.ScalarNode {
+		return true // decodeCheck says what is wrong
+	}
+	duration, err := parseDuration(n.Value)
+	if err != nil {
+		d.addf(path, "%s is not %s", d.shown(n), describeType(durationType))
+		return false
+	}
+	n.Value, n.Tag = duration.String(), "!!str"
+	return true
+}
+
+// parseDuration reads Go's durations and Prometheus': Go's parser takes fractions and
+// units down to ns, Prometheus' takes days (24h), weeks (7d) and years (365d).
+func parseDuration(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	d, err := model.ParseDuration(s)
+	return time.Duration(d), err
+}
+
 // walkMapping checks the keys of a mapping: each must be known (lookup) and appear once.
-func (d *document) walkMapping(n *yaml.Node, path string, lookup func(string) (reflect.Type, bool), known []string) {
+// The value of the key syntaxOnly is walked for key names only.
+func (d *document) walkMapping(n *yaml.Node, path, syntaxOnly string, lookup func(string) (reflect.Type, bool), known []string) {
 	if n.Kind != yaml.MappingNode {
-		d.addf(path, "expected a mapping (key: value lines), got %s", nodeKind(n))
+		if !d.syntaxOnly {
+			d.addf(path, "expected a mapping (key: value lines), got %s", nodeKind(n))
+		}
 		return
 	}
 	seen := map[string]int{}
@@ -213,7 +276,13 @@ func (d *document) walkMapping(n *yaml.Node, path string, lookup func(string) (r
 			d.addf(childPath, "unknown key%s", suggestion(key, known))
 			continue
 		}
-		d.walk(valueNode, ft, childPath)
+		if key == syntaxOnly && syntaxOnly != "" {
+			d.syntaxOnly = true
+			d.walk(valueNode, ft, childPath, "")
+			d.syntaxOnly = false
+			continue
+		}
+		d.walk(valueNode, ft, childPath, "")
 	}
 }
 
@@ -243,6 +312,7 @@ func (d *document) expand(n *yaml.Node, t reflect.Type, path string) bool {
 		return false
 	}
 	d.fromEnv[n] = n.Value
+	d.envPaths[path] = n.Value
 	n.Value = value
 	if t.Kind() == reflect.String {
 		n.Tag = "!!str" // a secret that reads "null" or "true" is still that string
@@ -351,7 +421,7 @@ var durationType = reflect.TypeFor[time.Duration]()
 func describeType(t reflect.Type) string {
 	switch {
 	case t == durationType:
-		return "a duration such as 5s, 1m30s or 720h"
+		return "a duration such as 5s, 1m30s, 12h or 30d"
 	case t.Kind() == reflect.Bool:
 		return "true or false"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/go-kit/log"
@@ -18,9 +19,15 @@ import (
 )
 
 // Routes adds the endpoints every daemon has to mux: a landing page at / linking to
-// the metrics, and /-/healthy.
+// the metrics, /-/healthy, and Go's profiles under /debug/pprof/ (which the landing page
+// links, as node_exporter serves them; behind the same --web.config.file as the rest).
 func Routes(mux *http.ServeMux, program, description, telemetryPath string) error {
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if telemetryPath == "/" {
 		return nil
 	}

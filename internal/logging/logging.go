@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -31,8 +32,9 @@ func AddFlags(app *kingpin.Application) *Flags {
 	return f
 }
 
-// New returns a logger writing to w at the flags' level and format, with a timestamp
-// on every record.
+// New returns a logger writing to w at the flags' level and format. Every line has the
+// same shape, whoever wrote it (this project or a library through Slog): ts, level and
+// msg first, then the rest, one timestamp, no caller.
 func New(f *Flags, w io.Writer) log.Logger {
 	w = log.NewSyncWriter(w)
 	var logger log.Logger
@@ -41,8 +43,34 @@ func New(f *Flags, w io.Writer) log.Logger {
 	} else {
 		logger = log.NewLogfmtLogger(w)
 	}
-	logger = level.NewFilter(logger, levelOption(f.Level))
+	logger = level.NewFilter(ordered{logger}, levelOption(f.Level))
 	return log.With(logger, "ts", log.DefaultTimestampUTC)
+}
+
+// leadingKeys come first on every line, in this order.
+var leadingKeys = []string{"ts", "level", "msg"}
+
+// ordered puts the leading keys first: go-kit puts a level added by level.Info before
+// the timestamp, and slog's bridge after it.
+type ordered struct{ next log.Logger }
+
+func (o ordered) Log(keyvals ...any) error {
+	out := make([]any, 0, len(keyvals))
+	for _, key := range leadingKeys {
+		for i := 0; i+1 < len(keyvals); i += 2 {
+			if k, ok := keyvals[i].(string); ok && k == key {
+				out = append(out, keyvals[i], keyvals[i+1])
+				break
+			}
+		}
+	}
+	for i := 0; i < len(keyvals); i += 2 {
+		if k, ok := keyvals[i].(string); ok && slices.Contains(leadingKeys, k) {
+			continue
+		}
+		out = append(out, keyvals[i:min(i+2, len(keyvals))]...)
+	}
+	return o.next.Log(out...)
 }
 
 func levelOption(name string) level.Option {
@@ -63,12 +91,12 @@ func Slog(logger log.Logger) *slog.Logger {
 	return slog.New(untimed{sloggokit.NewGoKitHandler(logger, slog.LevelDebug)})
 }
 
-// untimed drops slog's own record time: the go-kit logger already stamps every line
-// with ts, and a second timestamp under another key only confuses log parsers.
+// untimed drops slog's own record time and caller: the go-kit logger stamps every
+// line with ts, and the project's own lines name no caller, so neither does a library's.
 type untimed struct{ slog.Handler }
 
 func (h untimed) Handle(ctx context.Context, r slog.Record) error {
-	r.Time = time.Time{}
+	r.Time, r.PC = time.Time{}, 0
 	return h.Handler.Handle(ctx, r)
 }
 

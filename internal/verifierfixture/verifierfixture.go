@@ -1,8 +1,7 @@
 // Package verifierfixture writes migration-verifier metadata into a MongoDB database the
-// way the verifier does (../shared/reference/migration-verifier.md: the generation
-// document, verification_tasks, mismatches, changeReader), for the tests of the
-// exporter's verifier scraper and for the end-to-end test. Production code never
-// imports it.
+// way the verifier does (docs/migration-verifier.md: the generation document,
+// verification_tasks, mismatches, changeReader), for the tests of the exporter's
+// verifier scraper and for the end-to-end test. Production code never imports it.
 package verifierfixture
 
 import (
@@ -59,6 +58,7 @@ func (f Fixture) Generation(ctx context.Context, generation int32) error {
 // Task is one verification task; zero fields are written as the verifier writes them
 // before they are known.
 type Task struct {
+	ID                      bson.ObjectID // zero: a new one, as the verifier makes them
 	Type, Status, Namespace string
 	Generation              int32
 	Documents, Found, Size  int64
@@ -78,7 +78,11 @@ func (f Fixture) Tasks(ctx context.Context, tasks ...Task) error {
 }
 
 func (f Fixture) taskDoc(tk Task) bson.D {
-	doc := bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "type", Value: tk.Type}, {Key: "status", Value: tk.Status}}
+	id := tk.ID
+	if id.IsZero() {
+		id = bson.NewObjectID()
+	}
+	doc := bson.D{{Key: "_id", Value: id}, {Key: "type", Value: tk.Type}, {Key: "status", Value: tk.Status}}
 	if tk.Type == TaskPrimary { // one document, no generation
 		return doc
 	}

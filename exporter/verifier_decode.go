@@ -1,0 +1,266 @@
+package exporter
+
+// Decoding what migration-verifier writes (docs/migration-verifier.md). Every decoder
+// takes raw BSON and never fails as a whole: a document with a field of the wrong type
+// is left out and described, so one malformed task costs that task, not the verifier.
+
+import (
+	"fmt"
+	"slices"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Task types and statuses the verifier writes.
+const (
+	taskPrimary             = "primary"
+	taskProcessRecheckQueue = "processRecheckQueue"
+	taskVerifyCollection    = "verifyCollection"
+	taskVerifyDocuments     = "verifyDocuments"
+	taskVerify              = "verify" // verifyDocuments before metadata version 2
+
+	statusAdded      = "added"
+	statusProcessing = "processing"
+	statusCompleted  = "completed"
+	statusFailed     = "failed"
+	statusMismatch   = "mismatch"
+)
+
+var (
+	taskTypes    = []string{taskPrimary, taskProcessRecheckQueue, taskVerifyCollection, taskVerifyDocuments, taskVerify}
+	taskStatuses = []string{statusAdded, statusProcessing, statusCompleted, statusFailed, statusMismatch}
+	// unfinishedStatuses are the only ones the verifier changes: a task is added, then
+	// processing, then one of the others for good.
+	unfinishedStatuses = bson.A{statusAdded, statusProcessing}
+)
+
+// taskKey is a task's type and status, each one the verifier writes or "other": a
+// hostile or future value must not make a series of its own.
+type taskKey struct{ Type, Status string }
+
+// taskSums adds up the tasks of one type and status.
+type taskSums struct {
+	count, documents, found, bytes, legacyDocuments float64
+}
+
+func (s taskSums) plus(o taskSums) taskSums {
+	return taskSums{s.count + o.count, s.documents + o.documents, s.found + o.found, s.bytes + o.bytes, s.legacyDocuments + o.legacyDocuments}
+}
+
+func (k taskKey) unfinished() bool { return k.Status == statusAdded || k.Status == statusProcessing }
+
+// decodeTaskKey reads a task's type and status (or a group's _id holding them).
+func decodeTaskKey(doc bson.Raw) (taskKey, string) {
+	typ, okType := doc.Lookup("type").StringValueOK()
+	status, okStatus := doc.Lookup("status").StringValueOK()
+	if !okType || !okStatus {
+		return taskKey{}, fmt.Sprintf("type %s and status %s are not both strings", describeValue(doc.Lookup("type")), describeValue(doc.Lookup("status")))
+	}
+	return taskKey{Type: known(typ, taskTypes), Status: known(status, taskStatuses)}, ""
+}
+
+// numberOrZero reads a count as the server's $sum does: any BSON number, anything else 0.
+func numberOrZero(doc bson.Raw, key string) float64 {
+	v, _ := doc.Lookup(key).AsFloat64OK()
+	return v
+}
+
+// task is one verification task, as far as the exporter needs it.
+type task struct {
+	id        bson.RawValue
+	key       taskKey
+	namespace string // "" when absent or not a string
+	sums      taskSums
+	malformed bool // left out of every figure: its type or status is not a string
+	// unfinished is whether the verifier may still change it: added or processing.
+	unfinished bool
+	problem    string // what is wrong with it, for the log; "" when nothing
+}
+
+// taskProjection is what the exporter reads of a task: never its _ids, which a recheck
+// task can hold by the thousand.
+var taskProjection = bson.D{
+	{Key: "type", Value: 1}, {Key: "status", Value: 1}, {Key: "query_filter.namespace", Value: 1},
+	{Key: "documents_count", Value: 1}, {Key: "found_source_documents_count", Value: 1},
+	{Key: "source_bytes_count", Value: 1}, {Key: "source_documents_count", Value: 1},
+}
+
+// decodeTask reads one task. A task whose type or status is not a string is malformed,
+// and problem says why; so it does for a namespace that is not a string. A document
+// without an _id is not a task at all (ok is false).
+func decodeTask(doc bson.Raw) (t task, problem string, ok bool) {
+	defer func() { t.problem = problem }()
+	if err := doc.Validate(); err != nil {
+		return t, "a task that is not valid BSON", false
+	}
+	t.id = doc.Lookup("_id")
+	if t.id.Type == 0 {
+		return t, "a task without _id", false
+	}
+	status, _ := doc.Lookup("status").StringValueOK()
+	t.unfinished = status == statusAdded || status == statusProcessing
+	if t.key, problem = decodeTaskKey(doc); problem != "" {
+		t.malformed = true
+		return t, fmt.Sprintf("task %s: %s", describeValue(t.id), problem), true
+	}
+	ns := doc.Lookup("query_filter", "namespace")
+	t.namespace, _ = ns.StringValueOK()
+	if ns.Type != 0 && ns.Type != bson.TypeNull && ns.Type != bson.TypeString {
+		problem = fmt.Sprintf("task %s: query_filter.namespace is %s; left out of the per-namespace figures", describeValue(t.id), describeValue(ns))
+	}
+	t.sums = taskSums{
+		count:           1,
+		documents:       numberOrZero(doc, "documents_count"),
+		found:           numberOrZero(doc, "found_source_documents_count"),
+		bytes:           numberOrZero(doc, "source_bytes_count"),
+		legacyDocuments: numberOrZero(doc, "source_documents_count"),
+	}
+	return t, problem, true
+}
+
+// decodeTaskGroup reads one row of taskGroupPipeline: {_id: {type, status[, namespace]},
+// count, documents, found, bytes, legacy}. A row whose type or status is not a string
+// stands for that many malformed tasks.
+func decodeTaskGroup(row bson.Raw) (key taskKey, namespace string, sums taskSums, problem string) {
+	if err := row.Validate(); err != nil {
+		return key, "", sums, "a task group that is not valid BSON"
+	}
+	sums = taskSums{
+		count:           numberOrZero(row, "count"),
+		documents:       numberOrZero(row, "documents"),
+		found:           numberOrZero(row, "found"),
+		bytes:           numberOrZero(row, "bytes"),
+		legacyDocuments: numberOrZero(row, "legacy"),
+	}
+	id, ok := row.Lookup("_id").DocumentOK()
+	if !ok {
+		return key, "", sums, "a task group without its type and status"
+	}
+	key, problem = decodeTaskKey(id)
+	if ns := id.Lookup("namespace"); problem == "" && ns.Type != 0 && ns.Type != bson.TypeNull && ns.Type != bson.TypeString {
+		problem = "query_filter.namespace is " + describeValue(ns)
+	}
+	if problem != "" {
+		return key, "", sums, fmt.Sprintf("%.0f task(s): %s", sums.count, problem)
+	}
+	namespace, _ = id.Lookup("namespace").StringValueOK()
+	return key, namespace, sums, ""
+}
+
+// decodeGeneration reads the generation document: the current generation (0 when it
+// is not a whole number of at least 0) and the metadata version (nil when absent).
+func decodeGeneration(doc bson.Raw) (generation int64, version *float64, problem string) {
+	if err := doc.Validate(); err != nil {
+		return 0, nil, "the generation document is not valid BSON"
+	}
+	if g, ok := doc.Lookup("generation").AsInt64OK(); ok && g >= 0 {
+		generation = g
+	} else if v := doc.Lookup("generation"); v.Type != 0 {
+		problem = fmt.Sprintf("the generation document's generation is %s; taken as 0", describeValue(v))
+	}
+	if v, ok := doc.Lookup("metadataversion").AsFloat64OK(); ok {
+		version = &v
+	}
+	return generation, version, problem
+}
+
+// decodeEventCounts reads a change reader's document: which cluster it reads, and its
+// cumulative counts by operation type. A count that is not a number is left out.
+func decodeEventCounts(doc bson.Raw) (role string, counts map[string]float64, problems []string) {
+	if err := doc.Validate(); err != nil {
+		return "", nil, []string{"a change reader document that is not valid BSON"}
+	}
+	switch id, _ := doc.Lookup("_id").StringValueOK(); id {
+	case "srcResumeToken":
+		role = "source"
+	case "dstResumeToken":
+		role = "destination"
+	default:
+		return "", nil, []string{fmt.Sprintf("a change reader document with _id %s", describeValue(doc.Lookup("_id")))}
+	}
+	raw, ok := doc.Lookup("eventCounts").DocumentOK()
+	if !ok {
+		if v := doc.Lookup("eventCounts"); v.Type != 0 && v.Type != bson.TypeNull {
+			problems = append(problems, fmt.Sprintf("%s eventCounts is a BSON %s, not a document", role, v.Type))
+		}
+		return role, map[string]float64{}, problems
+	}
+	elements, err := raw.Elements()
+	if err != nil {
+		return role, map[string]float64{}, []string{role + " eventCounts is not valid BSON"}
+	}
+	counts = map[string]float64{}
+	for _, e := range elements {
+		n, ok := e.Value().AsFloat64OK()
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s eventCounts.%s is a BSON %s, not a number", role, truncate(e.Key()), e.Value().Type))
+			continue
+		}
+		counts[e.Key()] = n
+	}
+	return role, counts, problems
+}
+
+// describeValue shows a value from a document in a message: a short rendering of it,
+// and its type.
+func describeValue(v bson.RawValue) string {
+	var text string
+	switch v.Type {
+	case 0:
+		return "(absent)"
+	case bson.TypeString:
+		str, _ := v.StringValueOK()
+		text = fmt.Sprintf("%q", truncate(str))
+	case bson.TypeObjectID:
+		oid, _ := v.ObjectIDOK()
+		text = oid.Hex()
+	default:
+		if n, ok := v.AsFloat64OK(); ok {
+			text = fmt.Sprint(n)
+		} else {
+			text = truncate(v.String())
+		}
+	}
+	return fmt.Sprintf("%s (BSON %s)", text, v.Type)
+}
+
+// problemList keeps the distinct problems of one read, at most maxProblems of them, for
+// one log line.
+type problemList struct {
+	items []string
+	more  int
+}
+
+const maxProblems = 10
+
+func (p *problemList) add(problem string) {
+	switch {
+	case problem == "" || slices.Contains(p.items, problem):
+	case len(p.items) < maxProblems:
+		p.items = append(p.items, problem)
+	default:
+		p.more++
+	}
+}
+
+func (p *problemList) addAll(o problemList) {
+	for _, item := range o.items {
+		p.add(item)
+	}
+	p.more += o.more
+}
+
+func (p *problemList) String() string {
+	items := slices.Sorted(slices.Values(p.items))
+	text := ""
+	for i, item := range items {
+		if i > 0 {
+			text += "; "
+		}
+		text += item
+	}
+	if p.more > 0 {
+		text += fmt.Sprintf("; and %d more", p.more)
+	}
+	return text
+}

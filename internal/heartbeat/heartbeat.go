@@ -1,0 +1,171 @@
+// Package heartbeat is the heartbeat document oplog collectors keep in the central
+// metadata collection (source_clusters_info): one document per source cluster, matched
+// by name, with the collector's state under collector_status. oplog_collector writes it
+// (Update) and mongosync_exporter reads it (Parse), from this one description.
+//
+// The layout is the old Python oplog collector's (docs/oplog-store.md, "Heartbeat
+// document"), so its UI and ours read each other's documents: times are ISO-8601
+// strings as Python's datetime.isoformat() writes them for an aware UTC time, with
+// "+00:00" and 1-second precision, and updates are $set on dotted collector_status.<field>
+// paths, so the fields the old manager owns are left alone. No connection string is
+// ever written: the old tool stored them, with their passwords, in the same document,
+// which is why readers fetch only Projection.
+package heartbeat
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Field names. Fields under collector_status are given as dotted paths from the
+// document's root.
+const (
+	FieldID               = "_id"
+	FieldName             = "name"
+	FieldScope            = "change_stream_target_db" // the one database captured; null for the whole cluster
+	FieldRegistration     = "registration_utc"
+	FieldCollectorStatus  = "collector_status"
+	FieldStatus           = FieldCollectorStatus + ".status"
+	FieldLastReport       = FieldCollectorStatus + ".last_collector_reported_utc"
+	FieldCheckpoint       = FieldCollectorStatus + ".last_oplog_time_utc" // everything up to here is stored
+	FieldLastEvent        = FieldCollectorStatus + ".last_event_time_utc"
+	FieldFirstOplog       = FieldCollectorStatus + ".first_oplog_time_utc" // oldest event in the store
+	FieldPID              = FieldCollectorStatus + ".pid"
+	FieldErrorMessage     = FieldCollectorStatus + ".error_message"
+	FieldCollectorProgram = FieldCollectorStatus + ".collector"
+	// This project's collector only: the instance holding the source's lease, and the
+	// last standby to report that it is ready to take the source over.
+	FieldHolder  = FieldCollectorStatus + ".holder"
+	FieldStandby = FieldCollectorStatus + ".standby"
+)
+
+// Values of collector_status.status.
+const (
+	// Written by the old Python collector and its manager.
+	StatusPendingRegistration      = "pending_registration"
+	StatusStarting                 = "starting"
+	StatusRunning                  = "running"
+	StatusRetryingConnection       = "retrying_connection"
+	StatusError                    = "error"
+	StatusResumeTokenLost          = "error_resume_token_lost"
+	StatusMaxRetriesReached        = "error_max_retries_reached"
+	StatusStopping                 = "stopping"
+	StatusStopped                  = "stopped"
+	StatusResettingOplogStore      = "resetting_oplog_store"
+	StatusErrorStoppedUnexpectedly = "error_stopped_unexpectedly" // derived by the old manager
+	StatusStoppedOrphaned          = "stopped_orphaned"           // derived by the old manager
+	// Written by this project's collector only.
+	StatusStandby          = "standby"           // another collector holds the source
+	StatusStoreUnavailable = "store_unavailable" // the store does not accept writes
+)
+
+// Statuses lists every known status, in a stable order: a reader exports one series per
+// status (a state-set), so a status added here gets its series everywhere at once.
+var Statuses = []string{
+	StatusPendingRegistration, StatusStarting, StatusRunning, StatusRetryingConnection, StatusError,
+	StatusResumeTokenLost, StatusMaxRetriesReached, StatusStopping, StatusStopped,
+	StatusResettingOplogStore, StatusErrorStoppedUnexpectedly, StatusStoppedOrphaned,
+	StatusStandby, StatusStoreUnavailable,
+}
+
+// TimeLayout is Python's datetime.isoformat() of an aware UTC time without microseconds,
+// the old collector's format for every time in the document.
+const TimeLayout = "2006-01-02T15:04:05+00:00"
+
+// FormatTime writes t as the old collector does: UTC, whole seconds, "+00:00".
+func FormatTime(t time.Time) string {
+	return t.UTC().Truncate(time.Second).Format(TimeLayout)
+}
+
+// Instance names one collector process: a random id per start, with its host and pid
+// for people.
+type Instance struct {
+	ID   string `bson:"id" json:"id"`
+	Host string `bson:"host" json:"host"`
+	PID  int    `bson:"pid" json:"pid"`
+}
+
+func (i Instance) String() string { return fmt.Sprintf("%s (pid %d on %s)", i.ID, i.PID, i.Host) }
+
+// Report is one heartbeat of one source. A zero time is unknown and left as it is in
+// the document; an empty Error clears error_message; PID 0 writes null (the process no
+// longer holds the source).
+type Report struct {
+	Status     string
+	Scope      string    // the captured database, "" for the whole cluster
+	Checkpoint time.Time // everything up to here is in the store
+	LastEvent  time.Time // the newest stored event
+	FirstOplog time.Time // the oldest stored event
+	Error      string
+	PID        int
+	Collector  string    // the writing program, collector_status.collector
+	Holder     *Instance // the collector holding the source's lease; nil leaves it as it is
+}
+
+// Filter selects the document of the source named name.
+func Filter(name string) bson.D {
+	return bson.D{{Key: FieldName, Value: name}}
+}
+
+// Update is the upsert that records r at now: $set on collector_status.<field> paths,
+// and on insert a random UUID _id, the scope and registration time as the old manager
+// registered sources.
+//
+// last_oplog_time_utc is the checkpoint, not the newest event: on a quiet source the
+// newest event may be old while the capture is complete up to now, and the old UI's
+// GAP (now - last_oplog_time_utc) must not cry wolf.
+func (r Report) Update(now time.Time) bson.D {
+	set := bson.D{
+		{Key: FieldStatus, Value: r.Status},
+		{Key: FieldLastReport, Value: FormatTime(now)},
+		{Key: FieldPID, Value: nullIfZero(r.PID)},
+		{Key: FieldErrorMessage, Value: nullIfZero(r.Error)},
+		{Key: FieldCollectorProgram, Value: r.Collector},
+	}
+	if r.Holder != nil {
+		set = append(set, bson.E{Key: FieldHolder, Value: r.Holder})
+	}
+	for _, t := range []struct {
+		key string
+		at  time.Time
+	}{
+		{FieldCheckpoint, r.Checkpoint},
+		{FieldLastEvent, r.LastEvent},
+		{FieldFirstOplog, r.FirstOplog},
+	} {
+		if !t.at.IsZero() {
+			set = append(set, bson.E{Key: t.key, Value: FormatTime(t.at)})
+		}
+	}
+	return bson.D{
+		{Key: "$set", Value: set},
+		{Key: "$setOnInsert", Value: bson.D{
+			{Key: FieldID, Value: newUUID()},
+			{Key: FieldScope, Value: nullIfZero(r.Scope)},
+			{Key: FieldRegistration, Value: FormatTime(now)},
+		}},
+	}
+}
+
+// StandbyUpdate records that standby is ready to take the source over, at now, and
+// nothing else: the holder's report stays as it is.
+func StandbyUpdate(standby Instance, now time.Time) bson.D {
+	return bson.D{{Key: "$set", Value: bson.D{{Key: FieldStandby, Value: bson.D{
+		{Key: "id", Value: standby.ID}, {Key: "host", Value: standby.Host}, {Key: "pid", Value: standby.PID},
+		{Key: "reported_utc", Value: FormatTime(now)},
+	}}}}}
+}
+
+func nullIfZero[T comparable](v T) any {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return v
+}
+
+// newUUID is a random UUID in its text form, as the old manager's str(uuid.uuid4()) ids.
+func newUUID() string { return uuid.NewString() }
