@@ -155,7 +155,7 @@ func (p *pitrFlags) storeLocation(configFile string) (uri, database string, err 
 	database = p.storeDatabase
 	uri = p.store
 	if uri == "" {
-		cfg, err := config.Load(configFile)
+		cfg, err := config.ForCollector.Load(configFile)
 		if err != nil {
 			return "", "", fmt.Errorf("no --store, and the config file to find collector.store in does not load: %w", err)
 		}
@@ -172,9 +172,12 @@ func (p *pitrFlags) storeLocation(configFile string) (uri, database string, err 
 	return uri, database, nil
 }
 
-// connectTo makes a client without contacting the server. A driver error about the
-// connection string is redacted by the caller. The URI's own serverSelectionTimeoutMS
-// and appName, when it has them, win over these defaults.
+// connectTo makes a client without contacting the server, after checking the
+// connection string as the daemons do (an error never quotes it). The URI's own
+// serverSelectionTimeoutMS and appName, when it has them, win over these defaults.
 func connectTo(uri, appName string) (*mongo.Client, error) {
+	if err := config.ValidateMongoURI(uri); err != nil {
+		return nil, err
+	}
 	return mongo.Connect(options.Client().SetAppName(appName).SetServerSelectionTimeout(30 * time.Second).ApplyURI(uri))
 }

@@ -573,6 +573,8 @@ func TestPITRCommands(t *testing.T) {
 		{"a target that does not answer", []string{"replay", "--source", "proof", "--store", uri, "--target", unreachable, "--to", to}, 1,
 			[]string{"replay proof stopped", "run the same command again"}},
 		{"a store that does not answer", []string{"range", "--source", "proof", "--store", unreachable}, 1, []string{"range proof"}},
+		{"a target that is no connection string", []string{"replay", "--source", "proof", "--store", uri, "--target", "mongodb://admin:" + password + "@127.0.0.1:1/?authMechanism=NOPE", "--to", to}, 2,
+			[]string{"the target's connection string"}},
 		{"replay", []string{"replay", "--source", "proof", "--store", uri, "--target", target, "--to", to}, 0,
 			[]string{"Replayed source proof", "11 events applied", "insert 10"}},
 	} {
