@@ -422,7 +422,6 @@ func lastLines(s string, n int) string {
 // as that user.
 type auth struct {
 	web, client string
-	httpClient  *http.Client
 }
 
 func writeAuth(t *testing.T) auth {
