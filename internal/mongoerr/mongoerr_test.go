@@ -102,7 +102,7 @@ func TestDescribeNamesTheCause(t *testing.T) {
 		{"untrusted certificate", "mongodb://" + untrusted + "/?tls=true", pingCommand,
 			"no server available within the server selection timeout; last error from " + untrusted + ": TLS: the server's certificate is signed by an unknown authority (set tlsCAFile)"},
 		{"authentication", "mongodb://monitor:hunter2@" + hostPort + "/?authMechanism=SCRAM-SHA-256", pingCommand,
-			"authentication failed (mechanism SCRAM-SHA-256): server error CommandNotFound (code 59): no such command: 'saslStart'"},
+			"authentication failed (mechanism SCRAM-SHA-256): server error AuthenticationFailed (code 18): Authentication failed."},
 		{"server error", srv.URI(), bson.D{{Key: "noSuchCommand", Value: 1}},
 			"server error CommandNotFound (code 59): no such command: 'noSuchCommand'"},
 	}

@@ -78,3 +78,28 @@ func TestAggregation(t *testing.T) {
 		}
 	}
 }
+
+// $limit keeps the first n documents of the stage before it, and refuses n <= 0.
+func TestAggregationLimit(t *testing.T) {
+	db, cx := setup(t)
+	coll := db.Collection("limited")
+	for i := range 5 {
+		_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: i}})
+		must(t, err)
+	}
+	cur, err := coll.Aggregate(cx, mongo.Pipeline{
+		{{Key: "$sort", Value: bson.D{{Key: "_id", Value: -1}}}},
+		{{Key: "$limit", Value: 2}},
+	})
+	must(t, err)
+	var got []struct {
+		ID int32 `bson:"_id"`
+	}
+	must(t, cur.All(cx, &got))
+	if len(got) != 2 || got[0].ID != 4 || got[1].ID != 3 {
+		t.Fatalf("$limit 2 after $sort: %v", got)
+	}
+	if _, err := coll.Aggregate(cx, mongo.Pipeline{{{Key: "$limit", Value: 0}}}); codeOf(err) != 15958 {
+		t.Fatalf("$limit 0: %v", err)
+	}
+}

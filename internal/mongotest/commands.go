@@ -35,10 +35,10 @@ var commands map[string]command
 // Commands of mongod's not implemented here: refused with 115, naming them,
 // rather than reported as unknown.
 var unsupportedCommands = map[string]bool{
-	"distinct": true, "count": true, "getParameter": true, "setParameter": true, "explain": true, "collStats": true,
+	"distinct": true, "getParameter": true, "setParameter": true, "explain": true, "collStats": true,
 	"dbStats": true, "serverStatus": true, "mapReduce": true, "bulkWrite": true, "currentOp": true,
 	"killOp": true, "validate": true, "compact": true, "reIndex": true, "convertToCapped": true,
-	"createUser": true, "usersInfo": true, "saslStart": true, "authenticate": true,
+	"createUser": true, "usersInfo": true, "authenticate": true,
 }
 
 func init() {

@@ -162,6 +162,11 @@ func TestQueryOperators(t *testing.T) {
 		{"type code", bson.D{{Key: "n", Value: bson.D{{Key: "$type", Value: 18}}}}, []int32{3}},
 		{"several conditions on one field", bson.D{{Key: "n", Value: bson.D{{Key: "$gt", Value: 1}, {Key: "$lt", Value: 6}}}}, []int32{1, 2}},
 		{"minKey compares across types", bson.D{{Key: "n", Value: bson.D{{Key: "$gt", Value: bson.MinKey{}}}}}, []int32{1, 2, 3, 4}},
+		// $not matches what its operators do not, missing fields included.
+		{"not", bson.D{{Key: "n", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: 5}}}}}}, []int32{1, 4, 5}},
+		{"or", bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "s", Value: "abc"}}, bson.D{{Key: "tags", Value: "c"}}}}}, []int32{2, 3}},
+		{"nor", bson.D{{Key: "$nor", Value: bson.A{bson.D{{Key: "n", Value: bson.D{{Key: "$exists", Value: true}}}}, bson.D{{Key: "_id", Value: 1}}}}}, []int32{5}},
+		{"and with a field", bson.D{{Key: "$and", Value: bson.A{bson.D{{Key: "n", Value: bson.D{{Key: "$type", Value: "number"}}}}}}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: 1}}}}, []int32{2, 3}},
 	}
 	for _, tc := range cases {
 		cur, err := coll.Find(cx, tc.filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
@@ -183,8 +188,10 @@ func TestQueryOperators(t *testing.T) {
 	if err := coll.FindOne(cx, bson.D{{Key: "n", Value: bson.D{{Key: "$bogus", Value: 1}}}}).Err(); codeOf(err) != 2 {
 		t.Fatalf("unknown operator: err = %v, want BadValue", err)
 	}
+	if err := coll.FindOne(cx, bson.D{{Key: "$or", Value: bson.A{}}}).Err(); codeOf(err) != 2 {
+		t.Fatalf("$or of nothing: err = %v, want BadValue", err)
+	}
 	for _, f := range []bson.D{
-		{{Key: "n", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: 5}}}}}},
 		{{Key: "s", Value: bson.Regex{Pattern: "^A", Options: "i"}}},
 		{{Key: "tags", Value: bson.D{{Key: "$size", Value: 2}}}},
 		{{Key: "$expr", Value: bson.D{{Key: "$eq", Value: bson.A{"$n", 5}}}}},

@@ -13,6 +13,7 @@ const (
 	codeBadValue                           = query.CodeBadValue
 	codeFailedToParse                      = query.CodeFailedToParse
 	codeUnauthorized                       = 13
+	codeAuthenticationFailed               = 18
 	codeTypeMismatch                       = query.CodeTypeMismatch
 	codeNamespaceNotFound                  = 26
 	codeIndexNotFound                      = 27
@@ -55,6 +56,7 @@ var codeNames = map[int32]string{
 	codeBadValue:                   "BadValue",
 	codeFailedToParse:              "FailedToParse",
 	codeUnauthorized:               "Unauthorized",
+	codeAuthenticationFailed:       "AuthenticationFailed",
 	codeTypeMismatch:               "TypeMismatch",
 	codeNamespaceNotFound:          "NamespaceNotFound",
 	codeIndexNotFound:              "IndexNotFound",

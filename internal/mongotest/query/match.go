@@ -43,8 +43,7 @@ var unsupportedQueryOps = map[string]bool{
 	"$expr": true, "$where": true, "$text": true, "$jsonSchema": true, "$geoWithin": true,
 	"$geoIntersects": true, "$near": true, "$nearSphere": true, "$bitsAllSet": true, "$bitsAnySet": true,
 	"$bitsAllClear": true, "$bitsAnyClear": true, "$sampleRate": true, "$regex": true, "$options": true,
-	"$not": true, "$size": true, "$all": true, "$elemMatch": true, "$mod": true, "$and": true, "$or": true,
-	"$nor": true,
+	"$size": true, "$all": true, "$elemMatch": true, "$mod": true,
 }
 
 func compileQuery(filter bsoncore.Document) (docPred, error) {
@@ -62,6 +61,8 @@ func compileQuery(filter bsoncore.Document) (docPred, error) {
 		switch {
 		case key == "$comment":
 			continue
+		case key == "$and" || key == "$or" || key == "$nor":
+			p, err = compileLogical(key, v)
 		case unsupportedQueryOps[key]:
 			return nil, Unsupported("the query operator %s", key)
 		case strings.HasPrefix(key, "$"):
@@ -75,6 +76,50 @@ func compileQuery(filter bsoncore.Document) (docPred, error) {
 		preds = append(preds, p)
 	}
 	return allOf(preds), nil
+}
+
+// compileLogical compiles $and, $or and $nor: a non-empty array of filters.
+func compileLogical(op string, v Value) (docPred, error) {
+	arr, ok := v.ArrayOK()
+	if !ok {
+		return nil, errorf(CodeBadValue, "%s must be an array", op)
+	}
+	values, _ := arr.Values()
+	if len(values) == 0 {
+		return nil, errorf(CodeBadValue, "$and/$or/$nor must be a nonempty array")
+	}
+	var preds []docPred
+	for _, item := range values {
+		d, ok := item.DocumentOK()
+		if !ok {
+			return nil, errorf(CodeBadValue, "$or/$and/$nor entries need to be full objects")
+		}
+		p, err := compileQuery(d)
+		if err != nil {
+			return nil, err
+		}
+		preds = append(preds, p)
+	}
+	switch op {
+	case "$and":
+		return allOf(preds), nil
+	case "$or":
+		return anyOf(preds), nil
+	}
+	any := anyOf(preds)
+	return func(doc Value) bool { return !any(doc) }, nil
+}
+
+// anyOf is the disjunction of preds.
+func anyOf[T any](preds []func(T) bool) func(T) bool {
+	return func(x T) bool {
+		for _, p := range preds {
+			if p(x) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // allOf is the conjunction of preds (true when there are none).
@@ -143,6 +188,14 @@ func compileOperators(d bsoncore.Document) (fieldPred, error) {
 			p = func(cs []candidate) bool { return anyFound(cs) == want }
 		case "$type":
 			p, err = typePred(v)
+		case "$not":
+			d, isDoc := v.DocumentOK()
+			if !isDoc || !isOperatorDoc(d) {
+				return nil, errorf(CodeBadValue, "$not needs an operator document")
+			}
+			if p, err = compileOperators(d); err == nil {
+				p = not(p)
+			}
 		case "$comment":
 			continue
 		default:

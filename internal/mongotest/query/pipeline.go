@@ -6,7 +6,7 @@ import (
 
 // Stage is one compiled aggregation stage
 // (https://www.mongodb.com/docs/manual/reference/operator/aggregation-pipeline/):
-// $match, $project, $sort and $group.
+// $match, $project, $sort, $group and $limit.
 type Stage interface {
 	Apply(docs []bsoncore.Document) ([]bsoncore.Document, error)
 }
@@ -53,7 +53,7 @@ var unsupportedStages = map[string]bool{
 	"$unionWith": true, "$documents": true, "$search": true, "$sortByCount": true, "$planCacheStats": true,
 	"$listLocalSessions": true, "$addFields": true, "$set": true, "$unset": true, "$replaceRoot": true,
 	"$replaceWith": true, "$facet": true, "$unwind": true, "$changeStream": true,
-	"$changeStreamSplitLargeEvent": true, "$limit": true, "$skip": true, "$count": true,
+	"$changeStreamSplitLargeEvent": true, "$skip": true, "$count": true,
 }
 
 var stages = map[string]func(arg Value) (Stage, error){
@@ -61,6 +61,7 @@ var stages = map[string]func(arg Value) (Stage, error){
 	"$project": compileProject,
 	"$sort":    compileSortStage,
 	"$group":   compileGroup,
+	"$limit":   compileLimit,
 }
 
 // KnownStage reports whether name is a stage of MongoDB's, implemented
@@ -125,5 +126,15 @@ func compileSortStage(arg Value) (Stage, error) {
 	return stageFunc(func(docs []bsoncore.Document) ([]bsoncore.Document, error) {
 		SortBy(docs, func(d bsoncore.Document) bsoncore.Document { return d }, keys)
 		return docs, nil
+	}), nil
+}
+
+func compileLimit(arg Value) (Stage, error) {
+	n, ok := arg.AsInt64OK()
+	if !ok || n <= 0 {
+		return nil, errorf(15958, "the limit must be positive")
+	}
+	return stageFunc(func(docs []bsoncore.Document) ([]bsoncore.Document, error) {
+		return docs[:min(int64(len(docs)), n)], nil
 	}), nil
 }

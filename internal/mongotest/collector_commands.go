@@ -7,6 +7,11 @@ import "go.mongodb.org/mongo-driver/v2/bson"
 // refused: the driver's CountDocuments uses aggregate instead.
 var countCommands = map[string]command{
 	"count": {run: countCmd, fields: []string{"query", "limit", "skip", "hint", "collation"}},
+	// The server has no users: a client that logs in fails as it would against a
+	// mongod that does not know the user, with 18 and mongod's words.
+	"saslStart": {run: func(*cmdCtx) (bson.D, error) {
+		return nil, errorf(codeAuthenticationFailed, "Authentication failed.")
+	}, freeForm: true},
 }
 
 func countCmd(cx *cmdCtx) (bson.D, error) {
