@@ -113,6 +113,7 @@ func runProof(t *testing.T, size proofSize) {
 	// started after a kill captures once its predecessor's lease (1 s) has expired, so
 	// most kills hit a running capture, and some one that waits for the lease.
 	kills, capturing := 0, 0
+	var logs strings.Builder // the killed collectors', for a failure's diagnosis
 	killer := rand.New(rand.NewPCG(seed, 2))
 	killed := make(chan struct{})
 	go func() {
@@ -127,6 +128,8 @@ func runProof(t *testing.T, size proofSize) {
 			if strings.Contains(d.log(), "state=running") {
 				capturing++
 			}
+			logs.WriteString(d.log())
+			logs.WriteString(fmt.Sprintf("--- SIGKILL %d at %s\n", kills+1, time.Now().Format(time.RFC3339Nano)))
 			d = startDaemon(t, cfg)
 			kills++
 		}
@@ -187,7 +190,8 @@ func runProof(t *testing.T, size proofSize) {
 		for run := 1; run <= 2; run++ {
 			code, out := runCLI(t, "replay", "--source", "proof", "--store", uri, "--target", target, "--to", to, "--progress-interval", "250ms")
 			if code != 0 {
-				t.Fatalf("cut %d (%s), replay %d: exit %d\n%s\nsplit events in the store:\n%s", i+1, to, run, code, out, splitFragments(t, store))
+				t.Fatalf("cut %d (%s), replay %d: exit %d\n%s\nsplit events in the store:\n%s\nthe collectors' warnings and kills:\n%s", i+1, to, run, code, out,
+					splitFragments(t, store), warningsAndKills(logs.String()+d.log()))
 			}
 			got := readState(t, target)
 			if diff := pitrtest.Diff(c.state, got); diff != "" {
@@ -219,6 +223,18 @@ func splitFragments(t *testing.T, store *mongo.Database) string {
 	var b strings.Builder
 	for _, d := range docs {
 		fmt.Fprintf(&b, "  %s\n", d)
+	}
+	return b.String()
+}
+
+// warningsAndKills are the lines of the collectors' logs that say something went wrong,
+// and the kills between them.
+func warningsAndKills(logs string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "level=warn") || strings.Contains(line, "level=error") || strings.HasPrefix(line, "--- SIGKILL") {
+			b.WriteString("  " + line + "\n")
+		}
 	}
 	return b.String()
 }
