@@ -478,7 +478,7 @@ func TestDemoConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.Load(%s): %v", demoConfig, err)
 	}
-	if len(cfg.Exporter.Mongosync) == 0 || len(cfg.Exporter.Verifiers) == 0 || len(cfg.Exporter.CollectorMetadata) == 0 {
+	if len(cfg.Exporter.Mongosync) == 0 || len(cfg.Exporter.Verifiers) == 0 || len(cfg.Exporter.HeartbeatDatabases) == 0 {
 		t.Fatalf("the demo config should read a mongosync, a verifier and the heartbeats: %+v", cfg.Exporter)
 	}
 	for _, m := range cfg.Exporter.Mongosync {
@@ -511,7 +511,7 @@ func TestDemoConfig(t *testing.T) {
 			}
 		}
 	}
-	for _, m := range cfg.Exporter.CollectorMetadata {
+	for _, m := range cfg.Exporter.HeartbeatDatabases {
 		checkMongoURI(t, p, "collector_metadata "+m.Name, m.MongoURI)
 	}
 	if len(cfg.Collector.Sources) == 0 {

@@ -55,14 +55,14 @@ type heartbeatScraper struct {
 }
 
 type heartbeatTarget struct {
-	config.CollectorMetadata
+	config.HeartbeatDatabase
 	client *mongoClient
 }
 
 func newHeartbeatScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 	s := &heartbeatScraper{env: env}
-	for _, m := range cfg.CollectorMetadata {
-		s.targets = append(s.targets, heartbeatTarget{CollectorMetadata: m, client: newMongoClient(m.MongoURI, m.Timeout)})
+	for _, m := range cfg.HeartbeatDatabases {
+		s.targets = append(s.targets, heartbeatTarget{HeartbeatDatabase: m, client: newMongoClient(m.MongoURI, m.Timeout)})
 	}
 	return s, nil
 }

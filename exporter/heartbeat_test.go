@@ -109,11 +109,11 @@ func insertDocs(t *testing.T, uri, db, coll string, docs []any) *mongo.Client {
 	return client
 }
 
-func newHeartbeatForTest(t *testing.T, targets ...config.CollectorMetadata) (Scraper, *syncBuffer) {
+func newHeartbeatForTest(t *testing.T, targets ...config.HeartbeatDatabase) (Scraper, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	env := testEnv(logs)
-	s, err := newHeartbeatScraper(&config.Exporter{CollectorMetadata: targets}, env)
+	s, err := newHeartbeatScraper(&config.Exporter{HeartbeatDatabases: targets}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +121,9 @@ func newHeartbeatForTest(t *testing.T, targets ...config.CollectorMetadata) (Scr
 	return s, logs
 }
 
-func metadataTarget(name, uri, db string) config.CollectorMetadata {
+func metadataTarget(name, uri, db string) config.HeartbeatDatabase {
 	limit := config.DefaultSourceLimit
-	return config.CollectorMetadata{
+	return config.HeartbeatDatabase{
 		Name: name, MongoURI: config.MongoURI{URI: commoncfg.Secret(uri)},
 		Database: db, Collection: config.DefaultCollectorMetadataCollection, Timeout: 5 * time.Second,
 		SourceLimit: &limit,

@@ -70,16 +70,16 @@ func TestInvalidUTF8InDocumentsKeepsTheScrapeWhole(t *testing.T) {
 	limit := config.DefaultSourceLimit
 	e := New(map[string]bool{"mongosync": true, "verifier": true, "collector_heartbeat": true}, 0, log.NewNopLogger())
 	err := e.ApplyConfig(&config.Config{Exporter: config.Exporter{
-		Mongosync:         []config.Mongosync{server.target("m", time.Second)},
-		Verifiers:         []config.Verifier{verifierConfig("v", uri, "hostile_vf")},
-		CollectorMetadata: []config.CollectorMetadata{{Name: "central", MongoURI: config.MongoURI{URI: "mongodb://x"}, Database: "hostile_hb", Collection: config.DefaultCollectorMetadataCollection, Timeout: 5 * time.Second, SourceLimit: &limit}},
+		Mongosync:          []config.Mongosync{server.target("m", time.Second)},
+		Verifiers:          []config.Verifier{verifierConfig("v", uri, "hostile_vf")},
+		HeartbeatDatabases: []config.HeartbeatDatabase{{Name: "central", MongoURI: config.MongoURI{URI: "mongodb://x"}, Database: "hostile_hb", Collection: config.DefaultCollectorMetadataCollection, Timeout: 5 * time.Second, SourceLimit: &limit}},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The heartbeat target above has a placeholder URI: give it the test server's.
 	e.scrapers[2].Scraper.(*heartbeatScraper).Close()
-	hb, err := newHeartbeatScraper(&config.Exporter{CollectorMetadata: []config.CollectorMetadata{metadataTarget("central", uri, "hostile_hb")}}, Env{Logger: log.NewNopLogger(), Changes: e.changes, Stats: e.stats["collector_heartbeat"]})
+	hb, err := newHeartbeatScraper(&config.Exporter{HeartbeatDatabases: []config.HeartbeatDatabase{metadataTarget("central", uri, "hostile_hb")}}, Env{Logger: log.NewNopLogger(), Changes: e.changes, Stats: e.stats["collector_heartbeat"]})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,7 @@ func checkConfig(path string, exp *exporter.Exporter, stdout, stderr io.Writer) 
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s is valid: %d mongosync instance(s), %d verifier(s), %d collector metadata database(s).\n",
-		path, len(cfg.Exporter.Mongosync), len(cfg.Exporter.Verifiers), len(cfg.Exporter.CollectorMetadata))
+		path, len(cfg.Exporter.Mongosync), len(cfg.Exporter.Verifiers), len(cfg.Exporter.HeartbeatDatabases))
 	return 0
 }
 

@@ -33,9 +33,9 @@ type Config struct {
 
 // Exporter is the `exporter:` section: what mongosync_exporter reads at scrape time.
 type Exporter struct {
-	Mongosync         []Mongosync         `yaml:"mongosync"`
-	Verifiers         []Verifier          `yaml:"verifiers"`
-	CollectorMetadata []CollectorMetadata `yaml:"collector_metadata"`
+	Mongosync          []Mongosync         `yaml:"mongosync"`
+	Verifiers          []Verifier          `yaml:"verifiers"`
+	HeartbeatDatabases []HeartbeatDatabase `yaml:"collector_metadata"`
 }
 
 // Collector is the `collector:` section, read by oplog_collector: where to store the
@@ -45,7 +45,7 @@ type Collector struct {
 	// per source, in the old Python collector's layout.
 	Store Store `yaml:"store"`
 	// Metadata is the central metadata collection the heartbeats go to (optional).
-	Metadata *CollectorMetadataTarget `yaml:"metadata"`
+	Metadata *HeartbeatTarget `yaml:"metadata"`
 	// HeartbeatInterval is how often each source's heartbeat is written (default 30s).
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// CheckpointInterval is how often a quiet source's post-batch resume token is saved,
@@ -75,9 +75,9 @@ type Store struct {
 	Database string `yaml:"database"`
 }
 
-// CollectorMetadataTarget locates the central metadata collection, as the old tool's
+// HeartbeatTarget locates the central metadata collection, as the old tool's
 // CENTRAL_METADATA_DB_URI did.
-type CollectorMetadataTarget struct {
+type HeartbeatTarget struct {
 	MongoURI   `yaml:",inline"`
 	Database   string `yaml:"database"`
 	Collection string `yaml:"collection"`
@@ -183,9 +183,9 @@ type Verifier struct {
 	ChangeEventTypeLimit *int `yaml:"change_event_type_limit"`
 }
 
-// CollectorMetadata is a central metadata database where oplog collectors (this
+// HeartbeatDatabase is a central metadata database where oplog collectors (this
 // project's and the old Python one) write their heartbeats.
-type CollectorMetadata struct {
+type HeartbeatDatabase struct {
 	// Name identifies the database; unique. It becomes the `metadata` label.
 	Name       string `yaml:"name"`
 	MongoURI   `yaml:",inline"`
@@ -346,8 +346,8 @@ func (c *Config) finishVerifiers(doc *document, dir string) {
 
 func (c *Config) finishCollectorMetadata(doc *document, dir string) {
 	names := uniqueNames{doc: doc, what: "collector_metadata entry"}
-	for i := range c.Exporter.CollectorMetadata {
-		m := &c.Exporter.CollectorMetadata[i]
+	for i := range c.Exporter.HeartbeatDatabases {
+		m := &c.Exporter.HeartbeatDatabases[i]
 		path := fmt.Sprintf("exporter.collector_metadata[%d]", i)
 		doc.require(path, "name", m.Name)
 		names.check(path, m.Name)

@@ -32,7 +32,7 @@ func TestLoadGood(t *testing.T) {
 		{"credentials_file joined too", ms[2].HTTPClientConfig.Authorization.CredentialsFile, filepath.Join("testdata", "secrets", "token")},
 		{"migration", ms[2].Migration, "other"},
 	}
-	vs, cm := cfg.Exporter.Verifiers, cfg.Exporter.CollectorMetadata
+	vs, cm := cfg.Exporter.Verifiers, cfg.Exporter.HeartbeatDatabases
 	if len(vs) != 2 || len(cm) != 1 {
 		t.Fatalf("got %d verifiers and %d collector_metadata entries, want 2 and 1", len(vs), len(cm))
 	}
