@@ -90,7 +90,7 @@ func (b *buffer) take(ctx context.Context) ([]item, error) {
 	for {
 		b.mu.Lock()
 		n, events, bytes := b.batchLocked()
-		full := events >= b.batch.MaxEvents || n < len(b.items) || bytes >= b.batch.MaxBytes
+		full := events >= b.batch.MaxEvents || n < len(b.items) || bytes >= b.batch.MaxBytes || (n > 0 && b.items[0].restart)
 		linger := time.Until(b.oldest.Add(b.batch.MaxWait))
 		if n > 0 && (full || b.closed || linger <= 0) {
 			return b.removeLocked(n), nil
@@ -116,9 +116,17 @@ func (b *buffer) take(ctx context.Context) ([]item, error) {
 	}
 }
 
-// batchLocked counts how many leading items fit in one batch.
+// batchLocked counts how many leading items fit in one batch. A restart (item.restart)
+// is a batch of its own: what was written before it must be in the store before the
+// writer drops what follows its position, and what comes after it written after that.
 func (b *buffer) batchLocked() (n, events, bytes int) {
 	for _, it := range b.items {
+		if it.restart {
+			if n == 0 {
+				return 1, 0, 0
+			}
+			break
+		}
 		if it.doc != nil {
 			if events >= b.batch.MaxEvents || (events > 0 && bytes+it.size > b.batch.MaxBytes) {
 				break

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -177,5 +178,22 @@ func TestBufferKeepsOrderUnderConcurrency(t *testing.T) {
 	wg.Wait()
 	if next != total+1 {
 		t.Fatalf("%d items came out of %d", next-1, total)
+	}
+}
+
+// A restart is a batch of its own, between what was read before it and after it.
+func TestBufferRestartIsABatchOfItsOwn(t *testing.T) {
+	b := newBuffer(100, 1<<20, config.Batch{MaxEvents: 10, MaxBytes: 1 << 20})
+	for _, it := range []item{event(1, 10), event(2, 10), {pos: position{ClusterTime: bson.Timestamp{T: 3}}, restart: true}, event(4, 10)} {
+		_ = b.push(t.Context(), it)
+	}
+	for _, want := range [][]uint32{{1, 2}, {3}, {4}} {
+		batch := mustTake(t, b)
+		if got := numbers(batch); !slices.Equal(got, want) {
+			t.Fatalf("batch %v, want %v", got, want)
+		}
+		if batch[0].restart != (want[0] == 3) || batch[0].checkpoint() == batch[0].restart {
+			t.Fatalf("batch %v: restart %v, checkpoint %v", want, batch[0].restart, batch[0].checkpoint())
+		}
 	}
 }

@@ -138,3 +138,70 @@ func TestOversizedEventIsStoredInParts(t *testing.T) {
 		t.Errorf("the joined event lacks the inserted document (blob of %d bytes, op_type %q)", len(got), whole.Lookup("op_type").StringValue())
 	}
 }
+
+// A crash can leave in the store part of an event after the saved position (here a first
+// fragment that says the event had three), and the event read again may come otherwise
+// (with updateLookup, the document and the split are those at read time). Capture starts
+// again by dropping what was stored after its position, so the store holds each event
+// once, as read last, and no fragment of another reading.
+func TestRestartDropsWhatWasStoredAfterThePosition(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectClient(t, uri)
+	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: "stale", uri: uri, database: "big"})
+	h := startManager(t, cfg)
+	h.waitState("stale", stateRunning)
+	fragments := splitUpdate(t, client, "stale", "big")
+	h.stop()
+
+	// Back to the position before the split update, with its first fragment stored as
+	// another reading of it would have split it.
+	store := client.Database(config.DefaultStoreDatabase)
+	events := store.Collection(oplogstore.EventsCollection("stale"))
+	var before bson.Raw
+	for _, d := range stored(t, client, "stale") {
+		if d.Lookup("_id").StringValue() < fragments[0].Lookup("_id").StringValue() {
+			before = d
+		}
+	}
+	if _, err := store.Collection(oplogstore.TokensCollection("stale")).UpdateOne(t.Context(),
+		bson.D{{Key: "_id", Value: oplogstore.TokenID("stale")}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "token", Value: before.Lookup("_resume_token")}, {Key: "cluster_time", Value: before.Lookup("ts")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.DeleteMany(t.Context(), bson.D{{Key: "split_event", Value: bson.D{{Key: "$exists", Value: true}}}}); err != nil {
+		t.Fatal(err)
+	}
+	first := fragments[0]
+	stale := bson.D{}
+	for _, e := range mustElements(t, first) {
+		if e.Key() == "split_event" {
+			stale = append(stale, bson.E{Key: "split_event", Value: bson.D{{Key: "fragment", Value: 1}, {Key: "of", Value: 3}}})
+			continue
+		}
+		stale = append(stale, bson.E{Key: e.Key(), Value: e.Value()})
+	}
+	if _, err := events.InsertOne(t.Context(), stale); err != nil {
+		t.Fatal(err)
+	}
+
+	startManager(t, cfg)
+	var again []bson.Raw
+	eventually(t, "the split update stored again", func() bool {
+		again = fragmentsOf(t, client, "stale")
+		return len(again) == len(fragments) && again[0].Lookup("split_event", "of").Int32() == int32(len(fragments))
+	})
+	for i, f := range again {
+		if of := f.Lookup("split_event", "of").Int32(); of != int32(len(fragments)) {
+			t.Errorf("fragment %d says %d fragments, want %d: a stale reading was kept", i+1, of, len(fragments))
+		}
+	}
+}
+
+func mustElements(t *testing.T, doc bson.Raw) []bson.RawElement {
+	t.Helper()
+	elems, err := doc.Elements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return elems
+}

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -33,10 +32,16 @@ type item struct {
 	// there would deliver the event's remaining fragments without the first one's
 	// fields, so its token is never saved and never resumed from.
 	partial bool
+	// restart marks a change stream opened (again) at pos: what the store holds after pos
+	// is dropped before anything else is written, because it will be written again as
+	// read now. Written before a crash, or before the stream failed, it may hold part of
+	// an event (some of its fragments, some of its parts) that now reads otherwise: with
+	// updateLookup the document is the one at read time, and so is the split.
+	restart bool
 }
 
 // checkpoint tells whether a stream may resume after this item.
-func (it *item) checkpoint() bool { return !it.partial }
+func (it *item) checkpoint() bool { return !it.partial && !it.restart }
 
 // splitState carries what later fragments of a split event lack: the first fragment
 // has the event's type and cluster time, the others only their share of the fields.
@@ -92,7 +97,7 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 		default:
 			// The stream began inside the event (at a position an older version of
 			// this collector saved): the reader finds the first fragment in the store.
-			ts, _ := tokenTime(bson.Raw(token))
+			ts, _ := oplogstore.TokenTime(bson.Raw(token))
 			return item{}, &orphanFragment{clusterTime: ts, data: string(data)}
 		}
 	}
@@ -293,21 +298,4 @@ func operationName(v bsoncore.Value) string {
 		}
 	}
 	return string(name)
-}
-
-// tokenTime reads the cluster time a resume token stands for. The server's _data is a
-// hex KeyString that starts with 0x82 (a Timestamp) and the timestamp's 8 bytes, big
-// endian; it is how a post-batch resume token, which comes with no event, tells how far
-// the stream has read. ok is false for a token of another shape.
-func tokenTime(token bson.Raw) (ts bson.Timestamp, ok bool) {
-	data, isString := token.Lookup("_data").StringValueOK()
-	if !isString || len(data) < 18 || data[:2] != "82" {
-		return bson.Timestamp{}, false
-	}
-	raw, err := hex.DecodeString(data[2:18])
-	if err != nil {
-		return bson.Timestamp{}, false
-	}
-	be := func(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
-	return bson.Timestamp{T: be(raw[:4]), I: be(raw[4:8])}, true
 }

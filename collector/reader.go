@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log/level"
+	"github.com/mongomigrate/observability/internal/oplogstore"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -77,6 +78,8 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 				return true, err
 			}
 		}
+	} else if err := buf.push(ctx, item{pos: *pos, restart: true}); err != nil {
+		return true, err
 	}
 	var split splitState
 	midEvent := false
@@ -120,7 +123,7 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 				}
 				lastCheckpoint = time.Now()
 			} else {
-				ts, _ := tokenTime(tok)
+				ts, _ := oplogstore.TokenTime(tok)
 				*pos = position{Token: bytes.Clone(tok), ClusterTime: ts}
 			}
 		}
@@ -143,7 +146,7 @@ func (s *source) recoverSplit(ctx context.Context, orphan *orphanFragment) split
 // pushPosition queues a token with no event, for the writer to save once everything
 // before it is written.
 func (s *source) pushPosition(ctx context.Context, pos *position, buf *buffer, token bson.Raw) error {
-	ts, _ := tokenTime(token)
+	ts, _ := oplogstore.TokenTime(token)
 	p := position{Token: bytes.Clone(token), ClusterTime: ts}
 	if err := buf.push(ctx, item{pos: p}); err != nil {
 		return err

@@ -93,7 +93,7 @@ func (s *sourceStore) loadToken(ctx context.Context) (tokenDocument, error) {
 		return tokenDocument{}, fmt.Errorf("reading the saved resume token: %w", err)
 	}
 	if doc.Token != nil && doc.ClusterTime.IsZero() {
-		doc.ClusterTime, _ = tokenTime(doc.Token) // saved by the old collector
+		doc.ClusterTime, _ = oplogstore.TokenTime(doc.Token) // saved by the old collector
 	}
 	return doc, nil
 }
@@ -208,6 +208,21 @@ func (s *sourceStore) edge(ctx context.Context, order int) (bson.Timestamp, bool
 		return bson.Timestamp{}, false, fmt.Errorf("finding the stored events' time range: %w", err)
 	}
 	return doc.TS, true, nil
+}
+
+// dropAfter deletes the store documents of events after the position token: this
+// collector's, whose _id is their token's _data, which sorts as the stream does (parts
+// too: "<_id>:<k>"). The old collector's documents (ObjectId _ids) are left alone.
+func (s *sourceStore) dropAfter(ctx context.Context, token bson.Raw) (int64, error) {
+	data, ok := token.Lookup("_data").StringValueOK()
+	if !ok {
+		return 0, nil // a token of another shape: nothing can be compared with it
+	}
+	res, err := s.events.DeleteMany(ctx, bson.D{{Key: oplogstore.FieldID, Value: bson.D{{Key: "$gt", Value: data}}}})
+	if err != nil {
+		return 0, fmt.Errorf("dropping what was stored after the saved position: %w", err)
+	}
+	return res.DeletedCount, nil
 }
 
 // firstFragmentType returns the type of the split event whose later fragment has the

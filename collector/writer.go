@@ -28,12 +28,32 @@ func (w *writer) run(ctx context.Context) (complete bool) {
 			return err == errBufferClosed
 		}
 		s.progress.writing(time.Now())
-		if !w.storeEvents(ctx, batch) || !w.savePosition(ctx, batch) {
+		if batch[0].restart {
+			if !w.dropAfter(ctx, batch[0].pos) {
+				return false
+			}
+		} else if !w.storeEvents(ctx, batch) || !w.savePosition(ctx, batch) {
 			return false
 		}
 		s.progress.writing(time.Time{})
 		s.metrics.bufferEvents.WithLabelValues(s.cfg.Name).Set(float64(w.buf.length()))
 	}
+}
+
+// dropAfter deletes what the store holds after pos, where the stream starts again.
+func (w *writer) dropAfter(ctx context.Context, pos position) bool {
+	s := w.source
+	var dropped int64
+	if !s.retry(ctx, errStoreWrite, &s.storeOK, func(ctx context.Context) (err error) {
+		dropped, err = s.store.dropAfter(ctx, pos.Token)
+		return err
+	}) {
+		return false
+	}
+	if dropped > 0 {
+		level.Info(s.logger).Log("msg", "Dropped what was stored after the position the stream starts again from; it is written again as read now", "documents", dropped)
+	}
+	return true
 }
 
 // storeEvents writes the batch's events, retrying until they are acknowledged.
