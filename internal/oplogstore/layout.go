@@ -86,6 +86,5 @@ type Gap struct {
 const (
 	GapReset           = "reset"             // the store was wiped on request; capture restarted from then
 	GapResumeTokenLost = "resume_token_lost" // the source's oplog no longer held the saved position
-	GapLeaseTakeover   = "lease_takeover"    // a collector took over and could not resume from the saved position
 	GapPositionMissing = "position_missing"  // events were stored but no position was saved: capture started from then
 )

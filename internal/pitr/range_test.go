@@ -63,7 +63,7 @@ func TestStretchesCutAtGaps(t *testing.T) {
 	}{
 		"none":                      {nil, "100,0-200,0"},
 		"inside":                    {[]Gap{gapOf("reset", 120, 130)}, "100,0-120,0 130,0-200,0"},
-		"two, out of order":         {[]Gap{gapOf("lease_takeover", 150, 160), gapOf("reset", 120, 130)}, "100,0-120,0 130,0-150,0 160,0-200,0"},
+		"two, out of order":         {[]Gap{gapOf("position_missing", 150, 160), gapOf("reset", 120, 130)}, "100,0-120,0 130,0-150,0 160,0-200,0"},
 		"before the oldest":         {[]Gap{gapOf("reset", 10, 90)}, "100,0-200,0"},
 		"unknown start":             {[]Gap{gapOf("position_missing", 0, 110)}, "110,0-200,0"},
 		"open end":                  {[]Gap{gapOf("resume_token_lost", 180, 0)}, "100,0-180,0"},
@@ -108,8 +108,8 @@ func TestRangeOfACapturedSource(t *testing.T) {
 	}
 	_, at := w.cut()
 	_, err := w.store.Collection(oplogstore.GapsCollection(sourceName)).InsertOne(t.Context(), oplogstore.Gap{
-		ID: "g", Reason: oplogstore.GapLeaseTakeover, After: bson.Timestamp{T: at.T - 1}, Before: bson.Timestamp{T: at.T - 1, I: 5},
-		DetectedAt: bson.NewDateTimeFromTime(time.Unix(int64(at.T), 0)), Detail: "collector b took over from a",
+		ID: "g", Reason: oplogstore.GapPositionMissing, After: bson.Timestamp{T: at.T - 1}, Before: bson.Timestamp{T: at.T - 1, I: 5},
+		DetectedAt: bson.NewDateTimeFromTime(time.Unix(int64(at.T), 0)), Detail: "the store held events but no saved resume position",
 	})
 	must(t, err)
 	win, err := Range(t.Context(), w.store, sourceName)
@@ -124,7 +124,7 @@ func TestRangeOfACapturedSource(t *testing.T) {
 	}
 	var text strings.Builder
 	must(t, win.WriteText(&text))
-	for _, want := range []string{"Source src:", "oldest event", "checkpoint", "lease_takeover", "collector b took over from a", "Recoverable"} {
+	for _, want := range []string{"Source src:", "oldest event", "checkpoint", "position_missing", "the store held events but no saved resume position", "Recoverable"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}
