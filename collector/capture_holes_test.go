@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -204,4 +205,56 @@ func mustElements(t *testing.T, doc bson.Raw) []bson.RawElement {
 		t.Fatal(err)
 	}
 	return elems
+}
+
+// Capture starting again at the position of an event stored in parts keeps its parts:
+// they sort after its _id, but belong to it.
+func TestRestartAtAnEventInPartsKeepsItsParts(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectClient(t, uri)
+	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: "parted", uri: uri, database: "parted"})
+	h := startManager(t, cfg)
+	h.waitState("parted", stateRunning)
+	coll := client.Database("parted").Collection("c")
+	blob := strings.Repeat("p", oplogstore.MaxDocumentSize-300-30)
+	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "blob", Value: blob}}); err != nil {
+		t.Fatal(err)
+	}
+	var parts []bson.Raw
+	eventually(t, "the large insert in parts", func() bool {
+		parts = parts[:0]
+		for _, d := range stored(t, client, "parted") {
+			if _, _, ok := oplogstore.PartOf(d); ok {
+				parts = append(parts, d)
+			}
+		}
+		_, of, _ := oplogstore.PartOf(append(parts, nil)[0])
+		return len(parts) > 0 && len(parts) == of
+	})
+	h.stop()
+	store := client.Database(config.DefaultStoreDatabase)
+	if _, err := store.Collection(oplogstore.TokensCollection("parted")).UpdateOne(t.Context(),
+		bson.D{{Key: "_id", Value: oplogstore.TokenID("parted")}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "token", Value: parts[0].Lookup("_resume_token")}, {Key: "cluster_time", Value: parts[0].Lookup("ts")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	h2 := startManager(t, cfg)
+	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the insert after the restart", func() bool {
+		return slices.ContainsFunc(stored(t, client, "parted"), func(d bson.Raw) bool {
+			id, _ := d.Lookup("doc_key", "_id").Int32OK()
+			return id == 2
+		})
+	})
+	var after []bson.Raw
+	for _, d := range stored(t, client, "parted") {
+		if _, _, ok := oplogstore.PartOf(d); ok {
+			after = append(after, d)
+		}
+	}
+	if _, err := oplogstore.Join(after); err != nil {
+		t.Fatalf("after a restart at the event, its parts: %v\n%s", err, h2.logs)
+	}
 }

@@ -211,14 +211,19 @@ func (s *sourceStore) edge(ctx context.Context, order int) (bson.Timestamp, bool
 }
 
 // dropAfter deletes the store documents of events after the position token: this
-// collector's, whose _id is their token's _data, which sorts as the stream does (parts
-// too: "<_id>:<k>"). The old collector's documents (ObjectId _ids) are left alone.
+// collector's, whose _id is their token's _data, which sorts as the stream does. The
+// parts of the event at the position ("<_id>:<k>", oplogstore.Split) sort after its _id
+// but belong to it, and stay. The old collector's documents (ObjectId _ids) are left
+// alone.
 func (s *sourceStore) dropAfter(ctx context.Context, token bson.Raw) (int64, error) {
 	data, ok := token.Lookup("_data").StringValueOK()
 	if !ok {
 		return 0, nil // a token of another shape: nothing can be compared with it
 	}
-	res, err := s.events.DeleteMany(ctx, bson.D{{Key: oplogstore.FieldID, Value: bson.D{{Key: "$gt", Value: data}}}})
+	res, err := s.events.DeleteMany(ctx, bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: oplogstore.FieldID, Value: bson.D{{Key: "$gt", Value: data}, {Key: "$lt", Value: data + oplogstore.PartSeparator}}}},
+		bson.D{{Key: oplogstore.FieldID, Value: bson.D{{Key: "$gte", Value: oplogstore.PartsEnd(data)}}}},
+	}}})
 	if err != nil {
 		return 0, fmt.Errorf("dropping what was stored after the saved position: %w", err)
 	}

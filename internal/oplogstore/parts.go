@@ -15,6 +15,15 @@ import (
 // added: a source document of 16 MiB less a few hundred bytes already is.
 const MaxDocumentSize = 16 << 20
 
+// PartSeparator joins an oversized event's _id and a part's number in the part's _id.
+// It is no hex digit, so the _ids from "<_id>:" up to PartsEnd(_id) are that event's
+// parts and no other event's.
+const PartSeparator = ":"
+
+// PartsEnd is the least _id above every part of the event whose _id is id: id followed
+// by the character after PartSeparator.
+func PartsEnd(id string) string { return id + string(rune(PartSeparator[0]+1)) }
+
 // PartDataSize is how many bytes of an oversized document each part carries: far
 // enough below MaxDocumentSize for the part's own fields and the insert command.
 const PartDataSize = 8 << 20
@@ -27,7 +36,7 @@ var partHeaderFields = []string{FieldResumeToken, FieldClusterName, FieldTS, Fie
 // Split stores doc, a store document, in as many documents as the server accepts: doc
 // itself when it fits, else parts of at most PartDataSize bytes of it each. The first
 // part keeps doc's _id, so writing it twice is still a no-op; part k > 1 has
-// "<_id>:<k>". The parts' data, joined in order, is doc byte for byte (Join).
+// "<_id>:<k>" (PartSeparator), which sorts after the _id and before the next event's. The parts' data, joined in order, is doc byte for byte (Join).
 func Split(doc bson.Raw) ([]bson.Raw, error) {
 	if len(doc) <= MaxDocumentSize {
 		return []bson.Raw{doc}, nil
@@ -41,7 +50,7 @@ func Split(doc bson.Raw) ([]bson.Raw, error) {
 	for k := 1; k <= of; k++ {
 		partID := id
 		if k > 1 {
-			partID = id + ":" + strconv.Itoa(k)
+			partID = id + PartSeparator + strconv.Itoa(k)
 		}
 		start, part := bsoncore.AppendDocumentStart(nil)
 		part = bsoncore.AppendStringElement(part, FieldID, partID)
