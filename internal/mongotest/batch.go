@@ -32,18 +32,12 @@ type writeErrors struct {
 // add records err for statement i; it returns false when err is not a
 // statement error and must fail the whole command.
 func (w *writeErrors) add(i int, err error) bool {
-	var code int32
-	var msg string
-	var extra bson.D
-	if we, ok := err.(*writeError); ok {
-		code, msg, extra = we.code, we.msg, we.extra
-	} else if ce, ok := asCmdError(err); ok {
-		code, msg = ce.code, ce.msg
-	} else {
+	ce, ok := asCmdError(err)
+	if !ok {
 		return false
 	}
-	doc := bson.D{{Key: "index", Value: int32(i)}, {Key: "code", Value: code}, {Key: "errmsg", Value: msg}}
-	w.list = append(w.list, append(doc, extra...))
+	doc := bson.D{{Key: "index", Value: int32(i)}, {Key: "code", Value: ce.code}, {Key: "errmsg", Value: ce.msg}}
+	w.list = append(w.list, append(doc, ce.extra...))
 	w.indexes = append(w.indexes, i)
 	return true
 }
@@ -135,7 +129,7 @@ func (sess *session) executedStmt(retryable bool, i int) (stmtResult, bool) {
 func untilUnblocked[T any](cx *cmdCtx, run func() (T, error)) (T, error) {
 	for {
 		res, err := run()
-		if _, blocked := err.(errBlocked); !blocked {
+		if !isBlocked(err) {
 			return res, err
 		}
 		if err := cx.awaitChange(); err != nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
@@ -28,6 +30,7 @@ const (
 	codeInvalidNamespace                   = 73
 	codeIndexOptionsConflict               = 85
 	codeIndexKeySpecsConflict              = 86
+	codeCannotIndexParallelArrays          = 171
 	codeUnsatisfiableWriteConcern          = 100
 	codeCommandNotSupported                = query.CodeCommandNotSupported
 	codeInvalidResumeToken                 = 260
@@ -71,6 +74,7 @@ var codeNames = map[int32]string{
 	codeInvalidNamespace:           "InvalidNamespace",
 	codeIndexOptionsConflict:       "IndexOptionsConflict",
 	codeIndexKeySpecsConflict:      "IndexKeySpecsConflict",
+	codeCannotIndexParallelArrays:  "CannotIndexParallelArrays",
 	codeUnsatisfiableWriteConcern:  "UnsatisfiableWriteConcern",
 	codeCommandNotSupported:        "CommandNotSupported",
 	codeInvalidResumeToken:         "InvalidResumeToken",
@@ -125,10 +129,12 @@ func codeName(code int32) string {
 	return "Location" + strconv.Itoa(int(code))
 }
 
-// cmdError is a command failure, sent back as {ok: 0, code, codeName, errmsg, errorLabels}.
+// cmdError is a command failure, sent back as {ok: 0, code, codeName, errmsg, errorLabels}
+// and the error's extra information (a duplicate key's keyPattern and keyValue).
 type cmdError struct {
 	code   int32
 	msg    string
+	extra  bson.D
 	labels []string
 	// labelsSet means labels were chosen explicitly (a failpoint), so the
 	// server must not add its own.
@@ -147,13 +153,16 @@ func unsupported(format string, args ...any) error {
 }
 
 // asCmdError is err as a command failure: the query engine's errors carry
-// the same codes.
+// the same codes, and a statement's error fails a command that has no
+// writeErrors (findAndModify) with its code and extra information.
 func asCmdError(err error) (*cmdError, bool) {
 	switch e := err.(type) {
 	case *cmdError:
 		return e, true
 	case *query.Error:
 		return &cmdError{code: e.Code, msg: e.Msg}, true
+	case *writeError:
+		return &cmdError{code: e.code, msg: e.msg, extra: e.extra}, true
 	}
 	return nil, false
 }

@@ -9,13 +9,14 @@ import (
 
 // index is an index definition. Queries scan collections, so indexes keep
 // no entries (the _id index's are the collection's ids); they exist for
-// listIndexes, change events and TTL.
+// listIndexes, change events, TTL and unique constraints (index_keys.go).
 type index struct {
 	name        string
 	fields      []string
 	spec        bsoncore.Document // as listIndexes returns it
 	ttl         bool
 	expireAfter int64 // seconds, when ttl
+	unique      bool  // a secondary unique index (the _id index's are the collection's ids)
 }
 
 func newIDIndex() *index {

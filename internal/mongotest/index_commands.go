@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"fmt"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -57,7 +58,12 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 				return nil, errorf(codeInvalidOptions, "TTL indexes are single-field indexes, compound indexes do not support TTL")
 			}
 			ix.ttl, ix.expireAfter = true, n
-		case "unique", "sparse", "partialFilterExpression", "hidden", "collation", "wildcardProjection", "weights", "default_language",
+		case "unique":
+			if !f.Val.IsNumber() && f.Val.Type != bsoncore.TypeBoolean {
+				return nil, errorf(codeTypeMismatch, "The field 'unique' has value unique: %s, which is not convertible to bool", f.Val)
+			}
+			ix.unique = query.Truthy(f.Val) // kept as given: listIndexes shows it so
+		case "sparse", "partialFilterExpression", "hidden", "collation", "wildcardProjection", "weights", "default_language",
 			"language_override", "textIndexVersion", "2dsphereIndexVersion", "bits", "min", "max",
 			"storageEngine", "prepareUnique":
 			if query.Truthy(f.Val) && !isSimpleCollation(f.Key, f.Val) {
@@ -127,10 +133,27 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 		}
 	}
 	before := len(c.indexes)
+	// As mongod: the specs are checked against the indexes there (and each
+	// other) first, then the new ones are built together; any failure
+	// creates none.
+	var build []*index
 	for _, ix := range add {
-		if err := cx.addIndex(c, ix); err != nil {
+		exists, err := c.existing(ix, build)
+		if err != nil {
 			return nil, err
 		}
+		if !exists {
+			build = append(build, ix)
+		}
+	}
+	for _, ix := range build {
+		if err := c.buildIndex(ix); err != nil {
+			return nil, indexBuildFailed(c, err)
+		}
+	}
+	for _, ix := range build {
+		c.indexes = append(c.indexes, ix)
+		cx.s.recordLocked(cx, &event{op: "createIndexes", db: c.db, coll: c.name, uuid: c.uuid, opDesc: indexesDescription(ix)})
 	}
 	res := bson.D{
 		{Key: "numIndexesBefore", Value: int32(before)},
@@ -143,23 +166,41 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 	return res, nil
 }
 
-// addIndex builds ix over existing documents; an identical existing index
-// makes it a no-op, a conflicting one an error, as on the real server.
-func (cx *cmdCtx) addIndex(c *collection, ix *index) error {
-	for _, old := range c.indexes {
+// existing reports whether c has ix already, or pending builds it: an
+// identical index makes ix a no-op; one with its name or its key pattern
+// and other options or another name is a conflict, as on the real server
+// (whose indexes are told apart by key pattern, collation and partial
+// filter, the last two always absent here).
+func (c *collection) existing(ix *index, pending []*index) (bool, error) {
+	for _, old := range append(c.indexes[:len(c.indexes):len(c.indexes)], pending...) {
 		sameName, sameKey := old.name == ix.name, query.Equal(old.spec.Lookup("key"), ix.spec.Lookup("key"))
 		switch {
 		case sameName && sameKey && sameOptions(old, ix):
-			return nil
+			return true, nil
 		case sameName && !sameKey:
-			return errorf(codeIndexKeySpecsConflict, "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %s, existing index: %s", ix.spec, old.spec)
-		case sameName || (sameKey && sameOptions(old, ix)):
-			return errorf(codeIndexOptionsConflict, "Index already exists with a different name or options. Requested index: %s, existing index: %s", ix.spec, old.spec)
+			return false, errorf(codeIndexKeySpecsConflict, "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %s, existing index: %s", ix.spec, old.spec)
+		case sameName:
+			return false, errorf(codeIndexOptionsConflict, "An equivalent index already exists with the same name but different options. Requested index: %s, existing index: %s", ix.spec, old.spec)
+		case sameKey && sameOptions(old, ix):
+			return false, errorf(codeIndexOptionsConflict, "Index already exists with a different name: %s", old.name)
+		case sameKey:
+			return false, errorf(codeIndexOptionsConflict, "An equivalent index already exists with a different name and options. Requested index: %s, existing index: %s", ix.spec, old.spec)
 		}
 	}
-	c.indexes = append(c.indexes, ix)
-	cx.s.recordLocked(cx, &event{op: "createIndexes", db: c.db, coll: c.name, uuid: c.uuid, opDesc: indexesDescription(ix)})
-	return nil
+	return false, nil
+}
+
+// indexBuildFailed is a failed index build as createIndexes reports it,
+// the cause's code and extra information kept ("Index build failed: <build
+// UUID>: Collection <ns> ( <UUID> ) :: caused by :: E11000 ...").
+func indexBuildFailed(c *collection, cause error) error {
+	ce, ok := asCmdError(cause)
+	if !ok {
+		return cause
+	}
+	failed := *ce
+	failed.msg = fmt.Sprintf("Index build failed: %s: Collection %s ( %s ) :: caused by :: %s", uuidText(newUUID()), c.ns(), uuidText(c.uuid), ce.msg)
+	return &failed
 }
 
 func indexesDescription(ix *index) bsoncore.Document {

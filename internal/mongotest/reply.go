@@ -22,6 +22,7 @@ func (s *Server) reply(o outcome) bsoncore.Document {
 		}
 		out = append(out, bson.E{Key: "ok", Value: 0.0}, bson.E{Key: "errmsg", Value: ce.msg},
 			bson.E{Key: "code", Value: ce.code}, bson.E{Key: "codeName", Value: codeName(ce.code)})
+		out = append(out, ce.extra...)
 		if len(ce.labels) > 0 {
 			out = append(out, bson.E{Key: "errorLabels", Value: ce.labels})
 		}

@@ -112,20 +112,27 @@ func (c *collection) committedByID(id bsoncore.Value) bsoncore.Document {
 }
 
 // insert stores doc, held by the transaction tx if not nil, after checking
-// its _id is free.
+// its _id is free, then its keys in the other indexes (as mongod inserts
+// into the _id index first).
 func (c *collection) insert(doc bsoncore.Document, tx *transaction) (*record, error) {
 	r := &record{doc: doc, txn: tx}
-	key := idIndexKey(doc.Lookup("_id"))
+	id := doc.Lookup("_id")
+	key := idIndexKey(id)
 	switch other := c.ids[key]; {
 	case other == nil:
+	case other.txn == nil && tx != nil && tsLess(tx.snapshot, other.lastWrite):
+		return nil, writeConflict() // committed after the transaction started
 	case other.txn == nil:
-		return nil, c.duplicateKey(doc.Lookup("_id"))
+		return nil, c.duplicateKey(c.idIndex(), indexKey{vals: []bsoncore.Value{id}})
 	case other.txn != tx && tx != nil:
 		return nil, writeConflict() // another transaction's key
 	case other.txn != tx:
 		return nil, errBlocked{} // wait for the transaction that holds the key
 	case !other.pendingDelete:
-		return nil, c.duplicateKey(doc.Lookup("_id"))
+		return nil, c.duplicateKey(c.idIndex(), indexKey{vals: []bsoncore.Value{id}})
+	}
+	if err := c.checkKeys(doc, nil, tx); err != nil {
+		return nil, err
 	}
 	c.ids[key] = r
 	c.records = append(c.records, r)
@@ -141,13 +148,9 @@ func (c *collection) remove(r *record) {
 	c.deleted++
 }
 
-// duplicateKey is the real server's E11000 error, with keyPattern and keyValue.
-func (c *collection) duplicateKey(id bsoncore.Value) *writeError {
-	return &writeError{
-		code:  codeDuplicateKey,
-		msg:   fmt.Sprintf("E11000 duplicate key error collection: %s index: _id_ dup key: { _id: %s }", c.ns(), id),
-		extra: bson.D{{Key: "keyPattern", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "keyValue", Value: bson.D{{Key: "_id", Value: query.RawValue(id)}}}},
-	}
+// uuidText writes a UUID as text, as mongod's messages show one.
+func uuidText(u []byte) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
 func newUUID() []byte {

@@ -47,6 +47,11 @@ type errBlocked struct{}
 
 func (errBlocked) Error() string { return "blocked by a transaction" }
 
+func isBlocked(err error) bool {
+	_, blocked := err.(errBlocked)
+	return blocked
+}
+
 func writeConflict() error {
 	return errorf(codeWriteConflict, "Write conflict during plan execution and yielding is disabled. :: Please retry your operation or multi-document transaction.")
 }

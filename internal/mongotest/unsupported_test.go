@@ -24,7 +24,7 @@ var notSupported = []struct {
 	{"count with query", cmd(bson.D{{Key: "count", Value: "c"}, {Key: "query", Value: bson.D{{Key: "a", Value: 1}}}})},
 	{"hint", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "hint", Value: "_id_"}})},
 	{"$skip", aggregate(bson.D{{Key: "$skip", Value: 1}})},
-	{"unique", index(bson.D{{Key: "u", Value: 1}}, options.Index().SetUnique(true))},
+	{"sparse", index(bson.D{{Key: "s", Value: 1}}, options.Index().SetUnique(true).SetSparse(true))},
 	{"partialFilterExpression", index(bson.D{{Key: "p", Value: 1}}, options.Index().SetPartialFilterExpression(bson.D{{Key: "p", Value: 1}}))},
 	{"explain", cmd(bson.D{{Key: "explain", Value: bson.D{{Key: "find", Value: "c"}}}})},
 	{"collation", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "collation", Value: bson.D{{Key: "locale", Value: "fr"}}}})},

@@ -19,36 +19,61 @@ func (cx *cmdCtx) claimAll(c *collection, recs []*record) error {
 	return nil
 }
 
-// updateRecord applies up to r, claimed, and records the change event:
-// "replace" with the full document, or "update" with the update
-// description.
-func (cx *cmdCtx) updateRecord(c *collection, r *record, up *query.Update) (changed bool, err error) {
-	old := r.doc
-	doc, desc, err := up.Apply(old, false)
-	if err != nil {
-		return false, err
+// updateRecords applies up to recs, claimed, one after the other as
+// mongod's multi-update does (what one wrote counts for the unique keys of
+// the next, and a failure leaves those before it written), and records each
+// change event: "replace" with the full document, or "update" with the
+// update description. It returns how many documents changed.
+func (cx *cmdCtx) updateRecords(c *collection, recs []*record, up *query.Update) (modified int32, err error) {
+	type change struct {
+		r    *record
+		doc  bsoncore.Document
+		desc *query.Description
 	}
-	if string(doc) == string(old) {
-		return false, nil // a no-op write changes nothing and records no event
-	}
-	r.doc = doc // the _id cannot change: the _id index stays as it is
-	e := &event{op: "update", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(doc)}
-	if desc == nil {
-		e.op, e.fullDoc = "replace", doc
-	} else {
-		e.updateDesc = desc
-	}
-	if c.images {
-		e.preImage = old
-		if desc != nil {
-			e.postImage = doc
+	var changes []change
+	var failed error // the update cannot apply to the document after the changes
+	for _, r := range recs {
+		doc, desc, err := up.Apply(r.doc, false)
+		if err != nil {
+			failed = err
+			break
 		}
+		if string(doc) == string(r.doc) {
+			continue // a no-op write changes nothing and records no event
+		}
+		// A statement that waits for a transaction runs again whole, so it
+		// must find out before it writes anything; whether a key is held by
+		// a transaction does not depend on this statement's own writes.
+		if err := c.checkKeys(doc, r, cx.txn); isBlocked(err) {
+			return 0, err
+		}
+		changes = append(changes, change{r, doc, desc})
 	}
-	cx.s.recordLocked(cx, e)
-	if cx.txn == nil {
-		r.lastWrite = e.ts
+	for _, ch := range changes {
+		if err := c.checkKeys(ch.doc, ch.r, cx.txn); err != nil {
+			return modified, err
+		}
+		old := ch.r.doc
+		ch.r.doc = ch.doc // the _id cannot change: the _id index stays as it is
+		e := &event{op: "update", db: c.db, coll: c.name, uuid: c.uuid, docKey: idKey(ch.doc)}
+		if ch.desc == nil {
+			e.op, e.fullDoc = "replace", ch.doc
+		} else {
+			e.updateDesc = ch.desc
+		}
+		if c.images {
+			e.preImage = old
+			if ch.desc != nil {
+				e.postImage = ch.doc
+			}
+		}
+		cx.s.recordLocked(cx, e)
+		if cx.txn == nil {
+			ch.r.lastWrite = e.ts
+		}
+		modified++
 	}
-	return true, nil
+	return modified, failed
 }
 
 // upsert inserts into collection name (created if need be) the document an
@@ -188,17 +213,8 @@ func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (stmtResult, er
 	if err := cx.claimAll(c, recs); err != nil {
 		return res, err
 	}
-	for _, r := range recs {
-		changed, err := cx.updateRecord(c, r, up)
-		if err != nil {
-			return res, err
-		}
-		res.n++
-		if changed {
-			res.modified++
-		}
-	}
-	return res, nil
+	modified, err := cx.updateRecords(c, recs, up)
+	return stmtResult{n: int32(len(recs)), modified: modified}, err
 }
 
 func deleteCmd(cx *cmdCtx) (bson.D, error) {
@@ -302,8 +318,8 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 			return nil, err
 		}
 		value = recs[0].doc
-		if _, err := cx.updateRecord(c, recs[0], up); err != nil {
-			return nil, err
+		if _, err := cx.updateRecords(c, recs, up); err != nil {
+			return nil, findAndModifyError(err)
 		}
 		if returnNew {
 			value = recs[0].doc
@@ -317,7 +333,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 		}
 		doc, err := cx.upsert(name, filter, up)
 		if err != nil {
-			return nil, err
+			return nil, findAndModifyError(err)
 		}
 		lastError = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: false}, {Key: "upserted", Value: query.RawValue(doc.Lookup("_id"))}}
 		if returnNew {
@@ -338,4 +354,18 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 		cx.sess.reply = reply
 	}
 	return reply, nil
+}
+
+// findAndModifyError is a write's failure as findAndModify reports it:
+// mongod's plan executor wraps it ("Plan executor error during findAndModify
+// :: caused by :: E11000 duplicate key error ..."), keeping its code and
+// extra information.
+func findAndModifyError(err error) error {
+	we, ok := err.(*writeError)
+	if !ok {
+		return err
+	}
+	wrapped := *we
+	wrapped.msg = "Plan executor error during findAndModify :: caused by :: " + we.msg
+	return &wrapped
 }

@@ -13,8 +13,9 @@ func SplitPath(p string) []string { return strings.Split(p, ".") }
 // ArrayKey is the field name of array element i.
 func ArrayKey(i int) string { return strconv.Itoa(i) }
 
-// arrayIndex reports whether a path component addresses an array element.
-func arrayIndex(s string) (int, bool) {
+// ArrayIndex reports whether a path component addresses an array element,
+// and which.
+func ArrayIndex(s string) (int, bool) {
 	if s == "" || (len(s) > 1 && s[0] == '0') {
 		return 0, false
 	}
@@ -44,7 +45,7 @@ func WalkPath(v Value, path []string, fn func(v Value, found bool)) {
 	case bsoncore.TypeArray:
 		elems := ArrayValues(v)
 		reached := false
-		if i, ok := arrayIndex(path[0]); ok && i < len(elems) {
+		if i, ok := ArrayIndex(path[0]); ok && i < len(elems) {
 			WalkPath(elems[i], path[1:], fn)
 			reached = true
 		}
@@ -75,7 +76,7 @@ func LookupPath(d bsoncore.Document, path []string) (Value, bool) {
 			}
 			v = child
 		case bsoncore.TypeArray:
-			i, ok := arrayIndex(p)
+			i, ok := ArrayIndex(p)
 			if !ok {
 				return Value{}, false
 			}

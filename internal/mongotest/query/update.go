@@ -260,7 +260,7 @@ func (w *walk) step(cur any, path []string, depth int, create bool, fn func(any,
 		}
 		return append(c, bson.E{Key: path[0], Value: nc}), nil
 	case bson.A:
-		idx, ok := arrayIndex(path[0])
+		idx, ok := ArrayIndex(path[0])
 		if !ok {
 			if !create {
 				return c, nil

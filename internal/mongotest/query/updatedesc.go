@@ -161,7 +161,7 @@ func (d *describer) walk(n *diffNode, prefix []pathPart) {
 				idx = append(idx, k)
 			}
 		}
-		slices.SortFunc(idx, func(a, b string) int { i, _ := arrayIndex(a); j, _ := arrayIndex(b); return i - j })
+		slices.SortFunc(idx, func(a, b string) int { i, _ := ArrayIndex(a); j, _ := ArrayIndex(b); return i - j })
 		for _, k := range idx {
 			if n.elems[k] {
 				d.updatedField(at(k))
@@ -217,7 +217,7 @@ func (d *describer) disambiguate(p []pathPart) {
 	}
 	parts := make([]Value, len(p))
 	for i, part := range p {
-		if n, ok := arrayIndex(part.name); ok && part.index {
+		if n, ok := ArrayIndex(part.name); ok && part.index {
 			parts[i] = Int32Value(int32(n))
 		} else {
 			parts[i] = StringValue(part.name)
@@ -229,6 +229,6 @@ func (d *describer) disambiguate(p []pathPart) {
 // numericName is mongod's FieldRef::isNumericPathComponentStrict: digits,
 // without a leading zero.
 func numericName(s string) bool {
-	_, ok := arrayIndex(s)
+	_, ok := ArrayIndex(s)
 	return ok
 }
