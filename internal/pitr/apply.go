@@ -185,28 +185,43 @@ func (a *applier) flush(ctx context.Context) error {
 		refused := bwe.WriteErrors[0]
 		failed := owners[refused.Index]
 		pw := b.events[failed]
+		parkedBefore := a.stats.Parked
 		if err := a.writeAlone(ctx, b.coll, &pw.event, pw.ud, false); err != nil {
 			return err
+		}
+		_, isInsert := refused.Request.(*mongo.InsertOneModel)
+		if isInsert && refused.Code == codeDuplicateKey {
+			a.upsertsLeft = overlapSpan // the target is ahead: the next events upsert
+		}
+		if a.stats.Parked != parkedBefore || a.upsertsLeft > 0 {
+			// The rest was planned before documents were set aside, or as inserts: each
+			// of its events goes alone, seeing what is set aside now.
+			return a.writeEach(ctx, b.coll, b.events[failed+1:])
 		}
 		next := refused.Index
 		for next < len(owners) && owners[next] == failed {
 			next++
 		}
 		models, owners = models[next:], owners[next:]
-		if _, isInsert := refused.Request.(*mongo.InsertOneModel); isInsert && refused.Code == codeDuplicateKey {
-			// The target is ahead: the rest of the batch, and the next events, upsert.
-			a.upsertsLeft = overlapSpan
-			models, owners = nil, nil
-			for i := failed + 1; i < len(b.events); i++ {
-				p, err := planWrite(&b.events[i].event, false)
-				if err != nil {
-					return err
-				}
-				for _, m := range p.models {
-					models = append(models, m)
-					owners = append(owners, i)
-				}
+	}
+	return nil
+}
+
+// writeEach applies events one by one, the careful way: a document set aside is brought
+// back or released first, and a refused write resolved.
+func (a *applier) writeEach(ctx context.Context, c *collection, events []pendingWrite) error {
+	for i := range events {
+		e := &events[i].event
+		if id := docID(e); a.park.has(c, id) {
+			if err := a.unpark(ctx, c, e, id); err != nil {
+				return err
 			}
+		}
+		if err := a.writeAlone(ctx, c, e, events[i].ud, false); err != nil {
+			return err
+		}
+		if a.upsertsLeft > 0 {
+			a.upsertsLeft--
 		}
 	}
 	return nil
@@ -320,6 +335,7 @@ func (a *applier) unpark(ctx context.Context, c *collection, e *oplogstore.Event
 	if e.OpType == "update" {
 		return a.restore(ctx, c, id, true)
 	}
+	a.stats.Superseded++
 	return a.park.release(ctx, c, id)
 }
 

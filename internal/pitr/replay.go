@@ -61,11 +61,13 @@ type Summary struct {
 	Transactions, TransactionEvents int64
 	// ClientSideUpdates are updates applied by read-modify-replace.
 	ClientSideUpdates int64
-	// Parked and Restored count documents set aside over a unique key, and brought back.
-	Parked, Restored int64
-	Last             *Point
-	Elapsed          time.Duration
-	Warnings         []string
+	// Parked counts documents set aside over a unique key; Restored those brought back,
+	// Superseded those that their own later event (an insert, replace or delete) replaced
+	// or removed instead.
+	Parked, Restored, Superseded int64
+	Last                         *Point
+	Elapsed                      time.Duration
+	Warnings                     []string
 }
 
 func newSummary(o *Options) *Summary {

@@ -64,8 +64,8 @@ func (s *Summary) WriteText(out io.Writer) error {
 	if s.ClientSideUpdates > 0 {
 		fmt.Fprintf(&b, "Updates applied by read-modify-replace (paths update operators cannot address, or that the target's document refused): %d.\n", s.ClientSideUpdates)
 	}
-	if s.Parked > 0 || s.Restored > 0 {
-		fmt.Fprintf(&b, "Documents set aside over a unique key: %d; brought back: %d.\n", s.Parked, s.Restored)
+	if s.Parked > 0 || s.Restored > 0 || s.Superseded > 0 {
+		fmt.Fprintf(&b, "Documents set aside over a unique key: %d; brought back: %d; replaced or deleted by their own later events: %d.\n", s.Parked, s.Restored, s.Superseded)
 	}
 	if s.NotSelected > 0 {
 		fmt.Fprintf(&b, "Not selected by --namespace: %d events.\n", s.NotSelected)
