@@ -6,7 +6,8 @@ package collector
 //
 //	limit/read     the driver reading a change stream of N events: the read limit
 //	limit/insert   the driver inserting N store documents in unordered batches of 1000,
-//	               with the insert command (limit/insert-many: with InsertMany)
+//	               with the insert command, into a collection with the store's indexes
+//	               (limit/insert-many: with InsertMany)
 //	limit/read+insert  both at once, each on its own: the limit when the servers share
 //	               the machine's cores with the client, as they do here
 //	collector      this collector capturing N events (read, convert, write, save tokens)
@@ -206,13 +207,23 @@ func (c *captureBench) readAll(db string, start bson.Raw) {
 	_ = cs.Close(context.Background())
 }
 
-// insertAll inserts docs into the store in batches of 1000 with the insert command, the
+// limitStore makes the collection the raw insert limits write db's documents to, with
+// the indexes the collector gives its store, which each insert maintains: without them
+// the limit would be that of another, cheaper collection.
+func (c *captureBench) limitStore(db string) *mongo.Collection {
+	store := newSourceStore(c.storeClient.Database("limit_"+db), db)
+	if err := store.ensureIndexes(context.Background(), 0); err != nil {
+		c.b.Fatal(err)
+	}
+	return store.events
+}
+
+// insertAll inserts docs into target in batches of 1000 with the insert command, the
 // fastest way the driver has: documents already in BSON, unordered, as the collector
 // sends them.
-func (c *captureBench) insertAll(db string, docs []bson.Raw) {
-	target := c.storeClient.Database("limit_" + db)
+func (c *captureBench) insertAll(target *mongo.Collection, docs []bson.Raw) {
 	for start := 0; start < len(docs); start += 1000 {
-		if err := target.RunCommand(context.Background(), bson.Raw(appendInsertCommand(nil, "oplogs_"+db, docs[start:min(start+1000, len(docs))]))).Err(); err != nil {
+		if err := target.Database().RunCommand(context.Background(), bson.Raw(appendInsertCommand(nil, target.Name(), docs[start:min(start+1000, len(docs))]))).Err(); err != nil {
 			c.b.Fatal(err)
 		}
 	}
@@ -256,7 +267,8 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 		c.loop(func() (func(), func()) {
 			db, before := c.fresh()
 			docs := storeDocuments(b, c.client, db, before, n) // what the collector writes
-			return func() { c.insertAll(db, docs) }, nil
+			target := c.limitStore(db)
+			return func() { c.insertAll(target, docs) }, nil
 		})
 	})
 
@@ -267,7 +279,7 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 		c.loop(func() (func(), func()) {
 			db, before := c.fresh()
 			docs := storeDocuments(b, c.client, db, before, n)
-			coll := c.storeClient.Database("limit_" + db).Collection("oplogs_" + db)
+			coll := c.limitStore(db)
 			return func() {
 				for start := 0; start < len(docs); start += 1000 {
 					if _, err := coll.InsertMany(context.Background(), docs[start:min(start+1000, len(docs))], options.InsertMany().SetOrdered(false)); err != nil {
@@ -287,10 +299,11 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 			readDB, start := c.fresh()
 			insertDB, before := c.fresh()
 			docs := storeDocuments(b, c.client, insertDB, before, n)
+			target := c.limitStore(insertDB)
 			return func() {
 				var both sync.WaitGroup
 				both.Go(func() { c.readAll(readDB, start) })
-				both.Go(func() { c.insertAll(insertDB, docs) })
+				both.Go(func() { c.insertAll(target, docs) })
 				both.Wait()
 			}, nil
 		})
@@ -307,6 +320,7 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 					b.Fatal(err)
 				}
 				waitStored(b, m, db, n)
+				b.ReportMetric(float64(n)/testutil.ToFloat64(m.metrics.batches.WithLabelValues(db)), "events/batch")
 			}, func() { stopManager(m) }
 		})
 	})
