@@ -137,6 +137,27 @@ func Fields(d bsoncore.Document) []Field {
 	return out
 }
 
+// idFirstOnly tells whether doc already has id, of the same type, as its first
+// element and no other _id: most inserts, which then need no rebuilding.
+func idFirstOnly(doc bsoncore.Document, id Value) bool {
+	if len(doc) < 5 {
+		return false
+	}
+	rest := doc[4 : len(doc)-1] // the elements, without the length and the final 0
+	for i := 0; len(rest) > 0; i++ {
+		elem, after, ok := bsoncore.ReadElement(rest)
+		if !ok || elem.Validate() != nil {
+			return false
+		}
+		isID := elem.Key() == "_id"
+		if i == 0 && (!isID || elem.Value().Type != id.Type || !Equal(elem.Value(), id)) || i > 0 && isID {
+			return false
+		}
+		rest = after
+	}
+	return true
+}
+
 // WithID puts id first in doc (replacing any _id in it), as the server
 // stores _id first; a missing id keeps doc's own.
 func WithID(doc bsoncore.Document, id Value) bsoncore.Document {
@@ -145,6 +166,9 @@ func WithID(doc bsoncore.Document, id Value) bsoncore.Document {
 			return doc
 		}
 		id = doc.Lookup("_id")
+	}
+	if idFirstOnly(doc, id) {
+		return append(bsoncore.Document(nil), doc...) // its own copy, not the request's bytes
 	}
 	fields := []Field{{"_id", id}}
 	for _, f := range Fields(doc) {
