@@ -96,7 +96,6 @@ func runProof(t *testing.T, size proofSize) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	w := newWorkload(client, seed, size)
-	w.transactions = transactionsWork(t, client)
 	w.indexes = workloadIndexes(t, client)
 
 	var wg sync.WaitGroup
@@ -281,7 +280,7 @@ func startTarget(t *testing.T) (uri string, stop func()) {
 }
 
 // workloadIndexes are the index builds the workload picks from: all of them, or without
-// the unique one when the test server refuses unique indexes.
+// the unique one when the test server refuses it (mongotest has no sparse indexes).
 func workloadIndexes(t *testing.T, client *mongo.Client) []mongo.IndexModel {
 	_, err := client.Database("probe").Collection("unique").Indexes().CreateOne(t.Context(), workloadIndex[0])
 	var se mongo.ServerError
@@ -299,42 +298,21 @@ func workloadIndexes(t *testing.T, client *mongo.Client) []mongo.IndexModel {
 	return nil
 }
 
-// transactionsWork tells whether the test server runs multi-document transactions.
-func transactionsWork(t *testing.T, client *mongo.Client) bool {
-	session, err := client.StartSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer session.EndSession(context.Background())
-	_, err = session.WithTransaction(t.Context(), func(ctx context.Context) (any, error) {
-		return client.Database("probe").Collection("txn").InsertOne(ctx, bson.D{})
-	})
-	if err != nil {
-		t.Logf("the workload runs no transactions: the test server refuses them (%v)", err)
-		return false
-	}
-	if err := client.Database("probe").Drop(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return true
-}
-
 // workload writes random operations onto the source: inserts of nested documents,
 // updates of every kind (single and multi), replaces, deletes, index builds and drops,
-// renames, collection and database drops, large documents, and transactions when the
-// server runs them. Operations the server refuses (a duplicate unique key, a $push onto
-// a number) make no event and are ignored.
+// renames, collection and database drops, large documents, and transactions. Operations
+// the server refuses (a duplicate unique key, a $push onto a number) make no event and
+// are ignored.
 type workload struct {
-	client       *mongo.Client
-	rng          *rand.Rand
-	size         proofSize
-	transactions bool
-	indexes      []mongo.IndexModel // the index builds the workload picks from
-	mu           sync.Mutex         // held during each operation: a cut holds it to pause the workload
-	nextID       int
-	renames      int
-	done         atomic.Int64
-	counts       map[string]int
+	client  *mongo.Client
+	rng     *rand.Rand
+	size    proofSize
+	indexes []mongo.IndexModel // the index builds the workload picks from
+	mu      sync.Mutex         // held during each operation: a cut holds it to pause the workload
+	nextID  int
+	renames int
+	done    atomic.Int64
+	counts  map[string]int
 }
 
 var (
@@ -465,7 +443,7 @@ func (w *workload) step(ctx context.Context) error {
 	case r < 820:
 		kind = "delete many"
 		_, err = coll.DeleteMany(ctx, bson.D{{Key: "g", Value: int32(w.rng.IntN(5))}, {Key: "n", Value: bson.D{{Key: "$lt", Value: 300}}}})
-	case r < 860 && w.transactions:
+	case r < 860:
 		var events int
 		events, err = w.transaction(ctx, coll)
 		// One event alone needs no transaction on the target.

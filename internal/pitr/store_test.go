@@ -154,9 +154,6 @@ func TestReplayOfTransactions(t *testing.T) {
 	transaction := func(f func(tctx context.Context) error) {
 		t.Helper()
 		_, err := session.WithTransaction(ctx, func(tctx context.Context) (any, error) { return nil, f(tctx) })
-		if err != nil && hasCode(err, 115) {
-			t.Skip("needs transactions on the test server (internal/mongotest: \"mongotest: transactions\" is not merged into this branch): the source cannot run one to capture")
-		}
 		must(t, err)
 	}
 	transaction(func(tctx context.Context) error {
