@@ -24,8 +24,12 @@ type buffer struct {
 	maxEvents, maxBytes int // the buffer's bounds
 	batch               config.Batch
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// items[head:] are waiting. Taken items are cleared and the array reused: moving
+	// the live items to the front when it is full costs less than growing a new array
+	// as the window slides along it, which is what reslicing from the front did.
 	items  []item
+	head   int
 	events int // items that carry an event (positions only do not count)
 	bytes  int
 	oldest time.Time // when the first buffered item arrived
@@ -58,9 +62,16 @@ func (b *buffer) push(ctx context.Context, it item) error {
 		b.mu.Lock()
 	}
 	defer b.mu.Unlock()
-	first := len(b.items) == 0
+	first := b.head == len(b.items)
 	if first {
 		b.oldest = time.Now()
+	}
+	if len(b.items) == cap(b.items) && b.head >= len(b.items)/2 {
+		// At least half the array is taken: moving the rest down costs at most as much
+		// as the pushes that filled it.
+		live := copy(b.items, b.items[b.head:])
+		clear(b.items[live:])
+		b.items, b.head = b.items[:live], 0
 	}
 	b.items = append(b.items, it)
 	if it.doc != nil {
@@ -81,19 +92,19 @@ func (b *buffer) close() {
 	wake(&b.ready)
 }
 
-// take returns the next batch: whatever is buffered, up to the batch bounds, as soon as
+// take returns the next batch, in dst's array when it has room: whatever is buffered, up to the batch bounds, as soon as
 // there is something (group commit: while a write is in flight, the next batch grows;
 // the writer never waits for a batch to fill). With batch.MaxWait set, a batch that is
 // not full yet waits until its oldest item has waited that long, trading latency for
 // fewer, larger writes on a slow trickle; a busy source fills its batches first.
-func (b *buffer) take(ctx context.Context) ([]item, error) {
+func (b *buffer) take(ctx context.Context, dst []item) ([]item, error) {
 	for {
 		b.mu.Lock()
 		n, events, bytes := b.batchLocked()
-		full := events >= b.batch.MaxEvents || n < len(b.items) || bytes >= b.batch.MaxBytes || (n > 0 && b.items[0].restart)
+		full := events >= b.batch.MaxEvents || n < len(b.items)-b.head || bytes >= b.batch.MaxBytes || (n > 0 && b.items[b.head].restart)
 		linger := time.Until(b.oldest.Add(b.batch.MaxWait))
 		if n > 0 && (full || b.closed || linger <= 0) {
-			return b.removeLocked(n), nil
+			return b.removeLocked(dst, n), nil
 		}
 		if n == 0 && b.closed {
 			b.mu.Unlock()
@@ -120,7 +131,7 @@ func (b *buffer) take(ctx context.Context) ([]item, error) {
 // is a batch of its own: what was written before it must be in the store before the
 // writer drops what follows its position, and what comes after it written after that.
 func (b *buffer) batchLocked() (n, events, bytes int) {
-	for _, it := range b.items {
+	for _, it := range b.items[b.head:] {
 		if it.restart {
 			if n == 0 {
 				return 1, 0, 0
@@ -139,20 +150,24 @@ func (b *buffer) batchLocked() (n, events, bytes int) {
 	return n, events, bytes
 }
 
-// removeLocked takes the first n items, wakes the reader, and unlocks.
-func (b *buffer) removeLocked(n int) []item {
+// removeLocked moves the first n items to dst, wakes the reader, and unlocks.
+func (b *buffer) removeLocked(dst []item, n int) []item {
 	defer b.mu.Unlock()
-	out := make([]item, n)
-	copy(out, b.items)
-	b.items = b.items[n:]
+	taken := b.items[b.head : b.head+n]
+	out := append(dst[:0], taken...)
+	clear(taken) // the documents are the writer's now, not the array's to keep alive
+	b.head += n
+	if b.head == len(b.items) {
+		b.items, b.head = b.items[:0], 0
+		if cap(b.items) > 2*b.batch.MaxEvents {
+			b.items = nil // a backlog's array: let it go now that the backlog is drained
+		}
+	}
 	for _, it := range out {
 		if it.doc != nil {
 			b.events--
 			b.bytes -= it.size
 		}
-	}
-	if len(b.items) == 0 {
-		b.items = nil // let the backing array go
 	}
 	wake(&b.room)
 	return out

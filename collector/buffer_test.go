@@ -31,7 +31,7 @@ func numbers(items []item) []uint32 {
 
 func mustTake(t *testing.T, b *buffer) []item {
 	t.Helper()
-	batch, err := b.take(t.Context())
+	batch, err := b.take(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +126,13 @@ func TestBufferCloseDrains(t *testing.T) {
 	if got := numbers(mustTake(t, b)); len(got) != 1 {
 		t.Fatalf("drained %v", got)
 	}
-	if _, err := b.take(t.Context()); !errors.Is(err, errBufferClosed) {
+	if _, err := b.take(t.Context(), nil); !errors.Is(err, errBufferClosed) {
 		t.Fatalf("take after draining: %v", err)
 	}
 	empty := newBuffer(1, 1, config.Batch{MaxEvents: 1, MaxBytes: 1})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := empty.take(ctx); !errors.Is(err, context.Canceled) {
+	if _, err := empty.take(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled take: %v", err)
 	}
 }
@@ -157,8 +157,10 @@ func TestBufferKeepsOrderUnderConcurrency(t *testing.T) {
 		b.close()
 	})
 	next := uint32(1)
+	var batch []item
 	for {
-		batch, err := b.take(t.Context())
+		var err error
+		batch, err = b.take(t.Context(), batch) // reusing the array, as the writer does
 		if errors.Is(err, errBufferClosed) {
 			break
 		}
@@ -195,5 +197,47 @@ func TestBufferRestartIsABatchOfItsOwn(t *testing.T) {
 		if batch[0].restart != (want[0] == 3) || batch[0].checkpoint() == batch[0].restart {
 			t.Fatalf("batch %v: restart %v, checkpoint %v", want, batch[0].restart, batch[0].checkpoint())
 		}
+	}
+}
+
+// The buffer's array is reused: items still waiting when it fills up move to its front
+// in order, and taken slots keep no document alive.
+func TestBufferReusesItsArray(t *testing.T) {
+	b := newBuffer(100, 1<<20, config.Batch{MaxEvents: 4, MaxBytes: 1 << 20})
+	next, want := uint32(1), uint32(1)
+	push := func(k int) {
+		for range k {
+			if err := b.push(t.Context(), event(next, 8)); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+	}
+	push(8)
+	array := cap(b.items)
+	var batch []item
+	for round := range 50 {
+		var err error
+		if batch, err = b.take(t.Context(), batch); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range numbers(batch) {
+			if n != want {
+				t.Fatalf("round %d: got item %d, want %d", round, n, want)
+			}
+			want++
+		}
+		for i, it := range b.items[:b.head] {
+			if it.doc != nil {
+				t.Fatalf("round %d: taken slot %d still holds its document", round, i)
+			}
+		}
+		push(len(batch)) // as many as taken: the waiting items wrap around
+	}
+	if cap(b.items) != array {
+		t.Fatalf("the array grew from %d to %d items though never more than 8 waited", array, cap(b.items))
+	}
+	if b.length() != 8 {
+		t.Fatalf("%d events waiting, want 8", b.length())
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // Every kind of event the old collector captured, in order, with every field of its
@@ -314,17 +315,6 @@ func TestFailpointsLoseNothing(t *testing.T) {
 	client := connectClient(t, uri)
 	h := startManager(t, collectorConfig(t, uri, "", "", testSource{name: "faults", uri: uri, database: "f"}))
 	h.waitState("faults", stateRunning)
-	failpoint := func(data bson.D, times int) {
-		t.Helper()
-		err := client.Database("admin").RunCommand(t.Context(), bson.D{
-			{Key: "configureFailPoint", Value: "failCommand"},
-			{Key: "mode", Value: bson.D{{Key: "times", Value: times}}},
-			{Key: "data", Value: data},
-		}).Err()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	insertSeq(t, client, "f", "c", 0, 10)
 	eventually(t, "10 events", func() bool { return len(insertedIDs(stored(t, client, "faults"))) == 10 })
 
@@ -339,7 +329,7 @@ func TestFailpointsLoseNothing(t *testing.T) {
 	}
 	next := 10
 	for _, data := range steps {
-		failpoint(data, 3)
+		setFailPoint(t, client, bson.D{{Key: "times", Value: 3}}, data)
 		insertSeq(t, client, "f", "c", next, next+10)
 		next += 10
 		want := next
@@ -564,14 +554,8 @@ func TestHungStoreIsReportedWithinSeconds(t *testing.T) {
 	h.waitState("hung", stateRunning)
 	insertSeq(t, client, "hung", "c", 0, 5)
 	eventually(t, "5 events", func() bool { return len(insertedIDs(stored(t, client, "hung"))) == 5 })
-	if err := client.Database("admin").RunCommand(t.Context(), bson.D{
-		{Key: "configureFailPoint", Value: "failCommand"},
-		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
-		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "blockConnection", Value: true},
-			{Key: "blockTimeMS", Value: 4000}, {Key: "appName", Value: "oplog_collector store"}}},
-	}).Err(); err != nil {
-		t.Fatal(err)
-	}
+	setFailPoint(t, client, bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "blockConnection", Value: true},
+		{Key: "blockTimeMS", Value: 4000}, {Key: "appName", Value: "oplog_collector store"}})
 	insertSeq(t, client, "hung", "c", 5, 10)
 	h.waitState("hung", stateStoreUnavailable)
 	st := h.manager.Status()[0]
@@ -589,4 +573,78 @@ func TestHungStoreIsReportedWithinSeconds(t *testing.T) {
 	eventually(t, "the pending write gauge back to 0", func() bool {
 		return h.gauge("oplog_capture_store_write_pending_seconds", "source_cluster", "hung") == 0
 	})
+}
+
+// A position save that hangs holds back neither the next batch nor its report: the save
+// runs beside the writing of the next batch, whose events are stored while it waits; the
+// wait shows in oplog_capture_store_write_pending_seconds even with nothing else to
+// write; and the positions land in order, the newest last.
+func TestHungPositionSaveDoesNotHoldBackTheNextBatch(t *testing.T) {
+	// The store on a server of its own, whose only updates are then the position saves
+	// (the lease and the heartbeat go to the metadata database, on the source's server),
+	// and no position without an event (checkpoint_interval), so that the batches after
+	// the hung save are exactly the waves inserted below.
+	sourceURI, storeURI := mongotest.URI(t), mongotest.URI(t)
+	source, store := connectClient(t, sourceURI), connectClient(t, storeURI)
+	text := fmt.Sprintf("collector:\n  store: {uri: %q}\n  metadata: {uri: %q}\n  heartbeat_interval: 200ms\n  checkpoint_interval: 1h\n"+
+		"  max_backoff: 200ms\n  store_stall_after: 1s\n  batch: {max_events: 50, max_wait: 50ms}\n  sources:\n    - {name: saves, uri: %q, database: saves}\n",
+		storeURI, sourceURI, sourceURI)
+	cfg, err := config.Parse([]byte(text), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startManager(t, cfg)
+	h.waitState("saves", stateRunning)
+	wave := func(from, to int) {
+		t.Helper()
+		docs := make([]any, 0, to-from)
+		for i := from; i < to; i++ {
+			docs = append(docs, bson.D{{Key: "_id", Value: i}})
+		}
+		if _, err := source.Database("saves").Collection("c").InsertMany(t.Context(), docs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventTime := func(id int32) bson.Timestamp {
+		for _, d := range stored(t, store, "saves") {
+			if n, ok := d.Lookup("doc_key", "_id").Int32OK(); ok && n == id && d.Lookup("op_type").StringValue() == "insert" {
+				ts, i := d.Lookup("ts").Timestamp()
+				return bson.Timestamp{T: ts, I: i}
+			}
+		}
+		t.Fatalf("event of document %d not stored", id)
+		return bson.Timestamp{}
+	}
+	savedTime := func() bson.Timestamp {
+		var doc struct {
+			ClusterTime bson.Timestamp `bson:"cluster_time"`
+		}
+		_ = store.Database(config.DefaultStoreDatabase).Collection(oplogstore.TokensCollection("saves")).FindOne(t.Context(), bson.D{}).Decode(&doc)
+		return doc.ClusterTime
+	}
+	covers := func(id int32) func() bool {
+		return func() bool { return savedTime().Compare(eventTime(id)) >= 0 }
+	}
+
+	wave(0, 5)
+	eventually(t, "5 events", func() bool { return len(insertedIDs(stored(t, store, "saves"))) == 5 })
+	eventually(t, "the position of event 4 saved", covers(4))
+	setFailPoint(t, store, bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "failCommands", Value: bson.A{"update"}}, {Key: "blockConnection", Value: true},
+		{Key: "blockTimeMS", Value: 8000}, {Key: "appName", Value: "oplog_collector store"}})
+	wave(5, 10) // stored, then its position's save hangs
+	eventually(t, "the hung save in oplog_capture_store_write_pending_seconds", func() bool {
+		return h.gauge("oplog_capture_store_write_pending_seconds", "source_cluster", "saves") >= 1
+	})
+	if n := len(insertedIDs(stored(t, store, "saves"))); n != 10 {
+		t.Fatalf("%d events stored before the save hung, want 10", n)
+	}
+	wave(10, 15)
+	eventually(t, "the next batch's events stored", func() bool { return len(insertedIDs(stored(t, store, "saves"))) == 15 })
+	if covers(5)() {
+		t.Fatalf("the next batch was stored only once the hung save had returned:\n%s", h.logs)
+	}
+	eventually(t, "the newest position saved last", covers(14))
+	if ids := insertedIDs(stored(t, store, "saves")); !slices.Equal(ids, seq(0, 15)) {
+		t.Fatalf("stored %v, want 0..14 once each in order", ids)
+	}
 }

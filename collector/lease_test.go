@@ -275,16 +275,7 @@ func mongoUpsert() *options.UpdateOneOptionsBuilder { return options.UpdateOne()
 func TestIdentityWithoutReplSetGetConfig(t *testing.T) {
 	uri := mongotest.URI(t)
 	client := connectClient(t, uri)
-	if err := client.Database("admin").RunCommand(t.Context(), bson.D{
-		{Key: "configureFailPoint", Value: "failCommand"},
-		{Key: "mode", Value: "alwaysOn"},
-		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"replSetGetConfig"}}, {Key: "errorCode", Value: 13}}},
-	}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = client.Database("admin").RunCommand(context.Background(), bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "off"}}).Err()
-	})
+	setFailPoint(t, client, "alwaysOn", bson.D{{Key: "failCommands", Value: bson.A{"replSetGetConfig"}}, {Key: "errorCode", Value: 13}})
 	id, err := identify(t.Context(), client)
 	if err != nil || id.SetName != "rs0" || !id.ReplicaSetID.IsZero() {
 		t.Fatalf("identity without replSetGetConfig: %+v, %v", id, err)

@@ -17,7 +17,8 @@ type progress struct {
 	lastEvent    bson.Timestamp // the newest event acknowledged by the store
 	saved        *position      // the resume token last saved
 	storeOldest  bson.Timestamp // the oldest event in the store
-	pendingSince time.Time      // when the oldest unacknowledged store write began; zero when none
+	pendingSince time.Time      // when the writer's unacknowledged store write began; zero when none
+	savingSince  time.Time      // when the position save in flight began; zero when none
 }
 
 func newProgress(name string, m *metrics) *progress {
@@ -58,14 +59,26 @@ func (p *progress) writing(since time.Time) {
 	p.mu.Unlock()
 }
 
-// pending is how long the current store write has gone unacknowledged.
+// saving marks the start (non-zero) or the end (zero) of the position save that runs
+// beside the writer's next write.
+func (p *progress) saving(since time.Time) {
+	p.mu.Lock()
+	p.savingSince = since
+	p.mu.Unlock()
+}
+
+// pending is how long the oldest store write in flight has gone unacknowledged.
 func (p *progress) pending(now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.pendingSince.IsZero() {
+	oldest := p.pendingSince
+	if oldest.IsZero() || (!p.savingSince.IsZero() && p.savingSince.Before(oldest)) {
+		oldest = p.savingSince
+	}
+	if oldest.IsZero() {
 		return 0
 	}
-	return now.Sub(p.pendingSince)
+	return now.Sub(oldest)
 }
 
 // position is the last saved position, nil before the first.

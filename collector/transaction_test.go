@@ -175,18 +175,3 @@ func TestCheckpointInsideTransaction(t *testing.T) {
 	}
 	checkOneTransaction(t, txn)
 }
-
-// setFailPoint configures the server's failCommand failpoint, and turns it
-// off when the test ends.
-func setFailPoint(t *testing.T, client *mongo.Client, mode any, data bson.D) {
-	t.Helper()
-	set := func(mode any, data bson.D) error {
-		return client.Database("admin").RunCommand(context.Background(), bson.D{
-			{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: mode}, {Key: "data", Value: data},
-		}).Err()
-	}
-	if err := set(mode, data); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = set("off", bson.D{}) })
-}

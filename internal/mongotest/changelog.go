@@ -181,7 +181,12 @@ func (k tokenKey) data() string {
 }
 
 func (k tokenKey) doc() bsoncore.Document {
-	return query.BuildDoc([]query.Field{{Key: "_data", Val: query.StringValue(k.data())}})
+	data := k.data()
+	// One allocation of the exact size: every change event carries one.
+	idx, b := bsoncore.AppendDocumentStart(make([]byte, 0, 4+1+len("_data")+1+4+len(data)+1+1))
+	b = bsoncore.AppendStringElement(b, "_data", data)
+	b, _ = bsoncore.AppendDocumentEnd(b, idx)
+	return b
 }
 
 func parseToken(v bsoncore.Value) (tokenKey, error) {

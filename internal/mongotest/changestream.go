@@ -84,57 +84,69 @@ func (cs *changeStream) watches(db, coll string) bool {
 }
 
 func (cs *changeStream) eventDoc(s *Server, e *event) (bsoncore.Document, error) {
-	k := tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex}
-	f := []query.Field{
-		{Key: "_id", Val: query.DocValue(k.doc())},
-		{Key: "operationType", Val: query.StringValue(e.op)},
-		{Key: "clusterTime", Val: query.TimestampValue(e.ts)},
-		{Key: "wallTime", Val: query.DateValue(e.wall.UnixMilli())},
-	}
-	if cs.expanded && e.uuid != nil {
-		f = append(f, query.Field{Key: "collectionUUID", Val: query.UUIDValue(e.uuid)})
-	}
 	docs, err := cs.documentFields(s, e)
 	if err != nil {
 		return nil, err
 	}
-	f = append(f, docs...)
-	ns := []query.Field{{Key: "db", Val: query.StringValue(e.db)}}
-	if e.coll != "" {
-		ns = append(ns, query.Field{Key: "coll", Val: query.StringValue(e.coll)})
+	// Appended in place to one buffer of about the event's size: every event a
+	// stream returns is built here.
+	size := 256 + len(e.db) + len(e.coll) + len(e.docKey) + len(e.opDesc) + len(e.stateBefore) + len(e.lsid)
+	for _, f := range docs {
+		size += len(f.Key) + len(f.Val.Data) + 2
 	}
-	f = append(f, query.Field{Key: "ns", Val: query.DocValue(query.BuildDoc(ns))})
+	if e.updateDesc != nil {
+		size += len(e.updateDesc.Doc) + len(e.updateDesc.Disambiguated)
+	}
+	start, b := bsoncore.AppendDocumentStart(make([]byte, 0, size))
+	b = bsoncore.AppendDocumentElement(b, "_id", tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex}.doc())
+	b = bsoncore.AppendStringElement(b, "operationType", e.op)
+	b = bsoncore.AppendTimestampElement(b, "clusterTime", e.ts.T, e.ts.I)
+	b = bsoncore.AppendDateTimeElement(b, "wallTime", e.wall.UnixMilli())
+	if cs.expanded && e.uuid != nil {
+		b = bsoncore.AppendBinaryElement(b, "collectionUUID", 4, e.uuid)
+	}
+	for _, f := range docs {
+		b = bsoncore.AppendValueElement(b, f.Key, f.Val)
+	}
+	ns, b := bsoncore.AppendDocumentElementStart(b, "ns")
+	b = bsoncore.AppendStringElement(b, "db", e.db)
+	if e.coll != "" {
+		b = bsoncore.AppendStringElement(b, "coll", e.coll)
+	}
+	b, _ = bsoncore.AppendDocumentEnd(b, ns)
 	if e.docKey != nil {
-		f = append(f, query.Field{Key: "documentKey", Val: query.DocValue(e.docKey)})
+		b = bsoncore.AppendDocumentElement(b, "documentKey", e.docKey)
 	}
 	if e.updateDesc != nil {
 		desc := e.updateDesc.Doc
 		if cs.expanded { // disambiguatedPaths: MongoDB 6.1+, with showExpandedEvents
 			desc = query.BuildDoc(append(query.Fields(desc), query.Field{Key: "disambiguatedPaths", Val: query.DocValue(e.updateDesc.Disambiguated)}))
 		}
-		f = append(f, query.Field{Key: "updateDescription", Val: query.DocValue(desc)})
+		b = bsoncore.AppendDocumentElement(b, "updateDescription", desc)
 	}
 	if e.op == "rename" {
-		to := query.DocValue(query.BuildDoc([]query.Field{{Key: "db", Val: query.StringValue(e.toDB)}, {Key: "coll", Val: query.StringValue(e.toColl)}}))
-		f = append(f, query.Field{Key: "to", Val: to})
+		to := query.BuildDoc([]query.Field{{Key: "db", Val: query.StringValue(e.toDB)}, {Key: "coll", Val: query.StringValue(e.toColl)}})
+		b = bsoncore.AppendDocumentElement(b, "to", to)
 		if cs.expanded {
-			desc := []query.Field{{Key: "to", Val: to}}
+			desc := []query.Field{{Key: "to", Val: query.DocValue(to)}}
 			if e.dropTarget != nil {
 				desc = append(desc, query.Field{Key: "dropTarget", Val: query.UUIDValue(e.dropTarget)})
 			}
-			f = append(f, query.Field{Key: "operationDescription", Val: query.DocValue(query.BuildDoc(desc))})
+			b = bsoncore.AppendDocumentElement(b, "operationDescription", query.BuildDoc(desc))
 		}
 	}
 	if e.opDesc != nil && cs.expanded {
-		f = append(f, query.Field{Key: "operationDescription", Val: query.DocValue(e.opDesc)})
+		b = bsoncore.AppendDocumentElement(b, "operationDescription", e.opDesc)
 	}
 	if e.stateBefore != nil {
-		f = append(f, query.Field{Key: "stateBeforeChange", Val: query.DocValue(e.stateBefore)})
+		b = bsoncore.AppendDocumentElement(b, "stateBeforeChange", e.stateBefore)
 	}
 	if e.txnNumber != nil {
-		f = append(f, query.Field{Key: "lsid", Val: query.DocValue(e.lsid)}, query.Field{Key: "txnNumber", Val: query.Int64Value(*e.txnNumber)})
+		b = bsoncore.AppendDocumentElement(b, "lsid", e.lsid)
+		b = bsoncore.AppendInt64Element(b, "txnNumber", *e.txnNumber)
 	}
-	return query.BuildDoc(f), nil
+	b, _ = bsoncore.AppendDocumentEnd(b, start)
+	return b, nil
 }
 
 // historyLost is the real server's error for a resume point that has
@@ -217,6 +229,7 @@ func (cs *changeStream) checkResumeToken(d positioned) error {
 // filtered-out document still moves the position (doc nil).
 func (cs *changeStream) transform(r positioned) ([]positioned, error) {
 	doc := r.doc
+	token := doc.Index(0).Value().Data // the event's _id, rendered first
 	for _, st := range cs.stages {
 		out, err := st.Apply([]bsoncore.Document{doc})
 		if err != nil {
@@ -229,7 +242,7 @@ func (cs *changeStream) transform(r positioned) ([]positioned, error) {
 	}
 	// Unmodified means byte for byte: a resume token is {_data: <string>}, which no
 	// other encoding can equal.
-	if id, err := doc.LookupErr("_id"); err != nil || id.Type != bsoncore.TypeEmbeddedDocument || !bytes.Equal(id.Data, r.key.doc()) {
+	if id, err := doc.LookupErr("_id"); err != nil || id.Type != bsoncore.TypeEmbeddedDocument || !bytes.Equal(id.Data, token) {
 		return nil, errorf(codeChangeStreamFatalError, "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.")
 	}
 	switch {
@@ -337,5 +350,5 @@ func (cx *cmdCtx) streamBatch(c *cursor, field string, batch []bsoncore.Document
 		delete(cx.s.cursors.open, c.id)
 		id = 0
 	}
-	return cursorReply(id, c.ns, field, batch, bson.E{Key: "postBatchResumeToken", Value: bson.Raw(c.stream.pos.doc())})
+	return cursorReply(id, c.ns, field, batch, c.stream.pos.doc())
 }

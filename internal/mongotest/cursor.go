@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -90,14 +91,38 @@ func takeBatch(docs []bsoncore.Document, n int) (batch, rest []bsoncore.Document
 }
 
 // cursorReply is the {cursor: {...}} field of find, aggregate, list* and
-// getMore replies. A zero id means the cursor is exhausted.
-func cursorReply(id int64, ns, batchField string, batch []bsoncore.Document, extra ...bson.E) bson.D {
-	arr := make(bson.A, len(batch))
+// getMore replies, with a change stream's resumeToken (nil for other cursors).
+// A zero id means the cursor is exhausted.
+func cursorReply(id int64, ns, batchField string, batch []bsoncore.Document, resumeToken bsoncore.Document) bson.D {
+	// Built in BSON at its size, the batch copied in once: through the encoder a
+	// getMore's megabytes would be walked document by document and copied again.
+	size := 64 + len(ns) + len(resumeToken)
 	for i, d := range batch {
-		arr[i] = bson.Raw(d)
+		size += 1 + digits(i) + 1 + len(d)
 	}
-	c := bson.D{{Key: batchField, Value: arr}, {Key: "id", Value: id}, {Key: "ns", Value: ns}}
-	return bson.D{{Key: "cursor", Value: append(c, extra...)}}
+	start, c := bsoncore.AppendDocumentStart(make([]byte, 0, size))
+	array, c := bsoncore.AppendArrayElementStart(c, batchField)
+	for i, d := range batch {
+		c = append(strconv.AppendInt(append(c, byte(bsoncore.TypeEmbeddedDocument)), int64(i), 10), 0) // the key: the index
+		c = append(c, d...)
+	}
+	c, _ = bsoncore.AppendArrayEnd(c, array)
+	c = bsoncore.AppendInt64Element(c, "id", id)
+	c = bsoncore.AppendStringElement(c, "ns", ns)
+	if resumeToken != nil {
+		c = bsoncore.AppendDocumentElement(c, "postBatchResumeToken", resumeToken)
+	}
+	c, _ = bsoncore.AppendDocumentEnd(c, start)
+	return bson.D{{Key: "cursor", Value: bson.Raw(c)}}
+}
+
+// digits is the length of i (not negative) in decimal.
+func digits(i int) int {
+	n := 1
+	for ; i >= 10; i /= 10 {
+		n++
+	}
+	return n
 }
 
 // batchSizeOf validates a batchSize value; absent means "not given".
@@ -148,7 +173,7 @@ func (cx *cmdCtx) openCursor(ns string, docs []bsoncore.Document, batchSize int,
 		cx.s.cursors.add(c)
 		id = c.id
 	}
-	return cursorReply(id, ns, "firstBatch", batch)
+	return cursorReply(id, ns, "firstBatch", batch, nil)
 }
 
 var cursorCommands = map[string]command{
@@ -190,7 +215,7 @@ func getMore(cx *cmdCtx) (bson.D, error) {
 		delete(cx.s.cursors.open, id)
 		id = 0
 	}
-	return cursorReply(id, c.ns, "nextBatch", batch), nil
+	return cursorReply(id, c.ns, "nextBatch", batch, nil), nil
 }
 
 func killCursors(cx *cmdCtx) (bson.D, error) {

@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -43,12 +44,43 @@ func (s *Server) reply(o outcome) bsoncore.Document {
 		out = append(out, bson.E{Key: "topologyVersion", Value: s.topologyVersion()})
 	}
 	out = append(out, bson.E{Key: "$clusterTime", Value: clusterTimeDoc(now)}, bson.E{Key: "operationTime", Value: now})
-	b, merr := bson.Marshal(out)
+	size := 512 // the fields but those already in BSON, as a rule
+	for _, e := range out {
+		if raw, ok := e.Value.(bson.Raw); ok {
+			size += len(e.Key) + len(raw) + 2
+		}
+	}
+	start, b := bsoncore.AppendDocumentStart(make([]byte, 0, size))
+	b, merr := appendElements(b, out)
 	if merr != nil {
 		b, _ = bson.Marshal(bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: "mongotest: cannot encode reply: " + merr.Error()},
 			{Key: "code", Value: int32(1)}, {Key: "codeName", Value: "InternalError"}})
+		return b
 	}
+	b, _ = bsoncore.AppendDocumentEnd(b, start)
 	return b
+}
+
+// appendElements appends d's elements. A value already in BSON (bson.Raw, as a cursor's
+// batch is) is copied as it is, at once: bson.Marshal would walk it element by element
+// and copy it twice more.
+func appendElements(dst []byte, d bson.D) ([]byte, error) {
+	for _, e := range d {
+		if raw, ok := e.Value.(bson.Raw); ok {
+			dst = bsoncore.AppendDocumentElement(dst, e.Key, raw)
+			continue
+		}
+		if e.Value == nil {
+			dst = bsoncore.AppendNullElement(dst, e.Key)
+			continue
+		}
+		t, data, err := bson.MarshalValue(e.Value)
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", e.Key, err)
+		}
+		dst = bsoncore.AppendValueElement(dst, e.Key, bsoncore.Value{Type: bsoncore.Type(t), Data: data})
+	}
+	return dst, nil
 }
 
 // labelled adds the error labels mongod adds (error_labels.cpp): drivers

@@ -268,13 +268,12 @@ func (s *Server) serveConn(c *conn) {
 		if req.moreToCome {
 			continue
 		}
-		var out []byte
+		header := msgHeader(req.requestID, len(reply))
 		if req.legacy {
-			out = encodeReply(req.requestID, reply)
-		} else {
-			out = encodeMsg(req.requestID, reply)
+			header = replyHeader(req.requestID, len(reply))
 		}
-		if _, err := c.nc.Write(out); err != nil {
+		out := net.Buffers{header, reply}
+		if _, err := out.WriteTo(c.nc); err != nil {
 			return
 		}
 	}

@@ -189,22 +189,23 @@ func cutSuffix(s, suffix string) (string, bool) {
 	return "", false
 }
 
-// encodeMsg frames a reply document as OP_MSG with a single body section.
-func encodeMsg(responseTo int32, doc bsoncore.Document) []byte {
+// msgHeader frames a reply document of n bytes as OP_MSG with a single body
+// section: what goes on the wire before it (written together, so that a
+// reply of megabytes is not copied to be framed).
+func msgHeader(responseTo int32, n int) []byte {
 	idx, b := wiremessage.AppendHeaderStart(nil, wiremessage.NextRequestID(), responseTo, wiremessage.OpMsg)
 	b = wiremessage.AppendMsgFlags(b, 0)
 	b = wiremessage.AppendMsgSectionType(b, wiremessage.SingleDocument)
-	b = append(b, doc...)
-	return bsoncore.UpdateLength(b, idx, int32(len(b)-int(idx)))
+	return bsoncore.UpdateLength(b, idx, int32(len(b)-int(idx)+n))
 }
 
-// encodeReply frames a reply document as a legacy OP_REPLY (answer to OP_QUERY).
-func encodeReply(responseTo int32, doc bsoncore.Document) []byte {
+// replyHeader frames a reply document of n bytes as a legacy OP_REPLY (answer
+// to OP_QUERY), as msgHeader does.
+func replyHeader(responseTo int32, n int) []byte {
 	idx, b := wiremessage.AppendHeaderStart(nil, wiremessage.NextRequestID(), responseTo, wiremessage.OpReply)
 	b = wiremessage.AppendReplyFlags(b, wiremessage.AwaitCapable)
 	b = wiremessage.AppendReplyCursorID(b, 0)
 	b = wiremessage.AppendReplyStartingFrom(b, 0)
 	b = wiremessage.AppendReplyNumberReturned(b, 1)
-	b = append(b, doc...)
-	return bsoncore.UpdateLength(b, idx, int32(len(b)-int(idx)))
+	return bsoncore.UpdateLength(b, idx, int32(len(b)-int(idx)+n))
 }

@@ -117,7 +117,15 @@ type Field struct {
 
 // BuildDoc builds a document, leaving out missing values.
 func BuildDoc(fields []Field) bsoncore.Document {
-	idx, b := bsoncore.AppendDocumentStart(nil)
+	// Sized first: every change event and reply is built here, and growing the
+	// buffer by doubling would allocate about three times the document.
+	size := 4 + 1
+	for _, f := range fields {
+		if f.Val.Type != 0 {
+			size += 1 + len(f.Key) + 1 + len(f.Val.Data)
+		}
+	}
+	idx, b := bsoncore.AppendDocumentStart(make([]byte, 0, size))
 	for _, f := range fields {
 		if f.Val.Type != 0 {
 			b = bsoncore.AppendValueElement(b, f.Key, f.Val)
