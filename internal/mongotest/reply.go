@@ -66,7 +66,7 @@ func (s *Server) reply(o outcome) bsoncore.Document {
 // and copy it twice more.
 func appendElements(dst []byte, d bson.D) ([]byte, error) {
 	for _, e := range d {
-		if raw, ok := e.Value.(bson.Raw); ok {
+		if raw, ok := e.Value.(bson.Raw); ok && raw != nil {
 			dst = bsoncore.AppendDocumentElement(dst, e.Key, raw)
 			continue
 		}
