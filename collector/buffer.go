@@ -92,9 +92,9 @@ func (b *buffer) close() {
 	wake(&b.ready)
 }
 
-// take returns the next batch, in dst's array when it has room: whatever is buffered, up to the batch bounds, as soon as
-// there is something (group commit: while a write is in flight, the next batch grows;
-// the writer never waits for a batch to fill). With batch.MaxWait set, a batch that is
+// take returns the next batch, in dst's array when it has room: whatever is buffered, up
+// to the batch bounds, as soon as there is something (group commit: while a write is in
+// flight, the next batch grows; the writer never waits for a batch to fill). With batch.MaxWait set, a batch that is
 // not full yet waits until its oldest item has waited that long, trading latency for
 // fewer, larger writes on a slow trickle; a busy source fills its batches first.
 func (b *buffer) take(ctx context.Context, dst []item) ([]item, error) {

@@ -32,6 +32,18 @@ func splitUpdate(t *testing.T, client *mongo.Client, name, db string) []bson.Raw
 	return fragments
 }
 
+// captureRunning starts a collector capturing database db of a new server as source
+// name, with the store on that server too, and waits until it runs. It returns a client
+// of the server and the configuration, to start the collector again with.
+func captureRunning(t *testing.T, name, db string) (*mongo.Client, *config.Config, *harness) {
+	t.Helper()
+	uri := mongotest.URI(t)
+	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: name, uri: uri, database: db})
+	h := startManager(t, cfg)
+	h.waitState(name, stateRunning)
+	return connectClient(t, uri), cfg, h
+}
+
 func fragmentsOf(t *testing.T, client *mongo.Client, name string) []bson.Raw {
 	var out []bson.Raw
 	for _, d := range stored(t, client, name) {
@@ -47,11 +59,7 @@ func fragmentsOf(t *testing.T, client *mongo.Client, name string) []bson.Raw {
 // fragments are stored with the event's type and cluster time, not "" and 0, so the
 // store's oldest entry and the window stay true.
 func TestResumeInsideASplitEventKeepsTheEventsFields(t *testing.T) {
-	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
-	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: "split", uri: uri, database: "big"})
-	h := startManager(t, cfg)
-	h.waitState("split", stateRunning)
+	client, cfg, h := captureRunning(t, "split", "big")
 	fragments := splitUpdate(t, client, "split", "big")
 	h.stop()
 
@@ -146,11 +154,7 @@ func TestOversizedEventIsStoredInParts(t *testing.T) {
 // again by dropping what was stored after its position, so the store holds each event
 // once, as read last, and no fragment of another reading.
 func TestRestartDropsWhatWasStoredAfterThePosition(t *testing.T) {
-	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
-	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: "stale", uri: uri, database: "big"})
-	h := startManager(t, cfg)
-	h.waitState("stale", stateRunning)
+	client, cfg, h := captureRunning(t, "stale", "big")
 	fragments := splitUpdate(t, client, "stale", "big")
 	h.stop()
 
@@ -210,11 +214,7 @@ func mustElements(t *testing.T, doc bson.Raw) []bson.RawElement {
 // Capture starting again at the position of an event stored in parts keeps its parts:
 // they sort after its _id, but belong to it.
 func TestRestartAtAnEventInPartsKeepsItsParts(t *testing.T) {
-	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
-	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: "parted", uri: uri, database: "parted"})
-	h := startManager(t, cfg)
-	h.waitState("parted", stateRunning)
+	client, cfg, h := captureRunning(t, "parted", "parted")
 	coll := client.Database("parted").Collection("c")
 	blob := strings.Repeat("p", oplogstore.MaxDocumentSize-300-30)
 	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "blob", Value: blob}}); err != nil {

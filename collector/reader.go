@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/go-kit/log/level"
-	"github.com/mongomigrate/observability/internal/oplogstore"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // errInvalidated ends a stream after its invalidate event: it is reopened at once with

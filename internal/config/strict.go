@@ -274,6 +274,14 @@ func (d *document) decodeCheck(n *yaml.Node, t reflect.Type, path string) {
 	}
 }
 
+// recordFields describes the keys a struct accepts, with inline fields flattened the way
+// yaml.v3 flattens them.
+type recordFields struct {
+	types map[string]reflect.Type
+	names []string
+	rest  reflect.Type // value type of an inline map that takes any other key, if any
+}
+
 // yamlFields returns the keys of t when t is decoded as a mapping of known keys.
 // Types that decode themselves and declare no keys (Secret, URL) are not records.
 func yamlFields(t reflect.Type) (recordFields, bool) {

@@ -80,14 +80,6 @@ func expandEnv(s string) (string, error) {
 	return b.String(), nil
 }
 
-// recordFields describes the keys a struct accepts, with inline fields flattened the way
-// yaml.v3 flattens them.
-type recordFields struct {
-	types map[string]reflect.Type
-	names []string
-	rest  reflect.Type // value type of an inline map that takes any other key, if any
-}
-
 // normalizeDuration accepts a duration as Go writes it (1m30s, 1.5h, 250ms) or as
 // Prometheus does (30d, 1w, 1y), and rewrites it in Go's form for the decoder.
 func (d *document) normalizeDuration(n *yaml.Node, path string) bool {

@@ -36,7 +36,8 @@ var partHeaderFields = []string{FieldResumeToken, FieldClusterName, FieldTS, Fie
 // Split stores doc, a store document, in as many documents as the server accepts: doc
 // itself when it fits, else parts of at most PartDataSize bytes of it each. The first
 // part keeps doc's _id, so writing it twice is still a no-op; part k > 1 has
-// "<_id>:<k>" (PartSeparator), which sorts after the _id and before the next event's. The parts' data, joined in order, is doc byte for byte (Join).
+// "<_id>:<k>" (PartSeparator), which sorts after the _id and before the next event's.
+// The parts' data, joined in order, is doc byte for byte (Join).
 func Split(doc bson.Raw) ([]bson.Raw, error) {
 	if len(doc) <= MaxDocumentSize {
 		return []bson.Raw{doc}, nil

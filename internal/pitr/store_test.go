@@ -271,12 +271,7 @@ func TestSetAsideParksTheHolders(t *testing.T) {
 		bson.D{{Key: "_id", Value: "z"}, {Key: "email", Value: "a@example.com"}},
 	})
 	must(t, err)
-	reg, err := loadRegistry(ctx, client)
-	must(t, err)
-	park, err := loadParking(ctx, client)
-	must(t, err)
-	a := &applier{client: client, reg: reg, park: park, stats: &Summary{}}
-	c := reg.byNS["app.users"]
+	a, c := usersApplier(t, client)
 	refusal, _ := bson.Marshal(bson.D{{Key: "index", Value: 0}, {Key: "code", Value: 11000},
 		{Key: "keyPattern", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "keyValue", Value: bson.D{{Key: "email", Value: "a@example.com"}}}})
 	set, err := a.setAside(ctx, c, users, mongo.WriteError{Code: 11000, Raw: refusal}, bson.RawValue{Type: bson.TypeString, Value: bsonString("x")})
@@ -285,7 +280,7 @@ func TestSetAsideParksTheHolders(t *testing.T) {
 		t.Fatalf("set aside: %v, %d documents left, %d parked; want x alone left and y, z parked", set, n, a.stats.Parked)
 	}
 	// A second run finds them parked.
-	park, err = loadParking(ctx, client)
+	park, err := loadParking(ctx, client)
 	must(t, err)
 	a.park = park
 	if !park.has(c, bson.RawValue{Type: bson.TypeString, Value: bsonString("y")}) {
@@ -322,12 +317,7 @@ func TestEventsAfterASettingAsideSeeIt(t *testing.T) {
 	must(t, err)
 	_, err = users.InsertOne(ctx, bson.D{{Key: "_id", Value: "y"}, {Key: "email", Value: "a@example.com"}, {Key: "n", Value: 0}})
 	must(t, err)
-	reg, err := loadRegistry(ctx, client)
-	must(t, err)
-	park, err := loadParking(ctx, client)
-	must(t, err)
-	a := &applier{client: client, reg: reg, park: park, stats: &Summary{}}
-	c := reg.byNS["app.users"]
+	a, c := usersApplier(t, client)
 	event := func(op, id string, doc, updated bson.D) *oplogstore.Event {
 		key, _ := bson.Marshal(bson.D{{Key: "_id", Value: id}})
 		e := &oplogstore.Event{OpType: op, DB: "app", Coll: "users", DocKey: key}
@@ -360,4 +350,15 @@ func TestEventsAfterASettingAsideSeeIt(t *testing.T) {
 func bsonString(s string) []byte {
 	raw, _ := bson.Marshal(bson.D{{Key: "s", Value: s}})
 	return bson.Raw(raw).Lookup("s").Value
+}
+
+// usersApplier is an applier on client as a replay starts it (the target's collections
+// and parked documents read), with app.users's entry in its registry.
+func usersApplier(t *testing.T, client *mongo.Client) (*applier, *collection) {
+	t.Helper()
+	reg, err := loadRegistry(t.Context(), client)
+	must(t, err)
+	park, err := loadParking(t.Context(), client)
+	must(t, err)
+	return &applier{client: client, reg: reg, park: park, stats: &Summary{}}, reg.byNS["app.users"]
 }

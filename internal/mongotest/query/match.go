@@ -106,8 +106,8 @@ func compileLogical(op string, v Value) (docPred, error) {
 	case "$or":
 		return anyOf(preds), nil
 	}
-	any := anyOf(preds)
-	return func(doc Value) bool { return !any(doc) }, nil
+	someMatch := anyOf(preds)
+	return func(doc Value) bool { return !someMatch(doc) }, nil
 }
 
 // anyOf is the disjunction of preds.
