@@ -36,12 +36,16 @@ var (
 // over two arrays of one document fails with 171 CannotIndexParallelArrays,
 // unless they are the same array ({"a.b": 1, "a.c": 1}).
 func (ix *index) keys(doc bsoncore.Document) ([]indexKey, error) {
-	perField, err := ix.fieldValues(doc)
-	if err != nil {
-		return nil, err
-	}
+	var multikey string // the path of the array that makes the entries many
 	entries := []indexKey{{}}
-	for _, vals := range perField {
+	for _, field := range ix.fields {
+		vals, array := keyValues(doc, field)
+		if array != "" {
+			if multikey != "" && multikey != array {
+				return nil, &writeError{code: codeCannotIndexParallelArrays, msg: fmt.Sprintf("cannot index parallel arrays [%s] [%s]", array, multikey)}
+			}
+			multikey = array
+		}
 		next := make([]indexKey, 0, len(entries)*len(vals))
 		for _, e := range entries {
 			for _, v := range vals {
@@ -59,24 +63,6 @@ func (ix *index) keys(doc bsoncore.Document) ([]indexKey, error) {
 		}
 	}
 	return out, nil
-}
-
-// fieldValues returns the key values doc holds at each of ix's fields, or
-// 171 CannotIndexParallelArrays (see keys).
-func (ix *index) fieldValues(doc bsoncore.Document) ([][]bsoncore.Value, error) {
-	var multikey string // the path of the array that makes the entries many
-	perField := make([][]bsoncore.Value, len(ix.fields))
-	for i, field := range ix.fields {
-		vals, array := keyValues(doc, field)
-		if array != "" {
-			if multikey != "" && multikey != array {
-				return nil, &writeError{code: codeCannotIndexParallelArrays, msg: fmt.Sprintf("cannot index parallel arrays [%s] [%s]", array, multikey)}
-			}
-			multikey = array
-		}
-		perField[i] = vals
-	}
-	return perField, nil
 }
 
 // keyValues returns the values doc holds at the dotted path as index keys,
@@ -152,22 +138,12 @@ func keyValues(doc bsoncore.Document, path string) (vals []bsoncore.Value, array
 // mongod's write-conflict retry loop waits).
 func (c *collection) checkKeys(doc bsoncore.Document, self *record, tx *transaction) error {
 	for _, ix := range c.indexes[1:] {
-		switch {
-		case ix.unique:
-			keys, err := ix.keys(doc)
-			if err == nil {
-				err = c.uniqueKeyHeld(ix, keys, self, tx)
-			}
-			if err != nil {
-				return err
-			}
-		case len(ix.fields) > 1:
-			// Only the parallel arrays matter: the entries themselves (a product of
-			// the fields' values, each written out) are for unique keys, and an
-			// index of one field has no two arrays.
-			if _, err := ix.fieldValues(doc); err != nil {
-				return err
-			}
+		keys, err := ix.keys(doc)
+		if err == nil && ix.unique {
+			err = c.uniqueKeyHeld(ix, keys, self, tx)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
