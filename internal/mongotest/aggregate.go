@@ -2,7 +2,6 @@ package mongotest
 
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
@@ -45,15 +44,12 @@ func aggregate(cx *cmdCtx) (bson.D, error) {
 			return nil, err
 		}
 	}
-	c, err := cx.hintedColl(target)
-	if err != nil {
+	if err := cx.rejectOptions("hint"); err != nil {
 		return nil, err
 	}
-	var docs []bsoncore.Document
-	if c != nil {
-		for _, r := range c.visible(cx.txn) {
-			docs = append(docs, r.doc)
-		}
+	docs, _, err := cx.readDocs(target)
+	if err != nil {
+		return nil, err
 	}
 	for _, st := range stages {
 		if docs, err = st.Apply(docs); err != nil {

@@ -73,6 +73,11 @@ func (cx *cmdCtx) openChangeStream(target string, spec bsoncore.Value, rest []bs
 	if err := cx.streamScope(cs, allForCluster); err != nil {
 		return nil, err
 	}
+	if target != "" {
+		if err := cx.s.notView(cx.db, target); err != nil {
+			return nil, err
+		}
+	}
 	for i, st := range rest {
 		name := query.StageName(st)
 		switch {

@@ -24,9 +24,9 @@ func countCmd(cx *cmdCtx) (bson.D, error) {
 			return nil, unsupported("count with %s (only the estimate of a whole collection)", option)
 		}
 	}
-	n := 0
-	if c := cx.s.collLocked(cx.db, name); c != nil {
-		n = len(c.visible(cx.txn))
+	docs, _, err := cx.readDocs(name)
+	if err != nil {
+		return nil, err
 	}
-	return bson.D{{Key: "n", Value: int32(n)}}, nil
+	return bson.D{{Key: "n", Value: int32(len(docs))}}, nil
 }

@@ -2,7 +2,6 @@ package mongotest
 
 import (
 	"math"
-	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -17,15 +16,21 @@ var collModCommands = map[string]command{
 }
 
 // collMod changes a TTL index's expireAfterSeconds (or makes a single-field
-// index a TTL index) and turns changeStreamPreAndPostImages on or off
+// index a TTL index), turns changeStreamPreAndPostImages on or off, sets
+// document validation, and changes a view's viewOn and pipeline
 // (https://www.mongodb.com/docs/manual/reference/command/collMod/). It
-// records a "modify" event as mongod's oplog entry shows it: the change as
-// operationDescription, and the collection and index options before it as
-// stateBeforeChange (https://www.mongodb.com/docs/manual/reference/change-events/modify/).
+// records a "modify" event as mongod's oplog entry shows it: the options
+// given as operationDescription (none: an empty one, as a bare collMod
+// still writes its oplog entry), and the collection and index options
+// before it as stateBeforeChange
+// (https://www.mongodb.com/docs/manual/reference/change-events/modify/).
 func collMod(cx *cmdCtx) (bson.D, error) {
 	name, err := cx.collName()
 	if err != nil {
 		return nil, err
+	}
+	if v := cx.s.viewLocked(cx.db, name); v != nil {
+		return cx.collModView(v)
 	}
 	c := cx.s.collLocked(cx.db, name)
 	if c == nil {
@@ -35,11 +40,12 @@ func collMod(cx *cmdCtx) (bson.D, error) {
 		return nil, err
 	}
 	before := c.options(true)
+	next := c.validation
 	var change, indexBefore []query.Field
 	var res bson.D
 	var apply []func()
 	for _, f := range query.Fields(cx.body)[1:] {
-		if slices.Contains(genericFields, f.Key) {
+		if isGenericField(f.Key) {
 			continue
 		}
 		switch f.Key {
@@ -58,13 +64,18 @@ func collMod(cx *cmdCtx) (bson.D, error) {
 			}
 			change = append(change, f)
 			apply = append(apply, func() { c.images = enabled })
+		case "validator", "validationLevel", "validationAction":
+			if err := next.parseOption(f.Key, f.Val); err != nil {
+				return nil, err
+			}
+			change = append(change, f)
+		case "viewOn", "pipeline":
+			return nil, errorf(codeInvalidOptions, "option only supported on a view: %s", f.Key)
 		default:
 			return nil, unsupported("the collMod option %s", f.Key)
 		}
 	}
-	if len(change) == 0 {
-		return nil, errorf(codeInvalidOptions, "no collMod option given")
-	}
+	c.validation = next
 	for _, a := range apply {
 		a()
 	}
@@ -157,6 +168,7 @@ func (c *collection) options(withUUID bool) bsoncore.Document {
 	if withUUID {
 		f = append(f, query.Field{Key: "uuid", Val: query.UUIDValue(c.uuid)})
 	}
+	f = append(f, c.validation.fields()...)
 	if c.images {
 		f = append(f, query.Field{Key: "changeStreamPreAndPostImages", Val: query.DocValue(query.BuildDoc([]query.Field{{Key: "enabled", Val: query.BoolValue(true)}}))})
 	}

@@ -30,6 +30,9 @@ var genericFields = []string{
 	"apiVersion", "apiStrict", "apiDeprecationErrors", "comment", "maxTimeMS", "autocommit", "startTransaction",
 }
 
+// isGenericField reports a field every command accepts.
+func isGenericField(name string) bool { return slices.Contains(genericFields, name) }
+
 var commands map[string]command
 
 // Commands of mongod's not implemented here: refused with 115, naming them,
@@ -139,6 +142,13 @@ func (cx *cmdCtx) execute() outcome {
 		return outcome{hangUp: true}
 	}
 	if act.err != nil {
+		// failCommand fails a getMore before it checks out its cursor, so
+		// mongod cannot tell it is a change stream's and adds no
+		// ResumableChangeStreamError (error_labels.cpp; the Change Streams
+		// specification's tests rely on it: such an error is not resumed).
+		if cx.name == "getMore" {
+			cx.onStream = false
+		}
 		cx.s.mu.Lock()
 		if cx.bindSession(cmd) == nil {
 			cx.abortOnFailure()

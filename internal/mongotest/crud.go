@@ -81,13 +81,18 @@ func (q scan) run(c *collection, tx *transaction) []*record {
 	if c == nil {
 		return nil
 	}
-	var out []*record
-	for _, r := range c.visible(tx) {
-		if q.filter.Matches(r.doc) {
-			out = append(out, r)
+	return scanItems(q, c.visible(tx), func(r *record) bsoncore.Document { return r.doc })
+}
+
+// scanItems filters, sorts, skips and limits items by their documents.
+func scanItems[T any](q scan, items []T, doc func(T) bsoncore.Document) []T {
+	var out []T
+	for _, it := range items {
+		if q.filter.Matches(doc(it)) {
+			out = append(out, it)
 		}
 	}
-	query.SortBy(out, func(r *record) bsoncore.Document { return r.doc }, q.sort)
+	query.SortBy(out, doc, q.sort)
 	if q.skip >= int64(len(out)) {
 		return nil
 	}
@@ -147,12 +152,23 @@ func find(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	recs := q.run(c, cx.txn)
-	docs := make([]bsoncore.Document, len(recs))
-	for i, r := range recs {
-		docs[i] = r.doc
-		if proj != nil {
-			if docs[i], err = proj.Apply(r.doc); err != nil {
+	var docs []bsoncore.Document
+	if cx.s.viewLocked(cx.db, name) != nil {
+		// A find on a view is its pipeline, then the find's filter, sort,
+		// skip, limit and projection, as mongod rewrites it.
+		all, _, err := cx.readDocs(name)
+		if err != nil {
+			return nil, err
+		}
+		docs = scanItems(q, all, func(d bsoncore.Document) bsoncore.Document { return d })
+	} else {
+		for _, r := range q.run(c, cx.txn) {
+			docs = append(docs, r.doc)
+		}
+	}
+	if proj != nil {
+		for i, doc := range docs {
+			if docs[i], err = proj.Apply(doc); err != nil {
 				return nil, err
 			}
 		}

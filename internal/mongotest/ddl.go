@@ -40,8 +40,12 @@ func sortedColls(d *database) []*collection {
 	for _, c := range d.colls {
 		cs = append(cs, c)
 	}
-	slices.SortFunc(cs, func(a, b *collection) int { return strings.Compare(a.name, b.name) })
+	sortByName(cs, func(c *collection) string { return c.name })
 	return cs
+}
+
+func sortByName[T any](items []T, name func(T) string) {
+	slices.SortFunc(items, func(a, b T) int { return strings.Compare(name(a), name(b)) })
 }
 
 // filterArg compiles the query filter in field (none matches everything).
@@ -63,24 +67,36 @@ func listCollections(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	var docs []bsoncore.Document
+	type entry struct {
+		name, kind string
+		info       bsoncore.Document
+	}
+	var entries []entry
 	if d := cx.s.dbs[cx.db]; d != nil {
 		for _, c := range sortedColls(d) {
-			info := mustMarshal(bson.D{
+			entries = append(entries, entry{c.name, "collection", mustMarshal(bson.D{
 				{Key: "name", Value: c.name},
 				{Key: "type", Value: "collection"},
 				{Key: "options", Value: bson.Raw(c.options(false))},
 				{Key: "info", Value: bson.D{{Key: "readOnly", Value: false}, {Key: "uuid", Value: bson.Binary{Subtype: 4, Data: c.uuid}}}},
 				{Key: "idIndex", Value: bson.Raw(c.idIndex().spec)},
-			})
-			if !m.Matches(info) {
-				continue
-			}
-			if nameOnly {
-				info = mustMarshal(bson.D{{Key: "name", Value: c.name}, {Key: "type", Value: "collection"}})
-			}
-			docs = append(docs, info)
+			})})
 		}
+		for _, v := range sortedViews(d) {
+			entries = append(entries, entry{v.name, "view", viewInfo(v)})
+		}
+	}
+	sortByName(entries, func(e entry) string { return e.name })
+	var docs []bsoncore.Document
+	for _, e := range entries {
+		if !m.Matches(e.info) {
+			continue
+		}
+		info := e.info
+		if nameOnly {
+			info = mustMarshal(bson.D{{Key: "name", Value: e.name}, {Key: "type", Value: e.kind}})
+		}
+		docs = append(docs, info)
 	}
 	return cx.openCursor(cx.db+".$cmd.listCollections", docs, batchSize, hasBatch, false), nil
 }
@@ -120,27 +136,44 @@ func listDatabases(cx *cmdCtx) (bson.D, error) {
 	return res, nil
 }
 
+// create makes a collection, with changeStreamPreAndPostImages and document
+// validation, or a view (viewOn and pipeline).
 func create(cx *cmdCtx) (bson.D, error) {
 	name, err := cx.collName()
 	if err != nil {
 		return nil, err
 	}
-	images := false
+	var opts collOptions
+	viewOn, isView := cx.field("viewOn")
 	for _, opt := range createOptions {
 		v, ok := cx.field(opt)
 		switch {
-		case ok && opt == "changeStreamPreAndPostImages":
-			if images, err = imagesOption(v); err != nil {
+		case !ok:
+		case opt == "viewOn" || opt == "pipeline":
+		case opt == "changeStreamPreAndPostImages" && !isView:
+			if opts.images, err = imagesOption(v); err != nil {
 				return nil, err
 			}
-		case ok && query.Truthy(v) && !isSimpleCollation(opt, v):
+		case (opt == "validator" || opt == "validationLevel" || opt == "validationAction") && !isView:
+			if err := opts.validation.parseOption(opt, v); err != nil {
+				return nil, err
+			}
+		case isView && !isSimpleCollation(opt, v) && opt != "collation":
+			return nil, errorf(codeInvalidOptions, "The option %s is not allowed for a view", opt)
+		case query.Truthy(v) && !isSimpleCollation(opt, v):
 			return nil, unsupported("the create option %s", opt)
 		}
 	}
-	if cx.s.collLocked(cx.db, name) != nil {
+	if _, ok := cx.field("pipeline"); ok && !isView {
+		return nil, errorf(codeInvalidOptions, "'pipeline' requires 'viewOn' to also be specified")
+	}
+	if cx.s.collLocked(cx.db, name) != nil || cx.s.viewLocked(cx.db, name) != nil {
 		return nil, errorf(codeNamespaceExists, "Collection %s.%s already exists.", cx.db, name)
 	}
-	_, err = cx.s.createCollLocked(cx, cx.db, name, images)
+	if isView {
+		return nil, cx.createView(name, viewOn, cx.body.Lookup("pipeline"))
+	}
+	_, err = cx.s.createCollLocked(cx, cx.db, name, opts)
 	return nil, err
 }
 
@@ -155,6 +188,10 @@ func drop(cx *cmdCtx) (bson.D, error) {
 	name, err := cx.collName()
 	if err != nil {
 		return nil, err
+	}
+	if v := cx.s.viewLocked(cx.db, name); v != nil {
+		cx.dropView(v)
+		return nil, nil
 	}
 	c := cx.s.collLocked(cx.db, name)
 	if c == nil {
@@ -201,6 +238,12 @@ func renameCollection(cx *cmdCtx) (bson.D, error) {
 	}
 	if fromDB != toDB {
 		return nil, unsupported("renaming a collection across databases")
+	}
+	if err := cx.s.notView(fromDB, fromColl); err != nil {
+		return nil, err
+	}
+	if cx.s.viewLocked(toDB, toColl) != nil {
+		return nil, errorf(codeNamespaceExists, "a view already exists with that name: %s", to)
 	}
 	c := cx.s.collLocked(fromDB, fromColl)
 	if c == nil {

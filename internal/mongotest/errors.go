@@ -19,6 +19,8 @@ const (
 	codeTypeMismatch                       = query.CodeTypeMismatch
 	codeNamespaceNotFound                  = 26
 	codeIndexNotFound                      = 27
+	codeCannotCreateIndex                  = 67
+	codeGraphContainsCycle                 = 5
 	codePathNotViable                      = query.CodePathNotViable
 	codeConflictingUpdateOperators         = query.CodeConflictingUpdateOperators
 	codeCursorNotFound                     = 43
@@ -63,6 +65,11 @@ var codeNames = map[int32]string{
 	codeTypeMismatch:               "TypeMismatch",
 	codeNamespaceNotFound:          "NamespaceNotFound",
 	codeIndexNotFound:              "IndexNotFound",
+	codeCannotCreateIndex:          "CannotCreateIndex",
+	codeGraphContainsCycle:         "GraphContainsCycle",
+	codeViewDepthLimitExceeded:     "ViewDepthLimitExceeded",
+	codeCommandNotSupportedOnView:  "CommandNotSupportedOnView",
+	codeDocumentValidationFailure:  "DocumentValidationFailure",
 	codePathNotViable:              "PathNotViable",
 	codeConflictingUpdateOperators: "ConflictingUpdateOperators",
 	codeCursorNotFound:             "CursorNotFound",
@@ -101,6 +108,12 @@ var codeNames = map[int32]string{
 	// Codes the real server commonly returns for retryable conditions, so
 	// failpoints can inject them with their proper names.
 	6:     "HostUnreachable",
+	133:   "FailedToSatisfyReadPreference",
+	134:   "ReadConcernMajorityNotAvailableYet",
+	150:   "StaleEpoch",
+	216:   "ElectionInProgress",
+	234:   "RetryChangeStream",
+	13388: "StaleConfig",
 	7:     "HostNotFound",
 	89:    "NetworkTimeout",
 	91:    "ShutdownInProgress",

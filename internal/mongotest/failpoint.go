@@ -119,13 +119,21 @@ func parseFailData(f *failPoint, data bsoncore.Document) error {
 	if f.name == "failGetMoreAfterCursorCheckout" {
 		// mongod's getMore throws errorCode (InternalError without one) once
 		// it holds the cursor, which then dies; the failpoint filters as
-		// failCommand does, on getMore.
+		// failCommand does, on getMore. mongod reads nothing else of its data:
+		// closeConnection, which the Change Streams specification's tests
+		// send, changes nothing.
 		f.commands = []string{"getMore"}
+		var kept []query.Field
 		for _, e := range query.Fields(data) {
-			if e.Key != "errorCode" && e.Key != "appName" {
+			switch e.Key {
+			case "errorCode", "appName":
+				kept = append(kept, e)
+			case "closeConnection":
+			default:
 				return unsupported("failGetMoreAfterCursorCheckout option %q", e.Key)
 			}
 		}
+		data = query.BuildDoc(kept)
 		if data.Lookup("errorCode").Type == 0 {
 			data = query.BuildDoc(append(query.Fields(data), query.Field{Key: "errorCode", Val: query.Int32Value(1)}))
 		}

@@ -12,11 +12,20 @@ import (
 // listIndexes, change events, TTL and unique constraints (index_keys.go).
 type index struct {
 	name        string
-	fields      []string
+	fields      []string          // the key's fields, as given (a text index's too)
 	spec        bsoncore.Document // as listIndexes returns it
 	ttl         bool
 	expireAfter int64 // seconds, when ttl
 	unique      bool  // a secondary unique index (the _id index's are the collection's ids)
+	// kind is "" for ascending/descending keys, else the special type the
+	// key holds: text, hashed, 2dsphere or wildcard.
+	kind string
+	// special is the field of the hashed or 2dsphere key.
+	special string
+	// Which documents the index holds: those matching partial, those with
+	// one of the fields when sparse (all, without either).
+	partial *query.Filter
+	sparse  bool
 }
 
 func newIDIndex() *index {

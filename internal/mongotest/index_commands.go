@@ -2,6 +2,7 @@ package mongotest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -18,27 +19,29 @@ var indexCommands = map[string]command{
 }
 
 // parseIndex validates an index specification
-// (https://www.mongodb.com/docs/manual/reference/command/createIndexes/).
+// (https://www.mongodb.com/docs/manual/reference/command/createIndexes/,
+// https://www.mongodb.com/docs/manual/core/indexes/index-types/): ascending
+// and descending keys, and text, hashed, 2dsphere and wildcard keys; the
+// options unique, sparse, partialFilterExpression, collation, hidden,
+// expireAfterSeconds and each type's own. The spec is kept as mongod lists
+// it: a text key as {_fts: "text", _ftsx: 1} with its weights and
+// languages, a 2dsphere key with its version, a collation with its
+// defaults filled in.
 func parseIndex(spec bsoncore.Document) (*index, error) {
 	ix := &index{}
 	key, ok := spec.Lookup("key").DocumentOK()
 	if !ok || len(query.Fields(key)) == 0 {
 		return nil, errorf(codeFailedToParse, "The 'key' field is a required property of an index specification")
 	}
-	var nameParts []string
-	for _, f := range query.Fields(key) {
-		if !f.Val.IsNumber() || f.Val.AsFloat64() == 0 {
-			return nil, unsupported("index type %s on %s (only ascending and descending keys)", f.Val, f.Key)
-		}
-		if strings.Contains(f.Key, "$") {
-			return nil, unsupported("wildcard index key %s", f.Key)
-		}
-		ix.fields = append(ix.fields, f.Key)
-		nameParts = append(nameParts, f.Key, f.Val.String())
+	storedKey, weights, nameParts, err := ix.parseKey(key)
+	if err != nil {
+		return nil, err
 	}
 	ix.name = strings.Join(nameParts, "_")
-	out := []query.Field{{Key: "v", Val: query.Int32Value(2)}, {Key: "key", Val: query.DocValue(key)}, {Key: "name", Val: bsoncore.Value{}}}
+	out := []query.Field{{Key: "v", Val: query.Int32Value(2)}, {Key: "key", Val: query.DocValue(storedKey)}, {Key: "name", Val: bsoncore.Value{}}}
+	given := map[string]bool{}
 	for _, f := range query.Fields(spec) {
+		given[f.Key] = true
 		switch f.Key {
 		case "key", "v", "background", "ns":
 			continue
@@ -54,32 +57,149 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 			if err != nil || n < 0 {
 				return nil, errorf(codeInvalidOptions, "TTL index 'expireAfterSeconds' option must be a non-negative integer")
 			}
-			if len(ix.fields) != 1 {
+			if len(ix.fields) != 1 || ix.kind != "" {
 				return nil, errorf(codeInvalidOptions, "TTL indexes are single-field indexes, compound indexes do not support TTL")
 			}
 			ix.ttl, ix.expireAfter = true, n
-		case "unique":
+		case "unique", "sparse", "hidden":
 			if !f.Val.IsNumber() && f.Val.Type != bsoncore.TypeBoolean {
-				return nil, errorf(codeTypeMismatch, "The field 'unique' has value unique: %s, which is not convertible to bool", f.Val)
+				return nil, errorf(codeTypeMismatch, "The field '%s' has value %s: %s, which is not convertible to bool", f.Key, f.Key, f.Val)
 			}
-			ix.unique = query.Truthy(f.Val) // kept as given: listIndexes shows it so
-		case "sparse", "partialFilterExpression", "hidden", "collation", "wildcardProjection", "weights", "default_language",
-			"language_override", "textIndexVersion", "2dsphereIndexVersion", "bits", "min", "max",
-			"storageEngine", "prepareUnique":
-			if query.Truthy(f.Val) && !isSimpleCollation(f.Key, f.Val) {
-				return nil, unsupported("the index option %s", f.Key)
+			switch f.Key {
+			case "unique":
+				ix.unique = query.Truthy(f.Val) // kept as given: listIndexes shows it so
+			case "sparse":
+				ix.sparse = query.Truthy(f.Val)
 			}
+		case "partialFilterExpression":
+			d, ok := f.Val.DocumentOK()
+			if !ok {
+				return nil, typeError("partialFilterExpression", f.Val, "object")
+			}
+			if err := checkPartialFilter(d, 0); err != nil {
+				return nil, err
+			}
+			if ix.partial, err = query.CompileFilter(d); err != nil {
+				return nil, err
+			}
+		case "collation":
+			c, err := normalizeCollation(f.Val)
+			if err != nil {
+				return nil, err
+			}
+			if c == nil {
+				continue // simple: not kept
+			}
+			f.Val = query.DocValue(c)
+		case "wildcardProjection":
+			if _, ok := f.Val.DocumentOK(); !ok || ix.kind != "wildcard" || !slices.Contains(ix.fields, "$**") {
+				return nil, errorf(codeFailedToParse, "The field 'wildcardProjection' is only allowed in an '$**' index")
+			}
+		case "weights", "default_language", "language_override", "textIndexVersion":
+			if ix.kind != "text" {
+				return nil, errorf(codeInvalidOptions, "The field '%s' is only allowed in a text index", f.Key)
+			}
+			if f.Key == "weights" {
+				weights = nil // as given
+			}
+		case "2dsphereIndexVersion":
+			if ix.kind != "2dsphere" {
+				return nil, errorf(codeInvalidOptions, "The field '%s' is only allowed in a 2dsphere index", f.Key)
+			}
+		case "storageEngine", "prepareUnique":
+		case "bits", "min", "max", "bucketSize":
+			return nil, unsupported("the index option %s (2d and geoHaystack indexes)", f.Key)
 		default:
 			return nil, errorf(codeInvalidOptions, "The field '%s' is not valid for an index specification.", f.Key)
 		}
 		out = append(out, f)
 	}
 	out[2].Val = query.StringValue(ix.name)
-	if ix.name == "_id_" {
+	switch {
+	case ix.name == "_id_":
 		return nil, errorf(codeBadValue, "The index name '_id_' is reserved for the _id index")
+	case ix.sparse && ix.partial != nil:
+		return nil, errorf(codeCannotCreateIndex, "cannot mix \"partialFilterExpression\" and \"sparse\" options")
+	case ix.unique && (ix.kind == "text" || ix.kind == "wildcard"):
+		return nil, errorf(codeCannotCreateIndex, "Index type '%s' does not support the unique option", ix.kind)
+	case ix.unique && ix.kind == "hashed":
+		return nil, errorf(16764, "Currently hashed indexes cannot guarantee uniqueness. Use a regular index.")
+	case ix.unique && ix.kind == "2dsphere":
+		return nil, unsupported("unique 2dsphere indexes")
+	case ix.unique && given["collation"] && !isSimpleCollation("collation", spec.Lookup("collation")):
+		return nil, unsupported("unique indexes with a collation other than simple (the comparison of strings by a locale)")
+	}
+	if ix.kind == "text" {
+		out = appendDefaults(out, given, []query.Field{
+			{Key: "weights", Val: query.DocValue(query.BuildDoc(weights))},
+			{Key: "default_language", Val: query.StringValue("english")},
+			{Key: "language_override", Val: query.StringValue("language")},
+			{Key: "textIndexVersion", Val: query.Int32Value(3)},
+		})
+	}
+	if ix.kind == "2dsphere" {
+		out = appendDefaults(out, given, []query.Field{{Key: "2dsphereIndexVersion", Val: query.Int32Value(3)}})
 	}
 	ix.spec = query.BuildDoc(out)
 	return ix, nil
+}
+
+// appendDefaults appends the fields not given.
+func appendDefaults(out []query.Field, given map[string]bool, defaults []query.Field) []query.Field {
+	for _, f := range defaults {
+		if !given[f.Key] && f.Val.Type != 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// parseKey reads an index key: its fields, its kind, the key as listed (a
+// text key's fields become {_fts: "text", _ftsx: 1} and its weights), and
+// the parts of its default name.
+func (ix *index) parseKey(key bsoncore.Document) (stored bsoncore.Document, weights []query.Field, nameParts []string, err error) {
+	var out []query.Field
+	for _, f := range query.Fields(key) {
+		ix.fields = append(ix.fields, f.Key)
+		nameParts = append(nameParts, f.Key, f.Val.String())
+		kind := ""
+		switch {
+		case f.Val.Type == bsoncore.TypeString:
+			kind = f.Val.StringValue()
+			nameParts[len(nameParts)-1] = kind
+			switch kind {
+			case "text", "hashed", "2dsphere":
+			case "2d", "geoHaystack":
+				return nil, nil, nil, unsupported("index type %s on %s", kind, f.Key)
+			default:
+				return nil, nil, nil, errorf(codeCannotCreateIndex, "Unknown index plugin '%s'", kind)
+			}
+		case !f.Val.IsNumber() || f.Val.AsFloat64() == 0:
+			return nil, nil, nil, errorf(codeCannotCreateIndex, "Values in the index key pattern can only be numbers or strings, and the numbers must not be 0: %s: %s", f.Key, f.Val)
+		case f.Key == "$**" || strings.HasSuffix(f.Key, ".$**"):
+			kind = "wildcard"
+		case strings.Contains(f.Key, "$"):
+			return nil, nil, nil, errorf(codeCannotCreateIndex, "Index key contains an illegal field name: field name starts with '$'.")
+		}
+		if kind != "" {
+			if ix.kind != "" && ix.kind != kind {
+				return nil, nil, nil, errorf(codeCannotCreateIndex, "Can't use more than one index plugin for a single index.")
+			}
+			ix.kind = kind
+			if kind == "hashed" || kind == "2dsphere" {
+				ix.special = f.Key
+			}
+		}
+		if kind != "text" {
+			out = append(out, f)
+			continue
+		}
+		weights = append(weights, query.Field{Key: f.Key, Val: query.Int32Value(1)})
+		if len(weights) == 1 {
+			out = append(out, query.Field{Key: "_fts", Val: query.StringValue("text")}, query.Field{Key: "_ftsx", Val: query.Int32Value(1)})
+		}
+	}
+	return query.BuildDoc(out), weights, nameParts, nil
 }
 
 // sameOptions compares specs without their names.
@@ -99,6 +219,9 @@ func sameOptions(a, b *index) bool {
 func createIndexes(cx *cmdCtx) (bson.D, error) {
 	name, err := cx.collName()
 	if err != nil {
+		return nil, err
+	}
+	if err := cx.s.notView(cx.db, name); err != nil {
 		return nil, err
 	}
 	specs, err := cx.arrayArg("indexes")
@@ -128,7 +251,7 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 	}
 	createdColl := c == nil
 	if createdColl {
-		if c, err = cx.s.createCollLocked(cx, cx.db, name, false); err != nil {
+		if c, err = cx.s.createCollLocked(cx, cx.db, name, collOptions{}); err != nil {
 			return nil, err
 		}
 	}
@@ -168,12 +291,17 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 
 // existing reports whether c has ix already, or pending builds it: an
 // identical index makes ix a no-op; one with its name or its key pattern
-// and other options or another name is a conflict, as on the real server
-// (whose indexes are told apart by key pattern, collation and partial
-// filter, the last two always absent here).
+// and other options or another name is a conflict, as on the real server,
+// whose indexes are told apart by key pattern, collation and partial
+// filter.
 func (c *collection) existing(ix *index, pending []*index) (bool, error) {
+	same := func(a, b *index, field string) bool {
+		x, y := a.spec.Lookup(field), b.spec.Lookup(field)
+		return x.Type == y.Type && (x.Type == 0 || query.Equal(x, y))
+	}
 	for _, old := range append(c.indexes[:len(c.indexes):len(c.indexes)], pending...) {
-		sameName, sameKey := old.name == ix.name, query.Equal(old.spec.Lookup("key"), ix.spec.Lookup("key"))
+		sameName := old.name == ix.name
+		sameKey := same(old, ix, "key") && same(old, ix, "collation") && same(old, ix, "partialFilterExpression")
 		switch {
 		case sameName && sameKey && sameOptions(old, ix):
 			return true, nil
@@ -212,6 +340,9 @@ func listIndexes(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cx.s.notView(cx.db, name); err != nil {
+		return nil, err
+	}
 	batchSize, hasBatch, err := cx.cursorBatchSize()
 	if err != nil {
 		return nil, err
@@ -232,6 +363,9 @@ func listIndexes(cx *cmdCtx) (bson.D, error) {
 func dropIndexes(cx *cmdCtx) (bson.D, error) {
 	name, err := cx.collName()
 	if err != nil {
+		return nil, err
+	}
+	if err := cx.s.notView(cx.db, name); err != nil {
 		return nil, err
 	}
 	c := cx.s.collLocked(cx.db, name)

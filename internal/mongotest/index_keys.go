@@ -138,6 +138,15 @@ func keyValues(doc bsoncore.Document, path string) (vals []bsoncore.Value, array
 // mongod's write-conflict retry loop waits).
 func (c *collection) checkKeys(doc bsoncore.Document, self *record, tx *transaction) error {
 	for _, ix := range c.indexes[1:] {
+		if !ix.covers(doc) {
+			continue
+		}
+		if ix.kind != "" {
+			if err := ix.checkSpecialKey(doc); err != nil {
+				return err
+			}
+			continue
+		}
 		keys, err := ix.keys(doc)
 		if err == nil && ix.unique {
 			err = c.uniqueKeyHeld(ix, keys, self, tx)
@@ -147,6 +156,20 @@ func (c *collection) checkKeys(doc bsoncore.Document, self *record, tx *transact
 		}
 	}
 	return nil
+}
+
+// checkDoc applies the index's write-time rules to a document it holds:
+// no parallel arrays under an ascending/descending key, a hashed or
+// 2dsphere key's own rule.
+func (ix *index) checkDoc(doc bsoncore.Document) error {
+	switch {
+	case !ix.covers(doc):
+		return nil
+	case ix.kind != "":
+		return ix.checkSpecialKey(doc)
+	}
+	_, err := ix.keys(doc)
+	return err
 }
 
 // uniqueKeyHeld returns the error for a write of keys into the unique index
@@ -159,6 +182,9 @@ func (c *collection) uniqueKeyHeld(ix *index, keys []indexKey, self *record, tx 
 	}
 	shared := func(doc bsoncore.Document) (indexKey, bool) {
 		if doc == nil { // no committed version: inserted by a transaction
+			return indexKey{}, false
+		}
+		if !ix.covers(doc) {
 			return indexKey{}, false
 		}
 		theirs, _ := ix.keys(doc) // a stored document's keys are valid
@@ -204,13 +230,13 @@ func (c *collection) uniqueKeyHeld(ix *index, keys []indexKey, self *record, tx 
 func (c *collection) buildIndex(ix *index) error {
 	holders := map[string]*record{}
 	for _, r := range c.live() {
-		keys, err := ix.keys(r.doc)
-		if err != nil {
+		if err := ix.checkDoc(r.doc); err != nil {
 			return err
 		}
-		if !ix.unique {
+		if !ix.unique || !ix.covers(r.doc) {
 			continue
 		}
+		keys, _ := ix.keys(r.doc)
 		for _, k := range keys {
 			if other, ok := holders[k.canon]; ok && other != r {
 				return c.duplicateKey(ix, k)

@@ -149,6 +149,9 @@ func (cx *cmdCtx) storeOne(c *collection, v bsoncore.Value) (*record, *event, er
 	if len(doc) > maxBSONObjectSize {
 		return nil, nil, &writeError{code: codeBadValue, msg: fmt.Sprintf("object to insert too large. size in bytes: %d, max size: %d", len(doc), maxBSONObjectSize)}
 	}
+	if err := c.validation.check(doc, nil, cx); err != nil {
+		return nil, nil, err
+	}
 	r, err := c.insert(doc, cx.txn)
 	if err != nil {
 		return nil, nil, err

@@ -111,15 +111,17 @@ func (cx *cmdCtx) labelled(cmd command, err error) error {
 }
 
 // resumableStreamCodes are the codes for which mongod labels a change
-// stream's error ResumableChangeStreamError: retriable and network errors,
-// RetryChangeStream and FailedToSatisfyReadPreference.
-var resumableStreamCodes = func() map[int32]bool {
-	m := map[int32]bool{133: true, 234: true}
-	for code := range retryableWriteCodes {
-		m[code] = true
-	}
-	return m
-}()
+// stream's error ResumableChangeStreamError (error_labels.cpp,
+// isResumableChangeStreamError): its RetriableError, NetworkError and
+// NeedRetargettingError categories (src/mongo/base/error_codes.yml, codes
+// clients can see), RetryChangeStream and FailedToSatisfyReadPreference.
+var resumableStreamCodes = map[int32]bool{
+	6: true, 7: true, 89: true, 91: true, 134: true, 189: true, 262: true, 402: true, 406: true,
+	407: true, 412: true, 453: true, 462: true, 9001: true, 10107: true, 11600: true, 11602: true,
+	13435: true, 13436: true, 50915: true, 91331: true, 10045600: true, // RetriableError
+	150: true, 13388: true, // NeedRetargettingError
+	133: true, 234: true,
+}
 
 // getMoreDeadline sets a getMore's time limit: none on a change stream,
 // whose maxTimeMS is how long it waits for events; what is left of the

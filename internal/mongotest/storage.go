@@ -15,6 +15,7 @@ import (
 type database struct {
 	name  string
 	colls map[string]*collection
+	views map[string]*view
 }
 
 type collection struct {
@@ -30,7 +31,14 @@ type collection struct {
 	createdBy *transaction
 	// images is changeStreamPreAndPostImages: writes keep the document
 	// before (and after) them for change streams.
-	images bool
+	images     bool
+	validation validation
+}
+
+// collOptions are the options a collection is created with.
+type collOptions struct {
+	images     bool
+	validation validation
 }
 
 // record is one stored document, held as BSON.
@@ -171,19 +179,16 @@ func (s *Server) collLocked(db, name string) *collection {
 
 // createCollLocked creates db.name (and db) with its _id index, recording
 // the "create" change event the real server emits even for implicit creation.
-func (s *Server) createCollLocked(cx *cmdCtx, db, name string, images bool) (*collection, error) {
+func (s *Server) createCollLocked(cx *cmdCtx, db, name string, opts collOptions) (*collection, error) {
 	if err := validDBName(db); err != nil {
 		return nil, err
 	}
 	if err := validCollName(name); err != nil {
 		return nil, err
 	}
-	d := s.dbs[db]
-	if d == nil {
-		d = &database{name: db, colls: map[string]*collection{}}
-		s.dbs[db] = d
-	}
-	c := &collection{db: db, name: name, uuid: newUUID(), indexes: []*index{newIDIndex()}, ids: map[string]*record{}, images: images}
+	d := s.databaseLocked(db)
+	c := &collection{db: db, name: name, uuid: newUUID(), indexes: []*index{newIDIndex()}, ids: map[string]*record{},
+		images: opts.images, validation: opts.validation}
 	d.colls[name] = c
 	if cx != nil && cx.txn != nil {
 		c.createdBy = cx.txn
@@ -193,12 +198,26 @@ func (s *Server) createCollLocked(cx *cmdCtx, db, name string, images bool) (*co
 	return c, nil
 }
 
-// writableCollLocked returns db.name, creating it on first write.
+// databaseLocked returns db, creating it.
+func (s *Server) databaseLocked(db string) *database {
+	d := s.dbs[db]
+	if d == nil {
+		d = &database{name: db, colls: map[string]*collection{}, views: map[string]*view{}}
+		s.dbs[db] = d
+	}
+	return d
+}
+
+// writableCollLocked returns db.name, creating it on first write; a view
+// is refused.
 func (s *Server) writableCollLocked(cx *cmdCtx, db, name string) (*collection, error) {
 	if c := s.collLocked(db, name); c != nil {
 		return c, cx.claimColl(c)
 	}
-	return s.createCollLocked(cx, db, name, false)
+	if err := s.notView(db, name); err != nil {
+		return nil, err
+	}
+	return s.createCollLocked(cx, db, name, collOptions{})
 }
 
 // Naming rules from https://www.mongodb.com/docs/manual/reference/limits/#naming-restrictions.

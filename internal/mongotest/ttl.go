@@ -8,8 +8,9 @@ import (
 	"github.com/mongomigrate/observability/internal/mongotest/query"
 )
 
-// expireTTL is the TTL monitor: it deletes documents whose indexed date
-// (or earliest date in an indexed array) is older than expireAfterSeconds
+// expireTTL is the TTL monitor: it deletes documents the index holds (a
+// partial one holds only those matching its filter) whose indexed date (or
+// earliest date in an indexed array) is older than expireAfterSeconds
 // (https://www.mongodb.com/docs/manual/core/index-ttl/). Deletions are
 // ordinary delete events in change streams, as on the real server.
 func (s *Server) expireTTL() {
@@ -38,6 +39,9 @@ func (s *Server) expireTTL() {
 }
 
 func expired(doc bsoncore.Document, ix *index, cutoff int64) bool {
+	if !ix.covers(doc) {
+		return false
+	}
 	v, ok := query.LookupPath(doc, query.SplitPath(ix.fields[0]))
 	if !ok {
 		return false

@@ -1,6 +1,8 @@
 package mongotest
 
 import (
+	"time"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
@@ -24,7 +26,10 @@ func (cx *cmdCtx) claimAll(c *collection, recs []*record) error {
 // the next, and a failure leaves those before it written), and records each
 // change event: "replace" with the full document, or "update" with the
 // update description. It returns how many documents changed.
-func (cx *cmdCtx) updateRecords(c *collection, recs []*record, up *query.Update) (modified int32, err error) {
+//
+// filter is the statement's query: its match in an array is where the
+// positional operator ($) applies.
+func (cx *cmdCtx) updateRecords(c *collection, recs []*record, up *query.Update, filter *query.Filter) (modified int32, err error) {
 	type change struct {
 		r    *record
 		doc  bsoncore.Document
@@ -32,14 +37,23 @@ func (cx *cmdCtx) updateRecords(c *collection, recs []*record, up *query.Update)
 	}
 	var changes []change
 	var failed error // the update cannot apply to the document after the changes
+	now := time.Now()
 	for _, r := range recs {
-		doc, desc, err := up.Apply(r.doc, false)
+		opts := query.ApplyOptions{Now: now}
+		if up.Positional() {
+			opts.Matched = filter.MatchedIndex(r.doc)
+		}
+		doc, desc, err := up.Apply(r.doc, opts)
 		if err != nil {
 			failed = err
 			break
 		}
 		if string(doc) == string(r.doc) {
 			continue // a no-op write changes nothing and records no event
+		}
+		if err := c.validation.check(doc, r.doc, cx); err != nil {
+			failed = err
+			break
 		}
 		// A statement that waits for a transaction runs again whole, so it
 		// must find out before it writes anything; whether a key is held by
@@ -86,7 +100,7 @@ func (cx *cmdCtx) upsert(name string, filter bsoncore.Document, up *query.Update
 		return nil, err
 	}
 	base := query.UpsertBase(filter, up.IsReplacement())
-	doc, _, err := up.Apply(base, true)
+	doc, _, err := up.Apply(base, query.ApplyOptions{Inserting: true, Now: time.Now()})
 	if err != nil {
 		return nil, err
 	}
@@ -140,6 +154,9 @@ func (cx *cmdCtx) statements(field string) (name string, stmts []bsoncore.Value,
 	if name, err = cx.collName(); err != nil {
 		return "", nil, false, err
 	}
+	if err = cx.s.notView(cx.db, name); err != nil {
+		return "", nil, false, err
+	}
 	if err = cx.rejectOptions("let"); err != nil {
 		return "", nil, false, err
 	}
@@ -174,19 +191,19 @@ func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (stmtResult, er
 	}
 	for _, f := range query.Fields(d) {
 		switch f.Key {
-		case "q", "u", "upsert", "multi":
+		case "q", "u", "upsert", "multi", "arrayFilters":
 		case "collation":
 			if !isSimpleCollation(f.Key, f.Val) {
 				return res, unsupported("the collation option of update")
 			}
-		case "arrayFilters", "c", "sort", "hint":
+		case "c", "sort", "hint":
 			return res, unsupported("the %s option of update", f.Key)
 		default:
 			return res, errorf(codeIDLUnknownField, "BSON field 'update.updates.%s' is an unknown field.", f.Key)
 		}
 	}
 	filter, _ := d.Lookup("q").DocumentOK()
-	up, err := query.CompileUpdate(d.Lookup("u"))
+	up, err := query.CompileUpdate(d.Lookup("u"), d.Lookup("arrayFilters"))
 	if err != nil {
 		return res, err
 	}
@@ -213,7 +230,7 @@ func (cx *cmdCtx) updateStatement(name string, s bsoncore.Value) (stmtResult, er
 	if err := cx.claimAll(c, recs); err != nil {
 		return res, err
 	}
-	modified, err := cx.updateRecords(c, recs, up)
+	modified, err := cx.updateRecords(c, recs, up, q.filter)
 	return stmtResult{n: int32(len(recs)), modified: modified}, err
 }
 
@@ -274,7 +291,10 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cx.rejectOptions("arrayFilters", "collation", "let"); err != nil {
+	if err := cx.s.notView(cx.db, name); err != nil {
+		return nil, err
+	}
+	if err := cx.rejectOptions("collation", "let"); err != nil {
 		return nil, err
 	}
 	q, filter, err := cx.queryArg("query", "sort")
@@ -313,12 +333,12 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 			cx.s.deleteLocked(cx, c, recs, false)
 		}
 	case len(recs) == 1:
-		up, err := query.CompileUpdate(updateArg)
+		up, err := query.CompileUpdate(updateArg, cx.body.Lookup("arrayFilters"))
 		if err != nil {
 			return nil, err
 		}
 		value = recs[0].doc
-		if _, err := cx.updateRecords(c, recs, up); err != nil {
+		if _, err := cx.updateRecords(c, recs, up, q.filter); err != nil {
 			return nil, findAndModifyError(err)
 		}
 		if returnNew {
@@ -327,7 +347,7 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 		lastError = append(lastError, bson.E{Key: "updatedExisting", Value: true})
 	default:
 		lastError = append(lastError, bson.E{Key: "updatedExisting", Value: false})
-		up, err := query.CompileUpdate(updateArg)
+		up, err := query.CompileUpdate(updateArg, cx.body.Lookup("arrayFilters"))
 		if err != nil || !upsert {
 			return bson.D{{Key: "lastErrorObject", Value: lastError}, {Key: "value", Value: nil}}, err
 		}

@@ -2,6 +2,7 @@ package query
 
 import (
 	"math"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
@@ -14,14 +15,19 @@ type accumulator interface {
 }
 
 var accumulators = map[string]func(op string) accumulator{
-	"$sum":   func(op string) accumulator { return &sumAcc{op: op} },
-	"$count": func(op string) accumulator { return &sumAcc{op: op} },
-	"$avg":   func(op string) accumulator { return &avgAcc{} },
+	"$sum":      func(op string) accumulator { return &sumAcc{op: op} },
+	"$count":    func(op string) accumulator { return &sumAcc{op: op} },
+	"$avg":      func(op string) accumulator { return &avgAcc{} },
+	"$min":      func(string) accumulator { return &extremeAcc{sign: -1} },
+	"$max":      func(string) accumulator { return &extremeAcc{sign: 1} },
+	"$first":    func(string) accumulator { return &firstLastAcc{first: true} },
+	"$last":     func(string) accumulator { return &firstLastAcc{} },
+	"$push":     func(string) accumulator { return &pushAcc{} },
+	"$addToSet": func(string) accumulator { return &pushAcc{unique: true} },
 }
 
 // Accumulators of MongoDB that are not implemented here: refused with 115.
 var unsupportedAccumulators = map[string]bool{
-	"$min": true, "$max": true, "$first": true, "$last": true, "$push": true, "$addToSet": true,
 	"$mergeObjects": true, "$stdDevPop": true, "$stdDevSamp": true, "$top": true, "$bottom": true,
 	"$topN": true, "$bottomN": true, "$firstN": true, "$lastN": true, "$maxN": true, "$minN": true,
 	"$median": true, "$percentile": true, "$accumulator": true,
@@ -62,7 +68,7 @@ func compileGroup(arg Value) (Stage, error) {
 		case accumulators[acc.Key] == nil:
 			return nil, errorf(15952, "unknown group operator '%s'", acc.Key)
 		}
-		e := func(bsoncore.Document) Value { return Int32Value(1) } // {$count: {}} sums 1 per document
+		e := constant(Int32Value(1)) // {$count: {}} sums 1 per document
 		if acc.Key != "$count" {
 			if e, err = compileExpr(acc.Val); err != nil {
 				return nil, err
@@ -70,6 +76,7 @@ func compileGroup(arg Value) (Stage, error) {
 		}
 		fields = append(fields, groupField{f.Key, acc.Key, e})
 	}
+	now := time.Now()
 	return stageFunc(func(docs []bsoncore.Document) ([]bsoncore.Document, error) {
 		type group struct {
 			id   Value
@@ -78,7 +85,12 @@ func compileGroup(arg Value) (Stage, error) {
 		var order []*group
 		groups := map[string]*group{}
 		for _, d := range docs {
-			id := orNull(idExpr(d))
+			cx := newEvalCtx(d, now)
+			idv, err := idExpr(cx)
+			if err != nil {
+				return nil, err
+			}
+			id := orNull(idv)
 			key := string(AppendKey(nil, id))
 			g := groups[key]
 			if g == nil {
@@ -90,7 +102,11 @@ func compileGroup(arg Value) (Stage, error) {
 				order = append(order, g)
 			}
 			for i, f := range fields {
-				if err := g.accs[i].add(f.e(d)); err != nil {
+				v, err := f.e(cx)
+				if err == nil {
+					err = g.accs[i].add(v)
+				}
+				if err != nil {
 					return nil, err
 				}
 			}
@@ -180,6 +196,62 @@ func (a *avgAcc) result() Value {
 	}
 	return DoubleValue(a.sum / float64(a.n))
 }
+
+// extremeAcc is $min (sign -1) or $max (sign 1); null and missing values
+// are ignored.
+type extremeAcc struct {
+	sign int
+	best Value
+}
+
+func (a *extremeAcc) add(v Value) error {
+	if !nullish(v) && (a.best.Type == 0 || Compare(v, a.best)*a.sign > 0) {
+		a.best = v
+	}
+	return nil
+}
+
+func (a *extremeAcc) result() Value { return orNull(a.best) }
+
+// firstLastAcc is $first or $last: the value of the first or last document
+// of the group, null where it is missing.
+type firstLastAcc struct {
+	first bool
+	seen  bool
+	v     Value
+}
+
+func (a *firstLastAcc) add(v Value) error {
+	if !a.first || !a.seen {
+		a.seen, a.v = true, v
+	}
+	return nil
+}
+
+func (a *firstLastAcc) result() Value { return orNull(a.v) }
+
+// pushAcc is $push, or $addToSet (unique): missing values are left out.
+type pushAcc struct {
+	unique bool
+	vals   []Value
+}
+
+func (a *pushAcc) add(v Value) error {
+	if v.Type == 0 {
+		return nil
+	}
+	if a.unique {
+		for _, x := range a.vals {
+			if Equal(x, v) {
+				return nil
+			}
+		}
+	}
+	a.vals = append(a.vals, v)
+	return nil
+}
+
+func (a *pushAcc) result() Value { return ArrayValue(a.vals) }
 
 // addInt64 adds, reporting overflow.
 func addInt64(a, b int64) (int64, bool) {

@@ -12,6 +12,16 @@ import (
 // $type, with MongoDB's array, nested-field and type-bracketing semantics.
 type Filter struct {
 	pred docPred
+	// fields are the field conditions at the top level (and in a top-level
+	// $and), for the array index the positional operator takes.
+	fields []fieldCond
+	// wrapped marks a $pull condition on values, matched as {"": <element>}.
+	wrapped bool
+}
+
+type fieldCond struct {
+	path []string
+	pred fieldPred
 }
 
 // Matches reports whether doc passes; a nil filter passes everything.
@@ -19,11 +29,60 @@ func (f *Filter) Matches(doc bsoncore.Document) bool { return f == nil || f.pred
 
 // CompileFilter compiles a filter; nil or empty matches everything.
 func CompileFilter(filter bsoncore.Document) (*Filter, error) {
-	pred, err := compileQuery(filter)
+	f := &Filter{}
+	pred, err := compileQuery(filter, &f.fields)
 	if err != nil {
 		return nil, err
 	}
-	return &Filter{pred: pred}, nil
+	f.pred = pred
+	return f, nil
+}
+
+// MatchedIndex is the array index the positional operator ($) takes for a
+// document the filter matches: the element of the first array on its path
+// that a field condition matched, the last such condition deciding, as
+// mongod's elemMatchKey (https://www.mongodb.com/docs/manual/reference/operator/update/positional/);
+// "" when no condition matched through an array.
+func (f *Filter) MatchedIndex(doc bsoncore.Document) string {
+	if f == nil {
+		return ""
+	}
+	matched := ""
+	for _, c := range f.fields {
+		arr, rest, ok := firstArray(DocValue(doc), c.path)
+		if !ok {
+			continue
+		}
+		for i, e := range ArrayValues(arr) {
+			var cs []candidate
+			WalkPath(e, rest, func(v Value, found bool) { cs = append(cs, candidate{v, found}) })
+			if c.pred(cs) {
+				matched = ArrayKey(i)
+				break
+			}
+		}
+	}
+	return matched
+}
+
+// firstArray follows path through documents to the first array on it (or
+// at its end), returning the array and the rest of the path after it.
+func firstArray(v Value, path []string) (Value, []string, bool) {
+	for i, p := range path {
+		d, ok := v.DocumentOK()
+		if !ok {
+			return Value{}, nil, false
+		}
+		child, err := d.LookupErr(p)
+		if err != nil {
+			return Value{}, nil, false
+		}
+		if child.Type == bsoncore.TypeArray {
+			return child, path[i+1:], true
+		}
+		v = child
+	}
+	return Value{}, nil, false
 }
 
 type docPred = func(doc Value) bool
@@ -46,7 +105,9 @@ var unsupportedQueryOps = map[string]bool{
 	"$size": true, "$all": true, "$elemMatch": true, "$mod": true,
 }
 
-func compileQuery(filter bsoncore.Document) (docPred, error) {
+// compileQuery compiles a filter; its top-level field conditions go to
+// fields when it is not nil.
+func compileQuery(filter bsoncore.Document, fields *[]fieldCond) (docPred, error) {
 	if filter == nil {
 		filter = BuildDoc(nil)
 	}
@@ -61,14 +122,16 @@ func compileQuery(filter bsoncore.Document) (docPred, error) {
 		switch {
 		case key == "$comment":
 			continue
-		case key == "$and" || key == "$or" || key == "$nor":
-			p, err = compileLogical(key, v)
+		case key == "$and":
+			p, err = compileLogical(key, v, fields)
+		case key == "$or" || key == "$nor":
+			p, err = compileLogical(key, v, nil)
 		case unsupportedQueryOps[key]:
 			return nil, Unsupported("the query operator %s", key)
 		case strings.HasPrefix(key, "$"):
 			return nil, errorf(CodeBadValue, "unknown top level operator: %s", key)
 		default:
-			p, err = compileField(key, v)
+			p, err = compileField(key, v, fields)
 		}
 		if err != nil {
 			return nil, err
@@ -79,7 +142,7 @@ func compileQuery(filter bsoncore.Document) (docPred, error) {
 }
 
 // compileLogical compiles $and, $or and $nor: a non-empty array of filters.
-func compileLogical(op string, v Value) (docPred, error) {
+func compileLogical(op string, v Value, fields *[]fieldCond) (docPred, error) {
 	arr, ok := v.ArrayOK()
 	if !ok {
 		return nil, errorf(CodeBadValue, "%s must be an array", op)
@@ -94,7 +157,7 @@ func compileLogical(op string, v Value) (docPred, error) {
 		if !ok {
 			return nil, errorf(CodeBadValue, "$or/$and/$nor entries need to be full objects")
 		}
-		p, err := compileQuery(d)
+		p, err := compileQuery(d, fields)
 		if err != nil {
 			return nil, err
 		}
@@ -134,12 +197,15 @@ func allOf[T any](preds []func(T) bool) func(T) bool {
 	}
 }
 
-func compileField(path string, v Value) (docPred, error) {
+func compileField(path string, v Value, fields *[]fieldCond) (docPred, error) {
 	fp, err := compileFieldValue(v)
 	if err != nil {
 		return nil, err
 	}
 	parts := SplitPath(path)
+	if fields != nil {
+		*fields = append(*fields, fieldCond{parts, fp})
+	}
 	return func(doc Value) bool {
 		var cs []candidate
 		WalkPath(doc, parts, func(v Value, found bool) { cs = append(cs, candidate{v, found}) })

@@ -1,12 +1,15 @@
 package query
 
 import (
+	"time"
+
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
 // Stage is one compiled aggregation stage
 // (https://www.mongodb.com/docs/manual/reference/operator/aggregation-pipeline/):
-// $match, $project, $sort, $group and $limit.
+// $match, $project, $addFields/$set, $unset, $replaceRoot/$replaceWith,
+// $sort, $group and $limit.
 type Stage interface {
 	Apply(docs []bsoncore.Document) ([]bsoncore.Document, error)
 }
@@ -51,17 +54,27 @@ var unsupportedStages = map[string]bool{
 	"$bucketAuto": true, "$sample": true, "$collStats": true, "$indexStats": true, "$currentOp": true,
 	"$listSessions": true, "$redact": true, "$densify": true, "$fill": true, "$setWindowFields": true,
 	"$unionWith": true, "$documents": true, "$search": true, "$sortByCount": true, "$planCacheStats": true,
-	"$listLocalSessions": true, "$addFields": true, "$set": true, "$unset": true, "$replaceRoot": true,
-	"$replaceWith": true, "$facet": true, "$unwind": true, "$changeStream": true,
+	"$listLocalSessions": true, "$facet": true, "$unwind": true, "$changeStream": true,
 	"$changeStreamSplitLargeEvent": true, "$skip": true, "$count": true,
 }
 
 var stages = map[string]func(arg Value) (Stage, error){
-	"$match":   compileMatch,
-	"$project": compileProject,
-	"$sort":    compileSortStage,
-	"$group":   compileGroup,
-	"$limit":   compileLimit,
+	"$match":       compileMatch,
+	"$project":     compileProject,
+	"$addFields":   compileAddFieldsStage,
+	"$set":         compileAddFieldsStage,
+	"$unset":       compileUnset,
+	"$replaceRoot": compileReplaceRoot,
+	"$replaceWith": compileReplaceWith,
+	"$sort":        compileSortStage,
+	"$group":       compileGroup,
+	"$limit":       compileLimit,
+}
+
+// UpdateStages are the stages a pipeline-style update may use
+// (https://www.mongodb.com/docs/manual/tutorial/update-documents-with-aggregation-pipeline/).
+var UpdateStages = map[string]bool{
+	"$addFields": true, "$set": true, "$project": true, "$unset": true, "$replaceRoot": true, "$replaceWith": true,
 }
 
 // KnownStage reports whether name is a stage of MongoDB's, implemented
@@ -112,6 +125,78 @@ func compileProject(arg Value) (Stage, error) {
 		return nil, err
 	}
 	return perDoc(p.Apply), nil
+}
+
+func compileAddFieldsStage(arg Value) (Stage, error) {
+	d, ok := arg.DocumentOK()
+	if !ok {
+		return nil, errorf(40272, "$addFields specification stage must be an object, got %s", TypeName(arg.Type))
+	}
+	p, err := compileAddFields(d)
+	if err != nil {
+		return nil, err
+	}
+	return perDoc(p.Apply), nil
+}
+
+// compileUnset is $unset: a field path or an array of them, excluded.
+func compileUnset(arg Value) (Stage, error) {
+	names := []Value{arg}
+	if arg.Type == bsoncore.TypeArray {
+		names = ArrayValues(arg)
+	}
+	var spec []Field
+	for _, n := range names {
+		s, ok := n.StringValueOK()
+		if !ok || s == "" {
+			return nil, errorf(31120, "$unset specification must be a string or an array containing only string values")
+		}
+		spec = append(spec, Field{s, Int32Value(0)})
+	}
+	if len(spec) == 0 {
+		return nil, errorf(31119, "$unset specification must be a string or an array with at least one field")
+	}
+	p, err := CompileProjection(BuildDoc(spec), false)
+	if err != nil {
+		return nil, err
+	}
+	return perDoc(p.Apply), nil
+}
+
+func compileReplaceRoot(arg Value) (Stage, error) {
+	d, ok := arg.DocumentOK()
+	if !ok {
+		return nil, errorf(40228, "expected an object as specification for $replaceRoot stage, got %s", TypeName(arg.Type))
+	}
+	root, err := d.LookupErr("newRoot")
+	if err != nil || len(Fields(d)) != 1 {
+		return nil, errorf(40231, "no newRoot specified for the $replaceRoot stage")
+	}
+	return compileReplaceWith(root)
+}
+
+// compileReplaceWith is $replaceWith (and $replaceRoot's newRoot): the
+// document becomes what the expression gives, which must be a document.
+func compileReplaceWith(arg Value) (Stage, error) {
+	e, err := compileExpr(arg)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	return perDoc(func(d bsoncore.Document) (bsoncore.Document, error) {
+		v, err := e(newEvalCtx(d, now))
+		if err != nil {
+			return nil, err
+		}
+		if v.Type != bsoncore.TypeEmbeddedDocument {
+			shown := "missing"
+			if v.Type != 0 {
+				shown = v.String()
+			}
+			return nil, errorf(40228, "'replacement document' must evaluate to an object, but resulting value was: %s. Type of resulting value: '%s'. Input document: %s", shown, TypeName(v.Type), d)
+		}
+		return v.Document(), nil
+	}), nil
 }
 
 func compileSortStage(arg Value) (Stage, error) {

@@ -9,17 +9,18 @@ import (
 
 // Description is a change event's updateDescription
 // (https://www.mongodb.com/docs/manual/reference/change-events/update/),
-// derived as mongod derives it from the oplog's v2 diff
-// (change_stream_document_diff_parser.cpp): each operator's change at the
-// path it wrote, an appended array element at its index, a removed field.
+// derived as mongod derives it from the oplog entry's $v:2 diff
+// (change_stream_document_diff_parser.cpp): a document level gives its
+// updated, then inserted fields as updatedFields, its deleted fields as
+// removedFields, then its sub-diffs; an array level gives its new size as
+// truncatedArrays when it shrank, then its elements by index.
 type Description struct {
-	// Doc is {updatedFields, removedFields, truncatedArrays}; operators never
-	// truncate arrays (only pipeline updates do, refused here), so
-	// truncatedArrays is empty.
+	// Doc is {updatedFields, removedFields, truncatedArrays}.
 	Doc bsoncore.Document
 	// Disambiguated is disambiguatedPaths (MongoDB 6.1+, shown with
 	// showExpandedEvents): each path above with a numeric field name (not an
-	// array index) or a field name with a dot, as its list of parts.
+	// array index) past its first part or a field name with a dot, as its
+	// list of parts, array indexes as numbers.
 	Disambiguated bsoncore.Document
 }
 
@@ -43,7 +44,8 @@ type change struct {
 	kind  changeKind
 }
 
-// changeLog is what an update's operators changed, in order.
+// changeLog is what an update's operators changed, in order: the paths
+// mongod's log builder receives.
 type changeLog []change
 
 func (l *changeLog) add(parts []pathPart, kind changeKind) {
@@ -86,21 +88,29 @@ func (l *changeLog) unset(cur any, path []string) (any, error) {
 	return out, nil
 }
 
-// diffNode is one level of the v2 diff: a document's updated, inserted and
-// deleted fields and its sub-diffs, or an array's elements by index.
+// diffNode is one level of a $v:2 diff
+// (mongo src/mongo/db/update/document_diff_serialization.h): a document's
+// updated, inserted and deleted fields and its sub-diffs, in the order they
+// were added; or an array's updated elements and sub-diffs by index, and
+// its new size when it shrank. size is mongod's running estimate of the
+// serialized diff, which decides when a computed diff gives up (diff.go).
 type diffNode struct {
 	array            bool
 	updates, inserts []string
 	deletes          []string
-	subs             []string // in order of first appearance; by index for arrays
+	subs             []string // sub-diffs, in order of first appearance
 	sub              map[string]*diffNode
 	elems            map[string]bool // an array's updated elements
+	resize           int             // an array's new size; -1: not truncated
+	size             int
 }
 
 func newDiffNode(array bool) *diffNode {
-	return &diffNode{array: array, sub: map[string]*diffNode{}, elems: map[string]bool{}}
+	return &diffNode{array: array, sub: map[string]*diffNode{}, elems: map[string]bool{}, resize: -1}
 }
 
+// describe turns the log into the diff mongod's log builder makes of it,
+// then that into the description.
 func (l changeLog) describe(final bsoncore.Document) *Description {
 	root := newDiffNode(false)
 	for _, c := range l {
@@ -126,13 +136,19 @@ func (l changeLog) describe(final bsoncore.Document) *Description {
 			n.deletes = append(n.deletes, leaf)
 		}
 	}
+	return root.describe(final)
+}
+
+// describe is change_stream_document_diff_parser's reading of the diff,
+// values taken from the document after the update.
+func (n *diffNode) describe(final bsoncore.Document) *Description {
 	d := describer{final: final}
-	d.walk(root, nil)
+	d.walk(n, nil)
 	return &Description{
 		Doc: BuildDoc([]Field{
 			{"updatedFields", DocValue(BuildDoc(d.updated))},
 			{"removedFields", ArrayValue(d.removed)},
-			{"truncatedArrays", ArrayValue(nil)},
+			{"truncatedArrays", ArrayValue(d.truncated)},
 		}),
 		Disambiguated: BuildDoc(d.disambiguated),
 	}
@@ -142,16 +158,24 @@ type describer struct {
 	final         bsoncore.Document
 	updated       []Field
 	removed       []Value
+	truncated     []Value
 	disambiguated []Field
 }
 
-// walk lists a node's changes in mongod's order: updated then inserted
-// fields, deleted ones, then the sub-diffs; an array's elements by index.
+// walk lists a node's changes in the parser's order: updated then inserted
+// fields, deleted ones, then the sub-diffs; an array's new size, then its
+// elements by index.
 func (d *describer) walk(n *diffNode, prefix []pathPart) {
 	at := func(name string) []pathPart {
 		return append(slices.Clone(prefix), pathPart{name: name, index: n.array})
 	}
 	if n.array {
+		if n.resize >= 0 {
+			d.truncated = append(d.truncated, DocValue(BuildDoc([]Field{
+				{"field", StringValue(dotted(prefix))}, {"newSize", Int32Value(int32(n.resize))},
+			})))
+			d.disambiguate(prefix)
+		}
 		var idx []string
 		for k := range n.elems {
 			idx = append(idx, k)
