@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -58,7 +59,12 @@ type writePlan struct {
 	models     []mongo.WriteModel
 	ud         *updateDescription
 	clientSide bool
+	// lookedUp: an update applied as its event's full document (dotsUncertain).
+	lookedUp bool
 }
+
+// errAmbiguousPath is an update whose paths replay cannot read for certain.
+var errAmbiguousPath = errors.New("ambiguous update path")
 
 // overlapSpan is how many events after a duplicate _id go as upserts before inserts are
 // tried again: a duplicate means the target is ahead of the events (a replay again, or
@@ -88,9 +94,7 @@ func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 		if asInsert && e.OpType == "insert" {
 			return writePlan{models: []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(e.FullDocument)}}, nil
 		}
-		return writePlan{models: []mongo.WriteModel{
-			mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(e.FullDocument).SetUpsert(true),
-		}}, nil
+		return writePlan{models: []mongo.WriteModel{replaceModel(filter, e.FullDocument, true)}}, nil
 	case "delete":
 		if filter == nil {
 			return writePlan{}, fmt.Errorf("delete event at %s on %s has no doc_key", FormatTS(e.TS), e.Namespace())
@@ -104,6 +108,12 @@ func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 		if err != nil {
 			return writePlan{}, fmt.Errorf("update event at %s on %s: %w", FormatTS(e.TS), e.Namespace(), err)
 		}
+		if ud.dotsUncertain() && e.FullDocument != nil && hasFieldNameWithDot(e.FullDocument) {
+			// The event cannot say which of its dots are inside field names, and the
+			// document has such names: it is replaced by the document updateLookup
+			// read, a little after the event (docs/pitr.md).
+			return writePlan{models: []mongo.WriteModel{replaceModel(filter, e.FullDocument, false)}, lookedUp: true}, nil
+		}
 		if !ud.operatorsExpress() {
 			return writePlan{ud: ud, clientSide: true}, nil
 		}
@@ -116,11 +126,39 @@ func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 	return writePlan{}, fmt.Errorf("not a document event: %q", e.OpType)
 }
 
+// replaceModel makes the document that filter selects be doc (upsert: or inserts it). A
+// replacement document cannot hold a top-level field whose name starts with $, which
+// MongoDB 5.0 and later store (inserts and pipeline updates write them); the server's
+// answer for those is a pipeline update that replaces the document by the literal one
+// ($replaceWith of $literal: nothing in it is read as an expression), as
+// https://www.mongodb.com/docs/manual/core/dot-dollar-considerations/dollar-prefix/
+// describes. Other documents go as a plain replacement, which servers take faster.
+func replaceModel(filter any, doc bson.Raw, upsert bool) mongo.WriteModel {
+	if !hasTopLevelDollarField(doc) {
+		return mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(doc).SetUpsert(upsert)
+	}
+	literal := mongo.Pipeline{{{Key: "$replaceWith", Value: bson.D{{Key: "$literal", Value: doc}}}}}
+	return mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(literal).SetUpsert(upsert)
+}
+
+func hasTopLevelDollarField(doc bson.Raw) bool {
+	elements, _ := doc.Elements()
+	for _, el := range elements {
+		if strings.HasPrefix(el.Key(), "$") {
+			return true
+		}
+	}
+	return false
+}
+
 // write applies a document event to c, through the batch.
 func (a *applier) write(ctx context.Context, c *collection, e *oplogstore.Event) error {
 	p, err := planWrite(e, a.upsertsLeft == 0)
 	if err != nil {
 		return err
+	}
+	if p.lookedUp {
+		a.stats.LookedUpUpdates++
 	}
 	if a.upsertsLeft > 0 {
 		a.upsertsLeft--
@@ -265,14 +303,25 @@ func (a *applier) writeOnce(ctx context.Context, handle *mongo.Collection, e *op
 		_, err = handle.BulkWrite(ctx, p.models, options.BulkWrite().SetOrdered(true))
 		return err
 	}
-	var current bson.D
-	if err := handle.FindOne(ctx, e.DocKey).Decode(&current); errors.Is(err, mongo.ErrNoDocuments) {
+	raw, err := handle.FindOne(ctx, e.DocKey).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil // nothing to update: the target is ahead, past the document's delete
 	} else if err != nil {
 		return err
 	}
-	updated := ud.applyTo(current)
-	if _, err := handle.ReplaceOne(ctx, e.DocKey, updated); err != nil {
+	if ud.dotsUncertain() && hasFieldNameWithDot(raw) {
+		return fmt.Errorf("%w: the update event at %s on %s has a path with a dot, the document has field names with dots, and the event does not say which dots are inside names (its source, MongoDB before 6.1, gives no disambiguatedPaths) nor holds the document as updateLookup read it. Replay to a --to before %s, or from a base backup taken after it",
+			errAmbiguousPath, FormatTS(e.TS), e.Namespace(), FormatTS(e.TS))
+	}
+	var current bson.D
+	if err := bson.Unmarshal(raw, &current); err != nil {
+		return err
+	}
+	updated, err := bson.Marshal(ud.applyTo(current))
+	if err != nil {
+		return err
+	}
+	if _, err := handle.BulkWrite(ctx, []mongo.WriteModel{replaceModel(e.DocKey, updated, false)}); err != nil {
 		return err
 	}
 	a.stats.ClientSideUpdates++
@@ -353,7 +402,7 @@ func (a *applier) restore(ctx context.Context, c *collection, id bson.RawValue, 
 		e := &oplogstore.Event{OpType: "replace", DocKey: key, FullDocument: doc, DB: c.db, Coll: c.name}
 		err = a.writeAlone(ctx, c, e, nil, false)
 	} else {
-		_, err = a.client.Database(c.db).Collection(c.name).ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true))
+		_, err = a.client.Database(c.db).Collection(c.name).BulkWrite(ctx, []mongo.WriteModel{replaceModel(filter, doc, true)})
 	}
 	if err != nil {
 		return fmt.Errorf("bringing back a document of %s set aside: %w", c.ns(), err)

@@ -61,6 +61,10 @@ type Summary struct {
 	Transactions, TransactionEvents int64
 	// ClientSideUpdates are updates applied by read-modify-replace.
 	ClientSideUpdates int64
+	// LookedUpUpdates are updates applied as the document updateLookup read: events
+	// that cannot say which dots of their paths are inside field names (MongoDB 6.0)
+	// on documents with such names.
+	LookedUpUpdates int64
 	// Parked counts documents set aside over a unique key; Restored those brought back,
 	// Superseded those that their own later event (an insert, replace or delete) replaced
 	// or removed instead.
@@ -273,6 +277,18 @@ func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client
 		return nil, err
 	}
 	if _, err := reg.claimSnapshotCollections(ctx, store, opts.Source, opts.From, opts.To); err != nil {
+		return nil, err
+	}
+	if len(reg.untracked()) > 0 {
+		h, err := readHistory(ctx, store, opts.Source, opts.From, opts.To)
+		if err != nil {
+			return nil, err
+		}
+		if err := reg.resolveBase(h, opts.Namespaces); err != nil {
+			return nil, err
+		}
+	}
+	if err := reg.persist(ctx); err != nil {
 		return nil, err
 	}
 	park, err := loadParking(ctx, target)

@@ -49,6 +49,9 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 		if plans[i], err = planWrite(e, false); err != nil {
 			return err
 		}
+		if plans[i].lookedUp {
+			a.stats.LookedUpUpdates++
+		}
 		colls[i] = c
 	}
 	session, err := a.client.StartSession()
