@@ -108,11 +108,17 @@ func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 		if err != nil {
 			return writePlan{}, fmt.Errorf("update event at %s on %s: %w", FormatTS(e.TS), e.Namespace(), err)
 		}
-		if ud.dotsUncertain() && e.FullDocument != nil && hasFieldNameWithDot(e.FullDocument) {
-			// The event cannot say which of its dots are inside field names, and the
-			// document has such names: it is replaced by the document updateLookup
-			// read, a little after the event (docs/pitr.md).
-			return writePlan{models: []mongo.WriteModel{replaceModel(filter, e.FullDocument, false)}, lookedUp: true}, nil
+		if ud.dotsUncertain() {
+			// The event cannot say which of its dots are inside field names. Where the
+			// document has none, they all separate names; else the document updateLookup
+			// read (a little after the event) replaces it, or, without one, the target's
+			// document is read to tell (docs/pitr.md).
+			switch {
+			case e.FullDocument == nil:
+				return writePlan{ud: ud, clientSide: true}, nil
+			case hasFieldNameWithDot(e.FullDocument):
+				return writePlan{models: []mongo.WriteModel{replaceModel(filter, e.FullDocument, false)}, lookedUp: true}, nil
+			}
 		}
 		if !ud.operatorsExpress() {
 			return writePlan{ud: ud, clientSide: true}, nil
@@ -124,6 +130,14 @@ func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 		return p, nil
 	}
 	return writePlan{}, fmt.Errorf("not a document event: %q", e.OpType)
+}
+
+// writeOptions are those of every document write of a replay: in order, and past the
+// target's validator. The source's server validated each write against the validator it
+// had then; a replay started before the base's time writes earlier documents under
+// later validators, which need not accept them.
+func writeOptions() *options.BulkWriteOptionsBuilder {
+	return options.BulkWrite().SetOrdered(true).SetBypassDocumentValidation(true)
 }
 
 // replaceModel makes the document that filter selects be doc (upsert: or inserts it). A
@@ -210,7 +224,7 @@ func (a *applier) flush(ctx context.Context) error {
 	}
 	handle := a.client.Database(b.coll.db).Collection(b.coll.name)
 	for len(models) > 0 {
-		_, err := handle.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true))
+		_, err := handle.BulkWrite(ctx, models, writeOptions())
 		if err == nil {
 			return nil
 		}
@@ -300,7 +314,7 @@ func (a *applier) writeOnce(ctx context.Context, handle *mongo.Collection, e *op
 		if err != nil || len(p.models) == 0 { // an update that changed nothing
 			return err
 		}
-		_, err = handle.BulkWrite(ctx, p.models, options.BulkWrite().SetOrdered(true))
+		_, err = handle.BulkWrite(ctx, p.models, writeOptions())
 		return err
 	}
 	raw, err := handle.FindOne(ctx, e.DocKey).Raw()
@@ -310,8 +324,8 @@ func (a *applier) writeOnce(ctx context.Context, handle *mongo.Collection, e *op
 		return err
 	}
 	if ud.dotsUncertain() && hasFieldNameWithDot(raw) {
-		return fmt.Errorf("%w: the update event at %s on %s has a path with a dot, the document has field names with dots, and the event does not say which dots are inside names (its source, MongoDB before 6.1, gives no disambiguatedPaths) nor holds the document as updateLookup read it. Replay to a --to before %s, or from a base backup taken after it",
-			errAmbiguousPath, FormatTS(e.TS), e.Namespace(), FormatTS(e.TS))
+		return fmt.Errorf("%w: a path of the event has a dot, the document has field names with dots, and the event says neither which dots are inside names (its source, MongoDB before 6.1, gives no disambiguatedPaths) nor what the document became (it holds no document read by updateLookup). Replay to a --to before this event, or from a base backup taken after it",
+			errAmbiguousPath)
 	}
 	var current bson.D
 	if err := bson.Unmarshal(raw, &current); err != nil {
@@ -321,7 +335,7 @@ func (a *applier) writeOnce(ctx context.Context, handle *mongo.Collection, e *op
 	if err != nil {
 		return err
 	}
-	if _, err := handle.BulkWrite(ctx, []mongo.WriteModel{replaceModel(e.DocKey, updated, false)}); err != nil {
+	if _, err := handle.BulkWrite(ctx, []mongo.WriteModel{replaceModel(e.DocKey, updated, false)}, writeOptions()); err != nil {
 		return err
 	}
 	a.stats.ClientSideUpdates++
@@ -402,7 +416,7 @@ func (a *applier) restore(ctx context.Context, c *collection, id bson.RawValue, 
 		e := &oplogstore.Event{OpType: "replace", DocKey: key, FullDocument: doc, DB: c.db, Coll: c.name}
 		err = a.writeAlone(ctx, c, e, nil, false)
 	} else {
-		_, err = a.client.Database(c.db).Collection(c.name).BulkWrite(ctx, []mongo.WriteModel{replaceModel(filter, doc, true)})
+		_, err = a.client.Database(c.db).Collection(c.name).BulkWrite(ctx, []mongo.WriteModel{replaceModel(filter, doc, true)}, writeOptions())
 	}
 	if err != nil {
 		return fmt.Errorf("bringing back a document of %s set aside: %w", c.ns(), err)

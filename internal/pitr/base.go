@@ -68,7 +68,7 @@ func (r *registry) resolveBase(h *history, selected selection) error {
 		}
 		chosen := holders[0]
 		if len(holders) > 1 && !earliestRebuildsTheRest(h, ns, holders) {
-			return &Refusal{ambiguousBase(h, ns, moments[0] == 0, slices.ContainsFunc(u.cands, func(id collID) bool { return id.uuid() == nil }))}
+			return &Refusal{ambiguousBase(h, ns, slices.ContainsFunc(u.cands, func(id collID) bool { return id.uuid() == nil }))}
 		}
 		if chosen == "" {
 			continue // the name held nothing at b: the target's is not the source's
@@ -76,7 +76,7 @@ func (r *registry) resolveBase(h *history, selected selection) error {
 		if chosen.uuid() == nil && chosen != h.held[ns][0].id {
 			// By name, the target's collection takes the events of the first collection
 			// that held the name in the range, which is not the one it holds.
-			return &Refusal{ambiguousBase(h, ns, moments[0] == 0, true)}
+			return &Refusal{ambiguousBase(h, ns, true)}
 		}
 		if err := r.take(u.c, chosen, h, located); err != nil {
 			return err
@@ -169,17 +169,13 @@ func (r *registry) noMoment(h *history, selected selection) string {
 }
 
 // ambiguousBase is the refusal for a name whose holder at the base's time replay cannot
-// tell. fromMatches: the target's names are the source's at --from already, so starting
-// there exactly would not tell either.
-func ambiguousBase(h *history, ns string, fromMatches, byName bool) string {
+// tell.
+func ambiguousBase(h *history, ns string, byName bool) string {
 	var how []string
 	if !byName {
 		how = append(how, "restore the base with mongorestore --preserveUUID (or from a file-system snapshot): replay then finds each collection by its UUID")
 	}
-	if !fromMatches {
-		how = append(how, "start the replay at the base backup's exact time (--from)")
-	}
-	how = append(how, "use a base backup taken after "+FormatTS(h.lastChange(ns)))
+	how = append(how, "start the replay at the base backup's exact time (--from), if it is before it", "use a base backup taken after "+FormatTS(h.lastChange(ns)))
 	what := "it has not the source's collection UUIDs (a plain mongorestore)"
 	if byName {
 		what = "the store's events have no collection UUIDs (the old collector's), so replay goes by name"

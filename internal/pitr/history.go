@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -284,4 +285,33 @@ func (h *history) lastChange(ns string) bson.Timestamp {
 		}
 	}
 	return last
+}
+
+// stagingName is the collection a rename across databases copies into before it
+// renames it onto the new name: tmp, five letters or digits, .renameCollection
+// (mongodb/mongo jstests/change_streams/ddl_rename_cross_db.js).
+var stagingName = regexp.MustCompile(`^tmp[a-zA-Z0-9]{5}\.renameCollection$`)
+
+// unbuildable refuses a range with a rename across databases whose copy the store does
+// not hold, when the target can be before it (from step earliest on): MongoDB copies
+// the collection into a staging collection of the new database and renames that, and
+// servers with SERVER-107688 leave the copy's events out of change streams, so the
+// store has no event that made the staging collection, and replay nothing to rebuild
+// the new collection from.
+func (h *history) unbuildable(earliest int, selected selection) error {
+	for i := range h.events {
+		e := &h.events[i]
+		step := i + 1
+		if e.OpType != "rename" || step <= earliest || !stagingName.MatchString(e.Coll) {
+			continue
+		}
+		to := renameTarget(e)
+		db, coll, _ := strings.Cut(to, ".")
+		if id := h.holderAt(e.Namespace(), step-1); h.created[id] || !selected.has(db, coll) {
+			continue
+		}
+		return &Refusal{fmt.Sprintf("the range holds a rename across databases onto %s at %s, and the store has none of the copy it is made of: MongoDB copies the collection into %s and renames that, and the change streams of servers with SERVER-107688 leave the copy out. Replay cannot rebuild %s from the events: use a base backup taken after %s, or replay to a --to before it.",
+			to, FormatTS(e.TS), e.Namespace(), to, FormatTS(e.TS))}
+	}
+	return nil
 }

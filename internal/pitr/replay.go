@@ -95,6 +95,7 @@ const (
 	skipGone       = "collection no longer on the target (it is dropped later in the source's history)"
 	skipSharding   = "sharding change (shard the target yourself)"
 	skipInvalid    = "invalidate (marks the end of a database-scoped stream; nothing to apply)"
+	skipTimeseries = "time-series collection made or changed (change streams carry none of its data: restore it from the base backup)"
 	warnStandalone = "the target is a standalone server: the source's transactions were applied as separate writes, not atomically"
 )
 
@@ -114,11 +115,18 @@ func Replay(ctx context.Context, store *mongo.Database, target *mongo.Client, op
 	if err != nil {
 		return summary, err
 	}
+	h, err := readHistory(ctx, store, opts.Source, opts.From, opts.To)
+	if err != nil {
+		return summary, err
+	}
 	var a *applier
-	if !opts.DryRun {
-		if a, err = newApplier(ctx, store, target, &opts, summary); err != nil {
-			return summary, err
-		}
+	if opts.DryRun {
+		err = h.unbuildable(0, opts.Namespaces)
+	} else {
+		a, err = newApplier(ctx, store, target, &opts, summary, h)
+	}
+	if err != nil {
+		return summary, err
 	}
 	reader, err := oplogstore.ReadEvents(ctx, store, opts.Source, opts.From, opts.To)
 	if err != nil {
@@ -261,7 +269,9 @@ func selected(e *oplogstore.Event, namespaces selection) bool {
 	return false
 }
 
-func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client, opts *Options, summary *Summary) (*applier, error) {
+// newApplier reads what the target holds and, before anything is written, finds which
+// source collection each of its collections holds, or refuses.
+func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client, opts *Options, summary *Summary, h *history) (*applier, error) {
 	if target == nil {
 		return nil, errors.New("no target to replay onto")
 	}
@@ -280,13 +290,18 @@ func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client
 		return nil, err
 	}
 	if len(reg.untracked()) > 0 {
-		h, err := readHistory(ctx, store, opts.Source, opts.From, opts.To)
-		if err != nil {
-			return nil, err
-		}
 		if err := reg.resolveBase(h, opts.Namespaces); err != nil {
 			return nil, err
 		}
+	}
+	earliest := 0 // the first step of the range the target can be at
+	if len(reg.byNS) > 0 {
+		if moments := reg.matchingMoments(h, opts.Namespaces); len(moments) > 0 {
+			earliest = moments[0]
+		}
+	}
+	if err := h.unbuildable(earliest, opts.Namespaces); err != nil {
+		return nil, err
 	}
 	if err := reg.persist(ctx); err != nil {
 		return nil, err
@@ -362,8 +377,20 @@ func skipReason(e *oplogstore.Event) string {
 		return skipSharding
 	case e.OpType == "invalidate":
 		return skipInvalid
+	case (e.OpType == "create" || e.OpType == "modify") && isTimeseries(e.OperationDescription):
+		return skipTimeseries
 	}
 	return ""
+}
+
+// isTimeseries tells whether a create or modify event's operationDescription is a
+// time-series collection's: servers that report one describe the view over its buckets
+// collection (viewOn system.buckets.<name>, a $_internalUnpackBucket pipeline:
+// mongodb/mongo jstests/change_streams/ddl_view_events.js), or its timeseries options.
+func isTimeseries(description bson.Raw) bool {
+	viewOn, _ := description.Lookup("viewOn").StringValueOK()
+	_, hasOptions := description.Lookup("timeseries").DocumentOK()
+	return strings.HasPrefix(viewOn, "system.buckets.") || hasOptions
 }
 
 // checkEvent refuses an event the store holds incompletely.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
@@ -129,7 +128,7 @@ func (a *applier) transactionWrites(ctx context.Context, group []oplogstore.Even
 			}
 		}
 		if len(models) > 0 {
-			_, err := handle.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true))
+			_, err := handle.BulkWrite(ctx, models, writeOptions())
 			var bwe mongo.BulkWriteException
 			if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
 				return &txnWriteError{index: owners[bwe.WriteErrors[0].Index], err: err}
