@@ -37,6 +37,8 @@ type applier struct {
 	upsertsLeft int
 	// selected are the namespaces of --namespace: a dropDatabase drops no other.
 	selected selection
+	// hist is what the range's collection events say (history).
+	hist *history
 }
 
 // batch is a bulk write being gathered.

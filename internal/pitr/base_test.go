@@ -160,3 +160,33 @@ func TestReplayOfAnOldStoreRefusesARenameOntoAReusedNameFromBeforeTheBase(t *tes
 	}
 	expect(t, w.target, want, "replayed from the base's exact time")
 }
+
+// A target without a collection the source kept (a base restored in part) cannot be
+// replayed to the source's state: replay stops at that collection's first event rather
+// than make it again from the range's events alone; --namespace selects what the base
+// holds.
+func TestReplayOntoABaseWithoutACollectionStops(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	db := w.source.Database("app")
+	for _, coll := range []string{"a", "b"} {
+		_, err := db.Collection(coll).InsertOne(ctx, bson.D{{Key: "_id", Value: 1}})
+		must(t, err)
+	}
+	_, start := w.cut()
+	for _, coll := range []string{"a", "b"} {
+		_, err := db.Collection(coll).InsertOne(ctx, bson.D{{Key: "_id", Value: 2}})
+		must(t, err)
+	}
+	want, end := w.cut()
+	w.restoredPlainly(w.target, start)
+	must(t, w.target.Database("app").Collection("b").Drop(ctx))
+
+	_, err := Replay(ctx, w.store, w.target, Options{Source: sourceName, From: &start, To: end})
+	if err == nil || !strings.Contains(err.Error(), "app.b") || !strings.Contains(err.Error(), "holds no collection") {
+		t.Fatalf("replay onto a base without app.b: %v; want it to stop there", err)
+	}
+	w.replay(w.target, Options{From: &start, To: end, Namespaces: []string{"app.a"}})
+	delete(want, "app.b")
+	expect(t, w.target, want, "replayed the part of the base restored")
+}

@@ -60,14 +60,22 @@ type history struct {
 	where   map[collID]string
 	created map[collID]bool
 	// dropped are the collections dropped within the range (or replaced by a rename
-	// with dropTarget): at that name.
-	dropped map[collID]string
+	// with dropTarget): at that name, at that time.
+	dropped   map[collID]string
+	droppedAt map[collID]bson.Timestamp
+	// indexDrops are the indexes dropped within the range, by collection.
+	indexDrops map[collID][]indexDrop
 	// uncertain names: the events do not say for sure what held them (a rename onto a
 	// name by an event without dropTarget information, or events that disagree).
 	uncertain map[string]bool
 }
 
-var collectionEventTypes = bson.A{"create", "rename", "drop", "dropDatabase"}
+type indexDrop struct {
+	name string
+	at   bson.Timestamp
+}
+
+var collectionEventTypes = bson.A{"create", "rename", "drop", "dropDatabase", "dropIndexes"}
 
 // readHistory reads the collection events of the range from the store.
 func readHistory(ctx context.Context, store *mongo.Database, source string, after *bson.Timestamp, upTo bson.Timestamp) (*history, error) {
@@ -86,13 +94,49 @@ func readHistory(ctx context.Context, store *mongo.Database, source string, afte
 		if err != nil {
 			return nil, fmt.Errorf("reading the range's collection events: %w", err)
 		}
+		if e.OpType == "dropIndexes" {
+			h.addIndexDrops(&e)
+			continue
+		}
 		h.add(&e)
 	}
 }
 
+// addIndexDrops notes the indexes a dropIndexes event drops (of a collection with a
+// UUID: the checks that use them go by UUID).
+func (h *history) addIndexDrops(e *oplogstore.Event) {
+	if e.CollectionUUID == nil {
+		return
+	}
+	specs, _ := indexSpecs(e)
+	for _, spec := range specs {
+		name, _ := spec.Lookup("name").StringValueOK()
+		id := uuidID(e.CollectionUUID)
+		h.indexDrops[id] = append(h.indexDrops[id], indexDrop{name: name, at: e.TS})
+	}
+}
+
+// droppedAfter tells whether the range drops collection id after ts.
+func (h *history) droppedAfter(id collID, ts bson.Timestamp) bool {
+	at, ok := h.droppedAt[id]
+	return ok && !at.Before(ts)
+}
+
+// indexDroppedAfter tells whether the range drops index name of collection id, or the
+// collection, after ts.
+func (h *history) indexDroppedAfter(id collID, name string, ts bson.Timestamp) bool {
+	for _, d := range h.indexDrops[id] {
+		if d.name == name && !d.at.Before(ts) {
+			return true
+		}
+	}
+	return h.droppedAfter(id, ts)
+}
+
 func newHistory() *history {
 	return &history{held: map[string][]residence{}, current: map[string]collID{}, where: map[collID]string{},
-		created: map[collID]bool{}, dropped: map[collID]string{}, uncertain: map[string]bool{}}
+		created: map[collID]bool{}, dropped: map[collID]string{}, droppedAt: map[collID]bson.Timestamp{},
+		indexDrops: map[collID][]indexDrop{}, uncertain: map[string]bool{}}
 }
 
 // add takes the next collection event, in stream order.
@@ -115,7 +159,7 @@ func (h *history) add(e *oplogstore.Event) {
 	case "drop":
 		id := h.holder(e, ns, step)
 		h.leave(ns, step)
-		h.dropped[id] = ns
+		h.drop(id, ns, e.TS)
 	case "rename":
 		to := renameTarget(e)
 		if to == "" {
@@ -129,14 +173,14 @@ func (h *history) add(e *oplogstore.Event) {
 				h.uncertain[to] = true
 			}
 			h.leave(to, step)
-			h.dropped[occupant] = to
+			h.drop(occupant, to, e.TS)
 		case hasDropTarget:
 			replacedID := uuidID(replaced)
 			if len(h.held[to]) > 0 || h.where[replacedID] != "" {
 				h.uncertain[to] = true
 			}
 			h.held[to] = append(h.held[to], residence{id: replacedID, from: 0, to: step})
-			h.dropped[replacedID] = to
+			h.drop(replacedID, to, e.TS)
 		case e.OperationDescription == nil && len(h.held[to]) == 0:
 			// The old collector kept no operationDescription of a rename: whether a
 			// collection held the new name before is unknown.
@@ -153,7 +197,7 @@ func (h *history) add(e *oplogstore.Event) {
 			}
 		}) {
 			if db, _, _ := strings.Cut(name, "."); db == e.DB {
-				h.dropped[h.current[name]] = name
+				h.drop(h.current[name], name, e.TS)
 				h.leave(name, step)
 			}
 		}
@@ -191,6 +235,10 @@ func (h *history) holder(e *oplogstore.Event, ns string, step int) collID {
 	return id
 }
 
+func (h *history) drop(id collID, ns string, at bson.Timestamp) {
+	h.dropped[id], h.droppedAt[id] = ns, at
+}
+
 func (h *history) arrive(ns string, id collID, step int) {
 	h.held[ns] = append(h.held[ns], residence{id: id, from: step, to: -1})
 	h.current[ns], h.where[id] = id, ns
@@ -225,8 +273,9 @@ func (h *history) rename(old, id collID) {
 		h.created[id] = true
 	}
 	if ns, ok := h.dropped[old]; ok {
+		h.drop(id, ns, h.droppedAt[old])
 		delete(h.dropped, old)
-		h.dropped[id] = ns
+		delete(h.droppedAt, old)
 	}
 }
 

@@ -310,7 +310,7 @@ func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client
 	if err != nil {
 		return nil, err
 	}
-	a := &applier{client: target, reg: reg, park: park, stats: summary, selected: opts.Namespaces,
+	a := &applier{client: target, reg: reg, park: park, stats: summary, selected: opts.Namespaces, hist: h,
 		transactions: hello.SetName != "" || hello.Msg == "isdbgrid"}
 	if !a.transactions {
 		summary.Warnings = append(summary.Warnings, warnStandalone)
@@ -411,11 +411,14 @@ func (a *applier) apply(ctx context.Context, e *oplogstore.Event) error {
 		return err
 	}
 	if isDocumentEvent(e.OpType) {
-		c, err := a.reg.locate(ctx, e, createPlain)
+		c, err := a.reg.locate(ctx, e, a.implicitCreation(e))
 		if err != nil {
 			return err
 		}
 		if c == nil || c.view {
+			if err := a.gone(e); err != nil {
+				return err
+			}
 			a.stats.Skipped[skipGone]++
 			return nil
 		}
@@ -428,6 +431,35 @@ func (a *applier) apply(ctx context.Context, e *oplogstore.Event) error {
 	a.stats.count(e)
 	a.stats.Last = point(e.TS)
 	return nil
+}
+
+// implicitCreation is how a write or an index build of e makes its collection when the
+// target has none, as the source's server did: only where the range has the collection
+// made (its create event went first), or dropped later (the target is ahead of e, and
+// the events up to the drop must still apply, a rename's over another collection among
+// them). Else the collection existed before the range, and the target should have it:
+// gone says what is wrong. Events without a collection UUID (the old collector's) make it.
+func (a *applier) implicitCreation(e *oplogstore.Event) creator {
+	if e.CollectionUUID == nil {
+		return createPlain
+	}
+	if id := uuidID(e.CollectionUUID); a.hist.created[id] || a.hist.droppedAfter(id, e.TS) {
+		return createPlain
+	}
+	return nil
+}
+
+// gone checks that the collection of e, which the target does not hold, is dropped
+// later in the range: the target is then ahead of e, and e has nothing to change.
+// Otherwise the target lacks a collection the source still had at --to, and the replay
+// cannot make it exact. Events without a collection UUID (the old collector's) are not
+// checked.
+func (a *applier) gone(e *oplogstore.Event) error {
+	if e.CollectionUUID == nil || a.hist.droppedAfter(uuidID(e.CollectionUUID), e.TS) {
+		return nil
+	}
+	return fmt.Errorf("%s event at %s on %s: the target holds no collection for it, and the source kept it after the event: the target is not the source's state at a time between --from and --to (is only part of the base backup restored, or a collection of it dropped?). Restore the whole base backup, or select what it holds with --namespace",
+		e.OpType, FormatTS(e.TS), e.Namespace())
 }
 
 // finish writes what is pending and brings back what was set aside.

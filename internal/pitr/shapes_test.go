@@ -206,9 +206,11 @@ func hasFields(t *testing.T, what string, got, want bson.Raw) {
 	}
 }
 
-const (
-	key1 = `{"_id": 1}`
-)
+const key1 = `{"_id": 1}`
+
+// createC is the event of s.c's creation, which a server with showExpandedEvents emits
+// before the first write to it, explicit or not.
+var createC = shapeEvent{op: "create", ns: "s.c", coll: "c", description: `{"idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}`}
 
 // Updates in every form update events take.
 func TestUpdateEventShapesApplyExactlyTwice(t *testing.T) {
@@ -219,48 +221,48 @@ func TestUpdateEventShapesApplyExactlyTwice(t *testing.T) {
 		return shapeEvent{op: "update", ns: "s.c", coll: "c", key: key1, update: ud}
 	}
 	replayShapes(t, []shapeCase{
-		{name: "array index paths", ns: "s.c", events: []shapeEvent{
+		{name: "array index paths", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "a": [1, 2, 3], "o": {"k": [{"x": 1}]}}`),
 			update(`{"updatedFields": {"a.1": 5, "o.k.0.x": 2}, "removedFields": [], "truncatedArrays": [], "disambiguatedPaths": {}}`),
 		}, docs: []string{`{"_id": 1, "a": [1, 5, 3], "o": {"k": [{"x": 2}]}}`}},
-		{name: "a whole array", ns: "s.c", events: []shapeEvent{
+		{name: "a whole array", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "a": [1, 2, 3]}`),
 			update(`{"updatedFields": {"a": [3, 1]}, "removedFields": [], "truncatedArrays": [], "disambiguatedPaths": {}}`),
 		}, docs: []string{`{"_id": 1, "a": [3, 1]}`}},
-		{name: "truncated arrays ($pull, $pop, pipeline $slice)", ns: "s.c", events: []shapeEvent{
+		{name: "truncated arrays ($pull, $pop, pipeline $slice)", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "a": [1, 2, 3, 4], "b": {"c": [5, 6, 7]}}`),
 			update(`{"updatedFields": {"a.0": 2, "a.1": 4}, "removedFields": [], "truncatedArrays": [{"field": "a", "newSize": 2}, {"field": "b.c", "newSize": 1}], "disambiguatedPaths": {}}`),
 		}, docs: []string{`{"_id": 1, "a": [2, 4], "b": {"c": [5]}}`}},
-		{name: "removed fields ($unset, $rename)", ns: "s.c", events: []shapeEvent{
+		{name: "removed fields ($unset, $rename)", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "old": 1, "b": {"c": 1, "d": 2}, "a": [1, 2]}`),
 			update(`{"updatedFields": {"new": 1}, "removedFields": ["old", "b.c", "a.1"], "truncatedArrays": [], "disambiguatedPaths": {}}`),
 		}, docs: []string{`{"_id": 1, "b": {"d": 2}, "a": [1, null], "new": 1}`}},
-		{name: "a dotted top-level field name", ns: "s.c", events: []shapeEvent{
+		{name: "a dotted top-level field name", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "a.b": 1, "a": {"b": 1}}`),
 			update(`{"updatedFields": {"a.b": 2, "new.Field.": 1}, "removedFields": [], "truncatedArrays": [], "disambiguatedPaths": {"a.b": ["a.b"], "new.Field.": ["new.Field."]}}`),
 		}, docs: []string{`{"_id": 1, "a.b": 2, "a": {"b": 1}, "new.Field.": 1}`}},
-		{name: "numeric field names and array indexes", ns: "s.c", events: []shapeEvent{
+		{name: "numeric field names and array indexes", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "o": {"0": {"1": "x"}}, "arr": [[{"0": "numeric"}]]}`),
 			update(`{"updatedFields": {"o.0.1": "y", "arr.0.0.1": {"b.c": 1}}, "removedFields": [], "truncatedArrays": [], "disambiguatedPaths": {"o.0.1": ["o", "0", "1"], "arr.0.0.1": ["arr", 0, 0, "1"]}}`),
 		}, docs: []string{`{"_id": 1, "o": {"0": {"1": "y"}}, "arr": [[{"0": "numeric", "1": {"b.c": 1}}]]}`}},
-		{name: "dotted names with array indexes and a truncation", ns: "s.c", events: []shapeEvent{
+		{name: "dotted names with array indexes and a truncation", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "obj": {"sub.obj": {"d.a..": [[{"a": {"b.c": 1}}, "truncated"]]}}}`),
 			update(`{"updatedFields": {"obj.sub.obj.d.a...0.0.a.b.c": 2}, "removedFields": [], "truncatedArrays": [{"field": "obj.sub.obj.d.a...0", "newSize": 1}],
 				"disambiguatedPaths": {"obj.sub.obj.d.a...0": ["obj", "sub.obj", "d.a..", 0], "obj.sub.obj.d.a...0.0.a.b.c": ["obj", "sub.obj", "d.a..", 0, 0, "a", "b.c"]}}`),
 		}, docs: []string{`{"_id": 1, "obj": {"sub.obj": {"d.a..": [[{"a": {"b.c": 2}}]]}}}`}},
-		{name: "a nested dollar field name", ns: "s.c", events: []shapeEvent{
+		{name: "a nested dollar field name", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "address": {"$street": "Elm Road", "$number": 1}}`),
 			update(`{"updatedFields": {"address.$street": "Elm Ave"}, "removedFields": ["address.$number"], "truncatedArrays": [], "disambiguatedPaths": {}}`),
 		}, docs: []string{`{"_id": 1, "address": {"$street": "Elm Ave"}}`}},
-		{name: "a top-level dollar field name", ns: "s.c", events: []shapeEvent{
+		{name: "a top-level dollar field name", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "$rooms": {"br": 2}, "q": 1}`),
 			update(`{"updatedFields": {"$rooms": {"br": 3}}, "removedFields": [], "truncatedArrays": [], "disambiguatedPaths": {}}`),
 		}, docs: []string{`{"_id": 1, "$rooms": {"br": 3}, "q": 1}`}},
-		{name: "MongoDB 6.0: no disambiguatedPaths, no dotted names", ns: "s.c", events: []shapeEvent{
+		{name: "MongoDB 6.0: no disambiguatedPaths, no dotted names", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "a": {"b": 1}}`),
 			update(`{"updatedFields": {"a.b": 2}, "removedFields": []}`),
 		}, docs: []string{`{"_id": 1, "a": {"b": 2}}`}},
-		{name: "MongoDB 6.0: no disambiguatedPaths, dotted names, the looked-up document", ns: "s.c", events: []shapeEvent{
+		{name: "MongoDB 6.0: no disambiguatedPaths, dotted names, the looked-up document", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "a.b": 1, "a": {"b": 1}}`),
 			{op: "update", ns: "s.c", coll: "c", key: key1, update: `{"updatedFields": {"a.b": 2}, "removedFields": []}`, doc: `{"_id": 1, "a.b": 2, "a": {"b": 1}}`},
 		}, docs: []string{`{"_id": 1, "a.b": 2, "a": {"b": 1}}`}},
@@ -270,10 +272,10 @@ func TestUpdateEventShapesApplyExactlyTwice(t *testing.T) {
 // Inserts and replaces of documents with field names that start with $ or hold dots.
 func TestDocumentEventShapesWithOddFieldNamesApplyExactlyTwice(t *testing.T) {
 	replayShapes(t, []shapeCase{
-		{name: "insert", ns: "s.c", events: []shapeEvent{
+		{name: "insert", ns: "s.c", events: []shapeEvent{createC,
 			{op: "insert", ns: "s.c", coll: "c", key: key1, doc: `{"_id": 1, "$price": 50, "a.b": 1, "loc": {"$db": "x", "c.d": 2}}`},
 		}, docs: []string{`{"_id": 1, "$price": 50, "a.b": 1, "loc": {"$db": "x", "c.d": 2}}`}},
-		{name: "replace", ns: "s.c", events: []shapeEvent{
+		{name: "replace", ns: "s.c", events: []shapeEvent{createC,
 			{op: "insert", ns: "s.c", coll: "c", key: key1, doc: `{"_id": 1, "v": 1}`},
 			{op: "replace", ns: "s.c", coll: "c", key: key1, doc: `{"_id": 1, "$v": "$notAPath", "x.y": {"$literal": 1}}`},
 		}, docs: []string{`{"_id": 1, "$v": "$notAPath", "x.y": {"$literal": 1}}`}},
@@ -286,7 +288,7 @@ func TestDocumentEventShapesWithOddFieldNamesApplyExactlyTwice(t *testing.T) {
 func TestAnUndisambiguatedPathOnDottedNamesStopsTheReplay(t *testing.T) {
 	store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
 	target := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
-	to := storeShapeEvents(t, store, "shapes", []shapeEvent{
+	to := storeShapeEvents(t, store, "shapes", []shapeEvent{createC,
 		{op: "insert", ns: "s.c", coll: "c", key: key1, doc: `{"_id": 1, "a.b": 1, "a": {"b": 1}}`},
 		{op: "update", ns: "s.c", coll: "c", key: key1, update: `{"updatedFields": {"a.b": 2}, "removedFields": []}`},
 	})
@@ -303,7 +305,7 @@ func TestAnUndisambiguatedPathOnDottedNamesStopsTheReplay(t *testing.T) {
 
 // Collection and index events, with every option mongod reports in them.
 func TestCollectionEventShapesApplyExactlyTwice(t *testing.T) {
-	create := shapeEvent{op: "create", ns: "s.c", coll: "c", description: `{"idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}`}
+	create := createC
 	createIndex := func(spec string) shapeEvent {
 		return shapeEvent{op: "createIndexes", ns: "s.c", coll: "c", description: `{"indexes": [` + spec + `]}`}
 	}

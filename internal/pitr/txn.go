@@ -33,11 +33,14 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 	plans := make([]writePlan, len(group))
 	for i := range group {
 		e := &group[i]
-		c, err := a.reg.locate(ctx, e, createPlain)
+		c, err := a.reg.locate(ctx, e, a.implicitCreation(e))
 		if err != nil {
 			return err
 		}
 		if c == nil || c.view {
+			if err := a.gone(e); err != nil {
+				return err
+			}
 			continue
 		}
 		if id := docID(e); a.park.has(c, id) {
