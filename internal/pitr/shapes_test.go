@@ -24,9 +24,9 @@ import (
 // ddl_view_events.js, ddl_rename_cross_db.js), written into a store and replayed twice:
 // both times the target must be what the source's server made of them.
 //
-// The target is MONGODB_URI when set (a real server), else the test server; a shape
-// whose writes the test server does not run yet (it answers 115 CommandNotSupported)
-// is skipped, naming what it needs.
+// The store and the target are on MONGODB_URI's server when it is set (a real one), else
+// on a test server of their own; a shape whose writes the test server does not run yet
+// (it answers 115 CommandNotSupported) is skipped, naming what it needs.
 
 // shapeEvent is one stored event: its fields as extended JSON, as the collector stores
 // them. coll names the collection, whose UUID is derived from it.
@@ -111,11 +111,12 @@ type shapeCase struct {
 func replayShapes(t *testing.T, cases []shapeCase) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
+			// The store and the target on one server: a fresh test server, or MONGODB_URI's.
 			target := connect(t, mongotest.URI(t))
-			for _, db := range []string{"s", "s2", ReplayDatabase} {
+			for _, db := range []string{"s", "s2", ReplayDatabase, oplogstore.DefaultDatabase} {
 				must(t, target.Database(db).Drop(t.Context()))
 			}
+			store := target.Database(oplogstore.DefaultDatabase)
 			to := storeShapeEvents(t, store, "shapes", c.events)
 			for run := 1; run <= 2; run++ {
 				s, err := Replay(t.Context(), store, target, Options{Source: "shapes", To: to})

@@ -65,7 +65,7 @@ func (s *Summary) WriteText(out io.Writer) error {
 		fmt.Fprintf(&b, "Updates applied by read-modify-replace (paths update operators cannot address, or that the target's document refused): %d.\n", s.ClientSideUpdates)
 	}
 	if s.LookedUpUpdates > 0 {
-		fmt.Fprintf(&b, "Updates applied as the document updateLookup read (MongoDB 6.0 events with dots in their paths, on documents with dots in field names): %d. Each is the document a little after its event: exact once the replay has passed every later change of it.\n", s.LookedUpUpdates)
+		fmt.Fprintf(&b, "Warning: %d updates (MongoDB 6.0 events with dots in their paths, on documents with dots in field names) were applied as the document updateLookup read, a little after each event: a --to between an event and its lookup gets that later version of the document.\n", s.LookedUpUpdates)
 	}
 	if s.Parked > 0 || s.Restored > 0 || s.Superseded > 0 {
 		fmt.Fprintf(&b, "Documents set aside over a unique key: %d; brought back: %d; replaced or deleted by their own later events: %d.\n", s.Parked, s.Restored, s.Superseded)
