@@ -175,11 +175,11 @@ func ambiguousBase(h *history, ns string, byName bool) string {
 	if !byName {
 		how = append(how, "restore the base with mongorestore --preserveUUID (or from a file-system snapshot): replay then finds each collection by its UUID")
 	}
-	how = append(how, "start the replay at the base backup's exact time (--from), if it is before it", "use a base backup taken after "+FormatTS(h.lastChange(ns)))
+	how = append(how, "start the replay at the base backup's exact time (--from), if --from is before it", "use a base backup taken after "+FormatTS(h.lastChange(ns)))
 	what := "it has not the source's collection UUIDs (a plain mongorestore)"
 	if byName {
 		what = "the store's events have no collection UUIDs (the old collector's), so replay goes by name"
 	}
-	return fmt.Sprintf("the target's %s may hold either of several collections of the source: between --from and --to, %s. The target's names match the source's at moments when different ones held it, and %s: replay cannot tell which one it holds, and nothing was written. To replay exactly: %s.",
+	return fmt.Sprintf("the target's %s may hold either of several collections of the source: between --from and --to, %s. The target's names match the source's at moments when different ones held it, and %s: replay cannot tell which one it holds. To replay exactly, %s.",
 		ns, h.describe(ns), what, strings.Join(how, "; or "))
 }

@@ -3,6 +3,7 @@ package pitr
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -106,15 +107,11 @@ func (a *applier) dropCollection(ctx context.Context, c *collection) error {
 // target is ahead: that collection leaves the name later in the source's history, and
 // this one's events find it where it is, so it stays.
 func (a *applier) rename(ctx context.Context, e *oplogstore.Event) error {
-	to := e.To
-	if to == nil {
-		to, _ = e.OperationDescription.Lookup("to").DocumentOK()
-	}
-	toDB, ok1 := to.Lookup("db").StringValueOK()
-	toColl, ok2 := to.Lookup("coll").StringValueOK()
-	if !ok1 || !ok2 {
+	to := renameTarget(e)
+	if to == "" {
 		return fmt.Errorf("the event has no target namespace {db, coll}")
 	}
+	toDB, toColl, _ := strings.Cut(to, ".")
 	c, err := a.reg.locate(ctx, e, nil)
 	if err != nil {
 		return err
@@ -125,7 +122,7 @@ func (a *applier) rename(ctx context.Context, e *oplogstore.Event) error {
 	if c.db == toDB && c.name == toColl {
 		return nil
 	}
-	occupant := a.reg.byNS[toDB+"."+toColl]
+	occupant := a.reg.byNS[to]
 	if occupant != nil {
 		_, dropped, _ := e.OperationDescription.Lookup("dropTarget").BinaryOK()
 		if a.reg.tracked[string(occupant.uuid)] && !occupant.view && a.reg.mapping[string(dropped)] != string(occupant.uuid) {
@@ -134,7 +131,7 @@ func (a *applier) rename(ctx context.Context, e *oplogstore.Event) error {
 	}
 	err = a.client.Database("admin").RunCommand(ctx, bson.D{
 		{Key: "renameCollection", Value: c.ns()},
-		{Key: "to", Value: toDB + "." + toColl},
+		{Key: "to", Value: to},
 		{Key: "dropTarget", Value: occupant != nil},
 	}).Err()
 	if err != nil {

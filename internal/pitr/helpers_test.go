@@ -167,3 +167,18 @@ func must(t testing.TB, err error) {
 }
 
 func ts(t, i uint32) *bson.Timestamp { return &bson.Timestamp{T: t, I: i} }
+
+// storeDocument is the start of an event's store document in the collector's layout:
+// its position, source and kind; the caller adds the event's own fields.
+func storeDocument(source string, ts bson.Timestamp, wall time.Time, op, ns string) bson.D {
+	token := fmt.Sprintf("82%08X%08X01", ts.T, ts.I)
+	return bson.D{
+		{Key: oplogstore.FieldID, Value: token},
+		{Key: oplogstore.FieldResumeToken, Value: bson.D{{Key: "_data", Value: token}}},
+		{Key: oplogstore.FieldClusterName, Value: source},
+		{Key: oplogstore.FieldTS, Value: ts},
+		{Key: oplogstore.FieldWall, Value: bson.NewDateTimeFromTime(wall)},
+		{Key: oplogstore.FieldOpType, Value: op},
+		{Key: oplogstore.FieldNamespace, Value: ns},
+	}
+}

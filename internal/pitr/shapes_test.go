@@ -52,23 +52,14 @@ func extJSON(t testing.TB, s string) bson.Raw {
 	return raw
 }
 
-// storeEvents writes events into the store of source, one cluster time each, with a
-// position past the last; it returns the last one's time.
+// storeShapeEvents writes events into the store of source, one cluster time each, with
+// a position past the last; it returns the last one's time.
 func storeShapeEvents(t *testing.T, store *mongo.Database, source string, events []shapeEvent) bson.Timestamp {
 	t.Helper()
 	var ts bson.Timestamp
 	for i, e := range events {
 		ts = bson.Timestamp{T: 1_800_000_000, I: uint32(i + 1)}
-		token := fmt.Sprintf("82%08X%08X01", ts.T, ts.I)
-		doc := bson.D{
-			{Key: oplogstore.FieldID, Value: token},
-			{Key: oplogstore.FieldResumeToken, Value: bson.D{{Key: "_data", Value: token}}},
-			{Key: oplogstore.FieldClusterName, Value: source},
-			{Key: oplogstore.FieldTS, Value: ts},
-			{Key: oplogstore.FieldWall, Value: bson.NewDateTimeFromTime(time.Now())},
-			{Key: oplogstore.FieldOpType, Value: e.op},
-			{Key: oplogstore.FieldNamespace, Value: e.ns},
-		}
+		doc := storeDocument(source, ts, time.Now(), e.op, e.ns)
 		for _, f := range []struct{ key, value string }{
 			{oplogstore.FieldDocumentKey, e.key}, {oplogstore.FieldFullDocument, e.doc},
 			{oplogstore.FieldUpdateDescription, e.update}, {oplogstore.FieldOperationDescription, e.description}, {oplogstore.FieldTo, e.to},
