@@ -203,7 +203,55 @@ func runProof(t *testing.T, size proofSize) {
 		stop()
 		t.Logf("cut %d at %s: %d collections, %d documents, rebuilt exactly, twice", i+1, to, len(c.state), c.state.Documents())
 	}
-	t.Logf("proof: %d operations (%s), %d store documents, %d cut points, %d SIGKILLs of the collector (%d of them while it captured)", w.done.Load(), w.summary(), events, len(cuts), kills, capturing)
+	refused := replayOntoPlainRestores(t, uri, cuts, seed)
+	t.Logf("proof: %d operations (%s), %d store documents, %d cut points, %d SIGKILLs of the collector (%d of them while it captured); from before %d plain restores: %d exact, %d refused",
+		w.done.Load(), w.summary(), events, len(cuts), kills, capturing, len(cuts)-1, len(cuts)-1-refused, refused)
+}
+
+// replayOntoPlainRestores replays, for each cut after the first, from the store's oldest
+// event onto the state at the cut before it, restored as mongorestore without
+// --preserveUUID leaves it (under UUIDs of the target's own, with no record of which
+// source collection each one is): the result must be the state at the cut, or a refusal
+// (exit 3, nothing written) where a name held collections replay cannot tell apart;
+// never another state. It returns how many were refused.
+func replayOntoPlainRestores(t *testing.T, store string, cuts []cutPoint, seed uint64) (refused int) {
+	t.Helper()
+	for i := 1; i < len(cuts); i++ {
+		target, stop := startTarget(t)
+		base := fmt.Sprintf("%d,%d", cuts[i-1].at.T, cuts[i-1].at.I)
+		if code, out := runCLI(t, "replay", "--source", "proof", "--store", store, "--target", target, "--to", base); code != 0 {
+			t.Fatalf("the base at cut %d (%s): exit %d\n%s", i, base, code, out)
+		}
+		dropDatabase(t, target, "__oplog_replay")
+		to := fmt.Sprintf("%d,%d", cuts[i].at.T, cuts[i].at.I)
+		code, out := runCLI(t, "replay", "--source", "proof", "--store", store, "--target", target, "--to", to)
+		switch {
+		case code == exitRefused && strings.Contains(out, "may hold either"):
+			refused++
+			t.Logf("onto a plain restore at cut %d, replay to cut %d refused: %s", i, i+1, lastLines(out, 1))
+		case code != 0:
+			t.Fatalf("onto a plain restore at cut %d, replay to cut %d (%s): exit %d\n%s", i, i+1, to, code, out)
+		default:
+			if diff := pitrtest.Diff(cuts[i].state, readState(t, target)); diff != "" {
+				t.Fatalf("onto a plain restore at cut %d, replayed from the oldest event to cut %d (seed %d), the target is not the source's state:\n%s\nreplay said:\n%s", i, i+1, seed, diff, out)
+			}
+		}
+		stop()
+	}
+	return refused
+}
+
+// dropDatabase drops a database of the cluster at uri.
+func dropDatabase(t *testing.T, uri, name string) {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	if err := client.Database(name).Drop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // splitFragments lists the store's documents of split events: ts, op_type, token,
