@@ -61,10 +61,13 @@ func (r *registry) resolveBase(h *history, selected selection) error {
 	for _, u := range unresolved {
 		ns := u.c.ns()
 		var holders []collID
-		for _, step := range moments {
-			if id := h.holderAt(ns, step); !slices.Contains(holders, id) {
-				holders = append(holders, id)
+		for _, id := range h.holdersAt(ns, moments) {
+			if where := located[id]; where == "" || where == ns {
+				holders = append(holders, id) // else not then: that one is elsewhere on the target
 			}
+		}
+		if len(holders) == 0 {
+			return &Refusal{r.noMoment(h, selected)}
 		}
 		chosen := holders[0]
 		if len(holders) > 1 && !earliestRebuildsTheRest(h, ns, holders) {
@@ -103,17 +106,40 @@ func (r *registry) take(c *collection, id collID, h *history, located map[collID
 // the range's collection events change, are the target's: of the databases the target
 // has, selected, and whose holders the events tell for certain.
 func (r *registry) matchingMoments(h *history, selected selection) []int {
-	names := r.tellingNames(h, selected)
-	var moments []int
-	for step := 0; step <= len(h.events); step++ {
-		matches := true
-		for _, ns := range names {
-			if (h.holderAt(ns, step) != "") != (r.byNS[ns] != nil) {
-				matches = false
+	steps := len(h.events) + 1
+	// mismatches[k] - mismatches[k-1]: how many names start or stop differing at step k.
+	mismatches := make([]int, steps+1)
+	differ := func(from, to int) {
+		if to < 0 {
+			to = steps
+		}
+		if from < to {
+			mismatches[from]++
+			mismatches[to]--
+		}
+	}
+	for _, ns := range r.tellingNames(h, selected) {
+		stays := slices.SortedFunc(slices.Values(h.held[ns]), func(a, b residence) int { return a.from - b.from })
+		if r.byNS[ns] == nil {
+			for _, stay := range stays {
+				differ(stay.from, stay.to) // the source had it, the target has not
+			}
+			continue
+		}
+		held := 0 // differs where nothing held it
+		for _, stay := range stays {
+			differ(held, stay.from)
+			if stay.to < 0 {
+				held = steps
 				break
 			}
+			held = max(held, stay.to)
 		}
-		if matches {
+		differ(held, steps)
+	}
+	var moments []int
+	for step, n := 0, 0; step < steps; step++ {
+		if n += mismatches[step]; n == 0 {
 			moments = append(moments, step)
 		}
 	}

@@ -279,6 +279,18 @@ func (h *history) rename(old, id collID) {
 	}
 }
 
+// holdersAt are the collections that held ns at some of steps (in order), in the order
+// of the first step each held it at; "" where it held nothing.
+func (h *history) holdersAt(ns string, steps []int) []collID {
+	var out []collID
+	for _, step := range steps {
+		if id := h.holderAt(ns, step); !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // holderAt is what held ns at step, "" for nothing.
 func (h *history) holderAt(ns string, step int) collID {
 	for _, r := range h.held[ns] {
