@@ -22,10 +22,10 @@ func TestMatchingMoments(t *testing.T) {
 		}
 		h.add(&e)
 	}
-	event("create", "d.a", "U1", "")   // step 1: a
+	event("create", "d.a", "U1", "")    // step 1: a
 	event("rename", "d.a", "U1", "d.b") // step 2: b
-	event("create", "d.a", "U2", "")   // step 3: a, b
-	event("drop", "d.a", "U2", "")     // step 4: b
+	event("create", "d.a", "U2", "")    // step 3: a, b
+	event("drop", "d.a", "U2", "")      // step 4: b
 	for _, c := range []struct {
 		target []string
 		want   []int
