@@ -312,7 +312,7 @@ func TestCollectionEventShapesApplyExactlyTwice(t *testing.T) {
 			`{"v": 2, "key": {"a": 1}, "name": "a_1", "hidden": true, "partialFilterExpression": {"a": {"$gte": 0}}, "expireAfterSeconds": 86400, "storageEngine": {"wiredTiger": {}}}`)},
 			indexes: index("a_1", `{"key": {"a": 1}, "hidden": true, "partialFilterExpression": {"a": {"$gte": 0}}, "expireAfterSeconds": 86400}`)},
 		{name: "index: collation", ns: "s.c", events: []shapeEvent{create, createIndex(`{"v": 2, "key": {"e": 1}, "name": "e_1", "collation": ` + collation + `}`)},
-			indexes: index("e_1", `{"key": {"e": 1}, "collation": {"locale": "en_US", "strength": 3}}`)},
+			indexes: index("e_1", `{"key": {"e": 1}, "collation": `+collation+`}`)},
 		{name: "index: wildcard", ns: "s.c", events: []shapeEvent{create, createIndex(`{"v": 2, "key": {"$**": 1}, "name": "wi", "wildcardProjection": {"a": true, "b": true, "_id": false}}`)},
 			indexes: index("wi", `{"key": {"$**": 1}, "wildcardProjection": {"a": true, "b": true, "_id": false}}`)},
 		{name: "index: text", ns: "s.c", events: []shapeEvent{create, createIndex(
@@ -345,7 +345,7 @@ func TestCollectionEventShapesApplyExactlyTwice(t *testing.T) {
 			options: `{"capped": true, "size": 4096, "max": 1000}`},
 		{name: "collation", ns: "s.c", events: []shapeEvent{
 			{op: "create", ns: "s.c", coll: "c", description: `{"collation": ` + collation + `, "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_", "collation": ` + collation + `}}`}},
-			options: `{"collation": {"locale": "en_US", "strength": 3}}`},
+			options: `{"collation": ` + collation + `}`},
 		{name: "clustered, with a TTL", ns: "s.c", events: []shapeEvent{
 			{op: "create", ns: "s.c", coll: "c", description: `{"clusteredIndex": {"v": 2, "key": {"_id": 1}, "name": "newName", "unique": true}, "expireAfterSeconds": {"$numberLong": "10"}}`}},
 			options: `{"clusteredIndex": {"v": 2, "key": {"_id": 1}, "name": "newName", "unique": true}, "expireAfterSeconds": 10}`},
