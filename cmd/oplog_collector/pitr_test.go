@@ -212,8 +212,9 @@ func runProof(t *testing.T, size proofSize) {
 // event onto the state at the cut before it, restored as mongorestore without
 // --preserveUUID leaves it (under UUIDs of the target's own, with no record of which
 // source collection each one is): the result must be the state at the cut, or a refusal
-// (exit 3, nothing written) where a name held collections replay cannot tell apart;
-// never another state. It returns how many were refused.
+// (exit 3, nothing written) where a name held collections replay cannot tell apart, and
+// then a replay from the base's exact time must give that state; never another state.
+// It returns how many were refused.
 func replayOntoPlainRestores(t *testing.T, store string, cuts []cutPoint, seed uint64) (refused int) {
 	t.Helper()
 	for i := 1; i < len(cuts); i++ {
@@ -229,6 +230,14 @@ func replayOntoPlainRestores(t *testing.T, store string, cuts []cutPoint, seed u
 		case code == exitRefused && strings.Contains(out, "may hold either"):
 			refused++
 			t.Logf("onto a plain restore at cut %d, replay to cut %d refused: %s", i, i+1, lastLines(out, 1))
+			// What the refusal advises first that needs no new backup: the base's time.
+			code, out = runCLI(t, "replay", "--source", "proof", "--store", store, "--target", target, "--from", base, "--to", to)
+			if code != 0 {
+				t.Fatalf("onto a plain restore at cut %d, replay from its exact time to cut %d: exit %d\n%s", i, i+1, code, out)
+			}
+			if diff := pitrtest.Diff(cuts[i].state, readState(t, target)); diff != "" {
+				t.Fatalf("onto a plain restore at cut %d, replayed from its exact time to cut %d (seed %d), the target is not the source's state:\n%s", i, i+1, seed, diff)
+			}
 		case code != 0:
 			t.Fatalf("onto a plain restore at cut %d, replay to cut %d (%s): exit %d\n%s", i, i+1, to, code, out)
 		default:
