@@ -13,7 +13,7 @@ import (
 // at b. Of the moments of the range, those whose names (of the databases the target has)
 // are the target's are where b can be; where a name's holder is the same at all of
 // them, that is the one. Where it is not, one case is still exact: the earliest holder
-// is dropped within the range at that name and every later one is made within it, so
+// is dropped within the range and every later one is made within it, so
 // that applying the events from the earliest one rebuilds the later ones whole ($out,
 // drop and create again). Else it refuses. Events without collection UUIDs (the old
 // collector's) go by name, which is exact only when the earliest holder is the one.
@@ -70,7 +70,7 @@ func (r *registry) resolveBase(h *history, selected selection) error {
 			return &Refusal{r.noMoment(h, selected)}
 		}
 		chosen := holders[0]
-		if len(holders) > 1 && !earliestRebuildsTheRest(h, ns, holders) {
+		if len(holders) > 1 && !earliestRebuildsTheRest(h, holders) {
 			return &Refusal{ambiguousBase(h, ns, slices.ContainsFunc(u.cands, func(id collID) bool { return id.uuid() == nil }))}
 		}
 		if chosen == "" {
@@ -162,11 +162,12 @@ func (r *registry) tellingNames(h *history, selected selection) []string {
 }
 
 // earliestRebuildsTheRest tells whether the first of holders, the collections that held
-// ns at the moments the target can be at, is dropped within the range while it holds
-// ns, and every other one is made within the range: the events then rebuild whichever
-// the target holds.
-func earliestRebuildsTheRest(h *history, ns string, holders []collID) bool {
-	if holders[0] == "" || h.dropped[holders[0]] != ns {
+// ns at the moments the target can be at, is dropped within the range, and every other
+// one is made within the range: the events then rebuild whichever the target holds (the
+// first one's events go where it is mapped, and leave with it; a rename of it over a
+// collection the target holds for another stops the replay when that one's events come).
+func earliestRebuildsTheRest(h *history, holders []collID) bool {
+	if holders[0] == "" || h.dropped[holders[0]] == "" {
 		return false
 	}
 	for _, id := range holders[1:] {
