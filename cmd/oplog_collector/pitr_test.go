@@ -203,7 +203,71 @@ func runProof(t *testing.T, size proofSize) {
 		stop()
 		t.Logf("cut %d at %s: %d collections, %d documents, rebuilt exactly, twice", i+1, to, len(c.state), c.state.Documents())
 	}
-	t.Logf("proof: %d operations (%s), %d store documents, %d cut points, %d SIGKILLs of the collector (%d of them while it captured)", w.done.Load(), w.summary(), events, len(cuts), kills, capturing)
+	refused := replayOntoPlainRestores(t, uri, cuts, seed)
+	t.Logf("proof: %d operations (%s), %d store documents, %d cut points, %d SIGKILLs of the collector (%d of them while it captured); from before %d plain restores: %d exact, %d refused",
+		w.done.Load(), w.summary(), events, len(cuts), kills, capturing, len(cuts)-1, len(cuts)-1-refused, refused)
+}
+
+// replayOntoPlainRestores replays, for each cut after the first, from the store's oldest
+// event onto the state at the cut before it, restored as mongorestore without
+// --preserveUUID leaves it (under UUIDs of the target's own, with no record of which
+// source collection each one is): the result must be the state at the cut, or a refusal
+// (exit 3, nothing written) where a name held collections replay cannot tell apart, and
+// then a replay from the base's exact time must give that state; never another state.
+// It returns how many were refused.
+func replayOntoPlainRestores(t *testing.T, store string, cuts []cutPoint, seed uint64) (refused int) {
+	t.Helper()
+	for i := 1; i < len(cuts); i++ {
+		target, stop := startTarget(t)
+		base := fmt.Sprintf("%d,%d", cuts[i-1].at.T, cuts[i-1].at.I)
+		if code, out := runCLI(t, "replay", "--source", "proof", "--store", store, "--target", target, "--to", base); code != 0 {
+			t.Fatalf("the base at cut %d (%s): exit %d\n%s", i, base, code, out)
+		}
+		dropDatabase(t, target, "__oplog_replay")
+		to := fmt.Sprintf("%d,%d", cuts[i].at.T, cuts[i].at.I)
+		code, out := runCLI(t, "replay", "--source", "proof", "--store", store, "--target", target, "--to", to)
+		switch {
+		case code == exitRefused && strings.Contains(out, "may hold either"):
+			refused++
+			t.Logf("onto a plain restore at cut %d, replay to cut %d refused: %s", i, i+1, lastLines(out, 1))
+			// What the refusal advises that needs no new backup: the base's time. The range
+			// after it can still hold a name that replay cannot place (two collections
+			// trading names): refused again then, never wrong.
+			code, out = runCLI(t, "replay", "--source", "proof", "--store", store, "--target", target, "--from", base, "--to", to)
+			switch {
+			case code == exitRefused && strings.Contains(out, "may hold either"):
+				t.Logf("and from its exact time too: %s", lastLines(out, 1))
+				stop()
+				continue
+			case code != 0:
+				t.Fatalf("onto a plain restore at cut %d, replay from its exact time to cut %d: exit %d\n%s", i, i+1, code, out)
+			}
+			if diff := pitrtest.Diff(cuts[i].state, readState(t, target)); diff != "" {
+				t.Fatalf("onto a plain restore at cut %d, replayed from its exact time to cut %d (seed %d), the target is not the source's state:\n%s", i, i+1, seed, diff)
+			}
+		case code != 0:
+			t.Fatalf("onto a plain restore at cut %d, replay to cut %d (%s): exit %d\n%s", i, i+1, to, code, out)
+		default:
+			if diff := pitrtest.Diff(cuts[i].state, readState(t, target)); diff != "" {
+				t.Fatalf("onto a plain restore at cut %d, replayed from the oldest event to cut %d (seed %d), the target is not the source's state:\n%s\nreplay said:\n%s", i, i+1, seed, diff, out)
+			}
+		}
+		stop()
+	}
+	return refused
+}
+
+// dropDatabase drops a database of the cluster at uri.
+func dropDatabase(t *testing.T, uri, name string) {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	if err := client.Database(name).Drop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // splitFragments lists the store's documents of split events: ts, op_type, token,
@@ -402,13 +466,13 @@ func (w *workload) step(ctx context.Context) error {
 	coll := db.Collection(workloadColls[w.rng.IntN(len(workloadColls))])
 	var kind string
 	var err error
-	switch r := w.rng.IntN(1000); {
-	case w.size.hugeEvery > 0 && w.done.Load()%int64(w.size.hugeEvery) == int64(w.size.hugeEvery)-1:
+	switch done := w.done.Load(); {
+	case w.size.hugeEvery > 0 && done%int64(w.size.hugeEvery) == int64(w.size.hugeEvery)-1:
 		kind = "insert 16 MiB"
 		doc := w.document()
 		size, _ := bson.Marshal(doc)
 		_, err = coll.InsertOne(ctx, append(doc, bson.E{Key: "blob", Value: strings.Repeat("H", oplogstore.MaxDocumentSize-300-len(size)-12)}))
-	case w.size.splitEvery > 0 && w.done.Load()%int64(w.size.splitEvery) == int64(w.size.splitEvery)/2:
+	case w.size.splitEvery > 0 && done%int64(w.size.splitEvery) == int64(w.size.splitEvery)/2:
 		// 7 MiB set on a 7 MiB document: with updateLookup's document, 21 MiB of event.
 		kind = "update 7 MiB"
 		id := w.recentID()
@@ -416,67 +480,17 @@ func (w *workload) step(ctx context.Context) error {
 		if err == nil {
 			_, err = coll.UpdateOne(ctx, id, bson.D{{Key: "$set", Value: bson.D{{Key: "seven2", Value: strings.Repeat("T", 7<<20)}}}})
 		}
-	case w.size.largeEvery > 0 && w.done.Load()%int64(w.size.largeEvery) == int64(w.size.largeEvery)-1:
+	case w.size.largeEvery > 0 && done%int64(w.size.largeEvery) == int64(w.size.largeEvery)-1:
 		kind = "insert large"
 		doc := append(w.document(), bson.E{Key: "blob", Value: strings.Repeat("L", (1+w.rng.IntN(3))<<20)})
 		_, err = coll.InsertOne(ctx, doc)
-	case r < 250:
-		kind = "insert"
-		_, err = coll.InsertOne(ctx, w.document())
-	case r < 550:
-		kind = "update"
-		_, err = coll.UpdateOne(ctx, w.recentID(), pitrtest.RandomUpdate(w.rng))
-	case r < 600:
-		kind = "move key u"
-		_, err = coll.UpdateOne(ctx, w.recentID(), bson.D{{Key: "$set", Value: bson.D{{Key: "u", Value: fmt.Sprintf("u%d", w.rng.IntN(300))}}}})
-	case r < 650:
-		kind = "update many"
-		_, err = coll.UpdateMany(ctx, bson.D{{Key: "g", Value: int32(w.rng.IntN(5))}}, pitrtest.RandomUpdate(w.rng))
-	case r < 730:
-		kind = "replace"
-		replacement := w.document()[1:]
-		w.nextID--
-		_, err = coll.ReplaceOne(ctx, w.recentID(), replacement)
-	case r < 810:
-		kind = "delete"
-		_, err = coll.DeleteOne(ctx, w.recentID())
-	case r < 820:
-		kind = "delete many"
-		_, err = coll.DeleteMany(ctx, bson.D{{Key: "g", Value: int32(w.rng.IntN(5))}, {Key: "n", Value: bson.D{{Key: "$lt", Value: 300}}}})
-	case r < 860:
-		var events int
-		events, err = w.transaction(ctx, coll)
-		// One event alone needs no transaction on the target.
-		kind = map[bool]string{true: "transaction", false: "transaction of one write"}[events > 1]
-	case r < 885:
-		kind = "create index"
-		_, err = coll.Indexes().CreateOne(ctx, w.indexes[w.rng.IntN(len(w.indexes))])
-	case r < 895:
-		kind = "collMod"
-		err = db.RunCommand(ctx, bson.D{{Key: "collMod", Value: coll.Name()},
-			{Key: "index", Value: bson.D{{Key: "name", Value: "at_ttl"}, {Key: "expireAfterSeconds", Value: 60 * (1 + w.rng.IntN(100))}}}}).Err()
-	case r < 905:
-		kind = "drop index"
-		err = coll.Indexes().DropOne(ctx, workloadIndexNames[w.rng.IntN(len(workloadIndexNames))])
-	case r < 930:
-		// Half onto a name of the pool (refused when it exists), half onto a new name,
-		// after which the workload writes under the old name again: a new collection.
-		kind = "rename"
-		to := workloadColls[w.rng.IntN(len(workloadColls))]
-		if w.rng.IntN(2) == 0 {
-			w.renames++
-			to = fmt.Sprintf("renamed%d", w.renames)
-		}
-		err = w.client.Database("admin").RunCommand(ctx, bson.D{{Key: "renameCollection", Value: db.Name() + "." + coll.Name()}, {Key: "to", Value: db.Name() + "." + to}}).Err()
-	case r < 940:
-		kind = "drop"
-		err = coll.Drop(ctx)
-	case r < 942:
-		kind = "drop database"
-		err = db.Drop(ctx)
 	default:
-		kind = "insert"
-		_, err = coll.InsertOne(ctx, w.document())
+		op := pickOp(w.rng.IntN(workloadWeights))
+		kind = op.kind
+		var named string
+		if named, err = op.run(ctx, w, db, coll); named != "" {
+			kind = named
+		}
 	}
 	var se mongo.ServerError
 	switch {
@@ -489,6 +503,103 @@ func (w *workload) step(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", kind, err)
 	}
 	return nil
+}
+
+// workloadOp is one kind of operation of the proof's workload, picked with weight out of
+// workloadWeights. To add a form (an update operator, an index kind, a view...), add an
+// entry: the proof then checks its replay at every cut. run returns the kind it did when
+// that depends on what happened, else "". An operation the server refuses makes no
+// event and is left out of the counts.
+type workloadOp struct {
+	kind   string
+	weight int
+	run    func(ctx context.Context, w *workload, db *mongo.Database, coll *mongo.Collection) (string, error)
+}
+
+var workloadOps = []workloadOp{
+	{"insert", 308, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		_, err := coll.InsertOne(ctx, w.document())
+		return "", err
+	}},
+	{"update", 300, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		_, err := coll.UpdateOne(ctx, w.recentID(), pitrtest.RandomUpdate(w.rng))
+		return "", err
+	}},
+	{"move key u", 50, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		_, err := coll.UpdateOne(ctx, w.recentID(), bson.D{{Key: "$set", Value: bson.D{{Key: "u", Value: fmt.Sprintf("u%d", w.rng.IntN(300))}}}})
+		return "", err
+	}},
+	{"update many", 50, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		_, err := coll.UpdateMany(ctx, bson.D{{Key: "g", Value: int32(w.rng.IntN(5))}}, pitrtest.RandomUpdate(w.rng))
+		return "", err
+	}},
+	{"replace", 80, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		replacement := w.document()[1:]
+		w.nextID--
+		_, err := coll.ReplaceOne(ctx, w.recentID(), replacement)
+		return "", err
+	}},
+	{"delete", 80, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		_, err := coll.DeleteOne(ctx, w.recentID())
+		return "", err
+	}},
+	{"delete many", 10, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		_, err := coll.DeleteMany(ctx, bson.D{{Key: "g", Value: int32(w.rng.IntN(5))}, {Key: "n", Value: bson.D{{Key: "$lt", Value: 300}}}})
+		return "", err
+	}},
+	{"transaction", 40, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		events, err := w.transaction(ctx, coll)
+		if events > 1 {
+			return "transaction", err
+		}
+		return "transaction of one write", err // one event alone needs no transaction on the target
+	}},
+	{"create index", 25, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		_, err := coll.Indexes().CreateOne(ctx, w.indexes[w.rng.IntN(len(w.indexes))])
+		return "", err
+	}},
+	{"collMod", 10, func(ctx context.Context, w *workload, db *mongo.Database, coll *mongo.Collection) (string, error) {
+		return "", db.RunCommand(ctx, bson.D{{Key: "collMod", Value: coll.Name()},
+			{Key: "index", Value: bson.D{{Key: "name", Value: "at_ttl"}, {Key: "expireAfterSeconds", Value: 60 * (1 + w.rng.IntN(100))}}}}).Err()
+	}},
+	{"drop index", 10, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		return "", coll.Indexes().DropOne(ctx, workloadIndexNames[w.rng.IntN(len(workloadIndexNames))])
+	}},
+	{"rename", 25, func(ctx context.Context, w *workload, db *mongo.Database, coll *mongo.Collection) (string, error) {
+		// Half onto a name of the pool (refused when it exists), half onto a new name,
+		// after which the workload writes under the old name again: a new collection.
+		to := workloadColls[w.rng.IntN(len(workloadColls))]
+		if w.rng.IntN(2) == 0 {
+			w.renames++
+			to = fmt.Sprintf("renamed%d", w.renames)
+		}
+		return "", w.client.Database("admin").RunCommand(ctx, bson.D{{Key: "renameCollection", Value: db.Name() + "." + coll.Name()}, {Key: "to", Value: db.Name() + "." + to}}).Err()
+	}},
+	{"drop", 10, func(ctx context.Context, _ *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
+		return "", coll.Drop(ctx)
+	}},
+	{"drop database", 2, func(ctx context.Context, _ *workload, db *mongo.Database, _ *mongo.Collection) (string, error) {
+		return "", db.Drop(ctx)
+	}},
+}
+
+var workloadWeights = func() int {
+	total := 0
+	for _, op := range workloadOps {
+		total += op.weight
+	}
+	return total
+}()
+
+// pickOp is the operation r (below workloadWeights) falls on.
+func pickOp(r int) workloadOp {
+	for _, op := range workloadOps {
+		if r < op.weight {
+			return op
+		}
+		r -= op.weight
+	}
+	return workloadOps[len(workloadOps)-1]
 }
 
 // transaction moves a counter between two documents and inserts a third, in one

@@ -75,7 +75,13 @@ type EventReader struct {
 // ReadEvents opens source's events with after < ts <= upTo (after nil: from the oldest).
 // Close the reader when done.
 func ReadEvents(ctx context.Context, db *mongo.Database, source string, after *bson.Timestamp, upTo bson.Timestamp) (*EventReader, error) {
-	cursor, err := db.Collection(EventsCollection(source)).Find(ctx, RangeFilter(source, after, upTo),
+	return ReadEventsWhere(ctx, db, source, after, upTo, nil)
+}
+
+// ReadEventsWhere is ReadEvents of the events that also match where (conditions on the
+// store's fields, such as the operation type).
+func ReadEventsWhere(ctx context.Context, db *mongo.Database, source string, after *bson.Timestamp, upTo bson.Timestamp, where bson.D) (*EventReader, error) {
+	cursor, err := db.Collection(EventsCollection(source)).Find(ctx, append(RangeFilter(source, after, upTo), where...),
 		options.Find().SetSort(bson.D{{Key: FieldClusterName, Value: 1}, {Key: FieldTS, Value: 1}}).
 			// A store the old collector alone has written has no index to sort by.
 			SetAllowDiskUse(true))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -36,6 +37,8 @@ type applier struct {
 	upsertsLeft int
 	// selected are the namespaces of --namespace: a dropDatabase drops no other.
 	selected selection
+	// hist is what the range's collection events say (history).
+	hist *history
 }
 
 // batch is a bulk write being gathered.
@@ -58,7 +61,12 @@ type writePlan struct {
 	models     []mongo.WriteModel
 	ud         *updateDescription
 	clientSide bool
+	// lookedUp: an update applied as its event's full document (dotsUncertain).
+	lookedUp bool
 }
+
+// errAmbiguousPath is an update whose paths replay cannot read for certain.
+var errAmbiguousPath = errors.New("ambiguous update path")
 
 // overlapSpan is how many events after a duplicate _id go as upserts before inserts are
 // tried again: a duplicate means the target is ahead of the events (a replay again, or
@@ -88,9 +96,7 @@ func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 		if asInsert && e.OpType == "insert" {
 			return writePlan{models: []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(e.FullDocument)}}, nil
 		}
-		return writePlan{models: []mongo.WriteModel{
-			mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(e.FullDocument).SetUpsert(true),
-		}}, nil
+		return writePlan{models: []mongo.WriteModel{replaceModel(filter, e.FullDocument, true)}}, nil
 	case "delete":
 		if filter == nil {
 			return writePlan{}, fmt.Errorf("delete event at %s on %s has no doc_key", FormatTS(e.TS), e.Namespace())
@@ -104,6 +110,18 @@ func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 		if err != nil {
 			return writePlan{}, fmt.Errorf("update event at %s on %s: %w", FormatTS(e.TS), e.Namespace(), err)
 		}
+		if ud.dotsUncertain() {
+			// The event cannot say which of its dots are inside field names. Where the
+			// document has none, they all separate names; else the document updateLookup
+			// read (a little after the event) replaces it, or, without one, the target's
+			// document is read to tell (docs/pitr.md).
+			switch {
+			case e.FullDocument == nil:
+				return writePlan{ud: ud, clientSide: true}, nil
+			case hasFieldNameWithDot(e.FullDocument):
+				return writePlan{models: []mongo.WriteModel{replaceModel(filter, e.FullDocument, false)}, lookedUp: true}, nil
+			}
+		}
 		if !ud.operatorsExpress() {
 			return writePlan{ud: ud, clientSide: true}, nil
 		}
@@ -116,11 +134,47 @@ func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 	return writePlan{}, fmt.Errorf("not a document event: %q", e.OpType)
 }
 
+// writeOptions are those of every document write of a replay: in order, and past the
+// target's validator. The source's server validated each write against the validator it
+// had then; a replay started before the base's time writes earlier documents under
+// later validators, which need not accept them.
+func writeOptions() *options.BulkWriteOptionsBuilder {
+	return options.BulkWrite().SetOrdered(true).SetBypassDocumentValidation(true)
+}
+
+// replaceModel makes the document that filter selects be doc (upsert: or inserts it). A
+// replacement document cannot hold a top-level field whose name starts with $, which
+// MongoDB 5.0 and later store (inserts and pipeline updates write them); the server's
+// answer for those is a pipeline update that replaces the document by the literal one
+// ($replaceWith of $literal: nothing in it is read as an expression), as
+// https://www.mongodb.com/docs/manual/core/dot-dollar-considerations/dollar-prefix/
+// describes. Other documents go as a plain replacement, which servers take faster.
+func replaceModel(filter any, doc bson.Raw, upsert bool) mongo.WriteModel {
+	if !hasTopLevelDollarField(doc) {
+		return mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(doc).SetUpsert(upsert)
+	}
+	literal := mongo.Pipeline{{{Key: "$replaceWith", Value: bson.D{{Key: "$literal", Value: doc}}}}}
+	return mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(literal).SetUpsert(upsert)
+}
+
+func hasTopLevelDollarField(doc bson.Raw) bool {
+	elements, _ := doc.Elements()
+	for _, el := range elements {
+		if strings.HasPrefix(el.Key(), "$") {
+			return true
+		}
+	}
+	return false
+}
+
 // write applies a document event to c, through the batch.
 func (a *applier) write(ctx context.Context, c *collection, e *oplogstore.Event) error {
 	p, err := planWrite(e, a.upsertsLeft == 0)
 	if err != nil {
 		return err
+	}
+	if p.lookedUp {
+		a.stats.LookedUpUpdates++
 	}
 	if a.upsertsLeft > 0 {
 		a.upsertsLeft--
@@ -172,7 +226,7 @@ func (a *applier) flush(ctx context.Context) error {
 	}
 	handle := a.client.Database(b.coll.db).Collection(b.coll.name)
 	for len(models) > 0 {
-		_, err := handle.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true))
+		_, err := handle.BulkWrite(ctx, models, writeOptions())
 		if err == nil {
 			return nil
 		}
@@ -262,17 +316,28 @@ func (a *applier) writeOnce(ctx context.Context, handle *mongo.Collection, e *op
 		if err != nil || len(p.models) == 0 { // an update that changed nothing
 			return err
 		}
-		_, err = handle.BulkWrite(ctx, p.models, options.BulkWrite().SetOrdered(true))
+		_, err = handle.BulkWrite(ctx, p.models, writeOptions())
 		return err
 	}
-	var current bson.D
-	if err := handle.FindOne(ctx, e.DocKey).Decode(&current); errors.Is(err, mongo.ErrNoDocuments) {
+	raw, err := handle.FindOne(ctx, e.DocKey).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil // nothing to update: the target is ahead, past the document's delete
 	} else if err != nil {
 		return err
 	}
-	updated := ud.applyTo(current)
-	if _, err := handle.ReplaceOne(ctx, e.DocKey, updated); err != nil {
+	if ud.dotsUncertain() && hasFieldNameWithDot(raw) {
+		return fmt.Errorf("%w: a path of the event has a dot, the document has field names with dots, and the event says neither which dots are inside names (its source, MongoDB before 6.1, gives no disambiguatedPaths) nor what the document became (it holds no document read by updateLookup). Replay to a --to before this event, or from a base backup taken after it",
+			errAmbiguousPath)
+	}
+	var current bson.D
+	if err := bson.Unmarshal(raw, &current); err != nil {
+		return err
+	}
+	updated, err := bson.Marshal(ud.applyTo(current))
+	if err != nil {
+		return err
+	}
+	if _, err := handle.BulkWrite(ctx, []mongo.WriteModel{replaceModel(e.DocKey, updated, false)}, writeOptions()); err != nil {
 		return err
 	}
 	a.stats.ClientSideUpdates++
@@ -353,7 +418,7 @@ func (a *applier) restore(ctx context.Context, c *collection, id bson.RawValue, 
 		e := &oplogstore.Event{OpType: "replace", DocKey: key, FullDocument: doc, DB: c.db, Coll: c.name}
 		err = a.writeAlone(ctx, c, e, nil, false)
 	} else {
-		_, err = a.client.Database(c.db).Collection(c.name).ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true))
+		_, err = a.client.Database(c.db).Collection(c.name).BulkWrite(ctx, []mongo.WriteModel{replaceModel(filter, doc, true)}, writeOptions())
 	}
 	if err != nil {
 		return fmt.Errorf("bringing back a document of %s set aside: %w", c.ns(), err)

@@ -115,23 +115,15 @@ func storeEvents(b *testing.B, store *mongo.Database, source string, ops []bench
 	var ts bson.Timestamp
 	for i, o := range ops {
 		ts = bson.Timestamp{T: 1_700_000_000 + uint32(i/1000), I: uint32(i%1000) + 1}
-		token := fmt.Sprintf("82%08X%08X01", ts.T, ts.I)
-		e := bson.D{
-			{Key: oplogstore.FieldID, Value: token},
-			{Key: oplogstore.FieldResumeToken, Value: bson.D{{Key: "_data", Value: token}}},
-			{Key: oplogstore.FieldClusterName, Value: source},
-			{Key: oplogstore.FieldTS, Value: ts},
-			{Key: oplogstore.FieldWall, Value: bson.NewDateTimeFromTime(time.Unix(int64(ts.T), 0))},
-			{Key: oplogstore.FieldOpType, Value: o.op},
-			{Key: oplogstore.FieldNamespace, Value: "bench.c"},
-			{Key: oplogstore.FieldDocumentKey, Value: bson.D{{Key: "_id", Value: o.id}}},
-		}
+		e := append(storeDocument(source, ts, time.Unix(int64(ts.T), 0), o.op, "bench.c"),
+			bson.E{Key: oplogstore.FieldDocumentKey, Value: bson.D{{Key: "_id", Value: o.id}}})
 		switch o.op {
 		case "insert":
 			e = append(e, bson.E{Key: oplogstore.FieldFullDocument, Value: benchDocument(o.id)})
 		case "update":
 			e = append(e, bson.E{Key: oplogstore.FieldUpdateDescription, Value: bson.D{
 				{Key: "updatedFields", Value: benchUpdate(i)}, {Key: "removedFields", Value: bson.A{}}, {Key: "truncatedArrays", Value: bson.A{}},
+				{Key: "disambiguatedPaths", Value: bson.D{}}, // as MongoDB 6.1 and later give it
 			}})
 		}
 		docs = append(docs, e)

@@ -3,6 +3,7 @@ package pitr
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -106,20 +107,22 @@ func (a *applier) dropCollection(ctx context.Context, c *collection) error {
 // target is ahead: that collection leaves the name later in the source's history, and
 // this one's events find it where it is, so it stays.
 func (a *applier) rename(ctx context.Context, e *oplogstore.Event) error {
-	to := e.To
-	if to == nil {
-		to, _ = e.OperationDescription.Lookup("to").DocumentOK()
-	}
-	toDB, ok1 := to.Lookup("db").StringValueOK()
-	toColl, ok2 := to.Lookup("coll").StringValueOK()
-	if !ok1 || !ok2 {
+	to := renameTarget(e)
+	if to == "" {
 		return fmt.Errorf("the event has no target namespace {db, coll}")
 	}
+	toDB, toColl, _ := strings.Cut(to, ".")
 	c, err := a.reg.locate(ctx, e, nil)
-	if err != nil || c == nil || (c.db == toDB && c.name == toColl) {
+	if err != nil {
 		return err
 	}
-	occupant := a.reg.byNS[toDB+"."+toColl]
+	if c == nil {
+		return a.gone(e)
+	}
+	if c.db == toDB && c.name == toColl {
+		return nil
+	}
+	occupant := a.reg.byNS[to]
 	if occupant != nil {
 		_, dropped, _ := e.OperationDescription.Lookup("dropTarget").BinaryOK()
 		if a.reg.tracked[string(occupant.uuid)] && !occupant.view && a.reg.mapping[string(dropped)] != string(occupant.uuid) {
@@ -128,7 +131,7 @@ func (a *applier) rename(ctx context.Context, e *oplogstore.Event) error {
 	}
 	err = a.client.Database("admin").RunCommand(ctx, bson.D{
 		{Key: "renameCollection", Value: c.ns()},
-		{Key: "to", Value: toDB + "." + toColl},
+		{Key: "to", Value: to},
 		{Key: "dropTarget", Value: occupant != nil},
 	}).Err()
 	if err != nil {
@@ -186,7 +189,7 @@ func (a *applier) createIndexes(ctx context.Context, e *oplogstore.Event) error 
 	if err != nil {
 		return err
 	}
-	c, err := a.reg.locate(ctx, e, createPlain)
+	c, err := a.reg.locate(ctx, e, a.implicitCreation(e))
 	if err != nil || c == nil {
 		return err
 	}
@@ -244,15 +247,18 @@ func (a *applier) forgetIndexes(c *collection, name string) {
 }
 
 // modifyDeferred gives a deferred build of c the index options a collMod set (its
-// operationDescription's index: name, and expireAfterSeconds, hidden...).
-func (a *applier) modifyDeferred(c *collection, index bson.Raw) {
+// operationDescription's index: name, and expireAfterSeconds, hidden...). It reports
+// whether there was one.
+func (a *applier) modifyDeferred(c *collection, index bson.Raw) bool {
 	name, _ := index.Lookup("name").StringValueOK()
 	options, _ := index.Elements()
+	found := false
 	for i := range a.deferred {
 		d := &a.deferred[i]
 		if d.coll != c || indexName(d.spec) != name {
 			continue
 		}
+		found = true
 		for _, o := range options {
 			if o.Key() == "name" || o.Key() == "keyPattern" {
 				continue
@@ -268,6 +274,7 @@ func (a *applier) modifyDeferred(c *collection, index bson.Raw) {
 			}
 		}
 	}
+	return found
 }
 
 // sameNumberType is v in old's number type when both are whole numbers: collMod reports
@@ -328,20 +335,28 @@ func (a *applier) dropIndexes(ctx context.Context, e *oplogstore.Event) error {
 // modify applies a collMod: the event's operationDescription holds the options it set.
 func (a *applier) modify(ctx context.Context, e *oplogstore.Event) error {
 	c, err := a.reg.locate(ctx, e, nil)
-	if err != nil || c == nil {
+	if err != nil {
 		return err
 	}
-	if index, ok := e.OperationDescription.Lookup("index").DocumentOK(); ok {
-		a.modifyDeferred(c, index)
+	if c == nil {
+		return a.gone(e)
 	}
+	index, modifiesIndex := e.OperationDescription.Lookup("index").DocumentOK()
+	name, _ := index.Lookup("name").StringValueOK()
+	deferred := modifiesIndex && a.modifyDeferred(c, index)
 	cmd := bson.D{{Key: "collMod", Value: c.name}}
 	elements, _ := e.OperationDescription.Elements()
 	for _, el := range elements {
 		cmd = append(cmd, bson.E{Key: el.Key(), Value: el.Value()})
 	}
 	err = a.client.Database(c.db).RunCommand(ctx, cmd).Err()
-	if hasCode(err, codeIndexNotFound) {
-		return nil // the index is dropped later in the source's history; the target is ahead
+	if !hasCode(err, codeIndexNotFound) || !modifiesIndex {
+		return err
 	}
-	return err
+	// The target has no such index: its build is deferred (the options went to it), or
+	// the range drops it later and the target is ahead. Else it lacks one the source had.
+	if deferred || (e.CollectionUUID != nil && a.hist.indexDroppedAfter(uuidID(e.CollectionUUID), name, e.TS)) || e.CollectionUUID == nil {
+		return nil
+	}
+	return fmt.Errorf("the target has no index %s, which the source had then and kept: the target is not the source's state at a time between --from and --to (%w)", name, err)
 }

@@ -131,6 +131,22 @@ func (w *world) replay(target *mongo.Client, opts Options) *Summary {
 	return s
 }
 
+// replayNeeding is replay for a test whose writes to the target the test server may not
+// run yet: where it answers 115 CommandNotSupported, the test is skipped, naming what it
+// lacks.
+func (w *world) replayNeeding(target *mongo.Client, opts Options) *Summary {
+	w.t.Helper()
+	opts.Source = sourceName
+	s, err := Replay(w.t.Context(), w.store, target, opts)
+	if hasCode(err, 115) {
+		w.t.Skipf("needs writes the test server does not run yet (%v); runs against MongoDB once internal/mongotest runs them", err)
+	}
+	if err != nil {
+		w.t.Fatalf("replay: %v\n%s", err, w.logs)
+	}
+	return s
+}
+
 // expect fails the test when target's state is not want.
 func expect(t testing.TB, target *mongo.Client, want pitrtest.State, what string) {
 	t.Helper()
@@ -151,3 +167,18 @@ func must(t testing.TB, err error) {
 }
 
 func ts(t, i uint32) *bson.Timestamp { return &bson.Timestamp{T: t, I: i} }
+
+// storeDocument is the start of an event's store document in the collector's layout:
+// its position, source and kind; the caller adds the event's own fields.
+func storeDocument(source string, ts bson.Timestamp, wall time.Time, op, ns string) bson.D {
+	token := fmt.Sprintf("82%08X%08X01", ts.T, ts.I)
+	return bson.D{
+		{Key: oplogstore.FieldID, Value: token},
+		{Key: oplogstore.FieldResumeToken, Value: bson.D{{Key: "_data", Value: token}}},
+		{Key: oplogstore.FieldClusterName, Value: source},
+		{Key: oplogstore.FieldTS, Value: ts},
+		{Key: oplogstore.FieldWall, Value: bson.NewDateTimeFromTime(wall)},
+		{Key: oplogstore.FieldOpType, Value: op},
+		{Key: oplogstore.FieldNamespace, Value: ns},
+	}
+}

@@ -61,6 +61,10 @@ type Summary struct {
 	Transactions, TransactionEvents int64
 	// ClientSideUpdates are updates applied by read-modify-replace.
 	ClientSideUpdates int64
+	// LookedUpUpdates are updates applied as the document updateLookup read: events
+	// that cannot say which dots of their paths are inside field names (MongoDB 6.0)
+	// on documents with such names.
+	LookedUpUpdates int64
 	// Parked counts documents set aside over a unique key; Restored those brought back,
 	// Superseded those that their own later event (an insert, replace or delete) replaced
 	// or removed instead.
@@ -91,6 +95,7 @@ const (
 	skipGone       = "collection no longer on the target (it is dropped later in the source's history)"
 	skipSharding   = "sharding change (shard the target yourself)"
 	skipInvalid    = "invalidate (marks the end of a database-scoped stream; nothing to apply)"
+	skipTimeseries = "time-series collection made or changed (change streams carry none of its data: restore it from the base backup)"
 	warnStandalone = "the target is a standalone server: the source's transactions were applied as separate writes, not atomically"
 )
 
@@ -110,11 +115,18 @@ func Replay(ctx context.Context, store *mongo.Database, target *mongo.Client, op
 	if err != nil {
 		return summary, err
 	}
+	h, err := readHistory(ctx, store, opts.Source, opts.From, opts.To)
+	if err != nil {
+		return summary, err
+	}
 	var a *applier
-	if !opts.DryRun {
-		if a, err = newApplier(ctx, store, target, &opts, summary); err != nil {
-			return summary, err
-		}
+	if opts.DryRun {
+		err = h.unbuildable(0, opts.Namespaces)
+	} else {
+		a, err = newApplier(ctx, store, target, &opts, summary, h)
+	}
+	if err != nil {
+		return summary, err
 	}
 	reader, err := oplogstore.ReadEvents(ctx, store, opts.Source, opts.From, opts.To)
 	if err != nil {
@@ -257,7 +269,9 @@ func selected(e *oplogstore.Event, namespaces selection) bool {
 	return false
 }
 
-func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client, opts *Options, summary *Summary) (*applier, error) {
+// newApplier reads what the target holds and, before anything is written, finds which
+// source collection each of its collections holds, or refuses.
+func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client, opts *Options, summary *Summary, h *history) (*applier, error) {
 	if target == nil {
 		return nil, errors.New("no target to replay onto")
 	}
@@ -275,11 +289,28 @@ func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client
 	if _, err := reg.claimSnapshotCollections(ctx, store, opts.Source, opts.From, opts.To); err != nil {
 		return nil, err
 	}
+	if len(reg.untracked()) > 0 {
+		if err := reg.resolveBase(h, opts.Namespaces); err != nil {
+			return nil, err
+		}
+	}
+	earliest := 0 // the first step of the range the target can be at
+	if len(reg.byNS) > 0 {
+		if moments := reg.matchingMoments(h, opts.Namespaces); len(moments) > 0 {
+			earliest = moments[0]
+		}
+	}
+	if err := h.unbuildable(earliest, opts.Namespaces); err != nil {
+		return nil, err
+	}
+	if err := reg.persist(ctx); err != nil {
+		return nil, err
+	}
 	park, err := loadParking(ctx, target)
 	if err != nil {
 		return nil, err
 	}
-	a := &applier{client: target, reg: reg, park: park, stats: summary, selected: opts.Namespaces,
+	a := &applier{client: target, reg: reg, park: park, stats: summary, selected: opts.Namespaces, hist: h,
 		transactions: hello.SetName != "" || hello.Msg == "isdbgrid"}
 	if !a.transactions {
 		summary.Warnings = append(summary.Warnings, warnStandalone)
@@ -346,8 +377,20 @@ func skipReason(e *oplogstore.Event) string {
 		return skipSharding
 	case e.OpType == "invalidate":
 		return skipInvalid
+	case (e.OpType == "create" || e.OpType == "modify") && isTimeseries(e.OperationDescription):
+		return skipTimeseries
 	}
 	return ""
+}
+
+// isTimeseries tells whether a create or modify event's operationDescription is a
+// time-series collection's: servers that report one describe the view over its buckets
+// collection (viewOn system.buckets.<name>, a $_internalUnpackBucket pipeline:
+// mongodb/mongo jstests/change_streams/ddl_view_events.js), or its timeseries options.
+func isTimeseries(description bson.Raw) bool {
+	viewOn, _ := description.Lookup("viewOn").StringValueOK()
+	_, hasOptions := description.Lookup("timeseries").DocumentOK()
+	return strings.HasPrefix(viewOn, "system.buckets.") || hasOptions
 }
 
 // checkEvent refuses an event the store holds incompletely.
@@ -368,11 +411,14 @@ func (a *applier) apply(ctx context.Context, e *oplogstore.Event) error {
 		return err
 	}
 	if isDocumentEvent(e.OpType) {
-		c, err := a.reg.locate(ctx, e, createPlain)
+		c, err := a.reg.locate(ctx, e, a.implicitCreation(e))
 		if err != nil {
 			return err
 		}
 		if c == nil || c.view {
+			if err := a.gone(e); err != nil {
+				return err
+			}
 			a.stats.Skipped[skipGone]++
 			return nil
 		}
@@ -385,6 +431,35 @@ func (a *applier) apply(ctx context.Context, e *oplogstore.Event) error {
 	a.stats.count(e)
 	a.stats.Last = point(e.TS)
 	return nil
+}
+
+// implicitCreation is how a write or an index build of e makes its collection when the
+// target has none, as the source's server did: only where the range has the collection
+// made (its create event went first), or dropped later (the target is ahead of e, and
+// the events up to the drop must still apply, a rename's over another collection among
+// them). Else the collection existed before the range, and the target should have it:
+// gone says what is wrong. Events without a collection UUID (the old collector's) make it.
+func (a *applier) implicitCreation(e *oplogstore.Event) creator {
+	if e.CollectionUUID == nil {
+		return createPlain
+	}
+	if id := uuidID(e.CollectionUUID); a.hist.created[id] || a.hist.droppedAfter(id, e.TS) {
+		return createPlain
+	}
+	return nil
+}
+
+// gone checks that the collection of e, which the target does not hold, is dropped
+// later in the range: the target is then ahead of e, and e has nothing to change.
+// Otherwise the target lacks a collection the source still had at --to, and the replay
+// cannot make it exact. Events without a collection UUID (the old collector's) are not
+// checked.
+func (a *applier) gone(e *oplogstore.Event) error {
+	if e.CollectionUUID == nil || a.hist.droppedAfter(uuidID(e.CollectionUUID), e.TS) {
+		return nil
+	}
+	return fmt.Errorf("%s event at %s on %s: the target holds no collection for it, and the source kept it after the event: the target is not the source's state at a time between --from and --to (is only part of the base backup restored, or a collection of it dropped?). Restore the whole base backup, or select what it holds with --namespace",
+		e.OpType, FormatTS(e.TS), e.Namespace())
 }
 
 // finish writes what is pending and brings back what was set aside.

@@ -198,9 +198,12 @@ func TestReplayRefusesAGapUnlessAllowed(t *testing.T) {
 		t.Errorf("warnings %q do not name the gap crossed", s.Warnings)
 	}
 	// A range from a backup taken after the gap needs no permission.
-	if s := w.replay(newTarget(t), Options{From: &resumed, To: at}); s.AppliedEvents() != 1 {
+	base := newTarget(t)
+	w.replay(base, Options{To: resumed, AllowGap: true})
+	if s := w.replay(base, Options{From: &resumed, To: at}); s.AppliedEvents() != 1 {
 		t.Errorf("replayed %d events after the gap, want 1", s.AppliedEvents())
 	}
+	expect(t, base, want, "replayed from a base backup taken after the gap")
 }
 
 func TestReplayRefusesToGoPastTheCheckpoint(t *testing.T) {

@@ -44,39 +44,49 @@ func oldLayout(t *testing.T, doc bson.Raw, cluster string) bson.D {
 	return out
 }
 
-// A store the old collector wrote (rewritten from a real capture into its layout, with
-// a batch written twice, as it did after a crash) replays to the source's state.
-func TestReplayOfTheOldCollectorsStore(t *testing.T) {
-	w := newWorld(t)
-	everyKind(t, w.source)
-	want, at := w.cut()
+// copyAsOldStore writes the events of the world's source into the store as the old
+// collector would have for a source named name, each event again where twice(i) (as
+// it did after a crash), with the source's position; it returns how many events it
+// copied.
+func copyAsOldStore(t *testing.T, w *world, name string, twice func(i int) bool) int {
+	t.Helper()
 	cursor, err := w.store.Collection(oplogstore.EventsCollection(sourceName)).Find(t.Context(), bson.D{})
 	must(t, err)
 	var ours []bson.Raw
 	must(t, cursor.All(t.Context(), &ours))
 	var old []any
 	for i, doc := range ours {
-		old = append(old, oldLayout(t, doc, "old"))
-		if i >= 5 && i < 10 {
-			old = append(old, oldLayout(t, doc, "old")) // the same event again, under another ObjectId
+		old = append(old, oldLayout(t, doc, name))
+		if twice(i) {
+			old = append(old, oldLayout(t, doc, name)) // the same event again, under another ObjectId
 		}
 	}
-	_, err = w.store.Collection(oplogstore.EventsCollection("old")).InsertMany(t.Context(), old)
+	_, err = w.store.Collection(oplogstore.EventsCollection(name)).InsertMany(t.Context(), old)
 	must(t, err)
 	var token bson.Raw
 	must(t, w.store.Collection(oplogstore.TokensCollection(sourceName)).FindOne(t.Context(), bson.D{}).Decode(&token))
-	_, err = w.store.Collection(oplogstore.TokensCollection("old")).InsertOne(t.Context(), bson.D{
-		{Key: "_id", Value: oplogstore.TokenID("old")}, {Key: "token", Value: token.Lookup("token")}, {Key: "updated_at", Value: bson.NewDateTimeFromTime(time.Now())},
+	_, err = w.store.Collection(oplogstore.TokensCollection(name)).InsertOne(t.Context(), bson.D{
+		{Key: "_id", Value: oplogstore.TokenID(name)}, {Key: "token", Value: token.Lookup("token")}, {Key: "updated_at", Value: bson.NewDateTimeFromTime(time.Now())},
 	})
 	must(t, err)
+	return len(ours)
+}
+
+// A store the old collector wrote (rewritten from a real capture into its layout, with
+// a batch written twice, as it did after a crash) replays to the source's state.
+func TestReplayOfTheOldCollectorsStore(t *testing.T) {
+	w := newWorld(t)
+	everyKind(t, w.source)
+	want, at := w.cut()
+	n := copyAsOldStore(t, w, "old", func(i int) bool { return i >= 5 && i < 10 })
 
 	s, err := Replay(t.Context(), w.store, w.target, Options{Source: "old", To: at})
 	if err != nil {
 		t.Fatal(err)
 	}
 	expect(t, w.target, want, "replayed from the old collector's store")
-	if s.Events != int64(len(ours)) {
-		t.Errorf("read %d events from %d stored (5 of them twice); a re-written batch must count once", s.Events, len(ours))
+	if s.Events != int64(n) {
+		t.Errorf("read %d events from %d stored (5 of them twice); a re-written batch must count once", s.Events, n)
 	}
 }
 

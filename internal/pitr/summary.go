@@ -64,6 +64,9 @@ func (s *Summary) WriteText(out io.Writer) error {
 	if s.ClientSideUpdates > 0 {
 		fmt.Fprintf(&b, "Updates applied by read-modify-replace (paths update operators cannot address, or that the target's document refused): %d.\n", s.ClientSideUpdates)
 	}
+	if s.LookedUpUpdates > 0 {
+		fmt.Fprintf(&b, "Warning: %d updates (MongoDB 6.0 events with dots in their paths, on documents with dots in field names) were applied as the document updateLookup read, a little after each event: a --to between an event and its lookup gets that later version of the document.\n", s.LookedUpUpdates)
+	}
 	if s.Parked > 0 || s.Restored > 0 || s.Superseded > 0 {
 		fmt.Fprintf(&b, "Documents set aside over a unique key: %d; brought back: %d; replaced or deleted by their own later events: %d.\n", s.Parked, s.Restored, s.Superseded)
 	}

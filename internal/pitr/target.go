@@ -77,6 +77,12 @@ type registry struct {
 	byUUID  map[string]*collection // target UUID -> collection
 	mapping map[string]string      // source UUID -> target UUID
 	tracked map[string]bool        // target UUIDs some source UUID maps to
+	claims  []claimed              // mappings made before the replay starts, to record
+}
+
+type claimed struct {
+	source []byte
+	c      *collection
 }
 
 func loadRegistry(ctx context.Context, client *mongo.Client) (*registry, error) {
@@ -184,18 +190,38 @@ func (r *registry) claimSnapshotCollections(ctx context.Context, store *mongo.Da
 	}
 	for _, f := range found {
 		if c := r.byUUID[string(f.UUID.Data)]; c != nil {
-			if err := r.track(ctx, f.UUID.Data, c); err != nil {
-				return 0, err
-			}
+			r.claim(f.UUID.Data, c)
 		}
 	}
 	return len(found), nil
+}
+
+// claim notes that target collection c holds source collection source; persist records
+// the claims on the target.
+func (r *registry) claim(source []byte, c *collection) {
+	r.mapping[string(source)] = string(c.uuid)
+	r.tracked[string(c.uuid)] = true
+	r.claims = append(r.claims, claimed{source: source, c: c})
+}
+
+func (r *registry) persist(ctx context.Context) error {
+	for _, cl := range r.claims {
+		if err := r.record(ctx, cl.source, cl.c); err != nil {
+			return err
+		}
+	}
+	r.claims = nil
+	return nil
 }
 
 // track records that target collection c holds source collection source.
 func (r *registry) track(ctx context.Context, source []byte, c *collection) error {
 	r.mapping[string(source)] = string(c.uuid)
 	r.tracked[string(c.uuid)] = true
+	return r.record(ctx, source, c)
+}
+
+func (r *registry) record(ctx context.Context, source []byte, c *collection) error {
 	_, err := r.meta.UpdateOne(ctx, bson.D{{Key: "_id", Value: bson.Binary{Subtype: bson.TypeBinaryUUID, Data: source}}},
 		bson.D{{Key: "$set", Value: bson.D{
 			{Key: "target", Value: bson.Binary{Subtype: bson.TypeBinaryUUID, Data: c.uuid}},

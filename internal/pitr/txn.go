@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
@@ -34,11 +33,14 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 	plans := make([]writePlan, len(group))
 	for i := range group {
 		e := &group[i]
-		c, err := a.reg.locate(ctx, e, createPlain)
+		c, err := a.reg.locate(ctx, e, a.implicitCreation(e))
 		if err != nil {
 			return err
 		}
 		if c == nil || c.view {
+			if err := a.gone(e); err != nil {
+				return err
+			}
 			continue
 		}
 		if id := docID(e); a.park.has(c, id) {
@@ -48,6 +50,9 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 		}
 		if plans[i], err = planWrite(e, false); err != nil {
 			return err
+		}
+		if plans[i].lookedUp {
+			a.stats.LookedUpUpdates++
 		}
 		colls[i] = c
 	}
@@ -126,7 +131,7 @@ func (a *applier) transactionWrites(ctx context.Context, group []oplogstore.Even
 			}
 		}
 		if len(models) > 0 {
-			_, err := handle.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true))
+			_, err := handle.BulkWrite(ctx, models, writeOptions())
 			var bwe mongo.BulkWriteException
 			if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
 				return &txnWriteError{index: owners[bwe.WriteErrors[0].Index], err: err}

@@ -17,11 +17,15 @@ import (
 // on a later state of the document, converge (docs/pitr.md, "Why replay converges").
 //
 // A path is dotted, and a numeric component can be an array index or a field name; a
-// field name can itself hold a dot. Servers since 6.1 (with showExpandedEvents, which
-// the collector asks for) add disambiguatedPaths for every ambiguous path: its
-// components, field names as strings and array indexes as integers. Without an entry,
-// a path is split at its dots and a numeric component is an index in an array and a
-// field name in a document, which is what update operators do too.
+// field name can itself hold a dot. Servers since 6.1, with showExpandedEvents (which
+// the collector asks for), give every update event a disambiguatedPaths document, with
+// an entry for each path that has a field name holding a dot or a numeric field name of
+// a document: its components, field names as strings and array indexes as integers
+// (mongodb/mongo jstests/change_streams/expanded_update_description.js). A path
+// without an entry is split at its dots, and a numeric component is an index in an
+// array and a field name in a document, which is what update operators do too. An
+// event without disambiguatedPaths (MongoDB 6.0) cannot tell a dot between field names
+// from a dot inside one: see dotsUncertain.
 
 // updateDescription is an update event's updateDescription, its paths resolved.
 type updateDescription struct {
@@ -29,6 +33,8 @@ type updateDescription struct {
 	updated       []pathValue
 	removed       []fieldPath
 	truncated     []truncation
+	// disambiguated: the event has disambiguatedPaths, so every path is certain.
+	disambiguated bool
 }
 
 type pathValue struct {
@@ -76,7 +82,7 @@ func parseUpdateDescription(raw bson.Raw) (*updateDescription, error) {
 		}
 		return pathFromDotted(dotted), nil
 	}
-	ud := &updateDescription{}
+	ud := &updateDescription{disambiguated: disambiguated != nil}
 	if v := raw.Lookup("updatedFields"); v.Type != bson.TypeNull && v.Type != 0 {
 		fields, ok := v.DocumentOK()
 		if !ok {
@@ -217,6 +223,51 @@ func (ud *updateDescription) operatorsExpress() bool {
 		}
 	}
 	return true
+}
+
+// dotsUncertain tells whether a path of the update may name a field whose name holds a
+// dot without the event saying so: it has no disambiguatedPaths, and a path has a dot.
+// Such a path is split at its dots only where the document has no field name with a
+// dot (hasFieldNameWithDot): the reading then is the only one the document allows.
+func (ud *updateDescription) dotsUncertain() bool {
+	if ud.disambiguated {
+		return false
+	}
+	for _, u := range ud.updated {
+		if len(u.path) > 1 {
+			return true
+		}
+	}
+	for _, p := range ud.removed {
+		if len(p) > 1 {
+			return true
+		}
+	}
+	for _, t := range ud.truncated {
+		if len(t.path) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// hasFieldNameWithDot tells whether doc, or a document or array inside it, has a field
+// whose name holds a dot.
+func hasFieldNameWithDot(doc bson.Raw) bool {
+	elements, _ := doc.Elements()
+	for _, el := range elements {
+		if strings.Contains(el.Key(), ".") {
+			return true
+		}
+		v := el.Value()
+		if inner, ok := v.DocumentOK(); ok && hasFieldNameWithDot(inner) {
+			return true
+		}
+		if inner, ok := v.ArrayOK(); ok && hasFieldNameWithDot(bson.Raw(inner)) {
+			return true
+		}
+	}
+	return false
 }
 
 // operatorUpdates are the update operator documents that apply the event, in order:

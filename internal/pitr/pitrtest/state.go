@@ -23,13 +23,15 @@ var NotData = map[string]bool{
 	"oplog_backup_db": true, "oplog_manager_orchestrator_db": true, "__oplog_replay": true,
 }
 
-// State is every user collection of a cluster: its documents (in _id order, as BSON) and
-// its index specifications (by name).
+// State is every user collection of a cluster: its kind and options (a validator, a
+// view's pipeline...), its documents (in _id order, as BSON) and its index specifications
+// (by name).
 type State map[string]*Collection
 
-// Collection is one collection's documents and indexes.
+// Collection is one collection's options, documents and indexes.
 type Collection struct {
 	Type    string
+	Options bson.Raw
 	Docs    []bson.Raw
 	Indexes map[string]bson.Raw
 }
@@ -51,7 +53,7 @@ func Read(ctx context.Context, client *mongo.Client) (State, error) {
 		}
 		for _, s := range specs {
 			coll := client.Database(db).Collection(s.Name)
-			c := &Collection{Type: s.Type, Indexes: map[string]bson.Raw{}}
+			c := &Collection{Type: s.Type, Options: s.Options, Indexes: map[string]bson.Raw{}}
 			cursor, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 			if err != nil {
 				return nil, err
@@ -108,6 +110,9 @@ func Diff(want, got State) string {
 func diffCollection(b *strings.Builder, ns string, want, got *Collection) {
 	if want.Type != got.Type {
 		fmt.Fprintf(b, "%s: a %s, want a %s\n", ns, got.Type, want.Type)
+	}
+	if !bytes.Equal(want.Options, got.Options) {
+		fmt.Fprintf(b, "%s: options differ:\n   got %s\n  want %s\n", ns, got.Options, want.Options)
 	}
 	byID := func(docs []bson.Raw) map[string]bson.Raw {
 		m := make(map[string]bson.Raw, len(docs))
