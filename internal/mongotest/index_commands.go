@@ -159,7 +159,11 @@ func appendDefaults(out []query.Field, given map[string]bool, defaults []query.F
 // the parts of its default name.
 func (ix *index) parseKey(key bsoncore.Document) (stored bsoncore.Document, weights []query.Field, nameParts []string, err error) {
 	var out []query.Field
+	listed := false // the key has its listed text form
 	for _, f := range query.Fields(key) {
+		if listed && f.Key == "_ftsx" {
+			continue
+		}
 		ix.fields = append(ix.fields, f.Key)
 		nameParts = append(nameParts, f.Key, f.Val.String())
 		kind := ""
@@ -192,6 +196,13 @@ func (ix *index) parseKey(key bsoncore.Document) (stored bsoncore.Document, weig
 		}
 		if kind != "text" {
 			out = append(out, f)
+			continue
+		}
+		if f.Key == "_fts" {
+			// The key as listIndexes shows it (what a restore or a replay sends
+			// back): {_fts: "text", _ftsx: 1}, its fields in the spec's weights.
+			out = append(out, query.Field{Key: "_fts", Val: query.StringValue("text")}, query.Field{Key: "_ftsx", Val: query.Int32Value(1)})
+			listed = true
 			continue
 		}
 		weights = append(weights, query.Field{Key: f.Key, Val: query.Int32Value(1)})

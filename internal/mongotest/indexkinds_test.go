@@ -185,3 +185,27 @@ func TestTTLPartialIndex(t *testing.T) {
 		t.Fatal("the document outside the partial filter expired")
 	}
 }
+
+// A text index made again from its listed specification (what mongorestore and a
+// replay send) is listed as the original.
+func TestTextIndexFromItsListedKey(t *testing.T) {
+	db, cx := setup(t)
+	coll := db.Collection("again")
+	listed := d("_fts", "text", "_ftsx", 1)
+	_, err := coll.Indexes().CreateOne(cx, mongo.IndexModel{Keys: listed,
+		Options: options.Index().SetName("title_text").SetWeights(d("title", 1))})
+	must(t, err)
+	cur, err := coll.Indexes().List(cx)
+	must(t, err)
+	var specs []bson.Raw
+	must(t, cur.All(cx, &specs))
+	if len(specs) != 2 {
+		t.Fatalf("listIndexes: %v", specs)
+	}
+	if got := specs[1].Lookup("key"); !got.Equal(rawDoc(t, listed)) {
+		t.Errorf("key listed as %v, want %v", got, listed)
+	}
+	if got := specs[1].Lookup("weights"); !got.Equal(rawDoc(t, d("title", 1))) {
+		t.Errorf("weights listed as %v, want {title: 1}", got)
+	}
+}
