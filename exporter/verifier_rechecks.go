@@ -9,24 +9,28 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// recheckTotal is the documents rechecked in generations 1 to before-1 of database,
-// which are all finished.
+// recheckTotal is the documents rechecked in generations 1 to before-1, which are all
+// finished.
 type recheckTotal struct {
-	database string
-	before   int64
-	done     float64
+	before int64
+	done   float64
 }
 
 // readRechecks sums the documents rechecked in every generation after the first (the
-// verifier's totalRechecksDone): the finished generations once, the current one from
-// its task sums. It also finds the cluster time of the newest recheck on each side.
+// verifier's totalRechecksDone, countAllRechecks in progress.go): the finished
+// generations once, the current one from its task sums. That sum goes down when the
+// verifier deletes the finished recheck tasks of its generation to create them again
+// (resetProcessRecheckQueueTasksIfNeeded): what is reported as a counter does not, until
+// the sum is past it again. It also finds the cluster time of the newest change a finished
+// recheck task covered on each side, as the verifier recalls it when it starts
+// (recallLastRecheckedOpTimes, check.go) and advances it as each task finishes.
 func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
 	if m.generation > 0 {
 		from := int64(1)
 		total := r.rechecks
 		switch {
-		case total == nil || total.database != m.database || total.before > m.generation:
-			total = &recheckTotal{database: m.database, before: 1}
+		case total == nil || total.before > m.generation:
+			total = &recheckTotal{before: 1}
 		default:
 			from = total.before
 		}
@@ -35,7 +39,7 @@ func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m
 			if err != nil {
 				return err
 			}
-			total = &recheckTotal{database: m.database, before: m.generation, done: total.done + done}
+			total = &recheckTotal{before: m.generation, done: total.done + done}
 		}
 		r.rechecks = total
 		done := total.done
@@ -52,11 +56,19 @@ func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m
 		zero := 0.0
 		m.rechecksDone = &zero
 	}
+	r.rechecksHigh = max(r.rechecksHigh, *m.rechecksDone)
+	reported := r.rechecksHigh
+	m.rechecksReported = &reported
 
 	m.lastRechecked = map[string]*float64{}
 	tasks := db.Collection(tasksCollection)
 	for role, field := range map[string]string{"source": "srctimestamp", "destination": "dsttimestamp"} {
-		raw, err := tasks.FindOne(ctx, bson.D{{Key: field, Value: bson.D{{Key: "$type", Value: "timestamp"}}}},
+		raw, err := tasks.FindOne(ctx, bson.D{
+			{Key: "generation", Value: bson.D{{Key: "$gt", Value: 0}}},
+			{Key: "type", Value: taskVerifyDocuments},
+			{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{statusCompleted, statusFailed}}}},
+			{Key: field, Value: bson.D{{Key: "$type", Value: "timestamp"}}},
+		},
 			options.FindOne().SetSort(bson.D{{Key: field, Value: -1}}).SetProjection(bson.D{{Key: field, Value: 1}})).Raw()
 		if err == mongo.ErrNoDocuments {
 			continue
