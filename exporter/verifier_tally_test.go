@@ -34,7 +34,7 @@ type fakeVerifier struct {
 	counter    uint64
 	generation int32
 	namespaces int
-	stuck      bool      // the primary task stays added: no namespace tasks
+	stuck      bool // the primary task stays added: no namespace tasks
 	starts     int
 	late       []vf.Task // made, to be inserted at a later step
 }

@@ -159,7 +159,7 @@ type Mismatch struct {
 	Generation     int32
 	TaskType       string
 	TaskID         bson.ObjectID // the task that found it; zero: a new one
-	ID             any // the document's _id, an index name or "spec"
+	ID             any           // the document's _id, an index name or "spec"
 	Field, Details string
 	Cluster        string // srcClient or dstClient
 	Namespace      string
