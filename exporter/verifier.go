@@ -84,7 +84,7 @@ var (
 	verifierChangeLag       = verifierDesc("change_lag_seconds", "Lag of the verifier's change reader (API lagSecs).", "cluster_role")
 	verifierChangeBuffer    = verifierDesc("change_buffer_saturation_ratio", "How full the change reader's buffer is, 0 to 1 (API bufferSaturation).", "cluster_role")
 	verifierChangeRate      = verifierDesc("change_events_per_second", "Change events per second as the verifier measures them (API eventsPerSecond).", "cluster_role")
-	verifierRechecks        = verifierDesc("rechecks_total", "Documents rechecked in all generations after the first (the verifier's totalRechecksDone, never lower than before in one verification).")
+	verifierRechecks        = verifierDesc("rechecks_total", "Documents rechecked in all generations after the first: the verifier's totalRechecksDone, plus what its restarts deleted from it in this verification.")
 	verifierLastRechecked   = verifierDesc("last_rechecked_timestamp_seconds", "Cluster time of the newest change that a finished recheck task covered.", "cluster_role")
 	verifierLastChange      = verifierDesc("last_change_timestamp_seconds", "Time of the newest change the metadata database shows: a task inserted or picked, a change reader's saved position (saved at most every 10 s while it reads).")
 	verifierOldestTask      = verifierDesc("oldest_processing_task_start_timestamp_seconds", "When the longest-running processing task began; absent when none is processing. An old value with no progress means a stalled verifier.")

@@ -48,7 +48,7 @@ type verifierMetadata struct {
 	generationMismatches  map[int64]float64             // generation -> mismatches, for the last generations
 	changeEvents          map[string]map[string]float64 // cluster role -> op type -> count
 	rechecksDone          *float64                      // the verifier's totalRechecksDone
-	rechecksReported      *float64                      // rechecksDone, never lower than before in this verification
+	rechecksReported      *float64                      // rechecksDone plus what the verifier's restarts took from it
 	lastRechecked         map[string]*float64           // cluster role -> cluster time of the newest finished recheck
 	oldestProcessing      *float64
 	newestTask, lastBegin *float64            // the newest task's _id time; the newest begin_time of the generation
@@ -82,7 +82,8 @@ type verifierReader struct {
 	tally               *taskTally
 	initial             *initialFigures
 	rechecks            *recheckTotal
-	rechecksHigh        float64
+	rechecksLast        float64                        // rechecksDone of the last read
+	rechecksRemoved     float64                        // what restarts took from rechecksDone, in this verification
 	namespaces          *refreshed[namespaceStates]    // the current generation's, while it is summed on the server
 	namespaceMismatches *refreshed[map[string]float64] // the verdict generation's
 	pastMismatches      map[int64]float64              // mismatches of finished generations
@@ -131,7 +132,7 @@ func (r *verifierReader) read(ctx context.Context, api func() *verifierProgress)
 func (r *verifierReader) forget(run verifierRun) {
 	r.run, r.generation = run, 0
 	r.tally, r.initial, r.rechecks, r.namespaces, r.namespaceMismatches, r.pastMismatches = nil, nil, nil, nil, nil, nil
-	r.rechecksHigh = 0
+	r.rechecksLast, r.rechecksRemoved, r.oldestTask = 0, 0, ""
 }
 
 // noteRun drops the caches when the verification is not the one they were read from:

@@ -19,11 +19,12 @@ type recheckTotal struct {
 // readRechecks sums the documents rechecked in every generation after the first (the
 // verifier's totalRechecksDone, countAllRechecks in progress.go): the finished
 // generations once, the current one from its task sums. That sum goes down when the
-// verifier deletes the finished recheck tasks of its generation to create them again
-// (resetProcessRecheckQueueTasksIfNeeded): what is reported as a counter does not, until
-// the sum is past it again. It also finds the cluster time of the newest change a finished
-// recheck task covered on each side, as the verifier recalls it when it starts
-// (recallLastRecheckedOpTimes, check.go) and advances it as each task finishes.
+// verifier deletes finished recheck tasks as it starts again (reset.go): what is
+// reported as a counter adds back what they held, so that it never goes down within a
+// verification and goes on counting what is rechecked. It also finds the cluster time of
+// the newest change a finished recheck task covered on each side, as the verifier recalls
+// it when it starts (recallLastRecheckedOpTimes, check.go) and advances it as each task
+// finishes.
 func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
 	if m.generation > 0 {
 		from := int64(1)
@@ -56,8 +57,11 @@ func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m
 		zero := 0.0
 		m.rechecksDone = &zero
 	}
-	r.rechecksHigh = max(r.rechecksHigh, *m.rechecksDone)
-	reported := r.rechecksHigh
+	if *m.rechecksDone < r.rechecksLast {
+		r.rechecksRemoved += r.rechecksLast - *m.rechecksDone
+	}
+	r.rechecksLast = *m.rechecksDone
+	reported := *m.rechecksDone + r.rechecksRemoved
 	m.rechecksReported = &reported
 
 	m.lastRechecked = map[string]*float64{}

@@ -486,3 +486,29 @@ func TestVerifierLastChange(t *testing.T) {
 	f.must(err)
 	expectValues(t, "change readers", scrapeValues(t, c), map[string]float64{last: float64(fixtureTime.Add(-10 * time.Second).Unix())})
 }
+
+// The verifier's total of documents rechecked drops when it deletes finished recheck
+// tasks as it starts again; the counter does not, and goes on counting the rechecks done
+// again.
+func TestVerifierRechecksCounterNeverGoesDown(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectForFixtures(t, uri)
+	f := newMetadataFixture(t, client, "vf_counter", 7).generation(1).primary(vf.StatusCompleted)
+	rechecks := func() []vf.Task {
+		var tasks []vf.Task
+		for i := range 10 {
+			tasks = append(tasks, vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Generation: 1, Namespace: "a.b", IDs: []int{i, i + 100}, Documents: 2, Found: 2})
+		}
+		return tasks
+	}
+	f.tasks(append(rechecks(), vf.Task{Type: vf.TaskProcessRecheckQueue, Status: vf.StatusProcessing, Generation: 1})...)
+	s, _ := newVerifierForTest(t, verifierConfig("counter", uri, "vf_counter"))
+	c := collectorOf(s)
+	counter, tasks := `migration_verifier_rechecks_total{}`, `migration_verifier_tasks{status="completed",type="verifyDocuments"}`
+	expectValues(t, "before", scrapeValues(t, c), map[string]float64{counter: 20, tasks: 10})
+	f.must(f.Restart(t.Context()))
+	expectValues(t, "restarted", scrapeValues(t, c), map[string]float64{counter: 20, tasks: 0})
+	f.Now = time.Now() // the tasks created again are inserted now
+	f.tasks(rechecks()...)
+	expectValues(t, "rechecked again", scrapeValues(t, c), map[string]float64{counter: 40, tasks: 10})
+}
