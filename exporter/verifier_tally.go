@@ -108,7 +108,7 @@ func (r *verifierReader) readTally(ctx context.Context, tasks *mongo.Collection,
 	}
 	t := r.tally
 	if t == nil || t.generation != m.generation {
-		if t, err = startTally(ctx, tasks, m, primary, unfinished); err != nil || t == nil {
+		if t, err = startTally(ctx, tasks, m, unfinished); err != nil || t == nil {
 			r.tally = nil
 			return false, err
 		}
@@ -183,7 +183,7 @@ func readUnfinished(ctx context.Context, coll *mongo.Collection, m *verifierMeta
 
 // startTally sums the generation's finished tasks on the server, but for the recent
 // ones, the unfinished ones and those not yet sealable, which the tally reads itself.
-func startTally(ctx context.Context, coll *mongo.Collection, m *verifierMetadata, primary *task, unfinished []task) (*taskTally, error) {
+func startTally(ctx context.Context, coll *mongo.Collection, m *verifierMetadata, unfinished []task) (*taskTally, error) {
 	t := &taskTally{
 		generation: m.generation,
 		sealed:     map[taskKey]taskSums{}, sealedNS: namespaceStates{},
