@@ -431,12 +431,17 @@ func (r *verifierReader) readMismatches(ctx context.Context, db *mongo.Database,
 			{Key: "detail.details", Value: "Missing"}, {Key: "detail.field", Value: ""}, {Key: "detail.cluster", Value: cluster}}
 	}
 	filters := map[string]bson.D{
-		"all":        {inVerdict},
 		kindMetadata: {inVerdict, {Key: "taskType", Value: taskVerifyCollection}},
 		kindMissing:  missingOn("dstClient"),
 		kindExtra:    missingOn("srcClient"),
 	}
-	counts := map[string]float64{}
+	// All of the verdict generation's, and the current one's, in one count by generation.
+	byGeneration, err := countByGeneration(ctx, coll, bson.A{m.verdict, m.generation})
+	if err != nil {
+		return err
+	}
+	m.generationMismatches = map[int64]float64{m.generation: byGeneration[m.generation]}
+	counts := map[string]float64{"all": byGeneration[m.verdict]}
 	for name, filter := range filters {
 		n, err := coll.CountDocuments(ctx, filter)
 		if err != nil {
@@ -460,8 +465,7 @@ const generationMismatchSpan = 10
 // readGenerationMismatches counts the mismatches each of the last generations found:
 // those of finished generations once (the verifier adds mismatches only while a task
 // runs, and deletes them only when it retries a running task: clearMismatchesForTask in
-// mismatches.go), the current one's at every scrape. Counts by generation use the
-// verifier's mismatch index.
+// mismatches.go); readMismatches counts the current one's at every scrape.
 func (r *verifierReader) readGenerationMismatches(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
 	if m.mismatch == nil { // before metadata v6
 		return nil
@@ -477,33 +481,39 @@ func (r *verifierReader) readGenerationMismatches(ctx context.Context, db *mongo
 			past[g] = 0
 		}
 	}
-	coll := db.Collection("mismatches")
 	if len(missing) > 0 {
-		cursor, err := aggregate(ctx, db, coll.Name(), mongo.Pipeline{
-			{{Key: "$match", Value: bson.D{{Key: "generation", Value: bson.D{{Key: "$in", Value: missing}}}}}},
-			{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$generation"}, {Key: "count", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
-		})
+		counted, err := countByGeneration(ctx, db.Collection("mismatches"), missing)
 		if err != nil {
-			return fmt.Errorf("counting mismatches by generation: %w", err)
+			return err
 		}
-		defer cursor.Close(context.WithoutCancel(ctx))
-		for cursor.Next(ctx) {
-			if g, ok := cursor.Current.Lookup("_id").AsInt64OK(); ok {
-				past[g] = numberOrZero(cursor.Current, "count")
-			}
-		}
-		if err := cursor.Err(); err != nil {
-			return fmt.Errorf("counting mismatches by generation: %w", err)
-		}
+		maps.Copy(past, counted)
 	}
 	r.pastMismatches = past
-	current, err := coll.CountDocuments(ctx, bson.D{{Key: "generation", Value: m.generation}})
-	if err != nil {
-		return fmt.Errorf("counting mismatches: %w", err)
-	}
-	m.generationMismatches = maps.Clone(past)
-	m.generationMismatches[m.generation] = float64(current)
+	maps.Copy(m.generationMismatches, past) // the current generation's: readMismatches
 	return nil
+}
+
+// countByGeneration counts the mismatches of each of generations (through the verifier's
+// index, whose first field is the generation); a generation without any is absent.
+func countByGeneration(ctx context.Context, coll *mongo.Collection, generations bson.A) (map[int64]float64, error) {
+	cursor, err := aggregate(ctx, coll.Database(), coll.Name(), mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: "generation", Value: bson.D{{Key: "$in", Value: generations}}}}}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$generation"}, {Key: "count", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting mismatches by generation: %w", err)
+	}
+	defer cursor.Close(context.WithoutCancel(ctx))
+	counts := map[int64]float64{}
+	for cursor.Next(ctx) {
+		if g, ok := cursor.Current.Lookup("_id").AsInt64OK(); ok {
+			counts[g] += numberOrZero(cursor.Current, "count")
+		}
+	}
+	if err := cursor.Err(); err != nil {
+		return nil, fmt.Errorf("counting mismatches by generation: %w", err)
+	}
+	return counts, nil
 }
 
 // readChangeEvents reads the change readers' cumulative event counters and how far each

@@ -422,7 +422,7 @@ func boolInt(b bool) int {
 }
 
 // Mismatches found by each of the last 10 generations: a finished generation's are
-// counted once, the current one's at every scrape.
+// counted once (but for those that stand), the current one's at every scrape.
 func TestVerifierGenerationMismatches(t *testing.T) {
 	uri := mongotest.URI(t)
 	client := connectForFixtures(t, uri)
@@ -455,7 +455,8 @@ func TestVerifierGenerationMismatches(t *testing.T) {
 	commands.mu.Lock()
 	defer commands.mu.Unlock()
 	for _, cmd := range commands.commands[before:] {
-		if strings.Contains(cmd.String(), `"$group": {"_id": "$generation"`) {
+		// Generation 13's count is the mismatches that stand, which are counted each time.
+		if text := cmd.String(); strings.Contains(text, `"$group": {"_id": "$generation"`) && strings.Contains(text, `{"$numberLong":"5"}`) {
 			t.Errorf("the finished generations were counted again: %s", cmd)
 		}
 	}
