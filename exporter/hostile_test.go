@@ -92,13 +92,13 @@ func TestInvalidUTF8InDocumentsKeepsTheScrapeWhole(t *testing.T) {
 		parseExposition(t, body)
 		for _, want := range []string{
 			`mongosync_up{migration="orders",mongosync="m"} 1`,
-			`migration_verifier_up{verifier="v"} 1`,
+			`migration_verifier_up{migration="",verifier="v"} 1`,
 			`oplog_collector_metadata_up{metadata="central"} 1`,
 			"oplog_collector_status{metadata=\"central\",source_cluster=\"prod\uFFFD\",status=\"running\"} 1",
 			`oplog_collector_status{metadata="central",source_cluster="ok",status="other"} 1`,
-			`migration_verifier_tasks{status="other",type="verifyDocuments",verifier="v"} 1`,
-			"migration_verifier_namespace_mismatched{namespace=\"shop.\uFFFD\",verifier=\"v\"} 1",
-			"migration_verifier_change_events_total{cluster_role=\"source\",op_type=\"upd\uFFFD\",verifier=\"v\"} 7",
+			`migration_verifier_tasks{migration="",status="other",type="verifyDocuments",verifier="v"} 1`,
+			"migration_verifier_namespace_mismatched{migration=\"\",namespace=\"shop.\uFFFD\",verifier=\"v\"} 1",
+			"migration_verifier_change_events_total{cluster_role=\"source\",migration=\"\",op_type=\"upd\uFFFD\",verifier=\"v\"} 7",
 			`mongosync_exporter_target_panics_total{collector="verifier"} 0`,
 		} {
 			if !strings.Contains(body, want) {
@@ -151,13 +151,13 @@ func TestMalformedTaskCostsOnlyThatTask(t *testing.T) {
 				want := `
 # HELP migration_verifier_malformed_tasks Verification tasks left out of every figure because their type or status is not a string; each is logged.
 # TYPE migration_verifier_malformed_tasks gauge
-migration_verifier_malformed_tasks{verifier="hostile"} 2
+migration_verifier_malformed_tasks{migration="",verifier="hostile"} 2
 # HELP migration_verifier_up Whether the verifier's metadata database was readable (1) or not (0). A database that does not exist yet (not started, or dropped by --clean) is readable.
 # TYPE migration_verifier_up gauge
-migration_verifier_up{verifier="hostile"} 1
-# HELP migration_verifier_documents_compared Documents compared in the current generation (finished verifyDocuments tasks).
+migration_verifier_up{migration="",verifier="hostile"} 1
+# HELP migration_verifier_documents_compared Documents compared in the current generation: finished verifyDocuments tasks, plus the tasks in progress as the verifier's API reports them.
 # TYPE migration_verifier_documents_compared gauge
-migration_verifier_documents_compared{verifier="hostile"} 800
+migration_verifier_documents_compared{migration="",verifier="hostile"} 800
 `
 				if err := testutil.CollectAndCompare(c, strings.NewReader(want), "migration_verifier_up", "migration_verifier_malformed_tasks", "migration_verifier_documents_compared"); err != nil {
 					t.Fatal(err)
@@ -203,8 +203,8 @@ func TestDataCannotMakeUnboundedSeries(t *testing.T) {
 	omitted := `
 # HELP migration_verifier_change_event_types_omitted Operation types of the change reader's eventCounts left out of migration_verifier_change_events_total by change_event_type_limit.
 # TYPE migration_verifier_change_event_types_omitted gauge
-migration_verifier_change_event_types_omitted{cluster_role="destination",verifier="many"} 0
-migration_verifier_change_event_types_omitted{cluster_role="source",verifier="many"} 49951
+migration_verifier_change_event_types_omitted{cluster_role="destination",migration="",verifier="many"} 0
+migration_verifier_change_event_types_omitted{cluster_role="source",migration="",verifier="many"} 49951
 `
 	if err := testutil.CollectAndCompare(collectorOf(verifier), strings.NewReader(omitted), "migration_verifier_change_event_types_omitted"); err != nil {
 		t.Error(err)

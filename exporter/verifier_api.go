@@ -15,9 +15,18 @@ type verifierProgress struct {
 	Phase              *string                          `json:"phase"`
 	Generation         *float64                         `json:"generation"`
 	Error              json.RawMessage                  `json:"error"`
+	GenerationStats    *verifierGenerationStats         `json:"generationStats"`
 	SrcChangeStats     *verifierChangeStats             `json:"srcChangeStats"`
 	DstChangeStats     *verifierChangeStats             `json:"dstChangeStats"`
 	LongestDocMismatch *struct{ DurationSecs *float64 } `json:"longestDocMismatch"`
+}
+
+// verifierGenerationStats is the current generation's progress as the verifier counts it:
+// its finished tasks, plus what each worker has compared of the task it is running
+// (getComparisonStatistics in summary.go), which only the verifier's memory holds.
+type verifierGenerationStats struct {
+	DocsCompared     *float64 `json:"docsCompared"`
+	SrcBytesCompared *float64 `json:"srcBytesCompared"`
 }
 
 type verifierChangeStats struct {

@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // Task types and statuses the verifier writes.
@@ -71,7 +73,8 @@ type task struct {
 	key       taskKey
 	namespace string // "" when absent or not a string
 	sums      taskSums
-	malformed bool // left out of every figure: its type or status is not a string
+	begin     *float64 // begin_time, when the verifier last picked it; nil when absent
+	malformed bool     // left out of every figure: its type or status is not a string
 	// unfinished is whether the verifier may still change it: added or processing.
 	unfinished bool
 	problem    string // what is wrong with it, for the log; "" when nothing
@@ -82,7 +85,7 @@ type task struct {
 var taskProjection = bson.D{
 	{Key: "type", Value: 1}, {Key: "status", Value: 1}, {Key: "query_filter.namespace", Value: 1},
 	{Key: "documents_count", Value: 1}, {Key: "found_source_documents_count", Value: 1},
-	{Key: "source_bytes_count", Value: 1}, {Key: "source_documents_count", Value: 1},
+	{Key: "source_bytes_count", Value: 1}, {Key: "source_documents_count", Value: 1}, {Key: "begin_time", Value: 1},
 }
 
 // decodeTask reads one task. A task whose type or status is not a string is malformed,
@@ -96,6 +99,9 @@ func decodeTask(doc bson.Raw) (t task, problem string, ok bool) {
 	t.id = doc.Lookup("_id")
 	if t.id.Type == 0 {
 		return t, "a task without _id", false
+	}
+	if v := doc.Lookup("begin_time"); v.Type == bson.TypeDateTime {
+		t.begin = timeSeconds(v)
 	}
 	status, _ := doc.Lookup("status").StringValueOK()
 	t.unfinished = status == statusAdded || status == statusProcessing
@@ -162,6 +168,21 @@ func decodeGeneration(doc bson.Raw) (generation int64, version *float64, problem
 		version = &v
 	}
 	return generation, version, problem
+}
+
+// decodeTokenTime reads the cluster time up to which a change reader's saved resume
+// token has read: a change stream's {_data} (its KeyString starts with the time), or the
+// oplog reader's {ts} (oplog.ResumeToken). nil for anything else.
+func decodeTokenTime(doc bson.Raw) *float64 {
+	token, ok := doc.Lookup("token").DocumentOK()
+	if !ok {
+		return nil
+	}
+	if ts, ok := oplogstore.TokenTime(bson.Raw(token)); ok {
+		seconds := float64(ts.T)
+		return &seconds
+	}
+	return timeSeconds(token.Lookup("ts"))
 }
 
 // decodeEventCounts reads a change reader's document: which cluster it reads, and its

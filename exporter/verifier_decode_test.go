@@ -73,7 +73,7 @@ func FuzzVerifierDocuments(f *testing.F) {
 			}
 		}
 		out := newBatch(&scraperStats{})
-		target.emitMetadata(emitter{out: out, labels: []string{"v"}}, m)
+		target.emitMetadata(emitter{out: out, labels: []string{"", "v"}}, m, nil)
 		for _, metric := range out.metrics {
 			var pb dto.Metric
 			if err := metric.Write(&pb); err != nil {

@@ -9,24 +9,29 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// recheckTotal is the documents rechecked in generations 1 to before-1 of database,
-// which are all finished.
+// recheckTotal is the documents rechecked in generations 1 to before-1, which are all
+// finished.
 type recheckTotal struct {
-	database string
-	before   int64
-	done     float64
+	before int64
+	done   float64
 }
 
 // readRechecks sums the documents rechecked in every generation after the first (the
-// verifier's totalRechecksDone): the finished generations once, the current one from
-// its task sums. It also finds the cluster time of the newest recheck on each side.
+// verifier's totalRechecksDone, countAllRechecks in progress.go): the finished
+// generations once, the current one from its task sums. That sum goes down when the
+// verifier deletes finished recheck tasks as it starts again (reset.go): what is
+// reported as a counter adds back what they held, so that it never goes down within a
+// verification and goes on counting what is rechecked. It also finds the cluster time of
+// the newest change a finished recheck task covered on each side, as the verifier recalls
+// it when it starts (recallLastRecheckedOpTimes, check.go) and advances it as each task
+// finishes.
 func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
 	if m.generation > 0 {
 		from := int64(1)
 		total := r.rechecks
 		switch {
-		case total == nil || total.database != m.database || total.before > m.generation:
-			total = &recheckTotal{database: m.database, before: 1}
+		case total == nil || total.before > m.generation:
+			total = &recheckTotal{before: 1}
 		default:
 			from = total.before
 		}
@@ -35,7 +40,7 @@ func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m
 			if err != nil {
 				return err
 			}
-			total = &recheckTotal{database: m.database, before: m.generation, done: total.done + done}
+			total = &recheckTotal{before: m.generation, done: total.done + done}
 		}
 		r.rechecks = total
 		done := total.done
@@ -52,11 +57,22 @@ func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m
 		zero := 0.0
 		m.rechecksDone = &zero
 	}
+	if *m.rechecksDone < r.rechecksLast {
+		r.rechecksRemoved += r.rechecksLast - *m.rechecksDone
+	}
+	r.rechecksLast = *m.rechecksDone
+	reported := *m.rechecksDone + r.rechecksRemoved
+	m.rechecksReported = &reported
 
 	m.lastRechecked = map[string]*float64{}
 	tasks := db.Collection(tasksCollection)
 	for role, field := range map[string]string{"source": "srctimestamp", "destination": "dsttimestamp"} {
-		raw, err := tasks.FindOne(ctx, bson.D{{Key: field, Value: bson.D{{Key: "$type", Value: "timestamp"}}}},
+		raw, err := tasks.FindOne(ctx, bson.D{
+			{Key: "generation", Value: bson.D{{Key: "$gt", Value: 0}}},
+			{Key: "type", Value: taskVerifyDocuments},
+			{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{statusCompleted, statusFailed}}}},
+			{Key: field, Value: bson.D{{Key: "$type", Value: "timestamp"}}},
+		},
 			options.FindOne().SetSort(bson.D{{Key: field, Value: -1}}).SetProjection(bson.D{{Key: field, Value: 1}})).Raw()
 		if err == mongo.ErrNoDocuments {
 			continue

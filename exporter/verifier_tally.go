@@ -3,19 +3,29 @@ package exporter
 // Running totals of the current generation's tasks, so that a scrape reads what can
 // still change rather than every task of the generation again.
 //
-// What the verifier does to its tasks (docs/migration-verifier.md; migration-verifier's
-// ResetInProgressTasks and FindNextVerifyTaskAndUpdate, internal/verifier/): it
-// inserts a task as added, a worker sets it to processing, then to completed, failed or
-// mismatch, with its counts, and never changes it again. On a restart it sets the
-// processing tasks back to added; it deletes tasks in two cases only: every task when
-// the primary task is unfinished (the initial check starts over), and the
-// verifyDocuments tasks of a namespace whose verifyCollection task was processing (that
-// namespace's partitioning starts over). Task _ids are ObjectIds made by the verifier
-// as it inserts them, so they grow with the time of insertion.
+// What migration-verifier v0.2.1 does to its tasks (docs/migration-verifier.md; in its
+// internal/verifier/: verification_task.go, check.go, reset.go): it inserts a task as
+// added, a worker sets it to processing, then to completed, failed or mismatch, with its
+// counts, and never changes a finished task again. Task _ids are ObjectIds made as the
+// task is inserted (or, for a recheck task, made a moment before), so they grow with the
+// time of insertion. It deletes tasks only when it starts again (ResetInProgressTasks),
+// and only these:
+//   - the primary task unfinished: every other task (handleIncompletePrimary). The
+//     primary task then stays added for good, and generations go on;
+//   - a generation-0 verifyCollection task processing: the verifyDocuments tasks of its
+//     namespace (resetCollectionTasksIfNeeded);
+//   - a processRecheckQueue task processing: every verifyDocuments task of its
+//     generation, which it then creates again (resetProcessRecheckQueueTasksIfNeeded);
 //
-// So a finished task is "sealed" (added to the totals and never read again) unless it
-// is a verifyDocuments task of a namespace whose verifyCollection task is unfinished;
-// those, and unfinished tasks, are "watched": read at every scrape. A scrape reads:
+// and --clean drops the whole database (the reader then starts every cache again).
+//
+// So a finished task is "sealed" (added to the totals and never read again) unless the
+// verifier may still delete it: a verifyDocuments task while the generation's
+// processRecheckQueue task is unfinished, or while its namespace's generation-0
+// verifyCollection task is unfinished. Those, and unfinished tasks, are "watched": read
+// at every scrape. While the primary task is unfinished, a restart deletes every task of
+// every generation at once: the reader then watches the oldest task, and starts every
+// figure of the tasks again when it changes (readTasks). A scrape reads:
 //   - the unfinished tasks (the index {generation, type, status} selects them);
 //   - the recent tasks, _id from recentFrom on (the _id index): a task inserted and
 //     finished between two scrapes is never seen unfinished, and an ObjectId made just
@@ -25,20 +35,20 @@ package exporter
 //     recentWindow (the _id holds the time it was made, by the verifier's clock);
 //   - by _id, the watched tasks that left the unfinished set: they finished, or were
 //     deleted.
-// A new generation, a new primary task (the database was recreated) or another database
-// starts the totals again from one aggregation of the finished tasks on the server. The
-// totals are kept only while the primary task is finished and at most maxWatched tasks
-// are watched or recent; otherwise the generation is summed on the server, as before.
+// A new generation starts the totals again from one aggregation of the finished tasks on
+// the server. The totals are kept while at most maxWatched tasks are watched or recent;
+// otherwise the generation is summed on the server.
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // recentWindow is how long after a scrape the tasks it saw as newest are read again.
@@ -54,11 +64,9 @@ var maxWatched = 20_000
 // now is the clock of recentWindow, for tests to drive.
 var now = time.Now
 
-// taskTally is the running totals of one generation of one database.
+// taskTally is the running totals of one generation of one verification.
 type taskTally struct {
-	database   string
 	generation int64
-	primaryID  string // idKey of the primary task: a new one means a new verification
 
 	sealed          map[taskKey]taskSums
 	sealedNS        namespaceStates
@@ -70,6 +78,9 @@ type taskTally struct {
 	recentFrom bson.ObjectID
 	newest     bson.ObjectID // the largest task _id seen
 	marks      []mark        // newest, as seen at each scrape of the last recentWindow
+	// sealedBegin is the newest begin_time of the sealed tasks (a finished task keeps
+	// the time it was picked).
+	sealedBegin *float64
 }
 
 type mark struct {
@@ -87,19 +98,17 @@ func before(a, b bson.ObjectID) bool {
 	return bytes.Compare(a[:], b[:]) < 0
 }
 
-// readTally fills m.tasks (and, for generation 0, m.namespaces) from the running totals,
-// bringing them up to date. ok is false when totals cannot be kept now: the caller sums
-// the generation on the server.
-func (r *verifierReader) readTally(ctx context.Context, db *mongo.Database, m *verifierMetadata) (ok bool, err error) {
-	tasks := db.Collection(tasksCollection)
-	unfinished, primary, err := readUnfinished(ctx, tasks, m)
-	if err != nil || unfinished == nil || (primary != nil && primary.key.unfinished()) {
-		r.tally = nil // too many to watch, or the initial check may start over
-		return false, err
+// readTally fills m.tasks and m.namespaces from the running totals, bringing them up to
+// date. ok is false when totals cannot be kept now (unfinished is nil when there are too
+// many to watch): the caller sums the generation on the server.
+func (r *verifierReader) readTally(ctx context.Context, tasks *mongo.Collection, m *verifierMetadata, primary *task, unfinished []task) (ok bool, err error) {
+	if unfinished == nil {
+		r.tally = nil
+		return false, nil
 	}
 	t := r.tally
-	if t == nil || t.database != m.database || t.generation != m.generation || t.primaryID != primaryKey(primary) {
-		if t, err = startTally(ctx, tasks, m, primary, unfinished); err != nil || t == nil {
+	if t == nil || t.generation != m.generation {
+		if t, err = startTally(ctx, tasks, m, unfinished); err != nil || t == nil {
 			r.tally = nil
 			return false, err
 		}
@@ -174,26 +183,20 @@ func readUnfinished(ctx context.Context, coll *mongo.Collection, m *verifierMeta
 
 // startTally sums the generation's finished tasks on the server, but for the recent
 // ones, the unfinished ones and those not yet sealable, which the tally reads itself.
-func startTally(ctx context.Context, coll *mongo.Collection, m *verifierMetadata, primary *task, unfinished []task) (*taskTally, error) {
+func startTally(ctx context.Context, coll *mongo.Collection, m *verifierMetadata, unfinished []task) (*taskTally, error) {
 	t := &taskTally{
-		database: m.database, generation: m.generation, primaryID: primaryKey(primary),
-		sealed: map[taskKey]taskSums{}, sealedNS: namespaceStates{},
+		generation: m.generation,
+		sealed:     map[taskKey]taskSums{}, sealedNS: namespaceStates{},
 		watched: map[string]bson.RawValue{}, counted: map[string]bool{},
 	}
-	raw, err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: "objectId"}}}},
-		options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}}).SetProjection(bson.D{{Key: "_id", Value: 1}})).Raw()
-	switch {
-	case err == mongo.ErrNoDocuments:
-	case err != nil:
-		return nil, fmt.Errorf("finding the newest task: %w", err)
-	default:
-		t.newest = raw.Lookup("_id").ObjectID()
+	var err error
+	if t.newest, err = newestTaskID(ctx, coll); err != nil {
+		return nil, err
 	}
 	// The tasks whose _ids were made in the last recentWindow, by this clock: the
 	// verifier's, which stamped the _ids, agrees with it within seconds when both hosts
 	// keep time (NTP), far less than recentWindow.
 	t.recentFrom = bson.NewObjectIDFromTimestamp(now().Add(-recentWindow))
-	unsealable := unsealableNamespaces(unfinished)
 	var unfinishedIDs bson.A
 	for _, u := range unfinished {
 		unfinishedIDs = append(unfinishedIDs, u.id)
@@ -207,38 +210,74 @@ func startTally(ctx context.Context, coll *mongo.Collection, m *verifierMetadata
 		{Key: "status", Value: bson.D{{Key: "$nin", Value: unfinishedStatuses}}},
 		{Key: "_id", Value: bson.D{{Key: "$lt", Value: t.recentFrom}, {Key: "$nin", Value: unfinishedIDs}}},
 	}
-	notSealable := bson.D{{Key: "type", Value: taskVerifyDocuments}, {Key: "query_filter.namespace", Value: bson.D{{Key: "$in", Value: unsealable}}}}
-	byNamespace := m.verdict == m.generation // generation 0: its namespaces are the verdict's
-	g, err := readTaskGroups(ctx, coll.Database(), append(finishedBefore, bson.E{Key: "$nor", Value: bson.A{notSealable}}), byNamespace, &t.sealedProblems)
+	held := holdsOf(unfinished, m.generation).filter()
+	sealable := finishedBefore
+	if held != nil {
+		sealable = append(slices.Clip(finishedBefore), bson.E{Key: "$nor", Value: bson.A{held}})
+	}
+	g, err := readTaskGroups(ctx, coll.Database(), sealable, true, &t.sealedProblems)
 	if err != nil {
 		return nil, err
 	}
 	t.sealed, t.sealedNS, t.sealedMalformed = g.sums, g.namespaces, g.malformed
-	if len(unsealable) > 0 {
-		held, err := selectTasks(ctx, coll, append(finishedBefore, notSealable...), maxWatched+1)
+	if t.sealedBegin, err = lastBegin(ctx, coll, sealable); err != nil {
+		return nil, err
+	}
+	if held != nil {
+		found, err := selectTasks(ctx, coll, append(slices.Clip(finishedBefore), held...), maxWatched+1)
 		if err != nil {
 			return nil, err
 		}
-		if len(held)+len(unfinished) > maxWatched {
+		if len(found)+len(unfinished) > maxWatched {
 			return nil, nil
 		}
-		for _, h := range held {
+		for _, h := range found {
 			t.watched[idKey(h.id)] = h.id
 		}
 	}
 	return t, nil
 }
 
-// unsealableNamespaces are those whose verifyCollection task is unfinished: the
-// verifier deletes their verifyDocuments tasks if it restarts now.
-func unsealableNamespaces(tasks []task) bson.A {
-	namespaces := bson.A{}
+// taskHolds tells which finished tasks of the current generation the verifier deletes if
+// it starts again now: every verifyDocuments task while the generation's
+// processRecheckQueue task is unfinished, and those of the namespaces whose generation-0
+// verifyCollection task is unfinished.
+type taskHolds struct {
+	allDocuments bool
+	namespaces   map[string]bool
+}
+
+// holdsOf derives the holds from the generation's unfinished tasks (or any superset).
+func holdsOf(tasks []task, generation int64) taskHolds {
+	h := taskHolds{namespaces: map[string]bool{}}
 	for _, t := range tasks {
-		if !t.malformed && t.key.Type == taskVerifyCollection && t.unfinished && t.namespace != "" {
-			namespaces = append(namespaces, t.namespace)
+		if t.malformed || !t.unfinished {
+			continue
+		}
+		switch {
+		case t.key.Type == taskProcessRecheckQueue:
+			h.allDocuments = true
+		case t.key.Type == taskVerifyCollection && generation == 0 && t.namespace != "":
+			h.namespaces[t.namespace] = true
 		}
 	}
-	return namespaces
+	return h
+}
+
+func (h taskHolds) holds(t task) bool {
+	return !t.malformed && t.key.Type == taskVerifyDocuments && (h.allDocuments || h.namespaces[t.namespace])
+}
+
+// filter selects the held tasks among finished ones; nil when none is held.
+func (h taskHolds) filter() bson.D {
+	documents := bson.E{Key: "type", Value: taskVerifyDocuments}
+	switch {
+	case h.allDocuments:
+		return bson.D{documents}
+	case len(h.namespaces) > 0:
+		return bson.D{documents, {Key: "query_filter.namespace", Value: bson.D{{Key: "$in", Value: slices.Sorted(maps.Keys(h.namespaces))}}}}
+	}
+	return nil
 }
 
 // update brings the totals up to date and fills m from them.
@@ -279,19 +318,15 @@ func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, m *verif
 		}
 	}
 
-	unsealable := map[string]bool{}
-	for _, s := range seen {
-		if !s.malformed && s.key.Type == taskVerifyCollection && s.unfinished && s.namespace != "" {
-			unsealable[s.namespace] = true
-		}
-	}
+	holds := holdsOf(slices.Collect(maps.Values(seen)), m.generation)
+	var currentBegin *float64
 	current := map[taskKey]taskSums{}
 	currentNS := namespaceStates{}
 	watched := map[string]bson.RawValue{}
 	for key, s := range seen {
 		recentID := isRecent(s.id, t.recentFrom)
 		switch {
-		case s.unfinished || (!s.malformed && s.key.Type == taskVerifyDocuments && unsealable[s.namespace]):
+		case s.unfinished || holds.holds(s):
 			m.problems.add(s.problem)
 			if s.malformed {
 				m.malformed++
@@ -299,6 +334,7 @@ func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, m *verif
 				current[s.key] = current[s.key].plus(s.sums)
 				currentNS.add(s.key, s.namespace, 1)
 			}
+			currentBegin = newer(currentBegin, s.begin)
 			watched[key] = s.id
 		case recentID && t.counted[key]: // sealed at an earlier scrape
 		default:
@@ -312,6 +348,7 @@ func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, m *verif
 			if recentID {
 				t.counted[key] = true
 			}
+			t.sealedBegin = newer(t.sealedBegin, s.begin)
 		}
 		if oid, ok := s.id.ObjectIDOK(); ok && before(t.newest, oid) {
 			t.newest = oid
@@ -334,15 +371,11 @@ func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, m *verif
 	}
 	m.malformed += t.sealedMalformed
 	m.problems.addAll(t.sealedProblems)
-	if m.verdict == m.generation {
-		m.namespaces = namespaceStates{}
-		for _, part := range []namespaceStates{t.sealedNS, currentNS} {
-			for name, s := range part {
-				n := m.namespaces[name]
-				m.namespaces[name] = namespaceState{n.pending + s.pending, n.finished + s.finished, n.mismatched + s.mismatched}
-			}
-		}
-	}
+	m.namespaces = namespaceStates{}
+	m.namespaces.addAll(t.sealedNS)
+	m.namespaces.addAll(currentNS)
+	m.newestTask = objectIDSeconds(t.newest)
+	m.lastBegin = newer(t.sealedBegin, currentBegin)
 	return true, nil
 }
 

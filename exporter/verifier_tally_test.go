@@ -11,16 +11,22 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/mongotest"
 	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
 
-// fakeVerifier changes a metadata database as migration-verifier does (see the comment
-// of taskTally): it inserts tasks, picks them, finishes them, restarts (processing tasks
-// back to added; a namespace whose partitioning was under way starts over), inserts a
-// task whose _id it made a while before, starts new generations, and drops everything
-// (--clean). Its clock, which stamps the _ids it makes, moves on 20 s per step.
+// fakeVerifier changes a metadata database as migration-verifier v0.2.1 does (see the
+// comment of taskTally): it inserts tasks, picks them, finishes them (recording the
+// mismatches of a failed one), retries a task (deleting its mismatches), restarts
+// (vf.Fixture.Restart: the reset rules of reset.go), inserts a task whose _id it made a
+// while before, starts new generations (each with a processRecheckQueue task that
+// creates the recheck tasks while workers already run them), is cleaned (--clean: the
+// database dropped and created again within the step, and the new verification possibly
+// several generations on before the next scrape), and crashes before its primary task
+// is finished (which then stays added for good while generations go on). Its clock,
+// which stamps the _ids it makes, moves on 20 s per step.
 type fakeVerifier struct {
 	t          *testing.T
 	db         *mongo.Database
@@ -29,6 +35,8 @@ type fakeVerifier struct {
 	counter    uint64
 	generation int32
 	namespaces int
+	stuck      bool // the primary task stays added: no namespace tasks
+	starts     int
 	late       []vf.Task // made, to be inserted at a later step
 }
 
@@ -52,14 +60,28 @@ func (v *fakeVerifier) id() bson.ObjectID {
 
 func (v *fakeVerifier) tasks() *mongo.Collection { return v.db.Collection("verification_tasks") }
 
+// start begins a verification on a clean database (CheckDriver, check.go): the primary
+// task, the namespaces' verifyCollection tasks, the primary task finished, then the
+// generation document. A crash before the primary task is finished, and a restart, leave
+// the primary task added and delete the rest: the verifier goes on without namespaces.
 func (v *fakeVerifier) start() {
-	v.generation = 0
-	v.late = nil
-	v.must(v.fixture().Generation(context.Background(), 0))
-	v.must(v.fixture().Tasks(context.Background(), vf.Task{ID: v.id(), Type: vf.TaskPrimary, Status: vf.StatusCompleted}))
+	ctx := context.Background()
+	v.must(v.fixture().Clean(ctx))
+	v.generation, v.namespaces, v.late, v.stuck = 0, 0, nil, false
+	v.starts++
+	primary := v.id()
+	v.must(v.fixture().Tasks(ctx, vf.Task{ID: primary, Type: vf.TaskPrimary, Status: vf.StatusAdded}))
 	for range 3 {
 		v.addNamespace()
 	}
+	if v.starts%2 == 0 { // every other verification
+		v.must(v.fixture().Restart(ctx))
+		v.stuck = true
+	} else {
+		_, err := v.tasks().UpdateOne(ctx, bson.D{{Key: "_id", Value: primary}}, bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: vf.StatusCompleted}}}})
+		v.must(err)
+	}
+	v.must(v.fixture().Generation(ctx, 0))
 }
 
 func (v *fakeVerifier) addNamespace() {
@@ -85,22 +107,114 @@ func (v *fakeVerifier) set(doc bson.Raw, update bson.D) {
 	v.must(err)
 }
 
+var picked = func(at time.Time) bson.D {
+	return bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: vf.StatusProcessing}, {Key: "begin_time", Value: bson.NewDateTimeFromTime(at)}}}}
+}
+
+// mismatches records n mismatches found by a task, of varied kinds.
+func (v *fakeVerifier) mismatches(doc bson.Raw, n int) {
+	typ := doc.Lookup("type").StringValue()
+	ns, _ := doc.Lookup("query_filter", "namespace").StringValueOK()
+	var ms []vf.Mismatch
+	for i := range n {
+		m := vf.Mismatch{Generation: v.generation, TaskType: typ, TaskID: doc.Lookup("_id").ObjectID(), ID: i, Cluster: "dstClient", Namespace: ns}
+		switch v.rng.IntN(3) {
+		case 0:
+			m.Details = "Missing"
+		case 1:
+			m.Details, m.Cluster = "Missing", "srcClient"
+		default:
+			m.Field, m.Details = "total", "Mismatch"
+		}
+		ms = append(ms, m)
+	}
+	v.must(v.fixture().Mismatches(context.Background(), ms...))
+}
+
+// finish finishes a task with its counts (UpdateVerificationTask); a failed one has
+// recorded its mismatches before.
 func (v *fakeVerifier) finish(doc bson.Raw) {
 	status := vf.StatusCompleted
-	if v.rng.IntN(5) == 0 {
-		status = vf.StatusFailed
-	}
-	if doc.Lookup("type").StringValue() == vf.TaskVerifyCollection && v.rng.IntN(4) == 0 {
+	switch typ := doc.Lookup("type").StringValue(); {
+	case typ == vf.TaskProcessRecheckQueue:
+	case typ == vf.TaskVerifyCollection && v.rng.IntN(4) == 0:
 		status = vf.StatusMismatch
+		v.mismatches(doc, 1)
+	case v.rng.IntN(5) == 0:
+		status = vf.StatusFailed
+		v.mismatches(doc, 1+v.rng.IntN(3))
 	}
 	v.set(doc, bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: status},
 		{Key: "found_source_documents_count", Value: int64(v.rng.IntN(1000))}, {Key: "source_bytes_count", Value: int64(v.rng.IntN(100_000))}}}})
 }
 
-// exists tells whether a task of the current generation matches filter.
-func (v *fakeVerifier) exists(filter bson.D) bool {
-	_, ok := v.one(filter)
-	return ok
+// states returns the type and status pairs of the current generation's tasks.
+func (v *fakeVerifier) states() map[[2]string]bool {
+	cursor, err := v.tasks().Find(context.Background(), bson.D{{Key: "generation", Value: v.generation}},
+		options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "status", Value: 1}}))
+	v.must(err)
+	var docs []bson.Raw
+	v.must(cursor.All(context.Background(), &docs))
+	states := map[[2]string]bool{}
+	for _, d := range docs {
+		states[[2]string{d.Lookup("type").StringValue(), d.Lookup("status").StringValue()}] = true
+	}
+	return states
+}
+
+// recheckTask is a recheck task as a processRecheckQueue task creates it.
+func (v *fakeVerifier) recheckTask(i int) vf.Task {
+	at := v.clock.Add(-time.Duration(v.rng.IntN(60)) * time.Second)
+	return vf.Task{ID: v.id(), Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Generation: v.generation,
+		Namespace: fmt.Sprintf("db.c%d", 1+i%max(1, v.namespaces)), IDs: []int{1, 2}, Documents: 2, SrcTS: at, DstTS: at.Add(-time.Second)}
+}
+
+// nextGeneration ends the generation (every task finished) and starts the next: its
+// processRecheckQueue task when something is to be rechecked, now and then a
+// verifyCollection task of a namespace whose metadata mismatched, then the generation
+// document.
+func (v *fakeVerifier) nextGeneration() {
+	ctx := context.Background()
+	v.generation++
+	var tasks []vf.Task
+	if v.rng.IntN(4) > 0 {
+		tasks = append(tasks, vf.Task{ID: v.id(), Type: vf.TaskProcessRecheckQueue, Status: vf.StatusAdded, Generation: v.generation})
+	}
+	if v.namespaces > 0 && v.rng.IntN(5) == 0 {
+		tasks = append(tasks, vf.Task{ID: v.id(), Type: vf.TaskVerifyCollection, Status: vf.StatusAdded, Generation: v.generation,
+			Namespace: fmt.Sprintf("db.c%d", 1+v.rng.IntN(v.namespaces)), Documents: 100, Size: 1000})
+	}
+	if len(tasks) > 0 {
+		v.must(v.fixture().Tasks(ctx, tasks...))
+	}
+	_, err := v.db.Collection("generation").UpdateOne(ctx, bson.D{}, bson.D{{Key: "$set", Value: bson.D{{Key: "generation", Value: v.generation}}}})
+	v.must(err)
+}
+
+// fastForward runs generations to their end within one step, as a small verification
+// does between two scrapes.
+func (v *fakeVerifier) fastForward(generations int) {
+	ctx := context.Background()
+	for range generations {
+		for {
+			doc, ok := v.one(bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{vf.StatusAdded, vf.StatusProcessing}}}}})
+			if !ok {
+				break
+			}
+			v.set(doc, picked(v.clock))
+			switch doc.Lookup("type").StringValue() {
+			case vf.TaskVerifyCollection:
+				if v.generation == 0 {
+					ns := doc.Lookup("query_filter", "namespace").StringValue()
+					v.must(v.fixture().Tasks(ctx, vf.Task{ID: v.id(), Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Namespace: ns}))
+				}
+			case vf.TaskProcessRecheckQueue:
+				v.must(v.fixture().Tasks(ctx, v.recheckTask(0), v.recheckTask(1)))
+			}
+			v.finish(doc)
+		}
+		v.nextGeneration()
+	}
 }
 
 // action is one thing the verifier may do now, with how often it does it.
@@ -114,12 +228,19 @@ type action struct {
 func (v *fakeVerifier) step() string {
 	ctx := context.Background()
 	v.clock = v.clock.Add(20 * time.Second)
-	processing := bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: vf.StatusProcessing}, {Key: "begin_time", Value: bson.NewDateTimeFromTime(v.clock)}}}}
-	unfinished := bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{vf.StatusAdded, vf.StatusProcessing}}}}}
 	collAdded := bson.D{{Key: "type", Value: vf.TaskVerifyCollection}, {Key: "status", Value: vf.StatusAdded}}
 	collProcessing := bson.D{{Key: "type", Value: vf.TaskVerifyCollection}, {Key: "status", Value: vf.StatusProcessing}}
+	queueAdded := bson.D{{Key: "type", Value: vf.TaskProcessRecheckQueue}, {Key: "status", Value: vf.StatusAdded}}
+	queueProcessing := bson.D{{Key: "type", Value: vf.TaskProcessRecheckQueue}, {Key: "status", Value: vf.StatusProcessing}}
 	docsAdded := bson.D{{Key: "type", Value: vf.TaskVerifyDocuments}, {Key: "status", Value: vf.StatusAdded}}
-	anyProcessing := bson.D{{Key: "status", Value: vf.StatusProcessing}}
+	docsProcessing := bson.D{{Key: "type", Value: vf.TaskVerifyDocuments}, {Key: "status", Value: vf.StatusProcessing}}
+	states := v.states()
+	exists := func(typ, status string) bool { return states[[2]string{typ, status}] }
+	creating := exists(vf.TaskProcessRecheckQueue, vf.StatusProcessing) // recheck tasks being created
+	anyUnfinished := false
+	for state := range states {
+		anyUnfinished = anyUnfinished || state[1] == vf.StatusAdded || state[1] == vf.StatusProcessing
+	}
 	var actions []action
 	add := func(ok bool, name string, weight int, do func() string) {
 		if ok {
@@ -141,13 +262,16 @@ func (v *fakeVerifier) step() string {
 		}
 		return "late insert"
 	})
-	add(v.generation == 0 && v.namespaces < 12, "new namespace", 1, func() string { v.addNamespace(); return "new namespace" })
-	add(v.exists(collAdded), "pick", 1, func() string {
-		doc, _ := v.one(collAdded)
-		v.set(doc, processing)
-		return "verifyCollection picked"
+	add(v.generation == 0 && !v.stuck && v.namespaces < 12, "new namespace", 1, func() string { v.addNamespace(); return "new namespace" })
+	add(exists(vf.TaskVerifyCollection, vf.StatusAdded) || exists(vf.TaskProcessRecheckQueue, vf.StatusAdded), "pick", 1, func() string {
+		doc, ok := v.one(queueAdded) // picked first: the verifier sorts by type
+		if !ok {
+			doc, _ = v.one(collAdded)
+		}
+		v.set(doc, picked(v.clock))
+		return doc.Lookup("type").StringValue() + " picked"
 	})
-	add(v.exists(collProcessing), "partition", 4, func() string {
+	add(exists(vf.TaskVerifyCollection, vf.StatusProcessing) && v.generation == 0, "partition", 4, func() string {
 		doc, _ := v.one(collProcessing)
 		ns := doc.Lookup("query_filter", "namespace").StringValue()
 		var tasks []vf.Task
@@ -167,62 +291,84 @@ func (v *fakeVerifier) step() string {
 		}
 		return "partitioned"
 	})
-	add(v.exists(docsAdded), "pick", 3, func() string {
+	add(creating, "create rechecks", 4, func() string {
+		var tasks []vf.Task
+		for i := range 1 + v.rng.IntN(4) {
+			tasks = append(tasks, v.recheckTask(i))
+		}
+		if v.rng.IntN(3) == 0 { // made now, inserted in a later batch
+			v.late = append(v.late, tasks[0])
+			tasks = tasks[1:]
+		}
+		if len(tasks) > 0 {
+			v.must(v.fixture().Tasks(ctx, tasks...))
+		}
+		if v.rng.IntN(4) == 0 && len(v.late) == 0 {
+			doc, _ := v.one(queueProcessing)
+			v.finish(doc)
+			return "rechecks created, processRecheckQueue finished"
+		}
+		return "rechecks created"
+	})
+	add(exists(vf.TaskVerifyDocuments, vf.StatusAdded), "pick", 3, func() string {
 		doc, _ := v.one(docsAdded)
-		v.set(doc, processing)
+		v.set(doc, picked(v.clock))
 		return "verifyDocuments picked"
 	})
-	add(v.exists(anyProcessing), "finish", 4, func() string {
-		doc, _ := v.one(anyProcessing)
+	add(exists(vf.TaskVerifyDocuments, vf.StatusProcessing) || exists(vf.TaskVerifyCollection, vf.StatusProcessing) && v.generation > 0, "finish", 4, func() string {
+		doc, ok := v.one(docsProcessing)
+		if !ok {
+			doc, _ = v.one(collProcessing)
+		}
 		v.finish(doc)
 		return "finished"
 	})
-	add(v.generation > 0 || v.exists(collProcessing), "quick task", 2, func() string {
-		ns := "db.recheck"
-		if doc, ok := v.one(collProcessing); ok {
-			ns = doc.Lookup("query_filter", "namespace").StringValue()
+	add(exists(vf.TaskVerifyDocuments, vf.StatusProcessing), "retry", 1, func() string {
+		doc, _ := v.one(docsProcessing)
+		v.mismatches(doc, 2) // found by the attempt that failed
+		v.must(v.fixture().Retry(ctx, v.generation, vf.TaskVerifyDocuments, doc.Lookup("_id").ObjectID()))
+		return "task retried"
+	})
+	add(creating || v.generation == 0 && exists(vf.TaskVerifyCollection, vf.StatusProcessing), "quick task", 2, func() string {
+		task := v.recheckTask(0)
+		if doc, ok := v.one(collProcessing); ok && v.generation == 0 {
+			task = vf.Task{ID: task.ID, Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Namespace: doc.Lookup("query_filter", "namespace").StringValue()}
 		}
-		id := v.id()
-		v.must(v.fixture().Tasks(ctx, vf.Task{ID: id, Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Namespace: ns, Generation: v.generation, Documents: 2}))
-		raw, err := v.tasks().FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+		v.must(v.fixture().Tasks(ctx, task))
+		raw, err := v.tasks().FindOne(ctx, bson.D{{Key: "_id", Value: task.ID}}).Raw()
+		v.must(err)
+		v.set(raw, picked(v.clock))
+		raw, err = v.tasks().FindOne(ctx, bson.D{{Key: "_id", Value: task.ID}}).Raw()
 		v.must(err)
 		v.finish(raw)
 		return "quick task"
 	})
-	add(v.rng.IntN(3) == 0, "restart", 1, func() string {
-		_, err := v.tasks().UpdateMany(ctx, bson.D{{Key: "type", Value: vf.TaskVerifyDocuments}, {Key: "status", Value: vf.StatusProcessing}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: vf.StatusAdded}}}, {Key: "$unset", Value: bson.D{{Key: "begin_time", Value: 1}}}})
-		v.must(err)
-		cursor, err := v.tasks().Find(ctx, collProcessing)
-		v.must(err)
-		var colls []bson.Raw
-		v.must(cursor.All(ctx, &colls))
-		for _, c := range colls {
-			ns := c.Lookup("query_filter", "namespace").StringValue()
-			_, err := v.tasks().DeleteMany(ctx, bson.D{{Key: "type", Value: vf.TaskVerifyDocuments}, {Key: "query_filter.namespace", Value: ns}})
-			v.must(err)
-			v.set(c, bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: vf.StatusAdded}}}, {Key: "$unset", Value: bson.D{{Key: "begin_time", Value: 1}}}})
+	restartWeight := 1
+	if creating {
+		restartWeight = 3 // the rule R4 of docs/migration-verifier.md: its window is short
+	}
+	add(v.rng.IntN(3) == 0, "restart", restartWeight, func() string {
+		what := "restart"
+		switch {
+		case v.stuck:
+			what = "restart, primary task unfinished"
+		case creating:
+			what = "restart while creating rechecks"
+		case v.generation == 0 && exists(vf.TaskVerifyCollection, vf.StatusProcessing):
+			what = "restart while partitioning"
 		}
-		return fmt.Sprintf("restart (%d namespaces start over)", len(colls))
+		v.must(v.fixture().Restart(ctx))
+		v.late = nil // what the verifier had made and not inserted is gone with it
+		return what
 	})
-	add(!v.exists(unfinished) && len(v.late) == 0 && v.namespaces >= 12, "next generation", 1, func() string {
-		v.generation++
-		var rechecks []vf.Task
-		for i := range v.rng.IntN(6) {
-			rechecks = append(rechecks, vf.Task{ID: v.id(), Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Generation: v.generation,
-				Namespace: fmt.Sprintf("db.c%d", 1+i%v.namespaces), IDs: []int{1, 2}, Documents: 2})
-		}
-		if len(rechecks) > 0 {
-			v.must(v.fixture().Tasks(ctx, rechecks...))
-		}
-		_, err := v.db.Collection("generation").UpdateOne(ctx, bson.D{}, bson.D{{Key: "$set", Value: bson.D{{Key: "generation", Value: v.generation}}}})
-		v.must(err)
-		return fmt.Sprintf("generation %d", v.generation)
+	add(!anyUnfinished && len(v.late) == 0 && (v.namespaces >= 12 || v.stuck || v.generation > 0), "next generation", 1, func() string {
+		v.nextGeneration()
+		return "next generation"
 	})
-	add(v.generation > 3 && v.rng.IntN(10) == 0, "--clean", 1, func() string {
-		v.must(v.db.Drop(ctx))
-		v.namespaces = 0
+	add(v.generation > 2 && v.rng.IntN(8) == 0, "--clean", 1, func() string {
 		v.start()
+		n := v.rng.IntN(4)
+		v.fastForward(n)
 		return "--clean"
 	})
 	if overdue {
@@ -242,9 +388,11 @@ func (v *fakeVerifier) step() string {
 	panic("no action")
 }
 
-// The running totals equal a full recount on the server after every step of a verifier
-// that inserts, picks and finishes tasks, restarts, inserts late, moves to new
-// generations and is cleaned.
+// The figures kept from scrape to scrape equal those of a new reader that sums
+// everything on the server, after every step of a verifier that inserts, picks and
+// finishes tasks, retries them, restarts (with every rule of reset.go), inserts late,
+// creates recheck tasks while running them, moves to new generations, is cleaned and
+// crashes before its primary task is finished.
 func TestTallyEqualsFullRecount(t *testing.T) {
 	uri := mongotest.URI(t)
 	client := connectForFixtures(t, uri)
@@ -252,30 +400,32 @@ func TestTallyEqualsFullRecount(t *testing.T) {
 	t.Cleanup(func() { _ = db.Drop(context.Background()) })
 	v := &fakeVerifier{t: t, db: db, rng: rand.New(rand.NewPCG(1, 2)), clock: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
 	v.start()
+	var history []string
 	previousNow := now
 	now = func() time.Time { return v.clock }
 	t.Cleanup(func() { now = previousNow })
 
-	newReader := func() *verifierReader {
+	newClient := func() *mongoClient {
 		c := newMongoClient(verifierConfig("tally", uri, "").MongoURI, 10*time.Second)
 		t.Cleanup(c.close)
-		return newVerifierReader(c, "vf_tally", 0)
+		return c
 	}
-	tally := newReader()
-	recount := newReader()
+	newReader := func() *verifierReader { return newVerifierReader(newClient(), "vf_tally", 0) }
+	recountClient := newClient() // the recount's reader is new at each step, without caches
 	read := func(r *verifierReader, watched int) *verifierMetadata {
 		previous := maxWatched
 		maxWatched = watched
 		defer func() { maxWatched = previous }()
-		m, err := r.read(t.Context())
+		m, err := r.read(t.Context(), noAPI)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return m
 	}
+	tally := newReader()
+	const steps = 800
 	kept := 0
-	var history []string
-	for i := range 800 {
+	for i := range steps {
 		history = append(history, v.step())
 		// The exporter restarts (the totals start over), now and then, and often while a
 		// task the verifier made is not inserted yet.
@@ -283,29 +433,64 @@ func TestTallyEqualsFullRecount(t *testing.T) {
 			tally = newReader()
 			history = append(history, "exporter restart")
 		}
-		got, want := read(tally, 1000), read(recount, 0)
+		got, want := read(tally, 1000), read(newVerifierReader(recountClient, "vf_tally", 0), 0)
 		if tally.tally != nil {
 			kept++
 		}
 		where := fmt.Sprintf("after step %d (last steps: %v)", i, history[max(0, len(history)-5):])
-		if !maps.Equal(got.tasks, want.tasks) {
-			t.Fatalf("%s: tasks\n%v\nrecount\n%v", where, got.tasks, want.tasks)
-		}
-		if !maps.Equal(got.namespaces, want.namespaces) {
-			t.Fatalf("%s: namespaces\n%v\nrecount\n%v", where, got.namespaces, want.namespaces)
-		}
-		if *got.rechecksDone != *want.rechecksDone || got.malformed != want.malformed {
-			t.Fatalf("%s: rechecks %v malformed %v, recount %v %v", where, *got.rechecksDone, got.malformed, *want.rechecksDone, want.malformed)
-		}
+		compareReads(t, where, got, want)
 	}
-	if kept < 700 {
-		t.Errorf("the running totals were kept at %d of 800 scrapes only", kept)
+	if kept < steps*7/8 {
+		t.Errorf("the running totals were kept at %d of %d scrapes only", kept, steps)
 	}
 	kinds := map[string]int{}
 	for _, h := range history {
 		kinds[h]++
 	}
-	t.Logf("tasks made %d, running totals at %d scrapes, steps %v", v.counter, kept, kinds)
+	t.Logf("tasks made %d, verifications %d, running totals at %d scrapes, steps %v", v.counter, v.starts, kept, kinds)
+	for _, rule := range []string{"restart while partitioning", "restart while creating rechecks", "restart, primary task unfinished", "task retried", "--clean", "late insert, finished"} {
+		if kinds[rule] == 0 {
+			t.Errorf("the simulated verifier never did %q", rule)
+		}
+	}
+}
+
+// compareReads fails the test when two reads of the same database differ in a figure.
+func compareReads(t *testing.T, where string, got, want *verifierMetadata) {
+	t.Helper()
+	fail := func(what string, got, want any) {
+		t.Helper()
+		t.Fatalf("%s: %s\n%v\nrecount\n%v", where, what, got, want)
+	}
+	value := func(p *float64) any {
+		if p == nil {
+			return nil
+		}
+		return *p
+	}
+	switch {
+	case !maps.Equal(got.tasks, want.tasks):
+		fail("tasks", got.tasks, want.tasks)
+	case !maps.Equal(got.initial, want.initial):
+		fail("generation 0", got.initial, want.initial)
+	case !maps.Equal(got.namespaces, want.namespaces):
+		fail("namespaces", got.namespaces, want.namespaces)
+	case value(got.rechecksDone) != value(want.rechecksDone) || got.malformed != want.malformed:
+		fail("rechecks, malformed", []any{value(got.rechecksDone), got.malformed}, []any{value(want.rechecksDone), want.malformed})
+	case !maps.Equal(got.mismatch, want.mismatch):
+		fail("mismatches", got.mismatch, want.mismatch)
+	case !maps.Equal(got.namespaceMismatches, want.namespaceMismatches):
+		fail("mismatches by namespace", got.namespaceMismatches, want.namespaceMismatches)
+	case !maps.Equal(got.generationMismatches, want.generationMismatches):
+		fail("mismatches by generation", got.generationMismatches, want.generationMismatches)
+	case value(got.lastRechecked["source"]) != value(want.lastRechecked["source"]) || value(got.lastRechecked["destination"]) != value(want.lastRechecked["destination"]):
+		fail("last rechecked", got.lastRechecked, want.lastRechecked)
+	case value(got.lastBegin) != value(want.lastBegin):
+		fail("last task picked", value(got.lastBegin), value(want.lastBegin))
+	case value(got.newestTask) == nil || value(want.newestTask) != nil && *got.newestTask < *want.newestTask:
+		// The totals remember the newest task seen, even if the verifier deleted it since.
+		fail("newest task", value(got.newestTask), value(want.newestTask))
+	}
 }
 
 // A steady scrape reads the unfinished and recent tasks, not the finished ones: after
@@ -328,7 +513,7 @@ func TestTallyReadsWhatCanChange(t *testing.T) {
 		commands.mu.Lock()
 		commands.returned = 0
 		commands.mu.Unlock()
-		if _, err := s.targets[0].reader.read(t.Context()); err != nil {
+		if _, err := s.targets[0].reader.read(t.Context(), noAPI); err != nil {
 			t.Fatal(err)
 		}
 		commands.mu.Lock()

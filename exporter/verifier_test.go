@@ -157,6 +157,7 @@ func finishedRun(f *metadataFixture) {
 }
 
 func stalledRun(f *metadataFixture) {
+	f.Now = fixtureTime.Add(-26 * time.Hour) // when it started; nothing has happened for 3 hours
 	f.generation(0).primary(vf.StatusCompleted).tasks(
 		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "big.blobs", Documents: 1e6, Size: 1 << 40, Begin: fixtureTime.Add(-26 * time.Hour)},
 		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusProcessing, Namespace: "big.blobs", Begin: fixtureTime.Add(-25 * time.Hour)},
@@ -242,17 +243,20 @@ func TestVerifierDatabaseDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `
-# HELP migration_verifier_phase Phase of the verification (state-set), from the metadata database, or from the API while the database is unreadable.
+# HELP migration_verifier_done Whether the verifier has finished (1): its API reports it idle after its final generation (the one after writesOff), whose tasks are all finished. 0 otherwise, and whenever the API is not configured or not read.
+# TYPE migration_verifier_done gauge
+migration_verifier_done{migration="",verifier="clean"} 0
+# HELP migration_verifier_phase Phase of the verification (state-set): the verifier's own from its API (idle: not running), else from the metadata database (check in generation 0, recheck after); not_started without a metadata database, initializing before its generation document.
 # TYPE migration_verifier_phase gauge
-migration_verifier_phase{phase="check",verifier="clean"} 0
-migration_verifier_phase{phase="idle",verifier="clean"} 0
-migration_verifier_phase{phase="initializing",verifier="clean"} 0
-migration_verifier_phase{phase="not_started",verifier="clean"} 1
-migration_verifier_phase{phase="other",verifier="clean"} 0
-migration_verifier_phase{phase="recheck",verifier="clean"} 0
+migration_verifier_phase{migration="",phase="check",verifier="clean"} 0
+migration_verifier_phase{migration="",phase="idle",verifier="clean"} 0
+migration_verifier_phase{migration="",phase="initializing",verifier="clean"} 0
+migration_verifier_phase{migration="",phase="not_started",verifier="clean"} 1
+migration_verifier_phase{migration="",phase="other",verifier="clean"} 0
+migration_verifier_phase{migration="",phase="recheck",verifier="clean"} 0
 # HELP migration_verifier_up Whether the verifier's metadata database was readable (1) or not (0). A database that does not exist yet (not started, or dropped by --clean) is readable.
 # TYPE migration_verifier_up gauge
-migration_verifier_up{verifier="clean"} 1
+migration_verifier_up{migration="",verifier="clean"} 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
@@ -316,10 +320,10 @@ func TestVerifierAPIErrorKeepsDatabaseSeries(t *testing.T) {
 	want := `
 # HELP migration_verifier_api_up Whether the verifier's GET /api/v1/progress answered without error (1) or not (0); only when api_url is configured.
 # TYPE migration_verifier_api_up gauge
-migration_verifier_api_up{verifier="apierr"} 0
+migration_verifier_api_up{migration="",verifier="apierr"} 0
 # HELP migration_verifier_up Whether the verifier's metadata database was readable (1) or not (0). A database that does not exist yet (not started, or dropped by --clean) is readable.
 # TYPE migration_verifier_up gauge
-migration_verifier_up{verifier="apierr"} 1
+migration_verifier_up{migration="",verifier="apierr"} 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "migration_verifier_up", "migration_verifier_api_up"); err != nil {
 		t.Fatal(err)
@@ -352,19 +356,19 @@ func TestVerifierNamespaceLimitAndFilter(t *testing.T) {
 	target.NamespaceInclude = `^db`
 	s, _ := newVerifierForTest(t, target)
 	want := `
-# HELP migration_verifier_namespace_mismatched Whether the namespace has a mismatch (1) or not (0) in the generation whose verdict is current; at most namespace_limit namespaces, mismatched first, filtered by namespace_include.
+# HELP migration_verifier_namespace_mismatched Whether the namespace has a mismatch (1) or not (0) in the current generation; at most namespace_limit namespaces, mismatched first, filtered by namespace_include.
 # TYPE migration_verifier_namespace_mismatched gauge
-migration_verifier_namespace_mismatched{namespace="db0.coll",verifier="many"} 0
-migration_verifier_namespace_mismatched{namespace="db4.coll",verifier="many"} 1
-migration_verifier_namespace_mismatched{namespace="db5.coll",verifier="many"} 1
-# HELP migration_verifier_namespaces Namespaces by verdict in the generation whose verdict is current.
+migration_verifier_namespace_mismatched{migration="",namespace="db0.coll",verifier="many"} 0
+migration_verifier_namespace_mismatched{migration="",namespace="db4.coll",verifier="many"} 1
+migration_verifier_namespace_mismatched{migration="",namespace="db5.coll",verifier="many"} 1
+# HELP migration_verifier_namespaces Namespaces of the current generation by verdict: mismatched, complete (its document tasks finished), in_progress.
 # TYPE migration_verifier_namespaces gauge
-migration_verifier_namespaces{status="complete",verifier="many"} 4
-migration_verifier_namespaces{status="in_progress",verifier="many"} 1
-migration_verifier_namespaces{status="mismatched",verifier="many"} 2
+migration_verifier_namespaces{migration="",status="complete",verifier="many"} 4
+migration_verifier_namespaces{migration="",status="in_progress",verifier="many"} 1
+migration_verifier_namespaces{migration="",status="mismatched",verifier="many"} 2
 # HELP migration_verifier_namespaces_omitted Namespaces left out of migration_verifier_namespace_mismatched by namespace_limit or namespace_include.
 # TYPE migration_verifier_namespaces_omitted gauge
-migration_verifier_namespaces_omitted{verifier="many"} 4
+migration_verifier_namespaces_omitted{migration="",verifier="many"} 4
 `
 	if err := testutil.CollectAndCompare(collectorOf(s), strings.NewReader(want),
 		"migration_verifier_namespace_mismatched", "migration_verifier_namespaces", "migration_verifier_namespaces_omitted"); err != nil {
@@ -492,7 +496,7 @@ func TestVerifierNamespaceAggregationIsCached(t *testing.T) {
 	if n := commands.namespaceScans(); n != 1 {
 		t.Fatalf("3 scrapes within the refresh interval grouped by namespace %d times, want 1", n)
 	}
-	s.targets[0].reader.namespaces.refresh = 0 // every scrape is past the interval
+	s.targets[0].reader.refresh = 0 // every scrape is past the interval
 	testutil.CollectAndCount(collectorOf(s))
 	if n := commands.namespaceScans(); n != 2 {
 		t.Fatalf("a scrape past the refresh interval did not group again (%d)", n)
@@ -528,7 +532,7 @@ func TestVerifierLongestMismatchFromAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := newBatch(&scraperStats{})
-	emitVerifierAPI(emitter{out: out, labels: []string{"v"}}, p)
+	emitVerifierAPI(emitter{out: out, labels: []string{"", "v"}}, p)
 	var got []string
 	for _, m := range out.metrics {
 		got = append(got, fmt.Sprintf("%s=%v", m.Desc(), testutil.ToFloat64(constCollector{m})))
@@ -537,3 +541,6 @@ func TestVerifierLongestMismatchFromAPI(t *testing.T) {
 		t.Fatalf("emitted %v, want the longest mismatch at 3600.5 s", got)
 	}
 }
+
+// noAPI stands for a verifier read without its API.
+func noAPI() *verifierProgress { return nil }

@@ -333,14 +333,14 @@ func TestServesMetrics(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.yml")
 	writeConfig(t, cfg, standIn.URL)
 	t.Setenv("TEST_METADATA_URI", uri)
-	extra := "  verifiers:\n    - name: orders-verify\n      uri: ${TEST_METADATA_URI}\n  collector_metadata:\n    - name: central\n      uri: ${TEST_METADATA_URI}\n"
+	extra := "  verifiers:\n    - name: orders-verify\n      migration: orders\n      uri: ${TEST_METADATA_URI}\n  collector_metadata:\n    - name: central\n      uri: ${TEST_METADATA_URI}\n"
 	appendFile(t, cfg, extra)
 	p := start(t, "--config.file", cfg)
 	body := p.metrics(t)
 	for _, want := range []string{
-		`migration_verifier_up{verifier="orders-verify"} 1`,
-		`migration_verifier_phase{phase="recheck",verifier="orders-verify"} 1`,
-		`migration_verifier_mismatches{kind="missing_on_destination",verifier="orders-verify"} 1`,
+		`migration_verifier_up{migration="orders",verifier="orders-verify"} 1`,
+		`migration_verifier_phase{migration="orders",phase="recheck",verifier="orders-verify"} 1`,
+		`migration_verifier_mismatches{kind="missing_on_destination",migration="orders",verifier="orders-verify"} 1`,
 		`oplog_collector_metadata_up{metadata="central"} 1`,
 		`oplog_collector_status{metadata="central",source_cluster="prod",status="running"} 1`,
 		`mongosync_exporter_collector_success{collector="verifier"} 1`,

@@ -163,6 +163,9 @@ const (
 type Verifier struct {
 	// Name identifies the verifier; unique. It becomes the `verifier` label.
 	Name string `yaml:"name"`
+	// Migration names the migration the verifier checks, as the mongosync entries do; it
+	// becomes the `migration` label of every series of this verifier (empty when unset).
+	Migration string `yaml:"migration"`
 	// MongoURI locates the metadata cluster (the verifier's --metaURI).
 	MongoURI `yaml:",inline"`
 	// Database is the metadata database (--metaDBName). Empty: detect the default of

@@ -41,6 +41,8 @@ func TestLoadGood(t *testing.T) {
 		got, want any
 	}{
 		{"verifier uri from the environment", string(vs[0].URI), "mongodb://verifier:s3cret@meta0:27017/?replicaSet=meta"},
+		{"verifier migration", vs[0].Migration, "orders"},
+		{"verifier migration optional", vs[1].Migration, ""},
 		{"verifier api_url default port", vs[0].APIURL, "http://verifier-host:27020"},
 		{"verifier default timeout", vs[0].Timeout, DefaultMongoTimeout},
 		{"verifier default namespace limit", *vs[0].NamespaceLimit, DefaultNamespaceLimit},

@@ -5,7 +5,9 @@
 package verifierfixture
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -32,7 +34,8 @@ type Fixture struct {
 	// Version is the metadataversion: 7 when 0. Before 7 the tasks carry one
 	// source_documents_count instead of documents_count and found_source_documents_count.
 	Version int32
-	// Now anchors the times the fixture makes up (mismatch histories, change tokens).
+	// Now anchors the times the fixture makes up (task _ids made for it, mismatch
+	// histories, change tokens); the zero time stands for the clock's.
 	Now time.Time
 }
 
@@ -43,10 +46,12 @@ func (f Fixture) version() int32 {
 	return f.Version
 }
 
-// Generation writes the generation document.
+// Generation writes the generation document. The verifier upserts it without an _id
+// (persistGenerationWhileLocked, generation.go), so the server gives it an ObjectId the
+// first time, at the start of a verification; later generations replace its fields and
+// keep that _id.
 func (f Fixture) Generation(ctx context.Context, generation int32) error {
 	_, err := f.DB.Collection("generation").InsertOne(ctx, bson.D{
-		{Key: "_id", Value: "generation"},
 		{Key: "generation", Value: generation},
 		{Key: "metadataversion", Value: f.version()},
 		{Key: "sourcechangereaderopt", Value: "changeStream"},
@@ -77,16 +82,32 @@ func (f Fixture) Tasks(ctx context.Context, tasks ...Task) error {
 	return err
 }
 
+// newID makes an ObjectId as the verifier does when it inserts a document, with the
+// time at (unless zero).
+func newID(at time.Time) bson.ObjectID {
+	id := bson.NewObjectID()
+	if !at.IsZero() {
+		binary.BigEndian.PutUint32(id[:4], uint32(at.Unix()))
+	}
+	return id
+}
+
 func (f Fixture) taskDoc(tk Task) bson.D {
 	id := tk.ID
-	if id.IsZero() {
-		id = bson.NewObjectID()
+	if id.IsZero() { // inserted when it was picked, or now
+		id = newID(cmp.Or(tk.Begin, f.Now))
 	}
 	doc := bson.D{{Key: "_id", Value: id}, {Key: "type", Value: tk.Type}, {Key: "status", Value: tk.Status}}
 	if tk.Type == TaskPrimary { // one document, no generation
 		return doc
 	}
 	doc = append(doc, bson.E{Key: "generation", Value: tk.Generation})
+	if tk.Type == TaskProcessRecheckQueue { // upserted with its generation, type and status only
+		if !tk.Begin.IsZero() {
+			doc = append(doc, bson.E{Key: "begin_time", Value: bson.NewDateTimeFromTime(tk.Begin)})
+		}
+		return doc
+	}
 	if tk.IDs != nil {
 		ids := bson.A{}
 		for _, id := range tk.IDs {
@@ -137,7 +158,8 @@ func (f Fixture) taskDoc(tk Task) bson.D {
 type Mismatch struct {
 	Generation     int32
 	TaskType       string
-	ID             any // the document's _id, an index name or "spec"
+	TaskID         bson.ObjectID // the task that found it; zero: a new one
+	ID             any           // the document's _id, an index name or "spec"
 	Field, Details string
 	Cluster        string // srcClient or dstClient
 	Namespace      string
@@ -150,11 +172,15 @@ func (f Fixture) Mismatches(ctx context.Context, ms ...Mismatch) error {
 	}
 	docs := make([]any, 0, len(ms))
 	for _, m := range ms {
+		taskID := m.TaskID
+		if taskID.IsZero() {
+			taskID = bson.NewObjectID()
+		}
 		docs = append(docs, bson.D{
 			{Key: "_id", Value: bson.NewObjectID()},
 			{Key: "generation", Value: m.Generation},
 			{Key: "taskType", Value: m.TaskType},
-			{Key: "taskID", Value: bson.NewObjectID()},
+			{Key: "taskID", Value: taskID},
 			{Key: "detail", Value: bson.D{
 				{Key: "id", Value: m.ID},
 				{Key: "field", Value: m.Field},
@@ -162,8 +188,7 @@ func (f Fixture) Mismatches(ctx context.Context, ms ...Mismatch) error {
 				{Key: "namespace", Value: m.Namespace},
 				{Key: "cluster", Value: m.Cluster},
 				{Key: "mismatchHistory", Value: bson.D{{Key: "first", Value: bson.NewDateTimeFromTime(f.Now.Add(-time.Hour))}, {Key: "durationMS", Value: int64(3_600_000)}}},
-				{Key: "srctimestamp", Value: bson.Timestamp{T: uint32(f.Now.Unix()), I: 1}},
-				{Key: "dsttimestamp", Value: nil},
+				{Key: "srctimestamp", Value: bson.Timestamp{T: uint32(f.Now.Unix()), I: 1}}, // dsttimestamp: omitted when none
 			}},
 		})
 	}
