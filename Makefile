@@ -95,12 +95,14 @@ clean: ## Remove built binaries and release tarballs.
 
 # Demo stack (docker-compose.yml, files in deploy/): MongoDB replica sets, mongosync,
 # migration-verifier, both binaries, Prometheus, Alertmanager and Grafana. Needs Docker with
-# the compose plugin. mongosync is downloaded from MongoDB under MongoDB's license terms:
-# MONGOSYNC_ACCEPT_LICENSE=yes says you accept them.
+# the compose plugin (deploy/demo/docker-preflight.sh says what is missing). mongosync is
+# downloaded from MongoDB under MongoDB's license terms: MONGOSYNC_ACCEPT_LICENSE=yes says
+# you accept them.
 COMPOSE ?= docker compose
 
 .PHONY: demo
-demo: ## Start the demo stack (needs MONGOSYNC_ACCEPT_LICENSE=yes); Grafana on :3000.
+demo: ## Start the demo stack (needs Docker and MONGOSYNC_ACCEPT_LICENSE=yes); Grafana on :3000.
+	@COMPOSE='$(COMPOSE)' sh deploy/demo/docker-preflight.sh
 	@if [ "$(MONGOSYNC_ACCEPT_LICENSE)" != yes ]; then \
 	  echo "The demo downloads mongosync, which MongoDB distributes under its own license terms."; \
 	  echo "Read them, then run: make demo MONGOSYNC_ACCEPT_LICENSE=yes"; \
@@ -112,4 +114,5 @@ demo: ## Start the demo stack (needs MONGOSYNC_ACCEPT_LICENSE=yes); Grafana on :
 
 .PHONY: demo-down
 demo-down: ## Stop the demo stack and delete its data volumes.
+	@COMPOSE='$(COMPOSE)' sh deploy/demo/docker-preflight.sh
 	$(COMPOSE) down --volumes --remove-orphans
