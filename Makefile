@@ -35,6 +35,16 @@ run: build ## Run mongosync_exporter on config.yml (CONFIG=file for another), on
 run-collector: build ## Run oplog_collector on config.yml (its collector: section), on :9783.
 	./oplog_collector --config.file=$(CONFIG)
 
+# The local demo (internal/demo): test MongoDB servers, a simulated migration, both
+# binaries, and Prometheus and Alertmanager when installed. DEMO_FLAGS passes flags to it
+# (./demo-local --help). The demo program is built next to the binaries.
+DEMO_FLAGS ?=
+
+.PHONY: demo-local
+demo-local: build ## A live local migration with both binaries on test servers; only Go needed. Ctrl-C stops it.
+	$(GO) build -o ./demo-local ./internal/demo/cmd/demo-local
+	./demo-local $(DEMO_FLAGS)
+
 .PHONY: test
 test: ## Run every test (race detector on) and short fuzzing passes of the parsers of what servers and databases send.
 	$(GO) test -race -count=1 ./...
@@ -88,8 +98,8 @@ release: ## Cross-compile release tarballs for linux amd64 and arm64, with sha25
 	@cat $(DIST)/sha256sums.txt
 
 .PHONY: clean
-clean: ## Remove built binaries and release tarballs.
-	rm -f $(BINARIES) $(DIST)/$(RELEASE_NAME)-*.tar.gz $(DIST)/sha256sums.txt
+clean: ## Remove built binaries (the demo's too) and release tarballs.
+	rm -f $(BINARIES) demo-local $(DIST)/$(RELEASE_NAME)-*.tar.gz $(DIST)/sha256sums.txt
 	rm -rf $(DIST)/.stage
 	@if [ -d $(DIST) ]; then rmdir $(DIST) 2>/dev/null || true; fi
 
