@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 var tcpTarget = regexp.MustCompile(`/dev/tcp/127\.0\.0\.1/(\d+)\b`)
@@ -68,24 +66,4 @@ func TestComposeHealthChecksAskReadiness(t *testing.T) {
 	if err := run(collectorCheck, collector); err == nil {
 		t.Error("the collector's health check passes while its only source cannot be reached")
 	}
-}
-
-// startBinary runs one of the project's binaries until the test ends and returns the
-// address it listens on.
-func startBinary(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(binary(t, name), args...)
-	logs := &testsupport.LogBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s:\n%s", name, logs)
-		}
-	})
-	return listeningAddress(t, logs)
 }
