@@ -97,6 +97,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		d.printf("Stopped everything the demo started, and removed %s.\n", d.dir)
 	}()
 	if err := d.startAll(ctx); err != nil {
+		if ctx.Err() != nil { // stopped while starting: not a failure
+			return nil
+		}
 		return err
 	}
 	d.printLive()
@@ -185,7 +188,7 @@ func (d *demo) startSimulations(ctx context.Context) error {
 	}()
 
 	mux := http.NewServeMux()
-	mux.Handle("/mongosync/", http.StripPrefix("/mongosync", &Mongosync{clock: d.clock, sourceHost: d.host("source"), destinationHost: d.host("destination")}))
+	mux.Handle("/mongosync/", http.StripPrefix("/mongosync", &mongosync{clock: d.clock, sourceHost: d.host("source"), destinationHost: d.host("destination")}))
 	for _, script := range verifiers {
 		v := newVerifier(script, destination.Database(script.database), d.clock, d.load, d.event, d.start)
 		v.advance(ctx, time.Now())
@@ -280,7 +283,7 @@ func (d *demo) startChild(name, bin string, args ...string) (*child, error) {
 
 // awaitReady waits until the child's /-/ready answers 200.
 func (d *demo) awaitReady(ctx context.Context, c *child) error {
-	url := "http://" + c.address + "/-/ready"
+	url := "http://" + c.addr() + "/-/ready"
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		status, body := get(ctx, url)
@@ -334,7 +337,7 @@ func (d *demo) startPrometheus(ctx context.Context) error {
 			"--cluster.listen-address="); err != nil {
 			return err
 		}
-		d.alertmgrAddr = d.alertmgr.address
+		d.alertmgrAddr = d.alertmgr.addr()
 	}
 	rules, err := filepath.Abs(filepath.Join(d.opts.RepoDir, "alerts", "*.yml"))
 	if err != nil {
@@ -349,7 +352,7 @@ func (d *demo) startPrometheus(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := prometheusConfig(d.exporter.address, d.collector.address, promAddr, d.alertmgrAddr, rules)
+	cfg, err := prometheusConfig(d.exporter.addr(), d.collector.addr(), promAddr, d.alertmgrAddr, rules)
 	if err != nil {
 		return err
 	}
@@ -417,8 +420,8 @@ func (d *demo) awaitScraped(ctx context.Context) error {
 
 func (d *demo) printLive() {
 	d.printf("\nThe demo is live (%s after it started). Open:\n", time.Since(d.start).Round(100*time.Millisecond))
-	d.printf("  mongosync_exporter  http://%s/metrics\n", d.exporter.address)
-	d.printf("  oplog_collector     http://%s/metrics\n", d.collector.address)
+	d.printf("  mongosync_exporter  http://%s/metrics\n", d.exporter.addr())
+	d.printf("  oplog_collector     http://%s/metrics\n", d.collector.addr())
 	if d.prometheus != nil {
 		d.printf("  Prometheus          %s\n", graphURL(d.promAddr))
 		d.printf("    the key graphs:")
@@ -431,7 +434,7 @@ func (d *demo) printLive() {
 	if d.alertmgr != nil {
 		d.printf("  Alertmanager        http://%s\n", d.alertmgrAddr)
 	}
-	d.printf("  oplog_collector status --collector.url http://%s   (the capture, from the command line)\n", d.collector.address)
+	d.printf("  oplog_collector status --collector.url http://%s   (the capture, from the command line)\n", d.collector.addr())
 	d.printf("Logs and configuration: %s. Ctrl-C stops everything.\n\n", d.dir)
 }
 

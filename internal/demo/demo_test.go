@@ -91,7 +91,7 @@ func value(t *testing.T, text, s string) float64 {
 func TestMongosyncWalksTheMigration(t *testing.T) {
 	at := func(t *testing.T, d time.Duration) string {
 		t.Helper()
-		m := &Mongosync{clock: &clock{base: time.Now().Add(-d)}, sourceHost: "127.0.0.1:1", destinationHost: "127.0.0.1:2"}
+		m := &mongosync{clock: &clock{base: time.Now().Add(-d)}, sourceHost: "127.0.0.1:1", destinationHost: "127.0.0.1:2"}
 		srv := httptest.NewServer(http.StripPrefix("/mongosync", m))
 		defer srv.Close()
 		var section strings.Builder

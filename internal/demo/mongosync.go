@@ -84,13 +84,13 @@ type embeddedVerifier struct {
 	Phase                  string `json:"phase"`
 }
 
-// Mongosync answers every scripted instance's progress requests.
-type Mongosync struct {
+// mongosync answers every scripted instance's progress requests.
+type mongosync struct {
 	clock                       *clock
 	sourceHost, destinationHost string // host:port of the clusters, for directionMapping
 }
 
-func (m *Mongosync) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (m *mongosync) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	for _, in := range instances {
 		if in.name == name && rest == "api/v1/progress" && r.Method == http.MethodGet {
@@ -179,7 +179,7 @@ func (in instanceScript) copied(t time.Duration) float64 {
 	return fraction(t-copyStart, in.copyEnd-copyStart)
 }
 
-func (m *Mongosync) progress(in instanceScript, t time.Duration) progress {
+func (m *mongosync) progress(in instanceScript, t time.Duration) progress {
 	ph := in.phase(t)
 	p := progress{State: "RUNNING"}
 	switch ph {

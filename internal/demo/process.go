@@ -28,6 +28,13 @@ type child struct {
 	tail    []byte // the end of its output, for errors
 }
 
+// addr is where the child listens ("" until it has said so).
+func (c *child) addr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.address
+}
+
 // listeningOn is the line the exporter toolkit logs (the project's daemons, Prometheus,
 // Alertmanager) once it listens.
 var listeningOn = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
@@ -96,9 +103,7 @@ func (c *child) failure() error {
 func (c *child) listenAddress(timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		c.mu.Lock()
-		addr := c.address
-		c.mu.Unlock()
+		addr := c.addr()
 		switch {
 		case addr != "":
 			return addr, nil
