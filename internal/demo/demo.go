@@ -21,7 +21,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -65,7 +64,8 @@ type demo struct {
 	sims    *http.Server
 	simAddr string
 	load    *load
-	cancel  context.CancelFunc // stops the load and the simulations
+	simCtx  context.Context    // the load's, the simulations' and the narration's
+	cancel  context.CancelFunc // ends simCtx
 	wg      sync.WaitGroup
 
 	children               []*child // in start order
@@ -106,7 +106,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		d.narrate(ctx)
+		d.narrate(d.simCtx)
 	}()
 	return d.watch(ctx)
 }
@@ -178,8 +178,10 @@ func (d *demo) startSimulations(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.cancel = cancel
+	// The simulations outlive ctx: they run until the programs reading them have
+	// stopped (stop ends them).
+	d.simCtx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	simCtx := d.simCtx
 	d.load = &load{every: 50 * time.Millisecond}
 	d.wg.Add(1)
 	go func() {
@@ -279,143 +281,6 @@ func (d *demo) startChild(name, bin string, args ...string) (*child, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// awaitReady waits until the child's /-/ready answers 200.
-func (d *demo) awaitReady(ctx context.Context, c *child) error {
-	url := "http://" + c.addr() + "/-/ready"
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		status, body := get(ctx, url)
-		switch {
-		case status == http.StatusOK:
-			return nil
-		case c.exited():
-			return c.failure()
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case time.Now().After(deadline):
-			return fmt.Errorf("%s is not ready after two minutes: %s %s; the end of its log (%s):\n%s", c.name, url, body, c.logPath, indent(c.lastLines(15)))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// get returns a GET's status and body (0 and the error when it fails).
-func get(ctx context.Context, url string) (int, string) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err.Error()
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, strings.TrimSpace(string(body))
-}
-
-// startPrometheus starts Alertmanager and Prometheus when they are installed, and waits
-// until Prometheus has scraped both daemons.
-func (d *demo) startPrometheus(ctx context.Context) error {
-	prometheus, err := exec.LookPath("prometheus")
-	if err != nil {
-		d.printf("  Prometheus: not installed (Debian: apt-get install prometheus prometheus-alertmanager; or https://prometheus.io/download/).\n" +
-			"    Without it the demo runs the rest; scrape the two daemons below yourself.\n")
-		return nil
-	}
-	alertmanager, err := lookPathAny("prometheus-alertmanager", "alertmanager") // Debian's name, then upstream's
-	if err != nil {
-		d.printf("  Alertmanager: not installed (Debian: apt-get install prometheus-alertmanager); alerts show in Prometheus only.\n")
-	} else {
-		if d.alertmgr, err = d.startChild("alertmanager", alertmanager,
-			"--config.file="+filepath.Join(d.opts.RepoDir, "deploy", "alertmanager", "alertmanager.yml"),
-			"--storage.path="+filepath.Join(d.dir, "alertmanager"), "--web.listen-address="+d.opts.AlertmanagerAddress,
-			"--cluster.listen-address="); err != nil {
-			return err
-		}
-		d.alertmgrAddr = d.alertmgr.addr()
-	}
-	rules, err := filepath.Abs(filepath.Join(d.opts.RepoDir, "alerts", "*.yml"))
-	if err != nil {
-		return err
-	}
-	if matches, _ := filepath.Glob(rules); len(matches) == 0 {
-		return fmt.Errorf("no rule files %s: give --repo the repository's directory", rules)
-	}
-	// Prometheus scrapes itself, so it must know its address before it starts: take a
-	// free port when asked for any.
-	promAddr, err := resolvePort(d.opts.PrometheusAddress)
-	if err != nil {
-		return err
-	}
-	cfg, err := prometheusConfig(d.exporter.addr(), d.collector.addr(), promAddr, d.alertmgrAddr, rules)
-	if err != nil {
-		return err
-	}
-	configFile := filepath.Join(d.dir, "prometheus.yml")
-	if err := os.WriteFile(configFile, cfg, 0o600); err != nil {
-		return err
-	}
-	if d.prometheus, err = d.startChild("prometheus", prometheus, "--config.file="+configFile,
-		"--storage.tsdb.path="+filepath.Join(d.dir, "prometheus"), "--web.listen-address="+promAddr); err != nil {
-		return err
-	}
-	d.promAddr = promAddr
-	if err := d.awaitReady(ctx, d.prometheus); err != nil {
-		return err
-	}
-	return d.awaitScraped(ctx)
-}
-
-func lookPathAny(names ...string) (string, error) {
-	var err error
-	for _, name := range names {
-		var path string
-		if path, err = exec.LookPath(name); err == nil {
-			return path, nil
-		}
-	}
-	return "", err
-}
-
-// resolvePort replaces port 0 with a free port.
-func resolvePort(address string) (string, error) {
-	host, port, err := net.SplitHostPort(address)
-	if err != nil || port != "0" {
-		return address, err
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// awaitScraped waits until Prometheus has scraped both daemons successfully.
-func (d *demo) awaitScraped(ctx context.Context) error {
-	url := "http://" + d.promAddr + `/api/v1/query?query=count(up{job=~"mongosync_exporter|oplog_collector"}==1)`
-	deadline := time.Now().Add(time.Minute)
-	for {
-		status, body := get(ctx, url)
-		if status == http.StatusOK && strings.Contains(body, `"2"]`) {
-			return nil
-		}
-		if d.prometheus.exited() {
-			return d.prometheus.failure()
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the demo's Prometheus has not scraped both daemons within a minute (see its targets page, http://%s/targets): %s", d.promAddr, body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 func (d *demo) printLive() {

@@ -2,9 +2,11 @@ package demo
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -140,4 +142,41 @@ func indent(text string) string {
 		b.WriteString("    " + line + "\n")
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// awaitReady waits until the child's /-/ready answers 200.
+func (d *demo) awaitReady(ctx context.Context, c *child) error {
+	url := "http://" + c.addr() + "/-/ready"
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		status, body := get(ctx, url)
+		switch {
+		case status == http.StatusOK:
+			return nil
+		case c.exited():
+			return c.failure()
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case time.Now().After(deadline):
+			return fmt.Errorf("%s is not ready after two minutes: %s %s; the end of its log (%s):\n%s", c.name, url, body, c.logPath, indent(c.lastLines(15)))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// get returns a GET's status and body (0 and the error when it fails).
+func get(ctx context.Context, url string) (int, string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, strings.TrimSpace(string(body))
 }
