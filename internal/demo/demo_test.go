@@ -199,6 +199,12 @@ func TestVerifierWalksItsGenerations(t *testing.T) {
 		t.Errorf("bytes to compare in generation 0: %v", v)
 	}
 
+	// Every partition is compared before generation 0 ends.
+	between := at(script.gen0End - 500*time.Millisecond)
+	if v := value(t, between, m("migration_verifier_phase", "phase", "idle")); v != 1 {
+		t.Errorf("generation 0 still has tasks to do as it ends: %v\n%s", v, between)
+	}
+
 	recheck := at(script.gen0End + 10*time.Second)
 	if v := value(t, recheck, m("migration_verifier_generation")); v != 1 {
 		t.Errorf("generation %v after the initial check", v)

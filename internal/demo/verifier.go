@@ -200,27 +200,30 @@ func (v *verifier) plan(c0 time.Time) []step {
 		}
 		return v.insert(ctx, f, partitions...)
 	})
-	// Four workers take the partitions in turn, each for a time that follows its size.
-	window := s.gen0End - s.gen0Start - 4*time.Second
-	var totalDocs int64
-	for _, ns := range s.namespaces {
-		totalDocs += ns.documents
-	}
+	// Four workers take the partitions in turn, each for a time that follows its size,
+	// the whole fitted between the metadata checks and the end of generation 0.
 	const workers = 4
-	free := make([]time.Duration, workers)
-	for i := range free {
-		free[i] = s.gen0Start + 4*time.Second
-	}
+	free := make([]int64, workers) // documents each worker has compared
+	spans := make([][2]int64, len(partitions))
 	seen := map[string]int{}
-	for i, p := range partitions {
+	nths := make([]int, len(partitions))
+	for i := range partitions {
 		ns := owners[i]
 		seen[ns.name]++
-		nth := seen[ns.name]
-		docs, bytes := ns.documents/int64(ns.partitions), ns.bytes/int64(ns.partitions)
+		nths[i] = seen[ns.name]
 		w := slices.Index(free, slices.Min(free))
-		begin := free[w]
-		end := begin + time.Duration(float64(window)*workers*float64(docs)/float64(totalDocs))
-		free[w] = end
+		spans[i] = [2]int64{free[w], free[w] + ns.documents/int64(ns.partitions)}
+		free[w] = spans[i][1]
+	}
+	first, window := s.gen0Start+4*time.Second, s.gen0End-s.gen0Start-5*time.Second
+	makespan := slices.Max(free)
+	at := func(work int64) time.Duration {
+		return first + time.Duration(float64(window)*float64(work)/float64(makespan))
+	}
+	for i, p := range partitions {
+		ns, nth := owners[i], nths[i]
+		docs, bytes := ns.documents/int64(ns.partitions), ns.bytes/int64(ns.partitions)
+		begin, end := at(spans[i][0]), at(spans[i][1])
 		add(begin, func(ctx context.Context, f vf.Fixture) error { return v.start(ctx, f, c0.Add(begin), p) })
 		add(end, func(ctx context.Context, f vf.Fixture) error {
 			if nth != ns.mismatchPartition {
