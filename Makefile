@@ -35,6 +35,16 @@ run: build ## Run mongosync_exporter on config.yml (CONFIG=file for another), on
 run-collector: build ## Run oplog_collector on config.yml (its collector: section), on :9783.
 	./oplog_collector --config.file=$(CONFIG)
 
+# The local demo (internal/demo): test MongoDB servers, a simulated migration, both
+# binaries, and Prometheus and Alertmanager when installed. DEMO_FLAGS passes flags to it
+# (./demo-local --help). The demo program is built next to the binaries.
+DEMO_FLAGS ?=
+
+.PHONY: demo-local
+demo-local: build ## A live local migration with both binaries on test servers; only Go needed. Ctrl-C stops it.
+	$(GO) build -o ./demo-local ./internal/demo/cmd/demo-local
+	./demo-local $(DEMO_FLAGS)
+
 .PHONY: test
 test: ## Run every test (race detector on) and short fuzzing passes of the parsers of what servers and databases send.
 	$(GO) test -race -count=1 ./...
@@ -88,19 +98,21 @@ release: ## Cross-compile release tarballs for linux amd64 and arm64, with sha25
 	@cat $(DIST)/sha256sums.txt
 
 .PHONY: clean
-clean: ## Remove built binaries and release tarballs.
-	rm -f $(BINARIES) $(DIST)/$(RELEASE_NAME)-*.tar.gz $(DIST)/sha256sums.txt
+clean: ## Remove built binaries (the demo's too) and release tarballs.
+	rm -f $(BINARIES) demo-local $(DIST)/$(RELEASE_NAME)-*.tar.gz $(DIST)/sha256sums.txt
 	rm -rf $(DIST)/.stage
 	@if [ -d $(DIST) ]; then rmdir $(DIST) 2>/dev/null || true; fi
 
 # Demo stack (docker-compose.yml, files in deploy/): MongoDB replica sets, mongosync,
 # migration-verifier, both binaries, Prometheus, Alertmanager and Grafana. Needs Docker with
-# the compose plugin. mongosync is downloaded from MongoDB under MongoDB's license terms:
-# MONGOSYNC_ACCEPT_LICENSE=yes says you accept them.
+# the compose plugin (deploy/demo/docker-preflight.sh says what is missing). mongosync is
+# downloaded from MongoDB under MongoDB's license terms: MONGOSYNC_ACCEPT_LICENSE=yes says
+# you accept them.
 COMPOSE ?= docker compose
 
 .PHONY: demo
-demo: ## Start the demo stack (needs MONGOSYNC_ACCEPT_LICENSE=yes); Grafana on :3000.
+demo: ## Start the demo stack (needs Docker and MONGOSYNC_ACCEPT_LICENSE=yes); Grafana on :3000.
+	@COMPOSE='$(COMPOSE)' sh deploy/demo/docker-preflight.sh
 	@if [ "$(MONGOSYNC_ACCEPT_LICENSE)" != yes ]; then \
 	  echo "The demo downloads mongosync, which MongoDB distributes under its own license terms."; \
 	  echo "Read them, then run: make demo MONGOSYNC_ACCEPT_LICENSE=yes"; \
@@ -112,4 +124,5 @@ demo: ## Start the demo stack (needs MONGOSYNC_ACCEPT_LICENSE=yes); Grafana on :
 
 .PHONY: demo-down
 demo-down: ## Stop the demo stack and delete its data volumes.
+	@COMPOSE='$(COMPOSE)' sh deploy/demo/docker-preflight.sh
 	$(COMPOSE) down --volumes --remove-orphans

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // binDir holds mongosync_exporter and oplog_collector built for this machine, once for
@@ -56,4 +58,24 @@ func helpText(t *testing.T, bin string, subcommand ...string) string {
 		t.Fatalf("%s %s --help: %v\n%s", bin, strings.Join(subcommand, " "), err, out)
 	}
 	return string(out)
+}
+
+// startBinary runs one of the project's binaries until the test ends and returns the
+// address it listens on.
+func startBinary(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary(t, name), args...)
+	logs := &testsupport.LogBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s:\n%s", name, logs)
+		}
+	})
+	return listeningAddress(t, logs)
 }

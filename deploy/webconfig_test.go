@@ -95,21 +95,8 @@ func TestWebConfigExampleServes(t *testing.T) {
 	if err := os.WriteFile(configFile, []byte("exporter: {}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	exporter := exec.Command(binary(t, "mongosync_exporter"), "--config.file="+configFile,
+	addr := startBinary(t, "mongosync_exporter", "--config.file="+configFile,
 		"--web.config.file="+webConfigFile, "--web.listen-address=127.0.0.1:0")
-	logs := &testsupport.LogBuffer{}
-	exporter.Stderr = logs
-	if err := exporter.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = exporter.Process.Kill()
-		_ = exporter.Wait()
-		if t.Failed() {
-			t.Logf("mongosync_exporter:\n%s", logs)
-		}
-	})
-	addr := listeningAddress(t, logs)
 
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool}}}
 	get := func(url, user, password string) (int, string) {

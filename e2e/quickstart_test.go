@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -112,7 +113,7 @@ func TestQuickStart(t *testing.T) {
 }
 
 // quickStartCommands returns the command lines of the first sh block of README.md's
-// "Quick start" section, without blank and comment-only lines.
+// "Quick start" section after the demo's, without blank and comment-only lines.
 func quickStartCommands(t *testing.T) []string {
 	t.Helper()
 	f, err := os.Open(readme)
@@ -134,7 +135,12 @@ func quickStartCommands(t *testing.T) []string {
 		case !inSection:
 		case strings.HasPrefix(line, "```"):
 			if inBlock {
-				return commands
+				// The demo's block is TestDemoLocal's (make demo-local runs until
+				// stopped): the commands to follow here are in the next one.
+				if !slices.Equal(commands, []string{demoLocalCommand}) {
+					return commands
+				}
+				commands = nil
 			}
 			inBlock = strings.TrimPrefix(line, "```") == "sh"
 		case inBlock:

@@ -1,10 +1,12 @@
-// Command mongosync_exporter serves Prometheus metrics about MongoDB migrations: the
-// progress of every configured mongosync instance, read at scrape time. Flags and
+// Command mongosync_exporter serves Prometheus metrics about MongoDB migrations, read at
+// scrape time: the progress of every configured mongosync instance, migration-verifier's
+// metadata (and API), and the oplog collectors' heartbeats. Flags and
 // wiring only; the work is in package exporter.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,6 +33,9 @@ import (
 
 const program = "mongosync_exporter"
 
+// description names what the exporter reads, for --help and the landing page.
+const description = "Prometheus exporter for MongoDB migrations: mongosync, migration-verifier, oplog collector heartbeats"
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -48,7 +53,9 @@ type flags struct {
 }
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*flags, error) {
-	app := kingpin.New(program, "Prometheus exporter for MongoDB migrations: reads every configured mongosync's progress at scrape time.")
+	app := kingpin.New(program, description+". At every scrape it reads what the config file's exporter: section lists: "+
+		"each mongosync's progress API, each migration-verifier's metadata database (and its API when api_url is set), "+
+		"and the oplog collectors' heartbeats in each central metadata database.")
 	app.UsageWriter(stdout).ErrorWriter(stderr)
 	app.HelpFlag.Short('h')
 	app.Version(version.Print(program))
@@ -106,7 +113,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	go reloader.ReloadOnSIGHUP(ctx)
 
-	handler, err := routes(f, exp, reg, reloader)
+	// Ready once a config is in force (the first load happens before serving) and
+	// until asked to stop.
+	ready := func() error {
+		if ctx.Err() != nil {
+			return httpserve.ErrShuttingDown
+		}
+		if !reloader.Loaded() {
+			return errors.New("no configuration loaded")
+		}
+		return nil
+	}
+	handler, err := routes(f, exp, reg, reloader, ready)
 	if err != nil {
 		level.Error(logger).Log("msg", "Cannot serve HTTP", "err", err)
 		return 1
@@ -133,10 +151,10 @@ func checkConfig(path string, exp *exporter.Exporter, stdout, stderr io.Writer) 
 	return 0
 }
 
-func routes(f *flags, exp *exporter.Exporter, reg *prometheus.Registry, reloader *config.Reloader) (http.Handler, error) {
+func routes(f *flags, exp *exporter.Exporter, reg *prometheus.Registry, reloader *config.Reloader, ready func() error) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle(f.telemetryPath, exp.Handler(reg, f.maxRequests))
 	mux.Handle("/-/reload", reloader)
-	err := httpserve.Routes(mux, program, "Prometheus exporter for MongoDB migrations: mongosync, migration-verifier, oplog collector heartbeats", f.telemetryPath)
+	err := httpserve.Routes(mux, program, description, f.telemetryPath, ready)
 	return mux, err
 }

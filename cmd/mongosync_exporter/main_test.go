@@ -451,3 +451,32 @@ func TestJSONLogFormatAndStartupFailure(t *testing.T) {
 		t.Fatalf("expected a JSON error log naming the file, got:\n%s", stderr)
 	}
 }
+
+// --help names everything the exporter reads, not only mongosync.
+func TestHelpNamesEverySource(t *testing.T) {
+	code, stdout, stderr := runBinary(t, "--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d\n%s", code, stderr)
+	}
+	intro, _, _ := strings.Cut(stdout, "Flags:")
+	intro = strings.Join(strings.Fields(intro), " ") // kingpin wraps the text
+	for _, source := range []string{"mongosync's progress API", "migration-verifier's metadata database", "oplog collectors' heartbeats"} {
+		if !strings.Contains(intro, source) {
+			t.Errorf("--help does not name %q:\n%s", source, intro)
+		}
+	}
+}
+
+// /-/ready answers 200 once the config is loaded and the exporter serves; the landing
+// page links it.
+func TestReady(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	writeConfig(t, cfg, "http://127.0.0.1:1")
+	p := start(t, "--config.file", cfg)
+	if code, body := httpGet(t, p.url+"/-/ready"); code != http.StatusOK || strings.TrimSpace(body) != "Ready" {
+		t.Errorf("GET /-/ready: %d %q", code, body)
+	}
+	if _, landing := httpGet(t, p.url+"/"); !strings.Contains(landing, `href="/-/ready"`) {
+		t.Errorf("the landing page does not link /-/ready:\n%s", landing)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ type cliFlags struct {
 	httpConfigFile string
 	offline        bool
 	yes            bool
+	format         string
 }
 
 func addCommands(app *kingpin.Application, f *cliFlags) {
@@ -45,7 +47,9 @@ func addCommands(app *kingpin.Application, f *cliFlags) {
 	}
 	destructive(app.Command("reset", "Wipe a source's stored events and resume token and capture it again from now (the way out of error_resume_token_lost). Asks the running collector, which needs --web.enable-admin-api; the other sources are not touched."))
 	destructive(app.Command("deregister", "Stop capturing a source for good: wipe its stored events, resume token and gap record, and delete its metadata document."))
-	client(app.Command("status", "Show each source's state, lag, window and last error, from the running collector."))
+	status := app.Command("status", "Show each source's state, lag, window and last error, from the running collector.")
+	client(status)
+	status.Flag("format", "text or json.").Default("text").EnumVar(&f.format, "text", "json")
 }
 
 func runCommand(command, configFile string, f *cliFlags, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -83,10 +87,12 @@ func newClient(f *cliFlags) (*collector.Client, error) {
 	return collector.NewClient(f.url, httpClient)
 }
 
-// explain turns a failed call into what to do about it.
-func explain(c *collector.Client, err error) error {
+// explain turns a failed call of command into what to do about it.
+func explain(command string, c *collector.Client, err error) error {
 	var apiErr *collector.APIError
 	switch {
+	case errors.Is(err, syscall.ECONNREFUSED) && command == "status":
+		return fmt.Errorf("no collector answers at %s (connection refused); start it (oplog_collector run), or see what the store holds with oplog_collector range --source <name>", c.URL())
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("no collector answers at %s (connection refused); if none runs, act on the store directly with --offline", c.URL())
 	case errors.As(err, &apiErr) && apiErr.Code == http.StatusUnauthorized:
@@ -102,7 +108,7 @@ func wipeOnline(ctx context.Context, command string, f *cliFlags, stdin io.Reade
 	}
 	st, err := c.Source(ctx, f.source)
 	if err != nil {
-		return explain(c, err)
+		return explain(command, c, err)
 	}
 	var stored int64 = -1
 	if st.StoredEvents != nil {
@@ -117,7 +123,7 @@ func wipeOnline(ctx context.Context, command string, f *cliFlags, stdin io.Reade
 	}
 	wiped, err := do(ctx, f.source)
 	if err != nil {
-		return explain(c, err)
+		return explain(command, c, err)
 	}
 	report(stdout, wiped, "by the collector at "+c.URL())
 	return nil
@@ -201,11 +207,14 @@ func showStatus(ctx context.Context, f *cliFlags, stdout io.Writer) error {
 	}
 	sources, err := c.Sources(ctx)
 	if err != nil {
-		return fmt.Errorf("%w; the exporter's oplog_collector_* metrics show the last heartbeats", explain(c, err))
+		return fmt.Errorf("%w; the exporter's oplog_collector_* metrics show the last heartbeats", explain("status", c, err))
+	}
+	now := time.Now()
+	if f.format == "json" {
+		return writeStatusJSON(stdout, sources, now)
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SOURCE\tSTATE\tLAG\tWINDOW\tBUFFERED\tNOTE")
-	now := time.Now()
 	for _, s := range sources {
 		note := s.Error
 		if s.Holder != "" {
@@ -214,6 +223,33 @@ func showStatus(ctx context.Context, f *cliFlags, stdout io.Writer) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.State, since(now, s.Checkpoint), duration(s.Window()), s.BufferedEvents, note)
 	}
 	return w.Flush()
+}
+
+// sourceJSON is one source in status --format json: what the collector's API gives, and
+// the lag and window the text shows, in seconds (absent when unknown).
+type sourceJSON struct {
+	collector.Status
+	LagSeconds    *float64 `json:"lag_seconds,omitempty"`
+	WindowSeconds *float64 `json:"window_seconds,omitempty"`
+}
+
+func writeStatusJSON(stdout io.Writer, sources []collector.Status, now time.Time) error {
+	out := make([]sourceJSON, 0, len(sources))
+	for _, s := range sources {
+		j := sourceJSON{Status: s}
+		if !s.Checkpoint.IsZero() {
+			lag := now.Sub(s.Checkpoint).Seconds()
+			j.LagSeconds = &lag
+		}
+		if w := s.Window(); w > 0 {
+			window := w.Seconds()
+			j.WindowSeconds = &window
+		}
+		out = append(out, j)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 func since(now, t time.Time) string {

@@ -143,7 +143,14 @@ func capture(f *flags, stderr io.Writer) int {
 	mux.Handle(f.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/-/reload", reloader)
 	mux.Handle("/api/v1/", manager.Handler(admin))
-	if err := httpserve.Routes(mux, program, "Change-stream capture for point-in-time recovery", f.telemetryPath); err != nil {
+	// Ready while every configured source runs or stands by, and until asked to stop.
+	ready := func() error {
+		if ctx.Err() != nil {
+			return httpserve.ErrShuttingDown
+		}
+		return manager.Ready()
+	}
+	if err := httpserve.Routes(mux, program, "Change-stream capture for point-in-time recovery", f.telemetryPath, ready); err != nil {
 		level.Error(logger).Log("msg", "Cannot serve HTTP", "err", err)
 		stopWithin(manager, f.grace)
 		return 1

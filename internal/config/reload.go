@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/go-kit/log"
@@ -23,6 +24,7 @@ type Reloader struct {
 	logger log.Logger
 
 	mu          sync.Mutex // one reload at a time, so configs are applied in order
+	loaded      atomic.Bool
 	successful  prometheus.Gauge
 	successTime prometheus.Gauge
 }
@@ -48,7 +50,8 @@ func (s Scope) NewReloader(namespace, path string, apply func(*Config) error, re
 	return r
 }
 
-// Reload loads the file and applies it; on error the previous config stays in force.
+// Reload loads the file and applies it; on error the previous config, if there is one,
+// stays in force.
 func (r *Reloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -58,14 +61,23 @@ func (r *Reloader) Reload() error {
 	}
 	if err != nil {
 		r.successful.Set(0)
-		level.Error(r.logger).Log("msg", "Configuration not applied; the previous one stays in force", "file", r.path, "err", err)
+		msg := "Configuration not applied; the previous one stays in force"
+		if !r.loaded.Load() {
+			msg = "Configuration not loaded: none is in force"
+		}
+		level.Error(r.logger).Log("msg", msg, "file", r.path, "err", err)
 		return err
 	}
+	r.loaded.Store(true)
 	r.successful.Set(1)
 	r.successTime.SetToCurrentTime()
 	level.Info(r.logger).Log("msg", "Configuration loaded", "file", r.path)
 	return nil
 }
+
+// Loaded says whether a config has been applied: from the first successful load on,
+// one is always in force.
+func (r *Reloader) Loaded() bool { return r.loaded.Load() }
 
 // NewReloader is a Reloader validating both sections fully (the zero Scope).
 func NewReloader(namespace, path string, apply func(*Config) error, reg prometheus.Registerer, logger log.Logger) *Reloader {

@@ -177,3 +177,39 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		}
 	}
 }
+
+// A file that does not load at start-up is not said to leave "the previous one" in
+// force: there is none. Once one was applied, a bad file leaves it in force, and the
+// log says so.
+func TestReloadLogSaysWhetherAConfigIsInForce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, path, badConfig)
+	var logs strings.Builder
+	a := &applied{signal: make(chan struct{}, 1)}
+	r := NewReloader("test_exporter", path, a.apply, prometheus.NewRegistry(), log.NewLogfmtLogger(&logs))
+	if err := r.Reload(); err == nil {
+		t.Fatal("a bad file loaded")
+	}
+	if r.Loaded() {
+		t.Error("Loaded() after a failed first load")
+	}
+	if got := logs.String(); strings.Contains(got, "previous") || !strings.Contains(got, "none is in force") {
+		t.Errorf("start-up with a bad file logged:\n%s", got)
+	}
+
+	writeFile(t, path, oneInstance)
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Loaded() {
+		t.Error("not Loaded() after a good load")
+	}
+	logs.Reset()
+	writeFile(t, path, badConfig)
+	if err := r.Reload(); err == nil {
+		t.Fatal("a bad file loaded")
+	}
+	if got := logs.String(); !strings.Contains(got, "the previous one stays in force") || !r.Loaded() {
+		t.Errorf("a bad reload logged (Loaded %v):\n%s", r.Loaded(), got)
+	}
+}

@@ -19,10 +19,19 @@ import (
 )
 
 // Routes adds the endpoints every daemon has to mux: a landing page at / linking to
-// the metrics, /-/healthy, and Go's profiles under /debug/pprof/ (which the landing page
-// links, as node_exporter serves them; behind the same --web.config.file as the rest).
-func Routes(mux *http.ServeMux, program, description, telemetryPath string) error {
+// the metrics, /-/healthy (the process serves), /-/ready (ready returns nil: 200, else
+// 503 with its reason, as Prometheus answers), and Go's profiles under /debug/pprof/
+// (which the landing page links, as node_exporter serves them; behind the same
+// --web.config.file as the rest).
+func Routes(mux *http.ServeMux, program, description, telemetryPath string, ready func() error) error {
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "Not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Ready")
+	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -38,6 +47,7 @@ func Routes(mux *http.ServeMux, program, description, telemetryPath string) erro
 		Links: []web.LandingLinks{
 			{Address: telemetryPath, Text: "Metrics"},
 			{Address: "/-/healthy", Text: "Health"},
+			{Address: "/-/ready", Text: "Readiness"},
 		},
 	})
 	if err != nil {
@@ -46,6 +56,9 @@ func Routes(mux *http.ServeMux, program, description, telemetryPath string) erro
 	mux.Handle("/", landing)
 	return nil
 }
+
+// ErrShuttingDown is what /-/ready says once the daemon has been asked to stop.
+var ErrShuttingDown = errors.New("shutting down")
 
 // Serve runs srv until ctx ends (SIGINT, SIGTERM), then calls stop (the daemon's own
 // shutdown, during which /metrics is still served) and lets requests in flight finish,

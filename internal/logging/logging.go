@@ -4,7 +4,11 @@
 package logging
 
 import (
+	"bytes"
 	"context"
+	"encoding"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -39,7 +43,9 @@ func New(f *Flags, w io.Writer) log.Logger {
 	w = log.NewSyncWriter(w)
 	var logger log.Logger
 	if f.Format == "json" {
-		logger = log.NewJSONLogger(w)
+		// go-kit's JSON logger writes a map, so its keys come out sorted: ts, level
+		// and msg would not lead.
+		logger = jsonLogger{w}
 	} else {
 		logger = log.NewLogfmtLogger(w)
 	}
@@ -71,6 +77,74 @@ func (o ordered) Log(keyvals ...any) error {
 		out = append(out, keyvals[i:min(i+2, len(keyvals))]...)
 	}
 	return o.next.Log(out...)
+}
+
+// jsonLogger writes each line as one JSON object whose keys keep the order they were
+// logged in. Values are encoded as go-kit's JSON logger encodes them: a json.Marshaler or
+// encoding.TextMarshaler as itself, another error or fmt.Stringer as its text. A key
+// logged twice keeps its first place and its last value, as go-kit's map would.
+type jsonLogger struct{ w io.Writer }
+
+func (l jsonLogger) Log(keyvals ...any) error {
+	var keys []string
+	values := map[string]any{}
+	for i := 0; i < len(keyvals); i += 2 {
+		key := fmt.Sprint(keyvals[i])
+		var value any = log.ErrMissingValue
+		if i+1 < len(keyvals) {
+			value = keyvals[i+1]
+		}
+		if _, seen := values[key]; !seen {
+			keys = append(keys, key)
+		}
+		values[key] = jsonValue(value)
+	}
+	var line bytes.Buffer
+	enc := json.NewEncoder(&line)
+	enc.SetEscapeHTML(false)
+	line.WriteByte('{')
+	for i, key := range keys {
+		if i > 0 {
+			line.WriteByte(',')
+		}
+		if err := enc.Encode(key); err != nil {
+			return err
+		}
+		trimNewline(&line)
+		line.WriteByte(':')
+		if err := enc.Encode(values[key]); err != nil {
+			// A value JSON cannot hold (a channel, a NaN) is logged as its text.
+			if err := enc.Encode(fmt.Sprint(values[key])); err != nil {
+				return err
+			}
+		}
+		trimNewline(&line)
+	}
+	line.WriteString("}\n")
+	_, err := l.w.Write(line.Bytes())
+	return err
+}
+
+// trimNewline drops the newline json.Encoder ends each value with.
+func trimNewline(b *bytes.Buffer) { b.Truncate(b.Len() - 1) }
+
+// jsonValue is what go-kit's JSON logger encodes for v; a String or Error method that
+// panics (a nil pointer's, say) gives the panic's text rather than crashing the logger.
+func jsonValue(v any) (out any) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = fmt.Sprintf("PANIC in String or Error method: %v", p)
+		}
+	}()
+	switch x := v.(type) {
+	case json.Marshaler, encoding.TextMarshaler:
+		return v
+	case error:
+		return x.Error()
+	case fmt.Stringer:
+		return x.String()
+	}
+	return v
 }
 
 func levelOption(name string) level.Option {
