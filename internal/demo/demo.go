@@ -225,8 +225,8 @@ func (d *demo) config() string {
 	}
 	b.WriteString("  verifiers:\n")
 	for _, v := range verifiers {
-		fmt.Fprintf(&b, "    - {name: %s, uri: '%s', database: %s, api_url: 'http://%s/verifier/%s'}\n",
-			v.name, d.servers["destination"].URI(), v.database, d.simAddr, v.name)
+		fmt.Fprintf(&b, "    - {migration: %s, name: %s, uri: '%s', database: %s, api_url: 'http://%s/verifier/%s'}\n",
+			migrationName, v.name, d.servers["destination"].URI(), v.database, d.simAddr, v.name)
 	}
 	fmt.Fprintf(&b, "  collector_metadata:\n    - {name: %s, uri: '%s'}\n", metadataName, d.servers["metadata"].URI())
 	fmt.Fprintf(&b, `collector:

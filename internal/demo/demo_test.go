@@ -182,13 +182,13 @@ func TestVerifierWalksItsGenerations(t *testing.T) {
 		writeJSON(w, map[string]any{"progress": v.progress(time.Now())})
 	}))
 	defer api.Close()
-	section := fmt.Sprintf("  verifiers:\n    - {name: %s, uri: '%s', database: %s, api_url: '%s'}\n", script.name, uri, script.database, api.URL)
+	section := fmt.Sprintf("  verifiers:\n    - {migration: %s, name: %s, uri: '%s', database: %s, api_url: '%s'}\n", migrationName, script.name, uri, script.database, api.URL)
 	at := func(d time.Duration) string {
 		v.advance(t.Context(), base.Add(d))
 		return scrape(t, "verifier", section)
 	}
 	m := func(metric string, labels ...string) string {
-		return name(metric, append([]string{"verifier", script.name}, labels...)...)
+		return name(metric, append([]string{"migration", migrationName, "verifier", script.name}, labels...)...)
 	}
 
 	check := at(script.gen0Start + 20*time.Second)
