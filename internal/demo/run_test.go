@@ -103,7 +103,7 @@ func TestRun(t *testing.T) {
 			t.Errorf("the demo does not say Prometheus is missing:\n%s", r.out)
 		}
 		if status, body := get(t.Context(), r.exporter+"/metrics"); status != 200 || !strings.Contains(body, `mongosync_up{migration="orders",mongosync="shard1"} 1`) ||
-			!strings.Contains(body, `migration_verifier_up{verifier="shard0"} 1`) || !strings.Contains(body, `oplog_collector_metadata_up{metadata="central"} 1`) {
+			!strings.Contains(body, `migration_verifier_up{migration="orders",verifier="shard0"} 1`) || !strings.Contains(body, `oplog_collector_metadata_up{metadata="central"} 1`) {
 			t.Errorf("the exporter does not read the simulated migration: %d\n%.2000s", status, body)
 		}
 		if status, body := get(t.Context(), r.collector+"/-/ready"); status != 200 {
