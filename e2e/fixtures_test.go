@@ -94,6 +94,34 @@ var recheckMismatches = []vf.Mismatch{
 	{Generation: 2, TaskType: vf.TaskVerifyDocuments, ID: 5, Field: "total", Details: "Different", Cluster: "dstClient", Namespace: "shop.orders"},
 }
 
+// startVerifierProgress makes the rechecking verifier compare documents: a finished
+// recheck task of its current generation every interval, so its pace and ETA have a
+// rate to show. It returns the function that stops it.
+func startVerifierProgress(client *mongo.Client, every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		f := vf.Fixture{DB: client.Database(verifierRecheckDB), Now: time.Now()}
+		for i := 100; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			// Errors only leave the pace flat; the dashboards test says which panel lacks data.
+			_ = f.Tasks(ctx, vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Generation: 3,
+				Namespace: "shop.orders", IDs: []int{i, i + 1}, Documents: 2, Found: 2, Size: 512})
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // pythonISO is how the old Python collector writes times (datetime.isoformat()).
 const pythonISO = "2006-01-02T15:04:05.000000+00:00"
 
