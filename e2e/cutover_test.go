@@ -230,7 +230,7 @@ func (s *stack) deleteRecheckMismatches(t *testing.T) {
 func (s *stack) finishVerifier(t *testing.T) {
 	tasks := s.client.Database(verifierRecheckDB).Collection("verification_tasks")
 	if _, err := tasks.UpdateMany(t.Context(),
-		bson.D{{Key: "generation", Value: int32(3)}, {Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{vf.StatusAdded, vf.StatusProcessing}}}}},
+		bson.D{{Key: "generation", Value: int32(recheckGeneration)}, {Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{vf.StatusAdded, vf.StatusProcessing}}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: vf.StatusCompleted}}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -453,11 +453,15 @@ func (s *stack) faultMongosyncLag(t *testing.T) {
 // resolves it.
 func (s *stack) faultVerifierMismatch(t *testing.T) {
 	labels := func(kind string) map[string]string {
-		return map[string]string{
+		l := map[string]string{
 			"alertname": "MigrationVerifierMismatchesFound", "severity": "warning",
 			"job": "mongosync_exporter", "instance": s.exporterAddr,
 			"verifier": "recheck", "kind": kind,
 		}
+		if s.verifierMigration {
+			l["migration"] = migration
+		}
+		return l
 	}
 	mismatches := s.client.Database(verifierRecheckDB).Collection("mismatches")
 	s.run(t, fault{

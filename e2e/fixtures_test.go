@@ -58,12 +58,15 @@ func seedInitialCheck(ctx context.Context, client *mongo.Client, now time.Time) 
 	}, vf.Counts("insert", 120, "update", 30), vf.Counts())
 }
 
+// recheckGeneration is the generation of the rechecking verifier.
+const recheckGeneration = 3
+
 // seedRecheck writes a verifier rechecking (generation 3) whose verdict generation (2)
 // has no mismatch yet: the fault script writes them (recheckMismatches).
 func seedRecheck(ctx context.Context, client *mongo.Client, now time.Time) error {
 	gen0 := now.Add(-50 * time.Minute)
 	f := vf.Fixture{DB: client.Database(verifierRecheckDB), Now: now}
-	return writeVerifier(ctx, f, 3, []vf.Task{
+	return writeVerifier(ctx, f, recheckGeneration, []vf.Task{
 		{Type: vf.TaskPrimary, Status: vf.StatusCompleted},
 		// generation 0: done; orders mismatched by content, users by metadata
 		{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "shop.orders", Documents: 1000, Size: 512000, Begin: gen0},
@@ -112,7 +115,7 @@ func startVerifierProgress(client *mongo.Client, every time.Duration) (stop func
 			case <-tick.C:
 			}
 			// Errors only leave the pace flat; the dashboards test says which panel lacks data.
-			_ = f.Tasks(ctx, vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Generation: 3,
+			_ = f.Tasks(ctx, vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Generation: recheckGeneration,
 				Namespace: "shop.orders", IDs: []int{i, i + 1}, Documents: 2, Found: 2, Size: 512})
 		}
 	}()

@@ -165,7 +165,8 @@ func (s *mongosyncStandIn) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // verifierAPIStandIn serves a migration-verifier's GET /api/v1/progress: the reference's
-// example (exporter/testdata/verifier/api-progress.json) with a longest mismatch, which
+// example (exporter/testdata/verifier/api-progress.json) in the rechecking verifier's
+// generation, with a longest mismatch, which
 // the verifier reports while rechecking with mismatches outstanding; setPhase changes
 // its phase. Any other request is recorded: the verifier shuts its web server down on a
 // second concurrent POST, so the exporter must never send one.
@@ -194,6 +195,7 @@ func newVerifierAPIStandIn(t *testing.T) *verifierAPIStandIn {
 	if err := json.Unmarshal(data, &reply); err != nil {
 		t.Fatal(err)
 	}
+	reply["progress"]["generation"] = recheckGeneration // as the verifier's metadata says
 	reply["progress"]["longestDocMismatch"] = map[string]any{
 		"type": "content", "namespace": "shop.orders", "_id": 5, "field": "total", "detail": "Different", "durationSecs": 1800,
 	}
