@@ -49,7 +49,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("resume token made unrecoverable", s.faultResumeTokenLost)
 	})
 	t.Run("cutover", func(t *testing.T) {
-		t.Cleanup(s.mongosync.reset)
+		t.Cleanup(func() {
+			s.mongosync.reset()
+			s.verifier.setPhase("recheck")
+		})
 		t.Run("go/no-go through every blocker", s.testGoNoGo)
 		t.Run("exporter killed: no stale GO", s.faultExporterKilled)
 		t.Run("commit hangs", s.faultCommitHangs)
