@@ -146,13 +146,14 @@ func TestNormalValuesAreNotRed(t *testing.T) {
 	}
 }
 
-// initialCheckColour is the colour a panel gives query ref: a fixed colour of an
-// override on it (by query, or, in a table, by the column it becomes).
+// initialCheckColour is the colour a panel gives the initial check's figures of query
+// ref: a fixed colour of an override on the query, or on the series or column named for
+// the initial check.
 func initialCheckColour(p Panel, ref string) string {
 	for _, o := range p.FieldConfig.Overrides {
 		byQuery := o.Matcher.ID == "byFrameRefID" && o.Matcher.Options == ref
-		byColumn := p.Type == "table" && o.Matcher.ID == "byName" && strings.Contains(strings.ToLower(o.Matcher.Options), "initial check")
-		if !byQuery && !byColumn {
+		byName := (o.Matcher.ID == "byName" || o.Matcher.ID == "byRegexp") && strings.Contains(strings.ToLower(o.Matcher.Options), "initial check")
+		if !byQuery && !byName {
 			continue
 		}
 		for _, prop := range o.Properties {
