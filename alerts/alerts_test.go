@@ -51,7 +51,12 @@ type testFile struct {
 			} `yaml:"exp_alerts"`
 		} `yaml:"alert_rule_test"`
 		PromQLExprTest []struct {
-			Expr string `yaml:"expr"`
+			Expr       string `yaml:"expr"`
+			EvalTime   string `yaml:"eval_time"`
+			ExpSamples []struct {
+				Labels string  `yaml:"labels"`
+				Value  float64 `yaml:"value"`
+			} `yaml:"exp_samples"`
 		} `yaml:"promql_expr_test"`
 	} `yaml:"tests"`
 }
@@ -133,11 +138,13 @@ func TestPromtoolTestRules(t *testing.T) {
 }
 
 var (
-	alertName     = regexp.MustCompile(`^(MongosyncExporter|Mongosync|MigrationVerifier|OplogCollector|OplogCapture)[A-Z][A-Za-z]+$`)
-	recordName    = regexp.MustCompile(`^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$`)
+	alertName = regexp.MustCompile(`^(MongosyncExporter|Mongosync|MigrationVerifier|OplogCollector|OplogCapture)[A-Z][A-Za-z]+$`)
+	// level:metric:operations, or level:verdict for the cutover verdicts.
+	recordName    = regexp.MustCompile(`^[a-z_]+:[a-z0-9_]+(:[a-z0-9_]+)?$`)
 	severities    = []string{"critical", "warning", "info"}
 	templateUse   = regexp.MustCompile(`\{\{[^}]*\$labels\.[a-z_]+[^}]*\}\}`)
 	durationValue = regexp.MustCompile(`\$value\s*\|\s*humanizeDuration`)
+	recordRef     = regexp.MustCompile(`[a-z_]+:[a-z0-9_]+(:[a-z0-9_]+)?`)
 )
 
 // Every alert follows the conventions: a name with an area prefix, a `for`, a severity,
@@ -173,8 +180,11 @@ func TestAlertConventions(t *testing.T) {
 			if summary == "" || strings.Contains(summary, "{{") {
 				t.Errorf("%s: the summary must be a static sentence, got %q", where, summary)
 			}
-			if !templateUse.MatchString(desc) {
+			// An absent() alert has no labels to template: its description names the series.
+			if absent := strings.HasPrefix(strings.TrimSpace(r.Expr), "absent("); !absent && !templateUse.MatchString(desc) {
 				t.Errorf("%s: the description must be templated with $labels, got %q", where, desc)
+			} else if absent && !strings.Contains(desc, strings.TrimSuffix(strings.SplitN(strings.TrimPrefix(strings.TrimSpace(r.Expr), "absent("), ")", 2)[0], "{")) {
+				t.Errorf("%s: the description must name the absent series, got %q", where, desc)
 			}
 			if strings.Contains(desc, "$value") && strings.Contains(strings.ToLower(r.Alert), "lag") && !durationValue.MatchString(desc) {
 				t.Errorf("%s: a lag in the description must go through humanizeDuration", where)
@@ -203,7 +213,7 @@ func TestRecordingRules(t *testing.T) {
 		decodeFile(t, path, &f)
 		for _, tc := range f.Tests {
 			for _, e := range tc.PromQLExprTest {
-				for _, name := range regexp.MustCompile(`[a-z_]+:[a-z0-9_]+:[a-z0-9_]+`).FindAllString(e.Expr, -1) {
+				for _, name := range recordRef.FindAllString(e.Expr, -1) {
 					tested[name] = true
 				}
 			}

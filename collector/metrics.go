@@ -49,6 +49,8 @@ type metrics struct {
 	writePending   *prometheus.GaugeVec
 	retries        *prometheus.CounterVec
 	errors         *prometheus.CounterVec
+	// What a restore can reach (recoverable.go).
+	gaps, openGaps, recoverableSince *prometheus.GaugeVec
 }
 
 // Reasons of oplog_capture_retries_total and kinds of oplog_capture_errors_total.
@@ -92,9 +94,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		writePending:   gauge("store_write_pending_seconds", "Age of the oldest store write (events or resume token) not yet acknowledged by a majority, retries included; 0 when none is pending."),
 		retries:        counter("retries_total", "Attempts to reach the source (reopening the change stream) or the store (rewriting a batch or a token) after a failure.", "reason"),
 		errors:         counter("errors_total", "Failures by kind; each is retried, except resume_token_lost, which stops the source until it is reset.", "kind"),
+		gaps:           gauge("gaps", "Gaps recorded in the captured history (capture_gaps_<source>): stretches the store may not hold."),
+		openGaps:       gauge("open_gaps", "Recorded gaps that capture has not closed yet (it has not started again since)."),
+		recoverableSince: gauge("recoverable_since_timestamp_seconds",
+			"Cluster time from which the store holds every event up to the checkpoint (after the last gap): a restore can reach any time from this to the checkpoint."),
 	}
 	reg.MustRegister(m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
-		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors)
+		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors,
+		m.gaps, m.openGaps, m.recoverableSince)
 	return m
 }
 
@@ -104,7 +111,8 @@ func (m *metrics) forget(source string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
 	}{m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
-		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors} {
+		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors,
+		m.gaps, m.openGaps, m.recoverableSince} {
 		v.DeletePartialMatch(labels)
 	}
 }

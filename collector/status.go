@@ -81,11 +81,16 @@ func (s *source) sendHeartbeat(ctx context.Context) {
 	case deregistered:
 		return
 	case st.State == stateStandby:
+		s.forgetRecoverable()
 		err = s.beats.reportStandby(ctx, s.cfg.Name, s.leases.me)
 	default:
-		if oldest, ok, oldestErr := s.store.oldest(ctx); oldestErr == nil && ok {
+		oldest, ok, oldestErr := s.store.oldest(ctx)
+		if oldestErr == nil && ok {
 			s.progress.oldestStored(oldest)
 			st.StoreOldest = tsTime(oldest)
+		}
+		if oldestErr == nil {
+			s.exportRecoverable(ctx, oldest, ok)
 		}
 		err = s.beats.report(ctx, s.cfg.Name, hbdoc.Report{
 			Status: st.State, Scope: s.cfg.Database, Checkpoint: st.Checkpoint, LastEvent: st.LastEvent,

@@ -29,8 +29,20 @@ type Dashboard struct {
 	Templating struct {
 		List []Variable `json:"list"`
 	} `json:"templating"`
-	Panels []Panel `json:"panels"`
-	Links  []Link  `json:"links"`
+	Panels      []Panel `json:"panels"`
+	Links       []Link  `json:"links"`
+	Annotations struct {
+		List []Annotation `json:"list"`
+	} `json:"annotations"`
+}
+
+// Annotation is a dashboard annotation; Expr is set on the Prometheus ones.
+type Annotation struct {
+	Name        string      `json:"name"`
+	Datasource  *Datasource `json:"datasource"`
+	Expr        string      `json:"expr"`
+	Step        string      `json:"step"`
+	TitleFormat string      `json:"titleFormat"`
 }
 
 // Variable is a template variable.
@@ -67,11 +79,71 @@ type Datasource struct {
 	UID  string `json:"uid"`
 }
 
-// Link is a dashboard link.
+// Link is a dashboard or panel link.
 type Link struct {
-	Title string `json:"title"`
-	Type  string `json:"type"`
-	URL   string `json:"url"`
+	Title       string `json:"title"`
+	Type        string `json:"type"`
+	URL         string `json:"url"`
+	KeepTime    bool   `json:"keepTime"`
+	IncludeVars bool   `json:"includeVars"`
+}
+
+// Mapping is a value mapping: Type "value" maps values (Options: value -> result),
+// "special" a special value (Options: match and result).
+type Mapping struct {
+	Type    string          `json:"type"`
+	Options json.RawMessage `json:"options"`
+}
+
+// MappingResult is what a value maps to.
+type MappingResult struct {
+	Text  string `json:"text"`
+	Color string `json:"color"`
+}
+
+// Values returns a value mapping's results by value; nil for other mappings.
+func (m Mapping) Values() map[string]MappingResult {
+	var out map[string]MappingResult
+	if m.Type != "value" || json.Unmarshal(m.Options, &out) != nil {
+		return nil
+	}
+	return out
+}
+
+// Special returns what a special mapping matches (such as "null") and its result.
+func (m Mapping) Special() (match string, result MappingResult) {
+	var opts struct {
+		Match  string        `json:"match"`
+		Result MappingResult `json:"result"`
+	}
+	if m.Type != "special" || json.Unmarshal(m.Options, &opts) != nil {
+		return "", MappingResult{}
+	}
+	return opts.Match, opts.Result
+}
+
+// Override is a field override; Mappings are those among its properties.
+type Override struct {
+	Matcher struct {
+		ID      string `json:"id"`
+		Options string `json:"options"`
+	} `json:"matcher"`
+	Properties []struct {
+		ID    string          `json:"id"`
+		Value json.RawMessage `json:"value"`
+	} `json:"properties"`
+}
+
+// Mappings returns the value mappings an override sets.
+func (o Override) Mappings() []Mapping {
+	var out []Mapping
+	for _, p := range o.Properties {
+		var ms []Mapping
+		if p.ID == "mappings" && json.Unmarshal(p.Value, &ms) == nil {
+			out = append(out, ms...)
+		}
+	}
+	return out
 }
 
 // Panel is a panel, or a row (Type "row") with its panels when it is collapsed.
@@ -91,10 +163,26 @@ type Panel struct {
 					Value *float64 `json:"value"`
 				} `json:"steps"`
 			} `json:"thresholds"`
+			Mappings []Mapping `json:"mappings"`
 		} `json:"defaults"`
+		Overrides []Override `json:"overrides"`
 	} `json:"fieldConfig"`
-	Targets []Target `json:"targets"`
-	Panels  []Panel  `json:"panels"`
+	Options struct {
+		ColorMode string `json:"colorMode"` // stat panels
+	} `json:"options"`
+	Targets   []Target `json:"targets"`
+	Panels    []Panel  `json:"panels"`
+	Links     []Link   `json:"links"`
+	Collapsed bool     `json:"collapsed"`
+}
+
+// AllMappings returns the panel's value mappings, its overrides' included.
+func (p Panel) AllMappings() []Mapping {
+	out := append([]Mapping(nil), p.FieldConfig.Defaults.Mappings...)
+	for _, o := range p.FieldConfig.Overrides {
+		out = append(out, o.Mappings()...)
+	}
+	return out
 }
 
 // Target is one query of a panel.
@@ -102,6 +190,7 @@ type Target struct {
 	RefID      string      `json:"refId"`
 	Expr       string      `json:"expr"`
 	Instant    bool        `json:"instant"`
+	Range      bool        `json:"range"`
 	Format     string      `json:"format"`
 	Datasource *Datasource `json:"datasource"`
 }

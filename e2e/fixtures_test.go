@@ -58,12 +58,15 @@ func seedInitialCheck(ctx context.Context, client *mongo.Client, now time.Time) 
 	}, vf.Counts("insert", 120, "update", 30), vf.Counts())
 }
 
+// recheckGeneration is the generation of the rechecking verifier.
+const recheckGeneration = 3
+
 // seedRecheck writes a verifier rechecking (generation 3) whose verdict generation (2)
 // has no mismatch yet: the fault script writes them (recheckMismatches).
 func seedRecheck(ctx context.Context, client *mongo.Client, now time.Time) error {
 	gen0 := now.Add(-50 * time.Minute)
 	f := vf.Fixture{DB: client.Database(verifierRecheckDB), Now: now}
-	return writeVerifier(ctx, f, 3, []vf.Task{
+	return writeVerifier(ctx, f, recheckGeneration, []vf.Task{
 		{Type: vf.TaskPrimary, Status: vf.StatusCompleted},
 		// generation 0: done; orders mismatched by content, users by metadata
 		{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "shop.orders", Documents: 1000, Size: 512000, Begin: gen0},
@@ -92,6 +95,34 @@ var recheckMismatches = []vf.Mismatch{
 	{Generation: 2, TaskType: vf.TaskVerifyDocuments, ID: 1, Details: "Missing", Cluster: "dstClient", Namespace: "shop.orders"},
 	{Generation: 2, TaskType: vf.TaskVerifyDocuments, ID: 2, Details: "Missing", Cluster: "dstClient", Namespace: "shop.orders"},
 	{Generation: 2, TaskType: vf.TaskVerifyDocuments, ID: 5, Field: "total", Details: "Different", Cluster: "dstClient", Namespace: "shop.orders"},
+}
+
+// startVerifierProgress makes the rechecking verifier compare documents: a finished
+// recheck task of its current generation every interval, so its pace and ETA have a
+// rate to show. It returns the function that stops it.
+func startVerifierProgress(client *mongo.Client, every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		f := vf.Fixture{DB: client.Database(verifierRecheckDB), Now: time.Now()}
+		for i := 100; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			// Errors only leave the pace flat; the dashboards test says which panel lacks data.
+			_ = f.Tasks(ctx, vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Generation: recheckGeneration,
+				Namespace: "shop.orders", IDs: []int{i, i + 1}, Documents: 2, Found: 2, Size: 512})
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // pythonISO is how the old Python collector writes times (datetime.isoformat()).

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 )
 
@@ -21,6 +22,9 @@ const (
 	// compressedFor replaces every alert's `for` (minutes in alerts.yml), so that the
 	// faults fire in seconds with Prometheus evaluating every second.
 	compressedFor = "2s"
+	// timeScale divides the ranges and offsets of the alerts' expressions: a minute of
+	// history in alerts.yml is a second here, where Prometheus scrapes every second.
+	timeScale = 60
 )
 
 // ruleFile is a Prometheus rule file; rules keep every key they have.
@@ -50,9 +54,9 @@ type alertRule struct {
 	name, expr, severity string
 }
 
-// writeCompressedAlerts writes alerts.yml to dir with every `for` set to compressedFor,
-// expressions, thresholds, labels and annotations unchanged, and returns its path and
-// its alerting rules.
+// writeCompressedAlerts writes alerts.yml to dir with every `for` set to compressedFor
+// and every range and offset divided by timeScale, thresholds, labels and annotations
+// unchanged, and returns its path and its alerting rules.
 func writeCompressedAlerts(dir string) (string, []alertRule, error) {
 	f, err := readRules(alertsFile)
 	if err != nil {
@@ -69,7 +73,12 @@ func writeCompressedAlerts(dir string) (string, []alertRule, error) {
 				return "", nil, fmt.Errorf("%s: alert %s has no `for`", alertsFile, name)
 			}
 			r["for"] = compressedFor
-			expr, _ := r["expr"].(string)
+			raw, _ := r["expr"].(string)
+			expr, err := compressDurations(raw)
+			if err != nil {
+				return "", nil, fmt.Errorf("%s: alert %s: %w", alertsFile, name, err)
+			}
+			r["expr"] = expr
 			labels, _ := r["labels"].(map[string]any)
 			severity, _ := labels["severity"].(string)
 			rules = append(rules, alertRule{name: name, expr: expr, severity: severity})
@@ -99,9 +108,24 @@ func countRecordingRules(path string) (int, error) {
 	return n, nil
 }
 
-// longRange finds what in an expression looks back further than the test runs: ranges
-// and offsets of minutes or more.
-var longRange = regexp.MustCompile(`\[\d+[mhdwy][^\]]*\]|offset\s+\d+[mhdwy]\w*`)
+// lookBack finds the ranges and offsets of an expression.
+var lookBack = regexp.MustCompile(`(\[|offset\s+)(\d+[smhdwy])\b`)
+
+// compressDurations divides the ranges and offsets of expr by timeScale (at least a
+// second).
+func compressDurations(expr string) (string, error) {
+	var bad error
+	out := lookBack.ReplaceAllStringFunc(expr, func(m string) string {
+		parts := lookBack.FindStringSubmatch(m)
+		d, err := model.ParseDuration(parts[2])
+		if err != nil {
+			bad = err
+			return m
+		}
+		return parts[1] + model.Duration(max(time.Duration(d)/timeScale, time.Second)).String()
+	})
+	return out, bad
+}
 
 func prometheusConfig(exporter, collector string, collectorLogin *login, alertmanager string, ruleFiles ...string) ([]byte, error) {
 	cfg := map[string]any{

@@ -50,12 +50,16 @@ type stack struct {
 	verifier  *verifierAPIStandIn
 	webhook   *webhook
 
-	configFile    string
-	exporter      *process
-	exporterAddr  string
-	collector     *process
-	collectorAddr string
-	collectorRuns int
+	configFile   string
+	exporter     *process
+	exporterAddr string
+	exporterRuns int
+	// verifierMigration: the exporter takes exporter.verifiers[].migration, so the
+	// rechecking verifier is labelled with the migration and counts for its cutover.
+	verifierMigration bool
+	collector         *process
+	collectorAddr     string
+	collectorRuns     int
 	// collectorLogin is the one user of the collector's web config: its admin API is
 	// on, so everything it serves, /metrics included, needs a login.
 	collectorLogin *login
@@ -146,21 +150,18 @@ func startStack(t *testing.T, tools map[string]string) *stack {
 	}
 	s.writer = startWriter(s.client, writeEvery)
 	t.Cleanup(s.writer.stop)
+	t.Cleanup(startVerifierProgress(s.client, time.Second))
 
 	s.mongosync = newMongosyncStandIn(t, map[string]string{"shard0": "v1.22-full.json", "shard1": "shard1.json"}, 5)
 	s.verifier = newVerifierAPIStandIn(t)
 	s.webhook = newWebhook(t)
 
+	s.verifierMigration = s.acceptsVerifierMigration(t)
 	s.configFile = filepath.Join(s.dir, "config.yml")
 	if err := os.WriteFile(s.configFile, []byte(s.config()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.exporter, err = startProcess(t, "mongosync_exporter", s.bin["mongosync_exporter"],
-		"--config.file="+s.configFile, "--web.listen-address=127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.exporterAddr = s.exporter.address(t)
+	s.startExporter(t, "127.0.0.1:0")
 	s.collectorLogin = newLogin(t, s.dir)
 	s.startCollector(t, "127.0.0.1:0")
 
@@ -220,7 +221,7 @@ func (s *stack) config() string {
   verifiers:
     # metadata database detected (the default name)
     - {name: initial, uri: %[4]q, namespace_refresh_interval: 1s}
-    - {name: recheck, uri: %[4]q, database: %[5]s, api_url: %[6]q, namespace_refresh_interval: 1s}
+    - {name: recheck, uri: %[4]q, database: %[5]s, api_url: %[6]q, namespace_refresh_interval: 1s%[11]s}
   collector_metadata:
     - {name: central, uri: %[4]q, database: %[7]s, collection: %[8]s}
 collector:
@@ -235,7 +236,40 @@ collector:
   sources:
     - {name: %[9]s, uri: %[4]q, database: %[10]s}
 `, migration, s.mongosync.url("shard0"), s.mongosync.url("shard1"), s.mongoURI, verifierRecheckDB,
-		s.verifier.srv.URL, heartbeatDB, heartbeatColl, sourceName, sourceDB)
+		s.verifier.srv.URL, heartbeatDB, heartbeatColl, sourceName, sourceDB, s.recheckMigration())
+}
+
+// recheckMigration is the rechecking verifier's migration key, when the exporter has it.
+func (s *stack) recheckMigration() string {
+	if !s.verifierMigration {
+		return ""
+	}
+	return ", migration: " + migration
+}
+
+// acceptsVerifierMigration asks the exporter (--config.check) whether its config takes
+// exporter.verifiers[].migration.
+func (s *stack) acceptsVerifierMigration(t *testing.T) bool {
+	t.Helper()
+	probe := filepath.Join(s.dir, "probe.yml")
+	if err := os.WriteFile(probe, []byte("exporter:\n  verifiers:\n    - {name: v, uri: \"mongodb://127.0.0.1:1\", migration: m}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return exec.Command(s.bin["mongosync_exporter"], "--config.check", "--config.file="+probe).Run() == nil
+}
+
+// startExporter starts mongosync_exporter listening on addr; the first start takes any
+// free port (127.0.0.1:0), restarts take the same one, which Prometheus scrapes.
+func (s *stack) startExporter(t *testing.T, addr string) {
+	t.Helper()
+	s.exporterRuns++
+	p, err := startProcess(s.owner, fmt.Sprintf("mongosync_exporter#%d", s.exporterRuns), s.bin["mongosync_exporter"],
+		"--config.file="+s.configFile, "--web.listen-address="+addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.exporter = p
+	s.exporterAddr = p.address(t)
 }
 
 // startCollector starts oplog_collector listening on addr; the first start takes any
