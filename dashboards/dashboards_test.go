@@ -349,10 +349,6 @@ func alertThresholds(t *testing.T) map[string][]float64 {
 // exporter or the collector exports them, with who will: each leaves this list when
 // docs/metrics.md documents it (the test below fails until it does).
 var pendingMetrics = map[string]string{
-	"migration_verifier_done":                             "the verifier scraper: the verifier has finished",
-	"migration_verifier_namespace_mismatches":             "the verifier scraper: mismatch count per namespace",
-	"migration_verifier_generation_mismatches":            "the verifier scraper: mismatches of the last generations",
-	"migration_verifier_last_change_timestamp_seconds":    "the verifier scraper: newest change its metadata shows",
 	"oplog_capture_source_oplog_oldest_timestamp_seconds": "the collector: oldest entry of the source's oplog (resume headroom)",
 }
 
