@@ -108,11 +108,10 @@ func (cx *cmdCtx) bindRetryableWrite() error {
 	return nil
 }
 
-// Commands a transaction may run (https://www.mongodb.com/docs/manual/core/transactions-operations/);
-// createIndexes is allowed by mongod but not here.
+// Commands a transaction may run (https://www.mongodb.com/docs/manual/core/transactions-operations/).
 var transactionCommands = []string{
 	"find", "getMore", "killCursors", "aggregate", "insert", "update", "delete",
-	"findAndModify", "create", "commitTransaction", "abortTransaction",
+	"findAndModify", "create", "createIndexes", "commitTransaction", "abortTransaction",
 }
 
 func (cx *cmdCtx) bindTransaction(cmd command) error {
@@ -120,9 +119,6 @@ func (cx *cmdCtx) bindTransaction(cmd command) error {
 		return errorf(codeInvalidOptions, "'autocommit' field requires a transaction number to also be specified")
 	}
 	if !slices.Contains(transactionCommands, cx.name) {
-		if cx.name == "createIndexes" {
-			return unsupported("createIndexes in a transaction")
-		}
 		return errorf(codeOperationNotSupportedInTransaction, "Cannot run '%s' in a multi-document transaction.", cx.name)
 	}
 	sess, n := cx.sess, *cx.txnNumber

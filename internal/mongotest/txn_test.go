@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -373,14 +375,63 @@ func TestTransactionRefusals(t *testing.T) {
 		t.Fatalf("listCollections in a transaction: err = %v, want 263 OperationNotSupportedInTransaction", err)
 	}
 	must(t, sess.AbortTransaction(cx))
+	_, err = coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}})
+	must(t, err)
 	must(t, sess.StartTransaction())
 	_, err = coll.Indexes().CreateOne(sc, mongo.IndexModel{Keys: bson.D{{Key: "x", Value: 1}}})
-	if codeOf(err) != 115 {
-		t.Fatalf("createIndexes in a transaction: err = %v, want 115", err)
+	if codeOf(err) != 263 || !bytes.Contains([]byte(err.Error()), []byte("existing collection")) {
+		t.Fatalf("createIndexes on an existing collection in a transaction: err = %v, want 263 OperationNotSupportedInTransaction", err)
 	}
 	_ = sess.AbortTransaction(cx)
-	if !bytes.Contains([]byte(err.Error()), []byte("createIndexes")) {
-		t.Fatalf("the refusal does not name the feature: %v", err)
+}
+
+// A transaction may build the indexes of a collection it creates, while it is empty, as
+// mongod 4.4 and later allow: they come and go with the collection.
+func TestTransactionCreatesACollectionWithItsIndexes(t *testing.T) {
+	db, cx := setup(t)
+	sess := startSession(t, db.Client())
+	sc := mongo.NewSessionContext(cx, sess)
+	indexes := func(name string) []string {
+		t.Helper()
+		specs, err := db.Collection(name).Indexes().ListSpecifications(cx)
+		must(t, err)
+		var names []string
+		for _, s := range specs {
+			names = append(names, s.Name)
+		}
+		return names
+	}
+	for _, commit := range []bool{false, true} {
+		name := fmt.Sprintf("fresh_%v", commit)
+		must(t, sess.StartTransaction())
+		_, err := db.Collection(name).Indexes().CreateOne(sc, mongo.IndexModel{Keys: bson.D{{Key: "x", Value: 1}}})
+		must(t, err)
+		_, err = db.Collection(name).InsertOne(sc, bson.D{{Key: "_id", Value: 1}, {Key: "x", Value: 1}})
+		must(t, err)
+		_, err = db.Collection(name).Indexes().CreateOne(sc, mongo.IndexModel{Keys: bson.D{{Key: "y", Value: 1}}})
+		if codeOf(err) != 263 || !bytes.Contains([]byte(err.Error()), []byte("non-empty")) {
+			t.Fatalf("createIndexes on a collection the transaction filled: err = %v, want 263", err)
+		}
+		// That failure aborted the transaction: do it again without it.
+		_ = sess.AbortTransaction(cx)
+		must(t, sess.StartTransaction())
+		_, err = db.Collection(name).Indexes().CreateOne(sc, mongo.IndexModel{Keys: bson.D{{Key: "x", Value: 1}}})
+		must(t, err)
+		_, err = db.Collection(name).InsertOne(sc, bson.D{{Key: "_id", Value: 1}, {Key: "x", Value: 1}})
+		must(t, err)
+		if commit {
+			must(t, sess.CommitTransaction(cx))
+		} else {
+			must(t, sess.AbortTransaction(cx))
+		}
+		names, err := db.ListCollectionNames(cx, bson.D{{Key: "name", Value: name}})
+		must(t, err)
+		switch got := indexes(name); {
+		case commit && (len(names) != 1 || !slices.Equal(got, []string{"_id_", "x_1"})):
+			t.Errorf("committed: collections %v, indexes %v; want the collection with _id_ and x_1", names, got)
+		case !commit && len(names) != 0:
+			t.Errorf("aborted: the collection %v is left", names)
+		}
 	}
 }
 
