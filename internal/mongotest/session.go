@@ -3,6 +3,7 @@ package mongotest
 import (
 	"crypto/sha256"
 	"slices"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -132,7 +133,7 @@ func (cx *cmdCtx) bindTransaction(cmd command) error {
 			return errorf(codeConflictingOperationInProgress, "Cannot start a transaction at given transaction number %d: it was already used on this session.", n)
 		}
 		cx.s.beginLocked(sess, n)
-		sess.txn = &transaction{sess: sess, number: n, snapshot: cx.s.clock.now()}
+		sess.txn = &transaction{sess: sess, number: n, snapshot: cx.s.clock.now(), began: time.Now()}
 	} else {
 		t := sess.txn
 		switch {

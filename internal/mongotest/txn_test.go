@@ -12,6 +12,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongomigrate/observability/internal/mongotest"
 )
 
 // Multi-document transactions through the driver's sessions API, as
@@ -441,4 +443,36 @@ func bsonValue(v any) bson.RawValue {
 		panic(err)
 	}
 	return bson.RawValue{Type: t, Value: data}
+}
+
+// A transaction left open (its client paused, or cut off) is aborted once it has
+// lived Options.TransactionLifetime, as mongod's transactionLifetimeLimitSeconds: the
+// write that waited for its document goes on, and the transaction's next statement
+// fails with 251 NoSuchTransaction.
+func TestAnOpenTransactionExpires(t *testing.T) {
+	srv := mongotest.New(t, "a short transaction lifetime", mongotest.Options{TransactionLifetime: 300 * time.Millisecond})
+	c := connect(t, srv.URI())
+	cx := ctx(t)
+	coll := c.Database("x").Collection("held")
+	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}})
+	must(t, err)
+	sess := startSession(t, c)
+	must(t, sess.StartTransaction())
+	sc := mongo.NewSessionContext(cx, sess)
+	_, err = coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 1}}}})
+	must(t, err)
+	// Waits for the transaction, which is never ended by its client.
+	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 2}}}})
+	must(t, err)
+	_, err = coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 3}}}})
+	if codeOf(err) != 251 {
+		t.Fatalf("a statement of the expired transaction: err = %v, want 251 NoSuchTransaction", err)
+	}
+	var doc struct {
+		N int `bson:"n"`
+	}
+	must(t, coll.FindOne(cx, bson.D{{Key: "_id", Value: 1}}).Decode(&doc))
+	if doc.N != 2 {
+		t.Fatalf("n = %d after the transaction expired, want the other write's 2", doc.N)
+	}
 }
