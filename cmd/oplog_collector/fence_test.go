@@ -38,6 +38,12 @@ const (
 	metadataDB = "oplog_manager_orchestrator_db"
 )
 
+// shortTransactions makes the store abort a transaction left open for 2 s: a holder
+// paused in the middle of one holds the lease document it wrote until then, and the
+// takeover waits (mongod aborts such a transaction after transactionLifetimeLimitSeconds,
+// 60 s by default).
+const shortTransactions = "--transaction-lifetime=2s"
+
 // collectorYAML is a collector's config for these tests: the store and the metadata
 // database may be reached through a proxy, and the metadata section may be left out.
 type collectorYAML struct {
@@ -64,6 +70,19 @@ func (c collectorYAML) write(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// logsOnFailure shows the daemons' last log lines when the test fails.
+func logsOnFailure(t *testing.T, ds []*daemon) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, d := range ds {
+				if d != nil {
+					t.Logf("collector %d (pid %d):\n%s", i, d.cmd.Process.Pid, lastLines(d.log(), 30))
+				}
+			}
+		}
+	})
 }
 
 // hostOf is the host:port of a mongotestd URI.
@@ -341,7 +360,7 @@ func TestPausedHolderLandsNoWrite(t *testing.T) {
 		t.Skip("needs a full run (-short was given): pauses collectors past their lease several times")
 	}
 	rounds := roundsFromEnv(4)
-	uri := startMongotestd(t, "--history", "1000000")
+	uri := startMongotestd(t, "--history=1000000", shortTransactions)
 	client := connect(t, uri)
 	const source = "fenced"
 	watch := watchPositions(t, client, source)
@@ -352,7 +371,10 @@ func TestPausedHolderLandsNoWrite(t *testing.T) {
 		proxies = append(proxies, p)
 		ds = append(ds, startDaemon(t, collectorYAML{store: p.uri(), metadata: p.uri(), source: source, sourceURI: uri, leaseTTL: "1s"}.write(t)))
 	}
+	logsOnFailure(t, ds)
 	holder := holderOf(t, ds, source, nil)
+	// What the store guarantees starts at the first saved position.
+	eventually(t, "the first position saved", func() bool { return tokenSaved(t, client, source) })
 	writer := startWriter(t, client, source)
 	stops, partitions := 0, 0
 	for round := range rounds {
@@ -380,7 +402,7 @@ func TestPausedHolderLandsNoWrite(t *testing.T) {
 	total := writer.finish(t)
 	checkEveryIDOnce(t, client, source, 0, total)
 	watch.check(t)
-	t.Logf("%d inserts stored once each across %d SIGSTOPs and %d partitions of the holder (lease 1s); %d position saves and %d heartbeat checkpoints watched",
+	t.Logf("%d inserts across %d SIGSTOPs and %d partitions of the holder (lease 1s); %d position saves and %d heartbeat checkpoints watched",
 		total, stops, partitions, watch.saves, watch.reports)
 }
 
@@ -394,12 +416,13 @@ func TestStaleHolderResumesFromTheStore(t *testing.T) {
 		t.Skip("needs a full run (-short was given): pauses a collector past its lease and kills another")
 	}
 	rounds := roundsFromEnv(3)
-	sourceURI := startMongotestd(t, "--history", "300")
-	storeURI := startMongotestd(t)
+	sourceURI := startMongotestd(t, "--history=300")
+	storeURI := startMongotestd(t, shortTransactions)
 	src, store := connect(t, sourceURI), connect(t, storeURI)
 	const source = "stale"
 	cfg := collectorYAML{store: storeURI, metadata: storeURI, source: source, sourceURI: sourceURI, leaseTTL: "1s"}.write(t)
 	ds := []*daemon{startDaemon(t, cfg), startDaemon(t, cfg)}
+	logsOnFailure(t, ds)
 	holder := holderOf(t, ds, source, nil)
 	eventually(t, "the first token", func() bool { return tokenSaved(t, store, source) })
 	inserted := 0
@@ -471,15 +494,17 @@ func TestResetStaysDoneUnderAPausedHolder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a full run (-short was given): pauses a collector past its lease")
 	}
-	uri := startMongotestd(t, "--history", "1000000")
+	uri := startMongotestd(t, "--history=1000000", shortTransactions)
 	client := connect(t, uri)
 	const source = "rewound"
 	cfg := collectorYAML{store: uri, metadata: uri, source: source, sourceURI: uri, leaseTTL: "1s"}.write(t)
 	a := writeAuth(t)
 	admin := []string{"--web.enable-admin-api", "--web.config.file", a.web}
 	ds := []*daemon{startDaemon(t, cfg, admin...), startDaemon(t, cfg, admin...)}
+	logsOnFailure(t, ds)
 	first := holderOf(t, ds, source, &a)
 	second := 1 - first
+	eventually(t, "the first position saved", func() bool { return tokenSaved(t, client, source) })
 	writer := startWriter(t, client, source)
 	writer.waitCount(t, 100)
 	sendSignal(t, ds[first], syscall.SIGSTOP)
@@ -499,38 +524,39 @@ func TestResetStaysDoneUnderAPausedHolder(t *testing.T) {
 	}
 }
 
-// offlineOnceFree runs an offline command until the paused holder's lease has expired and
-// it is accepted.
-func offlineOnceFree(t *testing.T, command, source, cfg string) string {
+// offlineUnderAPausedHolder captures source with one collector (1 s lease) while a
+// writer inserts, pauses the collector with SIGSTOP, runs the offline command once the
+// lease has expired and it is accepted, and lets the collector go on.
+func offlineUnderAPausedHolder(t *testing.T, command, source string) (*mongo.Client, *daemon, *insertWriter) {
 	t.Helper()
-	var out string
+	if testing.Short() {
+		t.Skip("needs a full run (-short was given): pauses a collector past its lease")
+	}
+	uri := startMongotestd(t, "--history=1000000", shortTransactions)
+	client := connect(t, uri)
+	cfg := collectorYAML{store: uri, metadata: uri, source: source, sourceURI: uri, leaseTTL: "1s"}.write(t)
+	d := startDaemon(t, cfg)
+	logsOnFailure(t, []*daemon{d})
+	holderOf(t, []*daemon{d}, source, nil)
+	eventually(t, "the first position saved", func() bool { return tokenSaved(t, client, source) })
+	writer := startWriter(t, client, source)
+	writer.waitCount(t, 100)
+	sendSignal(t, d, syscall.SIGSTOP)
 	eventually(t, command+" --offline to be accepted", func() bool {
-		var code int
-		code, out = runCLI(t, command, "--offline", "--yes", "--source", source, "--config.file", cfg)
+		code, _ := runCLI(t, command, "--offline", "--yes", "--source", source, "--config.file", cfg)
 		return code == 0
 	})
-	return out
+	writer.waitCount(t, 100)
+	sendSignal(t, d, syscall.SIGCONT)
+	return client, d, writer
 }
 
 // Point 4. A reset --offline while the holder is paused past its lease: on waking, the
 // holder does not carry on from what it had in memory; capture starts again from the
 // reset, which closes its gap.
 func TestOfflineResetStaysDoneUnderAPausedHolder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a full run (-short was given): pauses a collector past its lease")
-	}
-	uri := startMongotestd(t, "--history", "1000000")
-	client := connect(t, uri)
 	const source = "wiped"
-	cfg := collectorYAML{store: uri, metadata: uri, source: source, sourceURI: uri, leaseTTL: "1s"}.write(t)
-	d := startDaemon(t, cfg)
-	holderOf(t, []*daemon{d}, source, nil)
-	writer := startWriter(t, client, source)
-	writer.waitCount(t, 100)
-	sendSignal(t, d, syscall.SIGSTOP)
-	offlineOnceFree(t, "reset", source, cfg)
-	writer.waitCount(t, 100)
-	sendSignal(t, d, syscall.SIGCONT)
+	client, _, writer := offlineUnderAPausedHolder(t, "reset", source)
 	writer.waitCount(t, 200)
 	total := writer.finish(t)
 	checkResetStuck(t, client, source, total)
@@ -540,24 +566,11 @@ func TestOfflineResetStaysDoneUnderAPausedHolder(t *testing.T) {
 // the holder brings back neither the events collection, nor the token document, nor
 // the deleted heartbeat document.
 func TestOfflineDeregisterStaysDoneUnderAPausedHolder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a full run (-short was given): pauses a collector past its lease")
-	}
-	uri := startMongotestd(t, "--history", "1000000")
-	client := connect(t, uri)
 	const source = "gone"
-	cfg := collectorYAML{store: uri, metadata: uri, source: source, sourceURI: uri, leaseTTL: "1s"}.write(t)
-	d := startDaemon(t, cfg)
-	holderOf(t, []*daemon{d}, source, nil)
-	writer := startWriter(t, client, source)
-	writer.waitCount(t, 100)
-	sendSignal(t, d, syscall.SIGSTOP)
-	offlineOnceFree(t, "deregister", source, cfg)
-	sendSignal(t, d, syscall.SIGCONT)
+	client, d, writer := offlineUnderAPausedHolder(t, "deregister", source)
 	// It stops once it finds the source de-registered: whatever it wrote on waking is
 	// written by then.
 	eventually(t, "the woken collector to stop", func() bool { return captureState(d, source, nil) == "stopped" })
-	writer.waitCount(t, 50)
 	writer.finish(t)
 	names, err := client.Database(storeDB).ListCollectionNames(t.Context(), bson.D{})
 	if err != nil {
@@ -785,7 +798,7 @@ func metricValue(d *daemon, prefix string) float64 {
 // it. Once the store is left to the old tool, whose token saves leave this collector's
 // cluster_time as it was, range reads the checkpoint from the saved token itself.
 func TestForeignWriterIsSeen(t *testing.T) {
-	uri := startMongotestd(t, "--history", "1000000")
+	uri := startMongotestd(t, "--history=1000000", shortTransactions)
 	client := connect(t, uri)
 	const source = "legacy"
 	d := startDaemon(t, collectorYAML{store: uri, metadata: uri, source: source, sourceURI: uri, leaseTTL: "1s"}.write(t))
