@@ -8,8 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"time"
-
-	"github.com/go-kit/log/level"
 )
 
 // Routes of the control API, for the server and its client (client.go).
@@ -70,11 +68,8 @@ const maxCommandBody = 4096
 func (m *Manager) destructive(admin AdminAPI, action string, do func(context.Context, string, Requester) (Wiped, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		refuse := func(code int, why string) {
-			level.Warn(m.logger).Log("msg", "Destructive command refused", "action", action, "source_cluster", name,
-				"remote_addr", r.RemoteAddr, "status", code, "why", why)
-			http.Error(w, why, code)
-		}
+		// Refusals are logged where the server logs every refused request (httpserve).
+		refuse := func(code int, why string) { http.Error(w, why, code) }
 		if !admin.Enabled {
 			refuse(http.StatusForbidden, "the admin API is off: start oplog_collector with --web.enable-admin-api (and authentication in --web.config.file) to "+action+" sources through it")
 			return

@@ -45,6 +45,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // mongotestdProcess builds and starts the test server as its own process.
@@ -212,7 +213,7 @@ func (c *captureBench) readAll(db string, start bson.Raw) {
 // the limit would be that of another, cheaper collection.
 func (c *captureBench) limitStore(db string) *mongo.Collection {
 	store := newSourceStore(c.storeClient.Database("limit_"+db), db)
-	if err := store.ensureIndexes(context.Background(), 0); err != nil {
+	if err := store.createIndexes(context.Background(), 0); err != nil {
 		c.b.Fatal(err)
 	}
 	return store.events
@@ -342,8 +343,8 @@ func benchConfig(b *testing.B, uri, storeURI, db string, before bson.Raw) *confi
 	if err != nil {
 		b.Fatal(err)
 	}
-	store := newSourceStore(benchClient(b, storeURI).Database("store_"+db), db)
-	if err := store.saveToken(context.Background(), position{Token: before}, nil); err != nil {
+	tokens := benchClient(b, storeURI).Database("store_" + db).Collection(oplogstore.TokensCollection(db))
+	if _, err := tokens.InsertOne(context.Background(), bson.D{{Key: "_id", Value: oplogstore.TokenID(db)}, {Key: oplogstore.TokenFieldToken, Value: before}}); err != nil {
 		b.Fatal(err)
 	}
 	return cfg

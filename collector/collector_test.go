@@ -575,15 +575,10 @@ func TestHungStoreIsReportedWithinSeconds(t *testing.T) {
 	})
 }
 
-// A position save that hangs holds back neither the next batch nor its report: the save
-// runs beside the writing of the next batch, whose events are stored while it waits; the
-// wait shows in oplog_capture_store_write_pending_seconds even with nothing else to
-// write; and the positions land in order, the newest last.
-func TestHungPositionSaveDoesNotHoldBackTheNextBatch(t *testing.T) {
-	// The store on a server of its own, whose only updates are then the position saves
-	// (the lease and the heartbeat go to the metadata database, on the source's server),
-	// and no position without an event (checkpoint_interval), so that the batches after
-	// the hung save are exactly the waves inserted below.
+// A batch's events and its position commit together: while the commit hangs, neither
+// is in the store, the wait shows in oplog_capture_store_write_pending_seconds, and
+// once it returns both are there, with the batches after it.
+func TestEventsAndTheirPositionCommitTogether(t *testing.T) {
 	sourceURI, storeURI := mongotest.URI(t), mongotest.URI(t)
 	source, store := connectClient(t, sourceURI), connectClient(t, storeURI)
 	text := fmt.Sprintf("collector:\n  store: {uri: %q}\n  metadata: {uri: %q}\n  heartbeat_interval: 200ms\n  checkpoint_interval: 1h\n"+
@@ -605,45 +600,31 @@ func TestHungPositionSaveDoesNotHoldBackTheNextBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventTime := func(id int32) bson.Timestamp {
-		for _, d := range stored(t, store, "saves") {
-			if n, ok := d.Lookup("doc_key", "_id").Int32OK(); ok && n == id && d.Lookup("op_type").StringValue() == "insert" {
-				ts, i := d.Lookup("ts").Timestamp()
-				return bson.Timestamp{T: ts, I: i}
-			}
-		}
-		t.Fatalf("event of document %d not stored", id)
-		return bson.Timestamp{}
-	}
 	savedTime := func() bson.Timestamp {
 		var doc struct {
-			ClusterTime bson.Timestamp `bson:"cluster_time"`
+			Token bson.Raw `bson:"token"`
 		}
 		_ = store.Database(config.DefaultStoreDatabase).Collection(oplogstore.TokensCollection("saves")).FindOne(t.Context(), bson.D{}).Decode(&doc)
-		return doc.ClusterTime
+		ts, _ := oplogstore.TokenTime(doc.Token)
+		return ts
 	}
-	covers := func(id int32) func() bool {
-		return func() bool { return savedTime().Compare(eventTime(id)) >= 0 }
-	}
-
 	wave(0, 5)
 	eventually(t, "5 events", func() bool { return len(insertedIDs(stored(t, store, "saves"))) == 5 })
-	eventually(t, "the position of event 4 saved", covers(4))
-	setFailPoint(t, store, bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "failCommands", Value: bson.A{"update"}}, {Key: "blockConnection", Value: true},
-		{Key: "blockTimeMS", Value: 8000}, {Key: "appName", Value: "oplog_collector store"}})
-	wave(5, 10) // stored, then its position's save hangs
-	eventually(t, "the hung save in oplog_capture_store_write_pending_seconds", func() bool {
+	before := savedTime()
+	setFailPoint(t, store, bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "failCommands", Value: bson.A{"commitTransaction"}}, {Key: "blockConnection", Value: true},
+		{Key: "blockTimeMS", Value: 3000}, {Key: "appName", Value: "oplog_collector store"}})
+	wave(5, 10)
+	eventually(t, "the hung commit in oplog_capture_store_write_pending_seconds", func() bool {
 		return h.gauge("oplog_capture_store_write_pending_seconds", "source_cluster", "saves") >= 1
 	})
-	if n := len(insertedIDs(stored(t, store, "saves"))); n != 10 {
-		t.Fatalf("%d events stored before the save hung, want 10", n)
+	if n, after := len(insertedIDs(stored(t, store, "saves"))), savedTime(); n != 5 || after != before {
+		t.Fatalf("while the commit hangs the store holds %d events and the position %v (before: %v): a part of the transaction shows", n, after, before)
 	}
 	wave(10, 15)
-	eventually(t, "the next batch's events stored", func() bool { return len(insertedIDs(stored(t, store, "saves"))) == 15 })
-	if covers(5)() {
-		t.Fatalf("the next batch was stored only once the hung save had returned:\n%s", h.logs)
-	}
-	eventually(t, "the newest position saved last", covers(14))
+	eventually(t, "every event after the commit", func() bool { return len(insertedIDs(stored(t, store, "saves"))) == 15 })
+	docs := stored(t, store, "saves")
+	last, i := docs[len(docs)-1].Lookup("ts").Timestamp()
+	eventually(t, "the newest position saved", func() bool { return !savedTime().Before(bson.Timestamp{T: last, I: i}) })
 	if ids := insertedIDs(stored(t, store, "saves")); !slices.Equal(ids, seq(0, 15)) {
 		t.Fatalf("stored %v, want 0..14 once each in order", ids)
 	}

@@ -147,7 +147,6 @@ func TestInsertCommandIsTheDriversEncoding(t *testing.T) {
 		{Key: "insert", Value: "oplogs_c1"},
 		{Key: "documents", Value: documents},
 		{Key: "ordered", Value: false},
-		{Key: "writeConcern", Value: bson.D{{Key: "w", Value: "majority"}}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -108,7 +108,13 @@ func (h *harness) state(name string) string {
 
 func (h *harness) waitState(name, state string) {
 	h.t.Helper()
-	eventually(h.t, name+" in state "+state+"\n"+h.logs.String(), func() bool { return h.state(name) == state })
+	deadline := time.Now().Add(time.Minute) // against hanging only
+	for h.state(name) != state {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s in state %s; it is %s:\n%s", name, state, h.state(name), h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (h *harness) gauge(metric string, labels ...string) float64 {

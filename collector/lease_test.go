@@ -68,36 +68,56 @@ func TestOneWriterPerSourceAndStandbyTakeover(t *testing.T) {
 	}
 }
 
-// A holder that dies without releasing its lease (a crash) is taken over once the lease
-// has gone a TTL without renewal, judged by the metadata server's clock.
+// A holder that dies without releasing its lease (a crash, on another host) is taken
+// over once the lease has gone a TTL without renewal, judged by the store server's
+// clock; so is the lease an earlier collector kept in the metadata database, which the
+// new holder then retires: an earlier collector left running stops at its next renewal,
+// and none takes the source again.
 func TestTakeoverAfterTheHolderStopsRenewing(t *testing.T) {
-	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
-	leases := client.Database(config.DefaultCollectorMetadataDatabase).Collection(LeaseCollection)
-	dead := Instance{ID: "dead-collector", Host: "elsewhere", PID: 1}
-	_, err := leases.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: "orphan"}}, bson.D{
-		{Key: "$set", Value: bson.D{{Key: "holder", Value: dead}, {Key: "ttl_seconds", Value: 3.0}}},
-		{Key: "$currentDate", Value: bson.D{{Key: "renewed_at", Value: true}, {Key: "acquired_at", Value: true}}},
-	}, mongoUpsert())
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	h := startManager(t, collectorConfig(t, uri, uri, shortLease, testSource{name: "orphan", uri: uri, database: "orphan"}))
-	h.waitState("orphan", stateStandby)
-	if st := h.manager.Status()[0]; !strings.Contains(st.Holder, "dead-collector") {
-		t.Errorf("standby names holder %q", st.Holder)
-	}
-	h.waitState("orphan", stateRunning)
-	if waited := time.Since(start); waited < 2*time.Second {
-		t.Errorf("took a live-looking lease over after %v, before its TTL of 3s", waited)
-	}
-	var l lease
-	if err := leases.FindOne(t.Context(), bson.D{{Key: "_id", Value: "orphan"}}).Decode(&l); err != nil {
-		t.Fatal(err)
-	}
-	if l.Holder.ID != h.manager.opts.Instance.ID {
-		t.Errorf("lease held by %v after the takeover", l.Holder)
+	for _, where := range []struct{ name, database string }{
+		{"beside the store", config.DefaultStoreDatabase},
+		{"in the metadata database, an earlier collector's", config.DefaultCollectorMetadataDatabase},
+	} {
+		t.Run(where.name, func(t *testing.T) {
+			uri := mongotest.URI(t)
+			client := connectClient(t, uri)
+			leases := client.Database(where.database).Collection(LeaseCollection)
+			dead := Instance{ID: "dead-collector", Host: "elsewhere", PID: 1}
+			_, err := leases.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: "orphan"}}, bson.D{
+				{Key: "$set", Value: bson.D{{Key: "holder", Value: dead}, {Key: "ttl_seconds", Value: 3.0}}},
+				{Key: "$currentDate", Value: bson.D{{Key: "renewed_at", Value: true}, {Key: "acquired_at", Value: true}}},
+			}, mongoUpsert())
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			h := startManager(t, collectorConfig(t, uri, uri, shortLease, testSource{name: "orphan", uri: uri, database: "orphan"}))
+			h.waitState("orphan", stateStandby)
+			if st := h.manager.Status()[0]; !strings.Contains(st.Holder, "dead-collector") {
+				t.Errorf("standby names holder %q", st.Holder)
+			}
+			h.waitState("orphan", stateRunning)
+			if waited := time.Since(start); waited < 2*time.Second {
+				t.Errorf("took a live-looking lease over after %v, before its TTL of 3s", waited)
+			}
+			var l lease
+			if err := client.Database(config.DefaultStoreDatabase).Collection(LeaseCollection).FindOne(t.Context(), bson.D{{Key: "_id", Value: "orphan"}}).Decode(&l); err != nil {
+				t.Fatal(err)
+			}
+			if l.Holder.ID != h.manager.opts.Instance.ID || l.Epoch < 1 {
+				t.Errorf("lease held by %v at epoch %d after the takeover", l.Holder, l.Epoch)
+			}
+			if where.database == config.DefaultStoreDatabase {
+				return
+			}
+			var old lease
+			if err := leases.FindOne(t.Context(), bson.D{{Key: "_id", Value: "orphan"}}).Decode(&old); err != nil {
+				t.Fatal(err)
+			}
+			if old.Deregistered == nil || !strings.Contains(old.Deregistered.By, "upgrade this collector") || old.Holder.ID != h.manager.opts.Instance.ID {
+				t.Errorf("the earlier collector's lease is not retired: %+v", old)
+			}
+		})
 	}
 }
 
@@ -202,28 +222,36 @@ func TestStoreSwitchCarriesThePositionOver(t *testing.T) {
 	}
 }
 
-// A restart with a new, empty store goes on from the position the previous holder kept
-// in the lease, not from now: what was written while no collector ran is captured.
-func TestRestartOnANewStoreGoesOnFromTheLease(t *testing.T) {
+// A restart with a new, empty store goes on from the checkpoint the previous holder
+// reported in the heartbeat document, not from now: what was written while no
+// collector ran is captured (and that second's earlier events again: the heartbeat
+// keeps whole seconds).
+func TestRestartOnANewStoreGoesOnFromTheHeartbeat(t *testing.T) {
 	srcURI := mongotest.URI(t)
 	meta := mongotest.New(t, "a metadata database apart from both stores", mongotest.Options{})
 	oldStore := mongotest.New(t, "the store before the restart", mongotest.Options{})
 	newStore := mongotest.New(t, "the store after the restart", mongotest.Options{})
 	src := connectClient(t, srcURI)
+	// The source's history must reach back past the checkpoint's whole second, as a
+	// real oplog does: the test server's begins when it starts.
+	began := clusterTime(t, src)
+	eventually(t, "the source's clock to pass its first second", func() bool { return clusterTime(t, src).T > began.T })
 	h := startManager(t, collectorConfig(t, oldStore.URI(), meta.URI(), shortLease, testSource{name: "moved", uri: srcURI, database: "mv"}))
 	h.waitState("moved", stateRunning)
 	insertSeq(t, src, "mv", "c", 0, 10)
 	old := connectClient(t, oldStore.URI())
 	eventually(t, "10 events in the old store", func() bool { return len(insertedIDs(stored(t, old, "moved"))) == 10 })
 	docs := stored(t, old, "moved")
-	last := docs[len(docs)-1].Lookup("ts")
+	last, _ := docs[len(docs)-1].Lookup("ts").Timestamp()
 	metaClient := connectClient(t, meta.URI())
-	eventually(t, "the lease to hold a position past the 10th event", func() bool {
-		var l lease
-		err := metaClient.Database(config.DefaultCollectorMetadataDatabase).Collection(LeaseCollection).
-			FindOne(t.Context(), bson.D{{Key: "_id", Value: "moved"}}).Decode(&l)
-		t, i := last.Timestamp()
-		return err == nil && l.Position != nil && l.Position.ClusterTime.Compare(bson.Timestamp{T: t, I: i}) >= 0
+	eventually(t, "the heartbeat to report a checkpoint past the 10th event", func() bool {
+		doc := heartbeatDoc(t, metaClient, "moved")
+		if doc == nil {
+			return false
+		}
+		text, _ := doc.Lookup("collector_status", "last_oplog_time_utc").StringValueOK()
+		at, err := time.Parse(time.RFC3339, text)
+		return err == nil && at.Unix() >= int64(last)
 	})
 	h.stop()
 	insertSeq(t, src, "mv", "c", 10, 20) // while no collector runs
@@ -231,10 +259,30 @@ func TestRestartOnANewStoreGoesOnFromTheLease(t *testing.T) {
 	h2 := startManager(t, collectorConfig(t, newStore.URI(), meta.URI(), shortLease, testSource{name: "moved", uri: srcURI, database: "mv"}))
 	h2.waitState("moved", stateRunning)
 	fresh := connectClient(t, newStore.URI())
-	eventually(t, "the events written meanwhile in the new store", func() bool { return len(insertedIDs(stored(t, fresh, "moved"))) >= 10 })
-	if ids := insertedIDs(stored(t, fresh, "moved")); !slices.Equal(ids, seq(10, 20)) {
-		t.Fatalf("the new store holds %v, want 10..19", ids)
+	eventually(t, "the events written meanwhile in the new store", func() bool {
+		ids := insertedIDs(stored(t, fresh, "moved"))
+		return len(ids) > 0 && ids[len(ids)-1] == 19
+	})
+	ids := insertedIDs(stored(t, fresh, "moved"))
+	if !slices.Equal(ids, seq(int(ids[0]), 20)) || ids[0] > 10 {
+		t.Fatalf("the new store holds %v, want 10..19 (and some before, of the checkpoint's second), once each in order", ids)
 	}
+}
+
+// clusterTime is the server's cluster time after a write of its own (a ping's
+// operationTime), so that it follows the clock.
+func clusterTime(t *testing.T, client *mongo.Client) bson.Timestamp {
+	t.Helper()
+	if _, err := client.Database("clock").Collection("ticks").InsertOne(t.Context(), bson.D{}); err != nil {
+		t.Fatal(err)
+	}
+	var reply struct {
+		OperationTime bson.Timestamp `bson:"operationTime"`
+	}
+	if err := client.Database("admin").RunCommand(t.Context(), bson.D{{Key: "ping", Value: 1}}).Decode(&reply); err != nil {
+		t.Fatal(err)
+	}
+	return reply.OperationTime
 }
 
 // A reset records in the store what it wiped, who asked, and where capture started

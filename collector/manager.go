@@ -23,8 +23,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/mongomigrate/observability/internal/config"
-	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
-	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // Options are the manager's settings that do not come from the config file.
@@ -145,16 +143,18 @@ func connectShared(c *config.Collector, me Instance) (*shared, error) {
 	}
 	majority := options.Collection().SetWriteConcern(writeconcern.Majority())
 	sh := &shared{storeClient: storeClient, storeDB: storeClient.Database(c.Store.Database), beats: &heartbeats{}}
-	leaseDB := sh.storeDB
+	// The lease lives beside the store, whatever else the config says: every command
+	// that knows the store finds it, and the store can check it in each write.
+	sh.leases = &leases{coll: sh.storeDB.Collection(LeaseCollection, majority), beats: sh.beats, me: me, proc: thisProcess(), ttl: c.LeaseTTL}
 	if c.Metadata != nil {
 		if sh.metaClient, err = connect(c.Metadata.MongoURI, "oplog_collector metadata"); err != nil {
 			sh.close()
 			return nil, fmt.Errorf("collector.metadata: %w", err)
 		}
-		leaseDB = sh.metaClient.Database(c.Metadata.Database)
-		sh.beats.coll = leaseDB.Collection(c.Metadata.Collection, majority)
+		metaDB := sh.metaClient.Database(c.Metadata.Database)
+		sh.beats.coll = metaDB.Collection(c.Metadata.Collection, majority)
+		sh.leases.legacy = metaDB.Collection(LeaseCollection, majority)
 	}
-	sh.leases = &leases{coll: leaseDB.Collection(LeaseCollection, majority), me: me, ttl: c.LeaseTTL}
 	return sh, nil
 }
 
@@ -267,37 +267,6 @@ func (m *Manager) Stop(ctx context.Context) {
 	m.shared, m.cfg = nil, nil
 }
 
-// ErrUnknownSource is returned for a name the running config does not capture.
-var ErrUnknownSource = errors.New("no such source in the running configuration")
-
-// ErrNotHolder is returned for a command on a source that another collector captures.
-var ErrNotHolder = errors.New("another collector holds this source's lease")
-
-// Requester is who asked for a destructive command, for the log and the gap record.
-type Requester struct {
-	User       string // the authenticated user: basic auth, or a client certificate's subject
-	RemoteAddr string
-	Via        string // "api" or "offline"
-}
-
-func (r Requester) String() string {
-	who := r.User
-	if who == "" {
-		who = "an unauthenticated client"
-	}
-	if r.RemoteAddr != "" {
-		who += " from " + r.RemoteAddr
-	}
-	return who + " (" + r.Via + ")"
-}
-
-// Wiped tells what a reset or a de-registration deleted.
-type Wiped struct {
-	Source        string `json:"source"`
-	Action        string `json:"action"`
-	EventsDeleted int64  `json:"events_deleted"`
-}
-
 // Reset is the old tool's "Reset Oplog Store": stop the source, wipe its events and
 // token, and capture again from now. The other sources are not touched. The gap it
 // makes is recorded in the store (oplogstore.GapsCollection), with who asked.
@@ -321,20 +290,10 @@ func (m *Manager) wipe(ctx context.Context, name string, by Requester, deregiste
 	if st := r.src.status(); st.State == stateStandby {
 		return Wiped{}, fmt.Errorf("%q: %w: %s; send the command to that collector", name, ErrNotHolder, st.Holder)
 	}
-	cfg, checkpoint := r.src.cfg, r.src.progress.position()
+	cfg := r.src.cfg
 	m.stop(r, errKeepLease)
-	sh := m.shared
-	// Hold the lease while wiping: a standby must not capture into a store being wiped.
-	acquired, held, err := sh.leases.acquire(ctx, name, true)
-	if err == nil && !acquired {
-		err = fmt.Errorf("%w: %s", ErrNotHolder, describeHolder(held, time.Now()))
-	}
-	if err != nil {
-		return Wiped{}, errors.Join(err, m.start(cfg, startPoint{}))
-	}
 	r.src.setState(stateResettingOplogStore, "")
-	_ = sh.beats.report(ctx, name, hbdoc.Report{Status: stateResettingOplogStore, Scope: cfg.Database, PID: holding(true), Holder: &sh.leases.me})
-	wiped, err := wipeSource(ctx, sh, name, by, checkpoint, deregister)
+	wiped, err := wipeSource(ctx, m.shared, name, cfg.Database, by, deregister)
 	if err != nil {
 		level.Error(m.logger).Log("msg", "Wiping the source's store failed", "action", wiped.Action, "source_cluster", name,
 			"user", by.User, "remote_addr", by.RemoteAddr, "via", by.Via, "err", describe(err))
@@ -347,41 +306,7 @@ func (m *Manager) wipe(ctx context.Context, name string, by Requester, deregiste
 		m.metrics.forget(name)
 		return wiped, nil
 	}
-	return wiped, m.start(cfg, startPoint{fresh: true})
-}
-
-// wipeSource deletes a source's captured history, the lease being held: for a reset,
-// events and token (recording the gap), for a de-registration everything, with the
-// metadata document, leaving the lease marked de-registered.
-func wipeSource(ctx context.Context, sh *shared, name string, by Requester, checkpoint *position, deregister bool) (Wiped, error) {
-	wiped := Wiped{Source: name, Action: "reset"}
-	if deregister {
-		wiped.Action = "deregister"
-	}
-	store := newSourceStore(sh.storeDB, name)
-	n, err := store.count(ctx)
-	if err != nil {
-		return wiped, err
-	}
-	wiped.EventsDeleted = n
-	if err := store.wipe(ctx, deregister); err != nil {
-		return wiped, err
-	}
-	if deregister {
-		if err := sh.leases.deregister(ctx, name, by.String()); err != nil {
-			return wiped, err
-		}
-		return wiped, sh.beats.remove(ctx, name)
-	}
-	gap := oplogstore.Gap{Reason: oplogstore.GapReset, EventsDeleted: n,
-		Detail: fmt.Sprintf("reset by %s: %d events deleted, capture started again from then", by, n)}
-	if checkpoint != nil {
-		gap.After = checkpoint.ClusterTime
-	}
-	if err := store.recordGap(ctx, gap); err != nil {
-		return wiped, err
-	}
-	return wiped, sh.leases.forgetPosition(ctx, name)
+	return wiped, m.start(cfg, startPoint{})
 }
 
 // Status returns every source's state, by name. It never waits on a command or the

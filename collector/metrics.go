@@ -23,13 +23,15 @@ const (
 	// for longer than store_stall_after.
 	stateStandby          = hbdoc.StatusStandby
 	stateStoreUnavailable = hbdoc.StatusStoreUnavailable
+	// A process that holds no lease writes into the source's store (foreign.go).
+	stateForeignWriter = hbdoc.StatusForeignWriter
 )
 
 // states are those this collector takes: the state-set's series.
 var states = []string{
 	stateStarting, stateRunning, stateRetryingConnection, stateError,
 	stateResumeTokenLost, stateStopping, stateStopped, stateResettingOplogStore,
-	stateStandby, stateStoreUnavailable,
+	stateStandby, stateStoreUnavailable, stateForeignWriter,
 }
 
 // metrics are the collector's own series (docs/metrics.md, "oplog_collector's own
@@ -49,6 +51,7 @@ type metrics struct {
 	writePending   *prometheus.GaugeVec
 	retries        *prometheus.CounterVec
 	errors         *prometheus.CounterVec
+	foreign        *prometheus.CounterVec
 	// What a restore can reach (recoverable.go).
 	gaps, openGaps, recoverableSince *prometheus.GaugeVec
 }
@@ -64,7 +67,7 @@ const (
 	errHeartbeat       = "heartbeat"
 	errResumeTokenLost = "resume_token_lost"
 	errIdentity        = "source_identity" // the source is not the cluster the store's history comes from
-	errLease           = "lease"           // the lease could not be read, taken or renewed
+	errLease           = "lease"           // the lease could not be read, taken or renewed, or the store refused a write: it moved on
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -94,13 +97,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		writePending:   gauge("store_write_pending_seconds", "Age of the oldest store write (events or resume token) not yet acknowledged by a majority, retries included; 0 when none is pending."),
 		retries:        counter("retries_total", "Attempts to reach the source (reopening the change stream) or the store (rewriting a batch or a token) after a failure.", "reason"),
 		errors:         counter("errors_total", "Failures by kind; each is retried, except resume_token_lost, which stops the source until it is reset.", "kind"),
+		foreign:        counter("foreign_writes_total", "Writes found in the source's store that no holder of its lease made (another collector, the old tool restarted by its manager): documents with ObjectId _ids, and position saves.", "kind"),
 		gaps:           gauge("gaps", "Gaps recorded in the captured history (capture_gaps_<source>): stretches the store may not hold."),
 		openGaps:       gauge("open_gaps", "Recorded gaps that capture has not closed yet (it has not started again since)."),
 		recoverableSince: gauge("recoverable_since_timestamp_seconds",
 			"Cluster time from which the store holds every event up to the checkpoint (after the last gap): a restore can reach any time from this to the checkpoint."),
 	}
 	reg.MustRegister(m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
-		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors,
+		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors, m.foreign,
 		m.gaps, m.openGaps, m.recoverableSince)
 	return m
 }
@@ -111,7 +115,7 @@ func (m *metrics) forget(source string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
 	}{m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
-		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors,
+		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors, m.foreign,
 		m.gaps, m.openGaps, m.recoverableSince} {
 		v.DeletePartialMatch(labels)
 	}
@@ -137,6 +141,9 @@ func (m *metrics) zero(source string) {
 	}
 	for _, kind := range []string{errSourceRead, errStoreWrite, errTokenSave, errHeartbeat, errResumeTokenLost, errIdentity, errLease} {
 		m.errors.WithLabelValues(source, kind)
+	}
+	for _, kind := range []string{foreignDocument, foreignPosition} {
+		m.foreign.WithLabelValues(source, kind)
 	}
 }
 

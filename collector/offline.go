@@ -2,19 +2,23 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/mongomigrate/observability/internal/config"
-	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // Offline acts on sources' stores directly, for when no collector runs: the
-// oplog_collector commands reset and deregister with --offline. It refuses a source
-// whose lease a live collector holds, and holds the lease itself while it works, so
-// that no collector starts capturing into a store being wiped.
+// oplog_collector commands reset and deregister with --offline. It finds the sources'
+// leases in the store, as the daemon does, whatever the config says of a metadata
+// database; it refuses a source the store knows nothing of, and one whose lease a live
+// collector holds; and it acts as the admin API does (wipeSource).
 type Offline struct {
 	cfg *config.Collector
 	sh  *shared
@@ -32,17 +36,27 @@ func OpenOffline(c *config.Collector) (*Offline, error) {
 // Close disconnects.
 func (o *Offline) Close() { o.sh.close() }
 
+// ErrNotInStore is returned for a source the store holds nothing of.
+var ErrNotInStore = errors.New("the store holds nothing of this source")
+
 // StoreSummary is what a source's store holds, for a confirmation.
 type StoreSummary struct {
 	StoredEvents   int64
 	Oldest, Newest time.Time
 }
 
-// Inspect tells what the source's store holds, and refuses (ErrNotHolder) when a live
-// collector holds its lease.
+// Inspect tells what the source's store holds, and refuses a source the store does not
+// know (ErrNotInStore) or whose lease a live collector holds (ErrNotHolder).
 func (o *Offline) Inspect(ctx context.Context, name string) (StoreSummary, error) {
-	if err := o.refuseHeld(ctx, name); err != nil {
+	if err := o.refuseUnknown(ctx, name); err != nil {
 		return StoreSummary{}, err
+	}
+	l, now, err := o.sh.leases.liveHolder(ctx, name)
+	if err != nil {
+		return StoreSummary{}, err
+	}
+	if l != nil {
+		return StoreSummary{}, fmt.Errorf("%q: %w: %s; use that collector's API (without --offline), or stop it first", name, ErrNotHolder, describeHolder(l, now))
 	}
 	store := newSourceStore(o.sh.storeDB, name)
 	n, err := store.count(ctx)
@@ -65,15 +79,30 @@ func (o *Offline) Inspect(ctx context.Context, name string) (StoreSummary, error
 	return sum, nil
 }
 
-func (o *Offline) refuseHeld(ctx context.Context, name string) error {
-	l, now, err := o.sh.leases.read(ctx, name)
+// refuseUnknown refuses a source the store knows nothing of, naming those it knows: a
+// mistyped name must not leave a lease and a gap record behind.
+func (o *Offline) refuseUnknown(ctx context.Context, name string) error {
+	known, err := oplogstore.KnownSources(ctx, o.sh.storeDB)
 	if err != nil {
 		return err
 	}
-	if l != nil && l.Deregistered == nil && !l.expired(now) {
-		return fmt.Errorf("%q: %w: %s; use that collector's API (without --offline), or stop it first", name, ErrNotHolder, describeHolder(l, now))
+	if o.sh.leases.legacy != nil {
+		// A source de-registered by an earlier collector is known only there.
+		leased, err := oplogstore.LeasedSources(ctx, o.sh.leases.legacy)
+		if err != nil {
+			return fmt.Errorf("the metadata database: %w", err)
+		}
+		known = append(known, leased...)
 	}
-	return nil
+	if slices.Contains(known, name) {
+		return nil
+	}
+	slices.Sort(known)
+	holds := "it holds no source"
+	if len(known) > 0 {
+		holds = "the sources it holds: " + strings.Join(slices.Compact(known), ", ")
+	}
+	return fmt.Errorf("%q: %w (database %s; %s): check --source, and that --config.file names that source's store", name, ErrNotInStore, o.sh.storeDB.Name(), holds)
 }
 
 // Reset wipes the source's events and token; the next collector to start captures it
@@ -88,26 +117,8 @@ func (o *Offline) Deregister(ctx context.Context, name string, by Requester) (Wi
 }
 
 func (o *Offline) wipe(ctx context.Context, name string, by Requester, deregister bool) (Wiped, error) {
-	acquired, held, err := o.sh.leases.acquire(ctx, name, true)
-	if err != nil {
+	if err := o.refuseUnknown(ctx, name); err != nil {
 		return Wiped{}, err
-	}
-	if !acquired {
-		return Wiped{}, fmt.Errorf("%q: %w: %s", name, ErrNotHolder, describeHolder(held, time.Now()))
-	}
-	defer func() { _ = o.sh.leases.release(context.WithoutCancel(ctx), name) }()
-	saved, err := newSourceStore(o.sh.storeDB, name).loadToken(ctx)
-	if err != nil {
-		return Wiped{}, err
-	}
-	var checkpoint *position
-	if saved.Token != nil {
-		pos := saved.position()
-		checkpoint = &pos
-	}
-	wiped, err := wipeSource(ctx, o.sh, name, by, checkpoint, deregister)
-	if err != nil || deregister {
-		return wiped, err
 	}
 	scope := ""
 	for _, s := range o.cfg.Sources {
@@ -115,5 +126,5 @@ func (o *Offline) wipe(ctx context.Context, name string, by Requester, deregiste
 			scope = s.Database
 		}
 	}
-	return wiped, o.sh.beats.report(ctx, name, hbdoc.Report{Status: stateStopped, Scope: scope})
+	return wipeSource(ctx, o.sh, name, scope, by, deregister)
 }

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -18,7 +19,6 @@ type progress struct {
 	saved        *position      // the resume token last saved
 	storeOldest  bson.Timestamp // the oldest event in the store
 	pendingSince time.Time      // when the writer's unacknowledged store write began; zero when none
-	savingSince  time.Time      // when the position save in flight began; zero when none
 }
 
 func newProgress(name string, m *metrics) *progress {
@@ -59,26 +59,25 @@ func (p *progress) writing(since time.Time) {
 	p.mu.Unlock()
 }
 
-// saving marks the start (non-zero) or the end (zero) of the position save that runs
-// beside the writer's next write.
-func (p *progress) saving(since time.Time) {
-	p.mu.Lock()
-	p.savingSince = since
-	p.mu.Unlock()
-}
-
-// pending is how long the oldest store write in flight has gone unacknowledged.
+// pending is how long the store write in flight has gone unacknowledged.
 func (p *progress) pending(now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	oldest := p.pendingSince
-	if oldest.IsZero() || (!p.savingSince.IsZero() && p.savingSince.Before(oldest)) {
-		oldest = p.savingSince
-	}
-	if oldest.IsZero() {
+	if p.pendingSince.IsZero() {
 		return 0
 	}
-	return now.Sub(oldest)
+	return now.Sub(p.pendingSince)
+}
+
+// forget drops what a capture that lost its lease knew: its figures are the new
+// holder's to report.
+func (p *progress) forget() {
+	p.mu.Lock()
+	p.lastEvent, p.saved, p.storeOldest = bson.Timestamp{}, nil, bson.Timestamp{}
+	p.mu.Unlock()
+	for _, g := range []*prometheus.GaugeVec{p.metrics.lastEvent, p.metrics.checkpoint, p.metrics.storeOldest} {
+		g.DeleteLabelValues(p.name)
+	}
 }
 
 // position is the last saved position, nil before the first.

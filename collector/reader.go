@@ -180,6 +180,8 @@ func (s *source) open(ctx context.Context, pos position) (*mongo.ChangeStream, e
 		opts.SetStartAfter(pos.Token)
 	case pos.Token != nil:
 		opts.SetResumeAfter(pos.Token)
+	case !pos.ClusterTime.IsZero():
+		opts.SetStartAtOperationTime(&pos.ClusterTime) // a position carried as a time only
 	}
 	if s.cfg.Database == "" {
 		return s.client.Watch(ctx, pipeline, opts)

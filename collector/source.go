@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mongomigrate/observability/internal/config"
@@ -58,6 +59,14 @@ type source struct {
 	// deregistered is a source no collector may capture: it does not report either,
 	// or its heartbeat would bring back the metadata document de-registering deleted.
 	deregistered bool
+	// epoch is that of the lease this source holds, or held last; loseLease, set while
+	// it holds it, ends the capture when the store says the lease moved on.
+	epoch     int64
+	loseLease func()
+	// foreignSeen is when a write of a process that holds no lease was last found in
+	// the store; foreignAfter, the greatest ObjectId _id checked so far.
+	foreignSeen  time.Time
+	foreignAfter bson.ObjectID
 	buf          *buffer // the current capture's buffer; nil when not capturing
 	sourceOK     bool
 	storeOK      bool
@@ -67,13 +76,11 @@ type source struct {
 	wake      chan struct{} // a state change: heartbeat now
 }
 
-// startPoint says where capture begins when the store holds no saved position.
+// startPoint says where capture begins when the store holds nothing of the source.
 type startPoint struct {
 	// carry is the position the source reached in the previous store (a reload that
 	// changed the store): going on from it, the two stores together hold every event.
 	carry *position
-	// fresh starts from now whatever else is known (a reset).
-	fresh bool
 }
 
 func newSource(cfg config.Source, common *config.Collector, client *mongo.Client, sh *shared, m *metrics, logger log.Logger, start startPoint) *source {
@@ -114,34 +121,46 @@ func (s *source) run(ctx, kill context.Context) string {
 	watchers.Go(func() { s.heartbeatLoop(watchCtx) })
 	watchers.Go(func() { s.watchStore(watchCtx) })
 
-	final, errText := s.serve(ctx, kill)
+	final, errText, held := s.serve(ctx, kill)
 	s.setState(final, errText)
 	stopWatching()
 	watchers.Wait()
 	finalCtx, cancel := context.WithTimeout(kill, finalReportTimeout)
 	defer cancel()
-	if context.Cause(ctx) != errKeepLease {
-		if err := s.leases.release(finalCtx, s.cfg.Name); err != nil {
+	if held && context.Cause(ctx) != errKeepLease {
+		if err := s.leases.release(finalCtx, s.cfg.Name, s.currentEpoch()); err != nil {
 			level.Debug(s.logger).Log("msg", "Lease not released; a standby takes over once it expires", "err", describe(err))
 		}
 	}
-	s.sendHeartbeat(finalCtx)
+	if held {
+		s.sendHeartbeat(finalCtx, true)
+	}
 	return final
 }
 
 // serve alternates between standing by and capturing: it captures while it holds the
-// source's lease, and stands by again if another collector takes the lease over.
-func (s *source) serve(ctx, kill context.Context) (final, errText string) {
+// source's lease, and stands by again if another collector takes the lease over. held
+// tells whether it held the lease when it ended.
+func (s *source) serve(ctx, kill context.Context) (final, errText string, held bool) {
 	for {
-		if !s.awaitLease(ctx) {
-			return stateStopped, ""
+		epoch := s.awaitLease(ctx)
+		if epoch == 0 {
+			return stateStopped, "", false
 		}
-		final, errText, lost := s.hold(ctx, kill)
+		final, errText, lost := s.hold(ctx, kill, epoch)
 		if !lost {
-			return final, errText
+			return final, errText, true
 		}
-		level.Warn(s.logger).Log("msg", "Another collector took over this source's lease; standing by")
+		level.Warn(s.logger).Log("msg", "This source's lease has moved on (another collector took it over, or it was reset or de-registered): standing by; what was read and not written is left to the next holder", "epoch", epoch)
+		s.progress.forget()
 	}
+}
+
+// currentEpoch is the epoch of the lease the source holds, or held last.
+func (s *source) currentEpoch() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
 }
 
 // setHealth records whether the source or the store (flag) works, and derives the state.
@@ -156,8 +175,9 @@ func (s *source) setHealth(flag *bool, ok bool, err error) {
 // store_unavailable before retrying_connection, since a stuck store stops everything.
 func (s *source) deriveState(err error) {
 	s.mu.Lock()
-	live := s.state == stateStarting || s.state == stateRunning || s.state == stateRetryingConnection || s.state == stateStoreUnavailable
+	live := s.state == stateStarting || s.state == stateRunning || s.state == stateRetryingConnection || s.state == stateStoreUnavailable || s.state == stateForeignWriter
 	storeDown, sourceDown, stalled, streaming := !s.storeOK, !s.sourceOK, s.stalled, s.streaming
+	foreign := s.foreignWriting(time.Now())
 	errText := s.errText
 	s.mu.Unlock()
 	if !live {
@@ -171,6 +191,8 @@ func (s *source) deriveState(err error) {
 		s.setState(stateStoreUnavailable, errText)
 	case sourceDown:
 		s.setState(stateRetryingConnection, errText)
+	case streaming && foreign:
+		s.setState(stateForeignWriter, "a process that holds no lease writes into this source's store (another collector, or the old tool restarted by its manager): stop it")
 	case streaming:
 		s.setState(stateRunning, "")
 	}
@@ -189,10 +211,11 @@ func (s *source) watchStore(ctx context.Context) {
 		}
 		changed := s.stalled != (pending > s.common.StoreStallAfter)
 		s.stalled = pending > s.common.StoreStallAfter
+		foreignEnded := s.state == stateForeignWriter && !s.foreignWriting(time.Now())
 		s.mu.Unlock()
 		if changed && s.stalled {
 			s.deriveState(errors.New("a store write has waited " + pending.Round(time.Second).String() + " for its majority acknowledgement"))
-		} else if changed {
+		} else if changed || foreignEnded {
 			s.deriveState(nil)
 		}
 	})

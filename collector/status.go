@@ -52,12 +52,14 @@ func (s *source) status() Status {
 	return st
 }
 
-// heartbeatLoop reports at every interval and at every state change.
+// heartbeatLoop reports at every interval and at every state change, and looks for
+// writes of other processes in the store while the source holds its lease.
 func (s *source) heartbeatLoop(ctx context.Context) {
 	ticker := time.NewTicker(s.common.HeartbeatInterval)
 	defer ticker.Stop()
 	for {
-		s.sendHeartbeat(ctx)
+		s.sendHeartbeat(ctx, false)
+		s.checkForeignDocuments(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -67,14 +69,15 @@ func (s *source) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-// sendHeartbeat writes the source's heartbeat document; a standby writes only that it
-// stands by, leaving the holder's report as it is.
-func (s *source) sendHeartbeat(ctx context.Context) {
+// sendHeartbeat writes the source's heartbeat document while it holds the lease (or,
+// final, as it stops holding it); a standby writes only that it stands by, leaving the
+// holder's report as it is.
+func (s *source) sendHeartbeat(ctx context.Context, final bool) {
 	ctx, cancel := context.WithTimeout(ctx, storeAttemptTimeout)
 	defer cancel()
 	st := s.status()
 	s.mu.Lock()
-	deregistered := s.deregistered
+	deregistered, epoch, holds := s.deregistered, s.epoch, s.loseLease != nil
 	s.mu.Unlock()
 	var err error
 	switch {
@@ -83,6 +86,8 @@ func (s *source) sendHeartbeat(ctx context.Context) {
 	case st.State == stateStandby:
 		s.forgetRecoverable()
 		err = s.beats.reportStandby(ctx, s.cfg.Name, s.leases.me)
+	case !holds && !final:
+		return // the lease is not this collector's: the holder, or the act under way, reports
 	default:
 		oldest, ok, oldestErr := s.store.oldest(ctx)
 		if oldestErr == nil && ok {
@@ -94,9 +99,9 @@ func (s *source) sendHeartbeat(ctx context.Context) {
 		}
 		err = s.beats.report(ctx, s.cfg.Name, hbdoc.Report{
 			Status: st.State, Scope: s.cfg.Database, Checkpoint: st.Checkpoint, LastEvent: st.LastEvent,
-			FirstOplog: st.StoreOldest, Error: st.Error, Holder: &s.leases.me,
+			FirstOplog: st.StoreOldest, Error: st.Error, Holder: &s.leases.me, LeaseEpoch: epoch,
 			PID: holding(st.State != stateStopped && st.State != stateResumeTokenLost),
-		})
+		}, func(ctx context.Context) (bool, error) { return s.leases.holds(ctx, s.cfg.Name, epoch, false) })
 	}
 	if err != nil && ctx.Err() == nil {
 		s.metrics.errors.WithLabelValues(s.cfg.Name, errHeartbeat).Inc()

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -8,28 +9,30 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// writer takes batches from the buffer and stores them: the events first, acknowledged
-// by a majority, then the position that covers them. A batch's position is saved while
-// the next batch's events are written: the store is not left idle for the round trip of
-// every save (about 5% of the writer's time at saturation), and a position is still
-// saved only once its events are stored, and only after the position before it.
+// writer takes batches from the buffer and stores them, each in one transaction
+// fenced by the holder's lease epoch (fence.go): the events and the position that
+// covers them commit together, acknowledged by a majority, or not at all. A position is
+// so never saved before its events, and never by a collector that lost the lease.
 type writer struct {
 	source  *source
 	buf     *buffer
+	epoch   int64
 	command []byte     // the insert command, reused from batch to batch
 	docs    []bson.Raw // the batch's store documents, reused likewise
-	// saving is the result of the position save in flight, nil when none is.
-	saving chan bool
+	// last is the token the store holds, as this holder last read or saved it.
+	last bson.Raw
+	// eventsExist is false until the events collection is known to exist: the first
+	// write creates it, with its indexes.
+	eventsExist bool
 	// openGap is a capture that started from now: the first saved position closes the
-	// gaps recorded before it. Only the save in flight uses it.
+	// gaps recorded before it.
 	openGap bool
 }
 
-// run writes until the buffer is closed and drained (true), or ctx ends first (false).
-func (w *writer) run(ctx context.Context) (complete bool) {
+// run writes until the buffer is closed and drained (true), or ctx ends first, or the
+// store refuses the holder's writes (false).
+func (w *writer) run(ctx context.Context) bool {
 	s := w.source
-	// No save outlives the writer: the next capture of the source must not meet it.
-	defer func() { complete = w.saved() && complete }()
 	var batch []item // reused: one batch's array is enough
 	for {
 		var err error
@@ -38,20 +41,14 @@ func (w *writer) run(ctx context.Context) (complete bool) {
 			return err == errBufferClosed
 		}
 		s.progress.writing(time.Now())
+		ok := false
 		if batch[0].restart {
-			if !w.saved() || !w.dropAfter(ctx, batch[0].pos) {
-				return false
-			}
-		} else if !w.storeEvents(ctx, batch) || !w.saved() {
+			ok = w.dropAfter(ctx, batch[0].pos)
+		} else {
+			ok = w.write(ctx, batch)
+		}
+		if !ok {
 			return false
-		} else if pos := checkpointOf(batch); pos != nil {
-			w.saving = make(chan bool, 1)
-			s.progress.saving(time.Now())
-			go func(pos position) {
-				ok := w.savePosition(ctx, pos)
-				s.progress.saving(time.Time{})
-				w.saving <- ok
-			}(*pos)
 		}
 		clear(batch) // the written documents are garbage now
 		s.progress.writing(time.Time{})
@@ -64,7 +61,7 @@ func (w *writer) dropAfter(ctx context.Context, pos position) bool {
 	s := w.source
 	var dropped int64
 	if !s.retry(ctx, errStoreWrite, &s.storeOK, func(ctx context.Context) (err error) {
-		dropped, err = s.store.dropAfter(ctx, pos.Token)
+		dropped, err = s.store.dropAfter(ctx, w.epoch, pos.Token)
 		return err
 	}) {
 		return false
@@ -75,9 +72,10 @@ func (w *writer) dropAfter(ctx context.Context, pos position) bool {
 	return true
 }
 
-// storeEvents writes the batch's events, retrying until they are acknowledged.
-func (w *writer) storeEvents(ctx context.Context, batch []item) bool {
-	s, name := w.source, w.source.cfg.Name
+// write stores the batch's events and its position, retrying until they are
+// acknowledged.
+func (w *writer) write(ctx context.Context, batch []item) bool {
+	s := w.source
 	docs := w.docs[:0]
 	size := 0
 	for _, it := range batch {
@@ -86,16 +84,55 @@ func (w *writer) storeEvents(ctx context.Context, batch []item) bool {
 			size += it.size
 		}
 	}
-	if len(docs) == 0 {
-		return true
-	}
 	w.docs = docs
 	defer clear(docs)
+	pos := checkpointOf(batch)
+	if len(docs) == 0 && pos == nil {
+		return true
+	}
+	kind := errStoreWrite
+	if len(docs) == 0 {
+		kind = errTokenSave
+	}
 	start := time.Now()
-	if !s.retry(ctx, errStoreWrite, &s.storeOK, func(ctx context.Context) error { return s.store.insert(ctx, docs, &w.command) }) {
+	var foreign, again bool
+	if !s.retry(ctx, kind, &s.storeOK, func(ctx context.Context) (err error) {
+		if len(docs) > 0 && !w.eventsExist {
+			if w.eventsExist, err = s.store.prepareEvents(ctx, s.common.Retention); err != nil {
+				return err
+			}
+		}
+		foreign, err = s.store.write(ctx, w.epoch, batchWrite{
+			docs: docs, pos: pos, identity: s.identity, last: w.last,
+			createEvents: !w.eventsExist, retention: s.common.Retention,
+			closeGaps: w.openGap, skipStored: again,
+		}, &w.command)
+		// A batch an earlier attempt wrote after all (its commit's answer was lost): the
+		// next attempt writes what is missing, and the position.
+		again = again || onlyDuplicates(err)
+		return err
+	}) {
 		return false
 	}
-	s.metrics.batchWrite.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	if len(docs) > 0 {
+		w.eventsExist = true
+		w.stored(batch, size, time.Since(start))
+	}
+	if pos != nil {
+		w.last = bytes.Clone(pos.Token)
+		w.openGap = w.openGap && pos.ClusterTime.IsZero()
+		s.progress.savedAt(*pos)
+	}
+	if foreign {
+		s.foreignWrites(foreignPosition, 1)
+	}
+	return true
+}
+
+// stored counts a batch of events the store acknowledged.
+func (w *writer) stored(batch []item, size int, took time.Duration) {
+	s, name := w.source, w.source.cfg.Name
+	s.metrics.batchWrite.WithLabelValues(name).Observe(took.Seconds())
 	s.metrics.batches.WithLabelValues(name).Inc()
 	s.metrics.bytes.WithLabelValues(name).Add(float64(size))
 	var newest bson.Timestamp
@@ -110,18 +147,6 @@ func (w *writer) storeEvents(ctx context.Context, batch []item) bool {
 		s.metrics.events.WithLabelValues(name, opType).Add(float64(n))
 	}
 	s.progress.stored(newest)
-	return true
-}
-
-// saved waits for the position save in flight, if any, and tells whether it succeeded:
-// it fails only when the writer is stopped.
-func (w *writer) saved() bool {
-	if w.saving == nil {
-		return true
-	}
-	ok := <-w.saving
-	w.saving = nil
-	return ok
 }
 
 // checkpointOf returns the batch's last position a stream may resume from: never a
@@ -133,21 +158,4 @@ func checkpointOf(batch []item) *position {
 		}
 	}
 	return nil
-}
-
-// savePosition saves pos, whose events are stored, retrying until it is acknowledged.
-func (w *writer) savePosition(ctx context.Context, pos position) bool {
-	s := w.source
-	if !s.retry(ctx, errTokenSave, &s.storeOK, func(ctx context.Context) error { return s.store.saveToken(ctx, pos, s.identity) }) {
-		return false
-	}
-	s.progress.savedAt(pos)
-	if w.openGap && !pos.ClusterTime.IsZero() {
-		if err := s.store.closeGaps(ctx, pos.ClusterTime); err != nil {
-			level.Warn(s.logger).Log("msg", "The record of a gap not closed; retried at the next batch", "err", describe(err))
-		} else {
-			w.openGap = false
-		}
-	}
-	return true
 }

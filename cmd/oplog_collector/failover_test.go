@@ -22,7 +22,7 @@ func leaseHolderPID(t *testing.T, client *mongo.Client, source string) int {
 		} `bson:"holder"`
 		RenewedAt bson.DateTime `bson:"renewed_at"`
 	}
-	err := client.Database("oplog_manager_orchestrator_db").Collection("oplog_collector_leases").
+	err := client.Database("oplog_backup_db").Collection("oplog_collector_leases").
 		FindOne(t.Context(), bson.D{{Key: "_id", Value: source}}).Decode(&l)
 	if err != nil || l.RenewedAt == 0 {
 		return 0

@@ -40,6 +40,9 @@ const (
 	// last standby to report that it is ready to take the source over.
 	FieldHolder  = FieldCollectorStatus + ".holder"
 	FieldStandby = FieldCollectorStatus + ".standby"
+	// FieldLeaseEpoch is the epoch of the lease its writer held (see the collector's
+	// fencing): a report of an earlier epoch never overwrites one of a later.
+	FieldLeaseEpoch = FieldCollectorStatus + ".lease_epoch"
 )
 
 // Values of collector_status.status.
@@ -60,6 +63,7 @@ const (
 	// Written by this project's collector only.
 	StatusStandby          = "standby"           // another collector holds the source
 	StatusStoreUnavailable = "store_unavailable" // the store does not accept writes
+	StatusForeignWriter    = "foreign_writer"    // a process that holds no lease writes into the source's store
 )
 
 // Statuses lists every known status, in a stable order: a reader exports one series per
@@ -68,7 +72,7 @@ var Statuses = []string{
 	StatusPendingRegistration, StatusStarting, StatusRunning, StatusRetryingConnection, StatusError,
 	StatusResumeTokenLost, StatusMaxRetriesReached, StatusStopping, StatusStopped,
 	StatusResettingOplogStore, StatusErrorStoppedUnexpectedly, StatusStoppedOrphaned,
-	StatusStandby, StatusStoreUnavailable,
+	StatusStandby, StatusStoreUnavailable, StatusForeignWriter,
 }
 
 // TimeLayout is Python's datetime.isoformat() of an aware UTC time without microseconds,
@@ -103,11 +107,21 @@ type Report struct {
 	PID        int
 	Collector  string    // the writing program, collector_status.collector
 	Holder     *Instance // the collector holding the source's lease; nil leaves it as it is
+	LeaseEpoch int64     // the epoch of the lease the writer holds; 0 leaves it as it is
 }
 
 // Filter selects the document of the source named name.
 func Filter(name string) bson.D {
 	return bson.D{{Key: FieldName, Value: name}}
+}
+
+// FencedFilter selects the document of the source named name unless a holder of a later
+// lease epoch than epoch wrote it.
+func FencedFilter(name string, epoch int64) bson.D {
+	return bson.D{{Key: FieldName, Value: name}, {Key: "$or", Value: bson.A{
+		bson.D{{Key: FieldLeaseEpoch, Value: bson.D{{Key: "$lte", Value: epoch}}}},
+		bson.D{{Key: FieldLeaseEpoch, Value: bson.D{{Key: "$exists", Value: false}}}},
+	}}}
 }
 
 // Update is the upsert that records r at now: $set on collector_status.<field> paths,
@@ -127,6 +141,9 @@ func (r Report) Update(now time.Time) bson.D {
 	}
 	if r.Holder != nil {
 		set = append(set, bson.E{Key: FieldHolder, Value: r.Holder})
+	}
+	if r.LeaseEpoch > 0 {
+		set = append(set, bson.E{Key: FieldLeaseEpoch, Value: r.LeaseEpoch})
 	}
 	for _, t := range []struct {
 		key string
@@ -148,6 +165,14 @@ func (r Report) Update(now time.Time) bson.D {
 			{Key: FieldRegistration, Value: FormatTime(now)},
 		}},
 	}
+}
+
+// Insert is the upsert that creates the document with r, when there is none, and
+// changes nothing in one that exists: Update's fields all given on insert only.
+func (r Report) Insert(now time.Time) bson.D {
+	update := r.Update(now)
+	fields := append(update[0].Value.(bson.D), update[1].Value.(bson.D)...)
+	return bson.D{{Key: "$setOnInsert", Value: fields}}
 }
 
 // StandbyUpdate records that standby is ready to take the source over, at now, and

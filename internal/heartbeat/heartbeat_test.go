@@ -317,3 +317,36 @@ func bsoncoreDate(ms int64) []byte {
 	_, v, _ := bson.MarshalValue(bson.DateTime(ms))
 	return v
 }
+
+// A report of an earlier lease epoch never writes over one of a later: FencedFilter
+// selects the document only up to the writer's epoch (and one no epoch wrote). Insert
+// creates a missing document with the report, and leaves an existing one as it is.
+func TestFencedReports(t *testing.T) {
+	coll := collection(t)
+	now := time.Date(2026, 6, 2, 10, 0, 0, 0, time.UTC)
+	later := Report{Status: StatusRunning, Collector: "test", LeaseEpoch: 5, Checkpoint: now}
+	res, err := coll.UpdateOne(t.Context(), Filter("prod"), later.Insert(now), options.UpdateOne().SetUpsert(true))
+	if err != nil || res.UpsertedCount != 1 {
+		t.Fatalf("Insert of a missing document: %+v, %v", res, err)
+	}
+	stale := Report{Status: StatusRunning, Collector: "test", LeaseEpoch: 4, Checkpoint: now.Add(-time.Hour)}
+	if res, err := coll.UpdateOne(t.Context(), FencedFilter("prod", 4), stale.Update(now)); err != nil || res.MatchedCount != 0 {
+		t.Fatalf("a report of epoch 4 over one of epoch 5: %+v, %v", res, err)
+	}
+	if res, err := coll.UpdateOne(t.Context(), Filter("prod"), stale.Insert(now), options.UpdateOne().SetUpsert(true)); err != nil || res.UpsertedCount != 0 || res.ModifiedCount != 0 {
+		t.Fatalf("Insert over an existing document: %+v, %v", res, err)
+	}
+	_, hb := read(t, coll, "prod")
+	if hb.LeaseEpoch != 5 || !hb.Checkpoint.Equal(now) {
+		t.Fatalf("after a stale report the document says epoch %d, checkpoint %v; want 5 and %v", hb.LeaseEpoch, hb.Checkpoint, now)
+	}
+	if res, err := coll.UpdateOne(t.Context(), FencedFilter("prod", 6), Report{Status: StatusStopped, Collector: "test", LeaseEpoch: 6}.Update(now)); err != nil || res.MatchedCount != 1 {
+		t.Fatalf("a report of epoch 6: %+v, %v", res, err)
+	}
+	if _, err := coll.UpdateOne(t.Context(), Filter("old"), Report{Status: StatusRunning, Collector: "old tool"}.Update(now), options.UpdateOne().SetUpsert(true)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := coll.UpdateOne(t.Context(), FencedFilter("old", 1), later.Update(now)); err != nil || res.MatchedCount != 1 {
+		t.Fatalf("a report over a document no epoch wrote: %+v, %v", res, err)
+	}
+}

@@ -26,6 +26,7 @@ type Heartbeat struct {
 	HolderID      string
 	StandbyID     string
 	StandbyReport *time.Time
+	LeaseEpoch    int64 // the lease epoch of the holder that wrote it; 0 when none
 }
 
 // Projection is what a reader fetches: the name and collector_status, never the
@@ -97,6 +98,9 @@ func Parse(doc bson.Raw) (hb Heartbeat, problems []string) {
 	}
 	if _, v := field(FieldHolder); v.Type == bson.TypeEmbeddedDocument {
 		hb.HolderID, _ = v.Document().Lookup("id").StringValueOK()
+	}
+	if _, v := field(FieldLeaseEpoch); v.Type != 0 {
+		hb.LeaseEpoch, _ = v.AsInt64OK()
 	}
 	if path, v := field(FieldStandby); v.Type == bson.TypeEmbeddedDocument {
 		hb.StandbyID, _ = v.Document().Lookup("id").StringValueOK()

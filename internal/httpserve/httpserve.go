@@ -64,9 +64,11 @@ var ErrShuttingDown = errors.New("shutting down")
 // shutdown, during which /metrics is still served) and lets requests in flight finish,
 // all within grace: a daemon stops in time for its supervisor (docker waits 10 s by
 // default) however the servers it talks to behave. State-changing requests sent by a
-// browser from another site are refused. It returns the process exit code.
+// browser from another site are refused; refused requests are logged (rate-limited).
+// It returns the process exit code.
 func Serve(ctx context.Context, srv *http.Server, flags *web.FlagConfig, logger log.Logger, stop func(context.Context), grace time.Duration) int {
-	srv.Handler = refuseCrossOrigin(srv.Handler, logger)
+	srv.Handler = refuseCrossOrigin(srv.Handler)
+	logOutermost(srv, newRefusalLog(logger, time.Minute))
 	failed := make(chan error, 1)
 	go func() { failed <- web.ListenAndServe(srv, flags, logging.Slog(logger)) }()
 	select {

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"gopkg.in/yaml.v3"
 )
 
@@ -15,12 +13,11 @@ import (
 // a browser sends from another site fail with 403: a page elsewhere must not reload a
 // daemon, or wipe a store, through the browser of someone who can reach it. It is the
 // standard library's check (the browser's Sec-Fetch-Site header, else Origin against
-// Host); requests from programs such as curl, which send neither, pass.
-func refuseCrossOrigin(h http.Handler, logger log.Logger) http.Handler {
+// Host); requests from programs such as curl, which send neither, pass. The refusal is
+// logged with the others (refusalLog).
+func refuseCrossOrigin(h http.Handler) http.Handler {
 	protection := http.NewCrossOriginProtection()
-	protection.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		level.Warn(logger).Log("msg", "Cross-origin request refused", "method", r.Method, "path", r.URL.Path,
-			"origin", r.Header.Get("Origin"), "remote_addr", r.RemoteAddr)
+	protection.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "cross-origin request refused: this endpoint changes state, and a browser sent it from another site", http.StatusForbidden)
 	}))
 	return protection.Handler(h)

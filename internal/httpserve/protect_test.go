@@ -8,17 +8,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log"
 )
 
-// What a browser sends from another site is refused before the handler runs; the same
-// request from a program (no Origin, no Sec-Fetch-Site) or from the same site passes,
-// and reads pass whatever their origin.
+// What a browser sends from another site is refused before the handler runs, and
+// logged; the same request from a program (no Origin, no Sec-Fetch-Site) or from the
+// same site passes, and reads pass whatever their origin.
 func TestRefuseCrossOrigin(t *testing.T) {
 	var logs bytes.Buffer
 	calls := 0
-	h := refuseCrossOrigin(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { calls++ }), log.NewLogfmtLogger(&logs))
+	h := newRefusalLog(log.NewLogfmtLogger(&logs), time.Minute).wrap(refuseCrossOrigin(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { calls++ })))
 	for _, c := range []struct {
 		name   string
 		method string
@@ -47,7 +48,7 @@ func TestRefuseCrossOrigin(t *testing.T) {
 			t.Errorf("%s: handler reached %v", c.name, reached)
 		}
 	}
-	if !strings.Contains(logs.String(), `msg="Cross-origin request refused" method=POST path=/-/reload origin=http://evil.example`) {
+	if !strings.Contains(logs.String(), `msg="Request refused" method=POST path=/-/reload status=403 remote_addr=192.0.2.1 reason="cross-origin request refused: this endpoint changes state, and a browser sent it from another site" origin=http://evil.example`) {
 		t.Errorf("refusals are not logged:\n%s", logs.String())
 	}
 }

@@ -259,6 +259,9 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 		if err := cx.heldByTransactions(c); err != nil {
 			return nil, err
 		}
+		if err := cx.indexableInTransaction(c); err != nil {
+			return nil, err
+		}
 	}
 	createdColl := c == nil
 	if createdColl {
@@ -298,6 +301,22 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 		res = append(res, bson.E{Key: "note", Value: "all indexes already exist"})
 	}
 	return res, nil
+}
+
+// indexableInTransaction checks that a transaction may build indexes on c: only
+// on a collection it creates, while it is empty, as mongod allows since 4.4
+// (https://www.mongodb.com/docs/manual/core/transactions/#create-collections-and-indexes-in-a-transaction).
+// A missing collection is created by the command, in the transaction.
+func (cx *cmdCtx) indexableInTransaction(c *collection) error {
+	switch {
+	case cx.txn == nil:
+		return nil
+	case c.createdBy != cx.txn:
+		return errorf(codeOperationNotSupportedInTransaction, "Cannot create new indexes on existing collection %s in a multi-document transaction.", c.ns())
+	case len(c.live()) > 0:
+		return errorf(codeOperationNotSupportedInTransaction, "Cannot create new indexes on non-empty collection %s in a multi-document transaction.", c.ns())
+	}
+	return nil
 }
 
 // existing reports whether c has ix already, or pending builds it: an

@@ -38,6 +38,10 @@ type Options struct {
 	// CursorTimeout is how long an idle cursor lives (default 10 minutes,
 	// mongod's cursorTimeoutMillis).
 	CursorTimeout time.Duration
+	// TransactionLifetime is how long a transaction may stay open before the
+	// server aborts it (default 60s, mongod's transactionLifetimeLimitSeconds):
+	// a client that went away mid-transaction holds its documents no longer.
+	TransactionLifetime time.Duration
 }
 
 // releases are the versions the server can announce.
@@ -76,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CursorTimeout <= 0 {
 		o.CursorTimeout = 10 * time.Minute
+	}
+	if o.TransactionLifetime <= 0 {
+		o.TransactionLifetime = 60 * time.Second
 	}
 	return o
 }
@@ -144,9 +151,10 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.addr = ln.Addr().String()
 	s.serve(ln)
-	s.background.Add(2)
+	s.background.Add(3)
 	go s.every(opts.NoopInterval, s.noop)
 	go s.every(opts.TTLInterval, s.expireTTL)
+	go s.every(opts.TransactionLifetime/2, s.expireTransactions)
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package mongotest
 import (
 	"crypto/sha256"
 	"slices"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -108,11 +109,10 @@ func (cx *cmdCtx) bindRetryableWrite() error {
 	return nil
 }
 
-// Commands a transaction may run (https://www.mongodb.com/docs/manual/core/transactions-operations/);
-// createIndexes is allowed by mongod but not here.
+// Commands a transaction may run (https://www.mongodb.com/docs/manual/core/transactions-operations/).
 var transactionCommands = []string{
 	"find", "getMore", "killCursors", "aggregate", "insert", "update", "delete",
-	"findAndModify", "create", "commitTransaction", "abortTransaction",
+	"findAndModify", "create", "createIndexes", "commitTransaction", "abortTransaction",
 }
 
 func (cx *cmdCtx) bindTransaction(cmd command) error {
@@ -120,9 +120,6 @@ func (cx *cmdCtx) bindTransaction(cmd command) error {
 		return errorf(codeInvalidOptions, "'autocommit' field requires a transaction number to also be specified")
 	}
 	if !slices.Contains(transactionCommands, cx.name) {
-		if cx.name == "createIndexes" {
-			return unsupported("createIndexes in a transaction")
-		}
 		return errorf(codeOperationNotSupportedInTransaction, "Cannot run '%s' in a multi-document transaction.", cx.name)
 	}
 	sess, n := cx.sess, *cx.txnNumber
@@ -136,7 +133,7 @@ func (cx *cmdCtx) bindTransaction(cmd command) error {
 			return errorf(codeConflictingOperationInProgress, "Cannot start a transaction at given transaction number %d: it was already used on this session.", n)
 		}
 		cx.s.beginLocked(sess, n)
-		sess.txn = &transaction{sess: sess, number: n, snapshot: cx.s.clock.now()}
+		sess.txn = &transaction{sess: sess, number: n, snapshot: cx.s.clock.now(), began: time.Now()}
 	} else {
 		t := sess.txn
 		switch {

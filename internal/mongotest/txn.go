@@ -21,6 +21,7 @@ type transaction struct {
 	// written by someone else after it is a write conflict, as in
 	// WiredTiger's snapshot isolation.
 	snapshot bson.Timestamp
+	began    time.Time // for Options.TransactionLifetime
 	touched  []heldRecord
 	created  []*collection // collections created in the transaction
 	events   []*event
@@ -156,4 +157,18 @@ func (s *Server) abortLocked(t *transaction) {
 	}
 	t.touched, t.created, t.events = nil, nil, nil
 	s.notifyLocked()
+}
+
+// expireTransactions aborts the transactions open for longer than
+// Options.TransactionLifetime, as mongod's periodic job does: their next
+// statement, or commit, fails with 251 NoSuchTransaction.
+func (s *Server) expireTransactions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cutoff := time.Now().Add(-s.opts.TransactionLifetime)
+	for _, sess := range s.sessions {
+		if t := sess.txn; t != nil && t.state == txnActive && t.began.Before(cutoff) {
+			s.abortLocked(t)
+		}
+	}
 }

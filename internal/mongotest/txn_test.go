@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongomigrate/observability/internal/mongotest"
 )
 
 // Multi-document transactions through the driver's sessions API, as
@@ -373,14 +377,63 @@ func TestTransactionRefusals(t *testing.T) {
 		t.Fatalf("listCollections in a transaction: err = %v, want 263 OperationNotSupportedInTransaction", err)
 	}
 	must(t, sess.AbortTransaction(cx))
+	_, err = coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}})
+	must(t, err)
 	must(t, sess.StartTransaction())
 	_, err = coll.Indexes().CreateOne(sc, mongo.IndexModel{Keys: bson.D{{Key: "x", Value: 1}}})
-	if codeOf(err) != 115 {
-		t.Fatalf("createIndexes in a transaction: err = %v, want 115", err)
+	if codeOf(err) != 263 || !bytes.Contains([]byte(err.Error()), []byte("existing collection")) {
+		t.Fatalf("createIndexes on an existing collection in a transaction: err = %v, want 263 OperationNotSupportedInTransaction", err)
 	}
 	_ = sess.AbortTransaction(cx)
-	if !bytes.Contains([]byte(err.Error()), []byte("createIndexes")) {
-		t.Fatalf("the refusal does not name the feature: %v", err)
+}
+
+// A transaction may build the indexes of a collection it creates, while it is empty, as
+// mongod 4.4 and later allow: they come and go with the collection.
+func TestTransactionCreatesACollectionWithItsIndexes(t *testing.T) {
+	db, cx := setup(t)
+	sess := startSession(t, db.Client())
+	sc := mongo.NewSessionContext(cx, sess)
+	indexes := func(name string) []string {
+		t.Helper()
+		specs, err := db.Collection(name).Indexes().ListSpecifications(cx)
+		must(t, err)
+		var names []string
+		for _, s := range specs {
+			names = append(names, s.Name)
+		}
+		return names
+	}
+	for _, commit := range []bool{false, true} {
+		name := fmt.Sprintf("fresh_%v", commit)
+		must(t, sess.StartTransaction())
+		_, err := db.Collection(name).Indexes().CreateOne(sc, mongo.IndexModel{Keys: bson.D{{Key: "x", Value: 1}}})
+		must(t, err)
+		_, err = db.Collection(name).InsertOne(sc, bson.D{{Key: "_id", Value: 1}, {Key: "x", Value: 1}})
+		must(t, err)
+		_, err = db.Collection(name).Indexes().CreateOne(sc, mongo.IndexModel{Keys: bson.D{{Key: "y", Value: 1}}})
+		if codeOf(err) != 263 || !bytes.Contains([]byte(err.Error()), []byte("non-empty")) {
+			t.Fatalf("createIndexes on a collection the transaction filled: err = %v, want 263", err)
+		}
+		// That failure aborted the transaction: do it again without it.
+		_ = sess.AbortTransaction(cx)
+		must(t, sess.StartTransaction())
+		_, err = db.Collection(name).Indexes().CreateOne(sc, mongo.IndexModel{Keys: bson.D{{Key: "x", Value: 1}}})
+		must(t, err)
+		_, err = db.Collection(name).InsertOne(sc, bson.D{{Key: "_id", Value: 1}, {Key: "x", Value: 1}})
+		must(t, err)
+		if commit {
+			must(t, sess.CommitTransaction(cx))
+		} else {
+			must(t, sess.AbortTransaction(cx))
+		}
+		names, err := db.ListCollectionNames(cx, bson.D{{Key: "name", Value: name}})
+		must(t, err)
+		switch got := indexes(name); {
+		case commit && (len(names) != 1 || !slices.Equal(got, []string{"_id_", "x_1"})):
+			t.Errorf("committed: collections %v, indexes %v; want the collection with _id_ and x_1", names, got)
+		case !commit && len(names) != 0:
+			t.Errorf("aborted: the collection %v is left", names)
+		}
 	}
 }
 
@@ -390,4 +443,36 @@ func bsonValue(v any) bson.RawValue {
 		panic(err)
 	}
 	return bson.RawValue{Type: t, Value: data}
+}
+
+// A transaction left open (its client paused, or cut off) is aborted once it has
+// lived Options.TransactionLifetime, as mongod's transactionLifetimeLimitSeconds: the
+// write that waited for its document goes on, and the transaction's next statement
+// fails with 251 NoSuchTransaction.
+func TestAnOpenTransactionExpires(t *testing.T) {
+	srv := mongotest.New(t, "a short transaction lifetime", mongotest.Options{TransactionLifetime: 300 * time.Millisecond})
+	c := connect(t, srv.URI())
+	cx := ctx(t)
+	coll := c.Database("x").Collection("held")
+	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}})
+	must(t, err)
+	sess := startSession(t, c)
+	must(t, sess.StartTransaction())
+	sc := mongo.NewSessionContext(cx, sess)
+	_, err = coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 1}}}})
+	must(t, err)
+	// Waits for the transaction, which is never ended by its client.
+	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 2}}}})
+	must(t, err)
+	_, err = coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 3}}}})
+	if codeOf(err) != 251 {
+		t.Fatalf("a statement of the expired transaction: err = %v, want 251 NoSuchTransaction", err)
+	}
+	var doc struct {
+		N int `bson:"n"`
+	}
+	must(t, coll.FindOne(cx, bson.D{{Key: "_id", Value: 1}}).Decode(&doc))
+	if doc.N != 2 {
+		t.Fatalf("n = %d after the transaction expired, want the other write's 2", doc.N)
+	}
 }

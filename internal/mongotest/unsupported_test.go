@@ -65,19 +65,6 @@ var notSupported = []struct {
 	}},
 	{"showSystemEvents", aggregate(bson.D{{Key: "$changeStream", Value: bson.D{{Key: "showSystemEvents", Value: true}}}})},
 	{"collection UUIDs", cmd(bson.D{{Key: "find", Value: bson.Binary{Subtype: 4, Data: make([]byte, 16)}}})},
-	{"createIndexes in a transaction", func(cx context.Context, db *mongo.Database) error {
-		sess, err := db.Client().StartSession()
-		if err != nil {
-			return err
-		}
-		defer sess.EndSession(cx)
-		if err := sess.StartTransaction(); err != nil {
-			return err
-		}
-		defer sess.AbortTransaction(cx)
-		_, err = db.Collection("c").Indexes().CreateOne(mongo.NewSessionContext(cx, sess), mongo.IndexModel{Keys: bson.D{{Key: "b", Value: 1}}})
-		return err
-	}},
 	{"failpoint", cmd(bson.D{{Key: "configureFailPoint", Value: "hangBeforeSomething"}, {Key: "mode", Value: "off"}})},
 }
 

@@ -175,11 +175,20 @@ func TestCheckpointFromEitherCollector(t *testing.T) {
 	if cp, err := ReadCheckpoint(t.Context(), db, "s"); err != nil || !cp.Known || !cp.FromToken || cp.TS != (bson.Timestamp{T: 100, I: 10}) {
 		t.Fatalf("old collector's token: %+v, %v", cp, err)
 	}
-	if _, err := tokens.UpdateOne(t.Context(), bson.D{}, bson.D{{Key: "$set", Value: bson.D{{Key: TokenFieldClusterTime, Value: bson.Timestamp{T: 100, I: 11}}}}}); err != nil {
+	// A cluster_time another tool left behind (it saved the token, not the field): the
+	// token's own time wins.
+	if _, err := tokens.UpdateOne(t.Context(), bson.D{}, bson.D{{Key: "$set", Value: bson.D{{Key: TokenFieldClusterTime, Value: bson.Timestamp{T: 90, I: 1}}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if cp, err := ReadCheckpoint(t.Context(), db, "s"); err != nil || cp.FromToken || cp.TS != (bson.Timestamp{T: 100, I: 11}) {
-		t.Fatalf("our token: %+v, %v", cp, err)
+	if cp, err := ReadCheckpoint(t.Context(), db, "s"); err != nil || !cp.FromToken || cp.TS != (bson.Timestamp{T: 100, I: 10}) {
+		t.Fatalf("a token with a stale cluster_time beside it: %+v, %v; want the token's 100,10", cp, err)
+	}
+	// A token of another shape: the cluster_time is all there is.
+	if _, err := tokens.UpdateOne(t.Context(), bson.D{}, bson.D{{Key: "$set", Value: bson.D{{Key: TokenFieldToken, Value: bson.D{{Key: "_data", Value: bson.Binary{Data: []byte{1}}}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if cp, err := ReadCheckpoint(t.Context(), db, "s"); err != nil || cp.FromToken || cp.TS != (bson.Timestamp{T: 90, I: 1}) {
+		t.Fatalf("a token that tells no time: %+v, %v", cp, err)
 	}
 }
 

@@ -34,13 +34,14 @@ func TokenTime(token bson.Raw) (ts bson.Timestamp, ok bool) {
 type Checkpoint struct {
 	Known bool
 	TS    bson.Timestamp
-	// FromToken is true when the time was read from the token itself (the old Python
-	// collector saves no cluster_time).
+	// FromToken is true when the time was read from the token itself, as it always is
+	// when the token tells one.
 	FromToken bool
 }
 
-// ReadCheckpoint reads the saved position of source from db: cluster_time when the
-// token document has one, else the time encoded in the token.
+// ReadCheckpoint reads the saved position of source from db: the time the saved token
+// stands for. The cluster_time beside it is used only for a token that tells no time:
+// another tool saving the token (the old collector) leaves that field as it was.
 func ReadCheckpoint(ctx context.Context, db *mongo.Database, source string) (Checkpoint, error) {
 	var doc struct {
 		Token       bson.Raw        `bson:"token"`
@@ -52,11 +53,12 @@ func ReadCheckpoint(ctx context.Context, db *mongo.Database, source string) (Che
 		return Checkpoint{}, nil
 	case err != nil:
 		return Checkpoint{}, fmt.Errorf("reading %s: %w", TokensCollection(source), err)
-	case doc.ClusterTime != nil && !doc.ClusterTime.IsZero():
-		return Checkpoint{Known: true, TS: *doc.ClusterTime}, nil
 	}
 	if ts, ok := TokenTime(doc.Token); ok {
 		return Checkpoint{Known: true, TS: ts, FromToken: true}, nil
+	}
+	if doc.ClusterTime != nil && !doc.ClusterTime.IsZero() {
+		return Checkpoint{Known: true, TS: *doc.ClusterTime}, nil
 	}
 	return Checkpoint{}, fmt.Errorf("%s: the saved token %s tells no time, and the document has no %s", TokensCollection(source), doc.Token, TokenFieldClusterTime)
 }

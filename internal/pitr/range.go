@@ -25,7 +25,7 @@ type Window struct {
 	// Checkpoint is the saved capture position: the store holds every event up to it.
 	Checkpoint *Point `json:"checkpoint"`
 	// CheckpointFromToken: the position's time was read from the resume token itself
-	// (the old collector saved no cluster_time).
+	// (always, unless the token tells none).
 	CheckpointFromToken bool  `json:"checkpoint_from_token,omitempty"`
 	Gaps                []Gap `json:"gaps"`
 	// Recoverable are the stretches with no gap inside: a base backup taken at a time
@@ -140,10 +140,32 @@ func Range(ctx context.Context, db *mongo.Database, source string) (*Window, err
 	} else {
 		w.Warnings = append(w.Warnings, "no capture position is saved: the store cannot prove it holds any stretch completely")
 	}
+	if err := w.warnOfForeignWrites(ctx, db); err != nil {
+		return nil, err
+	}
 	if hasOldest && checkpoint.Known && !checkpoint.TS.Before(oldest) {
 		w.Recoverable = stretches(oldest, checkpoint.TS, w.Gaps)
 	}
 	return w, nil
+}
+
+// warnOfForeignWrites says what the store holds that no holder of the source's lease
+// wrote: another collector's, or the old tool's, restarted by its manager beside this
+// one. Their events are stored alongside, but the checkpoint may be theirs.
+func (w *Window) warnOfForeignWrites(ctx context.Context, db *mongo.Database) error {
+	found, positionForeign, err := oplogstore.ReadForeignWrites(ctx, db, w.Source)
+	if err != nil {
+		return err
+	}
+	if found != nil {
+		w.Warnings = append(w.Warnings, fmt.Sprintf("a process that holds no lease wrote into this source's store: the collector found %d documents and %d position saves of its, the last at %s "+
+			"(another collector, or the old Python tool restarted by its manager; see the runbook, OplogCaptureForeignWriter)",
+			found.Documents, found.Positions, found.LastSeen.Time().UTC().Format(time.RFC3339)))
+	}
+	if positionForeign {
+		w.Warnings = append(w.Warnings, "the saved position was written by a process that holds no lease, not by the collector that captured this source: the checkpoint is that process's")
+	}
+	return nil
 }
 
 func gapFrom(g oplogstore.Gap) Gap {
@@ -201,8 +223,8 @@ func (w *Window) WriteText(out io.Writer) error {
 	fmt.Fprintf(&b, "  checkpoint    %s", w.Checkpoint)
 	if w.Checkpoint != nil {
 		b.WriteString("  (every event up to here is in the store")
-		if w.CheckpointFromToken {
-			b.WriteString("; time read from the saved resume token")
+		if !w.CheckpointFromToken {
+			b.WriteString("; time from the token document's cluster_time, as the token tells none")
 		}
 		b.WriteString(")")
 	}

@@ -20,6 +20,7 @@ func main() {
 	ttl := flag.Duration("ttl-interval", 0, "TTL monitor interval (0: 60s, as mongod)")
 	replSet := flag.String("replica-set", "", "replica set name (default rs0)")
 	version := flag.String("version", "", "MongoDB version to behave as: 7.0 (default) or 8.0")
+	txnLifetime := flag.Duration("transaction-lifetime", 0, "how long a transaction may stay open before it is aborted (0: 60s, as mongod's transactionLifetimeLimitSeconds)")
 	flag.Parse()
 	if os.Getenv("GOGC") == "" {
 		// The server holds every document in memory, so at Go's default a garbage
@@ -29,6 +30,7 @@ func main() {
 	}
 	srv, err := mongotest.Start(mongotest.Options{
 		Port: *port, History: *history, NoopInterval: *noop, TTLInterval: *ttl, ReplicaSet: *replSet, Version: *version,
+		TransactionLifetime: *txnLifetime,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mongotestd:", err)
