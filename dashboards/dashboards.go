@@ -30,8 +30,9 @@ type Dashboard struct {
 	Templating struct {
 		List []Variable `json:"list"`
 	} `json:"templating"`
-	Panels      []Panel `json:"panels"`
-	Links       []Link  `json:"links"`
+	Tags        []string `json:"tags"`
+	Panels      []Panel  `json:"panels"`
+	Links       []Link   `json:"links"`
 	Annotations struct {
 		List []Annotation `json:"list"`
 	} `json:"annotations"`
@@ -80,13 +81,15 @@ type Datasource struct {
 	UID  string `json:"uid"`
 }
 
-// Link is a dashboard or panel link.
+// Link is a dashboard or panel link: Type "link" goes to URL, "dashboards" to the
+// dashboards with Tags.
 type Link struct {
-	Title       string `json:"title"`
-	Type        string `json:"type"`
-	URL         string `json:"url"`
-	KeepTime    bool   `json:"keepTime"`
-	IncludeVars bool   `json:"includeVars"`
+	Title       string   `json:"title"`
+	Type        string   `json:"type"`
+	URL         string   `json:"url"`
+	Tags        []string `json:"tags"`
+	KeepTime    bool     `json:"keepTime"`
+	IncludeVars bool     `json:"includeVars"`
 }
 
 // Mapping is a value mapping: Type "value" maps values (Options: value -> result),
@@ -165,6 +168,7 @@ type Panel struct {
 				} `json:"steps"`
 			} `json:"thresholds"`
 			Mappings []Mapping `json:"mappings"`
+			NoValue  string    `json:"noValue"`
 		} `json:"defaults"`
 		Overrides []Override `json:"overrides"`
 	} `json:"fieldConfig"`

@@ -21,7 +21,15 @@
     // section of docs/runbook.md. Point it at your own copy of the runbook if you keep one.
     runbookURLPattern: 'https://github.com/mongomigrate/observability/blob/main/docs/runbook.md#%s',
 
-    // Thresholds, in seconds unless said otherwise. Each alert's comment says why its value;
+    // The dashboards: the tags every one carries after its own, by which they link to each
+    // other (give your own dashboards these tags to join the links); the refresh interval,
+    // the time range shown first and the time zone ('' is the browser's).
+    dashboardTags: ['mongo-migration-mixin'],
+    dashboardRefresh: '30s',
+    dashboardPeriod: 'now-6h',
+    dashboardTimezone: '',
+
+    // Thresholds unless said otherwise. Each alert's comment says why its value;
     // the dashboards colour the same values. docs/runbook.md, "Knobs", lists them with the
     // `for` of each alert (the `for`s and the rate windows are in the rules).
     mongosyncLagWarningSeconds: 60,  // MongosyncLagHigh (while the lag grows)

@@ -1,14 +1,28 @@
+// MongoDB oplog capture: what a restore can reach, per source, from the collectors' own
+// metrics and from the heartbeats the exporter reads.
+//
+// Its job and instance variables are capture_job and capture_instance: they list the
+// collectors and the exporters that read heartbeats, so the links between the dashboards,
+// which carry variables by name, must not set them from the overview's job and instance.
 function(config)
   local g = (import '../lib/grafana.libsonnet')(config);
-  local c(metric) = g.sel(metric, g.labels.source);
-
-  local h(metric) = g.sel(metric, g.labels.heartbeat);
-
-  local lagTh = g.steps(['green', null, 'orange', 300, 'red', 1800]);
-
-  local headTh = g.steps(['red', null, 'orange', 3600, 'green', 86400]);
-
+  local p = (import '../lib/promql.libsonnet')(config);
+  local sel(metric, labels, extra='') = g.sel(metric, labels, extra, job='capture_job', instance='capture_instance');
+  local c(metric) = sel(metric, g.labels.source);
+  local h(metric) = sel(metric, g.labels.heartbeat);
   local by = 'job, instance, source_cluster';
+
+  // The levels of OplogCaptureLagHigh and OplogCaptureResumeHeadroomLow.
+  local lagWarning = config.captureLagWarningSeconds;
+  local lagCritical = config.captureLagCriticalSeconds;
+  local lagTh = g.steps(['green', null, 'orange', lagWarning, 'red', lagCritical]);
+  local headWarning = config.resumeHeadroomWarningSeconds;
+  local headCritical = config.resumeHeadroomCriticalSeconds;
+  local headTh = g.steps(['red', null, 'orange', headCritical, 'green', headWarning]);
+  local retentionRatio = config.recoverableWindowRetentionRatio;
+  // Heartbeats: orange at 5 minutes (the old collector UI's amber for the gap, and where
+  // OplogCollectorHeartbeatStale fires for the age), red where OplogCollectorLagHigh warns.
+  local heartbeatTh = g.steps(['green', null, 'orange', config.heartbeatStaleSeconds, 'red', config.heartbeatLagWarningSeconds]);
 
   local top = g.row(
     'Sources',
@@ -17,7 +31,7 @@ function(config)
         'Targets',
         'Whether Prometheus scrapes each target feeding this dashboard (up): the oplog collectors, and the exporters reading their heartbeats. Down or No data: the figures are unknown and the alerts blind (alerts OplogCaptureDown, OplogCaptureAbsent).',
         'none',
-        g.instant([[g.sel('up', []), '{{job}} {{instance}}']]),
+        g.instant([[sel('up', []), '{{job}} {{instance}}']]),
         4,
         6,
         thresholds=g.steps(['red', null]),
@@ -37,11 +51,20 @@ function(config)
           c('source_cluster:oplog_capture_resume_headroom:seconds'),
         ]),
         ['source_cluster'],
-        [['state', 'State', 'none', g.neutral, g.captureStates], ['#B', 'Restore from', 'dateTimeAsIso', g.neutral, null], ['#C', 'Restore up to', 'dateTimeAsIso', g.neutral, null], ['#D', 'Recoverable window', 'dtdurations', g.neutral, null], ['#E', 'Gaps', 'none', g.steps(['green', null, 'orange', 1]), null], ['#F', 'Open gaps', 'none', g.steps(['green', null, 'red', 1]), null], ['#G', 'Capture lag', 's', lagTh, null], ['#H', 'Resume headroom', 's', headTh, null]],
+        [
+          ['state', 'State', 'none', g.neutral, g.captureStates],
+          ['#B', 'Restore from', 'dateTimeAsIso', g.neutral, null],
+          ['#C', 'Restore up to', 'dateTimeAsIso', g.neutral, null],
+          ['#D', 'Recoverable window', 'dtdurations', g.neutral, null],
+          ['#E', 'Gaps', 'none', g.steps(['green', null, 'orange', 1]), null],
+          ['#F', 'Open gaps', 'none', g.steps(['green', null, 'red', 1]), null],
+          ['#G', 'Capture lag', 's', lagTh, null],
+          ['#H', 'Resume headroom', 's', headTh, null],
+        ],
         20,
         6,
         sort=['source_cluster', false],
-        links=[{ title: 'Restore to a time', url: g.runbook + '#restore-to-a-time', targetBlank: true }],
+        links=[{ title: 'Restore to a time', url: g.runbookURL('restore-to-a-time'), targetBlank: true }],
         hide='A',
       ),
     ],
@@ -70,7 +93,7 @@ function(config)
       ),
       g.stat(
         'Recoverable window',
-        'How far back a restore can reach from the checkpoint (recording rule source_cluster:oplog_capture_recoverable_window:seconds). Shorter than the store window after a gap. Alert OplogCaptureWindowBelowRetention below 90% of the retention.',
+        'How far back a restore can reach from the checkpoint (recording rule source_cluster:oplog_capture_recoverable_window:seconds). Shorter than the store window after a gap. Alert OplogCaptureWindowBelowRetention below %g%% of the retention.' % (100 * retentionRatio),
         'dtdurations',
         g.instant([[c('source_cluster:oplog_capture_recoverable_window:seconds'), '{{source_cluster}}']]),
         3,
@@ -98,7 +121,7 @@ function(config)
       ),
       g.stat(
         'Capture lag',
-        'How far capture is behind the source: now minus the cluster time of the persisted resume token (recording rule source_cluster:oplog_capture_lag:seconds; advances on a quiet source too). Orange from 5 minutes, red from 30 (alert OplogCaptureLagHigh while it grows).',
+        'How far capture is behind the source: now minus the cluster time of the persisted resume token (recording rule source_cluster:oplog_capture_lag:seconds; advances on a quiet source too). Orange from %s, red from %s (alert OplogCaptureLagHigh while it grows).' % [p.human(lagWarning), p.human(lagCritical)],
         's',
         g.instant([[c('source_cluster:oplog_capture_lag:seconds'), '{{source_cluster}}']]),
         4,
@@ -106,7 +129,7 @@ function(config)
       ),
       g.stat(
         'Resume headroom',
-        "How long capture may stop or fall behind before its position leaves the source's oplog (recording rule source_cluster:oplog_capture_resume_headroom:seconds). Orange below 1 day, red below 1 hour (alert OplogCaptureResumeHeadroomLow).",
+        "How long capture may stop or fall behind before its position leaves the source's oplog (recording rule source_cluster:oplog_capture_resume_headroom:seconds). Orange below %s, red below %s (alert OplogCaptureResumeHeadroomLow)." % [p.human(headWarning), p.human(headCritical)],
         's',
         g.instant([[c('source_cluster:oplog_capture_resume_headroom:seconds'), '{{source_cluster}}']]),
         3,
@@ -129,6 +152,7 @@ function(config)
         4,
         thresholds=g.neutral,
         color='value',
+        noValue='No data: is retention set?',
       ),
       g.stat(
         'Newest event',
@@ -165,7 +189,7 @@ function(config)
       ),
       g.timeseries(
         'Capture lag',
-        'Capture lag over time. Lines at 5 minutes (warning) and 30 minutes (critical), the thresholds of OplogCaptureLagHigh, which also needs the lag to grow.',
+        'Capture lag over time. Lines at %s (warning) and %s (critical), the thresholds of OplogCaptureLagHigh, which also needs the lag to grow.' % [p.human(lagWarning), p.human(lagCritical)],
         's',
         g.ranged([[c('source_cluster:oplog_capture_lag:seconds'), '{{source_cluster}}']]),
         12,
@@ -174,19 +198,19 @@ function(config)
       ),
       g.timeseries(
         'Recoverable window vs retention',
-        'Recoverable window (what a restore can reach), store window (oldest stored event to checkpoint) and the configured retention. OplogCaptureWindowBelowRetention fires below 90% of the retention after a gap or while events leave the store early.',
+        'Recoverable window (what a restore can reach), store window (oldest stored event to checkpoint) and the configured retention. OplogCaptureWindowBelowRetention fires below %g%% of the retention after a gap or while events leave the store early.' % (100 * retentionRatio),
         's',
         g.ranged([
           [c('source_cluster:oplog_capture_recoverable_window:seconds'), 'recoverable window'],
           [c('source_cluster:oplog_capture_window:seconds'), 'store window'],
           [c('oplog_capture_retention_seconds'), 'retention'],
-          ['0.9 * ' + c('oplog_capture_retention_seconds'), 'alert threshold'],
+          ['%g * %s' % [retentionRatio, c('oplog_capture_retention_seconds')], 'alert threshold'],
         ]),
         12,
       ),
       g.timeseries(
         'Resume headroom',
-        "Resume headroom over time; on a sharded source, per shard: checkpoint minus each shard's oldest oplog entry (the smallest binds). Lines at 1 hour and 1 day.",
+        "Resume headroom over time; on a sharded source, per shard: checkpoint minus each shard's oldest oplog entry (the smallest binds). Lines at %s and %s." % [p.human(headCritical), p.human(headWarning)],
         's',
         g.ranged([['%s - on (%s) group_right %s' % [c('oplog_capture_checkpoint_timestamp_seconds'), by, c('oplog_capture_source_oplog_oldest_timestamp_seconds')], '{{source_cluster}} {{shard}}']]),
         8,
@@ -267,75 +291,78 @@ function(config)
   local hb = g.row(
     'Heartbeats (read by mongosync_exporter, either collector)',
     [
-      g.stat(
-        'Status',
-        "Status in each source's heartbeat document (oplog_collector_status), as written by this project's collector or the old Python one.",
-        'none',
-        g.tableTargets([h('oplog_collector_status') + ' == 1']),
-        6,
-        5,
-        thresholds=g.neutral,
-        mapping=g.heartbeatStatuses,
-        field='status',
-        display='${__data.fields.source_cluster}',
-      ),
-      g.stat(
-        'Heartbeat age',
-        "Time since each collector's last heartbeat (recording rule source_cluster:oplog_collector_heartbeat_age:seconds). Orange from 5 minutes (alert OplogCollectorHeartbeatStale).",
-        's',
-        g.instant([[h('source_cluster:oplog_collector_heartbeat_age:seconds'), '{{source_cluster}}']]),
-        6,
-        5,
-        thresholds=g.steps(['green', null, 'orange', 300]),
-      ),
-      g.stat(
-        'Capture gap',
-        "Now minus the newest saved event per the heartbeat (the old collector UI's GAP; recording rule source_cluster:oplog_collector_lag:seconds). Orange from 5 minutes, red from 10 (alert OplogCollectorLagHigh while it grows). On a quiet source the old collector's gap grows while nothing is wrong.",
-        's',
-        g.instant([[h('source_cluster:oplog_collector_lag:seconds'), '{{source_cluster}}']]),
-        6,
-        5,
-        thresholds=g.steps(['green', null, 'orange', 300, 'red', 600]),
-      ),
-      g.stat(
-        'Error',
-        "Whether the heartbeat carries an error message (oplog_collector_error); the text is in the exporter's log.",
-        'none',
-        g.instant([[h('oplog_collector_error'), '{{source_cluster}}']]),
-        3,
-        5,
-        thresholds=g.neutral,
-        mapping=[['0', 'None', 'green'], ['1', 'Error', 'red']],
-      ),
-      g.stat(
-        'Metadata',
-        'Whether the exporter read the central metadata database (oplog_collector_metadata_up). Alert: OplogCollectorMetadataDown.',
-        'none',
-        g.instant([[g.sel('oplog_collector_metadata_up', ['metadata']), '{{metadata}}']]),
-        3,
-        5,
-        thresholds=g.neutral,
-        mapping=g.readable,
-      ),
-      g.timeseries(
-        'Heartbeat age and capture gap',
-        'Heartbeat age and capture gap from the heartbeat documents. Lines at 5 and 10 minutes.',
-        's',
-        g.ranged([
-          [h('source_cluster:oplog_collector_heartbeat_age:seconds'), '{{source_cluster}} heartbeat age'],
-          [h('source_cluster:oplog_collector_lag:seconds'), '{{source_cluster}} gap'],
-        ]),
-        12,
-        thresholds=g.steps(['green', null, 'orange', 300, 'red', 600]),
-        lines=true,
-      ),
-      g.timeseries(
-        'Recovery window (heartbeat)',
-        "Store window per the heartbeat documents: last_oplog_time_utc (this collector's checkpoint) minus first_oplog_time_utc, the oldest event in the store (recording rule source_cluster:oplog_collector_window:seconds). Gaps are not in the heartbeat: see Restore from above.",
-        's',
-        g.ranged([[h('source_cluster:oplog_collector_window:seconds'), '{{source_cluster}}']]),
-        12,
-      ),
+      panel + g.needs('No data: is collector_metadata set?')
+      for panel in [
+        g.stat(
+          'Status',
+          "Status in each source's heartbeat document (oplog_collector_status), as written by this project's collector or the old Python one.",
+          'none',
+          g.tableTargets([h('oplog_collector_status') + ' == 1']),
+          6,
+          5,
+          thresholds=g.neutral,
+          mapping=g.heartbeatStatuses,
+          field='status',
+          display='${__data.fields.source_cluster}',
+        ),
+        g.stat(
+          'Heartbeat age',
+          "Time since each collector's last heartbeat (recording rule source_cluster:oplog_collector_heartbeat_age:seconds). Orange from %s (alert OplogCollectorHeartbeatStale)." % p.human(config.heartbeatStaleSeconds),
+          's',
+          g.instant([[h('source_cluster:oplog_collector_heartbeat_age:seconds'), '{{source_cluster}}']]),
+          6,
+          5,
+          thresholds=g.steps(['green', null, 'orange', config.heartbeatStaleSeconds]),
+        ),
+        g.stat(
+          'Capture gap',
+          "Now minus the newest saved event per the heartbeat (the old collector UI's GAP; recording rule source_cluster:oplog_collector_lag:seconds). Orange from %s, red from %s (alert OplogCollectorLagHigh while it grows). On a quiet source the old collector's gap grows while nothing is wrong." % [p.human(config.heartbeatStaleSeconds), p.human(config.heartbeatLagWarningSeconds)],
+          's',
+          g.instant([[h('source_cluster:oplog_collector_lag:seconds'), '{{source_cluster}}']]),
+          6,
+          5,
+          thresholds=heartbeatTh,
+        ),
+        g.stat(
+          'Error',
+          "Whether the heartbeat carries an error message (oplog_collector_error); the text is in the exporter's log.",
+          'none',
+          g.instant([[h('oplog_collector_error'), '{{source_cluster}}']]),
+          3,
+          5,
+          thresholds=g.neutral,
+          mapping=[['0', 'None', 'green'], ['1', 'Error', 'red']],
+        ),
+        g.stat(
+          'Metadata',
+          'Whether the exporter read the central metadata database (oplog_collector_metadata_up). Alert: OplogCollectorMetadataDown.',
+          'none',
+          g.instant([[sel('oplog_collector_metadata_up', ['metadata']), '{{metadata}}']]),
+          3,
+          5,
+          thresholds=g.neutral,
+          mapping=g.readable,
+        ),
+        g.timeseries(
+          'Heartbeat age and capture gap',
+          'Heartbeat age and capture gap from the heartbeat documents. Lines at %s and %s.' % [p.human(config.heartbeatStaleSeconds), p.human(config.heartbeatLagWarningSeconds)],
+          's',
+          g.ranged([
+            [h('source_cluster:oplog_collector_heartbeat_age:seconds'), '{{source_cluster}} heartbeat age'],
+            [h('source_cluster:oplog_collector_lag:seconds'), '{{source_cluster}} gap'],
+          ]),
+          12,
+          thresholds=heartbeatTh,
+          lines=true,
+        ),
+        g.timeseries(
+          'Recovery window (heartbeat)',
+          "Store window per the heartbeat documents: last_oplog_time_utc (this collector's checkpoint) minus first_oplog_time_utc, the oldest event in the store (recording rule source_cluster:oplog_collector_window:seconds). Gaps are not in the heartbeat: see Restore from above.",
+          's',
+          g.ranged([[h('source_cluster:oplog_collector_window:seconds'), '{{source_cluster}}']]),
+          12,
+        ),
+      ]
     ],
   );
 
@@ -346,7 +373,7 @@ function(config)
         'Version',
         'Version of each oplog_collector (oplog_capture_build_info).',
         'none',
-        g.instant([[g.sel('oplog_capture_build_info', []), '{{instance}} {{version}}']]),
+        g.instant([[sel('oplog_capture_build_info', []), '{{instance}} {{version}}']]),
         12,
         thresholds=g.neutral,
         text='name',
@@ -356,7 +383,7 @@ function(config)
         'Configuration',
         "Whether the collector's last config load was applied (oplog_capture_config_last_reload_successful). Alert: OplogCaptureConfigReloadFailed.",
         'none',
-        g.instant([[g.sel('oplog_capture_config_last_reload_successful', []), '{{instance}}']]),
+        g.instant([[sel('oplog_capture_config_last_reload_successful', []), '{{instance}}']]),
         6,
         thresholds=g.neutral,
         mapping=[['0', 'Refused', 'red'], ['1', 'Applied', 'green']],
@@ -365,7 +392,7 @@ function(config)
         'Configuration loaded',
         "When the collector's configuration in force was loaded.",
         'dateTimeFromNow',
-        g.instant([[g.sel('oplog_capture_config_last_reload_success_timestamp_seconds', []) + ' * 1000', '{{instance}}']]),
+        g.instant([[sel('oplog_capture_config_last_reload_success_timestamp_seconds', []) + ' * 1000', '{{instance}}']]),
         6,
         thresholds=g.neutral,
         color='value',
@@ -380,14 +407,11 @@ function(config)
     "Oplog capture for point-in-time recovery: what a restore can reach right now (restore from, restore up to, gaps), lag, resume headroom, throughput, store writes and errors from oplog_collector's own metrics, and the heartbeat documents of either collector (read by mongosync_exporter).",
     ['mongodb', 'oplog', 'pitr'],
     [
-      g.variable('job', 'Job', 'label_values({__name__=~"oplog_capture_state|oplog_collector_status"}, job)'),
-      g.variable('instance', 'Instance', 'label_values({__name__=~"oplog_capture_state|oplog_collector_status",job=~"$job"}, instance)'),
-      g.variable('source_cluster', 'Source cluster', 'label_values({__name__=~"oplog_capture_state|oplog_collector_status",job=~"$job",instance=~"$instance"}, source_cluster)'),
-      g.variable('metadata', 'Metadata database', 'label_values(oplog_collector_metadata_up{job=~"$job",instance=~"$instance"}, metadata)'),
+      g.targetVariable('capture_job', 'Job', 'label_values({__name__=~"oplog_capture_state|oplog_collector_status"}, job)'),
+      g.targetVariable('capture_instance', 'Instance', 'label_values({__name__=~"oplog_capture_state|oplog_collector_status",job=~"$capture_job"}, instance)'),
+      g.variable('source_cluster', 'Source cluster', 'label_values({__name__=~"oplog_capture_state|oplog_collector_status",job=~"$capture_job",instance=~"$capture_instance"}, source_cluster)'),
+      g.variable('metadata', 'Metadata database', 'label_values(oplog_collector_metadata_up{job=~"$capture_job",instance=~"$capture_instance"}, metadata)'),
     ],
     [top, per, hb, collector],
-    [
-      g.link('MongoDB migration overview', g.uids.overview, ['datasource']),
-      g.link('MongoDB migration verification', g.uids.verification, ['datasource']),
-    ],
+    clusterSelector='{__name__=~"oplog_capture_state|oplog_collector_status"}',
   )

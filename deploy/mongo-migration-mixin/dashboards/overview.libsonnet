@@ -1,12 +1,16 @@
+// MongoDB migration overview: the cutover verdict, then each migration and its instances.
 function(config)
   local g = (import '../lib/grafana.libsonnet')(config);
+  local p = (import '../lib/promql.libsonnet')(config);
   local m(metric) = g.sel(metric, g.labels.migration);
-
   local i(metric) = g.sel(metric, g.labels.mongosync);
 
-  local lagTh = g.steps(['green', null, 'yellow', 30, 'orange', 60, 'red', 600]);
-
-  local otrTh = g.steps(['red', null, 'orange', 3600, 'green', 86400]);
+  // Lag: yellow where the cutover is blocked, orange where MongosyncLagHigh warns, red at
+  // 10 minutes. Oplog time remaining: the two levels of MongosyncOplogTimeRemainingLow.
+  local cutoverLag = config.cutoverMaxLagSeconds;
+  local lagWarning = config.mongosyncLagWarningSeconds;
+  local lagTh = g.steps(['green', null, 'yellow', cutoverLag, 'orange', lagWarning, 'red', 600]);
+  local otrTh = g.steps(['red', null, 'orange', config.oplogTimeRemainingCriticalSeconds, 'green', config.oplogTimeRemainingWarningSeconds]);
 
   local cutover = g.row(
     'Cutover',
@@ -20,18 +24,18 @@ function(config)
         6,
         thresholds=g.steps(['red', null]),
         mapping=[['0', 'NO GO', 'red'], ['1', 'GO', 'green']],
-        links=[{ title: 'Cutover checklist', url: g.runbook + '#cutover-checklist', targetBlank: true }],
+        links=[{ title: 'Cutover checklist', url: g.runbookURL('cutover-checklist'), targetBlank: true }],
       ),
       g.table(
         'Blockers',
-        "What stops the cutover now, one row per blocker present (recording rule migration:cutover_blockers): an instance or verifier unreadable, canCommit false, lag above 30 s, mongosync warnings, index builds pending, the embedded verifier not ready, verifier mismatches, a verifier not done. Empty at GO; No data when the exporter's series are gone. docs/runbook.md, Cutover checklist, says what clears each.",
+        "What stops the cutover now, one row per blocker present (recording rule migration:cutover_blockers): an instance or verifier unreadable, canCommit false, lag above %d s, mongosync warnings, index builds pending, the embedded verifier not ready, verifier mismatches, a verifier not done. Empty at GO; No data when the exporter's series are gone. docs/runbook.md, Cutover checklist, says what clears each." % cutoverLag,
         g.tableTargets([m('migration:cutover_blockers')]),
         ['migration'],
         [['blocker', 'Blocker', 'none', g.steps(['red', null]), g.blockers]],
         10,
         6,
         sort=['migration', false],
-        links=[{ title: 'Cutover checklist', url: g.runbook + '#cutover-checklist', targetBlank: true }],
+        links=[{ title: 'Cutover checklist', url: g.runbookURL('cutover-checklist'), targetBlank: true }],
       ),
       g.stat(
         'Exporter',
@@ -108,7 +112,7 @@ function(config)
       ),
       g.stat(
         'Lag',
-        "How far the migration's slowest instance is behind the source (recording rule migration:mongosync_lag_seconds:max). Yellow from 30 s (mongosync 1.21+ cannot commit), orange from 60 s (alert MongosyncLagHigh while it grows), red from 600 s. No data in IDLE and PAUSED.",
+        "How far the migration's slowest instance is behind the source (recording rule migration:mongosync_lag_seconds:max). Yellow from %d s (mongosync 1.21+ cannot commit), orange from %d s (alert MongosyncLagHigh while it grows), red from 600 s. No data in IDLE and PAUSED." % [cutoverLag, lagWarning],
         's',
         g.instant([[m('migration:mongosync_lag_seconds:max'), '{{migration}}']]),
         3,
@@ -116,7 +120,7 @@ function(config)
       ),
       g.stat(
         'Oplog time remaining',
-        "The migration's shortest estimate of the source oplog time left before entries mongosync still needs are overwritten (recording rule migration:mongosync_oplog_time_remaining_seconds:min; 1.19+). Orange below 1 day, red below 1 hour (alert MongosyncOplogTimeRemainingLow, which pages). No data until mongosync has checked.",
+        "The migration's shortest estimate of the source oplog time left before entries mongosync still needs are overwritten (recording rule migration:mongosync_oplog_time_remaining_seconds:min; 1.19+). Orange below %s, red below %s (alert MongosyncOplogTimeRemainingLow, which pages). No data until mongosync has checked." % [p.human(config.oplogTimeRemainingWarningSeconds), p.human(config.oplogTimeRemainingCriticalSeconds)],
         's',
         g.instant([[m('migration:mongosync_oplog_time_remaining_seconds:min'), '{{migration}}']]),
         3,
@@ -151,7 +155,7 @@ function(config)
       ),
       g.timeseries(
         'Lag',
-        'Lag of each instance behind the source: overall (lag.overallLagSeconds, or lagTimeSeconds before 1.21), CRUD and DDL (1.21+). Lines at 30 s (commit refused), 60 s (alert MongosyncLagHigh, while the lag grows) and 600 s. A high lag that falls is the normal catch-up after the copy.',
+        'Lag of each instance behind the source: overall (lag.overallLagSeconds, or lagTimeSeconds before 1.21), CRUD and DDL (1.21+). Lines at %d s (commit refused), %d s (alert MongosyncLagHigh, while the lag grows) and 600 s. A high lag that falls is the normal catch-up after the copy.' % [cutoverLag, lagWarning],
         's',
         g.ranged([
           [i('mongosync_lag_seconds'), '{{mongosync}} overall'],
@@ -171,7 +175,7 @@ function(config)
       ),
       g.timeseries(
         'Oplog time remaining',
-        "mongosync's estimate of the time before the source oplog overwrites entries it still needs (1.19+; coarse: 900 s means less than 15 minutes, 259200 s more than 72 hours). Red below 1 hour (alert critical), orange below 1 day (warning).",
+        "mongosync's estimate of the time before the source oplog overwrites entries it still needs (1.19+; coarse: 900 s means less than 15 minutes, 259200 s more than 72 hours). Red below %s (alert critical), orange below %s (warning)." % [p.human(config.oplogTimeRemainingCriticalSeconds), p.human(config.oplogTimeRemainingWarningSeconds)],
         's',
         g.ranged([[i('mongosync_oplog_time_remaining_seconds'), '{{mongosync}}']]),
         6,
@@ -184,7 +188,9 @@ function(config)
 
   local by = 'job, instance, migration, mongosync';
 
-  local embedded(side) = local phase = g.sel('mongosync_verification_phase', g.labels.mongosync, ',cluster_role="%s"' % [side]); 'max by (%s, %s) (label_replace(%s == 1, "%s", "$1", "phase", "(.*)"))' % [by, side, phase, side];
+  local embedded(side) =
+    local phase = g.sel('mongosync_verification_phase', g.labels.mongosync, ',cluster_role="%s"' % side);
+    'max by (%s, %s) (label_replace(%s == 1, "%s", "$1", "phase", "(.*)"))' % [by, side, phase, side];
 
   local instances = g.row(
     'Instances',
@@ -208,7 +214,21 @@ function(config)
           '%s / %s' % [i('mongosync_index_build_indexes_built'), i('mongosync_index_build_indexes_to_build')],
         ]),
         ['migration', 'mongosync'],
-        [['#A', 'Readable', 'none', g.neutral, g.yesNoGood], ['state', 'State', 'none', g.neutral, g.mongosyncStates], ['phase', 'Phase', 'none', g.neutral, g.mongosyncPhases], ['stage', 'Change event stage', 'none', g.neutral, g.ceaStages], ['#E', 'Can commit', 'none', g.neutral, g.yesNoNormal], ['#F', 'Can write', 'none', g.neutral, g.yesNoNormal], ['#G', 'Lag', 's', lagTh, null], ['#H', 'Warnings', 'none', g.steps(['green', null, 'orange', 1]), null], ['#I', 'Ping', 'none', g.neutral, [['0', 'OK', 'green'], ['1', 'Failed', 'red']]], ['source', 'Embedded verifier, source', 'none', g.neutral, g.embeddedPhases], ['destination', 'Embedded verifier, destination', 'none', g.neutral, g.embeddedPhases], ['#L', 'Oplog time remaining', 's', otrTh, null], ['#M', 'Indexes built', 'percentunit', g.steps(['blue', null, 'green', 1]), null]],
+        [
+          ['#A', 'Readable', 'none', g.neutral, g.yesNoGood],
+          ['state', 'State', 'none', g.neutral, g.mongosyncStates],
+          ['phase', 'Phase', 'none', g.neutral, g.mongosyncPhases],
+          ['stage', 'Change event stage', 'none', g.neutral, g.ceaStages],
+          ['#E', 'Can commit', 'none', g.neutral, g.yesNoNormal],
+          ['#F', 'Can write', 'none', g.neutral, g.yesNoNormal],
+          ['#G', 'Lag', 's', lagTh, null],
+          ['#H', 'Warnings', 'none', g.steps(['green', null, 'orange', 1]), null],
+          ['#I', 'Ping', 'none', g.neutral, [['0', 'OK', 'green'], ['1', 'Failed', 'red']]],
+          ['source', 'Embedded verifier, source', 'none', g.neutral, g.embeddedPhases],
+          ['destination', 'Embedded verifier, destination', 'none', g.neutral, g.embeddedPhases],
+          ['#L', 'Oplog time remaining', 's', otrTh, null],
+          ['#M', 'Indexes built', 'percentunit', g.steps(['blue', null, 'green', 1]), null],
+        ],
         24,
         8,
         sort=['mongosync', false],
@@ -242,11 +262,11 @@ function(config)
       ),
       g.timeseries(
         'Embedded verifier lag',
-        'Lag of the embedded verifier on each side. Lines at 30 s (mongosync 1.21+ refuses commit) and 60 s (alert MongosyncEmbeddedVerifierLagHigh, while it grows).',
+        'Lag of the embedded verifier on each side. Lines at %d s (mongosync 1.21+ refuses commit) and %d s (alert MongosyncEmbeddedVerifierLagHigh, while it grows).' % [cutoverLag, config.embeddedVerifierLagWarningSeconds],
         's',
         g.ranged([[i('mongosync_verification_lag_seconds'), '{{cluster_role}}']]),
         8,
-        thresholds=g.steps(['green', null, 'yellow', 30, 'orange', 60]),
+        thresholds=g.steps(['green', null, 'yellow', cutoverLag, 'orange', config.embeddedVerifierLagWarningSeconds]),
         lines=true,
       ),
       g.timeseries(
@@ -332,17 +352,14 @@ function(config)
     'mongosync migrations: the cutover verdict and its blockers, state, phase, commit readiness, copy progress, lag, oplog headroom, every instance in one table, index builds, embedded verifier. Needs the recording rules of alerts/recording.yml.',
     ['mongodb', 'mongosync', 'migration'],
     [
-      g.variable('job', 'Job', 'label_values(mongosync_up, job)'),
-      g.variable('instance', 'Exporter', 'label_values(mongosync_up{job=~"$job"}, instance)'),
+      g.targetVariable('job', 'Job', 'label_values(mongosync_up, job)'),
+      g.targetVariable('instance', 'Exporter', 'label_values(mongosync_up{job=~"$job"}, instance)'),
       g.variable('migration', 'Migration', 'label_values(mongosync_up{job=~"$job",instance=~"$instance"}, migration)'),
       g.variable('mongosync', 'Instance', 'label_values(mongosync_up{job=~"$job",instance=~"$instance",migration=~"$migration"}, mongosync)'),
     ],
     [cutover, migration, instances, instance, exporter],
-    [
-      g.link('MongoDB migration verification', g.uids.verification, ['datasource', 'job', 'instance', 'migration']),
-      g.link('MongoDB oplog capture', g.uids.capture, ['datasource']),
-    ],
-    [
+    clusterSelector='mongosync_up',
+    annotations=[
       g.changeAnnotation('State changes', 'mongosync_state', 'state', g.labels.mongosync, 'purple', '{{mongosync}}: {{state}}'),
       g.changeAnnotation('Phase changes', 'mongosync_phase', 'phase', g.labels.mongosync, 'blue', '{{mongosync}}: {{phase}}'),
     ],

@@ -1,12 +1,16 @@
+// MongoDB migration verification: every verifier, then one row per verifier.
 function(config)
   local g = (import '../lib/grafana.libsonnet')(config);
+  local p = (import '../lib/promql.libsonnet')(config);
   local v(metric) = g.sel(metric, g.labels.verifier);
-
   local by = 'job, instance, migration, verifier';
-
   local rechecking = 'and on (%s) %s > 0' % [by, v('migration_verifier_generation')];
-
   local initial = 'and on (%s) %s == 0' % [by, v('migration_verifier_generation')];
+
+  // Where MigrationVerifierStalled counts a task as stuck.
+  local taskTh = g.steps(['green', null, 'orange', config.verifierTaskSeconds]);
+  // The figures only the verifier's API gives.
+  local needsAPI = 'No data: is api_url set?';
 
   local verdictStat(title, desc, expr) = g.stat(
     title,
@@ -46,7 +50,15 @@ function(config)
           'time() - %s' % [v('migration_verifier_oldest_processing_task_start_timestamp_seconds')],
         ]),
         ['migration', 'verifier'],
-        [['#A', 'Metadata', 'none', g.neutral, g.readable], ['#B', 'API', 'none', g.neutral, g.up], ['phase', 'Phase', 'none', g.neutral, g.verifierPhases], ['#D', 'Generation', 'none', g.neutral, null], ['#E', 'Done', 'none', g.neutral, [['0', 'No', 'text'], ['1', 'Done', 'green']]], ['#F', 'Mismatches', 'none', g.steps(['green', null, 'red', 1]), null], ['#G', 'Oldest processing task', 's', g.steps(['green', null, 'orange', 3600]), null]],
+        [
+          ['#A', 'Metadata', 'none', g.neutral, g.readable],
+          ['#B', 'API', 'none', g.neutral, g.up],
+          ['phase', 'Phase', 'none', g.neutral, g.verifierPhases],
+          ['#D', 'Generation', 'none', g.neutral, null],
+          ['#E', 'Done', 'none', g.neutral, [['0', 'No', 'text'], ['1', 'Done', 'green']]],
+          ['#F', 'Mismatches', 'none', g.steps(['green', null, 'red', 1]), null],
+          ['#G', 'Oldest processing task', 's', taskTh, null],
+        ],
         20,
         6,
         sort=['verifier', false],
@@ -104,6 +116,7 @@ function(config)
         3,
         thresholds=g.neutral,
         mapping=g.up,
+        noValue=needsAPI,
       ),
       verdictStat(
         'Mismatches',
@@ -117,11 +130,11 @@ function(config)
       ),
       g.stat(
         'Oldest processing task',
-        'Stall indicator: how long the longest-running processing task has been running. Orange from 1 hour; alert MigrationVerifierStalled when the verifier stops making progress. No data when nothing is processing.',
+        'Stall indicator: how long the longest-running processing task has been running. Orange from %s; alert MigrationVerifierStalled when the verifier stops making progress. No data when nothing is processing.' % p.human(config.verifierTaskSeconds),
         's',
         g.instant([['time() - %s' % [v('migration_verifier_oldest_processing_task_start_timestamp_seconds')], '{{verifier}}']]),
         3,
-        thresholds=g.steps(['green', null, 'orange', 3600]),
+        thresholds=taskTh,
       ),
       g.gauge(
         'Current generation',
@@ -206,7 +219,10 @@ function(config)
           v('migration_verifier_namespace_mismatches'),
         ]),
         ['namespace'],
-        [['#A', 'Verdict', 'none', g.neutral, [['0', 'matched', 'green'], ['1', 'mismatched', 'red']]], ['#B', 'Mismatches', 'none', g.steps(['green', null, 'red', 1]), null]],
+        [
+          ['#A', 'Verdict', 'none', g.neutral, [['0', 'matched', 'green'], ['1', 'mismatched', 'red']]],
+          ['#B', 'Mismatches', 'none', g.steps(['green', null, 'red', 1]), null],
+        ],
         8,
         9,
         sort=['Mismatches', true],
@@ -269,6 +285,7 @@ function(config)
         8,
         thresholds=g.neutral,
         color='value',
+        noValue=needsAPI,
       ),
       g.timeseries(
         'Change events',
@@ -285,6 +302,7 @@ function(config)
         's',
         g.ranged([[v('migration_verifier_change_lag_seconds'), '{{cluster_role}}']]),
         8,
+        noValue=needsAPI,
       ),
       g.timeseries(
         'Change buffer saturation',
@@ -294,6 +312,7 @@ function(config)
         8,
         min=0,
         max=1,
+        noValue=needsAPI,
       ),
       g.timeseries(
         'Rechecks',
@@ -319,11 +338,11 @@ function(config)
       ),
       g.timeseries(
         'Oldest processing task',
-        'Stall indicator over time: age of the longest-running processing task. Line at 1 hour.',
+        'Stall indicator over time: age of the longest-running processing task. Line at %s.' % p.human(config.verifierTaskSeconds),
         's',
         g.ranged([['time() - %s' % [v('migration_verifier_oldest_processing_task_start_timestamp_seconds')], 'oldest task']]),
         6,
-        thresholds=g.steps(['green', null, 'orange', 3600]),
+        thresholds=taskTh,
         lines=true,
       ),
     ],
@@ -336,14 +355,11 @@ function(config)
     "migration-verifier: per verifier, phase, generation, done, progress and its pace, mismatches per kind, namespace and generation, the change reader and stall indicators. Read from the verifier's metadata database (and its API when configured) by mongosync_exporter.",
     ['mongodb', 'migration-verifier', 'migration'],
     [
-      g.variable('job', 'Job', 'label_values(migration_verifier_up, job)'),
-      g.variable('instance', 'Exporter', 'label_values(migration_verifier_up{job=~"$job"}, instance)'),
+      g.targetVariable('job', 'Job', 'label_values(migration_verifier_up, job)'),
+      g.targetVariable('instance', 'Exporter', 'label_values(migration_verifier_up{job=~"$job"}, instance)'),
       g.variable('migration', 'Migration', 'label_values(migration_verifier_up{job=~"$job",instance=~"$instance"}, migration)'),
       g.variable('verifier', 'Verifier', 'label_values(migration_verifier_up{job=~"$job",instance=~"$instance",migration=~"$migration"}, verifier)'),
     ],
     [top, per],
-    [
-      g.link('MongoDB migration overview', g.uids.overview, ['datasource', 'job', 'instance', 'migration']),
-      g.link('MongoDB oplog capture', g.uids.capture, ['datasource']),
-    ],
+    clusterSelector='migration_verifier_up',
   )

@@ -3,10 +3,11 @@
 // red when its source is gone; a time series runs range queries. Panels are placed on the
 // 24-column grid by layout(): give a width and a height, not a position.
 //
-// (import 'grafana.libsonnet')(config) binds the selectors to the mixin's _config (the
-// cluster label).
+// (import 'grafana.libsonnet')(config) binds them to the mixin's _config: the cluster
+// label, the thresholds, the runbook, the dashboards' tags.
 function(config) {
   local g = self,
+  local p = (import 'promql.libsonnet')(config),
 
   datasource:: { type: 'prometheus', uid: '${datasource}' },
 
@@ -22,17 +23,37 @@ function(config) {
     heartbeat: ['source_cluster', 'metadata'],
   },
 
-  // sel(metric, labels, extra): metric{job=~"$job",instance=~"$instance",<label>=~"$<label>"...<extra>}
-  sel(metric, labels, extra='')::
-    local matchers = ['%s=~"$%s"' % [l, l] for l in ['job', 'instance'] + labels];
+  // The cluster label's matcher, first in every selector of a multi-cluster render.
+  local clusterMatchers = if config.showMultiCluster then ['%s=~"$cluster"' % config.clusterLabel] else [],
+
+  // sel(metric, labels, extra): metric{job=~"$job",instance=~"$instance",<label>=~"$<label>"...<extra>};
+  // job and instance name the variables that filter those two labels.
+  sel(metric, labels, extra='', job='job', instance='instance')::
+    local matchers = clusterMatchers + ['job=~"$%s"' % job, 'instance=~"$%s"' % instance]
+                     + ['%s=~"$%s"' % [l, l] for l in labels];
     '%s{%s%s}' % [metric, std.join(',', matchers), extra],
+
+  // withClusterMatcher('label_values(<selector>, <label>)'): the query with the cluster
+  // matcher first in its selector.
+  local withClusterMatcher(query) =
+    local inner = std.substr(query, std.length('label_values('), std.length(query));
+    local brace = std.findSubstr('{', inner);
+    local comma = std.findSubstr(',', inner);
+    assert std.startsWith(query, 'label_values(') : 'a variable query is not label_values(...): ' + query;
+    'label_values(' + (
+      if brace != [] && brace[0] < comma[0] then
+        std.substr(inner, 0, brace[0] + 1) + clusterMatchers[0]
+        + (if inner[brace[0] + 1] == '}' then '' else ',') + std.substr(inner, brace[0] + 1, std.length(inner))
+      else
+        std.substr(inner, 0, comma[0]) + '{' + clusterMatchers[0] + '}' + std.substr(inner, comma[0], std.length(inner))
+    ),
 
   // ---- targets -------------------------------------------------------------------------
 
   target(expr, legend, ref, instant, table=false):: {
     datasource: g.datasource,
     editorMode: 'code',
-    expr: expr,
+    expr: p.clustered(expr),
     legendFormat: legend,
     range: !instant,
     instant: instant,
@@ -53,6 +74,25 @@ function(config) {
 
   noData:: { type: 'special', options: { match: 'null', result: { text: 'No data', color: 'red', index: 0 } } },
 
+  // panel + needs(text): what a panel that needs configuration says without data, such as
+  // 'No data: is api_url set?', in red on a right-now panel. Grafana shows the field's
+  // noValue only where no mapping gives a text: the null mapping keeps its colour, not its
+  // text.
+  needs(text):: {
+    fieldConfig+: {
+      defaults+: {
+        noValue: text,
+        mappings: [
+          if m == g.noData then { type: 'special', options: { match: 'null', result: { color: 'red', index: 0 } } } else m
+          for m in super.mappings
+        ],
+      },
+    },
+  },
+
+  // runbookURL(anchor): a section of the runbook, by the pattern of the alerts' runbook_url.
+  runbookURL(anchor):: config.runbookURLPattern % anchor,
+
   // values([[value, text, colour], ...]): a value mapping, after the No data mapping.
   values(m):: {
     type: 'value',
@@ -71,7 +111,7 @@ function(config) {
 
   override(name, props, matcher='byName'):: {
     matcher: { id: matcher, options: name },
-    properties: [{ id: p[0], value: p[1] } for p in props],
+    properties: [{ id: prop[0], value: prop[1] } for prop in props],
   },
 
   // Value mappings by meaning.
@@ -134,7 +174,7 @@ function(config) {
   blockers:: [
     ['unreadable', 'Instance or verifier unreadable', 'red'],
     ['cannot_commit', 'mongosync cannot commit yet', 'red'],
-    ['lag_high', 'Lag above 30 s', 'red'],
+    ['lag_high', 'Lag above %d s' % config.cutoverMaxLagSeconds, 'red'],
     ['warnings', 'mongosync reports warnings', 'red'],
     ['index_builds_pending', 'Index builds pending', 'red'],
     ['embedded_verifier_not_ready', 'Embedded verifier not ready', 'red'],
@@ -177,7 +217,8 @@ function(config) {
        field=null,
        display=null,
        overrides=[],
-       links=[])::
+       links=[],
+       noValue=null)::
     panel('stat', title, desc, w, h) {
       fieldConfig: {
         defaults: g.fieldDefaults(
@@ -198,7 +239,7 @@ function(config) {
         wideLayout: true,
       },
       links: links,
-    },
+    } + (if noValue == null then {} else g.needs(noValue)),
 
   gauge(title, desc, unit, targets, w, h=4, thresholds=null, min=0, max=1)::
     panel('gauge', title, desc, w, h) {
@@ -290,7 +331,8 @@ function(config) {
              fill=0,
              min=null,
              max=null,
-             overrides=[])::
+             overrides=[],
+             noValue=null)::
     panel('timeseries', title, desc, w, h) {
       fieldConfig: {
         defaults: g.fieldDefaults(
@@ -319,7 +361,7 @@ function(config) {
         tooltip: { mode: 'multi', sort: 'desc' },
       },
       links: [],
-    },
+    } + (if noValue == null then {} else g.needs(noValue)),
 
   row(title, panels, repeat=null, collapsed=false):: {
     title: title,
@@ -371,26 +413,33 @@ function(config) {
 
   // ---- variables, links, annotations, dashboards ---------------------------------------
 
-  // job and instance have no custom all value: All is then the values the query finds, so
-  // that `up{job=~"$job"}` selects the dashboard's own targets, not every target.
-  variable(name, label, query):: {
-    name: name,
-    label: label,
-    type: 'query',
-    datasource: g.datasource,
-    definition: query,
-    query: { qryType: 1, query: query, refId: 'PrometheusVariableQueryEditor-VariableQuery' },
-    current: { selected: true, text: ['All'], value: ['$__all'] },
-    hide: 0,
-    includeAll: true,
-    allValue: if name == 'job' || name == 'instance' then null else '.*',
-    multi: true,
-    options: [],
-    refresh: 2,
-    regex: '',
-    sort: 1,
-    skipUrlSync: false,
-  },
+  // A variable of the values its query (label_values(<selector>, <label>)) finds, in a
+  // multi-cluster render among the clusters selected. Variables of the job and instance
+  // labels have no custom all value (allValue null): All is then the values the query
+  // finds, so that `up{job=~"$job"}` selects the dashboard's own targets, not every target.
+  variable(name, label, query, allValue='.*', inCluster=config.showMultiCluster)::
+    local q = if inCluster then withClusterMatcher(query) else query;
+    {
+      name: name,
+      label: label,
+      type: 'query',
+      datasource: g.datasource,
+      definition: q,
+      query: { qryType: 1, query: q, refId: 'PrometheusVariableQueryEditor-VariableQuery' },
+      current: { selected: true, text: ['All'], value: ['$__all'] },
+      hide: 0,
+      includeAll: true,
+      allValue: allValue,
+      multi: true,
+      options: [],
+      refresh: 2,
+      regex: '',
+      sort: 1,
+      skipUrlSync: false,
+    },
+
+  // targetVariable: a variable of the job or instance label, without custom all value.
+  targetVariable(name, label, query):: g.variable(name, label, query, allValue=null),
 
   datasourceVariable:: {
     name: 'datasource',
@@ -407,17 +456,20 @@ function(config) {
     skipUrlSync: false,
   },
 
-  link(title, uid, carried):: {
-    title: title,
-    type: 'link',
-    url: '/d/%s?%s' % [uid, std.join('&', ['${%s:queryparam}' % v for v in carried])],
-    icon: 'dashboard',
-    tooltip: 'Open ' + title + (if carried != [] then ', with ' + std.join(', ', ['$' + v for v in carried]) else ''),
-    keepTime: true,
-    includeVars: false,
-    targetBlank: false,
+  // The link to the other dashboards of the mixin: those with its tags, with the time
+  // range and every variable. Variables of one name mean the same on every dashboard, so
+  // what a user picked carries over; a variable the target lacks is ignored.
+  local tagLink = {
+    title: 'MongoDB migration',
+    type: 'dashboards',
+    tags: config.dashboardTags,
     asDropdown: false,
-    tags: [],
+    includeVars: true,
+    keepTime: true,
+    targetBlank: false,
+    icon: 'external link',
+    tooltip: '',
+    url: '',
   },
 
   builtinAnnotation:: {
@@ -447,23 +499,32 @@ function(config) {
       useValueForTime: false,
     },
 
-  dashboard(uid, title, desc, tags, variables, rows, links, annotations=[]):: {
+  // A dashboard: its tags after the mixin's (config.dashboardTags, by which the dashboards
+  // link to each other), the data source variable first, then in a multi-cluster render a
+  // cluster variable of the values of the cluster label on clusterSelector's series.
+  dashboard(uid, title, desc, tags, variables, rows, annotations=[], clusterSelector=null):: {
     annotations: { list: [g.builtinAnnotation] + annotations },
     description: desc,
     editable: true,
     fiscalYearStartMonth: 0,
     graphTooltip: 1,
     id: null,
-    links: links,
+    links: [tagLink],
     liveNow: false,
     panels: g.layout(rows),
-    refresh: '30s',
+    refresh: config.dashboardRefresh,
     schemaVersion: 39,
-    tags: tags,
-    templating: { list: [g.datasourceVariable] + variables },
-    time: { from: 'now-6h', to: 'now' },
+    tags: config.dashboardTags + tags,
+    templating: {
+      list: [g.datasourceVariable]
+            + (if config.showMultiCluster then [
+                 g.variable('cluster', 'Cluster', 'label_values(%s, %s)' % [clusterSelector, config.clusterLabel], inCluster=false),
+               ] else [])
+            + variables,
+    },
+    time: { from: config.dashboardPeriod, to: 'now' },
     timepicker: {},
-    timezone: '',
+    timezone: config.dashboardTimezone,
     title: title,
     uid: uid,
     version: 1,
@@ -476,5 +537,4 @@ function(config) {
     capture: 'mongo-oplog-capture',
   },
 
-  runbook:: 'https://github.com/mongomigrate/observability/blob/main/docs/runbook.md',
 }

@@ -74,8 +74,8 @@
     s != ''
     && !std.member('-?:,[]{}#&*!|>\'"%@` \t', first)
     && last != ' ' && last != ':'
-    && std.length(std.findSubstr(': ', s)) == 0
-    && std.length(std.findSubstr(' #', s)) == 0
+    && std.length(std.split(s, ': ')) == 1
+    && std.length(std.split(s, ' #')) == 1
     && !std.member(s, '\t')
     && !numberLike
     && !std.member(['true', 'false', 'yes', 'no', 'on', 'off', 'null', 'y', 'n'], std.asciiLower(s))

@@ -9,20 +9,27 @@ function(config) {
     if !config.showMultiCluster then expr
     else
       local ident(c) = std.member('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:', c);
-      // The positions of the '(' that open a non-empty grouping list.
-      local opens = [
-        i + 1
-        for i in std.findSubstr(' (', expr)
-        if i >= 2
-           && std.member(['by', 'on'], expr[i - 2:i])
-           && (i == 2 || !ident(expr[i - 3]))
-           && i + 2 < std.length(expr) && expr[i + 2] != ')'
-      ];
-      local cuts = [-1] + opens;
-      std.join(config.clusterLabel + ', ', [
-        expr[cuts[k] + 1:(if k + 1 < std.length(cuts) then cuts[k + 1] + 1 else std.length(expr))]
-        for k in std.range(0, std.length(cuts) - 1)
+      // The text between one ' (' and the next; a grouping list opens where the text
+      // before ends with the keyword `by` or `on` and the list is not empty.
+      local parts = std.split(expr, ' (');
+      local opensList(before, after) =
+        local n = std.length(before);
+        n >= 2 && std.member(['by', 'on'], before[n - 2:n]) && (n == 2 || !ident(before[n - 3]))
+        && after != '' && after[0] != ')';
+      parts[0] + std.join('', [
+        ' (' + (if opensList(parts[k - 1], parts[k]) then config.clusterLabel + ', ' else '') + parts[k]
+        for k in std.range(1, std.length(parts) - 1)
       ]),
+
+  // human(seconds): a duration in words for descriptions, in the largest unit that divides
+  // it: 86400 is 1 day, 1800 is 30 minutes, 90 is 90 s.
+  human(seconds)::
+    local units = [['day', 86400], ['hour', 3600], ['minute', 60]];
+    local fits = [u for u in units if seconds % u[1] == 0];
+    if seconds == 0 || fits == [] then '%d s' % seconds
+    else
+      local n = seconds / fits[0][1];
+      '%d %s%s' % [n, fits[0][0], if n == 1 then '' else 's'],
 
   // dur(seconds): a duration as Prometheus writes it, in the largest unit that divides it:
   // 86400 is 1d, 1800 is 30m, 90 is 90s.
