@@ -2,6 +2,8 @@
 
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+JSONNET     ?= github.com/google/go-jsonnet/cmd/jsonnet@v0.22.0
+JSONNETFMT  ?= github.com/google/go-jsonnet/cmd/jsonnetfmt@v0.22.0
 FUZZTIME    ?= 10s
 BENCHTIME   ?= 1s
 CONFIG      ?= config.yml
@@ -54,11 +56,27 @@ test: ## Run every test (race detector on) and short fuzzing passes of the parse
 	$(GO) test -run='^$$' -fuzz=FuzzToItem -fuzztime=$(FUZZTIME) ./collector
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck.
+lint: ## gofmt, go vet, staticcheck and jsonnetfmt (the mixin).
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(JSONNETFMT) --test $$(find $(MIXIN_DIR) -name '*.jsonnet' -o -name '*.libsonnet') || \
+	  { echo "jsonnetfmt would change the mixin: run $(GO) run $(JSONNETFMT) -i on it"; exit 1; }
+
+# The monitoring mixin (deploy/mongo-migration-mixin/, jsonnet) generates dashboards/*.json
+# and alerts/alerts.yml and alerts/recording.yml; a test (deploy/mixin_test.go) fails when
+# the committed files differ from its render. MIXIN_CONFIG=file renders with the _config
+# overrides that file holds (a jsonnet object), MIXIN_OUT=dir writes elsewhere. go-jsonnet
+# comes through the Go module proxy, as staticcheck does: nothing to install.
+MIXIN_DIR    := deploy/mongo-migration-mixin
+MIXIN_OUT    ?= .
+MIXIN_CONFIG ?=
+
+.PHONY: mixin
+mixin: ## Render dashboards/*.json and alerts/*.yml from the jsonnet mixin in deploy/mongo-migration-mixin.
+	$(GO) run $(JSONNET) --string --multi $(MIXIN_OUT) --create-output-dirs --no-trailing-newline \
+	  $(if $(MIXIN_CONFIG),--tla-code-file config=$(MIXIN_CONFIG)) $(MIXIN_DIR)/render.jsonnet
 
 .PHONY: bench
 bench: ## Run the benchmarks, all in one run so their figures compare.

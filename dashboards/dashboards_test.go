@@ -52,6 +52,32 @@ func TestUIDsAreStable(t *testing.T) {
 	}
 }
 
+// targetVariables name, per dashboard, the variables of the job and instance labels that
+// are not named after their label: the capture dashboard's list collectors and exporters,
+// the overview's and the verification's exporters only, and the links between dashboards
+// carry variables by name.
+var targetVariables = map[string]map[string]string{
+	"mongo-oplog-capture": {"job": "capture_job", "instance": "capture_instance"},
+}
+
+// variableFor returns the name of the variable that filters label on dashboard uid.
+func variableFor(uid, label string) string {
+	if v, ok := targetVariables[uid][label]; ok {
+		return v
+	}
+	return label
+}
+
+// labelOf returns the label that variable filters on dashboard uid.
+func labelOf(uid, variable string) string {
+	for label, v := range targetVariables[uid] {
+		if v == variable {
+			return label
+		}
+	}
+	return variable
+}
+
 // areaVariables are the per-area variables each dashboard must have after job and instance.
 var areaVariables = map[string][]string{
 	"mongo-migration-overview":     {"migration", "mongosync"},
@@ -63,7 +89,7 @@ func TestVariables(t *testing.T) {
 	known := knownMetrics(t)
 	for _, d := range load(t) {
 		vars := d.Templating.List
-		want := append([]string{"datasource", "job", "instance"}, areaVariables[d.UID]...)
+		want := append([]string{"datasource", variableFor(d.UID, "job"), variableFor(d.UID, "instance")}, areaVariables[d.UID]...)
 		var names []string
 		for _, v := range vars {
 			names = append(names, v.Name)
@@ -77,6 +103,7 @@ func TestVariables(t *testing.T) {
 		}
 		for _, v := range vars[1:] {
 			where := d.File + ": variable " + v.Name
+			label := labelOf(d.UID, v.Name)
 			if v.Type != "query" {
 				t.Errorf("%s: type %q, want query", where, v.Type)
 			}
@@ -86,7 +113,7 @@ func TestVariables(t *testing.T) {
 			// job and instance: All is the values their query finds, so that a query of
 			// `up` selects the dashboard's own targets; the others: All = .* (queries use =~).
 			wantAll := ".*"
-			if v.Name == "job" || v.Name == "instance" {
+			if label == "job" || label == "instance" {
 				wantAll = ""
 			}
 			if !v.Multi || !v.IncludeAll || v.AllValue != wantAll {
@@ -94,8 +121,8 @@ func TestVariables(t *testing.T) {
 			}
 			q := v.QueryString()
 			m := regexp.MustCompile(`^label_values\((.+), *(\w+)\)$`).FindStringSubmatch(q)
-			if m == nil || m[2] != v.Name {
-				t.Errorf("%s: query %q is not label_values(<selector>, %s)", where, q, v.Name)
+			if m == nil || m[2] != label {
+				t.Errorf("%s: query %q is not label_values(<selector>, %s)", where, q, label)
 				continue
 			}
 			parsed, err := parseQuery(m[1])
@@ -114,10 +141,11 @@ func TestVariables(t *testing.T) {
 				if prev.Name == v.Name {
 					break
 				}
-				if prev.Name != "job" && prev.Name != "instance" && !slices.Contains(matchedLabels(sel), prev.Name) {
+				prevLabel := labelOf(d.UID, prev.Name)
+				if prevLabel != "job" && prevLabel != "instance" && !slices.Contains(matchedLabels(sel), prevLabel) {
 					continue // an area variable may not apply to the metric of another
 				}
-				if !filtersOn(sel, prev.Name) {
+				if !filtersOn(sel, prevLabel, prev.Name) {
 					t.Errorf("%s: query %q does not filter on $%s", where, q, prev.Name)
 				}
 			}
@@ -217,8 +245,8 @@ func TestQueries(t *testing.T) {
 						t.Errorf("%s: %s is neither in docs/metrics.md nor a recording rule in alerts/", where, s.Name)
 					}
 					for _, label := range append([]string{"job", "instance"}, areaLabels(s.Name)...) {
-						if !filtersOn(s, label) {
-							t.Errorf("%s: %s does not filter on %s=~\"$%s\"", where, s, label, label)
+						if !filtersOn(s, label, variableFor(d.UID, label)) {
+							t.Errorf("%s: %s does not filter on %s=~\"$%s\"", where, s, label, variableFor(d.UID, label))
 						}
 						if !slices.Contains(append([]string{"job", "instance"}, areaVariables[d.UID]...), label) {
 							t.Errorf("%s: %s needs a $%s variable the dashboard does not have", where, s.Name, label)
@@ -260,19 +288,30 @@ func areaLabels(metric string) []string {
 	return nil
 }
 
+// Each dashboard links to every other by their common tags (a link of type "dashboards"),
+// keeping the time range and carrying the variables.
 func TestLinks(t *testing.T) {
-	for _, d := range load(t) {
-		var linked []string
+	ds := load(t)
+	for _, d := range ds {
+		var tagLinks []Link
 		for _, l := range d.Links {
-			for _, uid := range UIDs {
-				if strings.Contains(l.URL, "/d/"+uid) {
-					linked = append(linked, uid)
-				}
+			if l.Type == "dashboards" {
+				tagLinks = append(tagLinks, l)
 			}
 		}
-		for _, uid := range UIDs {
-			if uid != d.UID && !slices.Contains(linked, uid) {
-				t.Errorf("%s: no link to %s", d.File, uid)
+		if len(tagLinks) != 1 {
+			t.Errorf("%s: %d links by tag, want 1", d.File, len(tagLinks))
+			continue
+		}
+		l := tagLinks[0]
+		if len(l.Tags) == 0 || !l.KeepTime || !l.IncludeVars {
+			t.Errorf("%s: the link by tag has tags %v, keepTime %v, includeVars %v; want tags, both on", d.File, l.Tags, l.KeepTime, l.IncludeVars)
+		}
+		for _, other := range ds {
+			for _, tag := range l.Tags {
+				if !slices.Contains(other.Tags, tag) {
+					t.Errorf("%s links by tag %q, which %s lacks", d.File, tag, other.File)
+				}
 			}
 		}
 	}
@@ -406,7 +445,7 @@ func TestQueriesAndExpand(t *testing.T) {
 
 func expansion() map[string]string {
 	vars := map[string]string{"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
-	for _, v := range []string{"datasource", "job", "instance", "migration", "mongosync", "verifier", "source_cluster", "metadata"} {
+	for _, v := range []string{"datasource", "job", "instance", "capture_job", "capture_instance", "migration", "mongosync", "verifier", "source_cluster", "metadata"} {
 		vars[v] = ".*"
 	}
 	return vars
@@ -498,9 +537,10 @@ func knownMetrics(t *testing.T) map[string]bool {
 }
 
 type rule struct {
-	Alert  string `yaml:"alert"`
-	Record string `yaml:"record"`
-	Expr   string `yaml:"expr"`
+	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record"`
+	Expr        string            `yaml:"expr"`
+	Annotations map[string]string `yaml:"annotations"`
 }
 
 func rules(t *testing.T) []rule {

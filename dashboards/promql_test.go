@@ -87,11 +87,11 @@ func matchedLabels(vs *parser.VectorSelector) []string {
 	return out
 }
 
-// filtersOn reports whether a selector filters label on its dashboard variable, as
-// label=~"$label" (variables are multi-value, so the matcher is a regular expression).
-func filtersOn(vs *parser.VectorSelector, label string) bool {
+// filtersOn reports whether a selector filters label on a dashboard variable, as
+// label=~"$variable" (variables are multi-value, so the matcher is a regular expression).
+func filtersOn(vs *parser.VectorSelector, label, variable string) bool {
 	for _, m := range vs.LabelMatchers {
-		if m.Name == label && m.Type == labels.MatchRegexp && m.Value == "$"+label {
+		if m.Name == label && m.Type == labels.MatchRegexp && m.Value == "$"+variable {
 			return true
 		}
 	}
@@ -109,7 +109,7 @@ func TestParseQuery(t *testing.T) {
 		t.Fatalf("found %d selectors, want 3: %v", len(q.selectors), q.selectors)
 	}
 	x, y, ab := q.selectors[0], q.selectors[1], q.selectors[2]
-	if !filtersOn(x, "job") || filtersOn(x, "le") || filtersOn(y, "job") || !filtersOn(ab, "instance") {
+	if !filtersOn(x, "job", "job") || filtersOn(x, "job", "instance") || filtersOn(x, "le", "le") || filtersOn(y, "job", "job") || !filtersOn(ab, "instance", "instance") {
 		t.Errorf("filtersOn is wrong for %v %v %v", x, y, ab)
 	}
 	if got := strings.Join(selectorNames(ab), ","); got != "a,b" {

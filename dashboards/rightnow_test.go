@@ -3,6 +3,7 @@ package dashboards
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +22,8 @@ var rightNow = map[string]bool{"stat": true, "gauge": true, "bargauge": true, "t
 
 // Every right-now panel asks for the present (instant queries: a range query reduced
 // to its last value keeps showing it after its source is gone), and says "No data" in
-// red when there is none; a stat colours its value or background, so that the red shows.
+// red when there is none (a panel that needs configuration says which, after "No data",
+// in its noValue); a stat colours its value or background, so that the red shows.
 func TestRightNowPanelsShowNoDataInRed(t *testing.T) {
 	for _, d := range load(t) {
 		for _, p := range d.AllPanels() {
@@ -35,13 +37,16 @@ func TestRightNowPanelsShowNoDataInRed(t *testing.T) {
 				}
 			}
 			noData := false
+			noValue := p.FieldConfig.Defaults.NoValue
 			for _, m := range p.FieldConfig.Defaults.Mappings {
-				if match, res := m.Special(); match == "null" && res.Text == "No data" && res.Color == "red" {
+				match, res := m.Special()
+				if match == "null" && res.Color == "red" &&
+					(res.Text == "No data" && noValue == "" || res.Text == "" && strings.HasPrefix(noValue, "No data")) {
 					noData = true
 				}
 			}
 			if !noData {
-				t.Errorf("%s: no special mapping of null to \"No data\" in red", where)
+				t.Errorf("%s: no special mapping of null to \"No data\" in red (or to red, with a noValue that starts with \"No data\")", where)
 			}
 			if p.Type == "stat" && p.Options.ColorMode != "background" && p.Options.ColorMode != "value" {
 				t.Errorf("%s: colorMode %q shows no colour, so No data would not be red", where, p.Options.ColorMode)
@@ -248,46 +253,146 @@ func TestEveryDashboardShowsItsScrape(t *testing.T) {
 	}
 }
 
-// Links carry the time range and the data source to every other dashboard, and the
-// variables two dashboards share (job, instance, migration between the overview and the
-// verification dashboard, both fed by the exporter) to each other.
-func TestLinksCarryVariables(t *testing.T) {
-	shared := map[[2]string][]string{
-		{"mongo-migration-overview", "mongo-migration-verification"}: {"job", "instance", "migration"},
-		{"mongo-migration-verification", "mongo-migration-overview"}: {"job", "instance", "migration"},
+// The link by tag carries every variable by name (includeVars), so a variable two
+// dashboards both have must mean the same on both: the same label of the same daemon's
+// series, with the same All. Then what a user picked on one selects the same on the other.
+func TestLinkedVariablesMeanTheSame(t *testing.T) {
+	type meaning struct{ label, daemons, all string }
+	type first struct {
+		meaning
+		file string
 	}
-	byUID := map[string]Dashboard{}
+	seen := map[string]first{}
+	shared := 0
 	for _, d := range load(t) {
-		byUID[d.UID] = d
-	}
-	for _, d := range load(t) {
-		for _, l := range d.Links {
-			where := fmt.Sprintf("%s: link %q", d.File, l.Title)
-			uid := strings.TrimPrefix(strings.SplitN(l.URL, "?", 2)[0], "/d/")
-			target, ok := byUID[uid]
-			if !ok {
-				t.Errorf("%s: %s is no dashboard of the project", where, l.URL)
+		for _, v := range d.Templating.List {
+			m := labelValuesQuery.FindStringSubmatch(v.QueryString())
+			if v.Type != "query" || m == nil {
 				continue
 			}
-			if !l.KeepTime {
-				t.Errorf("%s: keepTime is off", where)
+			q, err := parseQuery(m[1])
+			if err != nil || len(q.selectors) != 1 {
+				t.Errorf("%s: variable %s: cannot read %q: %v", d.File, v.Name, m[1], err)
+				continue
 			}
-			for _, v := range append([]string{"datasource"}, shared[[2]string{d.UID, uid}]...) {
-				if !strings.Contains(l.URL, "${"+v+":queryparam}") {
-					t.Errorf("%s: %s does not carry $%s", where, l.URL, v)
+			var daemons []string
+			for _, name := range selectorNames(q.selectors[0]) {
+				daemons = append(daemons, daemonOf(name))
+			}
+			slices.Sort(daemons)
+			got := meaning{m[2], strings.Join(slices.Compact(daemons), "+"), v.AllValue}
+			prev, ok := seen[v.Name]
+			if !ok {
+				seen[v.Name] = first{got, d.File}
+				continue
+			}
+			shared++
+			if prev.meaning != got {
+				t.Errorf("variable %s is %+v on %s and %+v on %s: a link would carry it across; give one of them another name", v.Name, prev.meaning, prev.file, got, d.File)
+			}
+		}
+	}
+	if shared == 0 {
+		t.Error("no variable is shared between dashboards: the links carry nothing")
+	}
+}
+
+var labelValuesQuery = regexp.MustCompile(`^label_values\((.+), *(\w+)\)$`)
+
+// daemonOf names the daemon whose /metrics holds a metric.
+func daemonOf(metric string) string {
+	if strings.HasPrefix(metric, "oplog_capture_") {
+		return "oplog_collector"
+	}
+	return "mongosync_exporter"
+}
+
+// A panel whose description names an alert links to the alert's runbook section, the
+// runbook_url of the alert's rule.
+func TestAlertBackedPanelsLinkTheirRunbook(t *testing.T) {
+	runbooks := map[string]string{}
+	for _, r := range rules(t) {
+		if r.Alert != "" {
+			runbooks[r.Alert] = r.Annotations["runbook_url"]
+		}
+	}
+	backed := 0
+	for _, d := range load(t) {
+		for _, p := range d.AllPanels() {
+			var urls []string
+			for _, l := range p.Links {
+				urls = append(urls, l.URL)
+			}
+			for alert, url := range runbooks {
+				if !regexp.MustCompile(`\b` + alert + `\b`).MatchString(p.Description) {
+					continue
 				}
-			}
-			for _, m := range regexp.MustCompile(`\$\{(\w+):queryparam\}`).FindAllStringSubmatch(l.URL, -1) {
-				if !hasVariable(d, m[1]) || !hasVariable(target, m[1]) {
-					t.Errorf("%s: carries $%s, which %s and %s do not both have", where, m[1], d.UID, uid)
+				backed++
+				if url == "" || !slices.Contains(urls, url) {
+					t.Errorf("%s: panel %q names %s but does not link its runbook %q (links: %v)", d.File, p.Title, alert, url, urls)
 				}
 			}
 		}
 	}
+	if backed < 20 {
+		t.Errorf("only %d panels name an alert", backed)
+	}
 }
 
-func hasVariable(d Dashboard, name string) bool {
-	return slices.ContainsFunc(d.Templating.List, func(v Variable) bool { return v.Name == name })
+// needsConfiguration are the metrics that exist only when a configuration key is set,
+// with that key; the heartbeats' need collector_metadata.
+var needsConfiguration = map[string]string{
+	"migration_verifier_api_up":                            "api_url",
+	"migration_verifier_change_lag_seconds":                "api_url",
+	"migration_verifier_change_buffer_saturation_ratio":    "api_url",
+	"migration_verifier_change_events_per_second":          "api_url",
+	"migration_verifier_longest_mismatch_duration_seconds": "api_url",
+	"oplog_capture_retention_seconds":                      "retention",
+}
+
+func configurationOf(metric string) string {
+	if strings.HasPrefix(metric, "oplog_collector_") || strings.HasPrefix(metric, "source_cluster:oplog_collector_") {
+		return "collector_metadata"
+	}
+	return needsConfiguration[metric]
+}
+
+// A panel whose every query needs the same configuration key says so when it has no data
+// (its noValue names the key), rather than a bare "No data".
+func TestPanelsThatNeedConfigurationSayWhich(t *testing.T) {
+	found := map[string]int{}
+	for _, d := range load(t) {
+		for _, p := range d.AllPanels() {
+			if p.Type == "row" || p.Type == "table" || len(p.Targets) == 0 {
+				continue
+			}
+			keys := map[string]bool{}
+			for _, tg := range p.Targets {
+				q, err := parseQuery(tg.Expr)
+				if err != nil {
+					continue // TestQueries reports it
+				}
+				for _, s := range q.selectors {
+					for _, name := range selectorNames(s) {
+						keys[configurationOf(name)] = true
+					}
+				}
+			}
+			if len(keys) != 1 || keys[""] {
+				continue
+			}
+			key := slices.Collect(maps.Keys(keys))[0]
+			found[key]++
+			if noValue := p.FieldConfig.Defaults.NoValue; !strings.HasPrefix(noValue, "No data") || !strings.Contains(noValue, key) {
+				t.Errorf("%s: panel %q needs %s, but without data says %q; want a noValue that starts with \"No data\" and names %s", d.File, p.Title, key, noValue, key)
+			}
+		}
+	}
+	for _, key := range []string{"api_url", "collector_metadata", "retention"} {
+		if found[key] == 0 {
+			t.Errorf("no panel needs %s: is the list of metrics right?", key)
+		}
+	}
 }
 
 func dashboard(t *testing.T, uid string) Dashboard {
@@ -335,7 +440,7 @@ func TestAnnotationsMarkStateChanges(t *testing.T) {
 		found++
 		for _, sel := range q.selectors {
 			for _, label := range append([]string{"job", "instance"}, areaLabels(sel.Name)...) {
-				if !filtersOn(sel, label) {
+				if !filtersOn(sel, label, variableFor(d.UID, label)) {
 					t.Errorf("%s: annotation %q: %s does not filter on $%s", d.File, a.Name, sel, label)
 				}
 			}

@@ -143,10 +143,10 @@ func varsFor(set map[string]string, byDashboard map[string]map[string]string, ui
 	return vars
 }
 
-// allVars returns job and instance of dashboard uid as Grafana sends them on All: these
-// variables have no custom all value, so All is the regular expression of the values
-// their queries find over the dashboard's time range (the last hour here), those of a
-// target that has just died included.
+// allVars returns the job and instance variables of dashboard uid (those without custom
+// all value, whatever their names) as Grafana sends them on All: the regular expression
+// of the values their queries find over the dashboard's time range (the last hour here),
+// those of a target that has just died included.
 func (s *stack) allVars(t *testing.T, uid string) map[string]string {
 	t.Helper()
 	ds, err := dashboards.Load()
@@ -154,6 +154,7 @@ func (s *stack) allVars(t *testing.T, uid string) map[string]string {
 		t.Fatal(err)
 	}
 	vars := maps.Clone(dashboardVarSets[0].vars)
+	all := map[string]string{}
 	for _, d := range ds {
 		if d.UID != uid {
 			continue
@@ -177,9 +178,10 @@ func (s *stack) allVars(t *testing.T, uid string) map[string]string {
 			}
 			slices.Sort(values)
 			vars[v.Name] = "(" + strings.Join(values, "|") + ")"
+			all[v.Name] = vars[v.Name]
 		}
 	}
-	return map[string]string{"job": vars["job"], "instance": vars["instance"]}
+	return all
 }
 
 // notExported are the dashboard queries ("dashboard uid / panel / refId") that read a
