@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
@@ -64,10 +65,9 @@ var stateSets = map[string][]string{
 	"mongosync_verification_phase": {"not started", "initial hashing", "stream hashing", "other"},
 	"migration_verifier_phase":     {"not_started", "initializing", "check", "recheck", "idle"},
 	"oplog_capture_state": {"starting", "running", "retrying_connection", "error", "error_resume_token_lost",
-		"stopping", "stopped", "resetting_oplog_store", "standby", "store_unavailable"},
-	"oplog_collector_status": {"pending_registration", "starting", "running", "retrying_connection", "error",
-		"error_resume_token_lost", "error_max_retries_reached", "stopping", "stopped", "resetting_oplog_store",
-		"error_stopped_unexpectedly", "stopped_orphaned", "standby", "store_unavailable", "other"},
+		"stopping", "stopped", "resetting_oplog_store", "standby", "store_unavailable", "foreign_writer"},
+	// Every status a heartbeat document may hold, as the exporter reads them.
+	"oplog_collector_status": append(slices.Clone(hbdoc.Statuses), "other"),
 	"migration:cutover_blockers": {"unreadable", "cannot_commit", "lag_high", "warnings", "index_builds_pending",
 		"embedded_verifier_not_ready", "verifier_mismatches", "verifier_not_done"},
 }
@@ -76,7 +76,7 @@ var stateSets = map[string][]string{
 // and a colour, and the colours say what the value means: errors, a store refusing
 // writes and every cutover blocker red, never neutral.
 func TestStatePanelsMapEveryState(t *testing.T) {
-	mustNotBeNeutral := map[string]bool{"error": true, "error_resume_token_lost": true, "store_unavailable": true, "PAUSED": true}
+	mustNotBeNeutral := map[string]bool{"error": true, "error_resume_token_lost": true, "store_unavailable": true, "foreign_writer": true, "PAUSED": true}
 	for metric, states := range stateSets {
 		panels := 0
 		for _, d := range load(t) {

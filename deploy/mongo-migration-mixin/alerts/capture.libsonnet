@@ -168,6 +168,21 @@ function(config)
         },
       },
       {
+        alert: 'OplogCaptureForeignWriter',
+        comment:: |||
+          Knobs: any write found in the last 15m that no holder of the source's lease made (the
+          holder counts them), for 1m: one batch of another writer is one too many; it
+          resolves 15m after the last.
+        |||,
+        expr: 'increase(oplog_capture_foreign_writes_total[15m]) > 0',
+        'for': '1m',
+        labels: { severity: 'critical' },
+        annotations: {
+          summary: 'Another process writes into the oplog store.',
+          description: "oplog_collector {{ $labels.instance }} found writes ({{ $labels.kind }}) in the oplog store of source cluster {{ $labels.source_cluster }} that no holder of its lease made, in the last 15 minutes: another collector, or the old Python tool restarted by its manager. The saved position may be that process's.",
+        },
+      },
+      {
         alert: 'OplogCaptureConfigReloadFailed',
         comment:: 'Knob: 5m with a refused configuration.',
         expr: 'oplog_capture_config_last_reload_successful == 0',

@@ -163,6 +163,7 @@ function(config) {
     ['resetting_oplog_store', 'resetting', 'orange'],
     same('standby', 'blue'),
     ['store_unavailable', 'store unavailable', 'red'],
+    ['foreign_writer', 'foreign writer', 'red'],
   ],
   heartbeatStatuses:: g.captureStates + [
     ['pending_registration', 'pending registration', 'blue'],
