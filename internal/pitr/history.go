@@ -71,7 +71,7 @@ type history struct {
 }
 
 type indexDrop struct {
-	name string
+	spec bson.Raw
 	at   bson.Timestamp
 }
 
@@ -110,9 +110,8 @@ func (h *history) addIndexDrops(e *oplogstore.Event) {
 	}
 	specs, _ := indexSpecs(e)
 	for _, spec := range specs {
-		name, _ := spec.Lookup("name").StringValueOK()
 		id := uuidID(e.CollectionUUID)
-		h.indexDrops[id] = append(h.indexDrops[id], indexDrop{name: name, at: e.TS})
+		h.indexDrops[id] = append(h.indexDrops[id], indexDrop{spec: spec, at: e.TS})
 	}
 }
 
@@ -122,11 +121,11 @@ func (h *history) droppedAfter(id collID, ts bson.Timestamp) bool {
 	return ok && !at.Before(ts)
 }
 
-// indexDroppedAfter tells whether the range drops index name of collection id, or the
+// indexDroppedAfter tells whether the range drops index ix of collection id, or the
 // collection, after ts.
-func (h *history) indexDroppedAfter(id collID, name string, ts bson.Timestamp) bool {
+func (h *history) indexDroppedAfter(id collID, ix indexRef, ts bson.Timestamp) bool {
 	for _, d := range h.indexDrops[id] {
-		if d.name == name && !d.at.Before(ts) {
+		if ix.names(d.spec) && !d.at.Before(ts) {
 			return true
 		}
 	}
