@@ -39,6 +39,8 @@ type applier struct {
 	selected selection
 	// hist is what the range's collection events say (history).
 	hist *history
+	// capped are the range's deletes of capped collections (capped.go).
+	capped cappedDeletes
 }
 
 // batch is a bulk write being gathered.

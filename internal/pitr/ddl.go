@@ -153,16 +153,28 @@ func (a *applier) rename(ctx context.Context, e *oplogstore.Event) error {
 // so the collections the registry maps are dropped already, or, still there, were made
 // after this event. What else is in the database (views; collections known only by
 // name) goes, if --namespace selects it.
+//
+// The database's system.views goes too when no view is left in it, as the source's
+// dropDatabase took it (a server keeps it, empty, after the last view is dropped).
 func (a *applier) dropDatabase(ctx context.Context, e *oplogstore.Event) error {
+	keptView := false
 	for _, c := range a.reg.inDatabase(e.DB) {
 		if (c.uuid != nil && a.reg.tracked[string(c.uuid)]) || !a.selected.has(c.db, c.name) {
+			keptView = keptView || c.view
 			continue
 		}
 		if err := a.dropCollection(ctx, c); err != nil {
 			return err
 		}
 	}
-	return nil
+	if keptView || !a.selected.whole(e.DB) {
+		return nil
+	}
+	err := a.client.Database(e.DB).Collection("system.views").Drop(ctx)
+	if hasCode(err, codeNamespaceNotFound) {
+		return nil
+	}
+	return err
 }
 
 func indexSpecs(e *oplogstore.Event) ([]bson.Raw, error) {

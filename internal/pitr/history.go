@@ -68,6 +68,8 @@ type history struct {
 	// uncertain names: the events do not say for sure what held them (a rename onto a
 	// name by an event without dropTarget information, or events that disagree).
 	uncertain map[string]bool
+	// capped are the UUIDs of the capped collections the range makes.
+	capped [][]byte
 }
 
 type indexDrop struct {
@@ -148,6 +150,9 @@ func (h *history) add(e *oplogstore.Event) {
 		id := collID("c" + strconv.Itoa(step) + ":" + ns)
 		if e.CollectionUUID != nil {
 			id = uuidID(e.CollectionUUID)
+			if capped, _ := e.OperationDescription.Lookup("capped").BooleanOK(); capped {
+				h.capped = append(h.capped, e.CollectionUUID)
+			}
 		}
 		if h.current[ns] != "" {
 			h.uncertain[ns] = true // made where another still was

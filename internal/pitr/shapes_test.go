@@ -352,6 +352,13 @@ func TestCollectionEventShapesApplyExactlyTwice(t *testing.T) {
 			{op: "insert", ns: "s.c", coll: "c", key: `{"_id": 4}`, doc: `{"_id": 4}`},
 			{op: "delete", ns: "s.c", coll: "c", key: `{"_id": 2}`}},
 			docs: []string{`{"_id": 3}`, `{"_id": 4}`}, options: `{"capped": true, "size": 100000, "max": 2}`},
+		{name: "capped, a document deleted on a full collection", ns: "s.c", skipped: skipCappedDeletedLater, events: []shapeEvent{
+			{op: "create", ns: "s.c", coll: "c", description: `{"capped": true, "size": 100000, "max": 2, "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}`},
+			{op: "insert", ns: "s.c", coll: "c", key: key1, doc: `{"_id": 1}`},
+			{op: "insert", ns: "s.c", coll: "c", key: `{"_id": 2}`, doc: `{"_id": 2}`},
+			{op: "delete", ns: "s.c", coll: "c", key: `{"_id": 2}`},
+			{op: "insert", ns: "s.c", coll: "c", key: `{"_id": 3}`, doc: `{"_id": 3}`}},
+			docs: []string{`{"_id": 1}`, `{"_id": 3}`}},
 		{name: "validator, level, action", ns: "s.c", events: []shapeEvent{
 			{op: "create", ns: "s.c", coll: "c", description: `{"idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}, "validator": {"a": 1}, "validationLevel": "off", "validationAction": "warn"}`},
 			modify(`{"validator": {"$jsonSchema": {"bsonType": "object", "properties": {"a": {"bsonType": "number"}}}}}`),

@@ -50,6 +50,7 @@ type collection struct {
 	db, name string
 	uuid     []byte // nil for a view
 	view     bool
+	capped   bool
 }
 
 func (c *collection) ns() string { return c.db + "." + c.name }
@@ -138,7 +139,8 @@ func (r *registry) refresh(ctx context.Context, db string, name *string) error {
 		if strings.HasPrefix(s.Name, "system.") {
 			continue
 		}
-		c := &collection{db: db, name: s.Name, view: s.Type == "view"}
+		capped, _ := s.Options.Lookup("capped").BooleanOK()
+		c := &collection{db: db, name: s.Name, view: s.Type == "view", capped: capped}
 		if s.UUID != nil {
 			c.uuid = s.UUID.Data
 			r.byUUID[string(c.uuid)] = c
