@@ -342,7 +342,8 @@ func checkpoint(t *testing.T, store *mongo.Database) oplogstore.Checkpoint {
 // startTarget runs a mongotestd for one replay target; stop ends it.
 func startTarget(t *testing.T) (uri string, stop func()) {
 	t.Helper()
-	return pitrtest.Mongotestd(t, mongotestd)
+	s := pitrtest.Mongotestd(t, mongotestd)
+	return s.URI, s.Stop
 }
 
 // The commands as a user runs them: the window, a dry run with the store from the config
