@@ -191,8 +191,8 @@ func runProof(t *testing.T, size proofSize) {
 		for run := 1; run <= 2; run++ {
 			code, out := runCLI(t, "replay", "--source", "proof", "--store", uri, "--target", target, "--to", to, "--progress-interval", "250ms")
 			if code != 0 {
-				t.Fatalf("cut %d (%s), replay %d: exit %d\n%s\nsplit events in the store:\n%s\nthe collectors' warnings and kills:\n%s", i+1, to, run, code, out,
-					splitFragments(t, store), warningsAndKills(logs.String()+d.log()))
+				t.Fatalf("cut %d (%s, seed %d), replay %d: exit %d\n%s\nsplit events in the store:\n%s\nthe collection events of the namespace it names:\n%s\nthe collectors' warnings and kills:\n%s", i+1, to, seed, run, code, out,
+					splitFragments(t, store), namespaceEvents(t, store, out), warningsAndKills(logs.String()+d.log()))
 			}
 			got := readState(t, target)
 			if diff := pitrtest.Diff(c.state, got); diff != "" {
@@ -287,6 +287,41 @@ func splitFragments(t *testing.T, store *mongo.Database) string {
 	}
 	var b strings.Builder
 	for _, d := range docs {
+		fmt.Fprintf(&b, "  %s\n", d)
+	}
+	return b.String()
+}
+
+// namespaceEvents lists the store's collection events (and the first of each other
+// kind) of the namespace a replay's error names ("on db.coll:"): how it was made,
+// renamed and dropped, by which collection.
+func namespaceEvents(t *testing.T, store *mongo.Database, out string) string {
+	_, stopped, _ := strings.Cut(out, " stopped: ")
+	_, rest, ok := strings.Cut(stopped, " on ")
+	ns, _, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok2 || strings.ContainsAny(ns, " \n") {
+		return "  (the error names no namespace)\n"
+	}
+	db, coll, _ := strings.Cut(ns, ".")
+	cursor, err := store.Collection(oplogstore.EventsCollection("proof")).Find(t.Context(),
+		bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: oplogstore.FieldNamespace, Value: ns}}, bson.D{{Key: "to", Value: bson.D{{Key: "db", Value: db}, {Key: "coll", Value: coll}}}}}}},
+		options.Find().SetSort(bson.D{{Key: oplogstore.FieldTS, Value: 1}}).SetProjection(bson.D{{Key: oplogstore.FieldTS, Value: 1}, {Key: oplogstore.FieldOpType, Value: 1},
+			{Key: oplogstore.FieldNamespace, Value: 1}, {Key: oplogstore.FieldCollectionUUID, Value: 1}, {Key: "to", Value: 1}, {Key: oplogstore.FieldOperationDescription, Value: 1}}))
+	if err != nil {
+		return err.Error()
+	}
+	var docs []bson.Raw
+	if err := cursor.All(t.Context(), &docs); err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, d := range docs {
+		op := d.Lookup(oplogstore.FieldOpType).StringValue()
+		if isDocumentOp := op == "insert" || op == "update" || op == "replace" || op == "delete"; isDocumentOp && seen[op+d.Lookup(oplogstore.FieldCollectionUUID).String()] {
+			continue
+		}
+		seen[op+d.Lookup(oplogstore.FieldCollectionUUID).String()] = true
 		fmt.Fprintf(&b, "  %s\n", d)
 	}
 	return b.String()

@@ -206,6 +206,7 @@ func (a *applier) createIndexes(ctx context.Context, e *oplogstore.Event) error 
 	if err != nil || c == nil {
 		return err
 	}
+	c.independent = nil // its indexes change
 	for _, raw := range specs {
 		spec := indexSpec(raw)
 		err := a.createIndex(ctx, c, spec)
@@ -386,6 +387,7 @@ func (a *applier) dropIndexes(ctx context.Context, e *oplogstore.Event) error {
 	if err != nil || c == nil {
 		return err
 	}
+	c.independent = nil // its indexes change
 	for _, spec := range specs {
 		name, ok := spec.Lookup("name").StringValueOK()
 		if !ok {
@@ -409,6 +411,7 @@ func (a *applier) modify(ctx context.Context, e *oplogstore.Event) error {
 	if c == nil {
 		return a.gone(e)
 	}
+	c.independent = nil // an index may become unique
 	index, modifiesIndex := e.OperationDescription.Lookup("index").DocumentOK()
 	deferred := modifiesIndex && a.modifyDeferred(c, index)
 	cmd := bson.D{{Key: "collMod", Value: c.name}}

@@ -225,6 +225,10 @@ func TestUpdateEventShapesApplyExactlyTwice(t *testing.T) {
 			insert(`{"_id": 1, "a": [1, 2, 3, 4], "b": {"c": [5, 6, 7]}}`),
 			update(`{"updatedFields": {"a.0": 2, "a.1": 4}, "removedFields": [], "truncatedArrays": [{"field": "a", "newSize": 2}, {"field": "b.c", "newSize": 1}], "disambiguatedPaths": {}}`),
 		}, docs: []string{`{"_id": 1, "a": [2, 4], "b": {"c": [5]}}`}},
+		{name: "new fields in the order a pipeline made them, not by name", ns: "s.c", events: []shapeEvent{createC,
+			insert(`{"_id": 1, "a": 1, "o": {"k": 1}, "arr": [1]}`),
+			update(`{"updatedFields": {"z": 1, "m": {"x": 2}, "a": 2, "o.y": 3, "o.b": 4, "arr.2": 5, "arr.10": 6}, "removedFields": [], "truncatedArrays": [], "disambiguatedPaths": {}}`),
+		}, docs: []string{`{"_id": 1, "a": 2, "o": {"k": 1, "y": 3, "b": 4}, "arr": [1, null, 5, null, null, null, null, null, null, null, 6], "z": 1, "m": {"x": 2}}`}},
 		{name: "removed fields ($unset, $rename)", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "old": 1, "b": {"c": 1, "d": 2}, "a": [1, 2]}`),
 			update(`{"updatedFields": {"new": 1}, "removedFields": ["old", "b.c", "a.1"], "truncatedArrays": [], "disambiguatedPaths": {}}`),
@@ -382,6 +386,12 @@ func TestCollectionEventShapesApplyExactlyTwice(t *testing.T) {
 			{op: "create", ns: "s.v", description: `{"viewOn": "c", "pipeline": []}`},
 			{op: "drop", ns: "s.v"}},
 			docs: []string{}},
+		{name: "a name going from view to collection", ns: "s.c", events: []shapeEvent{
+			{op: "create", ns: "s.c", description: `{"viewOn": "d", "pipeline": []}`},
+			{op: "drop", ns: "s.c"},
+			createC,
+			{op: "insert", ns: "s.c", coll: "c", key: key1, doc: `{"_id": 1}`}},
+			docs: []string{`{"_id": 1}`}, options: `{}`},
 		{name: "a time-series collection, skipped", ns: "s.ts", skipped: skipTimeseries, events: []shapeEvent{
 			{op: "create", ns: "s.ts", description: `{"viewOn": "system.buckets.ts", "pipeline": [{"$_internalUnpackBucket": {"timeField": "time", "bucketMaxSpanSeconds": 3600}}]}`},
 			{op: "modify", ns: "s.ts", description: `{"viewOn": "system.buckets.ts", "pipeline": [{"$_internalUnpackBucket": {"timeField": "time", "bucketMaxSpanSeconds": 86400}}]}`}},
