@@ -99,7 +99,10 @@ func TestMixedWritesGoInRunsOfOneKind(t *testing.T) {
 	free := w.source.Database("shop").Collection("free")
 	for i := range 100 {
 		ops := []func() error{
-			func() error { _, err := free.InsertOne(t.Context(), bson.D{{Key: "_id", Value: i}, {Key: "n", Value: 0}}); return err },
+			func() error {
+				_, err := free.InsertOne(t.Context(), bson.D{{Key: "_id", Value: i}, {Key: "n", Value: 0}})
+				return err
+			},
 			func() error {
 				_, err := free.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: i / 2}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}})
 				return err
