@@ -275,14 +275,9 @@ func dropDatabase(t *testing.T, uri, name string) {
 // splitFragments lists the store's documents of split events: ts, op_type, token,
 // split_event.
 func splitFragments(t *testing.T, store *mongo.Database) string {
-	cursor, err := store.Collection(oplogstore.EventsCollection("proof")).Find(t.Context(),
-		bson.D{{Key: oplogstore.FieldSplitEvent, Value: bson.D{{Key: "$exists", Value: true}}}},
+	docs, err := storeEvents(t, store, bson.D{{Key: oplogstore.FieldSplitEvent, Value: bson.D{{Key: "$exists", Value: true}}}},
 		options.Find().SetProjection(bson.D{{Key: oplogstore.FieldTS, Value: 1}, {Key: oplogstore.FieldOpType, Value: 1}, {Key: oplogstore.FieldSplitEvent, Value: 1}}))
 	if err != nil {
-		return err.Error()
-	}
-	var docs []bson.Raw
-	if err := cursor.All(t.Context(), &docs); err != nil {
 		return err.Error()
 	}
 	var b strings.Builder
@@ -290,6 +285,16 @@ func splitFragments(t *testing.T, store *mongo.Database) string {
 		fmt.Fprintf(&b, "  %s\n", d)
 	}
 	return b.String()
+}
+
+// storeEvents reads the proof's store documents that match filter.
+func storeEvents(t *testing.T, store *mongo.Database, filter bson.D, opts *options.FindOptionsBuilder) ([]bson.Raw, error) {
+	cursor, err := store.Collection(oplogstore.EventsCollection("proof")).Find(t.Context(), filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	var docs []bson.Raw
+	return docs, cursor.All(t.Context(), &docs)
 }
 
 // namespaceEvents lists the store's collection events (and the first of each other
@@ -303,15 +308,11 @@ func namespaceEvents(t *testing.T, store *mongo.Database, out string) string {
 		return "  (the error names no namespace)\n"
 	}
 	db, coll, _ := strings.Cut(ns, ".")
-	cursor, err := store.Collection(oplogstore.EventsCollection("proof")).Find(t.Context(),
+	docs, err := storeEvents(t, store,
 		bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: oplogstore.FieldNamespace, Value: ns}}, bson.D{{Key: "to", Value: bson.D{{Key: "db", Value: db}, {Key: "coll", Value: coll}}}}}}},
 		options.Find().SetSort(bson.D{{Key: oplogstore.FieldTS, Value: 1}}).SetProjection(bson.D{{Key: oplogstore.FieldTS, Value: 1}, {Key: oplogstore.FieldOpType, Value: 1},
 			{Key: oplogstore.FieldNamespace, Value: 1}, {Key: oplogstore.FieldCollectionUUID, Value: 1}, {Key: "to", Value: 1}, {Key: oplogstore.FieldOperationDescription, Value: 1}}))
 	if err != nil {
-		return err.Error()
-	}
-	var docs []bson.Raw
-	if err := cursor.All(t.Context(), &docs); err != nil {
 		return err.Error()
 	}
 	var b strings.Builder

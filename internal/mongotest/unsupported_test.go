@@ -97,11 +97,6 @@ func cmd(c bson.D) func(context.Context, *mongo.Database) error {
 	}
 }
 
-func update(u bson.D, opts ...bson.E) func(context.Context, *mongo.Database) error {
-	stmt := append(bson.D{{Key: "q", Value: bson.D{}}, {Key: "u", Value: u}}, opts...)
-	return cmd(bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{stmt}}})
-}
-
 func find(filter bson.D) func(context.Context, *mongo.Database) error {
 	return cmd(bson.D{{Key: "find", Value: "c"}, {Key: "filter", Value: filter}})
 }

@@ -36,6 +36,7 @@ import (
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
 	"github.com/mongomigrate/observability/internal/pitr/pitrtest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // buildMongotestd builds the test server into a directory of the benchmark's.
@@ -188,10 +189,10 @@ func (r *replayBench) loop(events int, f func()) float64 {
 		}
 		runtime.GC() // the last iteration's garbage is not f's to collect
 		r.b.StartTimer()
-		began, ownBefore, targetBefore, storeBefore := time.Now(), pitrtest.OwnCPU(), r.target.CPU(), r.store.CPU()
+		began, ownBefore, targetBefore, storeBefore := time.Now(), testsupport.OwnCPU(), r.target.CPU(), r.store.CPU()
 		f()
 		elapsed += time.Since(began)
-		own += pitrtest.OwnCPU() - ownBefore
+		own += testsupport.OwnCPU() - ownBefore
 		target += r.target.CPU() - targetBefore
 		store += r.store.CPU() - storeBefore
 		n++

@@ -2,9 +2,7 @@ package pitr
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -46,27 +44,19 @@ func readCappedDeletes(ctx context.Context, store *mongo.Database, opts *Options
 	if len(uuids) == 0 {
 		return nil, nil
 	}
-	reader, err := oplogstore.ReadEventsWhere(ctx, store, opts.Source, opts.From, opts.To, bson.D{
+	deletes := cappedDeletes{}
+	err := forEachEvent(ctx, store, opts.Source, opts.From, opts.To, bson.D{
 		{Key: oplogstore.FieldOpType, Value: "delete"},
 		{Key: oplogstore.FieldCollectionUUID, Value: bson.D{{Key: "$in", Value: uuids}}},
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer reader.Close(context.WithoutCancel(ctx))
-	deletes := cappedDeletes{}
-	for {
-		e, err := reader.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return deletes, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the range's deletes of capped collections: %w", err)
-		}
+	}, func(e *oplogstore.Event) {
 		if e.DocKey != nil {
 			deletes[cappedKey(e.CollectionUUID, e.DocKey.Lookup("_id"))] = e.TS
 		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the range's deletes of capped collections: %w", err)
 	}
+	return deletes, nil
 }
 
 // deletedLater tells whether e writes to a capped collection a document the range

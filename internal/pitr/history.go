@@ -81,26 +81,38 @@ var collectionEventTypes = bson.A{"create", "rename", "drop", "dropDatabase", "d
 
 // readHistory reads the collection events of the range from the store.
 func readHistory(ctx context.Context, store *mongo.Database, source string, after *bson.Timestamp, upTo bson.Timestamp) (*history, error) {
-	reader, err := oplogstore.ReadEventsWhere(ctx, store, source, after, upTo,
-		bson.D{{Key: oplogstore.FieldOpType, Value: bson.D{{Key: "$in", Value: collectionEventTypes}}}})
+	h := newHistory()
+	err := forEachEvent(ctx, store, source, after, upTo, bson.D{{Key: oplogstore.FieldOpType, Value: bson.D{{Key: "$in", Value: collectionEventTypes}}}},
+		func(e *oplogstore.Event) {
+			if e.OpType == "dropIndexes" {
+				h.addIndexDrops(e)
+				return
+			}
+			h.add(e)
+		})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the range's collection events: %w", err)
+	}
+	return h, nil
+}
+
+// forEachEvent calls fn with each event of the range that matches where (conditions on
+// the store's fields), in stream order.
+func forEachEvent(ctx context.Context, store *mongo.Database, source string, after *bson.Timestamp, upTo bson.Timestamp, where bson.D, fn func(*oplogstore.Event)) error {
+	reader, err := oplogstore.ReadEventsWhere(ctx, store, source, after, upTo, where)
+	if err != nil {
+		return err
 	}
 	defer reader.Close(context.WithoutCancel(ctx))
-	h := newHistory()
 	for {
 		e, err := reader.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			return h, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the range's collection events: %w", err)
+			return err
 		}
-		if e.OpType == "dropIndexes" {
-			h.addIndexDrops(&e)
-			continue
-		}
-		h.add(&e)
+		fn(&e)
 	}
 }
 

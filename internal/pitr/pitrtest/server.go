@@ -2,14 +2,13 @@ package pitrtest
 
 import (
 	"bufio"
-	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // Server is a mongotestd (the test MongoDB server) running as a process of its own.
@@ -44,23 +43,5 @@ func Mongotestd(tb testing.TB, bin string) *Server {
 // Stop ends the server.
 func (s *Server) Stop() { s.once.Do(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() }) }
 
-// CPU is the CPU time the server's process has used, from /proc (Linux; in clock ticks
-// of 10 ms): what a benchmark's writes cost the server, apart from the client's.
-func (s *Server) CPU() time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	var utime, stime int64
-	fmt.Sscan(fields[11], &utime) // fields 14 and 15 of stat, counted after the command
-	fmt.Sscan(fields[12], &stime)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-// OwnCPU is the CPU time this process has used.
-func OwnCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+// CPU is the CPU time the server's process has used (testsupport.ProcessCPU).
+func (s *Server) CPU() time.Duration { return testsupport.ProcessCPU(s.cmd.Process.Pid) }
