@@ -445,3 +445,26 @@ func TestARenameAcrossDatabasesWithoutItsCopyIsRefused(t *testing.T) {
 		t.Errorf("s2.target holds %d documents after the replay, want 2", n)
 	}
 }
+
+// A dropDatabase takes the database's system.views with it on the source; replay drops
+// the database's collections and views one by one, and then system.views, which a
+// server keeps (empty) after the last view goes.
+func TestADropDatabaseTakesItsViewsCollection(t *testing.T) {
+	store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
+	to := storeShapeEvents(t, store, "shapes", []shapeEvent{createC,
+		{op: "create", ns: "s.v", description: `{"viewOn": "c", "pipeline": []}`},
+		{op: "drop", ns: "s.c", coll: "c"},
+		{op: "dropDatabase", ns: "s"},
+	})
+	target := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
+	for run := 1; run <= 2; run++ {
+		if _, err := Replay(t.Context(), store, target, Options{Source: "shapes", To: to}); err != nil {
+			t.Fatalf("replay %d: %v", run, err)
+		}
+		names, err := target.Database("s").ListCollectionNames(t.Context(), bson.D{})
+		must(t, err)
+		if len(names) != 0 {
+			t.Fatalf("replay %d: after the dropDatabase, the target's database s holds %v", run, names)
+		}
+	}
+}
