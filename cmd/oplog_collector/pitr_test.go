@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -94,9 +92,13 @@ func runProof(t *testing.T, size proofSize) {
 	eventually(t, "the first checkpoint", func() bool { return checkpoint(t, store).Known })
 
 	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("OPLOG_PITR_SEED"); s != "" { // the workload of an earlier run, to look into it
+		if _, err := fmt.Sscan(s, &seed); err != nil {
+			t.Fatalf("OPLOG_PITR_SEED=%q: %v", s, err)
+		}
+	}
 	t.Logf("seed %d", seed)
 	w := newWorkload(client, seed, size)
-	w.indexes = workloadIndexes(t, client)
 
 	var wg sync.WaitGroup
 	done := make(chan struct{})
@@ -189,8 +191,8 @@ func runProof(t *testing.T, size proofSize) {
 		for run := 1; run <= 2; run++ {
 			code, out := runCLI(t, "replay", "--source", "proof", "--store", uri, "--target", target, "--to", to, "--progress-interval", "250ms")
 			if code != 0 {
-				t.Fatalf("cut %d (%s), replay %d: exit %d\n%s\nsplit events in the store:\n%s\nthe collectors' warnings and kills:\n%s", i+1, to, run, code, out,
-					splitFragments(t, store), warningsAndKills(logs.String()+d.log()))
+				t.Fatalf("cut %d (%s, seed %d), replay %d: exit %d\n%s\nsplit events in the store:\n%s\nthe collection events of the namespace it names:\n%s\nthe collectors' warnings and kills:\n%s", i+1, to, seed, run, code, out,
+					splitFragments(t, store), namespaceEvents(t, store, out), warningsAndKills(logs.String()+d.log()))
 			}
 			got := readState(t, target)
 			if diff := pitrtest.Diff(c.state, got); diff != "" {
@@ -273,18 +275,54 @@ func dropDatabase(t *testing.T, uri, name string) {
 // splitFragments lists the store's documents of split events: ts, op_type, token,
 // split_event.
 func splitFragments(t *testing.T, store *mongo.Database) string {
-	cursor, err := store.Collection(oplogstore.EventsCollection("proof")).Find(t.Context(),
-		bson.D{{Key: oplogstore.FieldSplitEvent, Value: bson.D{{Key: "$exists", Value: true}}}},
+	docs, err := storeEvents(t, store, bson.D{{Key: oplogstore.FieldSplitEvent, Value: bson.D{{Key: "$exists", Value: true}}}},
 		options.Find().SetProjection(bson.D{{Key: oplogstore.FieldTS, Value: 1}, {Key: oplogstore.FieldOpType, Value: 1}, {Key: oplogstore.FieldSplitEvent, Value: 1}}))
 	if err != nil {
 		return err.Error()
 	}
+	var b strings.Builder
+	for _, d := range docs {
+		fmt.Fprintf(&b, "  %s\n", d)
+	}
+	return b.String()
+}
+
+// storeEvents reads the proof's store documents that match filter.
+func storeEvents(t *testing.T, store *mongo.Database, filter bson.D, opts *options.FindOptionsBuilder) ([]bson.Raw, error) {
+	cursor, err := store.Collection(oplogstore.EventsCollection("proof")).Find(t.Context(), filter, opts)
+	if err != nil {
+		return nil, err
+	}
 	var docs []bson.Raw
-	if err := cursor.All(t.Context(), &docs); err != nil {
+	return docs, cursor.All(t.Context(), &docs)
+}
+
+// namespaceEvents lists the store's collection events (and the first of each other
+// kind) of the namespace a replay's error names ("on db.coll:"): how it was made,
+// renamed and dropped, by which collection.
+func namespaceEvents(t *testing.T, store *mongo.Database, out string) string {
+	_, stopped, _ := strings.Cut(out, " stopped: ")
+	_, rest, ok := strings.Cut(stopped, " on ")
+	ns, _, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok2 || strings.ContainsAny(ns, " \n") {
+		return "  (the error names no namespace)\n"
+	}
+	db, coll, _ := strings.Cut(ns, ".")
+	docs, err := storeEvents(t, store,
+		bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: oplogstore.FieldNamespace, Value: ns}}, bson.D{{Key: "to", Value: bson.D{{Key: "db", Value: db}, {Key: "coll", Value: coll}}}}}}},
+		options.Find().SetSort(bson.D{{Key: oplogstore.FieldTS, Value: 1}}).SetProjection(bson.D{{Key: oplogstore.FieldTS, Value: 1}, {Key: oplogstore.FieldOpType, Value: 1},
+			{Key: oplogstore.FieldNamespace, Value: 1}, {Key: oplogstore.FieldCollectionUUID, Value: 1}, {Key: "to", Value: 1}, {Key: oplogstore.FieldOperationDescription, Value: 1}}))
+	if err != nil {
 		return err.Error()
 	}
 	var b strings.Builder
+	seen := map[string]bool{}
 	for _, d := range docs {
+		op := d.Lookup(oplogstore.FieldOpType).StringValue()
+		if isDocumentOp := op == "insert" || op == "update" || op == "replace" || op == "delete"; isDocumentOp && seen[op+d.Lookup(oplogstore.FieldCollectionUUID).String()] {
+			continue
+		}
+		seen[op+d.Lookup(oplogstore.FieldCollectionUUID).String()] = true
 		fmt.Fprintf(&b, "  %s\n", d)
 	}
 	return b.String()
@@ -340,298 +378,8 @@ func checkpoint(t *testing.T, store *mongo.Database) oplogstore.Checkpoint {
 // startTarget runs a mongotestd for one replay target; stop ends it.
 func startTarget(t *testing.T) (uri string, stop func()) {
 	t.Helper()
-	return pitrtest.Mongotestd(t, mongotestd)
-}
-
-// workloadIndexes are the index builds the workload picks from: all of them, or without
-// the unique one when the test server refuses it (mongotest has no sparse indexes).
-func workloadIndexes(t *testing.T, client *mongo.Client) []mongo.IndexModel {
-	_, err := client.Database("probe").Collection("unique").Indexes().CreateOne(t.Context(), workloadIndex[0])
-	var se mongo.ServerError
-	switch {
-	case err == nil:
-		if err := client.Database("probe").Drop(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		return workloadIndex
-	case errors.As(err, &se) && se.HasErrorCode(115):
-		t.Logf("the workload builds no unique index: the test server refuses them (%v)", err)
-		return workloadIndex[1:]
-	}
-	t.Fatal(err)
-	return nil
-}
-
-// workload writes random operations onto the source: inserts of nested documents,
-// updates of every kind (single and multi), replaces, deletes, index builds and drops,
-// renames, collection and database drops, large documents, and transactions. Operations
-// the server refuses (a duplicate unique key, a $push onto a number) make no event and
-// are ignored.
-type workload struct {
-	client  *mongo.Client
-	rng     *rand.Rand
-	size    proofSize
-	indexes []mongo.IndexModel // the index builds the workload picks from
-	mu      sync.Mutex         // held during each operation: a cut holds it to pause the workload
-	nextID  int
-	renames int
-	done    atomic.Int64
-	counts  map[string]int
-}
-
-var (
-	workloadDBs        = []string{"w1", "w2"}
-	workloadColls      = []string{"c0", "c1", "c2", "c3", "c4"}
-	workloadIndexNames = []string{"u_unique", "g_n", "a_k0", "at_ttl"}
-	workloadIndex      = []mongo.IndexModel{ // the unique one first
-		{Keys: bson.D{{Key: "u", Value: 1}}, Options: options.Index().SetName("u_unique").SetUnique(true).SetSparse(true)},
-		{Keys: bson.D{{Key: "g", Value: 1}, {Key: "n", Value: -1}}, Options: options.Index().SetName("g_n")},
-		{Keys: bson.D{{Key: "a.k0", Value: 1}}, Options: options.Index().SetName("a_k0")},
-		// No document has a date in at: the index expires nothing, collMod changes it.
-		{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetName("at_ttl").SetExpireAfterSeconds(3600)},
-	}
-)
-
-func newWorkload(client *mongo.Client, seed uint64, size proofSize) *workload {
-	return &workload{client: client, rng: rand.New(rand.NewPCG(seed, 1)), size: size, counts: map[string]int{}}
-}
-
-func (w *workload) run(ctx context.Context) error {
-	for range w.size.ops {
-		if err := w.step(ctx); err != nil {
-			return err
-		}
-		w.done.Add(1)
-		time.Sleep(w.size.pace)
-	}
-	return nil
-}
-
-func (w *workload) summary() string {
-	var parts []string
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range w.counts {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		parts = append(parts, fmt.Sprintf("%s %d", k, w.counts[k]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// cut pauses the workload and reads the source's state and then its cluster time: no
-// write comes between them.
-func (w *workload) cut(t *testing.T) cutPoint {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	state, err := pitrtest.Read(t.Context(), w.client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	session, err := w.client.StartSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer session.EndSession(context.Background())
-	if err := w.client.Database("admin").RunCommand(mongo.NewSessionContext(t.Context(), session), bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	return cutPoint{at: *session.OperationTime(), state: state, transactions: w.counts["transaction"]}
-}
-
-func (w *workload) document() bson.D {
-	w.nextID++
-	doc := bson.D{{Key: "_id", Value: w.nextID}, {Key: "g", Value: int32(w.rng.IntN(5))}}
-	if w.rng.IntN(4) > 0 {
-		doc = append(doc, bson.E{Key: "u", Value: fmt.Sprintf("u%d", w.rng.IntN(300))})
-	}
-	return append(doc,
-		bson.E{Key: "a", Value: pitrtest.RandomValue(w.rng, 1)},
-		bson.E{Key: "arr", Value: bson.A{int32(1), "two", bson.D{{Key: "k0", Value: int32(3)}}}},
-		bson.E{Key: "n", Value: w.rng.Int32N(1000)},
-	)
-}
-
-// recentID is the _id of one of the last documents inserted.
-func (w *workload) recentID() bson.D {
-	return bson.D{{Key: "_id", Value: w.nextID - w.rng.IntN(max(1, min(w.nextID, 60)))}}
-}
-
-func (w *workload) step(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	db := w.client.Database(workloadDBs[w.rng.IntN(len(workloadDBs))])
-	coll := db.Collection(workloadColls[w.rng.IntN(len(workloadColls))])
-	var kind string
-	var err error
-	switch done := w.done.Load(); {
-	case w.size.hugeEvery > 0 && done%int64(w.size.hugeEvery) == int64(w.size.hugeEvery)-1:
-		kind = "insert 16 MiB"
-		doc := w.document()
-		size, _ := bson.Marshal(doc)
-		_, err = coll.InsertOne(ctx, append(doc, bson.E{Key: "blob", Value: strings.Repeat("H", oplogstore.MaxDocumentSize-300-len(size)-12)}))
-	case w.size.splitEvery > 0 && done%int64(w.size.splitEvery) == int64(w.size.splitEvery)/2:
-		// 7 MiB set on a 7 MiB document: with updateLookup's document, 21 MiB of event.
-		kind = "update 7 MiB"
-		id := w.recentID()
-		_, err = coll.UpdateOne(ctx, id, bson.D{{Key: "$set", Value: bson.D{{Key: "seven", Value: strings.Repeat("S", 7<<20)}}}})
-		if err == nil {
-			_, err = coll.UpdateOne(ctx, id, bson.D{{Key: "$set", Value: bson.D{{Key: "seven2", Value: strings.Repeat("T", 7<<20)}}}})
-		}
-	case w.size.largeEvery > 0 && done%int64(w.size.largeEvery) == int64(w.size.largeEvery)-1:
-		kind = "insert large"
-		doc := append(w.document(), bson.E{Key: "blob", Value: strings.Repeat("L", (1+w.rng.IntN(3))<<20)})
-		_, err = coll.InsertOne(ctx, doc)
-	default:
-		op := pickOp(w.rng.IntN(workloadWeights))
-		kind = op.kind
-		var named string
-		if named, err = op.run(ctx, w, db, coll); named != "" {
-			kind = named
-		}
-	}
-	var se mongo.ServerError
-	switch {
-	case err == nil:
-		w.counts[kind]++
-	case errors.As(err, &se):
-		// Refused by the server: no event, nothing to replay.
-	case errors.Is(err, mongo.ErrNoDocuments):
-	default:
-		return fmt.Errorf("%s: %w", kind, err)
-	}
-	return nil
-}
-
-// workloadOp is one kind of operation of the proof's workload, picked with weight out of
-// workloadWeights. To add a form (an update operator, an index kind, a view...), add an
-// entry: the proof then checks its replay at every cut. run returns the kind it did when
-// that depends on what happened, else "". An operation the server refuses makes no
-// event and is left out of the counts.
-type workloadOp struct {
-	kind   string
-	weight int
-	run    func(ctx context.Context, w *workload, db *mongo.Database, coll *mongo.Collection) (string, error)
-}
-
-var workloadOps = []workloadOp{
-	{"insert", 308, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		_, err := coll.InsertOne(ctx, w.document())
-		return "", err
-	}},
-	{"update", 300, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		_, err := coll.UpdateOne(ctx, w.recentID(), pitrtest.RandomUpdate(w.rng))
-		return "", err
-	}},
-	{"move key u", 50, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		_, err := coll.UpdateOne(ctx, w.recentID(), bson.D{{Key: "$set", Value: bson.D{{Key: "u", Value: fmt.Sprintf("u%d", w.rng.IntN(300))}}}})
-		return "", err
-	}},
-	{"update many", 50, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		_, err := coll.UpdateMany(ctx, bson.D{{Key: "g", Value: int32(w.rng.IntN(5))}}, pitrtest.RandomUpdate(w.rng))
-		return "", err
-	}},
-	{"replace", 80, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		replacement := w.document()[1:]
-		w.nextID--
-		_, err := coll.ReplaceOne(ctx, w.recentID(), replacement)
-		return "", err
-	}},
-	{"delete", 80, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		_, err := coll.DeleteOne(ctx, w.recentID())
-		return "", err
-	}},
-	{"delete many", 10, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		_, err := coll.DeleteMany(ctx, bson.D{{Key: "g", Value: int32(w.rng.IntN(5))}, {Key: "n", Value: bson.D{{Key: "$lt", Value: 300}}}})
-		return "", err
-	}},
-	{"transaction", 40, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		events, err := w.transaction(ctx, coll)
-		if events > 1 {
-			return "transaction", err
-		}
-		return "transaction of one write", err // one event alone needs no transaction on the target
-	}},
-	{"create index", 25, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		_, err := coll.Indexes().CreateOne(ctx, w.indexes[w.rng.IntN(len(w.indexes))])
-		return "", err
-	}},
-	{"collMod", 10, func(ctx context.Context, w *workload, db *mongo.Database, coll *mongo.Collection) (string, error) {
-		return "", db.RunCommand(ctx, bson.D{{Key: "collMod", Value: coll.Name()},
-			{Key: "index", Value: bson.D{{Key: "name", Value: "at_ttl"}, {Key: "expireAfterSeconds", Value: 60 * (1 + w.rng.IntN(100))}}}}).Err()
-	}},
-	{"drop index", 10, func(ctx context.Context, w *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		return "", coll.Indexes().DropOne(ctx, workloadIndexNames[w.rng.IntN(len(workloadIndexNames))])
-	}},
-	{"rename", 25, func(ctx context.Context, w *workload, db *mongo.Database, coll *mongo.Collection) (string, error) {
-		// Half onto a name of the pool (refused when it exists), half onto a new name,
-		// after which the workload writes under the old name again: a new collection.
-		to := workloadColls[w.rng.IntN(len(workloadColls))]
-		if w.rng.IntN(2) == 0 {
-			w.renames++
-			to = fmt.Sprintf("renamed%d", w.renames)
-		}
-		return "", w.client.Database("admin").RunCommand(ctx, bson.D{{Key: "renameCollection", Value: db.Name() + "." + coll.Name()}, {Key: "to", Value: db.Name() + "." + to}}).Err()
-	}},
-	{"drop", 10, func(ctx context.Context, _ *workload, _ *mongo.Database, coll *mongo.Collection) (string, error) {
-		return "", coll.Drop(ctx)
-	}},
-	{"drop database", 2, func(ctx context.Context, _ *workload, db *mongo.Database, _ *mongo.Collection) (string, error) {
-		return "", db.Drop(ctx)
-	}},
-}
-
-var workloadWeights = func() int {
-	total := 0
-	for _, op := range workloadOps {
-		total += op.weight
-	}
-	return total
-}()
-
-// pickOp is the operation r (below workloadWeights) falls on.
-func pickOp(r int) workloadOp {
-	for _, op := range workloadOps {
-		if r < op.weight {
-			return op
-		}
-		r -= op.weight
-	}
-	return workloadOps[len(workloadOps)-1]
-}
-
-// transaction moves a counter between two documents and inserts a third, in one
-// transaction. It returns how many writes changed something: the events it made.
-func (w *workload) transaction(ctx context.Context, coll *mongo.Collection) (int, error) {
-	session, err := w.client.StartSession()
-	if err != nil {
-		return 0, err
-	}
-	defer session.EndSession(ctx)
-	from, to := w.recentID(), w.recentID()
-	doc := w.document()
-	var events int
-	_, err = session.WithTransaction(ctx, func(tctx context.Context) (any, error) {
-		events = 0
-		for _, u := range []struct {
-			id bson.D
-			by int32
-		}{{from, -1}, {to, 1}} {
-			res, err := coll.UpdateOne(tctx, u.id, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: u.by}}}})
-			if err != nil {
-				return nil, err
-			}
-			events += int(res.ModifiedCount)
-		}
-		if _, err := coll.InsertOne(tctx, doc); err != nil {
-			return nil, err
-		}
-		events++
-		return nil, nil
-	})
-	return events, err
+	s := pitrtest.Mongotestd(t, mongotestd)
+	return s.URI, s.Stop
 }
 
 // The commands as a user runs them: the window, a dry run with the store from the config

@@ -44,6 +44,9 @@ type scan struct {
 	sort   []query.SortKey
 	skip   int64
 	limit  int64 // 0: none
+	// id is the _id the filter asks for when it is {_id: <value>} alone: then the
+	// _id index finds the document, as mongod's IDHACK plan does, not a scan.
+	id bsoncore.Value
 }
 
 func parseQuery(filter, sort bsoncore.Document) (scan, error) {
@@ -55,7 +58,22 @@ func parseQuery(filter, sort bsoncore.Document) (scan, error) {
 	if err != nil {
 		return scan{}, err
 	}
-	return scan{filter: m, sort: keys}, nil
+	return scan{filter: m, sort: keys, id: idEquality(filter)}, nil
+}
+
+// idEquality is v of a filter {_id: v} where v is compared for equality (not an
+// operator document, an array or a regular expression), else a zero Value.
+func idEquality(filter bsoncore.Document) bsoncore.Value {
+	fields := query.Fields(filter)
+	if len(fields) != 1 || fields[0].Key != "_id" {
+		return bsoncore.Value{}
+	}
+	switch v := fields[0].Val; v.Type {
+	case bsoncore.TypeEmbeddedDocument, bsoncore.TypeArray, bsoncore.TypeRegex:
+		return bsoncore.Value{}
+	default:
+		return v
+	}
 }
 
 // queryArg compiles the command's filter (in filterField) and, unless
@@ -81,7 +99,20 @@ func (q scan) run(c *collection, tx *transaction) []*record {
 	if c == nil {
 		return nil
 	}
-	return scanItems(q, c.visible(tx), func(r *record) bsoncore.Document { return r.doc })
+	records := func() []*record {
+		if q.id.Type == 0 {
+			return c.visible(tx)
+		}
+		// A record a transaction holds has versions the scan sorts out.
+		switch r := c.ids[idIndexKey(q.id)]; {
+		case r == nil:
+			return nil
+		case r.txn == nil:
+			return []*record{r}
+		}
+		return c.visible(tx)
+	}()
+	return scanItems(q, records, func(r *record) bsoncore.Document { return r.doc })
 }
 
 // scanItems filters, sorts, skips and limits items by their documents.

@@ -283,11 +283,6 @@ func TestUpdates(t *testing.T) {
 		}
 	}
 	var got bson.M
-	// Operators not implemented here are refused, naming them.
-	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$bit", Value: bson.D{{Key: "hi", Value: bson.D{{Key: "and", Value: 1}}}}}})
-	if codeOf(err) != 115 || !strings.Contains(err.Error(), "$bit") {
-		t.Fatalf("$bit: err = %v, want 115 naming it", err)
-	}
 	// Upsert: query equality fields + update + $setOnInsert.
 	res, err = coll.UpdateOne(cx, bson.D{{Key: "name", Value: "c1"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}, {Key: "$setOnInsert", Value: bson.D{{Key: "created", Value: true}}}}, options.UpdateOne().SetUpsert(true))
 	must(t, err)
@@ -375,4 +370,47 @@ func TestDeleteAndFindAndModify(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("count = %d, want 2", n)
 	}
+}
+
+// A filter {_id: <value>} finds its document through the _id index (mongod's IDHACK):
+// values equal as MongoDB compares them, and, for a document a transaction holds, the
+// version each reader sees.
+func TestFindByID(t *testing.T) {
+	db, cx := setup(t)
+	coll := db.Collection("ids")
+	_, err := coll.InsertMany(cx, []any{bson.D{{Key: "_id", Value: int64(1)}, {Key: "v", Value: "one"}}, bson.D{{Key: "_id", Value: "s"}}})
+	must(t, err)
+	var got bson.M
+	must(t, coll.FindOne(cx, bson.D{{Key: "_id", Value: 1.0}}).Decode(&got))
+	if got["v"] != "one" {
+		t.Fatalf("find {_id: 1.0}: %v, want the document of _id NumberLong(1)", got)
+	}
+	res, err := coll.UpdateOne(cx, bson.D{{Key: "_id", Value: int32(1)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "uno"}}}})
+	must(t, err)
+	if res.ModifiedCount != 1 {
+		t.Fatalf("update {_id: 1}: %+v", res)
+	}
+	if n, err := coll.CountDocuments(cx, bson.D{{Key: "_id", Value: "missing"}}); err != nil || n != 0 {
+		t.Fatalf("count of a missing _id: %d, %v", n, err)
+	}
+	// A transaction deletes the document and inserts it again: until it commits,
+	// others read the committed version, the transaction its own.
+	sess, err := db.Client().StartSession()
+	must(t, err)
+	defer sess.EndSession(cx)
+	must(t, sess.StartTransaction())
+	tx := mongo.NewSessionContext(cx, sess)
+	_, err = coll.DeleteOne(tx, bson.D{{Key: "_id", Value: int64(1)}})
+	must(t, err)
+	_, err = coll.InsertOne(tx, bson.D{{Key: "_id", Value: int64(1)}, {Key: "v", Value: "new"}})
+	must(t, err)
+	must(t, coll.FindOne(cx, bson.D{{Key: "_id", Value: 1}}).Decode(&got))
+	if got["v"] != "uno" {
+		t.Fatalf("outside the transaction: %v, want the committed version", got)
+	}
+	must(t, coll.FindOne(tx, bson.D{{Key: "_id", Value: 1}}).Decode(&got))
+	if got["v"] != "new" {
+		t.Fatalf("inside the transaction: %v, want its own version", got)
+	}
+	must(t, sess.AbortTransaction(cx))
 }

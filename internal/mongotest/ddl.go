@@ -74,13 +74,16 @@ func listCollections(cx *cmdCtx) (bson.D, error) {
 	var entries []entry
 	if d := cx.s.dbs[cx.db]; d != nil {
 		for _, c := range sortedColls(d) {
-			entries = append(entries, entry{c.name, "collection", mustMarshal(bson.D{
+			info := bson.D{
 				{Key: "name", Value: c.name},
 				{Key: "type", Value: "collection"},
 				{Key: "options", Value: bson.Raw(c.options(false))},
 				{Key: "info", Value: bson.D{{Key: "readOnly", Value: false}, {Key: "uuid", Value: bson.Binary{Subtype: 4, Data: c.uuid}}}},
-				{Key: "idIndex", Value: bson.Raw(c.idIndex().spec)},
-			})})
+			}
+			if c.clustered == nil { // a clustered collection has no _id index of its own
+				info = append(info, bson.E{Key: "idIndex", Value: bson.Raw(c.idIndex().spec)})
+			}
+			entries = append(entries, entry{c.name, "collection", mustMarshal(info)})
 		}
 		for _, v := range sortedViews(d) {
 			entries = append(entries, entry{v.name, "view", viewInfo(v)})
@@ -136,32 +139,29 @@ func listDatabases(cx *cmdCtx) (bson.D, error) {
 	return res, nil
 }
 
-// create makes a collection, with changeStreamPreAndPostImages and document
-// validation, or a view (viewOn and pipeline).
+// create makes a collection, with changeStreamPreAndPostImages, document
+// validation, a cap, a default collation or a clustered index (and its
+// TTL), or a view (viewOn and pipeline).
 func create(cx *cmdCtx) (bson.D, error) {
 	name, err := cx.collName()
 	if err != nil {
 		return nil, err
 	}
-	var opts collOptions
 	viewOn, isView := cx.field("viewOn")
+	var opts collOptions
+	if !isView {
+		if opts, err = cx.createOptions(); err != nil {
+			return nil, err
+		}
+	}
 	for _, opt := range createOptions {
 		v, ok := cx.field(opt)
 		switch {
-		case !ok:
-		case opt == "viewOn" || opt == "pipeline":
-		case opt == "changeStreamPreAndPostImages" && !isView:
-			if opts.images, err = imagesOption(v); err != nil {
-				return nil, err
-			}
-		case (opt == "validator" || opt == "validationLevel" || opt == "validationAction") && !isView:
-			if err := opts.validation.parseOption(opt, v); err != nil {
-				return nil, err
-			}
-		case isView && !isSimpleCollation(opt, v) && opt != "collation":
+		case !ok || !isView || opt == "viewOn" || opt == "pipeline" || isSimpleCollation(opt, v):
+		case opt == "collation":
+			return nil, unsupported("a view's collation")
+		default:
 			return nil, errorf(codeInvalidOptions, "The option %s is not allowed for a view", opt)
-		case query.Truthy(v) && !isSimpleCollation(opt, v):
-			return nil, unsupported("the create option %s", opt)
 		}
 	}
 	if _, ok := cx.field("pipeline"); ok && !isView {

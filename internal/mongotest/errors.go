@@ -41,6 +41,8 @@ const (
 	codeDuplicateKey                       = 11000
 	codeBSONObjectTooLarge                 = 10334
 	codeIDLUnknownField                    = 40415
+	codeIDLFailedToParse                   = 40414
+	codeCannotConvertIndexToUnique         = 359
 	codeUnrecognizedPipelineStage          = query.CodeUnrecognizedPipelineStage
 	codeChangeStreamNotFirstStage          = 40602
 	codeChangeStreamStageNotAllowed        = 40600
@@ -90,6 +92,8 @@ var codeNames = map[int32]string{
 	codeDuplicateKey:               "DuplicateKey",
 	codeBSONObjectTooLarge:         "BSONObjectTooLarge",
 	codeIDLUnknownField:            "Location40415",
+	codeIDLFailedToParse:           "Location40414",
+	codeCannotConvertIndexToUnique: "CannotConvertIndexToUnique",
 	// Codes thrown by the real server as plain assertions carry the name "Location<code>".
 	codeUnrecognizedPipelineStage:          "Location40324",
 	codeChangeStreamNotFirstStage:          "Location40602",

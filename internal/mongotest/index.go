@@ -26,15 +26,35 @@ type index struct {
 	// one of the fields when sparse (all, without either).
 	partial *query.Filter
 	sparse  bool
+	// hidden: the planner would not use it (nothing here does); prepareUnique:
+	// it refuses new duplicate keys, the step before collMod makes it unique.
+	hidden, prepareUnique bool
+	// simpleCollation: the specification names the simple collation.
+	simpleCollation bool
 }
 
-func newIDIndex() *index {
-	spec, _ := bson.Marshal(bson.D{{Key: "v", Value: int32(2)}, {Key: "key", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "name", Value: "_id_"}})
-	return &index{name: "_id_", fields: []string{"_id"}, spec: spec}
+// newIDIndex is the _id index of a collection with opts: with the
+// collection's default collation, and for a collection clustered by _id,
+// its clustered index as listIndexes shows it.
+func newIDIndex(opts collOptions) *index {
+	spec := bson.D{{Key: "v", Value: int32(2)}, {Key: "key", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "name", Value: "_id_"}}
+	if opts.clustered != nil {
+		spec = bson.D{{Key: "v", Value: int32(2)}, {Key: "key", Value: bson.D{{Key: "_id", Value: int32(1)}}},
+			{Key: "name", Value: opts.clustered.Lookup("name").StringValue()}, {Key: "unique", Value: true}, {Key: "clustered", Value: true}}
+	}
+	if opts.collation != nil {
+		spec = append(spec, bson.E{Key: "collation", Value: bson.Raw(opts.collation)})
+	}
+	return &index{name: spec[2].Value.(string), fields: []string{"_id"}, spec: mustMarshal(spec)}
 }
 
 // createDescription is a create event's operationDescription: the
-// collection's options and its _id index, as the create oplog entry has them.
+// collection's options and its _id index, as the create oplog entry has them
+// (a clustered collection has no _id index of its own).
 func (c *collection) createDescription() bsoncore.Document {
-	return query.BuildDoc(append(query.Fields(c.options(false)), query.Field{Key: "idIndex", Val: query.DocValue(c.idIndex().spec)}))
+	fields := query.Fields(c.options(false))
+	if c.clustered == nil {
+		fields = append(fields, query.Field{Key: "idIndex", Val: query.DocValue(c.idIndex().spec)})
+	}
+	return query.BuildDoc(fields)
 }

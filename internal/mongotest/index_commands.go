@@ -29,6 +29,7 @@ var indexCommands = map[string]command{
 // defaults filled in.
 func parseIndex(spec bsoncore.Document) (*index, error) {
 	ix := &index{}
+	var collation bsoncore.Document
 	key, ok := spec.Lookup("key").DocumentOK()
 	if !ok || len(query.Fields(key)) == 0 {
 		return nil, errorf(codeFailedToParse, "The 'key' field is a required property of an index specification")
@@ -70,6 +71,8 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 				ix.unique = query.Truthy(f.Val) // kept as given: listIndexes shows it so
 			case "sparse":
 				ix.sparse = query.Truthy(f.Val)
+			case "hidden":
+				ix.hidden = query.Truthy(f.Val)
 			}
 		case "partialFilterExpression":
 			d, ok := f.Val.DocumentOK()
@@ -83,14 +86,14 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 				return nil, err
 			}
 		case "collation":
-			c, err := normalizeCollation(f.Val)
-			if err != nil {
+			if collation, err = normalizeCollation(f.Val); err != nil {
 				return nil, err
 			}
-			if c == nil {
+			if collation == nil {
+				ix.simpleCollation = true
 				continue // simple: not kept
 			}
-			f.Val = query.DocValue(c)
+			f.Val = query.DocValue(collation)
 		case "wildcardProjection":
 			if _, ok := f.Val.DocumentOK(); !ok || ix.kind != "wildcard" || !slices.Contains(ix.fields, "$**") {
 				return nil, errorf(codeFailedToParse, "The field 'wildcardProjection' is only allowed in an '$**' index")
@@ -106,7 +109,12 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 			if ix.kind != "2dsphere" {
 				return nil, errorf(codeInvalidOptions, "The field '%s' is only allowed in a 2dsphere index", f.Key)
 			}
-		case "storageEngine", "prepareUnique":
+		case "prepareUnique":
+			if f.Val.Type != bsoncore.TypeBoolean {
+				return nil, errorf(codeTypeMismatch, "The field 'prepareUnique' must be a boolean: %s", f.Val)
+			}
+			ix.prepareUnique = f.Val.Boolean()
+		case "storageEngine":
 		case "bits", "min", "max", "bucketSize":
 			return nil, unsupported("the index option %s (2d and geoHaystack indexes)", f.Key)
 		default:
@@ -126,8 +134,8 @@ func parseIndex(spec bsoncore.Document) (*index, error) {
 		return nil, errorf(16764, "Currently hashed indexes cannot guarantee uniqueness. Use a regular index.")
 	case ix.unique && ix.kind == "2dsphere":
 		return nil, unsupported("unique 2dsphere indexes")
-	case ix.unique && given["collation"] && !isSimpleCollation("collation", spec.Lookup("collation")):
-		return nil, unsupported("unique indexes with a collation other than simple (the comparison of strings by a locale)")
+	case ix.unique && collation != nil && !equalityByBytes(collation):
+		return nil, unsupported("unique indexes with a collation under which strings of other bytes are equal (strength below 3, numericOrdering, alternate shifted)")
 	}
 	if ix.kind == "text" {
 		out = appendDefaults(out, given, []query.Field{
@@ -213,18 +221,28 @@ func (ix *index) parseKey(key bsoncore.Document) (stored bsoncore.Document, weig
 	return query.BuildDoc(out), weights, nameParts, nil
 }
 
-// sameOptions compares specs without their names.
+// sameOptions compares specs without their names, each option as a value
+// whatever its place (mongod compares index options, not documents).
 func sameOptions(a, b *index) bool {
-	strip := func(ix *index) string {
-		var fs []query.Field
+	options := func(ix *index) map[string]bsoncore.Value {
+		m := map[string]bsoncore.Value{}
 		for _, f := range query.Fields(ix.spec) {
 			if f.Key != "name" {
-				fs = append(fs, f)
+				m[f.Key] = f.Val
 			}
 		}
-		return string(query.BuildDoc(fs))
+		return m
 	}
-	return strip(a) == strip(b)
+	x, y := options(a), options(b)
+	if len(x) != len(y) {
+		return false
+	}
+	for k, v := range x {
+		if w, ok := y[k]; !ok || v.Type != w.Type && !(v.IsNumber() && w.IsNumber()) || !query.Equal(v, w) {
+			return false
+		}
+	}
+	return true
 }
 
 func createIndexes(cx *cmdCtx) (bson.D, error) {
@@ -266,6 +284,11 @@ func createIndexes(cx *cmdCtx) (bson.D, error) {
 	createdColl := c == nil
 	if createdColl {
 		if c, err = cx.s.createCollLocked(cx, cx.db, name, collOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	for _, ix := range add {
+		if err := c.fitIndex(ix); err != nil {
 			return nil, err
 		}
 	}
@@ -316,6 +339,21 @@ func (cx *cmdCtx) indexableInTransaction(c *collection) error {
 	case len(c.live()) > 0:
 		return errorf(codeOperationNotSupportedInTransaction, "Cannot create new indexes on non-empty collection %s in a multi-document transaction.", c.ns())
 	}
+	return nil
+}
+
+// fitIndex checks ix against what c is, and gives it c's default collation
+// when it names none, as mongod's prepareSpecForCreate does.
+func (c *collection) fitIndex(ix *index) error {
+	switch {
+	case ix.ttl && c.capped:
+		return errorf(codeCannotCreateIndex, "Cannot create TTL index on a capped collection")
+	case c.collation == nil || ix.spec.Lookup("collation").Type != 0:
+		return nil
+	case ix.simpleCollation:
+		return unsupported("an index with the simple collation on a collection with a default collation")
+	}
+	ix.spec = query.BuildDoc(append(query.Fields(ix.spec), query.Field{Key: "collation", Val: query.DocValue(c.collation)}))
 	return nil
 }
 

@@ -148,7 +148,10 @@ func (c *collection) checkKeys(doc bsoncore.Document, self *record, tx *transact
 			continue
 		}
 		keys, err := ix.keys(doc)
-		if err == nil && ix.unique {
+		if err == nil && ix.prepareUnique && !ix.unique && self != nil {
+			keys = newKeys(ix, keys, self.doc)
+		}
+		if err == nil && (ix.unique || ix.prepareUnique) {
 			err = c.uniqueKeyHeld(ix, keys, self, tx)
 		}
 		if err != nil {
@@ -156,6 +159,64 @@ func (c *collection) checkKeys(doc bsoncore.Document, self *record, tx *transact
 		}
 	}
 	return nil
+}
+
+// newKeys are the keys of those a write gives the document that it did not
+// hold before: what an index with prepareUnique checks, as it refuses new
+// duplicates only and keeps those it had
+// (https://www.mongodb.com/docs/manual/reference/command/collMod/#convert-an-existing-index-to-a-unique-index).
+func newKeys(ix *index, keys []indexKey, old bsoncore.Document) []indexKey {
+	if !ix.covers(old) {
+		return keys
+	}
+	had := map[string]bool{}
+	oldKeys, _ := ix.keys(old)
+	for _, k := range oldKeys {
+		had[k.canon] = true
+	}
+	var out []indexKey
+	for _, k := range keys {
+		if !had[k.canon] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// uniqueViolations is collMod's refusal to make ix unique while documents
+// share a key of it: 359 CannotConvertIndexToUnique, listing each set of
+// documents sharing a key ({violations: [{ids: [...]}]}, as mongod's
+// CannotConvertIndexToUniqueInfo).
+func (c *collection) uniqueViolations(ix *index) error {
+	holders := map[string][]bsoncore.Value{}
+	var order []string
+	for _, r := range c.live() {
+		if !ix.covers(r.doc) {
+			continue
+		}
+		keys, _ := ix.keys(r.doc)
+		for _, k := range keys {
+			if len(holders[k.canon]) == 0 {
+				order = append(order, k.canon)
+			}
+			holders[k.canon] = append(holders[k.canon], r.doc.Lookup("_id"))
+		}
+	}
+	var violations bson.A
+	for _, k := range order {
+		if ids := holders[k]; len(ids) > 1 {
+			a := make(bson.A, len(ids))
+			for i, id := range ids {
+				a[i] = query.RawValue(id)
+			}
+			violations = append(violations, bson.D{{Key: "ids", Value: a}})
+		}
+	}
+	if len(violations) == 0 {
+		return nil
+	}
+	return &cmdError{code: codeCannotConvertIndexToUnique, msg: "Cannot convert the index to unique. Please resolve conflicting documents before running collMod again.",
+		extra: bson.D{{Key: "violations", Value: violations}}}
 }
 
 // checkDoc applies the index's write-time rules to a document it holds:

@@ -87,7 +87,7 @@ func TestIndexOptionErrors(t *testing.T) {
 		{"sparse and partial", mongo.IndexModel{Keys: d("p", 1), Options: options.Index().SetSparse(true).SetPartialFilterExpression(d("p", 1))}, 67},
 		{"two index types", mongo.IndexModel{Keys: d("a", "text", "b", "hashed")}, 67},
 		{"an unknown type", mongo.IndexModel{Keys: d("a", "bogus")}, 67},
-		{"unique with a locale's collation (not implemented here)", mongo.IndexModel{Keys: d("c", 1), Options: options.Index().SetUnique(true).SetCollation(&options.Collation{Locale: "fr"})}, 115},
+		{"unique with a collation that makes strings of other bytes equal (not implemented here)", mongo.IndexModel{Keys: d("c", 1), Options: options.Index().SetUnique(true).SetCollation(&options.Collation{Locale: "fr", Strength: 1})}, 115},
 	} {
 		if _, err := coll.Indexes().CreateOne(cx, c.model); codeOf(err) != c.code {
 			t.Errorf("%s: err = %v, want %d", c.name, err, c.code)

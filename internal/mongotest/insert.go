@@ -30,7 +30,7 @@ func insertCmd(cx *cmdCtx) (bson.D, error) {
 	// MongoDB 8.0 writes the documents of an insert in batches, each one
 	// applyOps oplog entry: their events wait here to share a cluster time.
 	var held map[int]heldInsert
-	if cx.s.release.batchedInserts && cx.txn == nil && len(docs) > 1 {
+	if c := cx.s.collLocked(cx.db, name); cx.s.release.batchedInserts && cx.txn == nil && len(docs) > 1 && (c == nil || !c.capped) {
 		held = map[int]heldInsert{}
 	}
 	res, err := cx.runBatch(docs, ordered, func(i int, v bsoncore.Value) (stmtResult, error) {
@@ -126,6 +126,7 @@ func (cx *cmdCtx) insertOne(c *collection, v bsoncore.Value) error {
 	if cx.txn == nil {
 		r.lastWrite = e.ts
 	}
+	cx.s.evictCapped(cx, c)
 	return nil
 }
 
@@ -148,6 +149,9 @@ func (cx *cmdCtx) storeOne(c *collection, v bsoncore.Value) (*record, *event, er
 	doc := query.WithID(d, id)
 	if len(doc) > maxBSONObjectSize {
 		return nil, nil, &writeError{code: codeBadValue, msg: fmt.Sprintf("object to insert too large. size in bytes: %d, max size: %d", len(doc), maxBSONObjectSize)}
+	}
+	if c.capped && int64(len(doc)) > c.cappedSize {
+		return nil, nil, &writeError{code: codeBadValue, msg: fmt.Sprintf("object to insert exceeds cappedMaxSize of %d bytes: %d", c.cappedSize, len(doc))}
 	}
 	if err := c.validation.check(doc, nil, cx); err != nil {
 		return nil, nil, err

@@ -29,16 +29,27 @@ type collection struct {
 	ids     map[string]*record // the _id index's entries, by idIndexKey
 	// createdBy is the active transaction that created the collection.
 	createdBy *transaction
+	collOptions
+}
+
+// collOptions are the options a collection is created with (collMod
+// changes some).
+type collOptions struct {
 	// images is changeStreamPreAndPostImages: writes keep the document
 	// before (and after) them for change streams.
 	images     bool
 	validation validation
-}
-
-// collOptions are the options a collection is created with.
-type collOptions struct {
-	images     bool
-	validation validation
+	// A capped collection keeps at most cappedSize bytes of documents and,
+	// when cappedMax > 0, cappedMax documents (capped.go).
+	capped                bool
+	cappedSize, cappedMax int64
+	// collation is the collection's default collation, nil for simple.
+	collation bsoncore.Document
+	// clustered is the clusteredIndex specification of a collection
+	// clustered by _id, nil for another; ttl and expireAfter its TTL.
+	clustered   bsoncore.Document
+	ttl         bool
+	expireAfter int64
 }
 
 // record is one stored document, held as BSON.
@@ -187,8 +198,7 @@ func (s *Server) createCollLocked(cx *cmdCtx, db, name string, opts collOptions)
 		return nil, err
 	}
 	d := s.databaseLocked(db)
-	c := &collection{db: db, name: name, uuid: newUUID(), indexes: []*index{newIDIndex()}, ids: map[string]*record{},
-		images: opts.images, validation: opts.validation}
+	c := &collection{db: db, name: name, uuid: newUUID(), indexes: []*index{newIDIndex(opts)}, ids: map[string]*record{}, collOptions: opts}
 	d.colls[name] = c
 	if cx != nil && cx.txn != nil {
 		c.createdBy = cx.txn

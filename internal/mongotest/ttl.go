@@ -19,6 +19,18 @@ func (s *Server) expireTTL() {
 	now := time.Now()
 	for _, d := range s.dbs {
 		for _, c := range d.colls {
+			if c.clustered != nil && c.ttl {
+				// A clustered collection's TTL: by its _id, when it is a
+				// date (https://www.mongodb.com/docs/manual/core/clustered-collections/).
+				cutoff := now.Add(-time.Duration(c.expireAfter) * time.Second).UnixMilli()
+				var recs []*record
+				for _, r := range c.live() {
+					if id := r.doc.Lookup("_id"); r.txn == nil && id.Type == bsoncore.TypeDateTime && id.DateTime() < cutoff {
+						recs = append(recs, r)
+					}
+				}
+				s.deleteLocked(nil, c, recs, true)
+			}
 			for _, ix := range c.indexes {
 				if !ix.ttl {
 					continue

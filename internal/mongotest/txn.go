@@ -61,6 +61,9 @@ func writeConflict() error {
 // transaction hold it. r may be another transaction's view copy (see
 // collection.visible): its txn field says so.
 func (cx *cmdCtx) claim(c *collection, r *record) error {
+	if err := cx.cappedInTransaction(c); err != nil {
+		return err
+	}
 	if r.txn != nil && r.txn != cx.txn {
 		if cx.txn != nil {
 			return writeConflict()
@@ -81,6 +84,9 @@ func (cx *cmdCtx) claim(c *collection, r *record) error {
 // claimColl checks that the command may write into c: a collection a
 // transaction created is its own until it commits.
 func (cx *cmdCtx) claimColl(c *collection) error {
+	if err := cx.cappedInTransaction(c); err != nil {
+		return err
+	}
 	if c.createdBy == nil || c.createdBy == cx.txn {
 		return nil
 	}
@@ -88,6 +94,16 @@ func (cx *cmdCtx) claimColl(c *collection) error {
 		return writeConflict()
 	}
 	return errBlocked{}
+}
+
+// cappedInTransaction refuses a transaction's write to a capped collection,
+// as MongoDB 5.0+ does
+// (https://www.mongodb.com/docs/manual/core/transactions-operations/).
+func (cx *cmdCtx) cappedInTransaction(c *collection) error {
+	if cx.txn != nil && c.capped {
+		return errorf(codeOperationNotSupportedInTransaction, "Collection '%s' is a capped collection. Writes in transactions are not allowed on capped collections.", c.ns())
+	}
+	return nil
 }
 
 // holdsAny reports whether an active transaction other than cx's has

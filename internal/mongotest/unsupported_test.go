@@ -28,7 +28,6 @@ var notSupported = []struct {
 	{"collation", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "collation", Value: bson.D{{Key: "locale", Value: "fr"}}}})},
 	{"let", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "let", Value: bson.D{{Key: "x", Value: 1}}}})},
 	{"tailable", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "tailable", Value: true}})},
-	{"$bit", update(bson.D{{Key: "$bit", Value: bson.D{{Key: "a", Value: bson.D{{Key: "and", Value: 1}}}}}})},
 	{"regular expressions", find(bson.D{{Key: "a", Value: bson.Regex{Pattern: "x"}}})},
 	{"$regex", find(bson.D{{Key: "a", Value: bson.D{{Key: "$regex", Value: "x"}}}})},
 	{"$size", find(bson.D{{Key: "a", Value: bson.D{{Key: "$size", Value: 1}}}})},
@@ -38,7 +37,7 @@ var notSupported = []struct {
 	{"$expr", find(bson.D{{Key: "$expr", Value: true}})},
 	{"$where", find(bson.D{{Key: "$where", Value: "true"}})},
 	{"$text", find(bson.D{{Key: "$text", Value: bson.D{{Key: "$search", Value: "x"}}}})},
-	{"$jsonSchema", find(bson.D{{Key: "$jsonSchema", Value: bson.D{}}})},
+	{"the $jsonSchema keyword pattern", find(bson.D{{Key: "$jsonSchema", Value: bson.D{{Key: "properties", Value: bson.D{{Key: "a", Value: bson.D{{Key: "pattern", Value: "^x"}}}}}}}})},
 	{"$geoWithin", find(bson.D{{Key: "a", Value: bson.D{{Key: "$geoWithin", Value: bson.D{}}}}})},
 	{"$facet", aggregate(bson.D{{Key: "$facet", Value: bson.D{}}})},
 	{"$unwind", aggregate(bson.D{{Key: "$unwind", Value: "$a"}})},
@@ -53,11 +52,19 @@ var notSupported = []struct {
 	{"$slice", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "projection", Value: bson.D{{Key: "a", Value: bson.D{{Key: "$slice", Value: 1}}}}}})},
 	{"2d", index(bson.D{{Key: "a", Value: "2d"}}, nil)},
 	{"unique 2dsphere indexes", index(bson.D{{Key: "g", Value: "2dsphere"}}, options.Index().SetUnique(true))},
-	{"unique indexes with a collation other than simple", index(bson.D{{Key: "u", Value: 1}}, options.Index().SetUnique(true).SetCollation(&options.Collation{Locale: "fr"}))},
-	{"collMod option", cmd(bson.D{{Key: "collMod", Value: "c"}, {Key: "expireAfterSeconds", Value: 1}})},
-	{"collMod index option", cmd(bson.D{{Key: "collMod", Value: "c"}, {Key: "index", Value: bson.D{{Key: "name", Value: "_id_"}, {Key: "hidden", Value: true}}}})},
-	{"validator operator", cmd(bson.D{{Key: "create", Value: "v"}, {Key: "validator", Value: bson.D{{Key: "$jsonSchema", Value: bson.D{}}}}})},
-	{"capped", cmd(bson.D{{Key: "create", Value: "capped"}, {Key: "capped", Value: true}, {Key: "size", Value: 4096}})},
+	{"unique indexes with a collation under which strings of other bytes are equal", index(bson.D{{Key: "u", Value: 1}}, options.Index().SetUnique(true).SetCollation(&options.Collation{Locale: "fr", Strength: 2}))},
+	{"a collation under which strings of other bytes are equal", cmd(bson.D{{Key: "create", Value: "ci"}, {Key: "collation", Value: bson.D{{Key: "locale", Value: "en"}, {Key: "strength", Value: 2}}}})},
+	{"an index with the simple collation on a collection with a default collation", func(cx context.Context, db *mongo.Database) error {
+		if err := db.RunCommand(cx, bson.D{{Key: "create", Value: "en"}, {Key: "collation", Value: bson.D{{Key: "locale", Value: "en"}}}}).Err(); err != nil {
+			return err
+		}
+		_, err := db.Collection("en").Indexes().CreateOne(cx, mongo.IndexModel{Keys: bson.D{{Key: "s", Value: 1}}, Options: options.Index().SetCollation(&options.Collation{Locale: "simple"})})
+		return err
+	}},
+	{"collMod option", cmd(bson.D{{Key: "collMod", Value: "c"}, {Key: "cappedSize", Value: 8192}})},
+	{"collMod index option", cmd(bson.D{{Key: "collMod", Value: "c"}, {Key: "index", Value: bson.D{{Key: "name", Value: "_id_"}, {Key: "forceNonUnique", Value: true}}}})},
+	{"validator operator", cmd(bson.D{{Key: "create", Value: "v"}, {Key: "validator", Value: bson.D{{Key: "$expr", Value: true}}}})},
+	{"clusteredIndex", cmd(bson.D{{Key: "create", Value: "buckets"}, {Key: "clusteredIndex", Value: true}})},
 	{"timeseries", cmd(bson.D{{Key: "create", Value: "ts"}, {Key: "timeseries", Value: bson.D{{Key: "timeField", Value: "t"}}}})},
 	{"readConcern level snapshot outside transactions", cmd(bson.D{{Key: "find", Value: "c"}, {Key: "readConcern", Value: bson.D{{Key: "level", Value: "snapshot"}}}})},
 	{"across databases", func(cx context.Context, db *mongo.Database) error {
@@ -75,11 +82,6 @@ func cmd(c bson.D) func(context.Context, *mongo.Database) error {
 		}
 		return db.RunCommand(cx, c).Err()
 	}
-}
-
-func update(u bson.D, opts ...bson.E) func(context.Context, *mongo.Database) error {
-	stmt := append(bson.D{{Key: "q", Value: bson.D{}}, {Key: "u", Value: u}}, opts...)
-	return cmd(bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{stmt}}})
 }
 
 func find(filter bson.D) func(context.Context, *mongo.Database) error {

@@ -38,7 +38,7 @@ func (v *validation) parseOption(name string, val bsoncore.Value) error {
 			return nil
 		}
 		for _, f := range query.Fields(d) {
-			if f.Key == "$jsonSchema" || f.Key == "$expr" {
+			if f.Key == "$expr" {
 				return unsupported("the validator operator %s", f.Key)
 			}
 		}

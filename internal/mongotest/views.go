@@ -129,7 +129,7 @@ func (s *Server) syncSystemViews(db string) {
 	d := s.dbs[db]
 	sv := d.colls[systemViews]
 	if sv == nil {
-		sv = &collection{db: db, name: systemViews, uuid: newUUID(), indexes: []*index{newIDIndex()}, ids: map[string]*record{}}
+		sv = &collection{db: db, name: systemViews, uuid: newUUID(), indexes: []*index{newIDIndex(collOptions{})}, ids: map[string]*record{}}
 		d.colls[systemViews] = sv
 	}
 	for _, r := range sv.live() {

@@ -217,3 +217,81 @@ func asWriteException(err error, we *mongo.WriteException) bool {
 	}
 	return ok && len(e.WriteErrors) > 0
 }
+
+// A $jsonSchema validator, and $jsonSchema in a query
+// (https://www.mongodb.com/docs/manual/core/schema-validation/specify-json-schema/,
+// https://www.mongodb.com/docs/manual/reference/operator/query/jsonSchema/):
+// keywords about a kind of value hold for values of other kinds, and a
+// property's schema for a missing field; keywords left out are refused.
+func TestJSONSchema(t *testing.T) {
+	db, cx := setup(t)
+	schema := d("bsonType", "object", "required", a("name"), "additionalProperties", false, "properties", d(
+		"_id", d(),
+		"name", d("bsonType", "string", "minLength", 2, "maxLength", 5),
+		"age", d("bsonType", a("int", "long"), "minimum", 0, "maximum", 150, "exclusiveMaximum", true),
+		"kind", d("enum", a("a", "b", 1)),
+		"tags", d("bsonType", "array", "items", d("type", "string"), "minItems", 1, "uniqueItems", true),
+		"pos", d("items", a(d("type", "number"), d("type", "number")), "additionalItems", false),
+		"ratio", d("type", "number", "multipleOf", 0.5),
+		"meta", d("anyOf", a(d("type", "null"), d("bsonType", "object", "minProperties", 1))),
+		"flag", d("not", d("type", "string")),
+	))
+	must(t, db.RunCommand(cx, d("create", "people", "validator", d("$jsonSchema", schema))).Err())
+	people := db.Collection("people")
+	for i, doc := range []bson.D{
+		d("_id", 1, "name", "ann"),
+		d("_id", 2, "name", "bo", "age", int64(30), "kind", 1.0, "tags", a("x", "y"), "pos", a(1, 2.5), "ratio", 1.5, "meta", nil, "flag", true),
+		d("_id", 3, "name", "cy", "meta", d("k", 1)),
+	} {
+		if _, err := people.InsertOne(cx, doc); err != nil {
+			t.Fatalf("valid document %d: %v", i, err)
+		}
+	}
+	for _, c := range []struct {
+		why string
+		doc bson.D
+	}{
+		{"no name", d("_id", 10)},
+		{"a name too short", d("_id", 10, "name", "a")},
+		{"a name of 6 characters", d("_id", 10, "name", "abcdéf")},
+		{"an age that is a double", d("_id", 10, "name", "al", "age", 3.0)},
+		{"an age at the exclusive maximum", d("_id", 10, "name", "al", "age", 150)},
+		{"a kind not in the enum", d("_id", 10, "name", "al", "kind", "c")},
+		{"a tag that is a number", d("_id", 10, "name", "al", "tags", a("x", 1))},
+		{"no tags", d("_id", 10, "name", "al", "tags", a())},
+		{"a tag twice", d("_id", 10, "name", "al", "tags", a("x", "x"))},
+		{"a third position", d("_id", 10, "name", "al", "pos", a(1, 2, 3))},
+		{"a ratio not a multiple of 0.5", d("_id", 10, "name", "al", "ratio", 0.7)},
+		{"an empty meta", d("_id", 10, "name", "al", "meta", d())},
+		{"a string flag", d("_id", 10, "name", "al", "flag", "yes")},
+		{"a field not in properties", d("_id", 10, "name", "al", "extra", 1)},
+	} {
+		if _, err := people.InsertOne(cx, c.doc); codeOf(err) != 121 {
+			t.Errorf("%s: err = %v, want 121 DocumentValidationFailure", c.why, err)
+		}
+	}
+	// In a query, with the other conditions of a filter.
+	cur, err := people.Find(cx, d("$jsonSchema", d("required", a("meta")), "_id", d("$gt", 1)))
+	must(t, err)
+	var found []bson.M
+	must(t, cur.All(cx, &found))
+	if len(found) != 2 {
+		t.Fatalf("find with $jsonSchema: %v, want 2 and 3", found)
+	}
+	for _, c := range []struct {
+		why    string
+		schema bson.D
+		code   int
+	}{
+		{"pattern", d("properties", d("a", d("pattern", "^x"))), 115},
+		{"an unknown keyword", d("bogus", 1), 9},
+		{"type integer", d("type", "integer"), 9},
+		{"type and bsonType", d("type", "string", "bsonType", "string"), 9},
+		{"an unknown bsonType", d("bsonType", "bogus"), 2},
+		{"exclusiveMinimum alone", d("exclusiveMinimum", true), 9},
+	} {
+		if err := db.RunCommand(cx, d("create", "bad", "validator", d("$jsonSchema", c.schema))).Err(); codeOf(err) != c.code {
+			t.Errorf("%s: err = %v, want %d", c.why, err, c.code)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
 // Event is one change event as the store holds it, whole: an oversized event's parts
@@ -68,8 +69,21 @@ var ErrIncompleteEvent = errors.New("incomplete event in the store")
 type EventReader struct {
 	cursor *mongo.Cursor
 	ready  []Event // one ts's events, in order
-	next   bson.Raw
+	next   storeDoc
 	err    error
+	// arena holds the copies of the cursor's documents (Current is valid until the
+	// next batch), many to an allocation.
+	arena []byte
+	names interner
+}
+
+// storeDoc is a store document with what grouping and ordering read of it.
+type storeDoc struct {
+	raw   bson.Raw
+	ts    bson.Timestamp
+	token string
+	// whole: neither a part of an oversized document nor a fragment of a split event.
+	whole bool
 }
 
 // ReadEvents opens source's events with after < ts <= upTo (after nil: from the oldest).
@@ -84,12 +98,19 @@ func ReadEventsWhere(ctx context.Context, db *mongo.Database, source string, aft
 	cursor, err := db.Collection(EventsCollection(source)).Find(ctx, append(RangeFilter(source, after, upTo), where...),
 		options.Find().SetSort(bson.D{{Key: FieldClusterName, Value: 1}, {Key: FieldTS, Value: 1}}).
 			// A store the old collector alone has written has no index to sort by.
-			SetAllowDiskUse(true))
+			SetAllowDiskUse(true).
+			// Whole batches from the start: the server's first batch is 101 documents
+			// otherwise, then 16 MiB.
+			SetBatchSize(readBatchSize))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", EventsCollection(source), err)
 	}
-	return &EventReader{cursor: cursor}, nil
+	return &EventReader{cursor: cursor, names: interner{}}, nil
 }
+
+// readBatchSize is the number of documents asked for each batch; the server stops a
+// batch at 16 MiB before that.
+const readBatchSize = 10000
 
 // RangeFilter selects source's events with after < ts <= upTo (after nil: no lower bound).
 func RangeFilter(source string, after *bson.Timestamp, upTo bson.Timestamp) bson.D {
@@ -116,16 +137,29 @@ func (r *EventReader) Next(ctx context.Context) (Event, error) {
 	return e, nil
 }
 
+// arenaChunk is the size of the allocations the documents are copied into.
+const arenaChunk = 1 << 20
+
+// keep copies doc into the arena.
+func (r *EventReader) keep(doc bson.Raw) bson.Raw {
+	if len(r.arena)+len(doc) > cap(r.arena) {
+		r.arena = make([]byte, 0, max(arenaChunk, len(doc)))
+	}
+	start := len(r.arena)
+	r.arena = append(r.arena, doc...)
+	return r.arena[start:len(r.arena):len(r.arena)]
+}
+
 // readTS reads the store documents of the next ts and puts their events in ready. It
 // returns io.EOF when there are none left.
 func (r *EventReader) readTS(ctx context.Context) error {
-	var group []bson.Raw
-	if r.next != nil {
-		group, r.next = append(group, r.next), nil
+	var group []storeDoc
+	if r.next.raw != nil {
+		group, r.next = append(group, r.next), storeDoc{}
 	}
 	for r.cursor.Next(ctx) {
-		doc := slices.Clone(r.cursor.Current) // Current is reused by the next batch
-		if len(group) > 0 && !doc.Lookup(FieldTS).Equal(group[0].Lookup(FieldTS)) {
+		doc := readStoreDoc(r.keep(r.cursor.Current))
+		if len(group) > 0 && doc.ts != group[0].ts {
 			r.next = doc
 			break
 		}
@@ -137,7 +171,7 @@ func (r *EventReader) readTS(ctx context.Context) error {
 	if len(group) == 0 {
 		return io.EOF
 	}
-	events, err := eventsOf(group)
+	events, err := r.eventsOf(group)
 	if err != nil {
 		return err
 	}
@@ -145,8 +179,76 @@ func (r *EventReader) readTS(ctx context.Context) error {
 	return nil
 }
 
+// readStoreDoc reads a document's ts, token and whether it is whole, in one pass.
+func readStoreDoc(raw bson.Raw) storeDoc {
+	d := storeDoc{raw: raw, whole: true}
+	_ = eachField(raw, func(key []byte, v bsoncore.Value) {
+		switch string(key) {
+		case FieldTS:
+			d.ts.T, d.ts.I, _ = v.TimestampOK()
+		case FieldResumeToken:
+			if token, ok := v.DocumentOK(); ok {
+				d.token, _ = token.Lookup("_data").StringValueOK()
+			}
+		case FieldPart, FieldSplitEvent:
+			d.whole = false
+		}
+	})
+	return d
+}
+
+// eachField calls fn with each top-level field of doc, without copying.
+func eachField(doc []byte, fn func(key []byte, v bsoncore.Value)) error {
+	if len(doc) < 5 {
+		return errors.New("a document shorter than 5 bytes")
+	}
+	rest := doc[4 : len(doc)-1]
+	for len(rest) > 0 {
+		el, next, ok := bsoncore.ReadElement(rest)
+		if !ok {
+			return errors.New("a malformed element")
+		}
+		v, err := el.ValueErr()
+		if err != nil {
+			return err
+		}
+		fn(el.KeyBytes(), v)
+		rest = next
+	}
+	return nil
+}
+
 // eventsOf turns the store documents of one ts into events in stream order.
-func eventsOf(docs []bson.Raw) ([]Event, error) {
+func (r *EventReader) eventsOf(group []storeDoc) ([]Event, error) {
+	whole := true
+	for _, d := range group {
+		whole = whole && d.whole
+	}
+	if !whole {
+		docs := make([]bson.Raw, len(group))
+		for i, d := range group {
+			docs[i] = d.raw
+		}
+		return eventsOf(docs, r.names)
+	}
+	slices.SortStableFunc(group, func(a, b storeDoc) int { return strings.Compare(a.token, b.token) })
+	events := make([]Event, 0, len(group))
+	for i, d := range group {
+		if i > 0 && d.token == group[i-1].token && d.token != "" {
+			continue // the old collector wrote a batch again after a crash, under new ObjectIds
+		}
+		e, err := decodeEvent([]bson.Raw{d.raw}, d.token, r.names)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, e)
+	}
+	return events, nil
+}
+
+// eventsOf turns the store documents of one ts, some of them parts or fragments, into
+// events in stream order.
+func eventsOf(docs []bson.Raw, names interner) ([]Event, error) {
 	docs, err := joinParts(docs)
 	if err != nil {
 		return nil, err
@@ -159,7 +261,7 @@ func eventsOf(docs []bson.Raw) ([]Event, error) {
 		}
 		k, n := fragment(docs[i])
 		if n <= 1 {
-			e, err := decodeEvent([]bson.Raw{docs[i]})
+			e, err := decodeEvent([]bson.Raw{docs[i]}, tokenData(docs[i]), names)
 			if err != nil {
 				return nil, err
 			}
@@ -186,7 +288,7 @@ func eventsOf(docs []bson.Raw) ([]Event, error) {
 			return nil, fmt.Errorf("%w: a split event at ts %s (token %s) has %d of its %d fragments in the store",
 				ErrIncompleteEvent, formatTS(docs[i]), tokenData(fragments[0]), len(fragments), n)
 		}
-		e, err := decodeEvent(fragments)
+		e, err := decodeEvent(fragments, tokenData(fragments[0]), names)
 		if err != nil {
 			return nil, err
 		}
@@ -247,30 +349,25 @@ func formatTS(doc bson.Raw) string {
 // decodeEvent reads one event from its store document, or from the documents of its
 // fragments: each fragment carries some of the event's top-level fields (the others
 // are absent, or null in the old fields the store always writes), so a field's value
-// is the first non-null one.
-func decodeEvent(docs []bson.Raw) (Event, error) {
-	e := Event{Fragments: len(docs), Token: tokenData(docs[0])}
+// is the first non-null one. Values are the documents' own bytes.
+func decodeEvent(docs []bson.Raw, token string, names interner) (Event, error) {
+	e := Event{Fragments: len(docs), Token: token}
 	var ns string
 	for _, doc := range docs {
 		e.Bytes += len(doc)
-		elements, err := doc.Elements()
-		if err != nil {
-			return Event{}, fmt.Errorf("a malformed document in the store: %w", err)
-		}
-		for _, el := range elements {
-			v := el.Value()
-			if v.Type == bson.TypeNull || v.Type == bson.TypeUndefined {
-				continue
+		err := eachField(doc, func(key []byte, v bsoncore.Value) {
+			if v.Type == bsoncore.TypeNull || v.Type == bsoncore.TypeUndefined {
+				return
 			}
-			switch el.Key() {
+			switch string(key) {
 			case FieldTS:
 				if e.TS.IsZero() {
 					e.TS.T, e.TS.I, _ = v.TimestampOK()
 				}
 			case FieldOpType:
-				setString(&e.OpType, v)
+				names.set(&e.OpType, v)
 			case FieldNamespace:
-				setString(&ns, v)
+				names.set(&ns, v)
 			case FieldDocumentKey:
 				setDocument(&e.DocKey, v)
 			case FieldFullDocument:
@@ -292,21 +389,43 @@ func decodeEvent(docs []bson.Raw) (Event, error) {
 					e.CollectionUUID = data
 				}
 			}
+		})
+		if err != nil {
+			return Event{}, fmt.Errorf("a malformed document in the store: %w", err)
 		}
 	}
 	e.DB, e.Coll = SplitNamespace(ns)
 	return e, nil
 }
 
-func setString(dst *string, v bson.RawValue) {
-	if s, ok := v.StringValueOK(); ok && *dst == "" {
-		*dst = s
+// interner keeps one copy of the strings that repeat from event to event (operation
+// types, namespaces), so that reading them allocates once.
+type interner map[string]string
+
+// set sets *dst, when empty, to the string v holds.
+func (in interner) set(dst *string, v bsoncore.Value) {
+	if v.Type != bsoncore.TypeString || *dst != "" {
+		return
 	}
+	length, rest, ok := bsoncore.ReadLength(v.Data)
+	if !ok || length < 1 || int(length) > len(rest) {
+		return
+	}
+	b := rest[:length-1] // without its terminating NUL
+	s, seen := in[string(b)]
+	if !seen {
+		if len(in) > 10000 {
+			clear(in) // a bound: namespaces are few, but data decide how many
+		}
+		s = string(b)
+		in[s] = s
+	}
+	*dst = s
 }
 
-func setDocument(dst *bson.Raw, v bson.RawValue) {
+func setDocument(dst *bson.Raw, v bsoncore.Value) {
 	if d, ok := v.DocumentOK(); ok && *dst == nil {
-		*dst = d
+		*dst = bson.Raw(d)
 	}
 }
 

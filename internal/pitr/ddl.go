@@ -1,6 +1,7 @@
 package pitr
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -152,16 +153,28 @@ func (a *applier) rename(ctx context.Context, e *oplogstore.Event) error {
 // so the collections the registry maps are dropped already, or, still there, were made
 // after this event. What else is in the database (views; collections known only by
 // name) goes, if --namespace selects it.
+//
+// The database's system.views goes too when no view is left in it, as the source's
+// dropDatabase took it (a server keeps it, empty, after the last view is dropped).
 func (a *applier) dropDatabase(ctx context.Context, e *oplogstore.Event) error {
+	keptView := false
 	for _, c := range a.reg.inDatabase(e.DB) {
 		if (c.uuid != nil && a.reg.tracked[string(c.uuid)]) || !a.selected.has(c.db, c.name) {
+			keptView = keptView || c.view
 			continue
 		}
 		if err := a.dropCollection(ctx, c); err != nil {
 			return err
 		}
 	}
-	return nil
+	if keptView || !a.selected.whole(e.DB) {
+		return nil
+	}
+	err := a.client.Database(e.DB).Collection("system.views").Drop(ctx)
+	if hasCode(err, codeNamespaceNotFound) {
+		return nil
+	}
+	return err
 }
 
 func indexSpecs(e *oplogstore.Event) ([]bson.Raw, error) {
@@ -193,6 +206,7 @@ func (a *applier) createIndexes(ctx context.Context, e *oplogstore.Event) error 
 	if err != nil || c == nil {
 		return err
 	}
+	c.independent = nil // its indexes change
 	for _, raw := range specs {
 		spec := indexSpec(raw)
 		err := a.createIndex(ctx, c, spec)
@@ -246,35 +260,90 @@ func (a *applier) forgetIndexes(c *collection, name string) {
 	a.deferred = kept
 }
 
-// modifyDeferred gives a deferred build of c the index options a collMod set (its
-// operationDescription's index: name, and expireAfterSeconds, hidden...). It reports
-// whether there was one.
-func (a *applier) modifyDeferred(c *collection, index bson.Raw) bool {
+// indexRef is how a collMod names an index: by name, or by key pattern (its
+// operationDescription's index holds what the command gave).
+type indexRef struct {
+	name string
+	key  bson.Raw
+}
+
+func indexRefOf(index bson.Raw) indexRef {
 	name, _ := index.Lookup("name").StringValueOK()
+	key, _ := index.Lookup("keyPattern").DocumentOK()
+	return indexRef{name: name, key: key}
+}
+
+// names tells whether spec is the index ix names.
+func (ix indexRef) names(spec bson.Raw) bool {
+	if ix.name != "" {
+		name, _ := spec.Lookup("name").StringValueOK()
+		return name == ix.name
+	}
+	key, _ := spec.Lookup("key").DocumentOK()
+	return ix.key != nil && bytes.Equal(key, ix.key)
+}
+
+func (ix indexRef) String() string {
+	if ix.name != "" {
+		return ix.name
+	}
+	return ix.key.String()
+}
+
+// modifyDeferred gives a deferred build of c the index options a collMod set (its
+// operationDescription's index: name or keyPattern, and expireAfterSeconds, hidden,
+// prepareUnique, unique), as the server changes an index's specification: an option
+// turned off leaves it, and the conversion to unique ends prepareUnique
+// (coll_mod_index.cpp). It reports whether there was one.
+func (a *applier) modifyDeferred(c *collection, index bson.Raw) bool {
+	ref := indexRefOf(index)
 	options, _ := index.Elements()
 	found := false
 	for i := range a.deferred {
 		d := &a.deferred[i]
-		if d.coll != c || indexName(d.spec) != name {
+		if d.coll != c || !ref.names(specOf(d.spec)) {
 			continue
 		}
 		found = true
 		for _, o := range options {
-			if o.Key() == "name" || o.Key() == "keyPattern" {
-				continue
-			}
-			set := false
-			for j := range d.spec {
-				if d.spec[j].Key == o.Key() {
-					d.spec[j].Value, set = sameNumberType(o.Value(), d.spec[j].Value), true
-				}
-			}
-			if !set {
-				d.spec = append(d.spec, bson.E{Key: o.Key(), Value: o.Value()})
+			switch k, v := o.Key(), o.Value(); {
+			case k == "name" || k == "keyPattern":
+			case v.Type == bson.TypeBoolean && !v.Boolean():
+				d.spec = withoutOption(d.spec, k)
+			case k == "unique":
+				d.spec = withOption(withoutOption(d.spec, "prepareUnique"), k, v)
+			default:
+				d.spec = withOption(d.spec, k, v)
 			}
 		}
 	}
 	return found
+}
+
+// withOption sets an option of an index specification where it is, else last.
+func withOption(spec bson.D, key string, v bson.RawValue) bson.D {
+	for j := range spec {
+		if spec[j].Key == key {
+			spec[j].Value = sameNumberType(v, spec[j].Value)
+			return spec
+		}
+	}
+	return append(spec, bson.E{Key: key, Value: v})
+}
+
+func withoutOption(spec bson.D, key string) bson.D {
+	kept := spec[:0]
+	for _, e := range spec {
+		if e.Key != key {
+			kept = append(kept, e)
+		}
+	}
+	return kept
+}
+
+func specOf(spec bson.D) bson.Raw {
+	raw, _ := bson.Marshal(spec)
+	return raw
 }
 
 // sameNumberType is v in old's number type when both are whole numbers: collMod reports
@@ -318,6 +387,7 @@ func (a *applier) dropIndexes(ctx context.Context, e *oplogstore.Event) error {
 	if err != nil || c == nil {
 		return err
 	}
+	c.independent = nil // its indexes change
 	for _, spec := range specs {
 		name, ok := spec.Lookup("name").StringValueOK()
 		if !ok {
@@ -341,8 +411,8 @@ func (a *applier) modify(ctx context.Context, e *oplogstore.Event) error {
 	if c == nil {
 		return a.gone(e)
 	}
+	c.independent = nil // an index may become unique
 	index, modifiesIndex := e.OperationDescription.Lookup("index").DocumentOK()
-	name, _ := index.Lookup("name").StringValueOK()
 	deferred := modifiesIndex && a.modifyDeferred(c, index)
 	cmd := bson.D{{Key: "collMod", Value: c.name}}
 	elements, _ := e.OperationDescription.Elements()
@@ -355,8 +425,9 @@ func (a *applier) modify(ctx context.Context, e *oplogstore.Event) error {
 	}
 	// The target has no such index: its build is deferred (the options went to it), or
 	// the range drops it later and the target is ahead. Else it lacks one the source had.
-	if deferred || (e.CollectionUUID != nil && a.hist.indexDroppedAfter(uuidID(e.CollectionUUID), name, e.TS)) || e.CollectionUUID == nil {
+	ref := indexRefOf(index)
+	if deferred || (e.CollectionUUID != nil && a.hist.indexDroppedAfter(uuidID(e.CollectionUUID), ref, e.TS)) || e.CollectionUUID == nil {
 		return nil
 	}
-	return fmt.Errorf("the target has no index %s, which the source had then and kept: the target is not the source's state at a time between --from and --to (%w)", name, err)
+	return fmt.Errorf("the target has no index %s, which the source had then and kept: the target is not the source's state at a time between --from and --to (%w)", ref, err)
 }

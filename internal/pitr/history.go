@@ -68,10 +68,12 @@ type history struct {
 	// uncertain names: the events do not say for sure what held them (a rename onto a
 	// name by an event without dropTarget information, or events that disagree).
 	uncertain map[string]bool
+	// capped are the UUIDs of the capped collections the range makes.
+	capped [][]byte
 }
 
 type indexDrop struct {
-	name string
+	spec bson.Raw
 	at   bson.Timestamp
 }
 
@@ -79,26 +81,38 @@ var collectionEventTypes = bson.A{"create", "rename", "drop", "dropDatabase", "d
 
 // readHistory reads the collection events of the range from the store.
 func readHistory(ctx context.Context, store *mongo.Database, source string, after *bson.Timestamp, upTo bson.Timestamp) (*history, error) {
-	reader, err := oplogstore.ReadEventsWhere(ctx, store, source, after, upTo,
-		bson.D{{Key: oplogstore.FieldOpType, Value: bson.D{{Key: "$in", Value: collectionEventTypes}}}})
+	h := newHistory()
+	err := forEachEvent(ctx, store, source, after, upTo, bson.D{{Key: oplogstore.FieldOpType, Value: bson.D{{Key: "$in", Value: collectionEventTypes}}}},
+		func(e *oplogstore.Event) {
+			if e.OpType == "dropIndexes" {
+				h.addIndexDrops(e)
+				return
+			}
+			h.add(e)
+		})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the range's collection events: %w", err)
+	}
+	return h, nil
+}
+
+// forEachEvent calls fn with each event of the range that matches where (conditions on
+// the store's fields), in stream order.
+func forEachEvent(ctx context.Context, store *mongo.Database, source string, after *bson.Timestamp, upTo bson.Timestamp, where bson.D, fn func(*oplogstore.Event)) error {
+	reader, err := oplogstore.ReadEventsWhere(ctx, store, source, after, upTo, where)
+	if err != nil {
+		return err
 	}
 	defer reader.Close(context.WithoutCancel(ctx))
-	h := newHistory()
 	for {
 		e, err := reader.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			return h, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the range's collection events: %w", err)
+			return err
 		}
-		if e.OpType == "dropIndexes" {
-			h.addIndexDrops(&e)
-			continue
-		}
-		h.add(&e)
+		fn(&e)
 	}
 }
 
@@ -110,9 +124,8 @@ func (h *history) addIndexDrops(e *oplogstore.Event) {
 	}
 	specs, _ := indexSpecs(e)
 	for _, spec := range specs {
-		name, _ := spec.Lookup("name").StringValueOK()
 		id := uuidID(e.CollectionUUID)
-		h.indexDrops[id] = append(h.indexDrops[id], indexDrop{name: name, at: e.TS})
+		h.indexDrops[id] = append(h.indexDrops[id], indexDrop{spec: spec, at: e.TS})
 	}
 }
 
@@ -122,11 +135,11 @@ func (h *history) droppedAfter(id collID, ts bson.Timestamp) bool {
 	return ok && !at.Before(ts)
 }
 
-// indexDroppedAfter tells whether the range drops index name of collection id, or the
+// indexDroppedAfter tells whether the range drops index ix of collection id, or the
 // collection, after ts.
-func (h *history) indexDroppedAfter(id collID, name string, ts bson.Timestamp) bool {
+func (h *history) indexDroppedAfter(id collID, ix indexRef, ts bson.Timestamp) bool {
 	for _, d := range h.indexDrops[id] {
-		if d.name == name && !d.at.Before(ts) {
+		if ix.names(d.spec) && !d.at.Before(ts) {
 			return true
 		}
 	}
@@ -149,6 +162,9 @@ func (h *history) add(e *oplogstore.Event) {
 		id := collID("c" + strconv.Itoa(step) + ":" + ns)
 		if e.CollectionUUID != nil {
 			id = uuidID(e.CollectionUUID)
+			if capped, _ := e.OperationDescription.Lookup("capped").BooleanOK(); capped {
+				h.capped = append(h.capped, e.CollectionUUID)
+			}
 		}
 		if h.current[ns] != "" {
 			h.uncertain[ns] = true // made where another still was

@@ -255,6 +255,20 @@ func (s selection) has(db, coll string) bool {
 	return false
 }
 
+// whole tells whether all of database db is selected.
+func (s selection) whole(db string) bool {
+	if len(s) == 0 {
+		return true
+	}
+	for _, ns := range s {
+		sdb, scoll, _ := strings.Cut(ns, ".")
+		if sdb == db && (scoll == "" || scoll == "*") {
+			return true
+		}
+	}
+	return false
+}
+
 // selected tells whether e is in the --namespace selection: its namespace, the target
 // of a rename, or, for a database's event, any selected namespace of that database.
 func selected(e *oplogstore.Event, namespaces selection) bool {
@@ -310,7 +324,11 @@ func newApplier(ctx context.Context, store *mongo.Database, target *mongo.Client
 	if err != nil {
 		return nil, err
 	}
-	a := &applier{client: target, reg: reg, park: park, stats: summary, selected: opts.Namespaces, hist: h,
+	capped, err := readCappedDeletes(ctx, store, opts, h, reg)
+	if err != nil {
+		return nil, err
+	}
+	a := &applier{client: target, reg: reg, park: park, stats: summary, selected: opts.Namespaces, hist: h, capped: capped,
 		transactions: hello.SetName != "" || hello.Msg == "isdbgrid"}
 	if !a.transactions {
 		summary.Warnings = append(summary.Warnings, warnStandalone)
@@ -411,6 +429,10 @@ func (a *applier) apply(ctx context.Context, e *oplogstore.Event) error {
 		return err
 	}
 	if isDocumentEvent(e.OpType) {
+		if a.capped.deletedLater(e) {
+			a.stats.Skipped[skipCappedDeletedLater]++
+			return nil
+		}
 		c, err := a.reg.locate(ctx, e, a.implicitCreation(e))
 		if err != nil {
 			return err

@@ -225,6 +225,10 @@ func TestUpdateEventShapesApplyExactlyTwice(t *testing.T) {
 			insert(`{"_id": 1, "a": [1, 2, 3, 4], "b": {"c": [5, 6, 7]}}`),
 			update(`{"updatedFields": {"a.0": 2, "a.1": 4}, "removedFields": [], "truncatedArrays": [{"field": "a", "newSize": 2}, {"field": "b.c", "newSize": 1}], "disambiguatedPaths": {}}`),
 		}, docs: []string{`{"_id": 1, "a": [2, 4], "b": {"c": [5]}}`}},
+		{name: "new fields in the order a pipeline made them, not by name", ns: "s.c", events: []shapeEvent{createC,
+			insert(`{"_id": 1, "a": 1, "o": {"k": 1}, "arr": [1]}`),
+			update(`{"updatedFields": {"z": 1, "m": {"x": 2}, "a": 2, "o.y": 3, "o.b": 4, "arr.2": 5, "arr.10": 6}, "removedFields": [], "truncatedArrays": [], "disambiguatedPaths": {}}`),
+		}, docs: []string{`{"_id": 1, "a": 2, "o": {"k": 1, "y": 3, "b": 4}, "arr": [1, null, 5, null, null, null, null, null, null, null, 6], "z": 1, "m": {"x": 2}}`}},
 		{name: "removed fields ($unset, $rename)", ns: "s.c", events: []shapeEvent{createC,
 			insert(`{"_id": 1, "old": 1, "b": {"c": 1, "d": 2}, "a": [1, 2]}`),
 			update(`{"updatedFields": {"new": 1}, "removedFields": ["old", "b.c", "a.1"], "truncatedArrays": [], "disambiguatedPaths": {}}`),
@@ -318,10 +322,12 @@ func TestCollectionEventShapesApplyExactlyTwice(t *testing.T) {
 		{name: "index: text", ns: "s.c", events: []shapeEvent{create, createIndex(
 			`{"v": 2, "key": {"_fts": "text", "_ftsx": 1}, "name": "text", "weights": {"e": 1}, "default_language": "english", "language_override": "language", "textIndexVersion": 3}`)},
 			indexes: index("text", `{"key": {"_fts": "text", "_ftsx": 1}, "weights": {"e": 1}, "default_language": "english", "textIndexVersion": 3}`)},
-		{name: "index: 2d and 2dsphere", ns: "s.c", events: []shapeEvent{create,
-			createIndex(`{"v": 2, "key": {"f": "2d"}, "name": "2d", "min": -150.0, "max": 150.0, "bits": 26}`),
+		{name: "index: 2dsphere", ns: "s.c", events: []shapeEvent{create,
 			createIndex(`{"v": 2, "key": {"g": "2dsphere"}, "name": "2dsphere", "2dsphereIndexVersion": 3}`)},
-			indexes: map[string]string{"2d": `{"key": {"f": "2d"}, "min": -150.0, "bits": 26}`, "2dsphere": `{"key": {"g": "2dsphere"}, "2dsphereIndexVersion": 3}`}},
+			indexes: map[string]string{"2dsphere": `{"key": {"g": "2dsphere"}, "2dsphereIndexVersion": 3}`}},
+		{name: "index: 2d (legacy: the test server refuses it)", ns: "s.c", events: []shapeEvent{create,
+			createIndex(`{"v": 2, "key": {"f": "2d"}, "name": "2d", "min": -150.0, "max": 150.0, "bits": 26}`)},
+			indexes: map[string]string{"2d": `{"key": {"f": "2d"}, "min": -150.0, "bits": 26}`}},
 		{name: "index: sparse compound, hashed, unique, dropped", ns: "s.c", events: []shapeEvent{create,
 			createIndex(`{"v": 2, "key": {"b": 1, "c": -1}, "name": "b_1_c_-1", "sparse": true}, {"v": 2, "key": {"d": "hashed"}, "name": "d_hashed", "sparse": true}`),
 			createIndex(`{"v": 2, "key": {"u": 1}, "name": "u_1", "unique": true}`),
@@ -334,6 +340,29 @@ func TestCollectionEventShapesApplyExactlyTwice(t *testing.T) {
 			modify(`{"index": {"name": "c_1", "prepareUnique": true}}`),
 			modify(`{"index": {"name": "c_1", "unique": true}}`)},
 			indexes: index("c_1", `{"hidden": true, "expireAfterSeconds": 60, "unique": true}`)},
+		{name: "index changes by collMod naming the key pattern, on a target ahead", ns: "s.c", events: []shapeEvent{create,
+			createIndex(`{"v": 2, "key": {"k": 1}, "name": "k_1"}`),
+			modify(`{"index": {"keyPattern": {"k": 1}, "hidden": true}}`),
+			modify(`{"index": {"keyPattern": {"k": 1}, "prepareUnique": true}}`),
+			modify(`{"index": {"keyPattern": {"k": 1}, "unique": true}}`),
+			modify(`{"index": {"keyPattern": {"k": 1}, "hidden": false}}`)},
+			indexes: index("k_1", `{"key": {"k": 1}, "unique": true}`)},
+		{name: "capped, the oldest documents deleted as the source logs it", ns: "s.c", events: []shapeEvent{
+			{op: "create", ns: "s.c", coll: "c", description: `{"capped": true, "size": 100000, "max": 2, "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}`},
+			{op: "insert", ns: "s.c", coll: "c", key: key1, doc: `{"_id": 1}`},
+			{op: "insert", ns: "s.c", coll: "c", key: `{"_id": 2}`, doc: `{"_id": 2}`},
+			{op: "insert", ns: "s.c", coll: "c", key: `{"_id": 3}`, doc: `{"_id": 3}`},
+			{op: "delete", ns: "s.c", coll: "c", key: key1},
+			{op: "insert", ns: "s.c", coll: "c", key: `{"_id": 4}`, doc: `{"_id": 4}`},
+			{op: "delete", ns: "s.c", coll: "c", key: `{"_id": 2}`}},
+			docs: []string{`{"_id": 3}`, `{"_id": 4}`}, options: `{"capped": true, "size": 100000, "max": 2}`},
+		{name: "capped, a document deleted on a full collection", ns: "s.c", skipped: skipCappedDeletedLater, events: []shapeEvent{
+			{op: "create", ns: "s.c", coll: "c", description: `{"capped": true, "size": 100000, "max": 2, "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}`},
+			{op: "insert", ns: "s.c", coll: "c", key: key1, doc: `{"_id": 1}`},
+			{op: "insert", ns: "s.c", coll: "c", key: `{"_id": 2}`, doc: `{"_id": 2}`},
+			{op: "delete", ns: "s.c", coll: "c", key: `{"_id": 2}`},
+			{op: "insert", ns: "s.c", coll: "c", key: `{"_id": 3}`, doc: `{"_id": 3}`}},
+			docs: []string{`{"_id": 1}`, `{"_id": 3}`}},
 		{name: "validator, level, action", ns: "s.c", events: []shapeEvent{
 			{op: "create", ns: "s.c", coll: "c", description: `{"idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}, "validator": {"a": 1}, "validationLevel": "off", "validationAction": "warn"}`},
 			modify(`{"validator": {"$jsonSchema": {"bsonType": "object", "properties": {"a": {"bsonType": "number"}}}}}`),
@@ -357,6 +386,12 @@ func TestCollectionEventShapesApplyExactlyTwice(t *testing.T) {
 			{op: "create", ns: "s.v", description: `{"viewOn": "c", "pipeline": []}`},
 			{op: "drop", ns: "s.v"}},
 			docs: []string{}},
+		{name: "a name going from view to collection", ns: "s.c", events: []shapeEvent{
+			{op: "create", ns: "s.c", description: `{"viewOn": "d", "pipeline": []}`},
+			{op: "drop", ns: "s.c"},
+			createC,
+			{op: "insert", ns: "s.c", coll: "c", key: key1, doc: `{"_id": 1}`}},
+			docs: []string{`{"_id": 1}`}, options: `{}`},
 		{name: "a time-series collection, skipped", ns: "s.ts", skipped: skipTimeseries, events: []shapeEvent{
 			{op: "create", ns: "s.ts", description: `{"viewOn": "system.buckets.ts", "pipeline": [{"$_internalUnpackBucket": {"timeField": "time", "bucketMaxSpanSeconds": 3600}}]}`},
 			{op: "modify", ns: "s.ts", description: `{"viewOn": "system.buckets.ts", "pipeline": [{"$_internalUnpackBucket": {"timeField": "time", "bucketMaxSpanSeconds": 86400}}]}`}},
@@ -408,5 +443,28 @@ func TestARenameAcrossDatabasesWithoutItsCopyIsRefused(t *testing.T) {
 	must(t, err)
 	if n != 2 {
 		t.Errorf("s2.target holds %d documents after the replay, want 2", n)
+	}
+}
+
+// A dropDatabase takes the database's system.views with it on the source; replay drops
+// the database's collections and views one by one, and then system.views, which a
+// server keeps (empty) after the last view goes.
+func TestADropDatabaseTakesItsViewsCollection(t *testing.T) {
+	store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
+	to := storeShapeEvents(t, store, "shapes", []shapeEvent{createC,
+		{op: "create", ns: "s.v", description: `{"viewOn": "c", "pipeline": []}`},
+		{op: "drop", ns: "s.c", coll: "c"},
+		{op: "dropDatabase", ns: "s"},
+	})
+	target := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
+	for run := 1; run <= 2; run++ {
+		if _, err := Replay(t.Context(), store, target, Options{Source: "shapes", To: to}); err != nil {
+			t.Fatalf("replay %d: %v", run, err)
+		}
+		names, err := target.Database("s").ListCollectionNames(t.Context(), bson.D{})
+		must(t, err)
+		if len(names) != 0 {
+			t.Fatalf("replay %d: after the dropDatabase, the target's database s holds %v", run, names)
+		}
 	}
 }

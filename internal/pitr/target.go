@@ -50,6 +50,10 @@ type collection struct {
 	db, name string
 	uuid     []byte // nil for a view
 	view     bool
+	capped   bool
+	// independent: no secondary unique index ties documents to each other (coalesce.go);
+	// nil until known.
+	independent *bool
 }
 
 func (c *collection) ns() string { return c.db + "." + c.name }
@@ -138,7 +142,8 @@ func (r *registry) refresh(ctx context.Context, db string, name *string) error {
 		if strings.HasPrefix(s.Name, "system.") {
 			continue
 		}
-		c := &collection{db: db, name: s.Name, view: s.Type == "view"}
+		capped, _ := s.Options.Lookup("capped").BooleanOK()
+		c := &collection{db: db, name: s.Name, view: s.Type == "view", capped: capped}
 		if s.UUID != nil {
 			c.uuid = s.UUID.Data
 			r.byUUID[string(c.uuid)] = c
@@ -248,7 +253,13 @@ func createPlain(ctx context.Context, db *mongo.Database, name string) error {
 func (r *registry) locate(ctx context.Context, e *oplogstore.Event, create creator) (*collection, error) {
 	ns := e.Namespace()
 	if e.CollectionUUID == nil {
-		if c := r.byNS[ns]; c != nil || create == nil {
+		c := r.byNS[ns]
+		switch {
+		case c != nil && !c.view && r.tracked[string(c.uuid)]:
+			// The name holds a collection known by the UUID of its events: an event
+			// without one is a view's (the target is ahead of it), not that collection's.
+			return nil, nil
+		case c != nil || create == nil:
 			return c, nil
 		}
 		return r.createAt(ctx, e.DB, e.Coll, create, nil)

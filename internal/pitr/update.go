@@ -1,6 +1,7 @@
 package pitr
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -273,7 +274,8 @@ func hasFieldNameWithDot(doc bson.Raw) bool {
 // operatorUpdates are the update operator documents that apply the event, in order:
 // each truncation first (a $push of nothing with $slice: the array's first newSize
 // elements; one per array, as two could nest), then $set of updatedFields (as the
-// event has them) and $unset of removedFields.
+// event has them, in as many steps as their order needs, see setSteps) and $unset of
+// removedFields.
 func (ud *updateDescription) operatorUpdates() []bson.D {
 	var updates []bson.D
 	for _, t := range ud.truncated {
@@ -282,8 +284,16 @@ func (ud *updateDescription) operatorUpdates() []bson.D {
 		}}}}})
 	}
 	var set bson.D
-	if len(ud.updated) > 0 {
+	if steps := ud.setSteps(); len(steps) == 1 {
 		set = append(set, bson.E{Key: "$set", Value: ud.updatedFields})
+	} else {
+		for _, step := range steps {
+			fields := make(bson.D, len(step))
+			for i, u := range step {
+				fields[i] = bson.E{Key: u.path.dotted(), Value: u.value}
+			}
+			updates = append(updates, bson.D{{Key: "$set", Value: fields}})
+		}
 	}
 	if len(ud.removed) > 0 {
 		unset := make(bson.D, len(ud.removed))
@@ -296,6 +306,42 @@ func (ud *updateDescription) operatorUpdates() []bson.D {
 		updates = append(updates, set)
 	}
 	return updates
+}
+
+// setSteps splits updatedFields into $set steps that create new fields in the event's
+// order. A server appends the fields an update creates to their document, and creates
+// those of one $set in the order of their names (by number for numeric names: "Update
+// Operators", https://www.mongodb.com/docs/manual/reference/operator/update/#behavior),
+// while the event lists them in the order the source's update made them (a pipeline
+// makes them in its own order). Only siblings can be new together: a path with a dot
+// comes from a sub-diff of a document or array that existed (mongod's
+// change_stream_document_diff_parser.cpp), so fields under different parents never
+// change each other's places. A step ends where a field would come, among its siblings
+// of the step, before one the event lists earlier.
+func (ud *updateDescription) setSteps() [][]pathValue {
+	var steps [][]pathValue
+	last := map[string]pathPart{} // by parent: the last sibling in the current step
+	for _, u := range ud.updated {
+		parent, leaf := u.path[:len(u.path)-1].dotted(), u.path[len(u.path)-1]
+		if before, ok := last[parent]; len(steps) == 0 || ok && comparePathParts(leaf, before) <= 0 {
+			steps = append(steps, nil)
+			clear(last)
+		}
+		steps[len(steps)-1] = append(steps[len(steps)-1], u)
+		last[parent] = leaf
+	}
+	return steps
+}
+
+// comparePathParts orders two field names as a server's update applies them: by name,
+// two numbers by number.
+func comparePathParts(a, b pathPart) int {
+	x, xErr := strconv.Atoi(a.name)
+	y, yErr := strconv.Atoi(b.name)
+	if xErr == nil && yErr == nil && x >= 0 && y >= 0 {
+		return cmp.Compare(x, y)
+	}
+	return strings.Compare(a.name, b.name)
 }
 
 // applyTo applies the update to doc, a document as the target holds it, the way the

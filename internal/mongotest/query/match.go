@@ -99,7 +99,7 @@ type fieldPred = func(cs []candidate) bool
 // Operators that exist in MongoDB but not here: refused with 115 rather
 // than reported as unknown.
 var unsupportedQueryOps = map[string]bool{
-	"$expr": true, "$where": true, "$text": true, "$jsonSchema": true, "$geoWithin": true,
+	"$expr": true, "$where": true, "$text": true, "$geoWithin": true,
 	"$geoIntersects": true, "$near": true, "$nearSphere": true, "$bitsAllSet": true, "$bitsAnySet": true,
 	"$bitsAllClear": true, "$bitsAnyClear": true, "$sampleRate": true, "$regex": true, "$options": true,
 	"$size": true, "$all": true, "$elemMatch": true, "$mod": true,
@@ -126,6 +126,8 @@ func compileQuery(filter bsoncore.Document, fields *[]fieldCond) (docPred, error
 			p, err = compileLogical(key, v, fields)
 		case key == "$or" || key == "$nor":
 			p, err = compileLogical(key, v, nil)
+		case key == "$jsonSchema":
+			p, err = compileJSONSchema(v)
 		case unsupportedQueryOps[key]:
 			return nil, Unsupported("the query operator %s", key)
 		case strings.HasPrefix(key, "$"):

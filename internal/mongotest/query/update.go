@@ -61,11 +61,11 @@ type ApplyOptions struct {
 var updateOperators = map[string]bool{
 	"$set": true, "$unset": true, "$inc": true, "$setOnInsert": true, "$push": true, "$currentDate": true,
 	"$mul": true, "$min": true, "$max": true, "$rename": true, "$addToSet": true, "$pull": true,
-	"$pullAll": true, "$pop": true,
+	"$pullAll": true, "$pop": true, "$bit": true,
 }
 
 // Update operators of MongoDB not implemented here: refused with 115.
-var unsupportedUpdateOperators = map[string]bool{"$bit": true}
+var unsupportedUpdateOperators = map[string]bool{}
 
 // CompileUpdate compiles an update statement's u and its arrayFilters
 // (missing: none).
@@ -173,6 +173,8 @@ func (up *Update) compileOp(op string, a Field, used map[string]bool) (updateOp,
 		}
 	case "$inc", "$mul":
 		err = checkArithmeticArg(op, a)
+	case "$bit":
+		err = checkBitArg(a.Val)
 	case "$currentDate":
 		err = checkCurrentDate(a.Key, a.Val)
 	case "$rename":

@@ -50,6 +50,8 @@ func (a *applier) applyOp(cur any, op updateOp) (any, error) {
 		return log.unset(cur, op.path)
 	case "$inc", "$mul":
 		return log.set(cur, op.path, func(v any, exists bool) (any, error) { return a.arithmetic(op, v, exists) })
+	case "$bit":
+		return log.set(cur, op.path, func(v any, exists bool) (any, error) { return applyBit(op, v, exists) })
 	case "$min", "$max":
 		arg := goValue(op.arg)
 		return log.set(cur, op.path, func(v any, exists bool) (any, error) {
@@ -322,4 +324,62 @@ func noArrayLookup(cur any, path []string, which string) (any, bool, error) {
 		}
 	}
 	return cur, true, nil
+}
+
+// checkBitArg reads $bit's {and|or|xor: <int or long>, ...}
+// (https://www.mongodb.com/docs/manual/reference/operator/update/bit/).
+func checkBitArg(v Value) error {
+	d, ok := v.DocumentOK()
+	if !ok {
+		return errorf(CodeBadValue, "The $bit modifier is not compatible with a %s. You must pass in an embedded document: {$bit: {field: {and/or/xor: #}}", TypeName(v.Type))
+	}
+	fields := Fields(d)
+	if len(fields) == 0 {
+		return errorf(CodeBadValue, "You must pass in at least one bitwise operation. The format is: {$bit: {field: {and/or/xor: #}}")
+	}
+	for _, f := range fields {
+		if f.Key != "and" && f.Key != "or" && f.Key != "xor" {
+			return errorf(CodeBadValue, "The $bit modifier only supports 'and', 'or', and 'xor', not '%s' which is an unknown operator: {%s: %s}", f.Key, f.Key, f.Val)
+		}
+		if f.Val.Type != bsoncore.TypeInt32 && f.Val.Type != bsoncore.TypeInt64 {
+			return errorf(CodeBadValue, "The $bit modifier field must be an Integer(32/64 bit); a '%s' is not supported here: {%s: %s}", TypeName(f.Val.Type), f.Key, f.Val)
+		}
+	}
+	return nil
+}
+
+// applyBit applies $bit's operations in order to an integer, a missing
+// field counting as the int 0 (mongod's BitNode); an int and a long make a
+// long.
+func applyBit(op updateOp, v any, exists bool) (any, error) {
+	if !exists {
+		v = int32(0)
+	}
+	var n int64
+	long := false
+	switch x := v.(type) {
+	case int32:
+		n = int64(x)
+	case int64:
+		n, long = x, true
+	default:
+		return nil, errorf(CodeBadValue, "Cannot apply $bit to a value of non-integral type: the field %s is of non-integer type %s",
+			op.path[len(op.path)-1], TypeName(MarshalValue(v).Type))
+	}
+	for _, f := range Fields(op.arg.Document()) {
+		m := f.Val.AsInt64()
+		long = long || f.Val.Type == bsoncore.TypeInt64
+		switch f.Key {
+		case "and":
+			n &= m
+		case "or":
+			n |= m
+		default:
+			n ^= m
+		}
+	}
+	if long {
+		return n, nil
+	}
+	return int32(n), nil
 }

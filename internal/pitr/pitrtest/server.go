@@ -6,12 +6,21 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
-// Mongotestd runs bin, a built mongotestd (the test MongoDB server), as a process of its
-// own, and returns its URI and a func that stops it (called at cleanup too): a fresh,
-// empty cluster per replay target, whose memory goes with it.
-func Mongotestd(tb testing.TB, bin string) (uri string, stop func()) {
+// Server is a mongotestd (the test MongoDB server) running as a process of its own.
+type Server struct {
+	URI  string
+	cmd  *exec.Cmd
+	once sync.Once
+}
+
+// Mongotestd runs bin, a built mongotestd, and returns it, stopped at cleanup (or by
+// Stop): a fresh, empty cluster per replay target, whose memory goes with it.
+func Mongotestd(tb testing.TB, bin string) *Server {
 	tb.Helper()
 	cmd := exec.Command(bin)
 	stdout, err := cmd.StdoutPipe()
@@ -21,12 +30,18 @@ func Mongotestd(tb testing.TB, bin string) (uri string, stop func()) {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	var once sync.Once
-	stop = func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) }
-	tb.Cleanup(stop)
+	s := &Server{cmd: cmd}
+	tb.Cleanup(s.Stop)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		tb.Fatalf("mongotestd printed no URI: %v", err)
 	}
-	return strings.TrimSpace(line), stop
+	s.URI = strings.TrimSpace(line)
+	return s
 }
+
+// Stop ends the server.
+func (s *Server) Stop() { s.once.Do(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() }) }
+
+// CPU is the CPU time the server's process has used (testsupport.ProcessCPU).
+func (s *Server) CPU() time.Duration { return testsupport.ProcessCPU(s.cmd.Process.Pid) }

@@ -61,6 +61,10 @@ func Read(ctx context.Context, client *mongo.Client) (State, error) {
 			if err := cursor.All(ctx, &c.Docs); err != nil {
 				return nil, err
 			}
+			state[db+"."+s.Name] = c
+			if s.Type == "view" {
+				continue // a view has no indexes; its documents are what its pipeline reads
+			}
 			cursor, err = coll.Indexes().List(ctx)
 			if err != nil {
 				return nil, err
@@ -72,7 +76,6 @@ func Read(ctx context.Context, client *mongo.Client) (State, error) {
 			for _, ix := range indexes {
 				c.Indexes[ix.Lookup("name").StringValue()] = ix
 			}
-			state[db+"."+s.Name] = c
 		}
 	}
 	return state, nil
@@ -124,6 +127,11 @@ func diffCollection(b *strings.Builder, ns string, want, got *Collection) {
 	}
 	w, g := byID(want.Docs), byID(got.Docs)
 	shown := 0
+	defer func() {
+		if shown > 0 && len(want.Options) > 5 { // what the collection is tells why documents differ
+			fmt.Fprintf(b, "%s: a collection with the options %s\n", ns, want.Options)
+		}
+	}()
 	for _, k := range slices.Sorted(maps.Keys(w)) {
 		if shown >= 5 {
 			fmt.Fprintf(b, "%s: ... more documents differ\n", ns)
