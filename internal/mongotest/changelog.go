@@ -47,9 +47,13 @@ type event struct {
 type changeLog struct {
 	capacity int
 	events   []*event
-	// lost is the first position still resumable: anything before it was
-	// evicted or truncated (or predates the server).
+	// lost is the first position still resumable, at the oplog's first entry:
+	// anything before it was evicted or truncated (or predates the server).
 	lost tokenKey
+	// floorMsg and floorWall describe the no-op entry at lost while no event is
+	// there: the set's initiation, or a truncation (the oplog's first entry).
+	floorMsg  string
+	floorWall time.Time
 }
 
 // recordLocked gives e the next cluster time and appends it to the history;
@@ -113,12 +117,20 @@ func (l *changeLog) append(e *event) {
 
 // TruncateHistory forgets every change so far, as if the oplog had rolled
 // over: resuming from any token or time issued until now fails with
-// ChangeStreamHistoryLost. A real server offers no such command.
+// ChangeStreamHistoryLost. The oplog's first entry is then a no-op written now.
+// A real server offers no such command.
 func (s *Server) TruncateHistory() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log.events = nil
-	s.log.lost = tokenKey{ts: s.tickLocked(), kind: kindHighWaterMark}
+	s.log.startAt(s.tickLocked(), noopPeriodic, s.clock.wall)
+}
+
+// startAt makes the no-op entry at ts the oplog's first: the history starts there,
+// and a stream may start at its time (startAtOperationTime ts).
+func (l *changeLog) startAt(ts bson.Timestamp, msg string, wall time.Time) {
+	l.lost = tokenKey{ts: ts, kind: kindStartAt}
+	l.floorMsg, l.floorWall = msg, wall
 }
 
 // firstAfter is the index of the first event whose own position is after pos.

@@ -55,6 +55,8 @@ const (
 	codeNoSuchTransaction                  = 251
 	codeTransactionCommitted               = 256
 	codeOperationNotSupportedInTransaction = 263
+	codeIllegalOperation                   = 20
+	codeShardNotFound                      = 70
 )
 
 var codeNames = map[int32]string{
@@ -105,6 +107,8 @@ var codeNames = map[int32]string{
 	codeNoSuchTransaction:                  "NoSuchTransaction",
 	codeTransactionCommitted:               "TransactionCommitted",
 	codeOperationNotSupportedInTransaction: "OperationNotSupportedInTransaction",
+	codeIllegalOperation:                   "IllegalOperation",
+	codeShardNotFound:                      "ShardNotFound",
 	// Codes the real server commonly returns for retryable conditions, so
 	// failpoints can inject them with their proper names.
 	6:     "HostUnreachable",

@@ -53,6 +53,9 @@ func hello(cx *cmdCtx) (bson.D, error) {
 	if cx.name != "hello" {
 		primaryKey = "ismaster"
 	}
+	if cx.s.isMongos() {
+		return withHelloOk(cx, mongosHello(cx, primaryKey, topologyVersion, wall))
+	}
 	res := bson.D{
 		{Key: "topologyVersion", Value: topologyVersion},
 		{Key: "hosts", Value: bson.A{host}},
@@ -79,6 +82,11 @@ func hello(cx *cmdCtx) (bson.D, error) {
 		{Key: "maxWireVersion", Value: cx.s.release.wire},
 		{Key: "readOnly", Value: false},
 	}
+	return withHelloOk(cx, res)
+}
+
+// withHelloOk adds helloOk to a hello reply when the client asked for it.
+func withHelloOk(cx *cmdCtx, res bson.D) (bson.D, error) {
 	if ok, _ := cx.boolArg("helloOk"); ok {
 		res = append(res, bson.E{Key: "helloOk", Value: true})
 	}
