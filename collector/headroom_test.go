@@ -16,14 +16,25 @@ import (
 const oplogGauge = "oplog_capture_source_oplog_oldest_timestamp_seconds"
 
 // firstOplogEntry reads the time of the first entry of a replica set's oplog, as a
-// user would (rs.printReplicationInfo()'s "oplog first event time").
+// user would (rs.printReplicationInfo()'s "oplog first event time"); lastOplogEntry,
+// of its last.
 func firstOplogEntry(t *testing.T, client *mongo.Client) bson.Timestamp {
+	t.Helper()
+	return oplogEntryTime(t, client, 1)
+}
+
+func lastOplogEntry(t *testing.T, client *mongo.Client) bson.Timestamp {
+	t.Helper()
+	return oplogEntryTime(t, client, -1)
+}
+
+func oplogEntryTime(t *testing.T, client *mongo.Client, natural int) bson.Timestamp {
 	t.Helper()
 	var entry struct {
 		TS bson.Timestamp `bson:"ts"`
 	}
 	if err := client.Database("local").Collection("oplog.rs").FindOne(t.Context(), bson.D{},
-		options.FindOne().SetSort(bson.D{{Key: "$natural", Value: 1}})).Decode(&entry); err != nil {
+		options.FindOne().SetSort(bson.D{{Key: "$natural", Value: natural}})).Decode(&entry); err != nil {
 		t.Fatal(err)
 	}
 	return entry.TS

@@ -54,7 +54,15 @@ type changeLog struct {
 	// there: the set's initiation, or a truncation (the oplog's first entry).
 	floorMsg  string
 	floorWall time.Time
+	// truncated is set once the oplog no longer starts with the set's initiation:
+	// only then is a position before lost gone. Before, nothing happened before it,
+	// and mongod lets a stream start there (it checks for history lost only once the
+	// oplog has been truncated: oplogHasBeenTruncated in mongodb/mongo; SERVER-50903).
+	truncated bool
 }
+
+// gone tells whether the history no longer holds pos.
+func (l *changeLog) gone(pos tokenKey) bool { return l.truncated && pos.less(l.lost) }
 
 // recordLocked gives e the next cluster time and appends it to the history;
 // in a transaction, it keeps e for the commit.
@@ -108,6 +116,7 @@ func (l *changeLog) append(e *event) {
 	// As on the real server, a position before the oldest entry left is
 	// lost, even if no event of its stream went with the evicted ones.
 	l.lost = tokenKey{ts: l.events[over].ts, kind: kindStartAt}
+	l.truncated = true
 	// Slicing off the front, not copying the rest, keeps an insert O(1) on a
 	// full history (a copy cost ~1 ms per event at 100,000): append moves the
 	// window to a new array only when it outgrows the old one.
@@ -124,6 +133,7 @@ func (s *Server) TruncateHistory() {
 	defer s.mu.Unlock()
 	s.log.events = nil
 	s.log.startAt(s.tickLocked(), noopPeriodic, s.clock.wall)
+	s.log.truncated = true
 }
 
 // startAt makes the no-op entry at ts the oplog's first: the history starts there,
