@@ -13,7 +13,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
-	"github.com/mongomigrate/observability/internal/pitr"
 )
 
 // Resume: capture a source again from a time its oplog still holds, keeping the stored
@@ -54,7 +53,7 @@ func parseResumeFrom(s string) (resumeFrom, error) {
 	if s == "" {
 		return resumeFrom{}, fmt.Errorf("%w: give earliest (the oldest event the source still holds), an RFC 3339 time or a timestamp seconds,increment", ErrBadResumePoint)
 	}
-	at, err := pitr.ParseTime(s)
+	at, err := oplogstore.ParseTime(s)
 	if err != nil {
 		return resumeFrom{}, fmt.Errorf("%w: %v; or earliest", ErrBadResumePoint, err)
 	}
@@ -93,9 +92,9 @@ func planResume(ctx context.Context, client *mongo.Client, reader *oplogReader, 
 	switch {
 	case plan.startAt.Before(oldest):
 		return resumePlan{}, fmt.Errorf("%w: %s is before the oldest entry the source's oplog still holds, %s%s: the events of that time are gone; resume from a later time, or from earliest",
-			ErrNotHeld, pitr.FormatTS(plan.startAt), pitr.FormatTS(oldest), where)
+			ErrNotHeld, oplogstore.FormatTS(plan.startAt), oplogstore.FormatTS(oldest), where)
 	case plan.startAt.After(newest):
-		return resumePlan{}, fmt.Errorf("%w: %s is after the newest entry of the source's oplog, %s: give a time that has passed", ErrNotHeld, pitr.FormatTS(plan.startAt), pitr.FormatTS(newest))
+		return resumePlan{}, fmt.Errorf("%w: %s is after the newest entry of the source's oplog, %s: give a time that has passed", ErrNotHeld, oplogstore.FormatTS(plan.startAt), oplogstore.FormatTS(newest))
 	}
 	if plan.identity, err = identify(ctx, client); err != nil {
 		return resumePlan{}, err
@@ -123,7 +122,7 @@ type Resumed struct {
 // document, in one transaction fenced by the act's epoch. scope is the source's
 // captured database, for the heartbeat.
 func resumeSource(ctx context.Context, sh *shared, name, scope string, plan resumePlan, by Requester) (Resumed, error) {
-	res := Resumed{Source: name, Action: "resume", From: plan.from, StartAt: pitr.FormatTS(plan.startAt)}
+	res := Resumed{Source: name, Action: "resume", From: plan.from, StartAt: oplogstore.FormatTS(plan.startAt)}
 	store := newSourceStore(sh.storeDB, name)
 	saved, err := store.loadToken(ctx)
 	if err != nil {
@@ -151,10 +150,10 @@ func resumeSource(ctx context.Context, sh *shared, name, scope string, plan resu
 	}
 	skipped := !after.IsZero() && following(after).Before(plan.startAt)
 	if skipped {
-		res.SkippedAfter = pitr.FormatTS(after)
+		res.SkippedAfter = oplogstore.FormatTS(after)
 		res.SkippedSeconds = int64(plan.startAt.T) - int64(after.T)
 	}
-	detail := fmt.Sprintf("resumed by %s from %s: capture started again at %s", by, plan.from, pitr.FormatTS(plan.startAt))
+	detail := fmt.Sprintf("resumed by %s from %s: capture started again at %s", by, plan.from, oplogstore.FormatTS(plan.startAt))
 	if err := store.resumeAt(ctx, a.epoch, plan.startAt, after, skipped, detail); err != nil {
 		return res, err
 	}

@@ -15,7 +15,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
-	"github.com/mongomigrate/observability/internal/pitr"
 )
 
 // writeSourceConfig is a collector config with its store and metadata on storeURI and
@@ -127,8 +126,8 @@ func TestResumeAfterALossKeepsWhatTheSourceStillHolds(t *testing.T) {
 		t.Fatalf("resume --from earliest: exit %d\n%s\n%s", code, out, d.log())
 	}
 	for _, want := range []string{
-		fmt.Sprintf("capture starts again at %s", pitr.FormatTS(first.TS)),
-		fmt.Sprintf("Not captured: the events after %s and before %s", pitr.FormatTS(saved.TS), pitr.FormatTS(first.TS)),
+		fmt.Sprintf("capture starts again at %s", oplogstore.FormatTS(first.TS)),
+		fmt.Sprintf("Not captured: the events after %s and before %s", oplogstore.FormatTS(saved.TS), oplogstore.FormatTS(first.TS)),
 		fmt.Sprintf("%d stored events kept", storedCount(t, store, source)),
 	} {
 		if !strings.Contains(out, want) {
@@ -176,7 +175,7 @@ func TestResumeAfterALossKeepsWhatTheSourceStillHolds(t *testing.T) {
 	// replay --dry-run refuses to cross the gap, and replays after it.
 	from, to := tsArg(storedTS(t, store, source, 10)), tsArg(storedTS(t, store, source, 250))
 	code, out = runCLI(t, "replay", "--source", source, "--store", storeURI, "--from", from, "--to", to, "--dry-run")
-	if code != 3 || !strings.Contains(out, fmt.Sprintf("events after %s and before %s may be missing", pitr.FormatTS(saved.TS), pitr.FormatTS(first.TS))) {
+	if code != 3 || !strings.Contains(out, fmt.Sprintf("events after %s and before %s may be missing", oplogstore.FormatTS(saved.TS), oplogstore.FormatTS(first.TS))) {
 		t.Fatalf("replay --dry-run across the gap: exit %d, want 3 naming it\n%s", code, out)
 	}
 	code, out = runCLI(t, "replay", "--source", source, "--store", storeURI, "--from", tsArg(first.TS), "--to", to, "--dry-run")
@@ -190,4 +189,3 @@ func TestResumeAfterALossKeepsWhatTheSourceStillHolds(t *testing.T) {
 		t.Fatalf("resume --offline beside a running collector: exit %d\n%s", code, out)
 	}
 }
-

@@ -67,4 +67,3 @@ func ReplicaSetURI(uri, set string, hosts []string) (string, error) {
 	}
 	return "mongodb://" + userInfo + strings.Join(hosts, ",") + path + "?" + strings.Join(kept, "&"), nil
 }
-

@@ -111,10 +111,10 @@ type Report struct {
 	// the document: a stale one would overstate the headroom.
 	SourceOplogOldest time.Time
 	Error             string
-	PID        int
-	Collector  string    // the writing program, collector_status.collector
-	Holder     *Instance // the collector holding the source's lease; nil leaves it as it is
-	LeaseEpoch int64     // the epoch of the lease the writer holds; 0 leaves it as it is
+	PID               int
+	Collector         string    // the writing program, collector_status.collector
+	Holder            *Instance // the collector holding the source's lease; nil leaves it as it is
+	LeaseEpoch        int64     // the epoch of the lease the writer holds; 0 leaves it as it is
 }
 
 // Filter selects the document of the source named name.

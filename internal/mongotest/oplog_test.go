@@ -181,9 +181,11 @@ func TestOplogRefusesOtherReads(t *testing.T) {
 	oplog := connect(t, srv.URI()).Database("local").Collection("oplog.rs")
 	cx := ctx(t)
 	for what, run := range map[string]func() error{
-		"a filter":        func() error { return oplog.FindOne(cx, bson.D{{Key: "op", Value: "i"}}).Err() },
-		"no limit":        func() error { _, err := oplog.Find(cx, bson.D{}); return err },
-		"a sort on ts":    func() error { return oplog.FindOne(cx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "ts", Value: -1}})).Err() },
+		"a filter": func() error { return oplog.FindOne(cx, bson.D{{Key: "op", Value: "i"}}).Err() },
+		"no limit": func() error { _, err := oplog.Find(cx, bson.D{}); return err },
+		"a sort on ts": func() error {
+			return oplog.FindOne(cx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "ts", Value: -1}})).Err()
+		},
 		"a skip":          func() error { return oplog.FindOne(cx, bson.D{}, options.FindOne().SetSkip(1)).Err() },
 		"an aggregate":    func() error { _, err := oplog.Aggregate(cx, mongo.Pipeline{}); return err },
 		"a count":         func() error { _, err := oplog.EstimatedDocumentCount(cx); return err },
