@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
@@ -35,21 +36,39 @@ func TestParseResumeFrom(t *testing.T) {
 	}
 }
 
+// apart is a source on a test server of its own, so that its oplog holds its events
+// only, captured by a manager into a store on another.
+type apart struct {
+	*harness
+	source, store *mongo.Client
+	storeURI      string
+	cfg           *config.Config
+}
+
+// captureApart starts capturing such a source, name, and writes n events, {_id: 0..n-1}
+// in d.c, that it waits to see stored.
+func captureApart(t *testing.T, name string, n int) apart {
+	t.Helper()
+	src := mongotest.New(t, "a source apart from the store", mongotest.Options{})
+	storeSrv := mongotest.New(t, "the store", mongotest.Options{})
+	a := apart{source: connectClient(t, src.URI()), store: connectClient(t, storeSrv.URI()), storeURI: storeSrv.URI()}
+	a.cfg = collectorConfig(t, storeSrv.URI(), "", "", testSource{name: name, uri: src.URI(), database: "d"})
+	a.harness = startManager(t, a.cfg)
+	a.waitState(name, stateRunning)
+	insertSeq(t, a.source, "d", "c", 0, n)
+	eventually(t, "the events stored", func() bool { return len(insertedIDs(stored(t, a.store, name))) == n })
+	return a
+}
+
 // A resume of a source whose position its oplog still holds, offline, from a later
 // time: the events before that time are skipped, and that is recorded as a gap from
 // the saved position to the start (reason resumed, with who asked); capture then goes
 // on from the start, events of that very time included. A start at or before the saved
 // position records no gap, and the events read again are stored once.
 func TestResumeOfflineSkipsAheadOnRequest(t *testing.T) {
-	src := mongotest.New(t, "a source apart from the store", mongotest.Options{})
-	storeSrv := mongotest.New(t, "the store", mongotest.Options{})
-	source, store := connectClient(t, src.URI()), connectClient(t, storeSrv.URI())
-	cfg := collectorConfig(t, storeSrv.URI(), "", "", testSource{name: "ahead", uri: src.URI(), database: "d"})
-	h := startManager(t, cfg)
-	h.waitState("ahead", stateRunning)
-	insertSeq(t, source, "d", "c", 0, 5)
-	eventually(t, "5 events", func() bool { return len(insertedIDs(stored(t, store, "ahead"))) == 5 })
-	h.stop()
+	c := captureApart(t, "ahead", 5)
+	source, store, cfg := c.source, c.store, c.cfg
+	c.stop()
 	checkpoint, err := oplogstore.ReadCheckpoint(t.Context(), store.Database(config.DefaultStoreDatabase), "ahead")
 	if err != nil || !checkpoint.Known {
 		t.Fatalf("checkpoint: %+v, %v", checkpoint, err)
@@ -111,14 +130,8 @@ func TestResumeOfflineSkipsAheadOnRequest(t *testing.T) {
 // reached, a from that does not parse, a source this collector does not capture, and a
 // source whose uri reaches another cluster than the store's history comes from.
 func TestResumeRefusals(t *testing.T) {
-	src := mongotest.New(t, "a source apart from the store", mongotest.Options{})
-	storeSrv := mongotest.New(t, "the store", mongotest.Options{})
-	source, store := connectClient(t, src.URI()), connectClient(t, storeSrv.URI())
-	cfg := collectorConfig(t, storeSrv.URI(), "", "", testSource{name: "kept", uri: src.URI(), database: "d"})
-	h := startManager(t, cfg)
-	h.waitState("kept", stateRunning)
-	insertSeq(t, source, "d", "c", 0, 10)
-	eventually(t, "10 events", func() bool { return len(insertedIDs(stored(t, store, "kept"))) == 10 })
+	h := captureApart(t, "kept", 10)
+	source, store := h.source, h.store
 	oldest := firstOplogEntry(t, source)
 
 	for what, c := range map[string]struct {
@@ -141,7 +154,7 @@ func TestResumeRefusals(t *testing.T) {
 	h.stop()
 
 	other := mongotest.New(t, "another cluster", mongotest.Options{})
-	offline, err := OpenOffline(&collectorConfig(t, storeSrv.URI(), "", "", testSource{name: "kept", uri: other.URI(), database: "d"}).Collector)
+	offline, err := OpenOffline(&collectorConfig(t, h.storeURI, "", "", testSource{name: "kept", uri: other.URI(), database: "d"}).Collector)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,9 +53,6 @@ func hello(cx *cmdCtx) (bson.D, error) {
 	if cx.name != "hello" {
 		primaryKey = "ismaster"
 	}
-	if cx.s.isMongos() {
-		return withHelloOk(cx, mongosHello(cx, primaryKey, topologyVersion, wall))
-	}
 	res := bson.D{
 		{Key: "topologyVersion", Value: topologyVersion},
 		{Key: "hosts", Value: bson.A{host}},
@@ -72,6 +69,12 @@ func hello(cx *cmdCtx) (bson.D, error) {
 			{Key: "majorityOpTime", Value: bson.D{{Key: "ts", Value: now}, {Key: "t", Value: int64(1)}}},
 			{Key: "majorityWriteDate", Value: bson.NewDateTimeFromTime(wall)},
 		}},
+		{Key: "readOnly", Value: false},
+	}
+	if cx.s.isMongos() {
+		res = mongosHello(primaryKey, topologyVersion)
+	}
+	res = append(res, bson.D{
 		{Key: "maxBsonObjectSize", Value: int32(maxBSONObjectSize)},
 		{Key: "maxMessageSizeBytes", Value: int32(maxMessageSize)},
 		{Key: "maxWriteBatchSize", Value: int32(100_000)},
@@ -80,13 +83,7 @@ func hello(cx *cmdCtx) (bson.D, error) {
 		{Key: "connectionId", Value: cx.c.id},
 		{Key: "minWireVersion", Value: int32(0)},
 		{Key: "maxWireVersion", Value: cx.s.release.wire},
-		{Key: "readOnly", Value: false},
-	}
-	return withHelloOk(cx, res)
-}
-
-// withHelloOk adds helloOk to a hello reply when the client asked for it.
-func withHelloOk(cx *cmdCtx, res bson.D) (bson.D, error) {
+	}...)
 	if ok, _ := cx.boolArg("helloOk"); ok {
 		res = append(res, bson.E{Key: "helloOk", Value: true})
 	}

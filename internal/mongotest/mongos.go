@@ -2,7 +2,6 @@ package mongotest
 
 import (
 	"slices"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -61,20 +60,13 @@ func (cx *cmdCtx) asMongos() error {
 	return nil
 }
 
-// mongosHello is hello as a mongos answers it.
-func mongosHello(cx *cmdCtx, primaryKey string, topologyVersion bson.D, wall time.Time) bson.D {
+// mongosHello is what a mongos's hello says before the limits every server gives:
+// no replica set, and msg "isdbgrid", by which drivers tell a mongos.
+func mongosHello(primaryKey string, topologyVersion bson.D) bson.D {
 	return bson.D{
 		{Key: primaryKey, Value: true},
 		{Key: "msg", Value: "isdbgrid"},
 		{Key: "topologyVersion", Value: topologyVersion},
-		{Key: "maxBsonObjectSize", Value: int32(maxBSONObjectSize)},
-		{Key: "maxMessageSizeBytes", Value: int32(maxMessageSize)},
-		{Key: "maxWriteBatchSize", Value: int32(100_000)},
-		{Key: "localTime", Value: bson.NewDateTimeFromTime(wall)},
-		{Key: "logicalSessionTimeoutMinutes", Value: int32(sessionMinutes)},
-		{Key: "connectionId", Value: cx.c.id},
-		{Key: "minWireVersion", Value: int32(0)},
-		{Key: "maxWireVersion", Value: cx.s.release.wire},
 	}
 }
 

@@ -2,6 +2,7 @@ package mongotest_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func entryTS(t *testing.T, entry bson.Raw) bson.Timestamp {
 
 // startsAt opens a stream at ts and returns the _ids of the inserts it reads, all
 // it has: the history's events from ts on.
-func startsAt(t *testing.T, coll *mongo.Collection, ts bson.Timestamp) ([]any, error) {
+func startsAt(t *testing.T, coll *mongo.Collection, ts bson.Timestamp) ([]int64, error) {
 	t.Helper()
 	cx := ctx(t)
 	cs, err := coll.Watch(cx, mongo.Pipeline{}, options.ChangeStream().SetStartAtOperationTime(&ts))
@@ -47,7 +48,7 @@ func startsAt(t *testing.T, coll *mongo.Collection, ts bson.Timestamp) ([]any, e
 		return nil, err
 	}
 	defer cs.Close(cx)
-	var ids []any
+	var ids []int64
 	for cs.TryNext(cx) {
 		ids = append(ids, cs.Current.Lookup("documentKey", "_id").AsInt64())
 	}
@@ -108,7 +109,7 @@ func TestOplogFirstAndLastEntryFollowTheHistory(t *testing.T) {
 	}
 	ids, err = startsAt(t, coll, entryTS(t, first))
 	must(t, err)
-	if want := []any{int64(15), int64(16), int64(17), int64(18), int64(19)}; !sameIDs(ids, want) {
+	if want := []int64{15, 16, 17, 18, 19}; !slices.Equal(ids, want) {
 		t.Fatalf("a stream from the first entry read %v, want %v", ids, want)
 	}
 	_, err = startsAt(t, coll, times[14])
@@ -133,18 +134,6 @@ func TestOplogFirstAndLastEntryFollowTheHistory(t *testing.T) {
 	}
 }
 
-func sameIDs(a, b []any) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // A set initiated long ago whose oplog never filled: its first entry is the
 // initiation's, as old as it, and a stream may start anywhere after it.
 func TestOplogOfASetInitiatedLongAgo(t *testing.T) {
@@ -161,7 +150,7 @@ func TestOplogOfASetInitiatedLongAgo(t *testing.T) {
 	must(t, err)
 	ids, err := startsAt(t, coll, yesterday)
 	must(t, err)
-	if !sameIDs(ids, []any{int64(1)}) {
+	if !slices.Equal(ids, []int64{1}) {
 		t.Fatalf("a stream from yesterday read %v, want the one insert", ids)
 	}
 	// A history of 3 events, once full, evicts it.
