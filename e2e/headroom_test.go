@@ -129,4 +129,3 @@ func (s *stack) faultHeadroomLow(t *testing.T) {
 			fmt.Sprintf("sh1 still there: %v; heartbeat's oldest entry %v (%v), sh0 initiated at %d", sh1, central, ok, s.headroom.initiated["sh0"].T)
 	})
 }
-
