@@ -16,10 +16,11 @@ const (
 	routeSource     = "/api/v1/sources/{name}"
 	routeReset      = "/api/v1/sources/{name}/reset"
 	routeDeregister = "/api/v1/sources/{name}/deregister"
+	routeResume     = "/api/v1/sources/{name}/resume"
 )
 
-// AdminAPI decides whether the control API's destructive commands (reset, deregister)
-// are served, and who sends them.
+// AdminAPI decides whether the control API's destructive commands (reset, deregister,
+// resume) are served, and who sends them.
 type AdminAPI struct {
 	// Enabled is --web.enable-admin-api: off, the commands answer 403.
 	Enabled bool
@@ -33,6 +34,8 @@ type AdminAPI struct {
 // first (a CORS preflight, which this API never grants).
 type ConfirmRequest struct {
 	Confirm string `json:"confirm"`
+	// From is where a resume starts: earliest, an RFC 3339 time or seconds,increment.
+	From string `json:"from,omitempty"`
 }
 
 // Handler serves the control API next to /metrics, behind the same web config (TLS
@@ -42,8 +45,10 @@ type ConfirmRequest struct {
 //	GET  /api/v1/sources/{name}             one source's state, with its stored events
 //	POST /api/v1/sources/{name}/reset       wipe the source's store and capture from now
 //	POST /api/v1/sources/{name}/deregister  stop, wipe, and delete its metadata document
+//	POST /api/v1/sources/{name}/resume      capture again from a time the source still holds
 //
-// The two POSTs need admin.Enabled, an authenticated user, and {"confirm": "<name>"}.
+// The POSTs need admin.Enabled, an authenticated user, and {"confirm": "<name>"}
+// (and, for resume, "from").
 func (m *Manager) Handler(admin AdminAPI) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+routeSources, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, m.Status()) })
@@ -57,15 +62,22 @@ func (m *Manager) Handler(admin AdminAPI) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
-	mux.HandleFunc("POST "+routeReset, m.destructive(admin, "reset", m.Reset))
-	mux.HandleFunc("POST "+routeDeregister, m.destructive(admin, "deregister", m.Deregister))
+	mux.HandleFunc("POST "+routeReset, destructive(admin, "reset", func(ctx context.Context, name string, _ ConfirmRequest, by Requester) (Wiped, error) {
+		return m.Reset(ctx, name, by)
+	}))
+	mux.HandleFunc("POST "+routeDeregister, destructive(admin, "deregister", func(ctx context.Context, name string, _ ConfirmRequest, by Requester) (Wiped, error) {
+		return m.Deregister(ctx, name, by)
+	}))
+	mux.HandleFunc("POST "+routeResume, destructive(admin, "resume", func(ctx context.Context, name string, body ConfirmRequest, by Requester) (Resumed, error) {
+		return m.Resume(ctx, name, body.From, by)
+	}))
 	return mux
 }
 
 // maxCommandBody bounds a command's body: {"confirm": "<name>"} is a few bytes.
 const maxCommandBody = 4096
 
-func (m *Manager) destructive(admin AdminAPI, action string, do func(context.Context, string, Requester) (Wiped, error)) http.HandlerFunc {
+func destructive[T any](admin AdminAPI, action string, do func(context.Context, string, ConfirmRequest, Requester) (T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		// Refusals are logged where the server logs every refused request (httpserve).
@@ -90,16 +102,18 @@ func (m *Manager) destructive(admin AdminAPI, action string, do func(context.Con
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 		defer cancel()
-		wiped, err := do(ctx, name, Requester{User: user, RemoteAddr: r.RemoteAddr, Via: "api"})
+		done, err := do(ctx, name, body, Requester{User: user, RemoteAddr: r.RemoteAddr, Via: "api"})
 		switch {
 		case errors.Is(err, ErrUnknownSource):
 			http.Error(w, err.Error(), http.StatusNotFound)
-		case errors.Is(err, ErrNotHolder):
+		case errors.Is(err, ErrBadResumePoint):
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		case errors.Is(err, ErrNotHolder), errors.Is(err, ErrNotHeld), errors.Is(err, errWrongCluster):
 			http.Error(w, describe(err), http.StatusConflict)
 		case err != nil:
 			http.Error(w, describe(err), http.StatusInternalServerError)
 		default:
-			writeJSON(w, http.StatusOK, wiped)
+			writeJSON(w, http.StatusOK, done)
 		}
 	}
 }

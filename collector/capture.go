@@ -55,7 +55,7 @@ func (s *source) capture(ctx, kill context.Context, epoch int64) (final, errText
 	case err != nil:
 		level.Error(s.logger).Log("msg", "Gap in the captured history not recorded", "reason", oplogstore.GapResumeTokenLost, "err", describe(err))
 	}
-	return stateResumeTokenLost, describe(lost) + "; the oplog no longer holds the saved position: reset this source (oplog_collector reset --source " + s.cfg.Name + ")"
+	return stateResumeTokenLost, describe(lost) + "; the oplog no longer holds the saved position: capture again from the oldest event it holds (oplog_collector resume --source " + s.cfg.Name + " --from earliest), or reset this source"
 }
 
 // prepare reads, from the store, where to resume and what the writer w must know
@@ -91,6 +91,11 @@ func (s *source) prepare(ctx context.Context, w *writer) (pos position, err erro
 	s.identity = &id // recorded with every saved position
 	w.last = saved.Token
 	pos = saved.position()
+	if start, ok := saved.resumePoint(); ok {
+		s.start.carry = nil
+		s.progress.savedAt(pos) // the moment before the start: the store claims no later event yet
+		return start, nil
+	}
 	if pos.Token == nil {
 		var empty bool
 		if !s.retry(ctx, errStoreWrite, &s.storeOK, func(ctx context.Context) (err error) {

@@ -13,7 +13,7 @@ import (
 )
 
 // Client calls a running collector's control API (api.go), as the oplog_collector
-// commands status, reset and deregister do.
+// commands status, reset, deregister and resume do.
 type Client struct {
 	base *url.URL
 	http *http.Client
@@ -68,6 +68,13 @@ func (c *Client) Reset(ctx context.Context, name string) (Wiped, error) {
 func (c *Client) Deregister(ctx context.Context, name string) (Wiped, error) {
 	var out Wiped
 	return out, c.do(ctx, http.MethodPost, routeDeregister, name, ConfirmRequest{Confirm: name}, &out)
+}
+
+// Resume captures a source again from a time its oplog still holds (from: earliest, an
+// RFC 3339 time or seconds,increment), keeping the stored history.
+func (c *Client) Resume(ctx context.Context, name, from string) (Resumed, error) {
+	var out Resumed
+	return out, c.do(ctx, http.MethodPost, routeResume, name, ConfirmRequest{Confirm: name, From: from}, &out)
 }
 
 func (c *Client) do(ctx context.Context, method, route, name string, body, out any) error {

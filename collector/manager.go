@@ -280,33 +280,83 @@ func (m *Manager) Deregister(ctx context.Context, name string, by Requester) (Wi
 	return m.wipe(ctx, name, by, true)
 }
 
-func (m *Manager) wipe(ctx context.Context, name string, by Requester, deregister bool) (Wiped, error) {
+func (m *Manager) wipe(ctx context.Context, name string, by Requester, deregister bool) (wiped Wiped, err error) {
+	err = m.actOn(name, nil, func(cfg config.Source) (bool, error) {
+		wiped, err = wipeSource(ctx, m.shared, name, cfg.Database, by, deregister)
+		if err != nil {
+			level.Error(m.logger).Log("msg", "Wiping the source's store failed", "action", wiped.Action, "source_cluster", name,
+				"user", by.User, "remote_addr", by.RemoteAddr, "via", by.Via, "err", describe(err))
+			return false, err
+		}
+		level.Warn(m.logger).Log("msg", "Source's captured history wiped", "action", wiped.Action, "source_cluster", name,
+			"user", by.User, "remote_addr", by.RemoteAddr, "via", by.Via, "events_deleted", wiped.EventsDeleted)
+		return deregister, nil
+	})
+	return wiped, err
+}
+
+// Resume captures the source again from where its oplog still reaches (from: earliest,
+// an RFC 3339 time or seconds,increment), keeping its stored history: the way out of
+// error_resume_token_lost that loses only what the source no longer holds. The
+// stretch it skips is recorded as a gap, with who asked.
+func (m *Manager) Resume(ctx context.Context, name, from string, by Requester) (resumed Resumed, err error) {
+	point, err := parseResumeFrom(from)
+	if err != nil {
+		return Resumed{}, err
+	}
+	var plan resumePlan
+	err = m.actOn(name, func(src *source) (err error) {
+		plan, err = planResume(ctx, src.client, src.oplog, point)
+		return err
+	}, func(cfg config.Source) (bool, error) {
+		resumed, err = resumeSource(ctx, m.shared, name, cfg.Database, plan, by)
+		if err != nil {
+			level.Error(m.logger).Log("msg", "Resuming the source failed", "source_cluster", name,
+				"user", by.User, "remote_addr", by.RemoteAddr, "via", by.Via, "err", describe(err))
+			return false, err
+		}
+		level.Warn(m.logger).Log("msg", "Source's capture resumed: the events between the saved position and the start are not captured (recorded as a gap)",
+			"action", resumed.Action, "source_cluster", name, "user", by.User, "remote_addr", by.RemoteAddr, "via", by.Via,
+			"from", resumed.From, "start_at", resumed.StartAt, "skipped_after", resumed.SkippedAfter, "skipped_seconds", resumed.SkippedSeconds,
+			"events_kept", resumed.EventsKept)
+		return false, nil
+	})
+	return resumed, err
+}
+
+// actOn runs a destructive act on a source this collector captures: check (when
+// given) while it still runs, then, with it stopped and its lease kept, do; then the
+// source starts again, from what the store says, unless do says it is gone
+// (de-registered). An act that fails leaves the source capturing as before, from its
+// saved position if any.
+func (m *Manager) actOn(name string, check func(*source) error, do func(config.Source) (gone bool, err error)) error {
 	m.ops.Lock()
 	defer m.ops.Unlock()
 	r, ok := m.snapshot()[name]
 	if !ok {
-		return Wiped{}, fmt.Errorf("%q: %w", name, ErrUnknownSource)
+		return fmt.Errorf("%q: %w", name, ErrUnknownSource)
 	}
 	if st := r.src.status(); st.State == stateStandby {
-		return Wiped{}, fmt.Errorf("%q: %w: %s; send the command to that collector", name, ErrNotHolder, st.Holder)
+		return fmt.Errorf("%q: %w: %s; send the command to that collector", name, ErrNotHolder, st.Holder)
+	}
+	if check != nil {
+		if err := check(r.src); err != nil {
+			return err
+		}
 	}
 	cfg := r.src.cfg
 	m.stop(r, errKeepLease)
 	r.src.setState(stateResettingOplogStore, "")
-	wiped, err := wipeSource(ctx, m.shared, name, cfg.Database, by, deregister)
-	if err != nil {
-		level.Error(m.logger).Log("msg", "Wiping the source's store failed", "action", wiped.Action, "source_cluster", name,
-			"user", by.User, "remote_addr", by.RemoteAddr, "via", by.Via, "err", describe(err))
-		return wiped, errors.Join(err, m.start(cfg, startPoint{})) // capture goes on from the saved token, if any
-	}
-	level.Warn(m.logger).Log("msg", "Source's captured history wiped", "action", wiped.Action, "source_cluster", name,
-		"user", by.User, "remote_addr", by.RemoteAddr, "via", by.Via, "events_deleted", wiped.EventsDeleted)
-	if deregister {
+	gone, err := do(cfg)
+	switch {
+	case err != nil:
+		return errors.Join(err, m.start(cfg, startPoint{}))
+	case gone:
 		m.remove(name)
 		m.metrics.forget(name)
-		return wiped, nil
+		return nil
 	}
-	return wiped, m.start(cfg, startPoint{})
+	return m.start(cfg, startPoint{})
 }
 
 // Status returns every source's state, by name. It never waits on a command or the

@@ -54,6 +54,8 @@ type metrics struct {
 	foreign        *prometheus.CounterVec
 	// What a restore can reach (recoverable.go).
 	gaps, openGaps, recoverableSince *prometheus.GaugeVec
+	// How far back the source's oplog reaches (headroom.go).
+	sourceOplogOldest *prometheus.GaugeVec
 }
 
 // Reasons of oplog_capture_retries_total and kinds of oplog_capture_errors_total.
@@ -102,10 +104,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		openGaps:       gauge("open_gaps", "Recorded gaps that capture has not closed yet (it has not started again since)."),
 		recoverableSince: gauge("recoverable_since_timestamp_seconds",
 			"Cluster time from which the store holds every event up to the checkpoint (after the last gap): a restore can reach any time from this to the checkpoint."),
+		sourceOplogOldest: newSourceOplogGauge(),
 	}
 	reg.MustRegister(m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
 		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors, m.foreign,
-		m.gaps, m.openGaps, m.recoverableSince)
+		m.gaps, m.openGaps, m.recoverableSince, m.sourceOplogOldest)
 	return m
 }
 
@@ -116,7 +119,7 @@ func (m *metrics) forget(source string) {
 		DeletePartialMatch(prometheus.Labels) int
 	}{m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
 		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors, m.foreign,
-		m.gaps, m.openGaps, m.recoverableSince} {
+		m.gaps, m.openGaps, m.recoverableSince, m.sourceOplogOldest} {
 		v.DeletePartialMatch(labels)
 	}
 }
@@ -139,7 +142,7 @@ func (m *metrics) zero(source string) {
 	for _, reason := range []string{retrySource, retryStore} {
 		m.retries.WithLabelValues(source, reason)
 	}
-	for _, kind := range []string{errSourceRead, errStoreWrite, errTokenSave, errHeartbeat, errResumeTokenLost, errIdentity, errLease} {
+	for _, kind := range []string{errSourceRead, errStoreWrite, errTokenSave, errHeartbeat, errResumeTokenLost, errIdentity, errLease, errSourceOplog} {
 		m.errors.WithLabelValues(source, kind)
 	}
 	for _, kind := range []string{foreignDocument, foreignPosition} {

@@ -15,7 +15,7 @@ import (
 )
 
 // Offline acts on sources' stores directly, for when no collector runs: the
-// oplog_collector commands reset and deregister with --offline. It finds the sources'
+// oplog_collector commands reset, deregister and resume with --offline. It finds the sources'
 // leases in the store, as the daemon does, whatever the config says of a metadata
 // database; it refuses a source the store knows nothing of, and one whose lease a live
 // collector holds; and it acts as the admin API does (wipeSource).
@@ -121,10 +121,47 @@ func (o *Offline) wipe(ctx context.Context, name string, by Requester, deregiste
 		return Wiped{}, err
 	}
 	scope := ""
-	for _, s := range o.cfg.Sources {
-		if s.Name == name {
-			scope = s.Database
-		}
+	if s, ok := o.source(name); ok {
+		scope = s.Database
 	}
 	return wipeSource(ctx, o.sh, name, scope, by, deregister)
+}
+
+// Resume captures the source again, at the next collector's start, from a time its
+// oplog still holds, as the admin API's resume does: it reads the source's oplog with
+// the source's uri from the config.
+func (o *Offline) Resume(ctx context.Context, name, from string, by Requester) (Resumed, error) {
+	point, err := parseResumeFrom(from)
+	if err != nil {
+		return Resumed{}, err
+	}
+	if err := o.refuseUnknown(ctx, name); err != nil {
+		return Resumed{}, err
+	}
+	src, ok := o.source(name)
+	if !ok {
+		return Resumed{}, fmt.Errorf("%q is not among the sources of --config.file: resume reads the source's oplog, and needs its uri there", name)
+	}
+	client, err := connect(src.MongoURI, "oplog_collector")
+	if err != nil {
+		return Resumed{}, fmt.Errorf("collector source %q: %w", name, err)
+	}
+	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
+	reader := newOplogReader(client, src.MongoURI)
+	defer reader.close()
+	plan, err := planResume(ctx, client, reader, point)
+	if err != nil {
+		return Resumed{}, err
+	}
+	return resumeSource(ctx, o.sh, name, src.Database, plan, by)
+}
+
+// source is the configured source named name.
+func (o *Offline) source(name string) (config.Source, bool) {
+	for _, s := range o.cfg.Sources {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return config.Source{}, false
 }

@@ -74,6 +74,13 @@ type source struct {
 	streaming bool
 	stalled   bool          // a store write has waited longer than store_stall_after
 	wake      chan struct{} // a state change: heartbeat now
+	// oplog reads how far back the source's oplog reaches (headroom.go); oplogShards
+	// are the shards exported (one "" for a replica set), oplogOldest the binding
+	// oldest entry, oplogErr why the last read failed.
+	oplog       *oplogReader
+	oplogShards []string
+	oplogOldest time.Time
+	oplogErr    string
 }
 
 // startPoint says where capture begins when the store holds nothing of the source.
@@ -92,6 +99,7 @@ func newSource(cfg config.Source, common *config.Collector, client *mongo.Client
 		logger:       log.With(logger, "source_cluster", cfg.Name),
 		progress:     newProgress(cfg.Name, m),
 		ownDatabases: ownDatabases(common),
+		oplog:        newOplogReader(client, cfg.MongoURI),
 		sourceOK:     true,
 		storeOK:      true,
 		wake:         make(chan struct{}, 1),
@@ -120,11 +128,14 @@ func (s *source) run(ctx, kill context.Context) string {
 	var watchers sync.WaitGroup
 	watchers.Go(func() { s.heartbeatLoop(watchCtx) })
 	watchers.Go(func() { s.watchStore(watchCtx) })
+	watchers.Go(func() { s.watchOplog(watchCtx) })
 
 	final, errText, held := s.serve(ctx, kill)
 	s.setState(final, errText)
 	stopWatching()
 	watchers.Wait()
+	s.forgetOplog()
+	s.oplog.close()
 	finalCtx, cancel := context.WithTimeout(kill, finalReportTimeout)
 	defer cancel()
 	if held && context.Cause(ctx) != errKeepLease {

@@ -123,6 +123,8 @@ type tokenDocument struct {
 	StartAfter  bool             `bson:"start_after"`
 	ClusterTime bson.Timestamp   `bson:"cluster_time"`
 	Identity    *clusterIdentity `bson:"source_identity"` // oplogstore.TokenFieldSourceIdentity
+	// StartAt is where a resume starts capture again, in a document with no token.
+	StartAt bson.Timestamp `bson:"start_at_operation_time,omitempty"` // oplogstore.TokenFieldStartAt
 }
 
 func (d tokenDocument) position() position {
@@ -223,6 +225,11 @@ func (s *sourceStore) savePosition(ctx context.Context, epoch int64, pos positio
 	}
 	update := bson.D{{Key: "$set", Value: set}}
 	id := bson.E{Key: "_id", Value: oplogstore.TokenID(s.name)}
+	if last == nil {
+		if taken, err := s.takeResumeStart(ctx, update); err != nil || taken {
+			return false, err
+		}
+	}
 	if last != nil {
 		res, err := s.tokens.UpdateOne(ctx, bson.D{id, {Key: oplogstore.TokenFieldToken, Value: last}}, update)
 		if err != nil {

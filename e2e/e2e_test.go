@@ -46,6 +46,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("mongosync lag raised", s.faultMongosyncLag)
 		t.Run("verifier mismatch written", s.faultVerifierMismatch)
 		t.Run("collector killed", s.faultCollectorKilled)
+		t.Run("resume headroom used up on a shard", s.faultHeadroomLow)
 		t.Run("resume token made unrecoverable", s.faultResumeTokenLost)
 	})
 	t.Run("cutover", func(t *testing.T) {
@@ -188,8 +189,6 @@ func (s *stack) allVars(t *testing.T, uid string) map[string]string {
 // metric the binaries may not export yet (the rules and dashboards are written against it
 // first), by that metric.
 var notExported = map[string]string{
-	"mongo-oplog-capture / Restore to T / H":                       "oplog_capture_source_oplog_oldest_timestamp_seconds",
-	"mongo-oplog-capture / Resume headroom / A":                    "oplog_capture_source_oplog_oldest_timestamp_seconds",
 	"mongo-migration-verification / Verifiers / E":                 "migration_verifier_done",
 	"mongo-migration-verification / Done / A":                      "migration_verifier_done",
 	"mongo-migration-verification / Namespaces / B":                "migration_verifier_namespace_mismatches",
@@ -347,7 +346,8 @@ func (s *stack) testCheckMetrics(t *testing.T, promtool string) {
 }
 
 // The fault script covers MongosyncLagHigh, MigrationVerifierMismatchesFound,
-// OplogCaptureDown, OplogCollectorResumeTokenLost (and the window alert after its reset),
+// OplogCaptureDown, OplogCaptureResumeHeadroomLow, OplogCollectorResumeTokenLost (and the
+// window alert after its reset),
 // MongosyncExporterDown, MongosyncCommittingTooLong and MongosyncCommittedNotWritable.
 // Every alert has its promtool unit tests (alerts/tests/).
 

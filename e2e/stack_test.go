@@ -24,8 +24,9 @@ const (
 	// resume-token fault writes more than this while the collector is stopped; the
 	// steady load (a few tens of events a second, the collector's own store writes
 	// included) stays far below it between two reads of the collector, and during the
-	// seconds the collector-killed fault keeps it down.
-	mongoHistory = 1000
+	// seconds the collector-killed fault keeps it down, and until that fault the set's
+	// initiation stays its oplog's first entry (the source's resume headroom is days).
+	mongoHistory = 20000
 	// writeEvery paces the steady write load on the captured source.
 	writeEvery = 100 * time.Millisecond
 	// waitTimeout bounds every wait on the stack (start-up, scrapes, rule evaluation,
@@ -63,6 +64,8 @@ type stack struct {
 	// collectorLogin is the one user of the collector's web config: its admin API is
 	// on, so everything it serves, /metrics included, needs a login.
 	collectorLogin *login
+	// headroom is the collector's second source, a sharded cluster (headroom_test.go).
+	headroom *shardedSource
 
 	alertmanager     *process
 	alertmanagerAddr string
@@ -116,27 +119,12 @@ func startStack(t *testing.T, tools map[string]string) *stack {
 	ctx := t.Context()
 
 	// The MongoDB server: the verifier's metadata, the collectors' heartbeats, the
-	// captured source and the oplog store, all in one.
-	mongotestd, err := startProcess(t, "mongotestd", s.bin["mongotestd"],
-		"--port", "0", fmt.Sprint("--history=", mongoHistory), "--noop-interval=1s", "--ttl-interval=1s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, time.Minute, "mongotestd to print its URI", func() (bool, string) {
-		if line, _, ok := strings.Cut(mongotestd.stdout.String(), "\n"); ok {
-			s.mongoURI = strings.TrimSpace(line)
-			return true, ""
-		}
-		if mongotestd.exited() {
-			t.Fatalf("mongotestd exited: %v\n%s", mongotestd.waitErr, mongotestd.stderr)
-		}
-		return false, "nothing printed yet"
-	})
-	s.client, err = mongo.Connect(options.Client().ApplyURI(s.mongoURI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.client.Disconnect(context.Background()) })
+	// captured source and the oplog store, all in one. Its replica set was initiated
+	// days ago, as a set in service is, so the source's resume headroom is days until
+	// the resume-token fault's burst truncates its history.
+	s.mongoURI = s.startMongotestd(t, "mongotestd", fmt.Sprint("--history=", mongoHistory), "--initiated-ago=72h", "--ttl-interval=1s")
+	s.client = s.connect(t, s.mongoURI)
+	s.headroom = s.startShardedSource(t)
 
 	now := time.Now()
 	for what, seed := range map[string]func(context.Context, *mongo.Client, time.Time) error{
@@ -212,6 +200,38 @@ func startStack(t *testing.T, tools map[string]string) *stack {
 	return s
 }
 
+// startMongotestd runs the test MongoDB server with args and returns its URI.
+func (s *stack) startMongotestd(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	p, err := startProcess(t, name, s.bin["mongotestd"], append([]string{"--port", "0", "--noop-interval=1s"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uri string
+	eventually(t, time.Minute, name+" to print its URI", func() (bool, string) {
+		if line, _, ok := strings.Cut(p.stdout.String(), "\n"); ok {
+			uri = strings.TrimSpace(line)
+			return true, ""
+		}
+		if p.exited() {
+			t.Fatalf("%s exited: %v\n%s", name, p.waitErr, p.stderr)
+		}
+		return false, "nothing printed yet"
+	})
+	return uri
+}
+
+// connect is a client of uri, disconnected when the test ends.
+func (s *stack) connect(t *testing.T, uri string) *mongo.Client {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return client
+}
+
 // config is the one config.yml both binaries read.
 func (s *stack) config() string {
 	return fmt.Sprintf(`exporter:
@@ -235,8 +255,9 @@ collector:
   batch: {max_events: 100, max_wait: 100ms}
   sources:
     - {name: %[9]s, uri: %[4]q, database: %[10]s}
+    - {name: %[12]s, uri: %[13]q, database: ""}
 `, migration, s.mongosync.url("shard0"), s.mongosync.url("shard1"), s.mongoURI, verifierRecheckDB,
-		s.verifier.srv.URL, heartbeatDB, heartbeatColl, sourceName, sourceDB, s.recheckMigration())
+		s.verifier.srv.URL, heartbeatDB, heartbeatColl, sourceName, sourceDB, s.recheckMigration(), shardedName, s.headroom.mongosURI)
 }
 
 // recheckMigration is the rechecking verifier's migration key, when the exporter has it.

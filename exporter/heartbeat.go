@@ -43,10 +43,13 @@ var (
 	heartbeatFirstOplog = prometheus.NewDesc("oplog_collector_first_oplog_timestamp_seconds",
 		"Time of the oldest event in the oplog store (collector_status.first_oplog_time_utc): last_oplog - first_oplog is the recovery window.",
 		[]string{"metadata", "source_cluster"}, nil)
+	heartbeatSourceOplogOldest = prometheus.NewDesc("oplog_collector_source_oplog_oldest_timestamp_seconds",
+		"Time of the oldest entry the source's oplog still holds (collector_status.source_oplog_oldest_time_utc; on a sharded source, the newest of the shards' oldest): last_oplog - this is the resume headroom. This project's collector only; absent while it cannot read the oplog.",
+		[]string{"metadata", "source_cluster"}, nil)
 	heartbeatError = prometheus.NewDesc("oplog_collector_error",
 		"Whether the collector reports an error message (1) or not (0); the text is logged when it changes, never exported.",
 		[]string{"metadata", "source_cluster"}, nil)
-	heartbeatDescs = []*prometheus.Desc{heartbeatMetadataUp, heartbeatOmitted, heartbeatStatus, heartbeatLastReport, heartbeatLastOplog, heartbeatFirstOplog, heartbeatError}
+	heartbeatDescs = []*prometheus.Desc{heartbeatMetadataUp, heartbeatOmitted, heartbeatStatus, heartbeatLastReport, heartbeatLastOplog, heartbeatFirstOplog, heartbeatSourceOplogOldest, heartbeatError}
 )
 
 type heartbeatScraper struct {
@@ -148,6 +151,7 @@ func (s *heartbeatScraper) emit(out *batch, t *heartbeatTarget, docs []bson.Raw)
 		e.gauge(heartbeatLastReport, unixSeconds(hb.LastReport))
 		e.gauge(heartbeatLastOplog, unixSeconds(hb.Checkpoint))
 		e.gauge(heartbeatFirstOplog, unixSeconds(hb.FirstOplog))
+		e.gauge(heartbeatSourceOplogOldest, unixSeconds(hb.SourceOplogOldest))
 		failed := hb.Error != ""
 		e.flag(heartbeatError, &failed)
 	}

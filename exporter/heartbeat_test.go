@@ -79,6 +79,7 @@ var newCollectorDocs = []any{
 			{Key: "first_oplog_time_utc", Value: bson.DateTime(time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC).UnixMilli())},
 			{Key: "last_collector_reported_utc", Value: bson.DateTime(time.Date(2025, 6, 2, 10, 0, 1, 500e6, time.UTC).UnixMilli())},
 			{Key: "last_oplog_time_utc", Value: bson.DateTime(time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC).UnixMilli())},
+			{Key: "source_oplog_oldest_time_utc", Value: "2025-06-01T22:00:00+00:00"},
 			{Key: "error_message", Value: ""},
 		}},
 	},

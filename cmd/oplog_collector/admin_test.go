@@ -65,8 +65,10 @@ func TestAdminAPIRefusesUnsafeRequests(t *testing.T) {
 		!strings.Contains(body, "--web.enable-admin-api") {
 		t.Errorf("reset with the admin API off: %d %s", code, body)
 	}
-	if code, body := post(t, off.url+"/api/v1/sources/kept/deregister", "application/json", confirm, nil, ""); code != http.StatusForbidden {
-		t.Errorf("deregister with the admin API off: %d %s", code, body)
+	for _, command := range []string{"deregister", "resume"} {
+		if code, body := post(t, off.url+"/api/v1/sources/kept/"+command, "application/json", confirm, nil, ""); code != http.StatusForbidden {
+			t.Errorf("%s with the admin API off: %d %s", command, code, body)
+		}
 	}
 	off.stop(t, syscall.SIGTERM)
 
@@ -90,9 +92,14 @@ func TestAdminAPIRefusesUnsafeRequests(t *testing.T) {
 		{"no confirmation", "application/json", `{}`, nil, "admin", http.StatusBadRequest},
 		{"another source's name", "application/json", `{"confirm": "other"}`, nil, "admin", http.StatusBadRequest},
 	} {
-		if code, body := post(t, reset, c.contentType, c.body, c.header, c.user); code != c.want {
-			t.Errorf("%s: %d %s, want %d", c.name, code, body, c.want)
+		for _, target := range []string{reset, on.url + "/api/v1/sources/kept/resume"} {
+			if code, body := post(t, target, c.contentType, c.body, c.header, c.user); code != c.want {
+				t.Errorf("%s to %s: %d %s, want %d", c.name, target, code, body, c.want)
+			}
 		}
+	}
+	if code, body := post(t, on.url+"/api/v1/sources/kept/resume", "application/json", confirm, nil, "admin"); code != http.StatusBadRequest || !strings.Contains(body, "earliest") {
+		t.Errorf("a resume without from: %d %s, want 400 saying what to give", code, body)
 	}
 	if n := storedCount(t, client, "kept"); n < stored {
 		t.Fatalf("refused requests deleted events: %d left of %d", n, stored)

@@ -21,7 +21,8 @@ import (
 	"github.com/mongomigrate/observability/internal/config"
 )
 
-// cliFlags are the flags of the commands that act on sources: status, reset, deregister.
+// cliFlags are the flags of the commands that act on sources: status, reset,
+// deregister, resume.
 type cliFlags struct {
 	source         string
 	url            string
@@ -29,6 +30,7 @@ type cliFlags struct {
 	offline        bool
 	yes            bool
 	format         string
+	from           string
 }
 
 func addCommands(app *kingpin.Application, f *cliFlags) {
@@ -47,6 +49,10 @@ func addCommands(app *kingpin.Application, f *cliFlags) {
 	}
 	destructive(app.Command("reset", "Wipe a source's stored events and resume token and capture it again from now (the way out of error_resume_token_lost). Asks the running collector, which needs --web.enable-admin-api; the other sources are not touched."))
 	destructive(app.Command("deregister", "Stop capturing a source for good: wipe its stored events, resume token and gap record, and delete its metadata document."))
+	resume := app.Command("resume", "Capture a source again from a time its oplog still holds, keeping its stored history (the way out of error_resume_token_lost that loses only what the source no longer holds); the stretch skipped is recorded as a gap. Asks the running collector, which needs --web.enable-admin-api.")
+	destructive(resume)
+	resume.Flag("from", "Where to start: earliest (the oldest event the source's oplog still holds), an RFC 3339 time in whole seconds (from the start of that second) or a timestamp seconds,increment. Refused when the source no longer holds it.").
+		Required().StringVar(&f.from)
 	status := app.Command("status", "Show each source's state, lag, window and last error, from the running collector.")
 	client(status)
 	status.Flag("format", "text or json.").Default("text").EnumVar(&f.format, "text", "json")
@@ -59,6 +65,8 @@ func runCommand(command, configFile string, f *cliFlags, stdin io.Reader, stdout
 	switch {
 	case command == "status":
 		err = showStatus(ctx, f, stdout)
+	case command == "resume":
+		err = resumeCommand(ctx, configFile, f, stdin, stdout)
 	case f.offline:
 		err = wipeOffline(ctx, command, configFile, f, stdin, stdout)
 	default:
@@ -114,7 +122,7 @@ func wipeOnline(ctx context.Context, command string, f *cliFlags, stdin io.Reade
 	if st.StoredEvents != nil {
 		stored = *st.StoredEvents
 	}
-	if err := confirm(command, f, stored, "the collector at "+c.URL()+" ("+st.State+")", stdin, stdout); err != nil {
+	if err := confirm(f, wipeWarning(command, f.source, stored, "the collector at "+c.URL()+" ("+st.State+")"), stdin, stdout); err != nil {
 		return err
 	}
 	do := c.Reset
@@ -147,7 +155,7 @@ func wipeOffline(ctx context.Context, command, configFile string, f *cliFlags, s
 	if !sum.Oldest.IsZero() {
 		where += fmt.Sprintf("; events from %s to %s", sum.Oldest.Format(time.RFC3339), sum.Newest.Format(time.RFC3339))
 	}
-	if err := confirm(command, f, sum.StoredEvents, where, stdin, stdout); err != nil {
+	if err := confirm(f, wipeWarning(command, f.source, sum.StoredEvents, where), stdin, stdout); err != nil {
 		return err
 	}
 	do := store.Reset
@@ -162,9 +170,9 @@ func wipeOffline(ctx context.Context, command, configFile string, f *cliFlags, s
 	return nil
 }
 
-// confirm says what the command deletes and asks for the source's name again, unless
-// --yes was given. stored is -1 when unknown.
-func confirm(command string, f *cliFlags, stored int64, where string, stdin io.Reader, stdout io.Writer) error {
+// wipeWarning says what a reset or a de-registration deletes. stored is -1 when
+// unknown.
+func wipeWarning(command, source string, stored int64, where string) string {
 	count := "every stored event"
 	if stored >= 0 {
 		count = fmt.Sprintf("about %d stored events", stored)
@@ -173,16 +181,78 @@ func confirm(command string, f *cliFlags, stored int64, where string, stdin io.R
 	if command == "deregister" {
 		after = "its metadata document is deleted too, and no collector captures it until it is reset"
 	}
-	fmt.Fprintf(stdout, "%s %s: deletes %s of %s, the only copy of its captured history (%s); %s.\n", command, f.source, count, f.source, where, after)
+	return fmt.Sprintf("%s %s: deletes %s of %s, the only copy of its captured history (%s); %s.", command, source, count, source, where, after)
+}
+
+// confirm says what the command does and asks for the source's name again, unless
+// --yes was given.
+func confirm(f *cliFlags, warning string, stdin io.Reader, stdout io.Writer) error {
+	fmt.Fprintln(stdout, warning)
 	if f.yes {
 		return nil
 	}
 	fmt.Fprintf(stdout, "Type the source's name to confirm: ")
 	line, _ := bufio.NewReader(stdin).ReadString('\n')
 	if strings.TrimSpace(line) != f.source {
-		return errors.New("not confirmed; nothing was deleted (give --yes to confirm without a prompt)")
+		return errors.New("not confirmed; nothing was changed (give --yes to confirm without a prompt)")
 	}
 	return nil
+}
+
+// resumeCommand asks the running collector (or, --offline, acts on the store) to
+// capture the source again from --from.
+func resumeCommand(ctx context.Context, configFile string, f *cliFlags, stdin io.Reader, stdout io.Writer) error {
+	warning := func(where string) string {
+		return fmt.Sprintf("resume %s: captures it again from %s (%s), keeping its stored history; the events between its saved position and there are not captured, and are recorded as a gap.", f.source, f.from, where)
+	}
+	if f.offline {
+		cfg, err := config.ForCollector.Load(configFile)
+		if err != nil {
+			return fmt.Errorf("--offline needs the store and the source from the config file:\n%w", err)
+		}
+		store, err := collector.OpenOffline(&cfg.Collector)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		if _, err := store.Inspect(ctx, f.source); err != nil {
+			return err
+		}
+		if err := confirm(f, warning("the store, directly; the next collector to start captures from there"), stdin, stdout); err != nil {
+			return err
+		}
+		resumed, err := store.Resume(ctx, f.source, f.from, collector.Requester{User: osUser(), Via: "offline"})
+		if err != nil {
+			return err
+		}
+		reportResume(stdout, resumed, "in the store directly")
+		return nil
+	}
+	c, err := newClient(f)
+	if err != nil {
+		return err
+	}
+	st, err := c.Source(ctx, f.source)
+	if err != nil {
+		return explain("resume", c, err)
+	}
+	if err := confirm(f, warning("the collector at "+c.URL()+", "+st.State), stdin, stdout); err != nil {
+		return err
+	}
+	resumed, err := c.Resume(ctx, f.source, f.from)
+	if err != nil {
+		return explain("resume", c, err)
+	}
+	reportResume(stdout, resumed, "by the collector at "+c.URL())
+	return nil
+}
+
+func reportResume(stdout io.Writer, r collector.Resumed, where string) {
+	fmt.Fprintf(stdout, "resume %s: done %s; capture starts again at %s; %d stored events kept.\n", r.Source, where, r.StartAt, r.EventsKept)
+	if r.SkippedAfter != "" {
+		fmt.Fprintf(stdout, "Not captured: the events after %s and before %s (%ds), recorded as a gap: oplog_collector range --source %s shows it.\n",
+			r.SkippedAfter, r.StartAt, r.SkippedSeconds, r.Source)
+	}
 }
 
 func report(stdout io.Writer, w collector.Wiped, where string) {

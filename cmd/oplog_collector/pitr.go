@@ -105,11 +105,11 @@ func runPITR(f *flags, stdout, stderr io.Writer) int {
 
 	opts := pitr.Options{Source: p.source, Namespaces: p.namespaces, DryRun: p.dryRun, AllowGap: p.allowGap,
 		AllowBeyondCheckpoint: p.beyond, Progress: stderr, ProgressInterval: p.progressInterval}
-	if opts.To, err = pitr.ParseTime(p.to); err != nil {
+	if opts.To, err = oplogstore.ParseTime(p.to); err != nil {
 		return fail(exitUsage, "replay: --to: %v", err)
 	}
 	if p.from != "" {
-		from, err := pitr.ParseTime(p.from)
+		from, err := oplogstore.ParseTime(p.from)
 		if err != nil {
 			return fail(exitUsage, "replay: --from: %v", err)
 		}

@@ -139,7 +139,9 @@ func (d *demo) startAll(ctx context.Context) error {
 // startClusters starts the four test servers, each a replica set of its own name.
 func (d *demo) startClusters() error {
 	for _, role := range []string{"source", "destination", "store", "metadata"} {
-		srv, err := mongotest.Start(mongotest.Options{ReplicaSet: role})
+		// Initiated days ago, as sets in service are: the capture's resume headroom is
+		// then days (the source's oplog holds them), not the demo's age.
+		srv, err := mongotest.Start(mongotest.Options{ReplicaSet: role, InitiatedAgo: 72 * time.Hour})
 		if err != nil {
 			return fmt.Errorf("starting the test MongoDB server for the %s: %w", role, err)
 		}

@@ -43,6 +43,10 @@ const (
 	// FieldLeaseEpoch is the epoch of the lease its writer held (see the collector's
 	// fencing): a report of an earlier epoch never overwrites one of a later.
 	FieldLeaseEpoch = FieldCollectorStatus + ".lease_epoch"
+	// FieldSourceOplogOldest is the oldest entry the source's oplog still holds (on a
+	// sharded source, the newest of the shards' oldest): last_oplog_time_utc less this
+	// is the resume headroom. Absent while unknown.
+	FieldSourceOplogOldest = FieldCollectorStatus + ".source_oplog_oldest_time_utc"
 )
 
 // Values of collector_status.status.
@@ -103,11 +107,14 @@ type Report struct {
 	Checkpoint time.Time // everything up to here is in the store
 	LastEvent  time.Time // the newest stored event
 	FirstOplog time.Time // the oldest stored event
-	Error      string
-	PID        int
-	Collector  string    // the writing program, collector_status.collector
-	Holder     *Instance // the collector holding the source's lease; nil leaves it as it is
-	LeaseEpoch int64     // the epoch of the lease the writer holds; 0 leaves it as it is
+	// SourceOplogOldest is the oldest entry of the source's oplog; zero removes it from
+	// the document: a stale one would overstate the headroom.
+	SourceOplogOldest time.Time
+	Error             string
+	PID               int
+	Collector         string    // the writing program, collector_status.collector
+	Holder            *Instance // the collector holding the source's lease; nil leaves it as it is
+	LeaseEpoch        int64     // the epoch of the lease the writer holds; 0 leaves it as it is
 }
 
 // Filter selects the document of the source named name.
@@ -157,7 +164,7 @@ func (r Report) Update(now time.Time) bson.D {
 			set = append(set, bson.E{Key: t.key, Value: FormatTime(t.at)})
 		}
 	}
-	return bson.D{
+	update := bson.D{
 		{Key: "$set", Value: set},
 		{Key: "$setOnInsert", Value: bson.D{
 			{Key: FieldID, Value: newUUID()},
@@ -165,10 +172,16 @@ func (r Report) Update(now time.Time) bson.D {
 			{Key: FieldRegistration, Value: FormatTime(now)},
 		}},
 	}
+	if r.SourceOplogOldest.IsZero() {
+		return append(update, bson.E{Key: "$unset", Value: bson.D{{Key: FieldSourceOplogOldest, Value: ""}}})
+	}
+	update[0].Value = append(set, bson.E{Key: FieldSourceOplogOldest, Value: FormatTime(r.SourceOplogOldest)})
+	return update
 }
 
 // Insert is the upsert that creates the document with r, when there is none, and
-// changes nothing in one that exists: Update's fields all given on insert only.
+// changes nothing in one that exists: Update's fields all given on insert only (what
+// Update removes is absent from a new document anyway).
 func (r Report) Insert(now time.Time) bson.D {
 	update := r.Update(now)
 	fields := append(update[0].Value.(bson.D), update[1].Value.(bson.D)...)

@@ -350,3 +350,35 @@ func TestFencedReports(t *testing.T) {
 		t.Fatalf("a report over a document no epoch wrote: %+v, %v", res, err)
 	}
 }
+
+// The oldest entry of the source's oplog is written in the old collector's time format
+// and read back; a report that does not know it removes it, so no stale value
+// overstates the resume headroom; and a document without it (the old collector's)
+// parses without a problem.
+func TestSourceOplogOldest(t *testing.T) {
+	coll := collection(t)
+	now := time.Date(2026, 6, 2, 10, 0, 0, 0, time.UTC)
+	oldest := now.Add(-36*time.Hour - 500*time.Millisecond)
+	report := Report{Status: StatusRunning, Collector: "test", Checkpoint: now, SourceOplogOldest: oldest}
+	if _, err := coll.UpdateOne(t.Context(), Filter("prod"), report.Update(now), options.UpdateOne().SetUpsert(true)); err != nil {
+		t.Fatal(err)
+	}
+	raw, hb := read(t, coll, "prod")
+	if got := raw.Lookup("collector_status", "source_oplog_oldest_time_utc").StringValue(); got != "2026-05-31T21:59:59+00:00" {
+		t.Errorf("source_oplog_oldest_time_utc written as %q, want the old collector's format, to the second", got)
+	}
+	if hb.SourceOplogOldest == nil || !hb.SourceOplogOldest.Equal(oldest.Truncate(time.Second)) {
+		t.Errorf("read back %v, want %v", hb.SourceOplogOldest, oldest.Truncate(time.Second))
+	}
+	report.SourceOplogOldest = time.Time{}
+	if _, err := coll.UpdateOne(t.Context(), Filter("prod"), report.Update(now.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	raw, hb = read(t, coll, "prod")
+	if hb.SourceOplogOldest != nil || raw.Lookup("collector_status", "source_oplog_oldest_time_utc").Type != 0 {
+		t.Errorf("a report that does not know the oldest entry left %v", hb.SourceOplogOldest)
+	}
+	if hb.Checkpoint == nil || !hb.Checkpoint.Equal(now) {
+		t.Errorf("the checkpoint went with it: %v", hb.Checkpoint)
+	}
+}

@@ -20,7 +20,10 @@ type Heartbeat struct {
 	Checkpoint *time.Time // last_oplog_time_utc: everything up to here is stored
 	LastEvent  *time.Time // this project's collector only
 	FirstOplog *time.Time
-	Error      string // error_message; "" when none
+	// SourceOplogOldest is the oldest entry of the source's oplog: this project's
+	// collector only.
+	SourceOplogOldest *time.Time
+	Error             string // error_message; "" when none
 	// This project's collector only: who holds the source, and when a standby last
 	// said it was ready to take over (nil when none ever did).
 	HolderID      string
@@ -85,6 +88,7 @@ func Parse(doc bson.Raw) (hb Heartbeat, problems []string) {
 		{FieldCheckpoint, &hb.Checkpoint},
 		{FieldLastEvent, &hb.LastEvent},
 		{FieldFirstOplog, &hb.FirstOplog},
+		{FieldSourceOplogOldest, &hb.SourceOplogOldest},
 	} {
 		path, v := field(t.path)
 		at, err := ParseTime(v)

@@ -47,10 +47,22 @@ type event struct {
 type changeLog struct {
 	capacity int
 	events   []*event
-	// lost is the first position still resumable: anything before it was
-	// evicted or truncated (or predates the server).
+	// lost is the first position still resumable, at the oplog's first entry:
+	// anything before it was evicted or truncated (or predates the server).
 	lost tokenKey
+	// floorMsg and floorWall describe the no-op entry at lost while no event is
+	// there: the set's initiation, or a truncation (the oplog's first entry).
+	floorMsg  string
+	floorWall time.Time
+	// truncated is set once the oplog no longer starts with the set's initiation:
+	// only then is a position before lost gone. Before, nothing happened before it,
+	// and mongod lets a stream start there (it checks for history lost only once the
+	// oplog has been truncated: oplogHasBeenTruncated in mongodb/mongo; SERVER-50903).
+	truncated bool
 }
+
+// gone tells whether the history no longer holds pos.
+func (l *changeLog) gone(pos tokenKey) bool { return l.truncated && pos.less(l.lost) }
 
 // recordLocked gives e the next cluster time and appends it to the history;
 // in a transaction, it keeps e for the commit.
@@ -104,6 +116,7 @@ func (l *changeLog) append(e *event) {
 	// As on the real server, a position before the oldest entry left is
 	// lost, even if no event of its stream went with the evicted ones.
 	l.lost = tokenKey{ts: l.events[over].ts, kind: kindStartAt}
+	l.truncated = true
 	// Slicing off the front, not copying the rest, keeps an insert O(1) on a
 	// full history (a copy cost ~1 ms per event at 100,000): append moves the
 	// window to a new array only when it outgrows the old one.
@@ -113,12 +126,21 @@ func (l *changeLog) append(e *event) {
 
 // TruncateHistory forgets every change so far, as if the oplog had rolled
 // over: resuming from any token or time issued until now fails with
-// ChangeStreamHistoryLost. A real server offers no such command.
+// ChangeStreamHistoryLost. The oplog's first entry is then a no-op written now.
+// A real server offers no such command.
 func (s *Server) TruncateHistory() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log.events = nil
-	s.log.lost = tokenKey{ts: s.tickLocked(), kind: kindHighWaterMark}
+	s.log.startAt(s.tickLocked(), noopPeriodic, s.clock.wall)
+	s.log.truncated = true
+}
+
+// startAt makes the no-op entry at ts the oplog's first: the history starts there,
+// and a stream may start at its time (startAtOperationTime ts).
+func (l *changeLog) startAt(ts bson.Timestamp, msg string, wall time.Time) {
+	l.lost = tokenKey{ts: ts, kind: kindStartAt}
+	l.floorMsg, l.floorWall = msg, wall
 }
 
 // firstAfter is the index of the first event whose own position is after pos.

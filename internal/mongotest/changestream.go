@@ -161,7 +161,7 @@ func historyLost() error {
 // the history moves the position to the current cluster time, so an empty
 // batch still has an advancing postBatchResumeToken.
 func (cs *changeStream) read(s *Server, n int) ([]bsoncore.Document, error) {
-	if cs.pos.less(s.log.lost) {
+	if s.log.gone(cs.pos) {
 		return nil, historyLost()
 	}
 	if n == 0 {

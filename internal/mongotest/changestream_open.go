@@ -167,7 +167,7 @@ func (cx *cmdCtx) startPosition(cs *changeStream, resume, startAfter, startAt bs
 		if k.kind == kindInvalidate && resume.Type != 0 {
 			return errorf(codeInvalidResumeToken, "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.")
 		}
-		if k.less(s.log.lost) {
+		if s.log.gone(k) {
 			return historyLost()
 		}
 		if k.frag > 0 && !cs.split {

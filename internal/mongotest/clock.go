@@ -10,10 +10,12 @@ import (
 // strictly increasing, like oplog optimes. Guarded by Server.mu.
 type clock struct {
 	last bson.Timestamp
+	wall time.Time // when last was handed out: the wall time of its oplog entry
 }
 
 func (c *clock) next() bson.Timestamp {
-	now := uint32(time.Now().Unix())
+	c.wall = time.Now()
+	now := uint32(c.wall.Unix())
 	if now > c.last.T {
 		c.last = bson.Timestamp{T: now, I: 1}
 	} else {

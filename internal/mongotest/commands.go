@@ -48,7 +48,7 @@ func init() {
 	commands = map[string]command{}
 	for _, group := range []map[string]command{
 		handshakeCommands, crudCommands, cursorCommands, indexCommands, ddlCommands,
-		aggregateCommands, failPointCommands, sessionCommands, collModCommands, replSetCommands, countCommands,
+		aggregateCommands, failPointCommands, sessionCommands, collModCommands, replSetCommands, countCommands, mongosCommands,
 	} {
 		for name, c := range group {
 			commands[name] = c
@@ -107,12 +107,18 @@ func (cx *cmdCtx) execute() outcome {
 		return outcome{err: errorf(codeFailedToParse, "empty command document")}
 	}
 	cx.name, cx.arg = first.Key(), first.Value()
+	if err := cx.asMongos(); err != nil {
+		return outcome{err: err}
+	}
 	cmd, ok := commands[cx.name]
 	switch {
 	case !ok && unsupportedCommands[cx.name]:
 		return outcome{err: unsupported("the %s command", cx.name)}
 	case !ok:
 		return outcome{err: errorf(codeCommandNotFound, "no such command: '%s'", cx.name)}
+	}
+	if err := cx.oplogCommand(); err != nil {
+		return outcome{err: err}
 	}
 	if err := cx.parseEnvelope(cmd); err != nil {
 		return outcome{err: err}

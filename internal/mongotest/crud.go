@@ -148,6 +148,9 @@ func find(cx *cmdCtx) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cx.isOplog() {
+		return cx.findOplog()
+	}
 	if err := cx.rejectOptions("collation", "let", "tailable", "awaitData", "returnKey", "showRecordId", "min", "max"); err != nil {
 		return nil, err
 	}

@@ -57,6 +57,8 @@ const (
 	codeNoSuchTransaction                  = 251
 	codeTransactionCommitted               = 256
 	codeOperationNotSupportedInTransaction = 263
+	codeIllegalOperation                   = 20
+	codeShardNotFound                      = 70
 )
 
 var codeNames = map[int32]string{
@@ -109,6 +111,8 @@ var codeNames = map[int32]string{
 	codeNoSuchTransaction:                  "NoSuchTransaction",
 	codeTransactionCommitted:               "TransactionCommitted",
 	codeOperationNotSupportedInTransaction: "OperationNotSupportedInTransaction",
+	codeIllegalOperation:                   "IllegalOperation",
+	codeShardNotFound:                      "ShardNotFound",
 	// Codes the real server commonly returns for retryable conditions, so
 	// failpoints can inject them with their proper names.
 	6:     "HostUnreachable",

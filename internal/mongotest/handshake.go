@@ -69,6 +69,12 @@ func hello(cx *cmdCtx) (bson.D, error) {
 			{Key: "majorityOpTime", Value: bson.D{{Key: "ts", Value: now}, {Key: "t", Value: int64(1)}}},
 			{Key: "majorityWriteDate", Value: bson.NewDateTimeFromTime(wall)},
 		}},
+		{Key: "readOnly", Value: false},
+	}
+	if cx.s.isMongos() {
+		res = mongosHello(primaryKey, topologyVersion)
+	}
+	res = append(res, bson.D{
 		{Key: "maxBsonObjectSize", Value: int32(maxBSONObjectSize)},
 		{Key: "maxMessageSizeBytes", Value: int32(maxMessageSize)},
 		{Key: "maxWriteBatchSize", Value: int32(100_000)},
@@ -77,8 +83,7 @@ func hello(cx *cmdCtx) (bson.D, error) {
 		{Key: "connectionId", Value: cx.c.id},
 		{Key: "minWireVersion", Value: int32(0)},
 		{Key: "maxWireVersion", Value: cx.s.release.wire},
-		{Key: "readOnly", Value: false},
-	}
+	}...)
 	if ok, _ := cx.boolArg("helloOk"); ok {
 		res = append(res, bson.E{Key: "helloOk", Value: true})
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,13 @@ type Options struct {
 	// server aborts it (default 60s, mongod's transactionLifetimeLimitSeconds):
 	// a client that went away mid-transaction holds its documents no longer.
 	TransactionLifetime time.Duration
+	// InitiatedAgo is how long ago the replica set was initiated: the oplog's
+	// first entry, the initiation's no-op, is that old until the bounded history
+	// evicts it, as on a set whose oplog has not filled since (default 0: now).
+	InitiatedAgo time.Duration
+	// Shards makes the server a mongos of a sharded cluster with these shards
+	// (mongos.go); empty, it is a replica set's primary.
+	Shards []Shard
 }
 
 // releases are the versions the server can announce.
@@ -108,6 +116,8 @@ type Server struct {
 
 	fail        failPoint // failCommand
 	failGetMore failPoint // failGetMoreAfterCursorCheckout
+	// shards are a mongos's (Options.Shards), as listShards lists them.
+	shards []Shard
 
 	// netMu guards the listener side.
 	netMu     sync.Mutex
@@ -143,8 +153,15 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.log.capacity = opts.History
 	s.cursors.init(opts.CursorTimeout)
-	// History starts now: a token from before this server existed is lost.
-	s.log.lost = tokenKey{ts: s.clock.next(), kind: kindHighWaterMark}
+	// History starts at the set's initiation: a token from before it is lost.
+	initiated, wall := s.clock.next(), s.clock.wall
+	if opts.InitiatedAgo > 0 {
+		wall = wall.Add(-opts.InitiatedAgo)
+		initiated = bson.Timestamp{T: uint32(wall.Unix()), I: 1}
+		s.clock.last, s.clock.wall = initiated, wall
+	}
+	s.log.startAt(initiated, noopInitiating, wall)
+	s.shards = slices.Clone(opts.Shards)
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", opts.Port))
 	if err != nil {
 		return nil, err
@@ -158,8 +175,12 @@ func Start(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// URI is a connection string for this server, naming its replica set.
+// URI is a connection string for this server, naming its replica set (a mongos
+// has none).
 func (s *Server) URI() string {
+	if s.isMongos() {
+		return fmt.Sprintf("mongodb://%s/", s.addr)
+	}
 	return fmt.Sprintf("mongodb://%s/?replicaSet=%s", s.addr, s.opts.ReplicaSet)
 }
 

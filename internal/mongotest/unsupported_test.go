@@ -73,6 +73,9 @@ var notSupported = []struct {
 	{"showSystemEvents", aggregate(bson.D{{Key: "$changeStream", Value: bson.D{{Key: "showSystemEvents", Value: true}}}})},
 	{"collection UUIDs", cmd(bson.D{{Key: "find", Value: bson.Binary{Subtype: 4, Data: make([]byte, 16)}}})},
 	{"failpoint", cmd(bson.D{{Key: "configureFailPoint", Value: "hangBeforeSomething"}, {Key: "mode", Value: "off"}})},
+	{"local.oplog.rs", func(cx context.Context, db *mongo.Database) error {
+		return db.Client().Database("local").Collection("oplog.rs").FindOne(cx, bson.D{{Key: "op", Value: "i"}}).Err()
+	}},
 }
 
 func cmd(c bson.D) func(context.Context, *mongo.Database) error {

@@ -63,6 +63,11 @@ const (
 	// TokenFieldSourceIdentity names the cluster the history comes from, so that it is
 	// never continued from another cluster given the same source name.
 	TokenFieldSourceIdentity = "source_identity"
+	// TokenFieldStartAt is where a resume (oplog_collector resume) starts capture again,
+	// in a document without a token: the change stream opens with startAtOperationTime
+	// there, and cluster_time is the moment before it, up to which the store claims
+	// every event (but for the recorded gaps). The first position saved replaces it.
+	TokenFieldStartAt = "start_at_operation_time"
 )
 
 // Gap is a stretch of the source's history the store may not hold: events with
@@ -87,4 +92,5 @@ const (
 	GapReset           = "reset"             // the store was wiped on request; capture restarted from then
 	GapResumeTokenLost = "resume_token_lost" // the source's oplog no longer held the saved position
 	GapPositionMissing = "position_missing"  // events were stored but no position was saved: capture started from then
+	GapResumed         = "resumed"           // capture was resumed on request at a time after the saved position
 )

@@ -95,12 +95,12 @@ func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 	switch e.OpType {
 	case "insert", "replace":
 		if e.FullDocument == nil {
-			return writePlan{}, fmt.Errorf("%s event at %s on %s has no full_document", e.OpType, FormatTS(e.TS), e.Namespace())
+			return writePlan{}, fmt.Errorf("%s event at %s on %s has no full_document", e.OpType, oplogstore.FormatTS(e.TS), e.Namespace())
 		}
 		if filter == nil {
 			id, err := e.FullDocument.LookupErr("_id")
 			if err != nil {
-				return writePlan{}, fmt.Errorf("%s event at %s on %s has neither doc_key nor an _id in full_document", e.OpType, FormatTS(e.TS), e.Namespace())
+				return writePlan{}, fmt.Errorf("%s event at %s on %s has neither doc_key nor an _id in full_document", e.OpType, oplogstore.FormatTS(e.TS), e.Namespace())
 			}
 			filter, _ = bson.Marshal(bson.D{{Key: "_id", Value: id}})
 		}
@@ -110,16 +110,16 @@ func planWrite(e *oplogstore.Event, asInsert bool) (writePlan, error) {
 		return writePlan{models: []mongo.WriteModel{replaceModel(filter, e.FullDocument, true)}}, nil
 	case "delete":
 		if filter == nil {
-			return writePlan{}, fmt.Errorf("delete event at %s on %s has no doc_key", FormatTS(e.TS), e.Namespace())
+			return writePlan{}, fmt.Errorf("delete event at %s on %s has no doc_key", oplogstore.FormatTS(e.TS), e.Namespace())
 		}
 		return writePlan{models: []mongo.WriteModel{mongo.NewDeleteOneModel().SetFilter(filter)}}, nil
 	case "update":
 		if filter == nil {
-			return writePlan{}, fmt.Errorf("update event at %s on %s has no doc_key", FormatTS(e.TS), e.Namespace())
+			return writePlan{}, fmt.Errorf("update event at %s on %s has no doc_key", oplogstore.FormatTS(e.TS), e.Namespace())
 		}
 		ud, err := parseUpdateDescription(e.UpdateDescription)
 		if err != nil {
-			return writePlan{}, fmt.Errorf("update event at %s on %s: %w", FormatTS(e.TS), e.Namespace(), err)
+			return writePlan{}, fmt.Errorf("update event at %s on %s: %w", oplogstore.FormatTS(e.TS), e.Namespace(), err)
 		}
 		if ud.dotsUncertain() {
 			// The event cannot say which of its dots are inside field names. Where the
@@ -410,12 +410,12 @@ func (a *applier) writeAlone(ctx context.Context, c *collection, e *oplogstore.E
 				return perr
 			}
 			if !set {
-				return fmt.Errorf("%s event at %s on %s: %w", e.OpType, FormatTS(e.TS), c.ns(), err)
+				return fmt.Errorf("%s event at %s on %s: %w", e.OpType, oplogstore.FormatTS(e.TS), c.ns(), err)
 			}
 		case isWriteErr && e.OpType == "update" && !clientSide:
 			clientSide = true
 		default:
-			return fmt.Errorf("%s event at %s on %s: %w", e.OpType, FormatTS(e.TS), c.ns(), err)
+			return fmt.Errorf("%s event at %s on %s: %w", e.OpType, oplogstore.FormatTS(e.TS), c.ns(), err)
 		}
 	}
 }

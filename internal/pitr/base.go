@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // resolveBase finds, before anything is written, which source collection each of the
@@ -93,7 +95,7 @@ func (r *registry) resolveBase(h *history, selected selection) error {
 func (r *registry) take(c *collection, id collID, h *history, located map[collID]string) error {
 	if where := located[id]; where != "" && where != c.ns() {
 		return &Refusal{fmt.Sprintf("the target's %s and %s could both be the same collection of the source (%s); replay cannot tell which one holds it. Restore the base with mongorestore --preserveUUID (or from a file-system snapshot), or use a base backup taken after %s.",
-			c.ns(), where, h.describe(c.ns()), FormatTS(h.lastChange(c.ns())))}
+			c.ns(), where, h.describe(c.ns()), oplogstore.FormatTS(h.lastChange(c.ns())))}
 	}
 	located[id] = c.ns()
 	if uuid := id.uuid(); uuid != nil {
@@ -202,7 +204,7 @@ func ambiguousBase(h *history, ns string, byName bool) string {
 	if !byName {
 		how = append(how, "restore the base with mongorestore --preserveUUID (or from a file-system snapshot): replay then finds each collection by its UUID")
 	}
-	how = append(how, "start the replay at the base backup's exact time (--from), if --from is before it", "use a base backup taken after "+FormatTS(h.lastChange(ns)))
+	how = append(how, "start the replay at the base backup's exact time (--from), if --from is before it", "use a base backup taken after "+oplogstore.FormatTS(h.lastChange(ns)))
 	what := "it has not the source's collection UUIDs (a plain mongorestore)"
 	if byName {
 		what = "the store's events have no collection UUIDs (the old collector's), so replay goes by name"

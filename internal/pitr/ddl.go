@@ -49,10 +49,10 @@ func (a *applier) ddl(ctx context.Context, e *oplogstore.Event) error {
 	case "modify":
 		err = a.modify(ctx, e)
 	default:
-		return fmt.Errorf("event at %s: unknown operation type %q", FormatTS(e.TS), e.OpType)
+		return fmt.Errorf("event at %s: unknown operation type %q", oplogstore.FormatTS(e.TS), e.OpType)
 	}
 	if err != nil {
-		return fmt.Errorf("%s event at %s on %s: %w", e.OpType, FormatTS(e.TS), e.Namespace(), err)
+		return fmt.Errorf("%s event at %s on %s: %w", e.OpType, oplogstore.FormatTS(e.TS), e.Namespace(), err)
 	}
 	return nil
 }

@@ -338,11 +338,11 @@ func (h *history) describe(ns string) string {
 		e := &h.events[i]
 		switch {
 		case e.OpType == "rename" && renameTarget(e) == ns:
-			parts = append(parts, fmt.Sprintf("%s renamed onto it at %s", e.Namespace(), FormatTS(e.TS)))
+			parts = append(parts, fmt.Sprintf("%s renamed onto it at %s", e.Namespace(), oplogstore.FormatTS(e.TS)))
 		case e.OpType == "rename" && e.Namespace() == ns:
-			parts = append(parts, fmt.Sprintf("renamed to %s at %s", renameTarget(e), FormatTS(e.TS)))
+			parts = append(parts, fmt.Sprintf("renamed to %s at %s", renameTarget(e), oplogstore.FormatTS(e.TS)))
 		case e.Namespace() == ns || (e.OpType == "dropDatabase" && strings.HasPrefix(ns, e.DB+".")):
-			parts = append(parts, fmt.Sprintf("%s at %s", e.OpType, FormatTS(e.TS)))
+			parts = append(parts, fmt.Sprintf("%s at %s", e.OpType, oplogstore.FormatTS(e.TS)))
 		}
 	}
 	if len(parts) > 4 {
@@ -388,7 +388,7 @@ func (h *history) unbuildable(earliest int, selected selection) error {
 			continue
 		}
 		return &Refusal{fmt.Sprintf("the range holds a rename across databases onto %s at %s, and the store has none of the copy it is made of: MongoDB copies the collection into %s and renames that, and the change streams of servers with SERVER-107688 leave the copy out. Replay cannot rebuild %s from the events: use a base backup taken after %s, or replay to a --to before it.",
-			to, FormatTS(e.TS), e.Namespace(), to, FormatTS(e.TS))}
+			to, oplogstore.FormatTS(e.TS), e.Namespace(), to, oplogstore.FormatTS(e.TS))}
 	}
 	return nil
 }

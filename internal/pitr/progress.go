@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // progress writes a line at an interval while a replay runs: how far, how fast, where in
@@ -46,7 +48,7 @@ func (p *progress) update(done int64, ts bson.Timestamp) {
 	if p.total > 0 {
 		line += fmt.Sprintf(" (%.1f%%)", 100*float64(done)/float64(p.total))
 	}
-	line += fmt.Sprintf(", %.0f/s, at %s", rate, FormatTS(ts))
+	line += fmt.Sprintf(", %.0f/s, at %s", rate, oplogstore.FormatTS(ts))
 	if rate > 0 && p.total > done {
 		line += fmt.Sprintf(", about %s left", time.Duration(float64(p.total-done)/rate*float64(time.Second)).Round(time.Second))
 	}

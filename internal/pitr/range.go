@@ -49,7 +49,7 @@ func (p *Point) String() string {
 	if p == nil {
 		return "-"
 	}
-	return FormatTS(p.ts)
+	return oplogstore.FormatTS(p.ts)
 }
 
 // Gap is a stretch of history the store may not hold: events after After and before

@@ -109,7 +109,7 @@ func Replay(ctx context.Context, store *mongo.Database, target *mongo.Client, op
 	summary := newSummary(&opts)
 	defer func() { summary.Elapsed = time.Since(start) }()
 	if opts.From != nil && !opts.From.Before(opts.To) {
-		return summary, fmt.Errorf("--from %s is not before --to %s", FormatTS(*opts.From), FormatTS(opts.To))
+		return summary, fmt.Errorf("--from %s is not before --to %s", oplogstore.FormatTS(*opts.From), oplogstore.FormatTS(opts.To))
 	}
 	total, err := checkRange(ctx, store, &opts, summary)
 	if err != nil {
@@ -182,9 +182,9 @@ func checkRange(ctx context.Context, store *mongo.Database, opts *Options, summa
 	case !checkpoint.Known && !opts.AllowBeyondCheckpoint:
 		return 0, &Refusal{fmt.Sprintf("source %s has no saved capture position: the store cannot show that it holds every event up to --to. Give --allow-beyond-checkpoint to replay what it holds anyway.", opts.Source)}
 	case checkpoint.Known && checkpoint.TS.Before(opts.To) && !opts.AllowBeyondCheckpoint:
-		return 0, &Refusal{fmt.Sprintf("--to %s is after the checkpoint %s: the store cannot show that it holds every event after the checkpoint. Give a --to at or before it (oplog_collector range shows it), wait for the capture to pass --to, or give --allow-beyond-checkpoint to replay what the store holds.", FormatTS(opts.To), FormatTS(checkpoint.TS))}
+		return 0, &Refusal{fmt.Sprintf("--to %s is after the checkpoint %s: the store cannot show that it holds every event after the checkpoint. Give a --to at or before it (oplog_collector range shows it), wait for the capture to pass --to, or give --allow-beyond-checkpoint to replay what the store holds.", oplogstore.FormatTS(opts.To), oplogstore.FormatTS(checkpoint.TS))}
 	case checkpoint.Known && checkpoint.TS.Before(opts.To):
-		summary.Warnings = append(summary.Warnings, fmt.Sprintf("--to is after the checkpoint %s: events after it may be missing (--allow-beyond-checkpoint)", FormatTS(checkpoint.TS)))
+		summary.Warnings = append(summary.Warnings, fmt.Sprintf("--to is after the checkpoint %s: events after it may be missing (--allow-beyond-checkpoint)", oplogstore.FormatTS(checkpoint.TS)))
 	}
 	oldest, hasOldest, err := oplogstore.Edge(ctx, store, opts.Source, false)
 	if err != nil {
@@ -195,14 +195,14 @@ func checkRange(ctx context.Context, store *mongo.Database, opts *Options, summa
 	case !hasOldest:
 		summary.Warnings = append(summary.Warnings, fmt.Sprintf("the store holds no event of source %s", opts.Source))
 	case oldest.After(opts.To):
-		summary.Warnings = append(summary.Warnings, fmt.Sprintf("the oldest stored event, %s, is after --to: nothing to replay", FormatTS(oldest)))
+		summary.Warnings = append(summary.Warnings, fmt.Sprintf("the oldest stored event, %s, is after --to: nothing to replay", oplogstore.FormatTS(oldest)))
 	case lower == nil:
 		// The replay starts with the oldest event, so a gap before it is no concern.
 		before := justBefore(oldest)
 		lower = &before
 	}
 	if hasOldest && opts.From != nil && opts.From.Before(oldest) {
-		summary.Warnings = append(summary.Warnings, fmt.Sprintf("--from %s is before the oldest stored event %s: the store cannot show whether events before that existed (expired by retention, or before the capture began); the base backup must be from after any of them", FormatTS(*opts.From), FormatTS(oldest)))
+		summary.Warnings = append(summary.Warnings, fmt.Sprintf("--from %s is before the oldest stored event %s: the store cannot show whether events before that existed (expired by retention, or before the capture began); the base backup must be from after any of them", oplogstore.FormatTS(*opts.From), oplogstore.FormatTS(oldest)))
 	}
 	gaps, err := oplogstore.ReadGaps(ctx, store, opts.Source)
 	if err != nil {
@@ -414,7 +414,7 @@ func isTimeseries(description bson.Raw) bool {
 // checkEvent refuses an event the store holds incompletely.
 func checkEvent(e *oplogstore.Event) error {
 	if e.OpType == "" {
-		return fmt.Errorf("the store document at %s (token %s) has no op_type: a fragment of a split event stored without its event (a capture defect); replay cannot rebuild that event", FormatTS(e.TS), e.Token)
+		return fmt.Errorf("the store document at %s (token %s) has no op_type: a fragment of a split event stored without its event (a capture defect); replay cannot rebuild that event", oplogstore.FormatTS(e.TS), e.Token)
 	}
 	return nil
 }
@@ -481,7 +481,7 @@ func (a *applier) gone(e *oplogstore.Event) error {
 		return nil
 	}
 	return fmt.Errorf("%s event at %s on %s: the target holds no collection for it, and the source kept it after the event: the target is not the source's state at a time between --from and --to (is only part of the base backup restored, or a collection of it dropped?). Restore the whole base backup, or select what it holds with --namespace",
-		e.OpType, FormatTS(e.TS), e.Namespace())
+		e.OpType, oplogstore.FormatTS(e.TS), e.Namespace())
 }
 
 // finish writes what is pending and brings back what was set aside.

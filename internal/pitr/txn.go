@@ -80,7 +80,7 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 			a.stats.Last = point(group[len(group)-1].TS)
 			return nil
 		case !errors.As(err, &refused) || attempt >= 16:
-			return fmt.Errorf("the transaction at %s (%d operations): %w", FormatTS(group[0].TS), len(group), err)
+			return fmt.Errorf("the transaction at %s (%d operations): %w", oplogstore.FormatTS(group[0].TS), len(group), err)
 		}
 		// As writeAlone does, outside the transaction: a unique key held by another
 		// document sets it aside; an update the document refuses goes read-modify-replace.
@@ -93,12 +93,12 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 				return err
 			}
 			if !set {
-				return fmt.Errorf("the transaction at %s: %s event on %s: %w", FormatTS(e.TS), e.OpType, c.ns(), refused.err)
+				return fmt.Errorf("the transaction at %s: %s event on %s: %w", oplogstore.FormatTS(e.TS), e.OpType, c.ns(), refused.err)
 			}
 		case e.OpType == "update" && !plans[refused.index].clientSide:
 			plans[refused.index].clientSide = true
 		default:
-			return fmt.Errorf("the transaction at %s: %s event on %s: %w", FormatTS(e.TS), e.OpType, c.ns(), refused.err)
+			return fmt.Errorf("the transaction at %s: %s event on %s: %w", oplogstore.FormatTS(e.TS), e.OpType, c.ns(), refused.err)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/mongomigrate/observability/internal/mongotest"
@@ -21,6 +22,16 @@ func main() {
 	replSet := flag.String("replica-set", "", "replica set name (default rs0)")
 	version := flag.String("version", "", "MongoDB version to behave as: 7.0 (default) or 8.0")
 	txnLifetime := flag.Duration("transaction-lifetime", 0, "how long a transaction may stay open before it is aborted (0: 60s, as mongod's transactionLifetimeLimitSeconds)")
+	initiatedAgo := flag.Duration("initiated-ago", 0, "how long ago the replica set was initiated: the age of the oplog's first entry until the history evicts it (0: now)")
+	var shards []mongotest.Shard
+	flag.Func("shard", "act as a mongos with this shard, given as ID=SET/HOST:PORT[,HOST:PORT] (repeat for each shard)", func(v string) error {
+		id, host, ok := strings.Cut(v, "=")
+		if !ok || id == "" || host == "" {
+			return fmt.Errorf("%q is not ID=SET/HOST:PORT", v)
+		}
+		shards = append(shards, mongotest.Shard{ID: id, Host: host})
+		return nil
+	})
 	flag.Parse()
 	if os.Getenv("GOGC") == "" {
 		// The server holds every document in memory, so at Go's default a garbage
@@ -30,7 +41,7 @@ func main() {
 	}
 	srv, err := mongotest.Start(mongotest.Options{
 		Port: *port, History: *history, NoopInterval: *noop, TTLInterval: *ttl, ReplicaSet: *replSet, Version: *version,
-		TransactionLifetime: *txnLifetime,
+		TransactionLifetime: *txnLifetime, InitiatedAgo: *initiatedAgo, Shards: shards,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mongotestd:", err)

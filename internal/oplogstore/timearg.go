@@ -1,6 +1,4 @@
-// Package pitr is point-in-time recovery from the oplog store: the recoverable window of
-// a source (Range) and the replay of its stored events onto a target cluster (Replay).
-package pitr
+package oplogstore
 
 import (
 	"fmt"
@@ -12,7 +10,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// ParseTime reads a point in the source's history, as --from and --to take it:
+// ParseTime reads a point in the source's history, as the commands' --from and --to
+// take it:
 //   - a MongoDB timestamp "seconds,increment" (as PBM's oplog-replay takes it) names
 //     one operation exactly;
 //   - an RFC 3339 time in whole seconds ("2025-06-03T04:35:00Z") names the end of that
