@@ -153,6 +153,24 @@ function(config)
         'The capture position of source cluster {{ $labels.source_cluster }} is only {{ $value | humanizeDuration }} ahead of the oldest entry its oplog still holds (critical below %s): if capture falls that far behind, or stops that long, its resume token is lost and the store gets a gap.' % p.dur(config.resumeHeadroomCriticalSeconds),
       ),
       {
+        alert: 'OplogCaptureResumeHeadroomUnknown',
+        comment:: |||
+          Knob: a source captured (running) for 30m without the oldest entry of its oplog
+          read: OplogCaptureResumeHeadroomLow cannot fire for it meanwhile.
+        |||,
+        expr: |||
+          oplog_capture_state{state="running"} == 1
+          unless on (job, instance, source_cluster)
+          oplog_capture_source_oplog_oldest_timestamp_seconds
+        |||,
+        'for': '30m',
+        labels: { severity: 'warning' },
+        annotations: {
+          summary: "Oplog capture cannot read how much of the source's oplog is left.",
+          description: "oplog_collector {{ $labels.instance }} has captured source cluster {{ $labels.source_cluster }} for 30 minutes without reading the oldest entry of its oplog (or of every shard's): the resume headroom is unknown and OplogCaptureResumeHeadroomLow cannot fire. oplog_capture_errors_total{kind=\"source_oplog\"} counts the failed reads; the collector logs why.",
+        },
+      },
+      {
         alert: 'OplogCaptureStoreUnavailable',
         comment:: |||
           Knob: the store refusing or not acknowledging writes (state store_unavailable:
