@@ -164,9 +164,11 @@ func decodeTaskGroup(row bson.Raw) (key taskKey, namespace string, sums taskSums
 	return key, namespace, sums, ""
 }
 
-// taskRow is one row of a walk's chunk of tasks that stands for several tasks of one
-// generation, type, status and (in the current generation and later) namespace.
+// taskRow is one row of a walk's chunk of tasks: one task (task is its _id), or
+// several of one generation, type, status and (in the current generation and later)
+// namespace.
 type taskRow struct {
+	task       bson.RawValue // zero for a row of several
 	generation int64
 	key        taskKey
 	namespace  string
@@ -177,8 +179,8 @@ type taskRow struct {
 	problem    string
 }
 
-// decodeTaskRow reads a row of walkTaskStages that sums tasks; ok is false for one whose
-// generation is not a whole number (no figure counts those tasks).
+// decodeTaskRow reads a row of walkTaskStages; ok is false for one whose generation is
+// not a whole number (no figure counts those tasks).
 func decodeTaskRow(row bson.Raw) (r taskRow, ok bool) {
 	if err := row.Validate(); err != nil {
 		return r, false
@@ -189,6 +191,9 @@ func decodeTaskRow(row bson.Raw) (r taskRow, ok bool) {
 	}
 	if r.generation, ok = wholeNumber(id.Lookup("generation")); !ok {
 		return r, false
+	}
+	if task := id.Lookup("task"); task.Type != bson.TypeNull {
+		r.task = task
 	}
 	r.sums = taskSums{
 		count:           numberOrZero(row, "count"),
@@ -201,35 +206,22 @@ func decodeTaskRow(row bson.Raw) (r taskRow, ok bool) {
 		r.begin = timeSeconds(v)
 	}
 	r.src, r.dst = timestampSeconds(row.Lookup("src")), timestampSeconds(row.Lookup("dst"))
+	what := fmt.Sprintf("%.0f task(s)", r.sums.count)
+	if r.task.Type != 0 {
+		what = "task " + describeValue(r.task)
+	}
 	var problem string
 	if r.key, problem = decodeTaskKey(id); problem != "" {
 		r.malformed = true
-		r.problem = fmt.Sprintf("%.0f task(s): %s", r.sums.count, problem)
+		r.problem = what + ": " + problem
 		return r, true
 	}
 	ns := id.Lookup("namespace")
 	r.namespace, _ = ns.StringValueOK()
 	if ns.Type != 0 && ns.Type != bson.TypeNull && ns.Type != bson.TypeString {
-		r.problem = fmt.Sprintf("%.0f task(s): query_filter.namespace is %s; left out of the per-namespace figures", r.sums.count, describeValue(ns))
+		r.problem = fmt.Sprintf("%s: query_filter.namespace is %s; left out of the per-namespace figures", what, describeValue(ns))
 	}
 	return r, true
-}
-
-// decodeListedTask reads a row of walkTaskStages that stands for one task (ok false for
-// the other rows).
-func decodeListedTask(row bson.Raw) (t task, ok bool) {
-	if err := row.Validate(); err != nil {
-		return t, false
-	}
-	if id := row.Lookup("_id", "task"); id.Type == 0 || id.Type == bson.TypeNull {
-		return t, false
-	}
-	doc, isDoc := row.Lookup("doc").DocumentOK()
-	if !isDoc {
-		return t, false
-	}
-	t, _, ok = decodeTask(bson.Raw(doc))
-	return t, ok
 }
 
 // wholeNumber reads a BSON number that holds a whole number, as the server compares it

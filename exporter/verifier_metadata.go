@@ -389,9 +389,10 @@ func (r *verifierReader) noteOldestTask(ctx context.Context, coll *mongo.Collect
 // stand (the verifier's summary reads them: findAndSendMismatches in mismatches.go);
 // once the verifier has finished, no generation follows its last one, whose mismatches
 // are the result (its final report, PrintVerificationSummary at the end of the
-// generation, lists them).
+// generation, lists them). Until the figures are complete, the verifier is not said to
+// be done: its result, the mismatches, is not known yet.
 func (m *verifierMetadata) decide(api *verifierProgress) {
-	m.done = api != nil && api.Phase != nil && *api.Phase == "idle" && api.Generation != nil &&
+	m.done = m.complete && api != nil && api.Phase != nil && *api.Phase == "idle" && api.Generation != nil &&
 		*api.Generation >= 1 && m.hasGenerationDoc && *api.Generation == float64(m.generation) && !m.hasUnfinishedTasks()
 	m.verdict = m.generation
 	if m.generation > 0 && !m.done {

@@ -277,21 +277,18 @@ func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, current 
 	return len(watched) <= maxWatched, nil
 }
 
-// walkStages groups a chunk of tasks: one row per task that is unfinished or held (with
-// the task itself in doc), and for the others one row per generation, type, status and,
-// in the current generation and later, namespace.
+// walkTaskStages groups a chunk of tasks: one row per task that is unfinished or held
+// (its _id in the row's key), and for the others one row per generation, type, status
+// and, in the current generation and later, namespace (an unfinished or held task is of
+// the current generation or the next).
 func walkTaskStages(current int64, holds taskHolds) walkStages {
 	return func() mongo.Pipeline {
 		listed := bson.D{{Key: "$or", Value: bson.A{
 			bson.D{{Key: "$in", Value: bson.A{"$status", bson.D{{Key: "$literal", Value: unfinishedStatuses}}}}},
 			holds.expression(),
 		}}}
-		ifType := func(field, typ string) bson.D {
-			return bson.D{{Key: "$cond", Value: bson.A{bson.D{{Key: "$eq", Value: bson.A{bson.D{{Key: "$type", Value: "$" + field}}, typ}}}, "$" + field, nil}}}
-		}
 		sum := func(field string) bson.D { return bson.D{{Key: "$sum", Value: "$" + field}} }
 		return mongo.Pipeline{
-			{{Key: "$project", Value: taskProjection}},
 			{{Key: "$group", Value: bson.D{
 				{Key: "_id", Value: bson.D{
 					{Key: "task", Value: bson.D{{Key: "$cond", Value: bson.A{listed, "$_id", nil}}}},
@@ -306,11 +303,12 @@ func walkTaskStages(current int64, holds taskHolds) walkStages {
 				{Key: "found", Value: sum("found_source_documents_count")},
 				{Key: "bytes", Value: sum("source_bytes_count")},
 				{Key: "legacy", Value: sum("source_documents_count")}, // metadata v6 and older
-				{Key: "begin", Value: bson.D{{Key: "$max", Value: ifType("begin_time", "date")}}},
-				{Key: "src", Value: bson.D{{Key: "$max", Value: ifType("srctimestamp", "timestamp")}}},
-				{Key: "dst", Value: bson.D{{Key: "$max", Value: ifType("dsttimestamp", "timestamp")}}},
+				// The verifier writes dates and timestamps there, which sort after every other
+				// type it writes: a row's largest is its newest (decodeTaskRow checks the type).
+				{Key: "begin", Value: bson.D{{Key: "$max", Value: "$begin_time"}}},
+				{Key: "src", Value: bson.D{{Key: "$max", Value: "$srctimestamp"}}},
+				{Key: "dst", Value: bson.D{{Key: "$max", Value: "$dsttimestamp"}}},
 				{Key: "last", Value: bson.D{{Key: "$max", Value: "$_id"}}},
-				{Key: "doc", Value: bson.D{{Key: "$first", Value: "$$ROOT"}}},
 			}}},
 		}
 	}
@@ -320,14 +318,13 @@ func walkTaskStages(current int64, holds taskHolds) walkStages {
 func (t *taskTally) applyChunk(rows []bson.Raw, current int64) {
 	for _, row := range rows {
 		t.recent.see(row.Lookup("last"))
-		if listed, ok := decodeListedTask(row); ok {
-			if listed.hasGeneration {
-				t.watched[idKey(listed.id)] = listed
-			}
-			continue
-		}
 		g, ok := decodeTaskRow(row)
-		if !ok {
+		switch {
+		case !ok:
+			continue
+		case g.task.Type != 0: // one task, unfinished or held
+			t.watched[idKey(g.task)] = task{id: g.task, generation: g.generation, hasGeneration: true, key: g.key, namespace: g.namespace,
+				sums: g.sums, begin: g.begin, src: g.src, dst: g.dst, malformed: g.malformed, unfinished: g.key.unfinished(), problem: g.problem}
 			continue
 		}
 		gen := t.generation(g.generation, current)

@@ -47,8 +47,8 @@ func newIDWalk(upper bson.ObjectID, total float64) *idWalk {
 }
 
 // readBudget is how long a read may go on with its walks: until its deadline, less a
-// reserve for what the scrape still does after them. Without a deadline (a test's
-// reference reading), walks go to their end.
+// reserve for what the scrape still does after them, a chunk of about chunkFor at a
+// time. Without a deadline (a test's reference reading), walks go to their end.
 type readBudget struct {
 	deadline time.Time // zero: none
 	reserve  time.Duration
@@ -61,7 +61,7 @@ func budgetOf(ctx context.Context) readBudget {
 		return readBudget{}
 	}
 	total := time.Until(deadline)
-	return readBudget{deadline: deadline, reserve: total / 5, chunkFor: total / 4}
+	return readBudget{deadline: deadline, reserve: total / 4, chunkFor: total / 4}
 }
 
 // chunkContext gives the context of the next chunk, or ok false when too little time is
@@ -71,7 +71,7 @@ func (b readBudget) chunkContext(ctx context.Context) (context.Context, context.
 		return ctx, func() {}, true
 	}
 	end := b.deadline.Add(-b.reserve)
-	if time.Until(end) < b.chunkFor/4 {
+	if time.Until(end) < b.chunkFor {
 		return nil, nil, false
 	}
 	chunkCtx, cancel := context.WithDeadline(ctx, end)
