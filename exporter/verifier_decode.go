@@ -182,14 +182,8 @@ type taskRow struct {
 // decodeTaskRow reads a row of walkTaskStages; ok is false for one whose generation is
 // not a whole number (no figure counts those tasks).
 func decodeTaskRow(row bson.Raw) (r taskRow, ok bool) {
-	if err := row.Validate(); err != nil {
-		return r, false
-	}
-	id, isDoc := row.Lookup("_id").DocumentOK()
-	if !isDoc {
-		return r, false
-	}
-	if r.generation, ok = wholeNumber(id.Lookup("generation")); !ok {
+	var id bson.Raw
+	if id, r.generation, ok = walkRowKey(row); !ok {
 		return r, false
 	}
 	if task := id.Lookup("task"); task.Type != bson.TypeNull {
@@ -222,6 +216,22 @@ func decodeTaskRow(row bson.Raw) (r taskRow, ok bool) {
 		r.problem = fmt.Sprintf("%s: query_filter.namespace is %s; left out of the per-namespace figures", what, describeValue(ns))
 	}
 	return r, true
+}
+
+// walkRowKey reads the key of a row of a walk's chunk (its _id) and the generation in it;
+// ok is false for a row without one, or whose generation is not a whole number (no figure
+// counts what such a row stands for).
+func walkRowKey(row bson.Raw) (key bson.Raw, generation int64, ok bool) {
+	if err := row.Validate(); err != nil {
+		return nil, 0, false
+	}
+	doc, isDoc := row.Lookup("_id").DocumentOK()
+	if !isDoc {
+		return nil, 0, false
+	}
+	key = bson.Raw(doc)
+	generation, ok = wholeNumber(key.Lookup("generation"))
+	return key, generation, ok
 }
 
 // wholeNumber reads a BSON number that holds a whole number, as the server compares it

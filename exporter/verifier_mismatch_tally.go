@@ -154,14 +154,8 @@ type mismatchRow struct {
 // decodeMismatchRow reads a row of walkMismatchStages; ok is false for one whose
 // generation is not a whole number.
 func decodeMismatchRow(row bson.Raw) (r mismatchRow, ok bool) {
-	if err := row.Validate(); err != nil {
-		return r, false
-	}
-	id, isDoc := row.Lookup("_id").DocumentOK()
-	if !isDoc {
-		return r, false
-	}
-	if r.generation, ok = wholeNumber(id.Lookup("generation")); !ok {
+	var id bson.Raw
+	if id, r.generation, ok = walkRowKey(row); !ok {
 		return r, false
 	}
 	r.task = id.Lookup("task")

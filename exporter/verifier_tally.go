@@ -45,7 +45,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -106,14 +105,20 @@ func (t *taskTally) seal(s task, current int64) {
 		gen.malformed++
 		return
 	}
-	gen.sums[s.key] = gen.sums[s.key].plus(s.sums)
+	gen.add(s.generation, s.key, s.namespace, s.sums, s.begin, s.src, s.dst)
+}
+
+// add counts sums.count tasks of generation g, of one type, status and namespace, with
+// their newest begin_time and recheck times.
+func (gen *generationTasks) add(g int64, key taskKey, namespace string, sums taskSums, begin, src, dst *float64) {
+	gen.sums[key] = gen.sums[key].plus(sums)
 	if gen.namespaces != nil {
-		gen.namespaces.add(s.key, s.namespace, 1)
+		gen.namespaces.add(key, namespace, sums.count)
 	}
-	gen.begin = newer(gen.begin, s.begin)
-	if s.generation > 0 && s.key.Type == taskVerifyDocuments && s.key.compared() {
-		gen.rechecked["source"] = newer(gen.rechecked["source"], s.src)
-		gen.rechecked["destination"] = newer(gen.rechecked["destination"], s.dst)
+	gen.begin = newer(gen.begin, begin)
+	if g > 0 && key.Type == taskVerifyDocuments && key.compared() {
+		gen.rechecked["source"] = newer(gen.rechecked["source"], src)
+		gen.rechecked["destination"] = newer(gen.rechecked["destination"], dst)
 	}
 }
 
@@ -333,15 +338,7 @@ func (t *taskTally) applyChunk(rows []bson.Raw, current int64) {
 			gen.malformed += g.sums.count
 			continue
 		}
-		gen.sums[g.key] = gen.sums[g.key].plus(g.sums)
-		if gen.namespaces != nil {
-			gen.namespaces.add(g.key, g.namespace, g.sums.count)
-		}
-		gen.begin = newer(gen.begin, g.begin)
-		if g.generation > 0 && g.key.Type == taskVerifyDocuments && g.key.compared() {
-			gen.rechecked["source"] = newer(gen.rechecked["source"], g.src)
-			gen.rechecked["destination"] = newer(gen.rechecked["destination"], g.dst)
-		}
+		gen.add(g.generation, g.key, g.namespace, g.sums, g.begin, g.src, g.dst)
 	}
 }
 
@@ -391,7 +388,8 @@ func (t *taskTally) fill(m *verifierMetadata, primary *task) {
 			}
 		}
 	}
-	for g, gen := range t.generations {
+	for _, g := range slices.Sorted(maps.Keys(t.generations)) {
+		gen := t.generations[g]
 		for key, sums := range gen.sums {
 			add(g, key, sums)
 		}
@@ -407,9 +405,12 @@ func (t *taskTally) fill(m *verifierMetadata, primary *task) {
 			m.lastBegin = newer(m.lastBegin, gen.begin)
 		}
 	}
-	for _, w := range slices.SortedFunc(maps.Values(t.watched), compareTaskIDs) {
+	var problems []string // added in order: the log lists at most maxProblems
+	for _, w := range t.watched {
 		if current(w.generation) {
-			m.problems.add(w.problem)
+			if w.problem != "" {
+				problems = append(problems, w.problem)
+			}
 			m.lastBegin = newer(m.lastBegin, w.begin)
 			if w.malformed {
 				m.malformed++
@@ -426,6 +427,10 @@ func (t *taskTally) fill(m *verifierMetadata, primary *task) {
 			m.lastRechecked["destination"] = newer(m.lastRechecked["destination"], w.dst)
 		}
 	}
+	slices.Sort(problems)
+	for _, p := range problems {
+		m.problems.add(p)
+	}
 	for role, at := range m.lastRechecked {
 		if at == nil {
 			delete(m.lastRechecked, role)
@@ -440,8 +445,6 @@ func (t *taskTally) fill(m *verifierMetadata, primary *task) {
 	m.rechecksDone = &rechecks
 	m.newestTask = objectIDSeconds(t.recent.newest)
 }
-
-func compareTaskIDs(a, b task) int { return strings.Compare(idKey(a.id), idKey(b.id)) }
 
 // selectTasks reads the tasks filter selects, at most limit (0: all). It aggregates
 // rather than finds: the driver leaves maxTimeMS off a find whose cursor it hands over,
