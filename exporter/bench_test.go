@@ -180,11 +180,11 @@ const benchLargeEnv = "MONGOSYNC_EXPORTER_BENCH_1M"
 //     tasks unfinished and 15,000 mismatches, scraped until its figures are complete (at
 //     most 12 scrapes): scrapes/op is how many it took (0: never), scrape-max-ms and
 //     scrape-median-ms their wall times, over-timeout/op those that timed out;
-//   - changing: the same database, scraped with the default timeout after the verifier
-//     changed it (100 tasks finished, 20 of them failed with 3 mismatches each, 100
-//     picked, 100 inserted), by a scraper whose figures were read once without a
-//     timeout: one op is one such scrape; over-timeout counts those that timed out, and
-//     matched/answered is per scrape that did not.
+//   - changing: the same with 1,000 tasks unfinished, scraped with the default timeout
+//     after the verifier changed it (100 tasks finished, 20 of them failed with 3
+//     mismatches each, 100 picked, 100 inserted), by a scraper whose figures were read
+//     once without a timeout: one op is one such scrape; over-timeout counts those that
+//     timed out, and matched/answered is per scrape that did not.
 //
 // mongotestd has no query planner: every query scans its collection, so its CPU grows
 // with n whatever the query. A real server answers the exporter's steady queries from
@@ -234,7 +234,8 @@ func BenchmarkVerifierScrape(b *testing.B) {
 	}
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) { // seeds only what the cases run need
-			check, recheck, scale := fmt.Sprintf("bench_vf_%d_check", n), fmt.Sprintf("bench_vf_%d_recheck", n), fmt.Sprintf("bench_vf_%d_scale", n)
+			check, recheck := fmt.Sprintf("bench_vf_%d_check", n), fmt.Sprintf("bench_vf_%d_recheck", n)
+			restart, changing := fmt.Sprintf("bench_vf_%d_restart", n), fmt.Sprintf("bench_vf_%d_changing", n)
 			var seed *verifierScaleSeed
 			seeded := map[string]bool{}
 			ensure := func(database string) {
@@ -247,8 +248,10 @@ func BenchmarkVerifierScrape(b *testing.B) {
 					seedVerifierBench(b, client.Database(check), n, 0)
 				case recheck:
 					seedVerifierBench(b, client.Database(recheck), n, 2)
-				case scale:
-					seed = seedVerifierScale(b, client.Database(scale), n, 15_000, 15_000)
+				case restart:
+					seedVerifierScale(b, client.Database(restart), n, 15_000, 15_000)
+				case changing:
+					seed = seedVerifierScale(b, client.Database(changing), n, 1_000, 15_000)
 				}
 			}
 			defer func() {
@@ -301,10 +304,12 @@ func BenchmarkVerifierScrape(b *testing.B) {
 					b.ReportMetric(float64(matched(b, client.Database(c.database), last)), "matched/op")
 				})
 			}
-			bench := scaleBench{server: server, commands: commands, db: client.Database(scale),
-				newScraper: func(b *testing.B) *verifierScraper { return newScraper(b, scale, config.DefaultMongoTimeout) }}
-			b.Run("restart", func(b *testing.B) { ensure(scale); bench.restart(b) })
-			b.Run("changing", func(b *testing.B) { ensure(scale); bench.changing(b, seed) })
+			scaleOf := func(database string) scaleBench {
+				return scaleBench{server: server, commands: commands, db: client.Database(database),
+					newScraper: func(b *testing.B) *verifierScraper { return newScraper(b, database, config.DefaultMongoTimeout) }}
+			}
+			b.Run("restart", func(b *testing.B) { ensure(restart); scaleOf(restart).restart(b) })
+			b.Run("changing", func(b *testing.B) { ensure(changing); scaleOf(changing).changing(b, seed) })
 		})
 	}
 }
