@@ -616,7 +616,7 @@ func seedVerifierScale(b *testing.B, db *mongo.Database, n, unfinished, mismatch
 			seed.added = append(seed.added, taskID)
 		case i*failed/n != (i+1)*failed/n:
 			status = statusFailed
-			found = append(found, benchMismatches(taskID, namespace(i), 3)...)
+			found = append(found, benchMismatches(taskID, namespace(i), 3, hourAgo)...)
 		}
 		if status == statusCompleted || status == statusFailed {
 			doc = append(doc, bson.E{Key: "found_source_documents_count", Value: int64(1000)}, bson.E{Key: "source_bytes_count", Value: int64(1 << 20)},
@@ -638,12 +638,14 @@ func seedVerifierScale(b *testing.B, db *mongo.Database, n, unfinished, mismatch
 }
 
 // benchMismatches makes the mismatch documents a verifyDocuments task of generation 0
-// records: missing on the destination, extra on it, or differing in content.
-func benchMismatches(taskID bson.ObjectID, namespace string, n int) []any {
+// records at a time: missing on the destination, extra on it, or differing in content.
+func benchMismatches(taskID bson.ObjectID, namespace string, n int, at time.Time) []any {
 	var out []any
 	for i := range n {
+		id := bson.NewObjectID()
+		binary.BigEndian.PutUint32(id[:4], uint32(at.Unix()))
 		details, field, cluster := []string{"Missing", "Missing", "Different"}[i%3], []string{"", "", "total"}[i%3], []string{"dstClient", "srcClient", "dstClient"}[i%3]
-		out = append(out, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "generation", Value: int32(0)}, {Key: "taskType", Value: taskVerifyDocuments},
+		out = append(out, bson.D{{Key: "_id", Value: id}, {Key: "generation", Value: int32(0)}, {Key: "taskType", Value: taskVerifyDocuments},
 			{Key: "taskID", Value: taskID}, {Key: "detail", Value: bson.D{{Key: "id", Value: i}, {Key: "field", Value: field}, {Key: "details", Value: details},
 				{Key: "namespace", Value: namespace}, {Key: "cluster", Value: cluster}}}})
 	}
@@ -663,7 +665,7 @@ func (seed *verifierScaleSeed) change(b *testing.B, db *mongo.Database) {
 	for i, taskID := range done {
 		if i < 20 {
 			failed = append(failed, taskID)
-			found = append(found, benchMismatches(taskID, "db0.coll0", 3)...)
+			found = append(found, benchMismatches(taskID, "db0.coll0", 3, time.Now())...)
 		} else {
 			completed = append(completed, taskID)
 		}
