@@ -18,7 +18,7 @@ import (
 
 // chunkSizes are in documents: a walk starts with first and adapts each chunk to take
 // about a quarter of the scrape's time, between min and max. A MongoDB server reads a
-// chunk through the _id index: 200,000 small documents take it well under a second.
+// chunk through the _id index, in order: it neither sorts nor reads past the chunk.
 type chunkSizes struct{ first, min, max int }
 
 // walkChunks are the sizes of chunks, and walkLimit, when above 0, the most chunks one
