@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -691,5 +692,74 @@ func TestRestartedExporterReadsItsTotalsAcrossScrapes(t *testing.T) {
 		if got[name] == 0 {
 			t.Errorf("%s is 0: the fixture does not test it", name)
 		}
+	}
+}
+
+// With more unfinished tasks than it reads one by one, the exporter sums the generation
+// on the server; once at most half as many are left it reads running totals again
+// (summing meanwhile, so that no scrape lacks a figure), and keeps them.
+func TestVerifierSumsOnTheServerThenKeepsTotalsAgain(t *testing.T) {
+	uri := mongotest.URI(t)
+	client := connectForFixtures(t, uri)
+	f := newMetadataFixture(t, client, "vf_overflow", 7).generation(1).primary(vf.StatusCompleted)
+	hourAgo := time.Now().Add(-time.Hour)
+	var tasks []vf.Task
+	for i := range 40 {
+		status := vf.StatusCompleted
+		if i < 8 {
+			status = vf.StatusAdded
+		}
+		tasks = append(tasks, vf.Task{ID: oldID(hourAgo, i), Type: vf.TaskVerifyDocuments, Status: status, Generation: 1,
+			Namespace: fmt.Sprintf("db.c%d", i%4), IDs: []int{i}, Documents: 1, Found: 1, Size: 10, SrcTS: hourAgo})
+	}
+	f.tasks(tasks...).mismatches(vf.Mismatch{Generation: 0, TaskType: vf.TaskVerifyDocuments, ID: 1, Details: "Missing", Cluster: "dstClient", Namespace: "db.c1"})
+	lowerWatchLimit(t, 6)
+	readInParts(t, 1, chunkSizes{first: 10, min: 10, max: 10})
+	client2 := newMongoClient(verifierConfig("overflow", uri, "").MongoURI, 10*time.Second)
+	t.Cleanup(client2.close)
+	reader := newVerifierReader(client2, "vf_overflow", 0)
+	recount := func() *verifierMetadata {
+		previous := maxWatched
+		maxWatched = 0
+		defer func() { maxWatched = previous }()
+		m, err := newVerifierReader(client2, "vf_overflow", 0).read(t.Context(), noAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	tasksColl := client.Database("vf_overflow").Collection("verification_tasks")
+	finish := func(n int) {
+		for range n {
+			_, err := tasksColl.UpdateOne(t.Context(), bson.D{{Key: "status", Value: vf.StatusAdded}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: vf.StatusCompleted}, {Key: "found_source_documents_count", Value: int64(1)}}}})
+			f.must(err)
+		}
+	}
+	var states []string
+	for step := range 12 {
+		if step > 0 {
+			finish(1) // 8 unfinished, then 7, ... 0
+		}
+		got, err := reader.read(t.Context(), noAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		where := fmt.Sprintf("step %d", step)
+		compareReads(t, where, got, recount())
+		state := "totals"
+		switch {
+		case reader.summing && reader.tally != nil:
+			state = "summed, reading totals"
+		case reader.summing:
+			state = "summed"
+		}
+		states = append(states, state)
+	}
+	// 8 unfinished down to 4: more than half of maxWatched; from 3 on, the totals are read
+	// (10 tasks a scrape) while the generation is summed; then kept.
+	summed, reading := slices.Repeat([]string{"summed"}, 5), slices.Repeat([]string{"summed, reading totals"}, 4)
+	if want := append(append(summed, reading...), "totals", "totals", "totals"); !slices.Equal(states, want) {
+		t.Errorf("scrape by scrape\n%v, want\n%v", states, want)
 	}
 }
