@@ -58,6 +58,7 @@ func verifierDesc(name, help string, extra ...string) *prometheus.Desc {
 
 var (
 	verifierUp              = verifierDesc("up", "Whether the verifier's metadata database was readable (1) or not (0). A database that does not exist yet (not started, or dropped by --clean) is readable.")
+	verifierTotalsRead      = verifierDesc("totals_read_ratio", "How much of the verifier's tasks and mismatches the exporter has read since it started (or since a new verification began): 1 once its figures are complete. Below 1, the series computed from them are absent; they are read a part at each scrape.")
 	verifierAPIUp           = verifierDesc("api_up", "Whether the verifier's GET /api/v1/progress answered without error (1) or not (0); only when api_url is configured.")
 	verifierMetadataVersion = verifierDesc("metadata_version", "metadataversion of the verifier's generation document; versions 6 and 7 are read fully, older ones in part.")
 	verifierGeneration      = verifierDesc("generation", "Current generation, from the generation document: 0 is the initial check, each later one rechecks what mismatched or changed.")
@@ -91,7 +92,7 @@ var (
 	verifierLongestMismatch = verifierDesc("longest_mismatch_duration_seconds", "How long the longest-standing document mismatch has lasted (API longestDocMismatch.durationSecs).")
 
 	verifierDescs = []*prometheus.Desc{
-		verifierUp, verifierAPIUp, verifierMetadataVersion, verifierGeneration, verifierPhase, verifierDone, verifierTasks, verifierMalformed,
+		verifierUp, verifierAPIUp, verifierTotalsRead, verifierMetadataVersion, verifierGeneration, verifierPhase, verifierDone, verifierTasks, verifierMalformed,
 		verifierDocsCompared, verifierDocsToCompare, verifierBytesCompared, verifierBytesToCompare,
 		verifierInitDocsDone, verifierInitDocsToDo, verifierInitBytesDone, verifierInitBytesToDo,
 		verifierMismatches, verifierNamespaceCounts, verifierGenerationCount, verifierNamespaces, verifierNamespaceBad, verifierNamespacesLeft,
@@ -244,20 +245,42 @@ func (t *verifierTarget) emitMetadata(out emitter, m *verifierMetadata, api *ver
 	if m.database == "" {
 		return
 	}
+	out.gauge(verifierTotalsRead, &m.totalsRead)
 	out.gauge(verifierMetadataVersion, m.metadataVersion)
 	if m.hasGenerationDoc {
 		generation := float64(m.generation)
 		out.gauge(verifierGeneration, &generation)
 	}
+	// Until the running totals are read, only the unfinished tasks and the primary task
+	// are known.
+	known := func(pair taskKey) bool { return m.complete || pair.unfinished() || pair.Type == taskPrimary }
 	for _, pair := range verifierTaskPairs {
-		count := m.tasks[pair].count
-		out.gauge(verifierTasks, &count, pair.Type, pair.Status)
-	}
-	for _, pair := range slices.SortedFunc(maps.Keys(m.tasks), compareTaskKeys) {
-		if !slices.Contains(verifierTaskPairs, pair) {
+		if known(pair) {
 			count := m.tasks[pair].count
 			out.gauge(verifierTasks, &count, pair.Type, pair.Status)
 		}
+	}
+	for _, pair := range slices.SortedFunc(maps.Keys(m.tasks), compareTaskKeys) {
+		if !slices.Contains(verifierTaskPairs, pair) && known(pair) {
+			count := m.tasks[pair].count
+			out.gauge(verifierTasks, &count, pair.Type, pair.Status)
+		}
+	}
+	for _, role := range []string{"source", "destination"} {
+		counts := m.changeEvents[role]
+		kept := eventTypesToExport(counts, *t.ChangeEventTypeLimit)
+		for _, op := range kept {
+			n := counts[op]
+			out.counter(verifierChangeEvents, &n, role, op)
+		}
+		if counts != nil {
+			omitted := float64(len(counts) - len(kept))
+			out.gauge(verifierChangeTypesLeft, &omitted, role)
+		}
+	}
+	out.gauge(verifierOldestTask, m.oldestProcessing)
+	if !m.complete {
+		return
 	}
 	out.gauge(verifierMalformed, &m.malformed)
 	legacy := m.legacyFields()
@@ -289,21 +312,10 @@ func (t *verifierTarget) emitMetadata(out emitter, m *verifierMetadata, api *ver
 	}
 	t.emitNamespaces(out, m.namespaces)
 	for _, role := range []string{"source", "destination"} {
-		counts := m.changeEvents[role]
-		kept := eventTypesToExport(counts, *t.ChangeEventTypeLimit)
-		for _, op := range kept {
-			n := counts[op]
-			out.counter(verifierChangeEvents, &n, role, op)
-		}
-		if counts != nil {
-			omitted := float64(len(counts) - len(kept))
-			out.gauge(verifierChangeTypesLeft, &omitted, role)
-		}
 		out.gauge(verifierLastRechecked, m.lastRechecked[role], role)
 	}
 	out.counter(verifierRechecks, m.rechecksReported)
 	out.gauge(verifierLastChange, m.lastChange())
-	out.gauge(verifierOldestTask, m.oldestProcessing)
 }
 
 // eventTypesToExport picks at most limit operation types of counts: the verifier's own
@@ -431,10 +443,9 @@ func progressOf(tasks map[taskKey]taskSums, generation int64, legacy bool) verif
 		if legacy {
 			docs, found = s.legacyDocuments, s.legacyDocuments
 		}
-		finished := key.Status == statusCompleted || key.Status == statusFailed
 		switch key.Type {
 		case taskVerifyDocuments:
-			if finished {
+			if key.compared() {
 				p.docsCompared += found
 				p.bytesCompared += s.bytes
 			}

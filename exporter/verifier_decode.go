@@ -51,6 +51,11 @@ func (s taskSums) plus(o taskSums) taskSums {
 
 func (k taskKey) unfinished() bool { return k.Status == statusAdded || k.Status == statusProcessing }
 
+// compared tells whether a task of this status has compared what it had to: completed
+// (no mismatch) or failed (mismatches found). A verifyCollection task may also end as
+// mismatch, which says nothing of its documents.
+func (k taskKey) compared() bool { return k.Status == statusCompleted || k.Status == statusFailed }
+
 // decodeTaskKey reads a task's type and status (or a group's _id holding them).
 func decodeTaskKey(doc bson.Raw) (taskKey, string) {
 	typ, okType := doc.Lookup("type").StringValueOK()
@@ -69,12 +74,15 @@ func numberOrZero(doc bson.Raw, key string) float64 {
 
 // task is one verification task, as far as the exporter needs it.
 type task struct {
-	id        bson.RawValue
-	key       taskKey
-	namespace string // "" when absent or not a string
-	sums      taskSums
-	begin     *float64 // begin_time, when the verifier last picked it; nil when absent
-	malformed bool     // left out of every figure: its type or status is not a string
+	id            bson.RawValue
+	generation    int64
+	hasGeneration bool // whether generation is a whole number (the primary task has none)
+	key           taskKey
+	namespace     string // "" when absent or not a string
+	sums          taskSums
+	begin         *float64 // begin_time, when the verifier last picked it; nil when absent
+	src, dst      *float64 // a recheck task's srctimestamp and dsttimestamp; nil when null
+	malformed     bool     // left out of every figure: its type or status is not a string
 	// unfinished is whether the verifier may still change it: added or processing.
 	unfinished bool
 	problem    string // what is wrong with it, for the log; "" when nothing
@@ -86,6 +94,7 @@ var taskProjection = bson.D{
 	{Key: "type", Value: 1}, {Key: "status", Value: 1}, {Key: "query_filter.namespace", Value: 1},
 	{Key: "documents_count", Value: 1}, {Key: "found_source_documents_count", Value: 1},
 	{Key: "source_bytes_count", Value: 1}, {Key: "source_documents_count", Value: 1}, {Key: "begin_time", Value: 1},
+	{Key: "generation", Value: 1}, {Key: "srctimestamp", Value: 1}, {Key: "dsttimestamp", Value: 1},
 }
 
 // decodeTask reads one task. A task whose type or status is not a string is malformed,
@@ -103,6 +112,8 @@ func decodeTask(doc bson.Raw) (t task, problem string, ok bool) {
 	if v := doc.Lookup("begin_time"); v.Type == bson.TypeDateTime {
 		t.begin = timeSeconds(v)
 	}
+	t.generation, t.hasGeneration = wholeNumber(doc.Lookup("generation"))
+	t.src, t.dst = timestampSeconds(doc.Lookup("srctimestamp")), timestampSeconds(doc.Lookup("dsttimestamp"))
 	status, _ := doc.Lookup("status").StringValueOK()
 	t.unfinished = status == statusAdded || status == statusProcessing
 	if t.key, problem = decodeTaskKey(doc); problem != "" {
@@ -151,6 +162,94 @@ func decodeTaskGroup(row bson.Raw) (key taskKey, namespace string, sums taskSums
 	}
 	namespace, _ = id.Lookup("namespace").StringValueOK()
 	return key, namespace, sums, ""
+}
+
+// taskRow is one row of a walk's chunk of tasks: one task (task is its _id), or
+// several of one generation, type, status and (in the current generation and later)
+// namespace.
+type taskRow struct {
+	task       bson.RawValue // zero for a row of several
+	generation int64
+	key        taskKey
+	namespace  string
+	sums       taskSums
+	begin      *float64 // the newest begin_time
+	src, dst   *float64 // the newest srctimestamp and dsttimestamp
+	malformed  bool     // its tasks' type or status is not a string
+	problem    string
+}
+
+// decodeTaskRow reads a row of walkTaskStages; ok is false for one whose generation is
+// not a whole number (no figure counts those tasks).
+func decodeTaskRow(row bson.Raw) (r taskRow, ok bool) {
+	var id bson.Raw
+	if id, r.generation, ok = walkRowKey(row); !ok {
+		return r, false
+	}
+	if task := id.Lookup("task"); task.Type != bson.TypeNull {
+		r.task = task
+	}
+	r.sums = taskSums{
+		count:           numberOrZero(row, "count"),
+		documents:       numberOrZero(row, "documents"),
+		found:           numberOrZero(row, "found"),
+		bytes:           numberOrZero(row, "bytes"),
+		legacyDocuments: numberOrZero(row, "legacy"),
+	}
+	if v := row.Lookup("begin"); v.Type == bson.TypeDateTime {
+		r.begin = timeSeconds(v)
+	}
+	r.src, r.dst = timestampSeconds(row.Lookup("src")), timestampSeconds(row.Lookup("dst"))
+	what := fmt.Sprintf("%.0f task(s)", r.sums.count)
+	if r.task.Type != 0 {
+		what = "task " + describeValue(r.task)
+	}
+	var problem string
+	if r.key, problem = decodeTaskKey(id); problem != "" {
+		r.malformed = true
+		r.problem = what + ": " + problem
+		return r, true
+	}
+	ns := id.Lookup("namespace")
+	r.namespace, _ = ns.StringValueOK()
+	if ns.Type != 0 && ns.Type != bson.TypeNull && ns.Type != bson.TypeString {
+		r.problem = fmt.Sprintf("%s: query_filter.namespace is %s; left out of the per-namespace figures", what, describeValue(ns))
+	}
+	return r, true
+}
+
+// walkRowKey reads the key of a row of a walk's chunk (its _id) and the generation in it;
+// ok is false for a row without one, or whose generation is not a whole number (no figure
+// counts what such a row stands for).
+func walkRowKey(row bson.Raw) (key bson.Raw, generation int64, ok bool) {
+	if err := row.Validate(); err != nil {
+		return nil, 0, false
+	}
+	doc, isDoc := row.Lookup("_id").DocumentOK()
+	if !isDoc {
+		return nil, 0, false
+	}
+	key = bson.Raw(doc)
+	generation, ok = wholeNumber(key.Lookup("generation"))
+	return key, generation, ok
+}
+
+// wholeNumber reads a BSON number that holds a whole number, as the server compares it
+// with one (2.0 is 2; 2.5 is no generation).
+func wholeNumber(v bson.RawValue) (int64, bool) {
+	f, ok := v.AsFloat64OK()
+	if !ok || f != float64(int64(f)) {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// timestampSeconds reads a BSON timestamp's seconds; nil for anything else.
+func timestampSeconds(v bson.RawValue) *float64 {
+	if v.Type != bson.TypeTimestamp {
+		return nil
+	}
+	return timeSeconds(v)
 }
 
 // decodeGeneration reads the generation document: the current generation (0 when it

@@ -10,7 +10,8 @@ import (
 )
 
 // FuzzVerifierDocuments feeds raw BSON to every decoder of verifier metadata (a task, a
-// group of tasks, the generation document, a change reader's document), then exports
+// group of tasks, a row of the walk's chunks of tasks or mismatches, a mismatch, the
+// generation document, a change reader's document), then exports
 // what they read: nothing may panic, and every series must be valid, whatever the bytes
 // (invalid UTF-8, wrong types, truncations).
 func FuzzVerifierDocuments(f *testing.F) {
@@ -26,6 +27,13 @@ func FuzzVerifierDocuments(f *testing.F) {
 		{{Key: "_id", Value: "dstResumeToken"}, {Key: "eventCounts", Value: bson.A{1}}},
 		{{Key: "generation", Value: int32(-3)}, {Key: "metadataversion", Value: "seven"}},
 		{{Key: "generation", Value: 2.0}, {Key: "metadataversion", Value: int32(7)}},
+		{{Key: "_id", Value: bson.D{{Key: "task", Value: nil}, {Key: "generation", Value: int32(0)}, {Key: "type", Value: "verifyDocuments"},
+			{Key: "status", Value: "failed"}, {Key: "namespace", Value: "a.b"}}}, {Key: "count", Value: int32(4)}, {Key: "found", Value: int64(40)},
+			{Key: "begin", Value: bson.NewDateTimeFromTime(fixtureTime)}, {Key: "src", Value: bson.Timestamp{T: 5}}, {Key: "last", Value: bson.NewObjectID()}},
+		{{Key: "_id", Value: bson.NewObjectID()}, {Key: "generation", Value: int32(1)}, {Key: "taskType", Value: "verifyDocuments"}, {Key: "taskID", Value: bson.NewObjectID()},
+			{Key: "detail", Value: bson.D{{Key: "details", Value: "Missing"}, {Key: "field", Value: ""}, {Key: "cluster", Value: "dstClient"}, {Key: "namespace", Value: "a.\xff"}}}},
+		{{Key: "_id", Value: bson.D{{Key: "generation", Value: 1.0}, {Key: "task", Value: "t"}, {Key: "taskType", Value: "verifyCollection"},
+			{Key: "missing", Value: true}, {Key: "namespace", Value: int32(3)}}}, {Key: "count", Value: 2.5}, {Key: "ids", Value: bson.A{1, "x"}}},
 	}
 	for _, s := range seeds {
 		doc, err := bson.Marshal(s)
@@ -40,7 +48,8 @@ func FuzzVerifierDocuments(f *testing.F) {
 	target.NamespaceLimit, target.ChangeEventTypeLimit = &limit, &eventTypes
 	f.Fuzz(func(t *testing.T, data []byte) {
 		doc := bson.Raw(data)
-		m := &verifierMetadata{database: "db", hasGenerationDoc: true, tasks: map[taskKey]taskSums{}, namespaces: namespaceStates{}, changeEvents: map[string]map[string]float64{}}
+		m := &verifierMetadata{database: "db", hasGenerationDoc: true, complete: true, totalsRead: 1,
+			tasks: map[taskKey]taskSums{}, namespaces: namespaceStates{}, changeEvents: map[string]map[string]float64{}}
 		var problem string
 		m.generation, m.metadataVersion, problem = decodeGeneration(doc)
 		m.problems.add(problem)
@@ -57,6 +66,23 @@ func FuzzVerifierDocuments(f *testing.F) {
 		} else {
 			m.problems.add(problem)
 		}
+		if row, ok := decodeTaskRow(doc); ok {
+			m.problems.add(row.problem)
+			if !row.malformed {
+				m.tasks[row.key] = m.tasks[row.key].plus(row.sums)
+				m.namespaces.add(row.key, row.namespace, row.sums.count)
+			}
+		}
+		mismatches := newMismatchTally(bson.ObjectID{}, 0)
+		if mm, ok := decodeMismatch(doc); ok {
+			mismatches.generation(mm.generation, m.generation).add(mm.kind, mm.namespace, mm.badNS, 1)
+			mismatches.open[idKey(mm.id)] = mm
+		}
+		if row, ok := decodeMismatchRow(doc); ok {
+			mismatches.generation(row.generation, m.generation).add(row.kind, row.namespace, row.badNS, row.count)
+		}
+		m.decide(nil)
+		mismatches.fill(m)
 		if role, counts, problems := decodeEventCounts(doc); role != "" {
 			m.changeEvents[role] = counts
 			for _, p := range problems {

@@ -2,13 +2,14 @@ package exporter
 
 // Reading migration-verifier's metadata database (docs/migration-verifier.md). Every
 // query is bounded by the client's operation timeout (sent as maxTimeMS). What cannot
-// change any more is read once and kept: the figures of generations before the current
-// one, and, within the current generation, the tasks already finished (taskTally).
+// change any more is read once and kept: the running totals of the tasks (taskTally)
+// and of the mismatches (mismatchTally). Their first reading is a walk that goes on
+// over as many scrapes as it needs; until it is done, the figures that need them are
+// not exported, and totalsRead says how far it got.
 
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -34,6 +35,12 @@ type verifierMetadata struct {
 	generationDocID  string // idKey of the generation document's _id: a new one is a new verification
 	generation       int64
 	metadataVersion  *float64
+
+	// complete is whether every figure below was read; when it is not, the running
+	// totals are still being read (totalsRead says how far), and tasks holds the
+	// unfinished tasks of the current generation and the primary task only.
+	complete   bool
+	totalsRead float64
 
 	tasks   map[taskKey]taskSums // current generation, plus the primary task
 	initial map[taskKey]taskSums // generation 0
@@ -77,28 +84,35 @@ type verifierReader struct {
 	mu sync.Mutex // one read at a time: the caches below are its state
 	// run and generation are those of the last read: every cache below belongs to them,
 	// and is dropped when the run changes or the generation goes back.
-	run                 verifierRun
-	generation          int64
-	tally               *taskTally
+	run             verifierRun
+	generation      int64
+	tally           *taskTally
+	mismatchTally   *mismatchTally
+	rechecksLast    float64 // rechecksDone of the last read
+	rechecksRemoved float64 // what restarts took from rechecksDone, in this verification
+	oldestTask      string  // idKey, while the primary task is unfinished
+	// summing is whether figures are summed on the server at every scrape: from when
+	// more than maxWatched tasks or mismatches were to be read one by one until new
+	// running totals are complete. The caches of those sums follow.
+	summing             bool
 	initial             *initialFigures
 	rechecks            *recheckTotal
-	rechecksLast        float64                        // rechecksDone of the last read
-	rechecksRemoved     float64                        // what restarts took from rechecksDone, in this verification
-	namespaces          *refreshed[namespaceStates]    // the current generation's, while it is summed on the server
+	namespaces          *refreshed[namespaceStates]    // the current generation's
 	namespaceMismatches *refreshed[map[string]float64] // the verdict generation's
 	pastMismatches      map[int64]float64              // mismatches of finished generations
-	oldestTask          string                         // idKey, while the primary task is unfinished
 }
 
 func newVerifierReader(client *mongoClient, database string, namespaceRefresh time.Duration) *verifierReader {
 	return &verifierReader{client: client, database: database, refresh: namespaceRefresh}
 }
 
-// read reads the metadata database. api gives the verifier's progress report of the same
-// scrape (nil when there is none), which tells whether the verifier has finished.
+// read reads the metadata database, walking on with the running totals while ctx's
+// deadline allows. api gives the verifier's progress report of the same scrape (nil
+// when there is none), which tells whether the verifier has finished.
 func (r *verifierReader) read(ctx context.Context, api func() *verifierProgress) (*verifierMetadata, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	budget := budgetOf(ctx)
 	m := &verifierMetadata{}
 	client, err := r.client.get()
 	if err != nil {
@@ -112,26 +126,216 @@ func (r *verifierReader) read(ctx context.Context, api func() *verifierProgress)
 	if err := r.readGeneration(ctx, db, m); err != nil {
 		return nil, err
 	}
-	if err := r.readTasks(ctx, db, m); err != nil {
+	tasks := db.Collection(tasksCollection)
+	// The recent tasks are read with the others when running totals are kept, from
+	// where the totals are (or, when they start with this read, will be) at.
+	var recent *recentIDs
+	switch {
+	case r.tally != nil:
+		recent = &r.tally.recent
+	case maxWatched > 0:
+		fresh := newRecentIDs()
+		recent = &fresh
+	}
+	steady, err := readSteady(ctx, tasks, m.generation, recent)
+	if err != nil {
 		return nil, err
 	}
-	m.decide(api())
-	steps := []func(context.Context, *mongo.Database, *verifierMetadata) error{
-		r.readInitial, r.readMismatches, r.readNamespaceMismatches, r.readGenerationMismatches, r.readChangeEvents,
-		r.readRechecks, r.readOldestProcessing, r.readNamespaces,
+	if steady.overflow && steady.primary == nil { // it may be among the tasks left out
+		if steady.primary, err = readPrimary(ctx, tasks); err != nil {
+			return nil, err
+		}
 	}
+	r.noteRun(m, steady.primary)
+	if err := r.noteOldestTask(ctx, tasks, steady.primary); err != nil {
+		return nil, err
+	}
+	if err := r.keepTotals(ctx, db, m, steady, recent, budget); err != nil {
+		return nil, err
+	}
+	m.oldestProcessing = oldestProcessing(steady)
+	var steps []func(context.Context, *mongo.Database, *verifierMetadata) error
+	switch {
+	case m.complete && r.summing:
+		if err := r.readSummedTasks(ctx, db, m); err != nil {
+			return nil, err
+		}
+		m.decide(api())
+		steps = []func(context.Context, *mongo.Database, *verifierMetadata) error{
+			r.readInitial, r.readMismatches, r.readNamespaceMismatches, r.readGenerationMismatches, r.readSummedRechecks, r.readNamespaces,
+		}
+		if steady.overflow {
+			steps = append(steps, r.readOldestProcessing)
+		}
+	case m.complete:
+		r.tally.fill(m, steady.primary)
+		m.decide(api())
+		if r.mismatchTally != nil {
+			r.mismatchTally.fill(m)
+		}
+	default:
+		m.tasks = unfinishedSums(steady, m.generation)
+		m.decide(api())
+	}
+	steps = append(steps, r.readChangeEvents)
 	for _, step := range steps {
 		if err := step(ctx, db, m); err != nil {
 			return nil, err
 		}
 	}
+	if m.complete {
+		r.countRechecks(m)
+	}
 	return m, nil
+}
+
+// keepTotals brings the running totals up to date and walks on with their first
+// reading, or, with more than maxWatched tasks or mismatches to read one by one, gives
+// them up for sums on the server (m.complete then says whether those are to be read).
+func (r *verifierReader) keepTotals(ctx context.Context, db *mongo.Database, m *verifierMetadata, steady steadyTasks, recent *recentIDs, budget readBudget) error {
+	overflow := steady.overflow || maxWatched <= 0 || r.summing && len(steady.unfinished) > maxWatched/2
+	if overflow {
+		r.sumOnServer()
+		m.complete, m.totalsRead = true, 1
+		return nil
+	}
+	tasks := db.Collection(tasksCollection)
+	countMismatches := m.metadataVersion != nil && *m.metadataVersion >= 6
+	if r.tally == nil {
+		estimated, err := tasks.EstimatedDocumentCount(ctx)
+		if err != nil {
+			return fmt.Errorf("counting verification tasks: %w", err)
+		}
+		mismatches := int64(0)
+		if countMismatches {
+			if mismatches, err = db.Collection(mismatchesCollection).EstimatedDocumentCount(ctx); err != nil {
+				return fmt.Errorf("counting mismatches: %w", err)
+			}
+		}
+		r.tally = newTaskTally(recent.from, float64(estimated), float64(mismatches))
+	}
+	t := r.tally
+	ok, err := t.update(ctx, tasks, m.generation, steady)
+	if err != nil || !ok {
+		r.sumOnServer()
+		m.complete, m.totalsRead = true, 1
+		return err
+	}
+	t.forgetPast(m.generation)
+	holds := holdsOf(steady.unfinished, watchedTasks(t))
+	err = t.walk.run(ctx, tasks, budget, walkTaskStages(m.generation, holds), func(rows []bson.Raw) { t.applyChunk(rows, m.generation) })
+	if err != nil {
+		return err
+	}
+	if len(t.watched) > maxWatched {
+		r.sumOnServer()
+		m.complete, m.totalsRead = true, 1
+		return nil
+	}
+	done := t.walk.done
+	read, total := t.walk.read, t.walk.total+t.mismatchesEstimated
+	if done && countMismatches {
+		if done, err = r.keepMismatchTotals(ctx, db, m, budget); err != nil {
+			return err
+		}
+		if r.tally == nil { // given up for sums on the server
+			m.complete, m.totalsRead = true, 1
+			return nil
+		}
+		read, total = read+r.mismatchTally.walk.read, t.walk.total+r.mismatchTally.walk.total
+	}
+	switch {
+	case done:
+		r.summing = false
+		m.complete, m.totalsRead = true, 1
+	case r.summing: // summed on the server until the new totals are complete
+		m.complete, m.totalsRead = true, 1
+	default:
+		m.totalsRead = (&idWalk{read: read, total: total}).ratio()
+	}
+	return nil
+}
+
+// keepMismatchTotals does for the mismatches what keepTotals does for the tasks, once
+// those are read.
+func (r *verifierReader) keepMismatchTotals(ctx context.Context, db *mongo.Database, m *verifierMetadata, budget readBudget) (done bool, err error) {
+	coll := db.Collection(mismatchesCollection)
+	if r.mismatchTally == nil {
+		r.mismatchTally = newMismatchTally(newRecentIDs().from, r.tally.mismatchesEstimated)
+	}
+	t := r.mismatchTally
+	ok, err := t.update(ctx, coll, r.tally, m.generation)
+	if err != nil || !ok {
+		r.sumOnServer()
+		return true, err
+	}
+	t.forgetPast(m.generation)
+	err = t.walk.run(ctx, coll, budget, walkMismatchStages, func(rows []bson.Raw) { t.applyChunk(rows, r.tally, m.generation) })
+	if err != nil {
+		return false, err
+	}
+	if len(t.open) > maxWatched {
+		r.sumOnServer()
+		return true, nil
+	}
+	return t.walk.done, nil
+}
+
+// sumOnServer gives up the running totals: figures are summed on the server until new
+// ones are complete.
+func (r *verifierReader) sumOnServer() {
+	r.tally, r.mismatchTally, r.summing = nil, nil, true
+}
+
+func watchedTasks(t *taskTally) []task {
+	out := make([]task, 0, len(t.watched))
+	for _, w := range t.watched {
+		out = append(out, w)
+	}
+	return out
+}
+
+// unfinishedSums sums the unfinished tasks of the current generation, and the primary
+// task: what a read whose running totals are not complete knows of the tasks.
+func unfinishedSums(steady steadyTasks, generation int64) map[taskKey]taskSums {
+	sums := map[taskKey]taskSums{}
+	for _, u := range steady.unfinished {
+		if !u.malformed && u.generation == generation {
+			sums[u.key] = sums[u.key].plus(u.sums)
+		}
+	}
+	if steady.primary != nil {
+		sums[steady.primary.key] = sums[steady.primary.key].plus(steady.primary.sums)
+	}
+	return sums
+}
+
+// oldestProcessing finds when the longest-running task started: a task processing for
+// hours is a stalled verifier. Tasks of G+1 may start before the generation document
+// says G+1. nil when the steady read did not hold every unfinished task
+// (readOldestProcessing then asks the server).
+func oldestProcessing(steady steadyTasks) *float64 {
+	var oldest *float64
+	for _, t := range append(slices.Clip(steady.unfinished), nonNil(steady.primary)...) {
+		if t.key.Status == statusProcessing && t.begin != nil && (oldest == nil || *t.begin < *oldest) {
+			oldest = t.begin
+		}
+	}
+	return oldest
+}
+
+func nonNil(t *task) []task {
+	if t == nil {
+		return nil
+	}
+	return []task{*t}
 }
 
 // forget drops every cache, and notes the verification they will belong to.
 func (r *verifierReader) forget(run verifierRun) {
 	r.run, r.generation = run, 0
-	r.tally, r.initial, r.rechecks, r.namespaces, r.namespaceMismatches, r.pastMismatches = nil, nil, nil, nil, nil, nil
+	r.tally, r.mismatchTally, r.summing = nil, nil, false
+	r.initial, r.rechecks, r.namespaces, r.namespaceMismatches, r.pastMismatches = nil, nil, nil, nil, nil
 	r.rechecksLast, r.rechecksRemoved, r.oldestTask = 0, 0, ""
 }
 
@@ -146,10 +350,18 @@ func (r *verifierReader) noteRun(m *verifierMetadata, primary *task) {
 	r.generation = m.generation
 }
 
+func primaryKey(primary *task) string {
+	if primary == nil {
+		return ""
+	}
+	return idKey(primary.id)
+}
+
 // noteOldestTask drops what was read from tasks when the verifier may have deleted them
 // all: while the primary task is unfinished, a verifier that starts again deletes every
 // other task, of every generation (handleIncompletePrimary, reset.go), and goes on with
 // the same generation document and primary task. The oldest task (by _id) then changes.
+// The mismatches stay, but their running totals need the tasks'.
 func (r *verifierReader) noteOldestTask(ctx context.Context, coll *mongo.Collection, primary *task) error {
 	if primary == nil || !primary.unfinished {
 		r.oldestTask = ""
@@ -165,7 +377,8 @@ func (r *verifierReader) noteOldestTask(ctx context.Context, coll *mongo.Collect
 		return fmt.Errorf("finding the oldest task: %w", err)
 	}
 	if oldest != r.oldestTask {
-		r.tally, r.initial, r.rechecks, r.namespaces = nil, nil, nil, nil
+		r.tally, r.mismatchTally = nil, nil
+		r.initial, r.rechecks, r.namespaces = nil, nil, nil
 		r.oldestTask = oldest
 	}
 	return nil
@@ -176,9 +389,10 @@ func (r *verifierReader) noteOldestTask(ctx context.Context, coll *mongo.Collect
 // stand (the verifier's summary reads them: findAndSendMismatches in mismatches.go);
 // once the verifier has finished, no generation follows its last one, whose mismatches
 // are the result (its final report, PrintVerificationSummary at the end of the
-// generation, lists them).
+// generation, lists them). Until the figures are complete, the verifier is not said to
+// be done: its result, the mismatches, is not known yet.
 func (m *verifierMetadata) decide(api *verifierProgress) {
-	m.done = api != nil && api.Phase != nil && *api.Phase == "idle" && api.Generation != nil &&
+	m.done = m.complete && api != nil && api.Phase != nil && *api.Phase == "idle" && api.Generation != nil &&
 		*api.Generation >= 1 && m.hasGenerationDoc && *api.Generation == float64(m.generation) && !m.hasUnfinishedTasks()
 	m.verdict = m.generation
 	if m.generation > 0 && !m.done {
@@ -237,171 +451,6 @@ func (r *verifierReader) readGeneration(ctx context.Context, db *mongo.Database,
 	return nil
 }
 
-// taskGroupPipeline sums the tasks match selects by type and status, and by namespace
-// too when byNamespace.
-func taskGroupPipeline(match bson.D, byNamespace bool) mongo.Pipeline {
-	sum := func(field string) bson.D { return bson.D{{Key: "$sum", Value: "$" + field}} }
-	id := bson.D{{Key: "type", Value: "$type"}, {Key: "status", Value: "$status"}}
-	if byNamespace {
-		id = append(id, bson.E{Key: "namespace", Value: "$query_filter.namespace"})
-	}
-	return mongo.Pipeline{
-		{{Key: "$match", Value: match}},
-		{{Key: "$group", Value: bson.D{
-			{Key: "_id", Value: id},
-			{Key: "count", Value: bson.D{{Key: "$sum", Value: 1}}},
-			{Key: "documents", Value: sum("documents_count")},
-			{Key: "found", Value: sum("found_source_documents_count")},
-			{Key: "bytes", Value: sum("source_bytes_count")},
-			{Key: "legacy", Value: sum("source_documents_count")}, // metadata v6 and older
-		}}},
-	}
-}
-
-// taskGroups is the result of taskGroupPipeline.
-type taskGroups struct {
-	sums       map[taskKey]taskSums
-	namespaces namespaceStates // when grouped by namespace
-	malformed  float64
-}
-
-func readTaskGroups(ctx context.Context, db *mongo.Database, match bson.D, byNamespace bool, problems *problemList) (*taskGroups, error) {
-	cursor, err := aggregate(ctx, db, tasksCollection, taskGroupPipeline(match, byNamespace))
-	if err != nil {
-		return nil, fmt.Errorf("summing verification tasks: %w", err)
-	}
-	defer cursor.Close(context.WithoutCancel(ctx))
-	g := &taskGroups{sums: map[taskKey]taskSums{}, namespaces: namespaceStates{}}
-	for cursor.Next(ctx) {
-		key, namespace, sums, problem := decodeTaskGroup(cursor.Current)
-		if problem != "" {
-			g.malformed += sums.count
-			problems.add(problem)
-			continue
-		}
-		g.sums[key] = g.sums[key].plus(sums)
-		if byNamespace {
-			g.namespaces.add(key, namespace, sums.count)
-		}
-	}
-	if err := cursor.Err(); err != nil {
-		return nil, fmt.Errorf("summing verification tasks: %w", err)
-	}
-	return g, nil
-}
-
-// currentGeneration selects the current generation's tasks and the primary task (which
-// has no generation: {$in: [G, null]} matches it, and uses the generation index).
-func currentGeneration(m *verifierMetadata) bson.E {
-	return bson.E{Key: "generation", Value: bson.D{{Key: "$in", Value: bson.A{m.generation, nil}}}}
-}
-
-// readTasks reads the primary task and sums the current generation's tasks: from the
-// running totals of taskTally when it can keep them, else on the server.
-func (r *verifierReader) readTasks(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
-	tasks := db.Collection(tasksCollection)
-	unfinished, primary, err := readUnfinished(ctx, tasks, m)
-	if err != nil {
-		return err
-	}
-	r.noteRun(m, primary)
-	if err := r.noteOldestTask(ctx, tasks, primary); err != nil {
-		return err
-	}
-	ok, err := r.readTally(ctx, tasks, m, primary, unfinished)
-	if err != nil || ok {
-		return err
-	}
-	g, err := readTaskGroups(ctx, db, bson.D{currentGeneration(m)}, false, &m.problems)
-	if err != nil {
-		return err
-	}
-	m.tasks, m.malformed = g.sums, g.malformed
-	newest, err := newestTaskID(ctx, tasks)
-	if err != nil {
-		return err
-	}
-	m.newestTask = objectIDSeconds(newest)
-	m.lastBegin, err = lastBegin(ctx, tasks, bson.D{{Key: "generation", Value: m.generation}})
-	return err
-}
-
-// newestTaskID finds the largest ObjectId among task _ids (the _id index; zero when none).
-func newestTaskID(ctx context.Context, coll *mongo.Collection) (bson.ObjectID, error) {
-	raw, err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: "objectId"}}}},
-		options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}}).SetProjection(bson.D{{Key: "_id", Value: 1}})).Raw()
-	switch {
-	case err == mongo.ErrNoDocuments:
-		return bson.ObjectID{}, nil
-	case err != nil:
-		return bson.ObjectID{}, fmt.Errorf("finding the newest task: %w", err)
-	}
-	return raw.Lookup("_id").ObjectID(), nil
-}
-
-// lastBegin finds when the verifier last picked one of the tasks filter selects, which
-// are of one generation (begin_time has no index: the generation's tasks are read, as
-// when they are summed).
-func lastBegin(ctx context.Context, coll *mongo.Collection, filter bson.D) (*float64, error) {
-	raw, err := coll.FindOne(ctx, append(slices.Clip(filter), bson.E{Key: "begin_time", Value: bson.D{{Key: "$type", Value: "date"}}}),
-		options.FindOne().SetSort(bson.D{{Key: "begin_time", Value: -1}}).SetProjection(bson.D{{Key: "begin_time", Value: 1}})).Raw()
-	switch {
-	case err == mongo.ErrNoDocuments:
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("finding the last task picked: %w", err)
-	}
-	return timeSeconds(raw.Lookup("begin_time")), nil
-}
-
-// newer returns the later of two times; nil when both are.
-func newer(a, b *float64) *float64 {
-	if a == nil || (b != nil && *b > *a) {
-		return b
-	}
-	return a
-}
-
-// objectIDSeconds is the time an ObjectId holds; nil for the zero one.
-func objectIDSeconds(id bson.ObjectID) *float64 {
-	if id.IsZero() {
-		return nil
-	}
-	seconds := float64(id.Timestamp().Unix())
-	return &seconds
-}
-
-// initialFigures are generation 0's sums, which do not change once a later generation
-// has begun, and what was wrong with the documents they were read from (reported at every
-// scrape, so the log does not say it cleared).
-type initialFigures struct {
-	sums     map[taskKey]taskSums
-	problems problemList
-}
-
-// readInitial provides generation 0's figures: the current ones during the initial
-// check, then a copy read once.
-func (r *verifierReader) readInitial(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
-	if m.generation == 0 {
-		m.initial = m.tasks
-		return nil
-	}
-	if r.initial == nil {
-		var problems problemList
-		g, err := readTaskGroups(ctx, db, bson.D{
-			{Key: "generation", Value: 0},
-			{Key: "type", Value: bson.D{{Key: "$in", Value: bson.A{taskVerifyDocuments, taskVerifyCollection}}}},
-		}, false, &problems)
-		if err != nil {
-			return err
-		}
-		r.initial = &initialFigures{sums: g.sums, problems: problems}
-	}
-	m.initial = r.initial.sums
-	m.problems.addAll(r.initial.problems)
-	return nil
-}
-
 // Mismatch kinds, as the verifier classifies them.
 const (
 	kindMissing  = "missing_on_destination"
@@ -411,110 +460,6 @@ const (
 )
 
 var mismatchKinds = []string{kindMissing, kindExtra, kindContent, kindMetadata}
-
-// readMismatches counts the verdict generation's mismatches by kind: a verifyCollection
-// task's are metadata mismatches; "Missing" with no field is a document missing on the
-// cluster named (dstClient: missing on the destination, srcClient: extra on it); the
-// rest are content mismatches. Mismatches carry generation and taskType from metadata
-// v6; older ones cannot be told apart by generation and are not counted. The counts use
-// the verifier's mismatch index (generation, taskType): their cost follows the verdict
-// generation's mismatches, not the tasks.
-func (r *verifierReader) readMismatches(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
-	if m.metadataVersion == nil || *m.metadataVersion < 6 {
-		return nil
-	}
-	coll := db.Collection("mismatches")
-	inVerdict := bson.E{Key: "generation", Value: m.verdict}
-	notMetadata := bson.E{Key: "taskType", Value: bson.D{{Key: "$ne", Value: taskVerifyCollection}}}
-	missingOn := func(cluster string) bson.D {
-		return bson.D{inVerdict, notMetadata,
-			{Key: "detail.details", Value: "Missing"}, {Key: "detail.field", Value: ""}, {Key: "detail.cluster", Value: cluster}}
-	}
-	filters := map[string]bson.D{
-		kindMetadata: {inVerdict, {Key: "taskType", Value: taskVerifyCollection}},
-		kindMissing:  missingOn("dstClient"),
-		kindExtra:    missingOn("srcClient"),
-	}
-	// All of the verdict generation's, and the current one's, in one count by generation.
-	byGeneration, err := countByGeneration(ctx, coll, bson.A{m.verdict, m.generation})
-	if err != nil {
-		return err
-	}
-	m.generationMismatches = map[int64]float64{m.generation: byGeneration[m.generation]}
-	counts := map[string]float64{"all": byGeneration[m.verdict]}
-	for name, filter := range filters {
-		n, err := coll.CountDocuments(ctx, filter)
-		if err != nil {
-			return fmt.Errorf("counting mismatches: %w", err)
-		}
-		counts[name] = float64(n)
-	}
-	m.mismatch = map[string]float64{
-		kindMetadata: counts[kindMetadata],
-		kindMissing:  counts[kindMissing],
-		kindExtra:    counts[kindExtra],
-		kindContent:  counts["all"] - counts[kindMetadata] - counts[kindMissing] - counts[kindExtra],
-	}
-	return nil
-}
-
-// generationMismatchSpan is how many generations, the current one and those before it,
-// have their mismatches counted.
-const generationMismatchSpan = 10
-
-// readGenerationMismatches counts the mismatches each of the last generations found:
-// those of finished generations once (the verifier adds mismatches only while a task
-// runs, and deletes them only when it retries a running task: clearMismatchesForTask in
-// mismatches.go); readMismatches counts the current one's at every scrape.
-func (r *verifierReader) readGenerationMismatches(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
-	if m.mismatch == nil { // before metadata v6
-		return nil
-	}
-	first := max(0, m.generation-generationMismatchSpan+1)
-	past := map[int64]float64{}
-	missing := bson.A{}
-	for g := first; g < m.generation; g++ {
-		if n, ok := r.pastMismatches[g]; ok {
-			past[g] = n
-		} else {
-			missing = append(missing, g)
-			past[g] = 0
-		}
-	}
-	if len(missing) > 0 {
-		counted, err := countByGeneration(ctx, db.Collection("mismatches"), missing)
-		if err != nil {
-			return err
-		}
-		maps.Copy(past, counted)
-	}
-	r.pastMismatches = past
-	maps.Copy(m.generationMismatches, past) // the current generation's: readMismatches
-	return nil
-}
-
-// countByGeneration counts the mismatches of each of generations (through the verifier's
-// index, whose first field is the generation); a generation without any is absent.
-func countByGeneration(ctx context.Context, coll *mongo.Collection, generations bson.A) (map[int64]float64, error) {
-	cursor, err := aggregate(ctx, coll.Database(), coll.Name(), mongo.Pipeline{
-		{{Key: "$match", Value: bson.D{{Key: "generation", Value: bson.D{{Key: "$in", Value: generations}}}}}},
-		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$generation"}, {Key: "count", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("counting mismatches by generation: %w", err)
-	}
-	defer cursor.Close(context.WithoutCancel(ctx))
-	counts := map[int64]float64{}
-	for cursor.Next(ctx) {
-		if g, ok := cursor.Current.Lookup("_id").AsInt64OK(); ok {
-			counts[g] += numberOrZero(cursor.Current, "count")
-		}
-	}
-	if err := cursor.Err(); err != nil {
-		return nil, fmt.Errorf("counting mismatches by generation: %w", err)
-	}
-	return counts, nil
-}
 
 // readChangeEvents reads the change readers' cumulative event counters and how far each
 // has read (its saved resume token, which the verifier saves at most every 10 s, with or
@@ -555,27 +500,6 @@ func (r *verifierReader) readChangeEvents(ctx context.Context, db *mongo.Databas
 // verifier records no time when a task finishes.
 func (m *verifierMetadata) lastChange() *float64 {
 	return newer(newer(m.newestTask, m.lastBegin), newer(m.tokenTimes["source"], m.tokenTimes["destination"]))
-}
-
-// readOldestProcessing finds when the longest-running task started: a task processing
-// for hours is a stalled verifier. Tasks of G+1 may start before the generation
-// document says G+1.
-func (r *verifierReader) readOldestProcessing(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
-	raw, err := db.Collection(tasksCollection).FindOne(ctx,
-		bson.D{
-			{Key: "generation", Value: bson.D{{Key: "$in", Value: bson.A{m.generation, m.generation + 1, nil}}}},
-			{Key: "status", Value: statusProcessing},
-			{Key: "begin_time", Value: bson.D{{Key: "$type", Value: "date"}}},
-		},
-		options.FindOne().SetSort(bson.D{{Key: "begin_time", Value: 1}}).SetProjection(bson.D{{Key: "begin_time", Value: 1}})).Raw()
-	if err == mongo.ErrNoDocuments {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("finding the oldest processing task: %w", err)
-	}
-	m.oldestProcessing = timeSeconds(raw.Lookup("begin_time"))
-	return nil
 }
 
 // timeSeconds reads a BSON date or timestamp as Unix seconds; nil for anything else.

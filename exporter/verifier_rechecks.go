@@ -16,16 +16,25 @@ type recheckTotal struct {
 	done   float64
 }
 
-// readRechecks sums the documents rechecked in every generation after the first (the
-// verifier's totalRechecksDone, countAllRechecks in progress.go): the finished
-// generations once, the current one from its task sums. That sum goes down when the
-// verifier deletes finished recheck tasks as it starts again (reset.go): what is
-// reported as a counter adds back what they held, so that it never goes down within a
-// verification and goes on counting what is rechecked. It also finds the cluster time of
-// the newest change a finished recheck task covered on each side, as the verifier recalls
-// it when it starts (recallLastRecheckedOpTimes, check.go) and advances it as each task
-// finishes.
-func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
+// countRechecks reports the documents rechecked in every generation after the first
+// (the verifier's totalRechecksDone, countAllRechecks in progress.go) as a counter. That
+// sum goes down when the verifier deletes finished recheck tasks as it starts again
+// (reset.go): the counter adds back what they held, so that it never goes down within a
+// verification and goes on counting what is rechecked.
+func (r *verifierReader) countRechecks(m *verifierMetadata) {
+	if *m.rechecksDone < r.rechecksLast {
+		r.rechecksRemoved += r.rechecksLast - *m.rechecksDone
+	}
+	r.rechecksLast = *m.rechecksDone
+	reported := *m.rechecksDone + r.rechecksRemoved
+	m.rechecksReported = &reported
+}
+
+// readSummedRechecks sums the documents rechecked: the finished generations once, the
+// current one from its task sums. It also finds the cluster time of the newest change a
+// finished recheck task covered on each side, as the verifier recalls it when it starts
+// (recallLastRecheckedOpTimes, check.go) and advances it as each task finishes.
+func (r *verifierReader) readSummedRechecks(ctx context.Context, db *mongo.Database, m *verifierMetadata) error {
 	if m.generation > 0 {
 		from := int64(1)
 		total := r.rechecks
@@ -57,12 +66,6 @@ func (r *verifierReader) readRechecks(ctx context.Context, db *mongo.Database, m
 		zero := 0.0
 		m.rechecksDone = &zero
 	}
-	if *m.rechecksDone < r.rechecksLast {
-		r.rechecksRemoved += r.rechecksLast - *m.rechecksDone
-	}
-	r.rechecksLast = *m.rechecksDone
-	reported := *m.rechecksDone + r.rechecksRemoved
-	m.rechecksReported = &reported
 
 	m.lastRechecked = map[string]*float64{}
 	tasks := db.Collection(tasksCollection)

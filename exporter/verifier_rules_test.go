@@ -446,6 +446,7 @@ func TestVerifierGenerationMismatches(t *testing.T) {
 		`migration_verifier_generation_mismatches{generation="14"}`: 1,
 	}
 	expectValues(t, "first scrape", scrapeValues(t, c), want)
+	f.Now = time.Now() // the mismatch found since is inserted now
 	f.mismatches(vf.Mismatch{Generation: 14, TaskType: vf.TaskVerifyDocuments, ID: 2, Details: "Missing", Cluster: "dstClient", Namespace: "a.b"})
 	commands.mu.Lock()
 	before := len(commands.commands)

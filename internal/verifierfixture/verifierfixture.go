@@ -165,7 +165,8 @@ type Mismatch struct {
 	Namespace      string
 }
 
-// Mismatches writes mismatch documents.
+// Mismatches writes mismatch documents, each with an ObjectId made as the driver makes
+// it when the verifier inserts one (at Now, when set).
 func (f Fixture) Mismatches(ctx context.Context, ms ...Mismatch) error {
 	if len(ms) == 0 {
 		return nil
@@ -177,7 +178,7 @@ func (f Fixture) Mismatches(ctx context.Context, ms ...Mismatch) error {
 			taskID = bson.NewObjectID()
 		}
 		docs = append(docs, bson.D{
-			{Key: "_id", Value: bson.NewObjectID()},
+			{Key: "_id", Value: newID(f.Now)},
 			{Key: "generation", Value: m.Generation},
 			{Key: "taskType", Value: m.TaskType},
 			{Key: "taskID", Value: taskID},
