@@ -28,6 +28,20 @@ function(config)
         },
       },
       {
+        alert: 'MigrationVerifierFiguresIncomplete',
+        comment:: |||
+          Knob: the exporter's first reading of the verifier's totals (tasks, mismatches)
+          not complete after 30m; MigrationVerifierMismatchesFound cannot fire meanwhile.
+        |||,
+        expr: 'migration_verifier_totals_read_ratio < 1 and on (job, instance, verifier) migration_verifier_up == 1',
+        'for': '30m',
+        labels: { severity: 'warning' },
+        annotations: {
+          summary: "The exporter has not finished reading a migration-verifier's figures.",
+          description: 'mongosync_exporter {{ $labels.instance }} has read {{ $value | humanizePercentage }} of the tasks and mismatches of verifier {{ $labels.verifier }} after 30 minutes: its mismatch counts are absent and MigrationVerifierMismatchesFound cannot fire until the reading completes.',
+        },
+      },
+      {
         alert: 'MigrationVerifierMismatchesFound',
         comment:: |||
           Knobs: mismatches that a recheck found (generation 2 on, when those of generation
