@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/mongomigrate/observability/internal/bulkinsert"
+	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -282,7 +283,7 @@ func (a *applier) insertAll(ctx context.Context, c *collection, events []pending
 		default:
 			for _, w := range we.WriteErrors {
 				refused = append(refused, done+w.Index)
-				idTaken = idTaken || w.Code == codeDuplicateKey && isIDKey(w.Raw)
+				idTaken = idTaken || w.Code == mongoerr.DuplicateKey && isIDKey(w.Raw)
 			}
 		}
 		done += n
@@ -354,7 +355,7 @@ func (a *applier) writeOrdered(ctx context.Context, c *collection, events []pend
 			return err
 		}
 		_, isInsert := refused.Request.(*mongo.InsertOneModel)
-		if isInsert && refused.Code == codeDuplicateKey {
+		if isInsert && refused.Code == mongoerr.DuplicateKey {
 			a.upsertsLeft = overlapSpan // the target is ahead: the next events upsert
 		}
 		if a.stats.Parked != parkedBefore || a.upsertsLeft > 0 {
@@ -404,7 +405,7 @@ func (a *applier) writeAlone(ctx context.Context, c *collection, e *oplogstore.E
 		switch {
 		case err == nil:
 			return nil
-		case isWriteErr && we.Code == codeDuplicateKey && attempt < 16:
+		case isWriteErr && we.Code == mongoerr.DuplicateKey && attempt < 16:
 			set, perr := a.setAside(ctx, c, handle, we, docID(e))
 			if perr != nil {
 				return perr
@@ -551,7 +552,7 @@ func (a *applier) restoreAll(ctx context.Context) (left int, err error) {
 			continue
 		}
 		if err := a.restore(ctx, c, k.idValue(), false); err != nil {
-			if hasCode(err, codeDuplicateKey) {
+			if mongoerr.HasCode(err, mongoerr.DuplicateKey) {
 				left++
 				continue
 			}

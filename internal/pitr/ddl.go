@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
+	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -94,7 +95,7 @@ func (a *applier) drop(ctx context.Context, e *oplogstore.Event) error {
 }
 
 func (a *applier) dropCollection(ctx context.Context, c *collection) error {
-	if err := a.client.Database(c.db).Collection(c.name).Drop(ctx); err != nil && !hasCode(err, codeNamespaceNotFound) {
+	if err := a.client.Database(c.db).Collection(c.name).Drop(ctx); err != nil && !mongoerr.HasCode(err, mongoerr.NamespaceNotFound) {
 		return err
 	}
 	a.reg.forget(c)
@@ -171,7 +172,7 @@ func (a *applier) dropDatabase(ctx context.Context, e *oplogstore.Event) error {
 		return nil
 	}
 	err := a.client.Database(e.DB).Collection("system.views").Drop(ctx)
-	if hasCode(err, codeNamespaceNotFound) {
+	if mongoerr.HasCode(err, mongoerr.NamespaceNotFound) {
 		return nil
 	}
 	return err
@@ -210,7 +211,7 @@ func (a *applier) createIndexes(ctx context.Context, e *oplogstore.Event) error 
 	for _, raw := range specs {
 		spec := indexSpec(raw)
 		err := a.createIndex(ctx, c, spec)
-		if hasCode(err, codeDuplicateKey, codeIndexOptionsConflict, codeIndexKeySpecsConflict) {
+		if mongoerr.HasCode(err, mongoerr.DuplicateKey, mongoerr.IndexOptionsConflict, mongoerr.IndexKeySpecsConflict) {
 			a.forgetIndexes(c, indexName(spec))
 			a.deferred = append(a.deferred, deferredIndex{coll: c, spec: spec})
 			continue
@@ -395,7 +396,7 @@ func (a *applier) dropIndexes(ctx context.Context, e *oplogstore.Event) error {
 		}
 		a.forgetIndexes(c, name)
 		err := a.client.Database(c.db).RunCommand(ctx, bson.D{{Key: "dropIndexes", Value: c.name}, {Key: "index", Value: name}}).Err()
-		if err != nil && !hasCode(err, codeIndexNotFound, codeNamespaceNotFound) {
+		if err != nil && !mongoerr.HasCode(err, mongoerr.IndexNotFound, mongoerr.NamespaceNotFound) {
 			return err
 		}
 	}
@@ -420,7 +421,7 @@ func (a *applier) modify(ctx context.Context, e *oplogstore.Event) error {
 		cmd = append(cmd, bson.E{Key: el.Key(), Value: el.Value()})
 	}
 	err = a.client.Database(c.db).RunCommand(ctx, cmd).Err()
-	if !hasCode(err, codeIndexNotFound) || !modifiesIndex {
+	if !mongoerr.HasCode(err, mongoerr.IndexNotFound) || !modifiesIndex {
 		return err
 	}
 	// The target has no such index: its build is deferred (the options went to it), or

@@ -2,7 +2,6 @@ package pitr
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -10,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -20,30 +20,6 @@ const ReplayDatabase = "__oplog_replay"
 
 // systemDatabases are never replayed into, nor listed as the target's own.
 var systemDatabases = map[string]bool{"admin": true, "config": true, "local": true, ReplayDatabase: true}
-
-// Error codes of the server this package tells apart
-// (https://github.com/mongodb/mongo/blob/master/src/mongo/base/error_codes.yml).
-const (
-	codeNamespaceNotFound     = 26
-	codeIndexNotFound         = 27
-	codeNamespaceExists       = 48
-	codeIndexOptionsConflict  = 85
-	codeIndexKeySpecsConflict = 86
-	codeDuplicateKey          = 11000
-)
-
-func hasCode(err error, codes ...int) bool {
-	var se mongo.ServerError
-	if !errors.As(err, &se) {
-		return false
-	}
-	for _, c := range codes {
-		if se.HasErrorCode(c) {
-			return true
-		}
-	}
-	return false
-}
 
 // collection is one collection (or view) of the target.
 type collection struct {
@@ -284,7 +260,7 @@ func (r *registry) locate(ctx context.Context, e *oplogstore.Event, create creat
 }
 
 func (r *registry) createAt(ctx context.Context, db, name string, create creator, source []byte) (*collection, error) {
-	if err := create(ctx, r.client.Database(db), name); err != nil && !hasCode(err, codeNamespaceExists) {
+	if err := create(ctx, r.client.Database(db), name); err != nil && !mongoerr.HasCode(err, mongoerr.NamespaceExists) {
 		return nil, fmt.Errorf("creating %s.%s on the target: %w", db, name, err)
 	}
 	if err := r.refresh(ctx, db, &name); err != nil {

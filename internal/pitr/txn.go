@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -87,7 +88,7 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 		e, c := &group[refused.index], colls[refused.index]
 		we, _ := writeErrorOf(refused.err)
 		switch {
-		case we.Code == codeDuplicateKey:
+		case we.Code == mongoerr.DuplicateKey:
 			set, err := a.setAside(ctx, c, a.client.Database(c.db).Collection(c.name), we, docID(e))
 			if err != nil {
 				return err
