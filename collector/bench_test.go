@@ -33,6 +33,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,7 +72,7 @@ func mongotestdProcess(b *testing.B, args ...string) (uri string, proc *os.Proce
 	return strings.TrimSpace(line), cmd.Process
 }
 
-func benchClient(b *testing.B, uri string) *mongo.Client {
+func benchClient(b testing.TB, uri string) *mongo.Client {
 	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
 		b.Fatal(err)
@@ -314,7 +315,7 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, before := c.fresh()
-			cfg := benchConfig(b, c.uri, c.storeURI, db, before)
+			cfg := benchConfig(b, c.uri, c.storeURI, db, before, "")
 			m := NewManager(prometheus.NewRegistry(), log.NewNopLogger(), testOptions())
 			return func() {
 				if err := m.Apply(cfg); err != nil {
@@ -330,15 +331,16 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 		c := newCaptureBench(b, n, ownCPU)
 		c.loop(func() (func(), func()) {
 			db, start := c.fresh()
-			return func() { oldDesign(context.Background(), b, c.client, c.storeClient, db, start, n) }, nil
+			return func() { oldDesign(context.Background(), b, c.client, c.storeClient, db, start, n, new(atomic.Int64)) }, nil
 		})
 	})
 }
 
 // benchConfig configures a source capturing db into its own store, with a saved
 // position before db's events, as a collector that was stopped while they were written.
-func benchConfig(b *testing.B, uri, storeURI, db string, before bson.Raw) *config.Config {
-	text := fmt.Sprintf("collector:\n  store: {uri: %q, database: store_%s}\n  sources:\n    - {name: %s, uri: %q, database: %s}\n", storeURI, db, db, uri, db)
+// extra adds lines to the collector: section.
+func benchConfig(b testing.TB, uri, storeURI, db string, before bson.Raw, extra string) *config.Config {
+	text := fmt.Sprintf("collector:\n  store: {uri: %q, database: store_%s}\n%s  sources:\n    - {name: %s, uri: %q, database: %s}\n", storeURI, db, extra, db, uri, db)
 	cfg, err := config.Parse([]byte(text), "bench.yml")
 	if err != nil {
 		b.Fatal(err)
@@ -399,8 +401,8 @@ func storeDocuments(b *testing.B, client *mongo.Client, db string, before bson.R
 
 // oldDesign is the old collector's loop: read up to 100 events or for 1 s, insert them
 // in one call, save the last token, then read again: reading and writing take turns. It
-// runs until n inserts are stored (n <= 0: until ctx ends) and returns its writes.
-func oldDesign(ctx context.Context, b *testing.B, client, storeClient *mongo.Client, db string, start bson.Raw, n int) (batches int) {
+// runs until n inserts are stored (n <= 0: until ctx ends), counting its writes in batches.
+func oldDesign(ctx context.Context, b testing.TB, client, storeClient *mongo.Client, db string, start bson.Raw, n int, batches *atomic.Int64) {
 	cs, err := client.Database(db).Watch(ctx, mongo.Pipeline{}, options.ChangeStream().SetResumeAfter(start).SetMaxAwaitTime(100*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
@@ -439,9 +441,8 @@ func oldDesign(ctx context.Context, b *testing.B, client, storeClient *mongo.Cli
 			bson.D{{Key: "$set", Value: bson.D{{Key: "token", Value: last}}}}, options.UpdateOne().SetUpsert(true)); err != nil {
 			b.Fatal(err)
 		}
-		batches++
+		batches.Add(1)
 	}
-	return batches
 }
 
 // BenchmarkBacklogMemory: the store stops answering (its process is paused with
@@ -505,7 +506,7 @@ func BenchmarkBacklogMemory(b *testing.B) {
 	}
 }
 
-func waitRunning(b *testing.B, m *Manager, name string) {
+func waitRunning(b testing.TB, m *Manager, name string) {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		for _, s := range m.Status() {
