@@ -62,6 +62,14 @@ func (b *buffer) push(ctx context.Context, it item) error {
 		b.mu.Lock()
 	}
 	defer b.mu.Unlock()
+	if last := len(b.items) - 1; it.doc == nil && !it.restart && last >= b.head && b.items[last].doc == nil && !b.items[last].restart {
+		// A position after a position: the later one says all the earlier says. So a
+		// quiet source's post-batch tokens, one a second, do not pile up while the
+		// store is away.
+		it.progressOnly = it.progressOnly && b.items[last].progressOnly
+		b.items[last] = it
+		return nil
+	}
 	first := b.head == len(b.items)
 	if first {
 		b.oldest = time.Now()

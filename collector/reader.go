@@ -75,7 +75,7 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 	if pos.Token == nil {
 		// First start: save where "now" is at once, so that a restart resumes here.
 		if tok := cs.ResumeToken(); tok != nil {
-			if err := s.pushPosition(ctx, pos, buf, tok); err != nil {
+			if err := s.pushPosition(ctx, pos, buf, tok, time.Now(), false); err != nil {
 				return true, err
 			}
 		}
@@ -84,7 +84,9 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 	}
 	var split splitState
 	midEvent := false
-	lastCheckpoint := time.Now()
+	// saved is the newest token the writer saves or has saved: an event's is saved with
+	// its batch, a post-batch token every checkpoint_interval.
+	saved, lastCheckpoint := pos.Token, time.Now()
 	for {
 		if cs.TryNext(ctx) {
 			it, err := toItem(s.cfg.Name, cs.Current, time.Now(), &split)
@@ -101,6 +103,7 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 			midEvent = !it.checkpoint()
 			if !midEvent {
 				*pos = it.pos
+				saved = it.pos.Token
 			}
 			if it.pos.StartAfter {
 				return true, errInvalidated
@@ -116,16 +119,17 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 		if cs.ID() == 0 {
 			return true, errors.New("the server closed the change stream")
 		}
-		// An empty batch: the stream has read everything up to its post-batch token.
-		if tok := cs.ResumeToken(); tok != nil && !midEvent && !bytes.Equal(tok, pos.Token) {
-			if time.Since(lastCheckpoint) >= s.common.CheckpointInterval {
-				if err := s.pushPosition(ctx, pos, buf, tok); err != nil {
-					return true, err
-				}
-				lastCheckpoint = time.Now()
-			} else {
-				ts, _ := oplogstore.TokenTime(tok)
-				*pos = position{Token: bytes.Clone(tok), ClusterTime: ts}
+		// An empty batch: the source had nothing more when it answered. Its token is
+		// saved every checkpoint_interval; in between, it only moves the checkpoint
+		// once what was read before it is written.
+		if tok := cs.ResumeToken(); tok != nil && !midEvent {
+			answered := time.Now()
+			save := !bytes.Equal(tok, saved) && answered.Sub(lastCheckpoint) >= s.common.CheckpointInterval
+			if err := s.pushPosition(ctx, pos, buf, tok, answered, !save); err != nil {
+				return true, err
+			}
+			if save {
+				saved, lastCheckpoint = pos.Token, answered
 			}
 		}
 	}
@@ -144,12 +148,18 @@ func (s *source) recoverSplit(ctx context.Context, orphan *orphanFragment) split
 	return splitState{opType: opType, clusterTime: orphan.clusterTime}
 }
 
-// pushPosition queues a token with no event, for the writer to save once everything
-// before it is written.
-func (s *source) pushPosition(ctx context.Context, pos *position, buf *buffer, token bson.Raw) error {
-	ts, _ := oplogstore.TokenTime(token)
-	p := position{Token: bytes.Clone(token), ClusterTime: ts}
-	if err := buf.push(ctx, item{pos: p}); err != nil {
+// pushPosition queues a post-batch token, which the source answered at answered, for
+// the writer once everything before it is written: to save, or (progressOnly) to show
+// how far the store holds every event. The answer's own times ($clusterTime,
+// operationTime) tell only the second: this host's clock says it to the millisecond.
+func (s *source) pushPosition(ctx context.Context, pos *position, buf *buffer, token bson.Raw, answered time.Time, progressOnly bool) error {
+	p := *pos
+	if !bytes.Equal(token, pos.Token) {
+		ts, _ := oplogstore.TokenTime(token)
+		p = position{Token: bytes.Clone(token), ClusterTime: ts}
+	}
+	p.Wall = answered
+	if err := buf.push(ctx, item{pos: p, progressOnly: progressOnly}); err != nil {
 		return err
 	}
 	*pos = p
