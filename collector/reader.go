@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -82,11 +83,14 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 	} else if err := buf.push(ctx, item{pos: *pos, restart: true}); err != nil {
 		return true, err
 	}
+	defer buf.publish() // what was read goes to the writer, however reading ends
+	buf.publish()
 	var split splitState
 	midEvent := false
 	// saved is the newest token the writer saves or has saved: an event's is saved with
 	// its batch, a post-batch token every checkpoint_interval.
 	saved, lastCheckpoint := pos.Token, time.Now()
+	read, lastRead := 0, time.Now() // the events of the read in progress; when the last one ended
 	for {
 		if cs.TryNext(ctx) {
 			it, err := toItem(s.cfg.Name, cs.Current, time.Now(), &split)
@@ -108,8 +112,19 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 			if it.pos.StartAfter {
 				return true, errInvalidated
 			}
+			if read++; cs.RemainingBatchLength() == 0 {
+				// The end of a read: its events go to the writer together.
+				buf.publish()
+				now := time.Now()
+				wait := pause(read, now.Sub(lastRead), s.common.Batch)
+				read, lastRead = 0, now
+				if wait > 0 && !sleep(ctx, wait) {
+					return true, ctx.Err()
+				}
+			}
 			continue
 		}
+		lastRead = time.Now()
 		if err := cs.Err(); err != nil {
 			return true, err
 		}
@@ -148,8 +163,8 @@ func (s *source) recoverSplit(ctx context.Context, orphan *orphanFragment) split
 	return splitState{opType: opType, clusterTime: orphan.clusterTime}
 }
 
-// pushPosition queues a post-batch token, which the source answered at answered, for
-// the writer once everything before it is written: to save, or (progressOnly) to show
+// pushPosition hands a post-batch token, which the source answered at answered, to the
+// writer, for once everything before it is written: to save, or (progressOnly) to show
 // how far the store holds every event. The answer's own times ($clusterTime,
 // operationTime) tell only the second: this host's clock says it to the millisecond.
 func (s *source) pushPosition(ctx context.Context, pos *position, buf *buffer, token bson.Raw, answered time.Time, progressOnly bool) error {
@@ -162,8 +177,26 @@ func (s *source) pushPosition(ctx context.Context, pos *position, buf *buffer, t
 	if err := buf.push(ctx, item{pos: p, progressOnly: progressOnly}); err != nil {
 		return err
 	}
+	buf.publish()
 	*pos = p
 	return nil
+}
+
+// pause is how long to wait before reading again after a read that brought n events,
+// gathered over the time given. Each read that brings events is one store write, a
+// transaction of four round trips, and each read a round trip of its own: read at every
+// write of a source that writes slowly, they would cost more than its events. So a read
+// of fewer than batch.min_events events is followed by a pause of about the time that
+// many take to come at that pace, at most batch.max_wait. An event after a quiet spell
+// is still read, and written, at once: the read waiting on the source returns with it.
+func pause(n int, over time.Duration, b config.Batch) time.Duration {
+	if n == 0 || n >= b.MinEvents {
+		return 0
+	}
+	if d := float64(over) * float64(b.MinEvents) / float64(n); d < float64(b.MaxWait) {
+		return time.Duration(d)
+	}
+	return b.MaxWait
 }
 
 // open starts the change stream on the cluster, or on the configured database.
