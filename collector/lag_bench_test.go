@@ -34,7 +34,8 @@ const lagRun = 3 * time.Second
 // a process of its own (this test binary again, TestCaptureProcess), so that its CPU
 // time per event is measured apart from the load and the measuring. Reports p50 and p99
 // lag, the rate actually offered, the capture's CPU per event and its store writes
-// (batches) per second.
+// (batches) per second; for the collector, the median age of its checkpoint gauge,
+// sampled every 100 ms while the load is offered.
 func BenchmarkCaptureLag(b *testing.B) {
 	for _, design := range []string{"collector", "old-design"} {
 		for _, rate := range []int{200, 2000, 20000} {
@@ -58,8 +59,10 @@ func benchmarkLag(b *testing.B, design string, rate int) {
 		capture := startCaptureProcess(b, captureJob{Design: design, SourceURI: c.uri, StoreURI: c.storeURI, DB: db, Before: hex.EncodeToString(before)})
 		began := capture.measure()
 		start := time.Now()
+		ages := capture.sampleCheckpoint()
 		offered := offer(b, c.client, db, rate)
 		elapsed := time.Since(start)
+		checkpointAges := ages()
 		lags := storeLags(b, stored, db+".offered", offered)
 		ended := capture.measure()
 		took := time.Since(start)
@@ -71,6 +74,10 @@ func benchmarkLag(b *testing.B, design string, rate int) {
 		b.ReportMetric(percentile(lags, 0.99), "p99-lag-ms")
 		b.ReportMetric(float64((ended.cpu-began.cpu).Microseconds())/float64(offered), "cpu-µs/event")
 		b.ReportMetric(float64(ended.batches-began.batches)/took.Seconds(), "batches-per-s")
+		if design == "collector" {
+			slices.Sort(checkpointAges)
+			b.ReportMetric(percentile(checkpointAges, 0.50), "checkpoint-age-p50-ms")
+		}
 	}
 }
 
@@ -96,6 +103,37 @@ type captureProcess struct {
 type captureFigures struct {
 	cpu     time.Duration // its CPU time, user and system
 	batches int64         // the store writes it made: transactions, or the old loop's batches
+	// checkpoint is the collector's oplog_capture_checkpoint_timestamp_seconds (0 for
+	// the old loop), and at when the answer came.
+	checkpoint float64
+	at         time.Time
+}
+
+// sampleCheckpoint asks the capture process for its figures every 100 ms (the old loop
+// as well, so that both pay for the asking) until the returned function is called,
+// which returns how old the checkpoint was at each answer, in ms: what time() -
+// oplog_capture_checkpoint_timestamp_seconds reads at a scrape, to compare with the
+// lag measured per event.
+func (p *captureProcess) sampleCheckpoint() (stop func() []float64) {
+	done := make(chan struct{})
+	ages := make(chan []float64)
+	go func() {
+		var out []float64
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				ages <- out
+				return
+			case <-tick.C:
+			}
+			if f := p.measure(); f.checkpoint > 0 {
+				out = append(out, float64(f.at.UnixMicro())/1000-f.checkpoint*1000)
+			}
+		}
+	}()
+	return func() []float64 { close(done); return <-ages }
 }
 
 // startCaptureProcess starts the test binary again as TestCaptureProcess, and waits
@@ -105,11 +143,7 @@ func startCaptureProcess(b *testing.B, job captureJob) *captureProcess {
 	if err != nil {
 		b.Fatal(err)
 	}
-	args := []string{"-test.run=^TestCaptureProcess$", "-test.count=1"}
-	if prof := os.Getenv("CAPTURE_PROFILE"); prof != "" { // TEMP
-		args = append(args, "-test.cpuprofile="+prof+"-"+job.Design+"-"+job.DB)
-	}
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCaptureProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), captureJobEnv+"="+string(spec))
 	cmd.Stderr = os.Stderr
 	p := &captureProcess{b: b, cmd: cmd}
@@ -148,10 +182,10 @@ func (p *captureProcess) measure() captureFigures {
 	}
 	var f captureFigures
 	var cpu int64
-	if _, err := fmt.Sscan(p.reply(), &cpu, &f.batches); err != nil {
+	if _, err := fmt.Sscan(p.reply(), &cpu, &f.batches, &f.checkpoint); err != nil {
 		p.b.Fatal(err)
 	}
-	f.cpu = time.Duration(cpu)
+	f.cpu, f.at = time.Duration(cpu), time.Now()
 	return f
 }
 
@@ -168,8 +202,8 @@ const captureReply = "capture-process: "
 
 // TestCaptureProcess is the capturing process of BenchmarkCaptureLag, which starts it
 // with the servers and the job in captureJobEnv. It says when it reads the stream, then
-// answers each line "measure" on its standard input with its CPU time (ns) and store
-// writes so far, and stops at the end of its input.
+// answers each line "measure" on its standard input with its CPU time (ns), store
+// writes and checkpoint so far, and stops at the end of its input.
 func TestCaptureProcess(t *testing.T) {
 	spec := os.Getenv(captureJobEnv)
 	if spec == "" {
@@ -185,15 +219,17 @@ func TestCaptureProcess(t *testing.T) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	var batches func() int64
+	checkpoint := func() float64 { return 0 }
 	done := make(chan struct{})
 	switch job.Design {
 	case "collector":
 		m := NewManager(prometheus.NewRegistry(), log.NewNopLogger(), testOptions())
-		if err := m.Apply(benchConfig(t, job.SourceURI, job.StoreURI, job.DB, before, os.Getenv("CAPTURE_LAG_EXTRA"))); err != nil {
+		if err := m.Apply(benchConfig(t, job.SourceURI, job.StoreURI, job.DB, before)); err != nil {
 			t.Fatal(err)
 		}
 		waitRunning(t, m, job.DB)
 		batches = func() int64 { return int64(testutil.ToFloat64(m.metrics.batches.WithLabelValues(job.DB))) }
+		checkpoint = func() float64 { return testutil.ToFloat64(m.metrics.checkpoint.WithLabelValues(job.DB)) }
 		go func() { <-ctx.Done(); stopManager(m); close(done) }()
 	case "old-design":
 		var n atomic.Int64
@@ -207,7 +243,7 @@ func TestCaptureProcess(t *testing.T) {
 	}
 	fmt.Println(captureReply + "ready")
 	for in := bufio.NewScanner(os.Stdin); in.Scan(); {
-		fmt.Printf("%s%d %d\n", captureReply, cpuTime().Nanoseconds(), batches())
+		fmt.Printf("%s%d %d %.3f\n", captureReply, cpuTime().Nanoseconds(), batches(), checkpoint())
 	}
 	stop()
 	<-done

@@ -117,7 +117,7 @@ const (
 	DefaultStoreDatabase      = "oplog_backup_db"
 	DefaultHeartbeatInterval  = 30 * time.Second
 	DefaultCheckpointInterval = 10 * time.Second
-	DefaultBatchMaxEvents     = 1000
+	DefaultBatchMaxEvents     = 4000
 	DefaultBatchMaxBytes      = 8 << 20
 	DefaultBatchMinEvents     = 50
 	DefaultBatchMaxWait       = 100 * time.Millisecond
