@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
@@ -35,7 +36,7 @@ const lagRun = 3 * time.Second
 // time per event is measured apart from the load and the measuring. Reports p50 and p99
 // lag, the rate actually offered, the capture's CPU per event and its store writes
 // (batches) per second; for the collector, the median age of its checkpoint gauge,
-// sampled every 100 ms while the load is offered.
+// sampled at random while the load is offered.
 func BenchmarkCaptureLag(b *testing.B) {
 	for _, design := range []string{"collector", "old-design"} {
 		for _, rate := range []int{200, 2000, 20000} {
@@ -109,24 +110,23 @@ type captureFigures struct {
 	at         time.Time
 }
 
-// sampleCheckpoint asks the capture process for its figures every 100 ms (the old loop
-// as well, so that both pay for the asking) until the returned function is called,
-// which returns how old the checkpoint was at each answer, in ms: what time() -
-// oplog_capture_checkpoint_timestamp_seconds reads at a scrape, to compare with the
-// lag measured per event.
+// sampleCheckpoint asks the capture process for its figures every 50 to 150 ms, at
+// random, as scrapes fall at any moment of a capture that writes in rhythm (the old
+// loop is asked as well, so that both pay for the asking), until the returned function
+// is called, which returns how old the checkpoint was at each answer, in ms: what
+// time() - oplog_capture_checkpoint_timestamp_seconds reads at a scrape, to compare
+// with the lag measured per event.
 func (p *captureProcess) sampleCheckpoint() (stop func() []float64) {
 	done := make(chan struct{})
 	ages := make(chan []float64)
 	go func() {
 		var out []float64
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				ages <- out
 				return
-			case <-tick.C:
+			case <-time.After(50*time.Millisecond + rand.N(100*time.Millisecond)):
 			}
 			if f := p.measure(); f.checkpoint > 0 {
 				out = append(out, float64(f.at.UnixMicro())/1000-f.checkpoint*1000)
