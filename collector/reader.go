@@ -185,12 +185,13 @@ func (s *source) pushPosition(ctx context.Context, pos *position, buf *buffer, t
 // pause is how long to wait before reading again after a read that brought n events,
 // gathered over the time given. Each read that brings events is one store write, a
 // transaction of four round trips, and each read a round trip of its own: read at every
-// write of a source that writes slowly, they would cost more than its events. So a read
-// of fewer than batch.min_events events is followed by a pause of about the time that
-// many take to come at that pace, at most batch.max_wait. An event after a quiet spell
-// is still read, and written, at once: the read waiting on the source returns with it.
+// write of a source that writes slowly, they would cost more than its events. So reading
+// waits about as long as batch.min_events take to come at the pace the read saw, at most
+// batch.max_wait, and then brings them in one read. A full read (a backlog) and an empty
+// one (the read waited on the source already) do not wait; and an event after a quiet
+// spell is read, and written, at once: the read waiting on the source returns with it.
 func pause(n int, over time.Duration, b config.Batch) time.Duration {
-	if n == 0 || n >= b.MinEvents {
+	if n == 0 || n >= b.MaxEvents {
 		return 0
 	}
 	if d := float64(over) * float64(b.MinEvents) / float64(n); d < float64(b.MaxWait) {

@@ -88,8 +88,8 @@ type Batch struct {
 	MaxEvents int `yaml:"max_events"`
 	MaxBytes  int `yaml:"max_bytes"`
 	// MinEvents and MaxWait make a source that writes slowly cost fewer, larger reads
-	// and writes: a read of fewer than MinEvents events is followed by a pause of about
-	// the time that many take to come, at most MaxWait (0: none).
+	// and writes: after a read that was not full, reading waits about as long as
+	// MinEvents events take to come, at most MaxWait (0: not at all).
 	MinEvents int           `yaml:"min_events"`
 	MaxWait   time.Duration `yaml:"max_wait"`
 }
