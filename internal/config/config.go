@@ -119,7 +119,7 @@ const (
 	DefaultCheckpointInterval = 10 * time.Second
 	DefaultBatchMaxEvents     = 4000
 	DefaultBatchMaxBytes      = 8 << 20
-	DefaultBatchMinEvents     = 50
+	DefaultBatchMinEvents     = 75
 	DefaultBatchMaxWait       = 100 * time.Millisecond
 	DefaultBufferMaxEvents    = 20000
 	DefaultBufferMaxBytes     = 64 << 20
