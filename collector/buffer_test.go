@@ -29,8 +29,10 @@ func numbers(items []item) []uint32 {
 	return out
 }
 
+// mustTake hands what was pushed over, as the end of a read does, and takes a batch.
 func mustTake(t *testing.T, b *buffer) []item {
 	t.Helper()
+	b.publish()
 	batch, err := b.take(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +40,7 @@ func mustTake(t *testing.T, b *buffer) []item {
 	return batch
 }
 
-// Group commit: the writer takes whatever is buffered at once, never waiting for a
+// Group commit: the writer takes whatever is handed over at once, never waiting for a
 // batch to fill, up to the batch's bounds in events and bytes; positions ride along
 // without counting as events.
 func TestBufferTakesWhatIsThereUpToTheBatchBounds(t *testing.T) {
@@ -100,27 +102,69 @@ func TestBufferBoundsMemory(t *testing.T) {
 	}
 }
 
-// With batch.max_wait, a batch that is not full waits until its oldest event has
-// waited that long; a full one goes at once.
-func TestBufferLingersOnlyWhenAskedTo(t *testing.T) {
-	linger := 100 * time.Millisecond
-	b := newBuffer(100, 1<<20, config.Batch{MaxEvents: 2, MaxBytes: 1 << 20, MaxWait: linger})
-	start := time.Now()
+// The writer takes only what the reader has handed over: the events of a read go
+// together. A push that must wait for room hands over what the buffer holds first, or
+// neither side could go on; closing hands over the rest.
+func TestBufferHandsOverWhatIsPublished(t *testing.T) {
+	b := newBuffer(3, 1<<20, config.Batch{MaxEvents: 10, MaxBytes: 1 << 20})
 	_ = b.push(t.Context(), event(1, 10))
-	mustTake(t, b)
-	if waited := time.Since(start); waited < linger {
-		t.Errorf("a partial batch went after %v, before batch.max_wait %v", waited, linger)
-	}
 	_ = b.push(t.Context(), event(2, 10))
-	_ = b.push(t.Context(), event(3, 10))
-	if got := numbers(mustTake(t, b)); len(got) != 2 {
-		t.Errorf("full batch %v", got)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if got, err := b.take(ctx, nil); err == nil {
+		t.Fatalf("took %v before the read was handed over", numbers(got))
+	}
+	b.publish()
+	if got := numbers(mustTake(t, b)); !slices.Equal(got, []uint32{1, 2}) {
+		t.Errorf("a read handed over: %v", got)
+	}
+	for n := uint32(3); n <= 5; n++ {
+		_ = b.push(t.Context(), event(n, 10))
+	}
+	pushed := make(chan error, 1)
+	go func() { pushed <- b.push(context.Background(), event(6, 10)) }()
+	if got, err := b.take(t.Context(), nil); err != nil || !slices.Equal(numbers(got), []uint32{3, 4, 5}) {
+		t.Errorf("what a push waiting for room handed over: %v, %v", numbers(got), err)
+	}
+	if err := <-pushed; err != nil {
+		t.Fatal(err)
+	}
+	b.close()
+	if got := numbers(mustTake(t, b)); !slices.Equal(got, []uint32{6}) {
+		t.Errorf("closed: %v", got)
+	}
+}
+
+// A position after a position replaces it (the later says all the earlier does), so a
+// quiet source's post-batch tokens do not pile up while the store is away; a save asked
+// for by the earlier one is kept. Positions are never merged across an event, nor into a
+// batch already taken.
+func TestBufferKeepsTheLastOfConsecutivePositions(t *testing.T) {
+	b := newBuffer(100, 1<<20, config.Batch{MaxEvents: 10, MaxBytes: 1 << 20})
+	progress := func(n uint32) item { it := positionOnly(n); it.progressOnly = true; return it }
+	for _, it := range []item{positionOnly(1), progress(2), progress(3)} {
+		_ = b.push(t.Context(), it)
+	}
+	batch := mustTake(t, b)
+	if got := numbers(batch); !slices.Equal(got, []uint32{3}) || batch[0].progressOnly {
+		t.Errorf("three positions in a row: %v (progress only: %v), want the last, to be saved", got, batch[0].progressOnly)
+	}
+	for _, it := range []item{progress(4), event(5, 10), progress(6), progress(7)} {
+		_ = b.push(t.Context(), it)
+	}
+	batch = mustTake(t, b)
+	if got := numbers(batch); !slices.Equal(got, []uint32{4, 5, 7}) || !batch[2].progressOnly {
+		t.Errorf("positions around an event: %v, want 4, 5, 7 and the last only progress", got)
+	}
+	_ = b.push(t.Context(), progress(8))
+	if got := numbers(mustTake(t, b)); !slices.Equal(got, []uint32{8}) {
+		t.Errorf("a position after a batch was taken: %v", got)
 	}
 }
 
 // Closing lets the writer drain what is left, then says so; a cancelled take returns.
 func TestBufferCloseDrains(t *testing.T) {
-	b := newBuffer(100, 1<<20, config.Batch{MaxEvents: 2, MaxBytes: 1 << 20, MaxWait: time.Hour})
+	b := newBuffer(100, 1<<20, config.Batch{MaxEvents: 2, MaxBytes: 1 << 20})
 	_ = b.push(t.Context(), event(1, 10))
 	b.close()
 	if got := numbers(mustTake(t, b)); len(got) != 1 {
@@ -152,6 +196,9 @@ func TestBufferKeepsOrderUnderConcurrency(t *testing.T) {
 			if err := b.push(context.Background(), it); err != nil {
 				t.Error(err)
 				return
+			}
+			if n%5 == 0 {
+				b.publish()
 			}
 		}
 		b.close()
@@ -212,6 +259,7 @@ func TestBufferReusesItsArray(t *testing.T) {
 			}
 			next++
 		}
+		b.publish()
 	}
 	push(8)
 	array := cap(b.items)

@@ -32,6 +32,11 @@ type item struct {
 	// there would deliver the event's remaining fragments without the first one's
 	// fields, so its token is never saved and never resumed from.
 	partial bool
+	// progressOnly marks a position that need not be saved on its own: a post-batch
+	// token read between two saves of a quiet source's position. Written, it shows that
+	// the store holds every event up to it; saved with the events of its batch when
+	// there are some.
+	progressOnly bool
 	// restart marks a change stream opened (again) at pos: what the store holds after pos
 	// is dropped before anything else is written, because it will be written again as
 	// read now. Written before a crash, or before the stream failed, it may hold part of
@@ -48,6 +53,7 @@ func (it *item) checkpoint() bool { return !it.partial && !it.restart }
 type splitState struct {
 	opType      string
 	clusterTime bson.Timestamp
+	wall        time.Time // the event's wallTime, from whichever fragment had it
 }
 
 // orphanFragment is a later fragment of a split event whose first fragment this
@@ -84,6 +90,10 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 	opType := operationName(f.operationType)
 	clusterT, clusterI, hasTime := f.clusterTime.TimestampOK()
 	clusterTime := bson.Timestamp{T: clusterT, I: clusterI}
+	var wall time.Time
+	if ms, ok := f.copied[wallTimeField].DateTimeOK(); ok {
+		wall = time.UnixMilli(ms)
+	}
 	partial := false
 	if splitEvent, ok := f.copied[splitEventField].DocumentOK(); ok {
 		fragment, _ := splitEvent.Lookup("fragment").AsInt64OK()
@@ -91,9 +101,14 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 		partial = fragment < of
 		switch {
 		case fragment == 1 || opType != "":
-			*split = splitState{opType: opType, clusterTime: clusterTime}
+			*split = splitState{opType: opType, clusterTime: clusterTime, wall: wall}
 		case !split.clusterTime.IsZero():
 			opType, clusterTime, hasTime = split.opType, split.clusterTime, true
+			if wall.IsZero() {
+				wall = split.wall
+			} else {
+				split.wall = wall
+			}
 		default:
 			// The stream began inside the event (at a position an older version of
 			// this collector saved): the reader finds the first fragment in the store.
@@ -108,9 +123,12 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 	if err != nil {
 		return item{}, fmt.Errorf("change event %s: %w", string(data), err)
 	}
+	if wall.IsZero() {
+		wall = time.Unix(int64(clusterTime.T), 0) // before MongoDB 6.0, events have no wallTime
+	}
 	it := item{
 		doc:     raw,
-		pos:     position{Token: storedToken, StartAfter: opType == "invalidate", ClusterTime: clusterTime},
+		pos:     position{Token: storedToken, StartAfter: opType == "invalidate", ClusterTime: clusterTime, Wall: wall},
 		opType:  opType,
 		size:    len(raw),
 		partial: partial,
@@ -156,8 +174,12 @@ var copiedField = func() map[string]int {
 	return m
 }()
 
-// splitEventField is where splitEvent is in copiedFields: toItem reads it too.
-var splitEventField = copiedField["splitEvent"]
+// splitEventField and wallTimeField are where splitEvent and wallTime are in
+// copiedFields: toItem reads them too.
+var (
+	splitEventField = copiedField["splitEvent"]
+	wallTimeField   = copiedField["wallTime"]
+)
 
 // eventFields are the top-level values of a change event that the store uses; a value
 // the event lacks has Type 0.

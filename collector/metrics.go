@@ -1,6 +1,9 @@
 package collector
 
 import (
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -56,6 +59,7 @@ type metrics struct {
 	gaps, openGaps, recoverableSince *prometheus.GaugeVec
 	// How far back the source's oplog reaches (headroom.go).
 	sourceOplogOldest *prometheus.GaugeVec
+	lag               *lagCollector
 }
 
 // Reasons of oplog_capture_retries_total and kinds of oplog_capture_errors_total.
@@ -90,8 +94,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from sending a batch to the store until its majority acknowledgement, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1 ms to about 4 min
 		}, src),
-		lastEvent:      gauge("last_event_timestamp_seconds", "Cluster time of the newest change event persisted."),
-		checkpoint:     gauge("checkpoint_timestamp_seconds", "Cluster time of the persisted resume token, post-batch tokens of a quiet source included: time() - this is the capture lag."),
+		lastEvent:      gauge("last_event_timestamp_seconds", "Time of the newest change event persisted: its wallTime (MongoDB 6.0+, to the millisecond), else its cluster time."),
+		checkpoint:     gauge("checkpoint_timestamp_seconds", "Time up to which the store holds every event the source committed (majority), to the millisecond: the newest stored event's wallTime, or on a quiet source when the source last answered that nothing more had come."),
 		storeOldest:    gauge("store_oldest_timestamp_seconds", "Cluster time of the oldest event in the store: the recovery window is last_event - this."),
 		retention:      gauge("retention_seconds", "Configured retention of the store (TTL on wall); absent when events are kept for ever."),
 		bufferEvents:   gauge("buffer_events", "Change events read from the source and not yet persisted."),
@@ -105,10 +109,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		recoverableSince: gauge("recoverable_since_timestamp_seconds",
 			"Cluster time from which the store holds every event up to the checkpoint (after the last gap): a restore can reach any time from this to the checkpoint."),
 		sourceOplogOldest: newSourceOplogGauge(),
+		lag:               newLagCollector(),
 	}
 	reg.MustRegister(m.state, m.events, m.bytes, m.batches, m.batchWrite, m.lastEvent, m.checkpoint,
 		m.storeOldest, m.retention, m.bufferEvents, m.bufferCapacity, m.writePending, m.retries, m.errors, m.foreign,
-		m.gaps, m.openGaps, m.recoverableSince, m.sourceOplogOldest)
+		m.gaps, m.openGaps, m.recoverableSince, m.sourceOplogOldest, m.lag)
 	return m
 }
 
@@ -122,6 +127,7 @@ func (m *metrics) forget(source string) {
 		m.gaps, m.openGaps, m.recoverableSince, m.sourceOplogOldest} {
 		v.DeletePartialMatch(labels)
 	}
+	m.lag.forget(source)
 }
 
 // setState sets the state-set: 1 for state, 0 for the others.
@@ -151,3 +157,52 @@ func (m *metrics) zero(source string) {
 }
 
 func seconds(ts bson.Timestamp) float64 { return float64(ts.T) }
+
+// unixSeconds is t as a gauge's value, to the millisecond.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
+
+// lagCollector exports oplog_capture_lag_seconds: at each scrape, now less each
+// source's checkpoint. It is computed when scraped, not updated as capture goes, so it
+// is exact at the scrape's time and keeps growing while capture stalls; time() -
+// oplog_capture_checkpoint_timestamp_seconds in a rule is evaluated after the scrape,
+// and reads up to one scrape interval high.
+type lagCollector struct {
+	desc *prometheus.Desc
+	now  func() time.Time
+
+	mu          sync.Mutex
+	checkpoints map[string]time.Time
+}
+
+func newLagCollector() *lagCollector {
+	return &lagCollector{
+		desc: prometheus.NewDesc("oplog_capture_lag_seconds",
+			"How far capture is behind the source, at the scrape: its time less the checkpoint (oplog_capture_checkpoint_timestamp_seconds); 0 when the source's clock is ahead of this host's.",
+			[]string{"source_cluster"}, nil),
+		now:         time.Now,
+		checkpoints: map[string]time.Time{},
+	}
+}
+
+func (c *lagCollector) set(source string, checkpoint time.Time) {
+	c.mu.Lock()
+	c.checkpoints[source] = checkpoint
+	c.mu.Unlock()
+}
+
+func (c *lagCollector) forget(source string) {
+	c.mu.Lock()
+	delete(c.checkpoints, source)
+	c.mu.Unlock()
+}
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for source, checkpoint := range c.checkpoints {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, max(0, now.Sub(checkpoint).Seconds()), source)
+	}
+}

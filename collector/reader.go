@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -75,16 +76,21 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 	if pos.Token == nil {
 		// First start: save where "now" is at once, so that a restart resumes here.
 		if tok := cs.ResumeToken(); tok != nil {
-			if err := s.pushPosition(ctx, pos, buf, tok); err != nil {
+			if err := s.pushPosition(ctx, pos, buf, tok, time.Now(), false); err != nil {
 				return true, err
 			}
 		}
 	} else if err := buf.push(ctx, item{pos: *pos, restart: true}); err != nil {
 		return true, err
 	}
+	defer buf.publish() // what was read goes to the writer, however reading ends
+	buf.publish()
 	var split splitState
 	midEvent := false
-	lastCheckpoint := time.Now()
+	// saved is the newest token the writer saves or has saved: an event's is saved with
+	// its batch, a post-batch token every checkpoint_interval.
+	saved, lastCheckpoint := pos.Token, time.Now()
+	read, lastRead := 0, time.Now() // the events of the read in progress; when the last one ended
 	for {
 		if cs.TryNext(ctx) {
 			it, err := toItem(s.cfg.Name, cs.Current, time.Now(), &split)
@@ -101,12 +107,24 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 			midEvent = !it.checkpoint()
 			if !midEvent {
 				*pos = it.pos
+				saved = it.pos.Token
 			}
 			if it.pos.StartAfter {
 				return true, errInvalidated
 			}
+			if read++; cs.RemainingBatchLength() == 0 {
+				// The end of a read: its events go to the writer together.
+				buf.publish()
+				now := time.Now()
+				wait := pause(read, now.Sub(lastRead), s.common.Batch)
+				read, lastRead = 0, now
+				if wait > 0 && !sleep(ctx, wait) {
+					return true, ctx.Err()
+				}
+			}
 			continue
 		}
+		lastRead = time.Now()
 		if err := cs.Err(); err != nil {
 			return true, err
 		}
@@ -116,16 +134,17 @@ func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (op
 		if cs.ID() == 0 {
 			return true, errors.New("the server closed the change stream")
 		}
-		// An empty batch: the stream has read everything up to its post-batch token.
-		if tok := cs.ResumeToken(); tok != nil && !midEvent && !bytes.Equal(tok, pos.Token) {
-			if time.Since(lastCheckpoint) >= s.common.CheckpointInterval {
-				if err := s.pushPosition(ctx, pos, buf, tok); err != nil {
-					return true, err
-				}
-				lastCheckpoint = time.Now()
-			} else {
-				ts, _ := oplogstore.TokenTime(tok)
-				*pos = position{Token: bytes.Clone(tok), ClusterTime: ts}
+		// An empty batch: the source had nothing more when it answered. Its token is
+		// saved every checkpoint_interval; in between, it only moves the checkpoint
+		// once what was read before it is written.
+		if tok := cs.ResumeToken(); tok != nil && !midEvent {
+			answered := time.Now()
+			save := !bytes.Equal(tok, saved) && answered.Sub(lastCheckpoint) >= s.common.CheckpointInterval
+			if err := s.pushPosition(ctx, pos, buf, tok, answered, !save); err != nil {
+				return true, err
+			}
+			if save {
+				saved, lastCheckpoint = pos.Token, answered
 			}
 		}
 	}
@@ -144,16 +163,41 @@ func (s *source) recoverSplit(ctx context.Context, orphan *orphanFragment) split
 	return splitState{opType: opType, clusterTime: orphan.clusterTime}
 }
 
-// pushPosition queues a token with no event, for the writer to save once everything
-// before it is written.
-func (s *source) pushPosition(ctx context.Context, pos *position, buf *buffer, token bson.Raw) error {
-	ts, _ := oplogstore.TokenTime(token)
-	p := position{Token: bytes.Clone(token), ClusterTime: ts}
-	if err := buf.push(ctx, item{pos: p}); err != nil {
+// pushPosition hands a post-batch token, which the source answered at answered, to the
+// writer, for once everything before it is written: to save, or (progressOnly) to show
+// how far the store holds every event. The answer's own times ($clusterTime,
+// operationTime) tell only the second: this host's clock says it to the millisecond.
+func (s *source) pushPosition(ctx context.Context, pos *position, buf *buffer, token bson.Raw, answered time.Time, progressOnly bool) error {
+	p := *pos
+	if !bytes.Equal(token, pos.Token) {
+		ts, _ := oplogstore.TokenTime(token)
+		p = position{Token: bytes.Clone(token), ClusterTime: ts}
+	}
+	p.Wall = answered
+	if err := buf.push(ctx, item{pos: p, progressOnly: progressOnly}); err != nil {
 		return err
 	}
+	buf.publish()
 	*pos = p
 	return nil
+}
+
+// pause is how long to wait before reading again after a read that brought n events,
+// gathered over the time given. Each read that brings events is one store write, a
+// transaction of four round trips, and each read a round trip of its own: read at every
+// write of a source that writes slowly, they would cost more than its events. So reading
+// waits about as long as batch.min_events take to come at the pace the read saw, at most
+// batch.max_wait, and then brings them in one read. A full read (a backlog) and an empty
+// one (the read waited on the source already) do not wait; and an event after a quiet
+// spell is read, and written, at once: the read waiting on the source returns with it.
+func pause(n int, over time.Duration, b config.Batch) time.Duration {
+	if n == 0 || n >= b.MaxEvents {
+		return 0
+	}
+	if d := float64(over) * float64(b.MinEvents) / float64(n); d < float64(b.MaxWait) {
+		return time.Duration(d)
+	}
+	return b.MaxWait
 }
 
 // open starts the change stream on the cluster, or on the configured database.

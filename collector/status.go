@@ -98,7 +98,7 @@ func (s *source) sendHeartbeat(ctx context.Context, final bool) {
 			s.exportRecoverable(ctx, oldest, ok)
 		}
 		err = s.beats.report(ctx, s.cfg.Name, hbdoc.Report{
-			Status: st.State, Scope: s.cfg.Database, Checkpoint: st.Checkpoint, LastEvent: st.LastEvent,
+			Status: st.State, Scope: s.cfg.Database, Checkpoint: s.progress.snapshot().saved, LastEvent: st.LastEvent,
 			FirstOplog: st.StoreOldest, SourceOplogOldest: s.sourceOplogOldest(), Error: st.Error, Holder: &s.leases.me, LeaseEpoch: epoch,
 			PID: holding(st.State != stateStopped && st.State != stateResumeTokenLost),
 		}, func(ctx context.Context) (bool, error) { return s.leases.holds(ctx, s.cfg.Name, epoch, false) })

@@ -115,6 +115,22 @@ type position struct {
 	StartAfter bool     `bson:"start_after"` // after an invalidate, only startAfter can pass it
 	// ClusterTime is the time the token stands for; zero when it cannot be told.
 	ClusterTime bson.Timestamp `bson:"cluster_time,omitempty"`
+	// Wall is the time up to which the store holds every event once this position is
+	// reached, to the millisecond: the event's wallTime, or for a post-batch token of
+	// an empty batch the time its answer came. Zero when only ClusterTime is known.
+	Wall time.Time `bson:"-"`
+}
+
+// wall is the position's time to the millisecond when known, else its cluster time's
+// second; zero when neither is known.
+func (p position) wall() time.Time {
+	switch {
+	case !p.Wall.IsZero():
+		return p.Wall
+	case !p.ClusterTime.IsZero():
+		return time.Unix(int64(p.ClusterTime.T), 0)
+	}
+	return time.Time{}
 }
 
 // tokenDocument is the token document's fields this collector reads.

@@ -87,7 +87,15 @@ func (w *writer) write(ctx context.Context, batch []item) bool {
 	w.docs = docs
 	defer clear(docs)
 	pos := checkpointOf(batch)
-	if len(docs) == 0 && pos == nil {
+	switch {
+	case len(docs) == 0 && pos == nil:
+		return true
+	case len(docs) == 0 && !toSave(batch):
+		// Post-batch tokens read while everything before them was being written: the
+		// store now holds every event up to the last one's answer. Saving them would
+		// cost a transaction a second on a quiet source; one is saved every
+		// checkpoint_interval.
+		s.progress.reached(pos.wall())
 		return true
 	}
 	kind := errStoreWrite
@@ -135,18 +143,29 @@ func (w *writer) stored(batch []item, size int, took time.Duration) {
 	s.metrics.batchWrite.WithLabelValues(name).Observe(took.Seconds())
 	s.metrics.batches.WithLabelValues(name).Inc()
 	s.metrics.bytes.WithLabelValues(name).Add(float64(size))
-	var newest bson.Timestamp
+	var newest time.Time
 	perType := map[string]int{} // one counter update per type and batch, not per event
 	for _, it := range batch {
 		if it.doc != nil {
 			perType[it.opType]++
-			newest = it.pos.ClusterTime
+			newest = it.pos.wall()
 		}
 	}
 	for opType, n := range perType {
 		s.metrics.events.WithLabelValues(name, opType).Add(float64(n))
 	}
 	s.progress.stored(newest)
+}
+
+// toSave tells whether a batch without events holds a position the reader asked to
+// save.
+func toSave(batch []item) bool {
+	for _, it := range batch {
+		if it.doc == nil && !it.restart && !it.progressOnly {
+			return true
+		}
+	}
+	return false
 }
 
 // checkpointOf returns the batch's last position a stream may resume from: never a

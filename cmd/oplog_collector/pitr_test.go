@@ -398,10 +398,13 @@ func TestPITRCommands(t *testing.T) {
 	}
 	var at bson.Timestamp
 	eventually(t, "the ten inserts under the checkpoint", func() bool {
-		newest, ok, err := oplogstore.Edge(t.Context(), store, "proof", true)
+		// The collector reads a slow source a few times a second: the newest stored
+		// event may be the first insert for a moment.
+		stored, err := store.Collection(oplogstore.EventsCollection("proof")).CountDocuments(t.Context(), bson.D{})
+		newest, ok, edgeErr := oplogstore.Edge(t.Context(), store, "proof", true)
 		at = newest
 		cp := checkpoint(t, store)
-		return err == nil && ok && cp.Known && !cp.TS.Before(newest)
+		return err == nil && stored == 11 && edgeErr == nil && ok && cp.Known && !cp.TS.Before(newest)
 	})
 	to := fmt.Sprintf("%d,%d", at.T, at.I)
 	target, _ := startTarget(t)

@@ -83,10 +83,14 @@ type HeartbeatTarget struct {
 	Collection string `yaml:"collection"`
 }
 
-// Batch bounds one insert into the store.
+// Batch bounds one write to the store: one transaction.
 type Batch struct {
-	MaxEvents int           `yaml:"max_events"`
-	MaxBytes  int           `yaml:"max_bytes"`
+	MaxEvents int `yaml:"max_events"`
+	MaxBytes  int `yaml:"max_bytes"`
+	// MinEvents and MaxWait make a source that writes slowly cost fewer, larger reads
+	// and writes: after a read that was not full, reading waits about as long as
+	// MinEvents events take to come, at most MaxWait (0: not at all).
+	MinEvents int           `yaml:"min_events"`
 	MaxWait   time.Duration `yaml:"max_wait"`
 }
 
@@ -113,9 +117,10 @@ const (
 	DefaultStoreDatabase      = "oplog_backup_db"
 	DefaultHeartbeatInterval  = 30 * time.Second
 	DefaultCheckpointInterval = 10 * time.Second
-	DefaultBatchMaxEvents     = 1000
+	DefaultBatchMaxEvents     = 4000
 	DefaultBatchMaxBytes      = 8 << 20
-	DefaultBatchMaxWait       = 0 // group commit: write as soon as the writer is free
+	DefaultBatchMinEvents     = 75
+	DefaultBatchMaxWait       = 100 * time.Millisecond
 	DefaultBufferMaxEvents    = 20000
 	DefaultBufferMaxBytes     = 64 << 20
 	DefaultMaxBackoff         = time.Minute
@@ -273,7 +278,11 @@ func (c *Collector) finish(doc *document, dir string, required bool) {
 	c.HeartbeatInterval = positiveOrDefault(doc, "collector.heartbeat_interval", c.HeartbeatInterval, DefaultHeartbeatInterval)
 	c.CheckpointInterval = positiveOrDefault(doc, "collector.checkpoint_interval", c.CheckpointInterval, DefaultCheckpointInterval)
 	c.MaxBackoff = positiveOrDefault(doc, "collector.max_backoff", c.MaxBackoff, DefaultMaxBackoff)
-	c.Batch.MaxWait = positiveOrDefault(doc, "collector.batch.max_wait", c.Batch.MaxWait, DefaultBatchMaxWait)
+	if _, written := doc.lines["collector.batch.max_wait"]; !written {
+		c.Batch.MaxWait = DefaultBatchMaxWait // written, 0 is no wait
+	} else if c.Batch.MaxWait < 0 {
+		doc.addf("collector.batch.max_wait", "must be positive, or 0 to read again at once after every read; got %s", c.Batch.MaxWait)
+	}
 	c.StoreStallAfter = positiveOrDefault(doc, "collector.store_stall_after", c.StoreStallAfter, DefaultStoreStallAfter)
 	if c.LeaseTTL = positiveOrDefault(doc, "collector.lease_ttl", c.LeaseTTL, DefaultLeaseTTL); c.LeaseTTL < minLeaseTTL {
 		doc.addf("collector.lease_ttl", "at least %s (the holder renews every third of it), got %s", minLeaseTTL, c.LeaseTTL)
@@ -283,6 +292,9 @@ func (c *Collector) finish(doc *document, dir string, required bool) {
 	}
 	c.Batch.MaxEvents = countOrDefault(doc, "collector.batch.max_events", c.Batch.MaxEvents, DefaultBatchMaxEvents)
 	c.Batch.MaxBytes = countOrDefault(doc, "collector.batch.max_bytes", c.Batch.MaxBytes, DefaultBatchMaxBytes)
+	if c.Batch.MinEvents = countOrDefault(doc, "collector.batch.min_events", c.Batch.MinEvents, min(DefaultBatchMinEvents, c.Batch.MaxEvents)); c.Batch.MinEvents > c.Batch.MaxEvents {
+		doc.addf("collector.batch.min_events", "at most batch.max_events (%d), got %d", c.Batch.MaxEvents, c.Batch.MinEvents)
+	}
 	c.Buffer.MaxEvents = countOrDefault(doc, "collector.buffer.max_events", c.Buffer.MaxEvents, DefaultBufferMaxEvents)
 	c.Buffer.MaxBytes = countOrDefault(doc, "collector.buffer.max_bytes", c.Buffer.MaxBytes, DefaultBufferMaxBytes)
 	if c.Batch.MaxBytes > maxBatchBytes {

@@ -62,6 +62,30 @@ func TestLoadGood(t *testing.T) {
 	}
 }
 
+// A slow source's batches wait for more events by default (batch.min_events,
+// batch.max_wait); a max_wait of 0 written out means no wait, and min_events never
+// exceeds a smaller max_events by default.
+func TestBatchDefaults(t *testing.T) {
+	for _, c := range []struct {
+		batch     string
+		minEvents int
+		maxWait   time.Duration
+	}{
+		{"", DefaultBatchMinEvents, DefaultBatchMaxWait},
+		{"  batch: {max_wait: 0s}\n", DefaultBatchMinEvents, 0},
+		{"  batch: {max_events: 20, max_wait: 250ms}\n", 20, 250 * time.Millisecond},
+		{"  batch: {min_events: 1}\n", 1, DefaultBatchMaxWait},
+	} {
+		cfg, err := Parse([]byte("collector:\n  store: {uri: \"mongodb://store\"}\n"+c.batch+"  sources: [{name: a, uri: \"mongodb://a\"}]\n"), "batch.yml")
+		if err != nil {
+			t.Fatalf("%q: %v", c.batch, err)
+		}
+		if b := cfg.Collector.Batch; b.MinEvents != c.minEvents || b.MaxWait != c.maxWait {
+			t.Errorf("%q: min_events %d, max_wait %v; want %d, %v", c.batch, b.MinEvents, b.MaxWait, c.minEvents, c.maxWait)
+		}
+	}
+}
+
 // Every file in testdata/bad must fail with exactly the text of its .err sibling: each
 // problem on its own line, in file order, naming file, line and key.
 func TestLoadBad(t *testing.T) {

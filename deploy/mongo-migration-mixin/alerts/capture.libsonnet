@@ -9,7 +9,7 @@ function(config)
     alert: 'OplogCaptureLagHigh',
     comment:: comment,
     expr: |||
-      (time() - oplog_capture_checkpoint_timestamp_seconds) > %d
+      oplog_capture_lag_seconds > %d
       and on (job, instance, source_cluster)
       deriv(oplog_capture_checkpoint_timestamp_seconds[10m]) < 1
       unless on (job, instance, source_cluster)

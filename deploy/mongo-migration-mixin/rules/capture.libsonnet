@@ -5,10 +5,11 @@ function(config) {
     {
       record: 'source_cluster:oplog_capture_lag:seconds',
       comment:: |||
-        Capture lag from the collector's own metrics: the persisted resume token's
-        cluster time, which advances on a quiet source too (post-batch tokens).
+        Capture lag from the collector's own metrics, true at the scrape to the
+        millisecond (time() - oplog_capture_checkpoint_timestamp_seconds would add the
+        time from the scrape to this evaluation); it advances on a quiet source too.
       |||,
-      expr: 'time() - oplog_capture_checkpoint_timestamp_seconds',
+      expr: 'oplog_capture_lag_seconds',
     },
     {
       record: 'source_cluster:oplog_capture_window:seconds',
