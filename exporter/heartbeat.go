@@ -175,7 +175,7 @@ func (t *heartbeatTarget) read(ctx context.Context) ([]bson.Raw, int, error) {
 		{{Key: "$project", Value: heartbeat.Projection()}},
 	})
 	if err != nil {
-		return nil, 0, describeMongoError(ctx, t.Timeout, "reading the heartbeat documents", err)
+		return nil, 0, mongoerr.ScrapeError(ctx, t.Timeout, "reading the heartbeat documents", err)
 	}
 	var docs []bson.Raw
 	for cursor.Next(ctx) && len(docs) < *t.SourceLimit {
@@ -184,27 +184,17 @@ func (t *heartbeatTarget) read(ctx context.Context) ([]bson.Raw, int, error) {
 	err = cursor.Err()
 	_ = cursor.Close(context.WithoutCancel(ctx))
 	if err != nil {
-		return nil, 0, describeMongoError(ctx, t.Timeout, "reading the heartbeat documents", err)
+		return nil, 0, mongoerr.ScrapeError(ctx, t.Timeout, "reading the heartbeat documents", err)
 	}
 	total := len(docs)
 	if len(docs) == *t.SourceLimit || *t.SourceLimit == 0 {
 		n, err := db.Collection(t.Collection).CountDocuments(ctx, bson.D{})
 		if err != nil {
-			return nil, 0, describeMongoError(ctx, t.Timeout, "counting the heartbeat documents", err)
+			return nil, 0, mongoerr.ScrapeError(ctx, t.Timeout, "counting the heartbeat documents", err)
 		}
 		total = int(n)
 	}
 	return docs, total, nil
-}
-
-// describeMongoError names the cause of a failed read in the same words at every
-// scrape (so it is logged once), and which deadline ended it when one did.
-func describeMongoError(ctx context.Context, timeout time.Duration, what string, err error) error {
-	cause := mongoerr.Describe(err)
-	if ctx.Err() != nil && cause == "timed out" {
-		cause = fmt.Sprintf("no answer within the timeout of %s or the scrape deadline", timeout)
-	}
-	return fmt.Errorf("%s: %s", what, cause)
 }
 
 // unixSeconds is a time as Unix seconds, nil when unknown.

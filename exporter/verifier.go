@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/mongoerr"
 )
 
 var verifierRegistration = Registration{
@@ -206,7 +207,7 @@ func (s *verifierScraper) scrapeTarget(ctx context.Context, t *verifierTarget, c
 					return api
 				})
 				if err != nil {
-					return describeMongoError(ctx, t.Timeout, "metadata database", err)
+					return mongoerr.ScrapeError(ctx, t.Timeout, "metadata database", err)
 				}
 				return nil
 			})
