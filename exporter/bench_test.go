@@ -214,7 +214,7 @@ func BenchmarkVerifierScrape(b *testing.B) {
 		s, err := newVerifierScraper(&config.Exporter{Verifiers: []config.Verifier{{
 			Name: "bench", MongoURI: config.MongoURI{URI: commoncfg.Secret(server.uri)}, Database: database,
 			Timeout: timeout, NamespaceLimit: &limit, NamespaceRefresh: config.DefaultNamespaceRefresh, ChangeEventTypeLimit: &eventTypes,
-		}}}, Env{Logger: log.NewNopLogger(), Changes: NewChangeLog(log.NewLogfmtLogger(os.Stderr)), Stats: &scraperStats{}})
+		}}}, Env{Logger: log.NewNopLogger(), OnChange: NewOnChangeLogger(log.NewLogfmtLogger(os.Stderr)), Stats: &scraperStats{}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -79,7 +79,7 @@ func TestInvalidUTF8InDocumentsKeepsTheScrapeWhole(t *testing.T) {
 	}
 	// The heartbeat target above has a placeholder URI: give it the test server's.
 	e.scrapers[2].Scraper.(*heartbeatScraper).Close()
-	hb, err := newHeartbeatScraper(&config.Exporter{HeartbeatDatabases: []config.HeartbeatDatabase{metadataTarget("central", uri, "hostile_hb")}}, Env{Logger: log.NewNopLogger(), Changes: e.changes, Stats: e.stats["collector_heartbeat"]})
+	hb, err := newHeartbeatScraper(&config.Exporter{HeartbeatDatabases: []config.HeartbeatDatabase{metadataTarget("central", uri, "hostile_hb")}}, Env{Logger: log.NewNopLogger(), OnChange: e.onChange, Stats: e.stats["collector_heartbeat"]})
 	if err != nil {
 		t.Fatal(err)
 	}

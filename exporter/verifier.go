@@ -91,15 +91,6 @@ var (
 	verifierLastChange      = verifierDesc("last_change_timestamp_seconds", "Time of the newest change the metadata database shows: a task inserted or picked, a change reader's saved position (saved at most every 10 s while it reads).")
 	verifierOldestTask      = verifierDesc("oldest_processing_task_start_timestamp_seconds", "When the longest-running processing task began; absent when none is processing. An old value with no progress means a stalled verifier.")
 	verifierLongestMismatch = verifierDesc("longest_mismatch_duration_seconds", "How long the longest-standing document mismatch has lasted (API longestDocMismatch.durationSecs).")
-
-	verifierDescs = []*prometheus.Desc{
-		verifierUp, verifierAPIUp, verifierTotalsRead, verifierMetadataVersion, verifierGeneration, verifierPhase, verifierDone, verifierTasks, verifierMalformed,
-		verifierDocsCompared, verifierDocsToCompare, verifierBytesCompared, verifierBytesToCompare,
-		verifierInitDocsDone, verifierInitDocsToDo, verifierInitBytesDone, verifierInitBytesToDo,
-		verifierMismatches, verifierNamespaceCounts, verifierGenerationCount, verifierNamespaces, verifierNamespaceBad, verifierNamespacesLeft,
-		verifierChangeEvents, verifierChangeTypesLeft, verifierChangeLag, verifierChangeBuffer, verifierChangeRate, verifierRechecks,
-		verifierLastRechecked, verifierLastChange, verifierOldestTask, verifierLongestMismatch,
-	}
 )
 
 // changeEventTypes are the operation types the verifier counts (eventCounts); a reader's
@@ -142,12 +133,6 @@ func newVerifierScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 func (s *verifierScraper) Close() {
 	for _, t := range s.targets {
 		t.reader.client.close()
-	}
-}
-
-func (s *verifierScraper) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range verifierDescs {
-		ch <- d
 	}
 }
 
@@ -213,9 +198,9 @@ func (s *verifierScraper) scrapeTarget(ctx context.Context, t *verifierTarget, c
 			})
 		})
 		wg.Wait()
-		s.env.Changes.Failure(key+"/metadata", metaErr, append(ids, "source", "metadata database")...)
+		s.env.OnChange.Failure(key+"/metadata", metaErr, append(ids, "source", "metadata database")...)
 		if t.progressURL != "" {
-			s.env.Changes.Failure(key+"/api", apiE, append(ids, "source", "api")...)
+			s.env.OnChange.Failure(key+"/api", apiE, append(ids, "source", "api")...)
 		}
 		if apiE != nil {
 			api = nil
@@ -227,7 +212,7 @@ func (s *verifierScraper) scrapeTarget(ctx context.Context, t *verifierTarget, c
 		}
 		switch {
 		case metaErr == nil:
-			s.env.Changes.Notice(key+"/malformed", "Verifier metadata documents are left out", meta.problems.String(), ids...)
+			s.env.OnChange.Notice(key+"/malformed", "Verifier metadata documents are left out", meta.problems.String(), ids...)
 			t.emitMetadata(e, meta, api)
 		case api != nil:
 			e.stateSet(verifierPhase, verifierPhases, api.Phase)

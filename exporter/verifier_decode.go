@@ -31,7 +31,7 @@ const (
 var (
 	taskTypes    = []string{taskPrimary, taskProcessRecheckQueue, taskVerifyCollection, taskVerifyDocuments, taskVerify}
 	taskStatuses = []string{statusAdded, statusProcessing, statusCompleted, statusFailed, statusMismatch}
-	// unfinishedStatuses are the only ones the verifier changes: a task is added, then
+	// unfinishedStatuses are the only ones the verifier onChange: a task is added, then
 	// processing, then one of the others for good.
 	unfinishedStatuses = bson.A{statusAdded, statusProcessing}
 )
