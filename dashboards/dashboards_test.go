@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mongomigrate/observability/internal/dashboardtest"
 	"github.com/mongomigrate/observability/internal/testsupport"
 
 	"gopkg.in/yaml.v3"
@@ -20,14 +21,14 @@ const (
 	alertsDir  = "../alerts"
 )
 
-func load(t *testing.T) []Dashboard {
+func load(t *testing.T) []dashboardtest.Dashboard {
 	t.Helper()
-	ds, err := Load()
+	ds, err := dashboardtest.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ds) != len(UIDs) {
-		t.Fatalf("found %d dashboards, want %d (%v)", len(ds), len(UIDs), UIDs)
+	if len(ds) != len(dashboardtest.UIDs) {
+		t.Fatalf("found %d dashboards, want %d (%v)", len(ds), len(dashboardtest.UIDs), dashboardtest.UIDs)
 	}
 	return ds
 }
@@ -40,8 +41,8 @@ func TestUIDsAreStable(t *testing.T) {
 			t.Errorf("%s: uid %q used twice", d.File, d.UID)
 		}
 		seen[d.UID] = true
-		if !slices.Contains(UIDs, d.UID) {
-			t.Errorf("%s: uid %q is not one of %v", d.File, d.UID, UIDs)
+		if !slices.Contains(dashboardtest.UIDs, d.UID) {
+			t.Errorf("%s: uid %q is not one of %v", d.File, d.UID, dashboardtest.UIDs)
 		}
 		if d.File != d.UID+".json" {
 			t.Errorf("%s: the file should be named after its uid, %s.json", d.File, d.UID)
@@ -293,7 +294,7 @@ func areaLabels(metric string) []string {
 func TestLinks(t *testing.T) {
 	ds := load(t)
 	for _, d := range ds {
-		var tagLinks []Link
+		var tagLinks []dashboardtest.Link
 		for _, l := range d.Links {
 			if l.Type == "dashboards" {
 				tagLinks = append(tagLinks, l)
@@ -412,7 +413,7 @@ func TestPendingMetrics(t *testing.T) {
 
 // The helper the end-to-end test uses: every panel query, expandable to plain PromQL.
 func TestQueriesAndExpand(t *testing.T) {
-	qs, err := Queries()
+	qs, err := dashboardtest.Queries()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,11 +431,11 @@ func TestQueriesAndExpand(t *testing.T) {
 		if q.Dashboard == "" || q.Panel == "" || q.RefID == "" {
 			t.Errorf("incomplete query %+v", q)
 		}
-		if e := Expand(q.Expr, vars); strings.Contains(e, "$") && !strings.Contains(e, `"$1"`) {
+		if e := dashboardtest.Expand(q.Expr, vars); strings.Contains(e, "$") && !strings.Contains(e, `"$1"`) {
 			t.Errorf("%s/%s: variables left after Expand: %s", q.Dashboard, q.Panel, e)
 		}
 	}
-	got := Expand(`rate(x{job=~"$job",a="${instance}",b="[[migration]]",c="${mongosync:regex}"}[$__rate_interval]) $unknown`,
+	got := dashboardtest.Expand(`rate(x{job=~"$job",a="${instance}",b="[[migration]]",c="${mongosync:regex}"}[$__rate_interval]) $unknown`,
 		map[string]string{"job": "j", "instance": "i", "migration": "m", "mongosync": "s", "__rate_interval": "1m"})
 	if want := `rate(x{job=~"j",a="i",b="m",c="s"}[1m]) $unknown`; got != want {
 		t.Errorf("Expand = %s\nwant     %s", got, want)
@@ -462,13 +463,13 @@ func TestQueriesParseWithPromtool(t *testing.T) {
 	for _, d := range load(t) {
 		for _, p := range d.AllPanels() {
 			for _, tg := range p.Targets {
-				recs = append(recs, rec{"dashboard_query_" + strconv.Itoa(len(recs)), Expand(tg.Expr, vars)})
+				recs = append(recs, rec{"dashboard_query_" + strconv.Itoa(len(recs)), dashboardtest.Expand(tg.Expr, vars)})
 			}
 		}
 		for _, v := range d.Templating.List[1:] {
 			m := regexp.MustCompile(`^label_values\((.+), *\w+\)$`).FindStringSubmatch(v.QueryString())
 			if m != nil {
-				recs = append(recs, rec{"dashboard_variable_" + strconv.Itoa(len(recs)), Expand(m[1], vars)})
+				recs = append(recs, rec{"dashboard_variable_" + strconv.Itoa(len(recs)), dashboardtest.Expand(m[1], vars)})
 			}
 		}
 	}

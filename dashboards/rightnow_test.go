@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mongomigrate/observability/internal/dashboardtest"
 	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 	"github.com/mongomigrate/observability/internal/testsupport"
 )
@@ -86,7 +87,7 @@ func TestStatePanelsMapEveryState(t *testing.T) {
 				}
 				panels++
 				where := fmt.Sprintf("%s: panel %q (%s)", d.File, p.Title, metric)
-				mapped := map[string]MappingResult{}
+				mapped := map[string]dashboardtest.MappingResult{}
 				for _, m := range p.AllMappings() {
 					for v, res := range m.Values() {
 						mapped[v] = res
@@ -154,7 +155,7 @@ func TestNormalValuesAreNotRed(t *testing.T) {
 // initialCheckColour is the colour a panel gives the initial check's figures of query
 // ref: a fixed colour of an override on the query, or on the series or column named for
 // the initial check.
-func initialCheckColour(p Panel, ref string) string {
+func initialCheckColour(p dashboardtest.Panel, ref string) string {
 	for _, o := range p.FieldConfig.Overrides {
 		byQuery := o.Matcher.ID == "byFrameRefID" && o.Matcher.Options == ref
 		byName := (o.Matcher.ID == "byName" || o.Matcher.ID == "byRegexp") && strings.Contains(strings.ToLower(o.Matcher.Options), "initial check")
@@ -183,7 +184,7 @@ func initialCheckColour(p Panel, ref string) string {
 }
 
 // panelSelects reports whether one of the panel's queries selects metric.
-func panelSelects(t *testing.T, p Panel, metric string) bool {
+func panelSelects(t *testing.T, p dashboardtest.Panel, metric string) bool {
 	t.Helper()
 	for _, tg := range p.Targets {
 		q, err := parseQuery(tg.Expr)
@@ -206,20 +207,24 @@ func TestCutoverVerdictOnTop(t *testing.T) {
 	if len(d.Panels) < 3 || d.Panels[0].Type != "row" || d.Panels[0].Repeat != "" || d.Panels[0].Collapsed {
 		t.Fatalf("%s: the first panel must be an open row that does not repeat", d.File)
 	}
-	var top []Panel
+	var top []dashboardtest.Panel
 	for _, p := range d.Panels[1:] {
 		if p.Type == "row" {
 			break
 		}
 		top = append(top, p)
 	}
-	goNoGo := slices.IndexFunc(top, func(p Panel) bool { return p.Type == "stat" && panelSelects(t, p, "migration:cutover_ready") })
-	blockers := slices.IndexFunc(top, func(p Panel) bool { return p.Type == "table" && panelSelects(t, p, "migration:cutover_blockers") })
+	goNoGo := slices.IndexFunc(top, func(p dashboardtest.Panel) bool {
+		return p.Type == "stat" && panelSelects(t, p, "migration:cutover_ready")
+	})
+	blockers := slices.IndexFunc(top, func(p dashboardtest.Panel) bool {
+		return p.Type == "table" && panelSelects(t, p, "migration:cutover_blockers")
+	})
 	if goNoGo != 0 || blockers < 0 {
 		t.Fatalf("%s: the first row must open with a stat on migration:cutover_ready and hold a table of migration:cutover_blockers (found them at %d and %d)", d.File, goNoGo, blockers)
 	}
-	want := map[string]MappingResult{"0": {Text: "NO GO", Color: "red"}, "1": {Text: "GO", Color: "green"}}
-	got := map[string]MappingResult{}
+	want := map[string]dashboardtest.MappingResult{"0": {Text: "NO GO", Color: "red"}, "1": {Text: "GO", Color: "green"}}
+	got := map[string]dashboardtest.MappingResult{}
 	for _, m := range top[goNoGo].AllMappings() {
 		for v, res := range m.Values() {
 			got[v] = res
@@ -395,7 +400,7 @@ func TestPanelsThatNeedConfigurationSayWhich(t *testing.T) {
 	}
 }
 
-func dashboard(t *testing.T, uid string) Dashboard {
+func dashboard(t *testing.T, uid string) dashboardtest.Dashboard {
 	t.Helper()
 	for _, d := range load(t) {
 		if d.UID == uid {
@@ -403,7 +408,7 @@ func dashboard(t *testing.T, uid string) Dashboard {
 		}
 	}
 	t.Fatalf("no dashboard %s", uid)
-	return Dashboard{}
+	return dashboardtest.Dashboard{}
 }
 
 // The overview marks every state and phase change of an instance with an annotation:
@@ -464,7 +469,7 @@ func TestAnnotationsMarkStateChanges(t *testing.T) {
       - expr: %[5]q
         eval_time: 11m
         exp_samples: []
-`, metric, s.label, s.before, s.after, Expand(a.Expr, expansion()))
+`, metric, s.label, s.before, s.after, dashboardtest.Expand(a.Expr, expansion()))
 	}
 	if found != len(series) {
 		t.Fatalf("%s: %d annotations mark state or phase changes, want %d", d.File, found, len(series))
