@@ -154,8 +154,9 @@ func (s *heartbeatScraper) emit(out *batch, t *heartbeatTarget, docs []bson.Raw)
 }
 
 // read returns the first source_limit heartbeat documents in name order, and how many
-// there are. Only the name and collector_status are fetched: the old collector stores
-// connection strings with passwords next to them.
+// there are. Only the name and collector_status are fetched: the old collector (whose
+// layout package oplogstore names) stores connection strings with passwords next to
+// them.
 func (t *heartbeatTarget) read(ctx context.Context) ([]bson.Raw, int, error) {
 	client, err := t.client.get()
 	if err != nil {
