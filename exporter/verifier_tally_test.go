@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mongomigrate/observability/internal/mongotest"
 	vf "github.com/mongomigrate/observability/internal/verifierfixture"
@@ -204,7 +205,54 @@ func TestTallyReadsWhatCanChange(t *testing.T) {
 func TestRestartedExporterReadsItsTotalsAcrossScrapes(t *testing.T) {
 	srv := mongotest.New(t, "holds a command past its maxTimeMS with a failpoint", mongotest.Options{})
 	client := connectForFixtures(t, srv.URI())
-	f := newMetadataFixture(t, client, "vf_restart", 7).generation(2).primary(vf.StatusCompleted)
+	seedFinishedVerification(t, client, "vf_restart")
+	readInParts(t, 0, chunkSizes{first: 100, min: 50, max: 200})
+
+	target := verifierConfig("restart", srv.URI(), "vf_restart")
+	target.Timeout = 3 * time.Second
+	s, _ := newVerifierForTest(t, target)
+	c := collectorOf(s)
+	read := `migration_verifier_totals_read_ratio{}`
+	previous := 0.0
+	for i := range 3 {
+		holdSecondChunk(t, client)
+		got := scrapeValues(t, c)
+		where := fmt.Sprintf("scrape %d, its second chunk held", i+1)
+		expectValues(t, where, got, map[string]float64{
+			`migration_verifier_up{}`: 1,
+			`migration_verifier_tasks{status="added",type="verifyDocuments"}`:      15,
+			`migration_verifier_tasks{status="processing",type="verifyDocuments"}`: 15,
+			`migration_verifier_tasks{status="completed",type="verifyDocuments"}`:  absent,
+			`migration_verifier_documents_compared{}`:                              absent,
+			`migration_verifier_mismatches{kind="missing_on_destination"}`:         absent,
+		})
+		if got[read] <= previous || got[read] >= 1 {
+			t.Fatalf("%s: the totals were read up to %v, after %v before: they did not go on from there", where, got[read], previous)
+		}
+		previous = got[read]
+	}
+	got := scrapeValues(t, c)
+	if got[read] != 1 {
+		t.Fatalf("a scrape with time for the rest read the totals up to %v", got[read])
+	}
+	lowerWatchLimit(t, 0) // a new exporter that sums everything on the server
+	recount, _ := newVerifierForTest(t, target)
+	want := scrapeValues(t, collectorOf(recount))
+	if !maps.Equal(got, want) {
+		t.Errorf("after its restart, the exporter exports\n%v\na full recount\n%v", got, want)
+	}
+	for _, name := range []string{`migration_verifier_rechecks_total{}`, `migration_verifier_mismatches{kind="missing_on_destination"}`, `migration_verifier_documents_compared{}`} {
+		if got[name] == 0 {
+			t.Errorf("%s is 0: the fixture does not test it", name)
+		}
+	}
+}
+
+// seedFinishedVerification writes a verification in generation 2 whose tasks and
+// mismatches are an hour old, but for 15 tasks added and 15 processing in generation 2:
+// 1,802 tasks, the failed ones with their mismatches.
+func seedFinishedVerification(t *testing.T, client *mongo.Client, database string) {
+	f := newMetadataFixture(t, client, database, 7).generation(2).primary(vf.StatusCompleted)
 	hourAgo := time.Now().Add(-time.Hour)
 	var tasks []vf.Task
 	var mismatches []vf.Mismatch
@@ -241,56 +289,19 @@ func TestRestartedExporterReadsItsTotalsAcrossScrapes(t *testing.T) {
 		}
 	}
 	f.tasks(tasks...).mismatches(mismatches...).changeReader("changeReader", vf.Counts("insert", 7), vf.Counts("insert", 7))
-	readInParts(t, 0, chunkSizes{first: 100, min: 50, max: 200})
+}
 
-	target := verifierConfig("restart", srv.URI(), "vf_restart")
-	target.Timeout = 3 * time.Second
-	s, _ := newVerifierForTest(t, target)
-	c := collectorOf(s)
-	holdSecondChunk := func() {
-		err := client.Database("admin").RunCommand(t.Context(), bson.D{
-			{Key: "configureFailPoint", Value: "failCommand"},
-			{Key: "mode", Value: bson.D{{Key: "skip", Value: 2}, {Key: "times", Value: 1}}},
-			{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"aggregate"}}, {Key: "blockConnection", Value: true},
-				{Key: "blockTimeMS", Value: 60_000}, {Key: "appName", Value: Namespace}}},
-		}).Err()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	read := `migration_verifier_totals_read_ratio{}`
-	previous := 0.0
-	for i := range 3 {
-		holdSecondChunk()
-		got := scrapeValues(t, c)
-		where := fmt.Sprintf("scrape %d, its second chunk held", i+1)
-		expectValues(t, where, got, map[string]float64{
-			`migration_verifier_up{}`: 1,
-			`migration_verifier_tasks{status="added",type="verifyDocuments"}`:      15,
-			`migration_verifier_tasks{status="processing",type="verifyDocuments"}`: 15,
-			`migration_verifier_tasks{status="completed",type="verifyDocuments"}`:  absent,
-			`migration_verifier_documents_compared{}`:                              absent,
-			`migration_verifier_mismatches{kind="missing_on_destination"}`:         absent,
-		})
-		if got[read] <= previous || got[read] >= 1 {
-			t.Fatalf("%s: the totals were read up to %v, after %v before: they did not go on from there", where, got[read], previous)
-		}
-		previous = got[read]
-	}
-	got := scrapeValues(t, c)
-	if got[read] != 1 {
-		t.Fatalf("a scrape with time for the rest read the totals up to %v", got[read])
-	}
-	lowerWatchLimit(t, 0) // a new exporter that sums everything on the server
-	recount, _ := newVerifierForTest(t, target)
-	want := scrapeValues(t, collectorOf(recount))
-	if !maps.Equal(got, want) {
-		t.Errorf("after its restart, the exporter exports\n%v\na full recount\n%v", got, want)
-	}
-	for _, name := range []string{`migration_verifier_rechecks_total{}`, `migration_verifier_mismatches{kind="missing_on_destination"}`, `migration_verifier_documents_compared{}`} {
-		if got[name] == 0 {
-			t.Errorf("%s is 0: the fixture does not test it", name)
-		}
+// holdSecondChunk holds the scraper's next aggregation but one (the walk's second chunk)
+// on the server for a minute: longer than any scrape's time.
+func holdSecondChunk(t *testing.T, client *mongo.Client) {
+	err := client.Database("admin").RunCommand(t.Context(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "skip", Value: 2}, {Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"aggregate"}}, {Key: "blockConnection", Value: true},
+			{Key: "blockTimeMS", Value: 60_000}, {Key: "appName", Value: Namespace}}},
+	}).Err()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
