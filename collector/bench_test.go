@@ -357,7 +357,7 @@ func benchmarkCapture(b *testing.B, ownCPU bool) {
 // position before db's events, as a collector that was stopped while they were written.
 func benchConfig(b testing.TB, uri, storeURI, db string, before bson.Raw) *config.Config {
 	text := fmt.Sprintf("collector:\n  store: {uri: %q, database: store_%s}\n  sources:\n    - {name: %s, uri: %q, database: %s}\n", storeURI, db, db, uri, db)
-	cfg, err := config.Parse([]byte(text), "bench.yml")
+	cfg, err := config.ForCollector.Parse([]byte(text), "bench.yml")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -475,7 +475,7 @@ func BenchmarkBacklogMemory(b *testing.B) {
 	src := benchClient(b, srcURI)
 	for b.Loop() {
 		text := fmt.Sprintf("collector:\n  store: {uri: %q}\n  buffer: {max_events: 20000, max_bytes: 16777216}\n  sources:\n    - {name: backlog, uri: %q, database: backlog}\n", storeURI, srcURI)
-		cfg, err := config.Parse([]byte(text), "bench.yml")
+		cfg, err := config.ForCollector.Parse([]byte(text), "bench.yml")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -584,7 +584,7 @@ func TestEventsAndTheirPositionCommitTogether(t *testing.T) {
 	text := fmt.Sprintf("collector:\n  store: {uri: %q}\n  metadata: {uri: %q}\n  heartbeat_interval: 200ms\n  checkpoint_interval: 1h\n"+
 		"  max_backoff: 200ms\n  store_stall_after: 1s\n  batch: {max_events: 50, max_wait: 50ms}\n  sources:\n    - {name: saves, uri: %q, database: saves}\n",
 		storeURI, sourceURI, sourceURI)
-	cfg, err := config.Parse([]byte(text), "test.yml")
+	cfg, err := config.ForCollector.Parse([]byte(text), "test.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

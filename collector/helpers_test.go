@@ -39,7 +39,7 @@ func collectorConfig(t *testing.T, storeURI, metaURI string, extra string, sourc
 	for _, s := range sources {
 		fmt.Fprintf(&b, "    - {name: %s, uri: %q, database: %q}\n", s.name, s.uri, s.database)
 	}
-	cfg, err := config.Parse([]byte(b.String()), "test.yml")
+	cfg, err := config.ForCollector.Parse([]byte(b.String()), "test.yml")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/mongomigrate/observability/internal/dashboardtest"
 )
 
 // timeVariables stand for Grafana's time variables while a query is parsed: durations no
@@ -33,7 +35,7 @@ func parseQuery(expr string) (query, error) {
 	for name, d := range timeVariables {
 		vars[name] = model.Duration(d).String()
 	}
-	e, err := parser.NewParser(parser.Options{}).ParseExpr(Expand(expr, vars))
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(dashboardtest.Expand(expr, vars))
 	if err != nil {
 		return query{}, err
 	}

@@ -470,14 +470,20 @@ func alertsSelectJob(t *testing.T, job string) bool {
 	return strings.Contains(string(data), `up{job="`+job+`"}`)
 }
 
-// The demo's config.yml is valid for the project's own loader, and every address in it
-// (the exporter's and the collector's) names a compose service and a port it exposes.
+// The demo's config.yml is valid for both programs, each reading its section as it does
+// when it starts, and every address in it (the exporter's and the collector's) names a
+// compose service and a port it exposes.
 func TestDemoConfig(t *testing.T) {
 	p := loadCompose(t)
-	cfg, err := config.Load(demoConfig)
+	cfg, err := config.ForExporter.Load(demoConfig)
 	if err != nil {
-		t.Fatalf("config.Load(%s): %v", demoConfig, err)
+		t.Fatalf("the exporter's section of %s: %v", demoConfig, err)
 	}
+	collectorCfg, err := config.ForCollector.Load(demoConfig)
+	if err != nil {
+		t.Fatalf("the collector's section of %s: %v", demoConfig, err)
+	}
+	cfg.Collector = collectorCfg.Collector
 	if len(cfg.Exporter.Mongosync) == 0 || len(cfg.Exporter.Verifiers) == 0 || len(cfg.Exporter.HeartbeatDatabases) == 0 {
 		t.Fatalf("the demo config should read a mongosync, a verifier and the heartbeats: %+v", cfg.Exporter)
 	}

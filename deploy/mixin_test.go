@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mongomigrate/observability/dashboards"
+	"github.com/mongomigrate/observability/internal/dashboardtest"
 	"github.com/mongomigrate/observability/internal/testsupport"
 
 	"github.com/prometheus/common/model"
@@ -385,7 +385,7 @@ func checkClusteredDashboards(t *testing.T, out, promtool string) {
 	}
 	var queries []rec
 	for _, file := range files {
-		var d dashboards.Dashboard
+		var d dashboardtest.Dashboard
 		data, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -423,7 +423,7 @@ func checkClusteredDashboards(t *testing.T, out, promtool string) {
 			}
 		}
 		for _, e := range exprs {
-			expr, err := parser.NewParser(parser.Options{}).ParseExpr(dashboards.Expand(e, timeVariables))
+			expr, err := parser.NewParser(parser.Options{}).ParseExpr(dashboardtest.Expand(e, timeVariables))
 			if err != nil {
 				t.Errorf("%s: %v\n%s", name, err, e)
 				continue
@@ -441,7 +441,7 @@ func checkClusteredDashboards(t *testing.T, out, promtool string) {
 			for _, v := range vars {
 				all[v.Name] = ".*"
 			}
-			queries = append(queries, rec{fmt.Sprintf("dashboard_query_%d", len(queries)), dashboards.Expand(e, all)})
+			queries = append(queries, rec{fmt.Sprintf("dashboard_query_%d", len(queries)), dashboardtest.Expand(e, all)})
 		}
 	}
 	// The queries, every variable on All, are valid PromQL for promtool.

@@ -14,6 +14,7 @@ var testOnly = []string{
 	"github.com/mongomigrate/observability/internal/verifierfixture",
 	"github.com/mongomigrate/observability/internal/testsupport",
 	"github.com/mongomigrate/observability/internal/pitr/pitrtest",
+	"github.com/mongomigrate/observability/internal/dashboardtest",
 }
 
 // The binaries make build and make release ship link none of the test infrastructure:

@@ -12,7 +12,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/mongomigrate/observability/dashboards"
+	"github.com/mongomigrate/observability/internal/dashboardtest"
 	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
 
@@ -303,9 +303,9 @@ func (s *stack) shown(t *testing.T, uid, title string) string {
 	return strings.Join(out, ",")
 }
 
-func (s *stack) panel(t *testing.T, uid, title string) dashboards.Panel {
+func (s *stack) panel(t *testing.T, uid, title string) dashboardtest.Panel {
 	t.Helper()
-	ds, err := dashboards.Load()
+	ds, err := dashboardtest.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func (s *stack) panel(t *testing.T, uid, title string) dashboards.Panel {
 		}
 	}
 	t.Fatalf("%s has no panel %q", uid, title)
-	return dashboards.Panel{}
+	return dashboardtest.Panel{}
 }
 
 // panelQuery is the query refID of a dashboard's panel (the first of that title), its
@@ -326,7 +326,7 @@ func (s *stack) panelQuery(t *testing.T, uid, title, refID string) string {
 	t.Helper()
 	for _, tg := range s.panel(t, uid, title).Targets {
 		if tg.RefID == refID {
-			return dashboards.Expand(tg.Expr, varsFor(dashboardVarSets[0].vars, nil, uid, s.allVars(t, uid)))
+			return dashboardtest.Expand(tg.Expr, varsFor(dashboardVarSets[0].vars, nil, uid, s.allVars(t, uid)))
 		}
 	}
 	t.Fatalf("%s: panel %q has no query %s", uid, title, refID)
@@ -336,14 +336,14 @@ func (s *stack) panelQuery(t *testing.T, uid, title, refID string) string {
 // annotationQuery is the query of a dashboard's annotation, its variables set to All.
 func (s *stack) annotationQuery(t *testing.T, uid, name string) string {
 	t.Helper()
-	ds, err := dashboards.Load()
+	ds, err := dashboardtest.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range ds {
 		for _, a := range d.Annotations.List {
 			if d.UID == uid && a.Name == name && a.Expr != "" {
-				return dashboards.Expand(a.Expr, varsFor(dashboardVarSets[0].vars, nil, uid, s.allVars(t, uid)))
+				return dashboardtest.Expand(a.Expr, varsFor(dashboardVarSets[0].vars, nil, uid, s.allVars(t, uid)))
 			}
 		}
 	}

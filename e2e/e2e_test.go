@@ -15,7 +15,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/mongomigrate/observability/dashboards"
+	"github.com/mongomigrate/observability/internal/dashboardtest"
 	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
 
@@ -150,7 +150,7 @@ func varsFor(set map[string]string, byDashboard map[string]map[string]string, ui
 // those of a target that has just died included.
 func (s *stack) allVars(t *testing.T, uid string) map[string]string {
 	t.Helper()
-	ds, err := dashboards.Load()
+	ds, err := dashboardtest.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func (s *stack) allVars(t *testing.T, uid string) map[string]string {
 			if m == nil {
 				t.Fatalf("%s: variable %s: query %q is not label_values(selector, label)", uid, v.Name, v.QueryString())
 			}
-			samples, err := s.prom.query(context.Background(), fmt.Sprintf("count by (%s) (last_over_time(%s[1h]))", m[2], dashboards.Expand(m[1], vars)))
+			samples, err := s.prom.query(context.Background(), fmt.Sprintf("count by (%s) (last_over_time(%s[1h]))", m[2], dashboardtest.Expand(m[1], vars)))
 			if err != nil {
 				t.Fatalf("%s: values of variable %s: %v", uid, v.Name, err)
 			}
@@ -219,7 +219,7 @@ var unexpanded = regexp.MustCompile(`\$\{?[A-Za-z_]\w*|\[\[\w+\]\]`)
 // Every panel query of every dashboard returns at least one sample once data has flowed,
 // and every template variable's query finds values.
 func (s *stack) testDashboards(t *testing.T) {
-	queries, err := dashboards.Queries()
+	queries, err := dashboardtest.Queries()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,14 +227,14 @@ func (s *stack) testDashboards(t *testing.T) {
 		t.Fatal("no dashboard queries")
 	}
 	all := map[string]map[string]string{}
-	for _, uid := range dashboards.UIDs {
+	for _, uid := range dashboardtest.UIDs {
 		all[uid] = s.allVars(t, uid)
 	}
 	var checks []check
 	for _, set := range dashboardVarSets {
 		for _, q := range queries {
 			key := queryKey(q)
-			expr := dashboards.Expand(q.Expr, varsFor(set.vars, set.byDashboard, q.Dashboard, all[q.Dashboard]))
+			expr := dashboardtest.Expand(q.Expr, varsFor(set.vars, set.byDashboard, q.Dashboard, all[q.Dashboard]))
 			if m := unexpanded.FindString(expr); m != "" {
 				t.Errorf("%s: variable %s is not one the test knows (add it to dashboardVarSets): %s", key, m, expr)
 				continue
@@ -244,7 +244,7 @@ func (s *stack) testDashboards(t *testing.T) {
 	}
 	noDataExpected := s.noDataExpected(t)
 	for key := range noDataExpected {
-		if !slices.ContainsFunc(queries, func(q dashboards.Query) bool { return queryKey(q) == key }) {
+		if !slices.ContainsFunc(queries, func(q dashboardtest.Query) bool { return queryKey(q) == key }) {
 			t.Errorf("noDataExpected lists %q, which is no dashboard query", key)
 		}
 	}
@@ -283,7 +283,7 @@ func (s *stack) testDashboards(t *testing.T) {
 	t.Logf("%d dashboard panel queries and variable queries checked, with %d sets of variables", len(checks), len(dashboardVarSets))
 }
 
-func queryKey(q dashboards.Query) string {
+func queryKey(q dashboardtest.Query) string {
 	return fmt.Sprintf("%s / %s / %s", q.Dashboard, q.Panel, q.RefID)
 }
 
@@ -296,7 +296,7 @@ var labelValues = regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`)
 // variableChecks turns every query variable (label_values(selector, label)) into a
 // PromQL query that returns one sample per value the variable offers.
 func (s *stack) variableChecks(t *testing.T, all map[string]map[string]string) []check {
-	ds, err := dashboards.Load()
+	ds, err := dashboardtest.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func (s *stack) variableChecks(t *testing.T, all map[string]map[string]string) [
 				out = append(out, check{
 					key:  fmt.Sprintf("%s / variable %s", d.UID, v.Name),
 					set:  set.name,
-					expr: fmt.Sprintf("count by (%s) (%s)", m[2], dashboards.Expand(m[1], varsFor(set.vars, set.byDashboard, d.UID, all[d.UID]))),
+					expr: fmt.Sprintf("count by (%s) (%s)", m[2], dashboardtest.Expand(m[1], varsFor(set.vars, set.byDashboard, d.UID, all[d.UID]))),
 				})
 			}
 		}

@@ -100,7 +100,7 @@ func (env Env) target(ch chan<- prometheus.Metric, key string, ids []any, read f
 		b.send(ch)
 		return nil
 	})
-	if env.Changes.Failure(key+"/internal", err, ids...) {
+	if env.OnChange.Failure(key+"/internal", err, ids...) {
 		if p, ok := errors.AsType[*panicError](err); ok {
 			level.Error(env.Logger).Log(append(slices.Clip(ids), "msg", "Stack of the internal error above", "stack", p.stack)...)
 		}

@@ -39,7 +39,7 @@ type Exporter struct {
 	enabled       map[string]bool
 	timeoutOffset time.Duration
 	logger        log.Logger
-	changes       *ChangeLog
+	onChange      *OnChangeLogger
 	stats         map[string]*scraperStats
 	scrapers      []namedScraper // replaced whole by ApplyConfig
 	mu            sync.RWMutex   // guards scrapers
@@ -54,7 +54,7 @@ type namedScraper struct {
 // New returns an Exporter running the scrapers whose names are true in enabled.
 // timeoutOffset is taken off Prometheus' scrape timeout to leave time for the reply.
 func New(enabled map[string]bool, timeoutOffset time.Duration, logger log.Logger) *Exporter {
-	e := &Exporter{enabled: enabled, timeoutOffset: timeoutOffset, logger: logger, changes: NewChangeLog(logger), stats: map[string]*scraperStats{}}
+	e := &Exporter{enabled: enabled, timeoutOffset: timeoutOffset, logger: logger, onChange: NewOnChangeLogger(logger), stats: map[string]*scraperStats{}}
 	for _, r := range Registrations() {
 		e.stats[r.Name] = &scraperStats{}
 	}
@@ -70,7 +70,7 @@ func (e *Exporter) ApplyConfig(cfg *config.Config) error {
 		if !e.enabled[r.Name] {
 			continue
 		}
-		s, err := r.New(&cfg.Exporter, Env{Logger: log.With(e.logger, "collector", r.Name), Changes: e.changes, Stats: e.stats[r.Name]})
+		s, err := r.New(&cfg.Exporter, Env{Logger: log.With(e.logger, "collector", r.Name), OnChange: e.onChange, Stats: e.stats[r.Name]})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("collector %s: %w", r.Name, err))
 			continue
@@ -158,7 +158,7 @@ func (e *Exporter) collect(r *http.Request) []prometheus.Metric {
 		}
 		defer cancel()
 		e.mu.RLock()
-		s := &scrape{ctx: scrapeCtx, scrapers: e.scrapers, changes: e.changes, stats: e.stats}
+		s := &scrape{ctx: scrapeCtx, scrapers: e.scrapers, onChange: e.onChange, stats: e.stats}
 		e.mu.RUnlock()
 		return s.run(), nil
 	})
@@ -189,22 +189,12 @@ func (e *Exporter) scrapeContext(r *http.Request) (context.Context, context.Canc
 	return context.WithTimeout(r.Context(), timeout)
 }
 
-// scrape is the prometheus.Collector of one scrape: it runs every scraper at once.
+// scrape is one scrape: it runs every scraper at once.
 type scrape struct {
 	ctx      context.Context
 	scrapers []namedScraper
-	changes  *ChangeLog
+	onChange *OnChangeLogger
 	stats    map[string]*scraperStats
-}
-
-func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
-	ch <- collectorSuccessDesc
-	ch <- collectorDurationDesc
-	ch <- labelsReplacedDesc
-	ch <- panicsDesc
-	for _, sc := range s.scrapers {
-		sc.Describe(ch)
-	}
 }
 
 // run collects the scrape into a slice, to share among the requests waiting on it.
@@ -218,13 +208,14 @@ func (s *scrape) run() []prometheus.Metric {
 		}
 		close(done)
 	}()
-	s.Collect(ch)
+	s.collect(ch)
 	close(ch)
 	<-done
 	return metrics
 }
 
-func (s *scrape) Collect(ch chan<- prometheus.Metric) {
+// collect sends the series of every scraper, then the exporter's own about them.
+func (s *scrape) collect(ch chan<- prometheus.Metric) {
 	var wg sync.WaitGroup
 	for _, sc := range s.scrapers {
 		wg.Go(func() {
@@ -232,7 +223,7 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 			err := guard(func() error { return sc.Scrape(s.ctx, ch) })
 			ch <- prometheus.MustNewConstMetric(collectorDurationDesc, prometheus.GaugeValue, time.Since(start).Seconds(), sc.name)
 			ch <- prometheus.MustNewConstMetric(collectorSuccessDesc, prometheus.GaugeValue, boolValue(err == nil), sc.name)
-			s.changes.Failure("collector/"+sc.name, err, "collector", sc.name)
+			s.onChange.Failure("collector/"+sc.name, err, "collector", sc.name)
 		})
 	}
 	wg.Wait()

@@ -161,9 +161,9 @@ func TestRegistrationsHaveUniqueNamesAndHelp(t *testing.T) {
 func TestScrapeCollectorLint(t *testing.T) {
 	server := newStandIn(t, map[string]reply{"m": {file: "v1.22-full.json"}})
 	s, _ := newMongosyncForTest(t, server.target("m", time.Second))
-	c := &scrape{ctx: t.Context(), scrapers: []namedScraper{{name: "mongosync", Scraper: s}}, changes: NewChangeLog(log.NewNopLogger()),
+	c := &scrape{ctx: t.Context(), scrapers: []namedScraper{{name: "mongosync", Scraper: s}}, onChange: NewOnChangeLogger(log.NewNopLogger()),
 		stats: map[string]*scraperStats{"mongosync": {}}}
-	problems, err := testutil.CollectAndLint(c)
+	problems, err := testutil.CollectAndLint(collected(c.run()))
 	if err != nil {
 		t.Fatal(err)
 	}

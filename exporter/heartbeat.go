@@ -49,7 +49,6 @@ var (
 	heartbeatError = prometheus.NewDesc("oplog_collector_error",
 		"Whether the collector reports an error message (1) or not (0); the text is logged when it changes, never exported.",
 		[]string{"metadata", "source_cluster"}, nil)
-	heartbeatDescs = []*prometheus.Desc{heartbeatMetadataUp, heartbeatOmitted, heartbeatStatus, heartbeatLastReport, heartbeatLastOplog, heartbeatFirstOplog, heartbeatSourceOplogOldest, heartbeatError}
 )
 
 type heartbeatScraper struct {
@@ -76,12 +75,6 @@ func (s *heartbeatScraper) Close() {
 	}
 }
 
-func (s *heartbeatScraper) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range heartbeatDescs {
-		ch <- d
-	}
-}
-
 func (s *heartbeatScraper) Scrape(ctx context.Context, ch chan<- prometheus.Metric) error {
 	var wg sync.WaitGroup
 	for i := range s.targets {
@@ -104,7 +97,7 @@ func (s *heartbeatScraper) scrapeTarget(ctx context.Context, t *heartbeatTarget,
 	}
 	s.env.target(ch, key, ids, func(out *batch) {
 		docs, total, err := t.read(ctx)
-		s.env.Changes.Failure(key, err, ids...)
+		s.env.OnChange.Failure(key, err, ids...)
 		up(out, err == nil)
 		if err != nil {
 			return
@@ -113,10 +106,10 @@ func (s *heartbeatScraper) scrapeTarget(ctx context.Context, t *heartbeatTarget,
 		omitted := float64(total - exported)
 		out.add(heartbeatOmitted, prometheus.GaugeValue, omitted, t.Name)
 		if total > *t.SourceLimit {
-			s.env.Changes.Notice(key+"/limit", "More source clusters than source_limit: the rest have no series (oplog_collector_sources_omitted)",
+			s.env.OnChange.Notice(key+"/limit", "More source clusters than source_limit: the rest have no series (oplog_collector_sources_omitted)",
 				fmt.Sprintf("%d documents, source_limit %d", total, *t.SourceLimit), ids...)
 		} else {
-			s.env.Changes.Notice(key+"/limit", "", "", ids...)
+			s.env.OnChange.Notice(key+"/limit", "", "", ids...)
 		}
 	}, func(out *batch) { up(out, false) })
 }
@@ -143,8 +136,8 @@ func (s *heartbeatScraper) emit(out *batch, t *heartbeatTarget, docs []bson.Raw)
 		seen[name] = true
 		docKey := key + "/" + name
 		sourceIDs := append(slices.Clip(ids), "source_cluster", name)
-		s.env.Changes.Notice(docKey+"/fields", "Heartbeat fields of an unexpected type are left out", strings.Join(problems, "; "), sourceIDs...)
-		s.env.Changes.Notice(docKey+"/error", "The collector reports an error", hb.Error, sourceIDs...)
+		s.env.OnChange.Notice(docKey+"/fields", "Heartbeat fields of an unexpected type are left out", strings.Join(problems, "; "), sourceIDs...)
+		s.env.OnChange.Notice(docKey+"/error", "The collector reports an error", hb.Error, sourceIDs...)
 		s.env.unknownValue(docKey+"/status", "collector status", unknownOf(hb.Status, heartbeat.Statuses), sourceIDs...)
 		e := emitter{out: out, labels: []string{t.Name, hb.Name}} // the batch repairs and counts the label
 		e.stateSet(heartbeatStatus, heartbeat.Statuses, hb.Status)
@@ -156,13 +149,14 @@ func (s *heartbeatScraper) emit(out *batch, t *heartbeatTarget, docs []bson.Raw)
 		e.flag(heartbeatError, &failed)
 	}
 	slices.Sort(unusable)
-	s.env.Changes.Notice(key+"/unusable", "Heartbeat documents cannot be exported", strings.Join(slices.Compact(unusable), " | "), ids...)
+	s.env.OnChange.Notice(key+"/unusable", "Heartbeat documents cannot be exported", strings.Join(slices.Compact(unusable), " | "), ids...)
 	return len(seen)
 }
 
 // read returns the first source_limit heartbeat documents in name order, and how many
-// there are. Only the name and collector_status are fetched: the old collector stores
-// connection strings with passwords next to them.
+// there are. Only the name and collector_status are fetched: the old collector (whose
+// layout package oplogstore names) stores connection strings with passwords next to
+// them.
 func (t *heartbeatTarget) read(ctx context.Context) ([]bson.Raw, int, error) {
 	client, err := t.client.get()
 	if err != nil {
@@ -175,7 +169,7 @@ func (t *heartbeatTarget) read(ctx context.Context) ([]bson.Raw, int, error) {
 		{{Key: "$project", Value: heartbeat.Projection()}},
 	})
 	if err != nil {
-		return nil, 0, describeMongoError(ctx, t.Timeout, "reading the heartbeat documents", err)
+		return nil, 0, mongoerr.ScrapeError(ctx, t.Timeout, "reading the heartbeat documents", err)
 	}
 	var docs []bson.Raw
 	for cursor.Next(ctx) && len(docs) < *t.SourceLimit {
@@ -184,27 +178,17 @@ func (t *heartbeatTarget) read(ctx context.Context) ([]bson.Raw, int, error) {
 	err = cursor.Err()
 	_ = cursor.Close(context.WithoutCancel(ctx))
 	if err != nil {
-		return nil, 0, describeMongoError(ctx, t.Timeout, "reading the heartbeat documents", err)
+		return nil, 0, mongoerr.ScrapeError(ctx, t.Timeout, "reading the heartbeat documents", err)
 	}
 	total := len(docs)
 	if len(docs) == *t.SourceLimit || *t.SourceLimit == 0 {
 		n, err := db.Collection(t.Collection).CountDocuments(ctx, bson.D{})
 		if err != nil {
-			return nil, 0, describeMongoError(ctx, t.Timeout, "counting the heartbeat documents", err)
+			return nil, 0, mongoerr.ScrapeError(ctx, t.Timeout, "counting the heartbeat documents", err)
 		}
 		total = int(n)
 	}
 	return docs, total, nil
-}
-
-// describeMongoError names the cause of a failed read in the same words at every
-// scrape (so it is logged once), and which deadline ended it when one did.
-func describeMongoError(ctx context.Context, timeout time.Duration, what string, err error) error {
-	cause := mongoerr.Describe(err)
-	if ctx.Err() != nil && cause == "timed out" {
-		cause = fmt.Sprintf("no answer within the timeout of %s or the scrape deadline", timeout)
-	}
-	return fmt.Errorf("%s: %s", what, cause)
 }
 
 // unixSeconds is a time as Unix seconds, nil when unknown.

@@ -17,9 +17,9 @@ import (
 	"github.com/mongomigrate/observability/internal/mongotest"
 )
 
-// oldCollectorDocs are heartbeat documents as the old Python collector writes them
-// (docs/oplog-store.md, "Heartbeat document"): ISO strings with +00:00, nulls, a
-// connection string with its password next to the status.
+// oldCollectorDocs are heartbeat documents as the old collector (package oplogstore)
+// writes them (docs/oplog-store.md, "Heartbeat document"): ISO strings with +00:00,
+// nulls, a connection string with its password next to the status.
 var oldCollectorDocs = []any{
 	bson.D{
 		{Key: "_id", Value: "0b7d1c9e-3f7a-4a51-9d55-3f1c2e0c9a01"},

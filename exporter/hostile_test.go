@@ -51,8 +51,8 @@ func parseExposition(t *testing.T, body string) map[string]int {
 }
 
 // One invalid UTF-8 byte in a heartbeat name or status, a task status, a namespace or an
-// event-count key used to make every scrape fail (MustNewConstMetric panicked on the
-// label value), taking every mongosync series with it. Now the scrape is whole, the
+// event-count key is no valid label value: MustNewConstMetric would panic on it and
+// fail the whole scrape, every mongosync series with it. The scrape stays whole, the
 // values are repaired, and the repairs are counted.
 func TestInvalidUTF8InDocumentsKeepsTheScrapeWhole(t *testing.T) {
 	uri := mongotest.URI(t)
@@ -79,7 +79,7 @@ func TestInvalidUTF8InDocumentsKeepsTheScrapeWhole(t *testing.T) {
 	}
 	// The heartbeat target above has a placeholder URI: give it the test server's.
 	e.scrapers[2].Scraper.(*heartbeatScraper).Close()
-	hb, err := newHeartbeatScraper(&config.Exporter{HeartbeatDatabases: []config.HeartbeatDatabase{metadataTarget("central", uri, "hostile_hb")}}, Env{Logger: log.NewNopLogger(), Changes: e.changes, Stats: e.stats["collector_heartbeat"]})
+	hb, err := newHeartbeatScraper(&config.Exporter{HeartbeatDatabases: []config.HeartbeatDatabase{metadataTarget("central", uri, "hostile_hb")}}, Env{Logger: log.NewNopLogger(), OnChange: e.onChange, Stats: e.stats["collector_heartbeat"]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,9 +122,9 @@ func grepLines(body, substring string) string {
 	return strings.Join(out, "\n")
 }
 
-// A task with a field of the wrong type used to fail the decoding of the whole
-// aggregation, and with it every series of the verifier. Now it is left out, counted,
-// and logged once.
+// A task with a field of the wrong type must not fail the decoding of the whole
+// aggregation, and with it every series of the verifier: it is left out, counted, and
+// logged once.
 func TestMalformedTaskCostsOnlyThatTask(t *testing.T) {
 	uri := mongotest.URI(t)
 	client := connectForFixtures(t, uri)

@@ -73,14 +73,6 @@ var (
 	mongosyncVerifScanned  = mongosyncDesc("verification_collections_scanned", "Collections scanned by the embedded verifier.", "cluster_role")
 	mongosyncVerifTotal    = mongosyncDesc("verification_collections_to_scan", "Collections the embedded verifier must scan.", "cluster_role")
 	mongosyncVerifLag      = mongosyncDesc("verification_lag_seconds", "Lag of the embedded verifier's change stream.", "cluster_role")
-
-	mongosyncDescs = []*prometheus.Desc{
-		mongosyncUp, mongosyncInfo, mongosyncState, mongosyncPhase, mongosyncCEAStage, mongosyncCanCommit,
-		mongosyncCanWrite, mongosyncLag, mongosyncCRUDLag, mongosyncDDLLag, mongosyncCopyTotal, mongosyncCopied,
-		mongosyncEvents, mongosyncCatchup, mongosyncOplogLeft, mongosyncWarnings, mongosyncPing, mongosyncPingFail,
-		mongosyncIdxBuilt, mongosyncIdxTotal, mongosyncIdxCollsDone, mongosyncIdxCollsTotal, mongosyncVerifPhase,
-		mongosyncVerifHashed, mongosyncVerifEstimate, mongosyncVerifScanned, mongosyncVerifTotal, mongosyncVerifLag,
-	}
 )
 
 type mongosyncScraper struct {
@@ -112,12 +104,6 @@ func newMongosyncScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 	return s, nil
 }
 
-func (s *mongosyncScraper) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range mongosyncDescs {
-		ch <- d
-	}
-}
-
 // Scrape reads every instance at once, each within its own timeout, so a slow or dead
 // instance costs the scrape its timeout at most and never delays the others.
 func (s *mongosyncScraper) Scrape(ctx context.Context, ch chan<- prometheus.Metric) error {
@@ -140,13 +126,13 @@ func (s *mongosyncScraper) scrapeTarget(ctx context.Context, t *mongosyncTarget,
 	}
 	s.env.target(ch, key, ids, func(out *batch) {
 		p, skipped, err := t.fetch(ctx)
-		s.env.Changes.Failure(key, err, ids...)
-		s.env.Changes.Notice(key+"/skipped", "Part of the progress report has an unexpected type and is left out", skipped, ids...)
+		s.env.OnChange.Failure(key, err, ids...)
+		s.env.OnChange.Notice(key+"/skipped", "Part of the progress report has an unexpected type and is left out", skipped, ids...)
 		up(out, err == nil)
 		if err != nil {
 			return
 		}
-		s.env.Changes.Notice(key+"/warnings", "mongosync reports warnings", strings.Join(p.Warnings, "; "), ids...)
+		s.env.OnChange.Notice(key+"/warnings", "mongosync reports warnings", strings.Join(p.Warnings, "; "), ids...)
 		s.env.unknownValue(key+"/state", "mongosync state", unknownOf(p.State, mongosyncStates), ids...)
 		s.env.unknownValue(key+"/phase", "mongosync phase (info)", unknownOf(p.Info, mongosyncPhases), ids...)
 		s.env.unknownValue(key+"/cea_stage", "change event application stage", unknownOf(p.CEAStage, mongosyncCEAStages), ids...)
@@ -198,7 +184,7 @@ func (t *mongosyncTarget) fetch(scrapeCtx context.Context) (*progress, string, e
 
 // readError says why a read failed, naming the URL as the configuration writes it, and
 // which deadline cut it short, in words that stay the same from one scrape to the next
-// (so ChangeLog logs it once).
+// (so OnChangeLogger logs it once).
 func (t *mongosyncTarget) readError(scrapeCtx context.Context, err error) error {
 	switch {
 	case !errors.Is(err, context.DeadlineExceeded):

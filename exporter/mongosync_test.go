@@ -267,7 +267,7 @@ func TestMongosyncBehindTLSProxyWithBasicAuth(t *testing.T) {
 	if err := os.WriteFile(passwordFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	parsed, err := config.Parse(cfg, filepath.Join(dir, "config.yml"))
+	parsed, err := config.ForExporter.Parse(cfg, filepath.Join(dir, "config.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}

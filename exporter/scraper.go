@@ -1,7 +1,3 @@
-// Package exporter turns what the migration tools report into Prometheus metrics at
-// scrape time. Each source is read by one Scraper (one file each); the Exporter runs
-// the enabled scrapers concurrently for every scrape and emits const metrics only, so
-// no series outlives the data it describes.
 package exporter
 
 import (
@@ -21,24 +17,24 @@ const Namespace = "mongosync_exporter"
 // mongosync_up): an error means the scraper itself could not finish, which the exporter
 // exports as mongosync_exporter_collector_success 0. Each target is read through
 // Env.target, so that nothing a source sends can end the process or send half a
-// target's series.
+// target's series. A scraper describes no metrics ahead: the exporter is an unchecked
+// collector, whose series exist only when their source reports them.
 type Scraper interface {
-	Describe(ch chan<- *prometheus.Desc)
 	Scrape(ctx context.Context, ch chan<- prometheus.Metric) error
 }
 
-// Env is what a scraper gets besides its config. Changes and Stats outlive reloads, so a
-// reload neither repeats every error nor resets a counter.
+// Env is what a scraper gets besides its config. OnChange and Stats outlive reloads, so
+// a reload neither repeats every error nor resets a counter.
 type Env struct {
-	Logger  log.Logger
-	Changes *ChangeLog
-	Stats   *scraperStats
+	Logger   log.Logger
+	OnChange *OnChangeLogger
+	Stats    *scraperStats
 }
 
 // unknownValue logs, once per change, a value of an enumeration the exporter does not
 // know and exports as "other".
 func (env Env) unknownValue(key, what, value string, ids ...any) {
-	env.Changes.Notice(key+"/unknown", "A "+what+" this exporter does not know is exported as \"other\"", value, ids...)
+	env.OnChange.Notice(key+"/unknown", "A "+what+" this exporter does not know is exported as \"other\"", value, ids...)
 }
 
 // Registration describes a scraper: its name (the `collector` label and the

@@ -1,20 +1,18 @@
 package exporter
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/mongoerr"
 )
 
 var verifierRegistration = Registration{
@@ -90,15 +88,6 @@ var (
 	verifierLastChange      = verifierDesc("last_change_timestamp_seconds", "Time of the newest change the metadata database shows: a task inserted or picked, a change reader's saved position (saved at most every 10 s while it reads).")
 	verifierOldestTask      = verifierDesc("oldest_processing_task_start_timestamp_seconds", "When the longest-running processing task began; absent when none is processing. An old value with no progress means a stalled verifier.")
 	verifierLongestMismatch = verifierDesc("longest_mismatch_duration_seconds", "How long the longest-standing document mismatch has lasted (API longestDocMismatch.durationSecs).")
-
-	verifierDescs = []*prometheus.Desc{
-		verifierUp, verifierAPIUp, verifierTotalsRead, verifierMetadataVersion, verifierGeneration, verifierPhase, verifierDone, verifierTasks, verifierMalformed,
-		verifierDocsCompared, verifierDocsToCompare, verifierBytesCompared, verifierBytesToCompare,
-		verifierInitDocsDone, verifierInitDocsToDo, verifierInitBytesDone, verifierInitBytesToDo,
-		verifierMismatches, verifierNamespaceCounts, verifierGenerationCount, verifierNamespaces, verifierNamespaceBad, verifierNamespacesLeft,
-		verifierChangeEvents, verifierChangeTypesLeft, verifierChangeLag, verifierChangeBuffer, verifierChangeRate, verifierRechecks,
-		verifierLastRechecked, verifierLastChange, verifierOldestTask, verifierLongestMismatch,
-	}
 )
 
 // changeEventTypes are the operation types the verifier counts (eventCounts); a reader's
@@ -141,12 +130,6 @@ func newVerifierScraper(cfg *config.Exporter, env Env) (Scraper, error) {
 func (s *verifierScraper) Close() {
 	for _, t := range s.targets {
 		t.reader.client.close()
-	}
-}
-
-func (s *verifierScraper) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range verifierDescs {
-		ch <- d
 	}
 }
 
@@ -206,15 +189,15 @@ func (s *verifierScraper) scrapeTarget(ctx context.Context, t *verifierTarget, c
 					return api
 				})
 				if err != nil {
-					return describeMongoError(ctx, t.Timeout, "metadata database", err)
+					return mongoerr.ScrapeError(ctx, t.Timeout, "metadata database", err)
 				}
 				return nil
 			})
 		})
 		wg.Wait()
-		s.env.Changes.Failure(key+"/metadata", metaErr, append(ids, "source", "metadata database")...)
+		s.env.OnChange.Failure(key+"/metadata", metaErr, append(ids, "source", "metadata database")...)
 		if t.progressURL != "" {
-			s.env.Changes.Failure(key+"/api", apiE, append(ids, "source", "api")...)
+			s.env.OnChange.Failure(key+"/api", apiE, append(ids, "source", "api")...)
 		}
 		if apiE != nil {
 			api = nil
@@ -226,7 +209,7 @@ func (s *verifierScraper) scrapeTarget(ctx context.Context, t *verifierTarget, c
 		}
 		switch {
 		case metaErr == nil:
-			s.env.Changes.Notice(key+"/malformed", "Verifier metadata documents are left out", meta.problems.String(), ids...)
+			s.env.OnChange.Notice(key+"/malformed", "Verifier metadata documents are left out", meta.problems.String(), ids...)
 			t.emitMetadata(e, meta, api)
 		case api != nil:
 			e.stateSet(verifierPhase, verifierPhases, api.Phase)
@@ -235,249 +218,4 @@ func (s *verifierScraper) scrapeTarget(ctx context.Context, t *verifierTarget, c
 			emitVerifierAPI(e, api)
 		}
 	}, func(out *batch) { up(out, false, false, false) })
-}
-
-// emitMetadata sends the series read from the metadata database, with what the API (nil
-// when not read) adds to them.
-func (t *verifierTarget) emitMetadata(out emitter, m *verifierMetadata, api *verifierProgress) {
-	phase := m.phase(api)
-	out.stateSet(verifierPhase, verifierPhases, &phase)
-	if m.database == "" {
-		return
-	}
-	out.gauge(verifierTotalsRead, &m.totalsRead)
-	out.gauge(verifierMetadataVersion, m.metadataVersion)
-	if m.hasGenerationDoc {
-		generation := float64(m.generation)
-		out.gauge(verifierGeneration, &generation)
-	}
-	// Until the running totals are read, only the unfinished tasks and the primary task
-	// are known.
-	known := func(pair taskKey) bool { return m.complete || pair.unfinished() || pair.Type == taskPrimary }
-	for _, pair := range verifierTaskPairs {
-		if known(pair) {
-			count := m.tasks[pair].count
-			out.gauge(verifierTasks, &count, pair.Type, pair.Status)
-		}
-	}
-	for _, pair := range slices.SortedFunc(maps.Keys(m.tasks), compareTaskKeys) {
-		if !slices.Contains(verifierTaskPairs, pair) && known(pair) {
-			count := m.tasks[pair].count
-			out.gauge(verifierTasks, &count, pair.Type, pair.Status)
-		}
-	}
-	for _, role := range []string{"source", "destination"} {
-		counts := m.changeEvents[role]
-		kept := eventTypesToExport(counts, *t.ChangeEventTypeLimit)
-		for _, op := range kept {
-			n := counts[op]
-			out.counter(verifierChangeEvents, &n, role, op)
-		}
-		if counts != nil {
-			omitted := float64(len(counts) - len(kept))
-			out.gauge(verifierChangeTypesLeft, &omitted, role)
-		}
-	}
-	out.gauge(verifierOldestTask, m.oldestProcessing)
-	if !m.complete {
-		return
-	}
-	out.gauge(verifierMalformed, &m.malformed)
-	legacy := m.legacyFields()
-	current := progressOf(m.tasks, m.generation, legacy).withInProgress(api, m.generation)
-	out.gauge(verifierDocsCompared, &current.docsCompared)
-	out.gauge(verifierDocsToCompare, &current.docsToCompare)
-	out.gauge(verifierBytesCompared, &current.bytesCompared)
-	out.gauge(verifierBytesToCompare, &current.bytesToCompare)
-	initial := current
-	if m.generation > 0 {
-		initial = progressOf(m.initial, 0, legacy)
-	}
-	out.gauge(verifierInitDocsDone, &initial.docsCompared)
-	out.gauge(verifierInitDocsToDo, &initial.docsToCompare)
-	out.gauge(verifierInitBytesDone, &initial.bytesCompared)
-	out.gauge(verifierInitBytesToDo, &initial.bytesToCompare)
-
-	if m.mismatch != nil {
-		for _, kind := range mismatchKinds {
-			n := m.mismatch[kind]
-			out.gauge(verifierMismatches, &n, kind)
-		}
-	}
-	t.emitNamespaceMismatches(out, m.namespaceMismatches)
-	for _, g := range slices.Sorted(maps.Keys(m.generationMismatches)) {
-		if n := m.generationMismatches[g]; n > 0 {
-			out.gauge(verifierGenerationCount, &n, strconv.FormatInt(g, 10))
-		}
-	}
-	t.emitNamespaces(out, m.namespaces)
-	for _, role := range []string{"source", "destination"} {
-		out.gauge(verifierLastRechecked, m.lastRechecked[role], role)
-	}
-	out.counter(verifierRechecks, m.rechecksReported)
-	out.gauge(verifierLastChange, m.lastChange())
-}
-
-// eventTypesToExport picks at most limit operation types of counts: the verifier's own
-// first, then the others in name order.
-func eventTypesToExport(counts map[string]float64, limit int) []string {
-	var kept []string
-	for _, op := range changeEventTypes {
-		if _, ok := counts[op]; ok {
-			kept = append(kept, op)
-		}
-	}
-	for _, op := range slices.Sorted(maps.Keys(counts)) {
-		if !slices.Contains(changeEventTypes, op) {
-			kept = append(kept, op)
-		}
-	}
-	return kept[:min(len(kept), limit)]
-}
-
-// emitNamespaces sends the verdict counts, and one 0/1 series per namespace for at most
-// namespace_limit namespaces that namespace_include keeps, mismatched ones first.
-func (t *verifierTarget) emitNamespaces(out emitter, stats namespaceStates) {
-	counts := map[string]float64{}
-	for _, state := range stats {
-		counts[state.status()]++
-	}
-	for _, status := range namespaceStatuses {
-		n := counts[status]
-		out.gauge(verifierNamespaces, &n, status)
-	}
-	mismatched := func(name string) float64 { return boolValue(stats[name].status() == nsMismatched) }
-	kept := t.namespacesToExport(slices.Collect(maps.Keys(stats)), mismatched)
-	for _, name := range kept {
-		out.flag(verifierNamespaceBad, new(mismatched(name) == 1), name)
-	}
-	omitted := float64(len(stats) - len(kept))
-	out.gauge(verifierNamespacesLeft, &omitted)
-}
-
-// emitNamespaceMismatches sends the mismatch count of the namespaces that have some, at
-// most namespace_limit of those namespace_include keeps, most mismatches first.
-func (t *verifierTarget) emitNamespaceMismatches(out emitter, counts map[string]float64) {
-	var names []string
-	for name, n := range counts {
-		if n > 0 {
-			names = append(names, name)
-		}
-	}
-	for _, name := range t.namespacesToExport(names, func(name string) float64 { return counts[name] }) {
-		n := counts[name]
-		out.gauge(verifierNamespaceCounts, &n, name)
-	}
-}
-
-// namespacesToExport keeps the names namespace_include matches, highest rank first, then
-// by name, at most namespace_limit of them.
-func (t *verifierTarget) namespacesToExport(names []string, rank func(string) float64) []string {
-	kept := slices.DeleteFunc(names, func(name string) bool { return !t.include.MatchString(name) })
-	slices.SortFunc(kept, func(a, b string) int {
-		return cmp.Or(cmp.Compare(rank(b), rank(a)), strings.Compare(a, b))
-	})
-	return kept[:min(len(kept), *t.NamespaceLimit)]
-}
-
-func emitVerifierAPI(out emitter, p *verifierProgress) {
-	for role, stats := range map[string]*verifierChangeStats{"source": p.SrcChangeStats, "destination": p.DstChangeStats} {
-		if stats == nil {
-			continue
-		}
-		out.gauge(verifierChangeLag, stats.LagSecs, role)
-		out.gauge(verifierChangeBuffer, stats.BufferSaturation, role)
-		out.gauge(verifierChangeRate, stats.EventsPerSecond, role)
-	}
-	if p.LongestDocMismatch != nil {
-		out.gauge(verifierLongestMismatch, p.LongestDocMismatch.DurationSecs)
-	}
-}
-
-// phase tells the verification's phase: the verifier's own when its API answered (idle
-// while it does not run, check or recheck while it does), from the metadata database
-// otherwise, where a generation document means the verifier got past its start (it is
-// written once the initial tasks exist, persistGenerationWhileLocked in check.go) and
-// the generation tells check from recheck, as the verifier's getPhaseWhileLocked does.
-// A database without that document means a verifier that began (it creates its
-// database as it starts, AddMetaIndexes) and has not got that far, or died on the way.
-func (m *verifierMetadata) phase(api *verifierProgress) string {
-	apiPhase := ""
-	if api != nil && api.Phase != nil {
-		apiPhase = *api.Phase
-	}
-	running := apiPhase != "" && apiPhase != phaseIdle
-	switch {
-	case m.database == "" && running:
-		return phaseInitializing
-	case m.database == "":
-		return phaseNotStarted
-	case apiPhase == phaseIdle:
-		return phaseIdle
-	case !m.hasGenerationDoc:
-		return phaseInitializing
-	case running:
-		return apiPhase
-	case m.generation == 0:
-		return phaseCheck
-	}
-	return phaseRecheck
-}
-
-// verifierProgressFigures are one generation's documents and bytes, compared and to
-// compare, by the verifier's own definition.
-type verifierProgressFigures struct {
-	docsCompared, docsToCompare, bytesCompared, bytesToCompare float64
-}
-
-// progressOf computes a generation's figures from its task sums as the verifier does
-// (GetPersistedNamespaceStatistics, statistics.go): compared counts the finished
-// (completed or failed) verifyDocuments tasks; to compare is the source count of the
-// verifyCollection tasks in generation 0, and of the recheck tasks after; bytes to compare
-// are the verifyCollection tasks' sizes, in any generation. Metadata before v7 kept one
-// source_documents_count for both counts.
-func progressOf(tasks map[taskKey]taskSums, generation int64, legacy bool) verifierProgressFigures {
-	var p verifierProgressFigures
-	for key, s := range tasks {
-		docs, found := s.documents, s.found
-		if legacy {
-			docs, found = s.legacyDocuments, s.legacyDocuments
-		}
-		switch key.Type {
-		case taskVerifyDocuments:
-			if key.compared() {
-				p.docsCompared += found
-				p.bytesCompared += s.bytes
-			}
-			if generation > 0 {
-				p.docsToCompare += docs
-			}
-		case taskVerifyCollection:
-			if generation == 0 {
-				p.docsToCompare += docs
-			}
-			p.bytesToCompare += s.bytes
-		}
-	}
-	return p
-}
-
-// withInProgress adds what the verifier's workers have compared of the tasks they are
-// running, which only its API reports (its generationStats, for the same generation;
-// the larger figure wins, as either source may have been read a moment before the other).
-func (p verifierProgressFigures) withInProgress(api *verifierProgress, generation int64) verifierProgressFigures {
-	if api == nil || api.Generation == nil || *api.Generation != float64(generation) || api.GenerationStats == nil {
-		return p
-	}
-	if n := api.GenerationStats.DocsCompared; n != nil {
-		p.docsCompared = max(p.docsCompared, *n)
-	}
-	if n := api.GenerationStats.SrcBytesCompared; n != nil {
-		p.bytesCompared = max(p.bytesCompared, *n)
-	}
-	return p
-}
-
-func compareTaskKeys(a, b taskKey) int {
-	return cmp.Or(strings.Compare(a.Type, b.Type), strings.Compare(a.Status, b.Status))
 }

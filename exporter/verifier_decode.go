@@ -31,7 +31,7 @@ const (
 var (
 	taskTypes    = []string{taskPrimary, taskProcessRecheckQueue, taskVerifyCollection, taskVerifyDocuments, taskVerify}
 	taskStatuses = []string{statusAdded, statusProcessing, statusCompleted, statusFailed, statusMismatch}
-	// unfinishedStatuses are the only ones the verifier changes: a task is added, then
+	// unfinishedStatuses are the only ones the verifier onChange: a task is added, then
 	// processing, then one of the others for good.
 	unfinishedStatuses = bson.A{statusAdded, statusProcessing}
 )
@@ -82,7 +82,7 @@ type task struct {
 	sums          taskSums
 	begin         *float64 // begin_time, when the verifier last picked it; nil when absent
 	src, dst      *float64 // a recheck task's srctimestamp and dsttimestamp; nil when null
-	malformed     bool     // left out of every figure: its type or status is not a string
+	malformed     bool     // left out of every figure but malformed_tasks (sums.count 1): its type or status is not a string
 	// unfinished is whether the verifier may still change it: added or processing.
 	unfinished bool
 	problem    string // what is wrong with it, for the log; "" when nothing
@@ -117,7 +117,7 @@ func decodeTask(doc bson.Raw) (t task, problem string, ok bool) {
 	status, _ := doc.Lookup("status").StringValueOK()
 	t.unfinished = status == statusAdded || status == statusProcessing
 	if t.key, problem = decodeTaskKey(doc); problem != "" {
-		t.malformed = true
+		t.malformed, t.sums.count = true, 1
 		return t, fmt.Sprintf("task %s: %s", describeValue(t.id), problem), true
 	}
 	ns := doc.Lookup("query_filter", "namespace")
@@ -177,6 +177,13 @@ type taskRow struct {
 	src, dst   *float64 // the newest srctimestamp and dsttimestamp
 	malformed  bool     // its tasks' type or status is not a string
 	problem    string
+}
+
+// asTask is the row as a task: one task (unfinished or held), or a group of finished
+// ones whose sums count them.
+func (r taskRow) asTask() task {
+	return task{id: r.task, generation: r.generation, hasGeneration: true, key: r.key, namespace: r.namespace, sums: r.sums,
+		begin: r.begin, src: r.src, dst: r.dst, malformed: r.malformed, unfinished: r.key.unfinished(), problem: r.problem}
 }
 
 // decodeTaskRow reads a row of walkTaskStages; ok is false for one whose generation is
@@ -383,4 +390,19 @@ func (p *problemList) String() string {
 		text += fmt.Sprintf("; and %d more", p.more)
 	}
 	return text
+}
+
+// timeSeconds reads a BSON date or timestamp as Unix seconds; nil for anything else.
+func timeSeconds(v bson.RawValue) *float64 {
+	var seconds float64
+	switch v.Type {
+	case bson.TypeDateTime:
+		seconds = float64(v.DateTime()) / 1000
+	case bson.TypeTimestamp:
+		t, _ := v.Timestamp()
+		seconds = float64(t)
+	default:
+		return nil
+	}
+	return &seconds
 }

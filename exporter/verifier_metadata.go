@@ -10,6 +10,7 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -26,46 +27,6 @@ const (
 )
 
 const tasksCollection = "verification_tasks"
-
-// verifierMetadata is one read of the metadata database.
-type verifierMetadata struct {
-	database string // "" when no metadata database exists (not started, or dropped by --clean)
-
-	hasGenerationDoc bool
-	generationDocID  string // idKey of the generation document's _id: a new one is a new verification
-	generation       int64
-	metadataVersion  *float64
-
-	// complete is whether every figure below was read; when it is not, the running
-	// totals are still being read (totalsRead says how far), and tasks holds the
-	// unfinished tasks of the current generation and the primary task only.
-	complete   bool
-	totalsRead float64
-
-	tasks   map[taskKey]taskSums // current generation, plus the primary task
-	initial map[taskKey]taskSums // generation 0
-	// done is whether the verifier has finished: its API says it is not running
-	// (phase idle) after a generation past the first, the one the generation document
-	// names, and none of that generation's tasks is left.
-	done     bool
-	verdict  int64              // the generation whose mismatches stand: see decide
-	mismatch map[string]float64 // kind -> count in the verdict generation; nil before metadata v6
-
-	namespaceMismatches   map[string]float64            // namespace -> mismatches in the verdict generation
-	generationMismatches  map[int64]float64             // generation -> mismatches, for the last generations
-	changeEvents          map[string]map[string]float64 // cluster role -> op type -> count
-	rechecksDone          *float64                      // the verifier's totalRechecksDone
-	rechecksReported      *float64                      // rechecksDone plus what the verifier's restarts took from it
-	lastRechecked         map[string]*float64           // cluster role -> cluster time of the newest finished recheck
-	oldestProcessing      *float64
-	newestTask, lastBegin *float64            // the newest task's _id time; the newest begin_time of the generation
-	tokenTimes            map[string]*float64 // cluster role -> cluster time of the change reader's saved position
-
-	namespaces namespaceStates // of the current generation
-
-	malformed float64     // tasks left out because their type or status is not a string
-	problems  problemList // what was wrong with the documents left out, for the log
-}
 
 // verifierRun identifies one verification: --clean drops the database and the verifier
 // creates it again at once, so the name alone does not tell them apart, but the
@@ -113,11 +74,11 @@ func (r *verifierReader) read(ctx context.Context, api func() *verifierProgress)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	budget := budgetOf(ctx)
-	m := &verifierMetadata{}
 	client, err := r.client.get()
 	if err != nil {
 		return nil, err
 	}
+	m := &verifierMetadata{}
 	if m.database, err = r.detectDatabase(ctx, client); err != nil || m.database == "" {
 		r.forget(verifierRun{})
 		return m, err
@@ -126,6 +87,19 @@ func (r *verifierReader) read(ctx context.Context, api func() *verifierProgress)
 	if err := r.readGeneration(ctx, db, m); err != nil {
 		return nil, err
 	}
+	steady, err := r.readTasks(ctx, db, m, budget)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.readFigures(ctx, db, m, steady, api); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// readTasks reads what may still change of the tasks (readSteady), drops the caches
+// when they belong to another verification, and brings the running totals up to date.
+func (r *verifierReader) readTasks(ctx context.Context, db *mongo.Database, m *verifierMetadata, budget readBudget) (steadyTasks, error) {
 	tasks := db.Collection(tasksCollection)
 	// The recent tasks are read with the others when running totals are kept, from
 	// where the totals are (or, when they start with this read, will be) at.
@@ -139,26 +113,33 @@ func (r *verifierReader) read(ctx context.Context, api func() *verifierProgress)
 	}
 	steady, err := readSteady(ctx, tasks, m.generation, recent)
 	if err != nil {
-		return nil, err
+		return steady, err
 	}
 	if steady.overflow && steady.primary == nil { // it may be among the tasks left out
 		if steady.primary, err = readPrimary(ctx, tasks); err != nil {
-			return nil, err
+			return steady, err
 		}
 	}
 	r.noteRun(m, steady.primary)
 	if err := r.noteOldestTask(ctx, tasks, steady.primary); err != nil {
-		return nil, err
+		return steady, err
 	}
 	if err := r.keepTotals(ctx, db, m, steady, recent, budget); err != nil {
-		return nil, err
+		return steady, err
 	}
 	m.oldestProcessing = oldestProcessing(steady)
+	return steady, nil
+}
+
+// readFigures sets the figures of m: from the running totals once they are complete;
+// summed on the server while they are given up; while their first reading goes on,
+// from the unfinished tasks alone. The change readers' figures are read in every case.
+func (r *verifierReader) readFigures(ctx context.Context, db *mongo.Database, m *verifierMetadata, steady steadyTasks, api func() *verifierProgress) error {
 	var steps []func(context.Context, *mongo.Database, *verifierMetadata) error
 	switch {
 	case m.complete && r.summing:
 		if err := r.readSummedTasks(ctx, db, m); err != nil {
-			return nil, err
+			return err
 		}
 		m.decide(api())
 		steps = []func(context.Context, *mongo.Database, *verifierMetadata) error{
@@ -180,13 +161,13 @@ func (r *verifierReader) read(ctx context.Context, api func() *verifierProgress)
 	steps = append(steps, r.readChangeEvents)
 	for _, step := range steps {
 		if err := step(ctx, db, m); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if m.complete {
 		r.countRechecks(m)
 	}
-	return m, nil
+	return nil
 }
 
 // keepTotals brings the running totals up to date and walks on with their first
@@ -222,7 +203,7 @@ func (r *verifierReader) keepTotals(ctx context.Context, db *mongo.Database, m *
 		return err
 	}
 	t.forgetPast(m.generation)
-	holds := holdsOf(steady.unfinished, watchedTasks(t))
+	holds := holdsOf(steady.unfinished, slices.Collect(maps.Values(t.watched)))
 	err = t.walk.run(ctx, tasks, budget, walkTaskStages(m.generation, holds), func(rows []bson.Raw) { t.applyChunk(rows, m.generation) })
 	if err != nil {
 		return err
@@ -287,50 +268,6 @@ func (r *verifierReader) sumOnServer() {
 	r.tally, r.mismatchTally, r.summing = nil, nil, true
 }
 
-func watchedTasks(t *taskTally) []task {
-	out := make([]task, 0, len(t.watched))
-	for _, w := range t.watched {
-		out = append(out, w)
-	}
-	return out
-}
-
-// unfinishedSums sums the unfinished tasks of the current generation, and the primary
-// task: what a read whose running totals are not complete knows of the tasks.
-func unfinishedSums(steady steadyTasks, generation int64) map[taskKey]taskSums {
-	sums := map[taskKey]taskSums{}
-	for _, u := range steady.unfinished {
-		if !u.malformed && u.generation == generation {
-			sums[u.key] = sums[u.key].plus(u.sums)
-		}
-	}
-	if steady.primary != nil {
-		sums[steady.primary.key] = sums[steady.primary.key].plus(steady.primary.sums)
-	}
-	return sums
-}
-
-// oldestProcessing finds when the longest-running task started: a task processing for
-// hours is a stalled verifier. Tasks of G+1 may start before the generation document
-// says G+1. nil when the steady read did not hold every unfinished task
-// (readOldestProcessing then asks the server).
-func oldestProcessing(steady steadyTasks) *float64 {
-	var oldest *float64
-	for _, t := range append(slices.Clip(steady.unfinished), nonNil(steady.primary)...) {
-		if t.key.Status == statusProcessing && t.begin != nil && (oldest == nil || *t.begin < *oldest) {
-			oldest = t.begin
-		}
-	}
-	return oldest
-}
-
-func nonNil(t *task) []task {
-	if t == nil {
-		return nil
-	}
-	return []task{*t}
-}
-
 // forget drops every cache, and notes the verification they will belong to.
 func (r *verifierReader) forget(run verifierRun) {
 	r.run, r.generation = run, 0
@@ -384,33 +321,6 @@ func (r *verifierReader) noteOldestTask(ctx context.Context, coll *mongo.Collect
 	return nil
 }
 
-// decide sets what depends on the verifier's own report: whether it has finished, and
-// so which generation's mismatches stand. During generation G > 0 those found by G-1
-// stand (the verifier's summary reads them: findAndSendMismatches in mismatches.go);
-// once the verifier has finished, no generation follows its last one, whose mismatches
-// are the result (its final report, PrintVerificationSummary at the end of the
-// generation, lists them). Until the figures are complete, the verifier is not said to
-// be done: its result, the mismatches, is not known yet.
-func (m *verifierMetadata) decide(api *verifierProgress) {
-	m.done = m.complete && api != nil && api.Phase != nil && *api.Phase == "idle" && api.Generation != nil &&
-		*api.Generation >= 1 && m.hasGenerationDoc && *api.Generation == float64(m.generation) && !m.hasUnfinishedTasks()
-	m.verdict = m.generation
-	if m.generation > 0 && !m.done {
-		m.verdict = m.generation - 1
-	}
-}
-
-// hasUnfinishedTasks tells whether a task of the current generation (not the primary)
-// is added or processing.
-func (m *verifierMetadata) hasUnfinishedTasks() bool {
-	for key, sums := range m.tasks {
-		if key.Type != taskPrimary && key.unfinished() && sums.count > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // detectDatabase returns the metadata database if it exists: the configured one, else
 // the current default, else the pre-v0.2.0 one. listDatabases with a name filter and
 // authorizedDatabases needs no cluster-wide privilege.
@@ -451,16 +361,6 @@ func (r *verifierReader) readGeneration(ctx context.Context, db *mongo.Database,
 	return nil
 }
 
-// Mismatch kinds, as the verifier classifies them.
-const (
-	kindMissing  = "missing_on_destination"
-	kindExtra    = "extra_on_destination"
-	kindContent  = "content"
-	kindMetadata = "metadata"
-)
-
-var mismatchKinds = []string{kindMissing, kindExtra, kindContent, kindMetadata}
-
 // readChangeEvents reads the change readers' cumulative event counters and how far each
 // has read (its saved resume token, which the verifier saves at most every 10 s, with or
 // without events): collection changeReader since metadata v4, changeStream before.
@@ -493,39 +393,4 @@ func (r *verifierReader) readChangeEvents(ctx context.Context, db *mongo.Databas
 		return fmt.Errorf("reading %s: %w", collection, err)
 	}
 	return nil
-}
-
-// lastChange is the time of the newest change the metadata shows: a task inserted (the
-// time in its _id) or picked (begin_time), a change reader's saved position. The
-// verifier records no time when a task finishes.
-func (m *verifierMetadata) lastChange() *float64 {
-	return newer(newer(m.newestTask, m.lastBegin), newer(m.tokenTimes["source"], m.tokenTimes["destination"]))
-}
-
-// timeSeconds reads a BSON date or timestamp as Unix seconds; nil for anything else.
-func timeSeconds(v bson.RawValue) *float64 {
-	var seconds float64
-	switch v.Type {
-	case bson.TypeDateTime:
-		seconds = float64(v.DateTime()) / 1000
-	case bson.TypeTimestamp:
-		t, _ := v.Timestamp()
-		seconds = float64(t)
-	default:
-		return nil
-	}
-	return &seconds
-}
-
-// legacyFields tells whether tasks carry metadata v6's single source_documents_count
-// rather than v7's documents_count and found_source_documents_count.
-func (m *verifierMetadata) legacyFields() bool {
-	return m.metadataVersion != nil && *m.metadataVersion < 7
-}
-
-func (m *verifierMetadata) documentsField() string {
-	if m.legacyFields() {
-		return "source_documents_count"
-	}
-	return "documents_count"
 }

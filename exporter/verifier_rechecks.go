@@ -54,12 +54,7 @@ func (r *verifierReader) readSummedRechecks(ctx context.Context, db *mongo.Datab
 		r.rechecks = total
 		done := total.done
 		for _, status := range []string{statusCompleted, statusFailed} {
-			s := m.tasks[taskKey{taskVerifyDocuments, status}]
-			if m.legacyFields() {
-				done += s.legacyDocuments
-			} else {
-				done += s.documents
-			}
+			done += m.documents(m.tasks[taskKey{taskVerifyDocuments, status}])
 		}
 		m.rechecksDone = &done
 	} else {

@@ -6,12 +6,7 @@ package exporter
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"maps"
-	"math"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -26,70 +21,6 @@ import (
 	"github.com/mongomigrate/observability/internal/mongotest"
 	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
-
-// scrapeValues scrapes c once and returns each series' value by its name and its labels
-// but the verifier's own (migration, verifier), as name{a="x",b="y"}.
-func scrapeValues(t *testing.T, c prometheus.Collector) map[string]float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				if l.GetName() != "verifier" && l.GetName() != "migration" {
-					labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-				}
-			}
-			out[f.GetName()+"{"+strings.Join(labels, ",")+"}"] = metricValue(m)
-		}
-	}
-	return out
-}
-
-func metricValue(m *dto.Metric) float64 {
-	switch {
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue()
-	case m.GetCounter() != nil:
-		return m.GetCounter().GetValue()
-	}
-	return m.GetUntyped().GetValue()
-}
-
-// expectValues fails the test for each series of want whose value differs in got, or is
-// absent (want NaN: must be absent).
-func expectValues(t *testing.T, what string, got map[string]float64, want map[string]float64) {
-	t.Helper()
-	for _, name := range slices.Sorted(maps.Keys(want)) {
-		v, ok := got[name]
-		switch w := want[name]; {
-		case w != w: // NaN
-			if ok {
-				t.Errorf("%s: %s = %v, want no such series", what, name, v)
-			}
-		case !ok:
-			t.Errorf("%s: %s absent, want %v", what, name, w)
-		case v != w:
-			t.Errorf("%s: %s = %v, want %v", what, name, v, w)
-		}
-	}
-}
-
-// absent stands for a series that must not be there.
-var absent = math.NaN()
-
-// oldID makes the _id of a task inserted at, with i to make it unique.
-func oldID(at time.Time, i int) bson.ObjectID {
-	id := bson.NewObjectIDFromTimestamp(at)
-	binary.BigEndian.PutUint64(id[4:], uint64(i))
-	return id
-}
 
 // A verifier restarted while its processRecheckQueue task runs deletes every
 // verifyDocuments task of the generation and creates them again
@@ -166,19 +97,6 @@ func TestVerifierLastRecheckedCountsFinishedRechecks(t *testing.T) {
 		`migration_verifier_last_rechecked_timestamp_seconds{cluster_role="source"}`:      1773250000,
 		`migration_verifier_last_rechecked_timestamp_seconds{cluster_role="destination"}`: 1773250001,
 	})
-}
-
-// progressStandIn serves GET /api/v1/progress with the body progress returns.
-func progressStandIn(t *testing.T, progress func() string) *httptest.Server {
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || r.URL.Path != "/api/v1/progress" {
-			http.Error(w, "the exporter must only GET /api/v1/progress", http.StatusTeapot)
-			return
-		}
-		w.Write([]byte(progress()))
-	}))
-	t.Cleanup(s.Close)
-	return s
 }
 
 // The phase is the verifier's own: it reports recheck while it runs generations past
@@ -412,13 +330,6 @@ func TestVerifierNamespaceMismatchCounts(t *testing.T) {
 		`migration_verifier_namespace_mismatches{namespace="shop.d"}`:  absent,
 		`migration_verifier_namespace_mismatches{namespace="other.e"}`: absent,
 	})
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // Mismatches found by each of the last 10 generations: a finished generation's are

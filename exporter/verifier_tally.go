@@ -42,7 +42,6 @@ package exporter
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 
@@ -53,8 +52,9 @@ import (
 // lookupBatch bounds the _ids of one {_id: {$in: ...}} query.
 const lookupBatch = 5_000
 
-// maxWatched bounds the tasks, and the mismatches, a scrape reads one by one (about 150
-// bytes each); 0 keeps no running totals. A variable so that tests can lower it.
+// maxWatched bounds the tasks, and the mismatches, a scrape reads one by one: what the
+// exporter keeps of them, and what each scrape reads again. 0 keeps no running totals.
+// A variable so that tests can lower it.
 var maxWatched = 20_000
 
 // taskTally is the running totals of one verification's tasks.
@@ -97,12 +97,13 @@ func (t *taskTally) generation(g, current int64) *generationTasks {
 	return gen
 }
 
-// seal adds one task to its generation's totals.
+// seal adds a finished task to its generation's totals, or a walk's row of them (whose
+// sums count the tasks).
 func (t *taskTally) seal(s task, current int64) {
 	gen := t.generation(s.generation, current)
 	gen.problems.add(s.problem)
 	if s.malformed {
-		gen.malformed++
+		gen.malformed += s.sums.count
 		return
 	}
 	gen.add(s.generation, s.key, s.namespace, s.sums, s.begin, s.src, s.dst)
@@ -120,58 +121,6 @@ func (gen *generationTasks) add(g int64, key taskKey, namespace string, sums tas
 		gen.rechecked["source"] = newer(gen.rechecked["source"], src)
 		gen.rechecked["destination"] = newer(gen.rechecked["destination"], dst)
 	}
-}
-
-// steadyTasks is what one scrape's query of the tasks found.
-type steadyTasks struct {
-	primary    *task
-	unfinished []task // of the current and the next generation
-	recent     []task // nil when the totals are not kept
-	overflow   bool   // more than maxWatched of either
-}
-
-// readSteady reads the unfinished tasks of generations G and G+1, the primary task and,
-// with recent, the recent tasks, in one query.
-func readSteady(ctx context.Context, coll *mongo.Collection, generation int64, recent *recentIDs) (steadyTasks, error) {
-	branches := bson.A{
-		bson.D{{Key: "generation", Value: bson.D{{Key: "$in", Value: bson.A{generation, generation + 1}}}}, {Key: "status", Value: bson.D{{Key: "$in", Value: unfinishedStatuses}}}},
-		bson.D{{Key: "generation", Value: nil}, {Key: "type", Value: taskPrimary}},
-	}
-	limit := maxWatched + 2
-	if recent != nil {
-		branches = append(branches, recent.filter()...)
-		limit = 2*maxWatched + 2
-	}
-	found, err := selectTasks(ctx, coll, bson.D{{Key: "$or", Value: branches}}, limit)
-	if err != nil {
-		return steadyTasks{}, err
-	}
-	var s steadyTasks
-	for i := range found {
-		f := found[i]
-		switch {
-		case !f.hasGeneration && !f.malformed && f.key.Type == taskPrimary:
-			if s.primary == nil {
-				s.primary = &found[i]
-			}
-		case f.hasGeneration && f.unfinished && (f.generation == generation || f.generation == generation+1):
-			s.unfinished = append(s.unfinished, f)
-		}
-		if recent != nil && recent.holds(f.id) {
-			s.recent = append(s.recent, f)
-		}
-	}
-	s.overflow = len(found) == limit || len(s.unfinished) > maxWatched || len(s.recent) > maxWatched
-	return s, nil
-}
-
-// readPrimary reads the primary task (nil when there is none).
-func readPrimary(ctx context.Context, coll *mongo.Collection) (*task, error) {
-	found, err := selectTasks(ctx, coll, bson.D{{Key: "generation", Value: nil}, {Key: "type", Value: taskPrimary}}, 1)
-	if err != nil || len(found) == 0 {
-		return nil, err
-	}
-	return &found[0], nil
 }
 
 // taskHolds tells which finished tasks the verifier deletes if it starts again now:
@@ -204,6 +153,21 @@ func (h taskHolds) holds(t task) bool {
 	return !t.malformed && t.key.Type == taskVerifyDocuments && (h.generations[t.generation] || h.namespaces[t.namespace])
 }
 
+// sealable tells whether a task is finished for good: finished, and not held. The walk
+// asks the same on the server (unsealableExpression): the two must agree.
+func (h taskHolds) sealable(t task) bool {
+	return !t.unfinished && !h.holds(t)
+}
+
+// unsealableExpression is the opposite of sealable as an aggregation expression on a
+// task: unfinished, or held.
+func (h taskHolds) unsealableExpression() bson.D {
+	return bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "$in", Value: bson.A{"$status", bson.D{{Key: "$literal", Value: unfinishedStatuses}}}}},
+		h.expression(),
+	}}}
+}
+
 // expression is the holds as an aggregation expression on a task (false when none).
 func (h taskHolds) expression() any {
 	var held bson.A
@@ -222,11 +186,25 @@ func (h taskHolds) expression() any {
 	}}}
 }
 
-// update brings the totals up to date with one scrape's steady read, and reads the
-// watched tasks it did not return. ok is false when more than maxWatched tasks would
-// be watched.
+// update brings the totals up to date with one scrape's steady read: it picks the
+// tasks to settle, looks up the watched tasks the read did not return, then seals those
+// finished for good and watches the others. ok is false when more than maxWatched tasks
+// would be watched.
 func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, current int64, steady steadyTasks) (ok bool, err error) {
-	seen := map[string]task{} // the latest state of every task to settle, by _id
+	seen := t.toSettle(steady)
+	if err := t.lookUpWatched(ctx, coll, seen); err != nil {
+		return false, err
+	}
+	t.settle(seen, holdsOf(steady.unfinished, slices.Collect(maps.Values(seen))), current)
+	t.recent.advance(now())
+	return len(t.watched) <= maxWatched, nil
+}
+
+// toSettle picks the tasks of the steady read that the tally settles now, by _id: those
+// it watches, the recent ones, and unfinished ones behind the walk. The walk reads the
+// others; the primary task, without a generation, is in no total.
+func (t *taskTally) toSettle(steady steadyTasks) map[string]task {
+	seen := map[string]task{}
 	if steady.primary != nil {
 		t.recent.see(steady.primary.id)
 	}
@@ -245,6 +223,12 @@ func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, current 
 			}
 		}
 	}
+	return seen
+}
+
+// lookUpWatched adds to seen the watched tasks the steady read did not return: they
+// finished, or the verifier deleted them (then they are not found).
+func (t *taskTally) lookUpWatched(ctx context.Context, coll *mongo.Collection, seen map[string]task) error {
 	var lookup bson.A
 	for key, w := range t.watched {
 		if _, ok := seen[key]; !ok {
@@ -254,7 +238,7 @@ func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, current 
 	for start := 0; start < len(lookup); start += lookupBatch {
 		found, err := selectTasks(ctx, coll, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: lookup[start:min(start+lookupBatch, len(lookup))]}}}}, 0)
 		if err != nil {
-			return false, err
+			return err
 		}
 		for _, f := range found {
 			if f.hasGeneration {
@@ -262,12 +246,17 @@ func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, current 
 			}
 		}
 	}
-	holds := holdsOf(steady.unfinished, slices.Collect(maps.Values(seen)))
-	watched := map[string]task{} // a watched task not found was deleted
+	return nil
+}
+
+// settle seals the tasks seen that are finished for good (once: a recent task stays
+// recent for a while) and watches the others. A watched task not seen is gone.
+func (t *taskTally) settle(seen map[string]task, holds taskHolds, current int64) {
+	watched := map[string]task{}
 	for key, s := range seen {
 		t.recent.see(s.id)
 		switch {
-		case s.unfinished || holds.holds(s):
+		case !holds.sealable(s):
 			watched[key] = s
 		case t.recent.holds(s.id) && t.recent.counted[key]: // sealed at an earlier scrape
 		default:
@@ -278,8 +267,6 @@ func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, current 
 		}
 	}
 	t.watched = watched
-	t.recent.advance(now())
-	return len(watched) <= maxWatched, nil
 }
 
 // walkTaskStages groups a chunk of tasks: one row per task that is unfinished or held
@@ -288,10 +275,7 @@ func (t *taskTally) update(ctx context.Context, coll *mongo.Collection, current 
 // the current generation or the next).
 func walkTaskStages(current int64, holds taskHolds) walkStages {
 	return func() mongo.Pipeline {
-		listed := bson.D{{Key: "$or", Value: bson.A{
-			bson.D{{Key: "$in", Value: bson.A{"$status", bson.D{{Key: "$literal", Value: unfinishedStatuses}}}}},
-			holds.expression(),
-		}}}
+		listed := holds.unsealableExpression()
 		sum := func(field string) bson.D { return bson.D{{Key: "$sum", Value: "$" + field}} }
 		return mongo.Pipeline{
 			{{Key: "$group", Value: bson.D{
@@ -323,22 +307,14 @@ func walkTaskStages(current int64, holds taskHolds) walkStages {
 func (t *taskTally) applyChunk(rows []bson.Raw, current int64) {
 	for _, row := range rows {
 		t.recent.see(row.Lookup("last"))
-		g, ok := decodeTaskRow(row)
+		r, ok := decodeTaskRow(row)
 		switch {
 		case !ok:
-			continue
-		case g.task.Type != 0: // one task, unfinished or held
-			t.watched[idKey(g.task)] = task{id: g.task, generation: g.generation, hasGeneration: true, key: g.key, namespace: g.namespace,
-				sums: g.sums, begin: g.begin, src: g.src, dst: g.dst, malformed: g.malformed, unfinished: g.key.unfinished(), problem: g.problem}
-			continue
+		case r.task.Type != 0: // one task, unfinished or held
+			t.watched[idKey(r.task)] = r.asTask()
+		default:
+			t.seal(r.asTask(), current)
 		}
-		gen := t.generation(g.generation, current)
-		gen.problems.add(g.problem)
-		if g.malformed {
-			gen.malformed += g.sums.count
-			continue
-		}
-		gen.add(g.generation, g.key, g.namespace, g.sums, g.begin, g.src, g.dst)
 	}
 }
 
@@ -368,46 +344,50 @@ func (t *taskTally) finished(id bson.RawValue) bool {
 // fill sets the figures of m from the totals: the current generation's tasks,
 // namespaces and last pick; generation 0's; the rechecks and the last rechecked times.
 func (t *taskTally) fill(m *verifierMetadata, primary *task) {
-	current := func(g int64) bool { return g == m.generation }
-	m.tasks, m.namespaces = map[taskKey]taskSums{}, namespaceStates{}
-	m.initial = map[taskKey]taskSums{}
-	m.lastRechecked = map[string]*float64{}
-	rechecks := 0.0
-	add := func(g int64, key taskKey, sums taskSums) {
-		if current(g) {
-			m.tasks[key] = m.tasks[key].plus(sums)
-		}
-		if g == 0 && m.generation > 0 && (key.Type == taskVerifyDocuments || key.Type == taskVerifyCollection) {
-			m.initial[key] = m.initial[key].plus(sums)
-		}
-		if g > 0 && g <= m.generation && key.Type == taskVerifyDocuments && key.compared() {
-			if m.legacyFields() {
-				rechecks += sums.legacyDocuments
-			} else {
-				rechecks += sums.documents
-			}
+	m.tasks, m.initial, m.namespaces = map[taskKey]taskSums{}, map[taskKey]taskSums{}, namespaceStates{}
+	m.lastRechecked, m.rechecksDone = map[string]*float64{}, new(float64)
+	t.fillSealed(m)
+	t.fillWatched(m)
+	for role, at := range m.lastRechecked {
+		if at == nil {
+			delete(m.lastRechecked, role)
 		}
 	}
+	if primary != nil {
+		m.tasks[primary.key] = m.tasks[primary.key].plus(primary.sums)
+	}
+	if m.generation == 0 {
+		m.initial = m.tasks
+	}
+	m.newestTask = objectIDSeconds(t.recent.newest)
+}
+
+// fillSealed adds the sealed tasks to the figures of m.
+func (t *taskTally) fillSealed(m *verifierMetadata) {
 	for _, g := range slices.Sorted(maps.Keys(t.generations)) {
 		gen := t.generations[g]
 		for key, sums := range gen.sums {
-			add(g, key, sums)
+			m.countTasks(g, key, sums)
 		}
 		for role, at := range gen.rechecked {
 			m.lastRechecked[role] = newer(m.lastRechecked[role], at)
 		}
-		if current(g) || g == 0 {
+		if g == m.generation || g == 0 {
 			m.problems.addAll(gen.problems)
 		}
-		if current(g) {
+		if g == m.generation {
 			m.malformed += gen.malformed
 			m.namespaces.addAll(gen.namespaces)
 			m.lastBegin = newer(m.lastBegin, gen.begin)
 		}
 	}
+}
+
+// fillWatched adds the watched tasks to the figures of m.
+func (t *taskTally) fillWatched(m *verifierMetadata) {
 	var problems []string // added in order: the log lists at most maxProblems
 	for _, w := range t.watched {
-		if current(w.generation) {
+		if w.generation == m.generation {
 			if w.problem != "" {
 				problems = append(problems, w.problem)
 			}
@@ -421,7 +401,7 @@ func (t *taskTally) fill(m *verifierMetadata, primary *task) {
 		if w.malformed {
 			continue
 		}
-		add(w.generation, w.key, w.sums)
+		m.countTasks(w.generation, w.key, w.sums)
 		if w.generation > 0 && w.key.Type == taskVerifyDocuments && w.key.compared() {
 			m.lastRechecked["source"] = newer(m.lastRechecked["source"], w.src)
 			m.lastRechecked["destination"] = newer(m.lastRechecked["destination"], w.dst)
@@ -431,43 +411,4 @@ func (t *taskTally) fill(m *verifierMetadata, primary *task) {
 	for _, p := range problems {
 		m.problems.add(p)
 	}
-	for role, at := range m.lastRechecked {
-		if at == nil {
-			delete(m.lastRechecked, role)
-		}
-	}
-	if primary != nil {
-		m.tasks[primary.key] = m.tasks[primary.key].plus(primary.sums)
-	}
-	if m.generation == 0 {
-		m.initial = m.tasks
-	}
-	m.rechecksDone = &rechecks
-	m.newestTask = objectIDSeconds(t.recent.newest)
-}
-
-// selectTasks reads the tasks filter selects, at most limit (0: all). It aggregates
-// rather than finds: the driver leaves maxTimeMS off a find whose cursor it hands over,
-// and these queries must stop on the server when the scrape gives up.
-func selectTasks(ctx context.Context, coll *mongo.Collection, filter bson.D, limit int) ([]task, error) {
-	pipeline := mongo.Pipeline{{{Key: "$match", Value: filter}}}
-	if limit > 0 {
-		pipeline = append(pipeline, bson.D{{Key: "$limit", Value: limit}})
-	}
-	pipeline = append(pipeline, bson.D{{Key: "$project", Value: taskProjection}})
-	cursor, err := aggregate(ctx, coll.Database(), coll.Name(), pipeline)
-	if err != nil {
-		return nil, fmt.Errorf("reading verification tasks: %w", err)
-	}
-	defer cursor.Close(context.WithoutCancel(ctx))
-	var out []task
-	for cursor.Next(ctx) {
-		if t, _, ok := decodeTask(cursor.Current); ok {
-			out = append(out, t)
-		}
-	}
-	if err := cursor.Err(); err != nil {
-		return nil, fmt.Errorf("reading verification tasks: %w", err)
-	}
-	return out, nil
 }

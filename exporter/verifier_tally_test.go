@@ -12,410 +12,10 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/mongotest"
 	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
-
-// fakeVerifier changes a metadata database as migration-verifier v0.2.1 does (see the
-// comment of taskTally): it inserts tasks, picks them, finishes them (recording the
-// mismatches of a failed one), retries a task (deleting its mismatches), restarts
-// (vf.Fixture.Restart: the reset rules of reset.go), inserts a task whose _id it made a
-// while before, starts new generations (each with a processRecheckQueue task that
-// creates the recheck tasks while workers already run them), is cleaned (--clean: the
-// database dropped and created again within the step, and the new verification possibly
-// several generations on before the next scrape), and crashes before its primary task
-// is finished (which then stays added for good while generations go on). Its clock,
-// which stamps the _ids it makes, moves on 20 s per step.
-type fakeVerifier struct {
-	t          *testing.T
-	db         *mongo.Database
-	rng        *rand.Rand
-	clock      time.Time
-	counter    uint64
-	generation int32
-	namespaces int
-	stuck      bool // the primary task stays added: no namespace tasks
-	starts     int
-	late       []lateTask // made, to be inserted at a later step
-}
-
-// lateTask is a task the verifier made, inserted up to `by` later: within a minute, or,
-// unfinished, now and then after three (past the running totals' recent window: the
-// unfinished tasks are read whatever their _id).
-type lateTask struct {
-	task vf.Task
-	by   time.Duration
-}
-
-// makeLate keeps a task to insert later.
-func (v *fakeVerifier) makeLate(task vf.Task) {
-	by := time.Minute
-	if v.rng.IntN(4) == 0 {
-		by = 3 * time.Minute
-	}
-	v.late = append(v.late, lateTask{task, by})
-}
-
-func (v *fakeVerifier) fixture() vf.Fixture { return vf.Fixture{DB: v.db, Version: 7, Now: v.clock} }
-
-func (v *fakeVerifier) must(err error) {
-	v.t.Helper()
-	if err != nil {
-		v.t.Fatal(err)
-	}
-}
-
-// id makes an ObjectId as the verifier would now: the time, then bytes that grow.
-func (v *fakeVerifier) id() bson.ObjectID {
-	var id bson.ObjectID
-	binary.BigEndian.PutUint32(id[0:4], uint32(v.clock.Unix()))
-	v.counter++
-	binary.BigEndian.PutUint64(id[4:12], v.counter)
-	return id
-}
-
-func (v *fakeVerifier) tasks() *mongo.Collection { return v.db.Collection("verification_tasks") }
-
-// start begins a verification on a clean database (CheckDriver, check.go): the primary
-// task, the namespaces' verifyCollection tasks, the primary task finished, then the
-// generation document. A crash before the primary task is finished, and a restart, leave
-// the primary task added and delete the rest: the verifier goes on without namespaces.
-func (v *fakeVerifier) start() {
-	ctx := context.Background()
-	v.must(v.fixture().Clean(ctx))
-	v.generation, v.namespaces, v.late, v.stuck = 0, 0, nil, false
-	v.starts++
-	primary := v.id()
-	v.must(v.fixture().Tasks(ctx, vf.Task{ID: primary, Type: vf.TaskPrimary, Status: vf.StatusAdded}))
-	for range 3 {
-		v.addNamespace()
-	}
-	if v.starts%2 == 0 { // every other verification
-		v.must(v.fixture().Restart(ctx))
-		v.stuck = true
-	} else {
-		_, err := v.tasks().UpdateOne(ctx, bson.D{{Key: "_id", Value: primary}}, bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: vf.StatusCompleted}}}})
-		v.must(err)
-	}
-	v.must(v.fixture().Generation(ctx, 0))
-}
-
-func (v *fakeVerifier) addNamespace() {
-	v.namespaces++
-	v.must(v.fixture().Tasks(context.Background(), vf.Task{ID: v.id(), Type: vf.TaskVerifyCollection, Status: vf.StatusAdded,
-		Namespace: fmt.Sprintf("db.c%d", v.namespaces), Documents: 100, Size: 1000}))
-}
-
-// one picks a random task of the current generation matching filter.
-func (v *fakeVerifier) one(filter bson.D) (bson.Raw, bool) {
-	cursor, err := v.tasks().Find(context.Background(), append(filter, bson.E{Key: "generation", Value: v.generation}))
-	v.must(err)
-	var docs []bson.Raw
-	v.must(cursor.All(context.Background(), &docs))
-	if len(docs) == 0 {
-		return nil, false
-	}
-	return docs[v.rng.IntN(len(docs))], true
-}
-
-func (v *fakeVerifier) set(doc bson.Raw, update bson.D) {
-	_, err := v.tasks().UpdateOne(context.Background(), bson.D{{Key: "_id", Value: doc.Lookup("_id")}}, update)
-	v.must(err)
-}
-
-var picked = func(at time.Time) bson.D {
-	return bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: vf.StatusProcessing}, {Key: "begin_time", Value: bson.NewDateTimeFromTime(at)}}}}
-}
-
-// mismatches records n mismatches found by a task, of varied kinds.
-func (v *fakeVerifier) mismatches(doc bson.Raw, n int) {
-	typ := doc.Lookup("type").StringValue()
-	ns, _ := doc.Lookup("query_filter", "namespace").StringValueOK()
-	var ms []vf.Mismatch
-	for i := range n {
-		m := vf.Mismatch{Generation: v.generation, TaskType: typ, TaskID: doc.Lookup("_id").ObjectID(), ID: i, Cluster: "dstClient", Namespace: ns}
-		switch v.rng.IntN(3) {
-		case 0:
-			m.Details = "Missing"
-		case 1:
-			m.Details, m.Cluster = "Missing", "srcClient"
-		default:
-			m.Field, m.Details = "total", "Mismatch"
-		}
-		ms = append(ms, m)
-	}
-	v.must(v.fixture().Mismatches(context.Background(), ms...))
-}
-
-// finish finishes a task with its counts (UpdateVerificationTask); a failed one has
-// recorded its mismatches before.
-func (v *fakeVerifier) finish(doc bson.Raw) {
-	status := vf.StatusCompleted
-	switch typ := doc.Lookup("type").StringValue(); {
-	case typ == vf.TaskProcessRecheckQueue:
-	case typ == vf.TaskVerifyCollection && v.rng.IntN(4) == 0:
-		status = vf.StatusMismatch
-		v.mismatches(doc, 1)
-	case v.rng.IntN(5) == 0:
-		status = vf.StatusFailed
-		v.mismatches(doc, 1+v.rng.IntN(3))
-	}
-	v.set(doc, bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: status},
-		{Key: "found_source_documents_count", Value: int64(v.rng.IntN(1000))}, {Key: "source_bytes_count", Value: int64(v.rng.IntN(100_000))}}}})
-}
-
-// states returns the type and status pairs of the current generation's tasks.
-func (v *fakeVerifier) states() map[[2]string]bool {
-	cursor, err := v.tasks().Find(context.Background(), bson.D{{Key: "generation", Value: v.generation}},
-		options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "status", Value: 1}}))
-	v.must(err)
-	var docs []bson.Raw
-	v.must(cursor.All(context.Background(), &docs))
-	states := map[[2]string]bool{}
-	for _, d := range docs {
-		states[[2]string{d.Lookup("type").StringValue(), d.Lookup("status").StringValue()}] = true
-	}
-	return states
-}
-
-// recheckTask is a recheck task as a processRecheckQueue task creates it.
-func (v *fakeVerifier) recheckTask(i int) vf.Task {
-	at := v.clock.Add(-time.Duration(v.rng.IntN(60)) * time.Second)
-	return vf.Task{ID: v.id(), Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Generation: v.generation,
-		Namespace: fmt.Sprintf("db.c%d", 1+i%max(1, v.namespaces)), IDs: []int{1, 2}, Documents: 2, SrcTS: at, DstTS: at.Add(-time.Second)}
-}
-
-// nextGeneration ends the generation (every task finished) and starts the next: its
-// processRecheckQueue task when something is to be rechecked, now and then a
-// verifyCollection task of a namespace whose metadata mismatched, then the generation
-// document.
-func (v *fakeVerifier) nextGeneration() {
-	ctx := context.Background()
-	v.generation++
-	var tasks []vf.Task
-	if v.rng.IntN(4) > 0 {
-		tasks = append(tasks, vf.Task{ID: v.id(), Type: vf.TaskProcessRecheckQueue, Status: vf.StatusAdded, Generation: v.generation})
-	}
-	if v.namespaces > 0 && v.rng.IntN(5) == 0 {
-		tasks = append(tasks, vf.Task{ID: v.id(), Type: vf.TaskVerifyCollection, Status: vf.StatusAdded, Generation: v.generation,
-			Namespace: fmt.Sprintf("db.c%d", 1+v.rng.IntN(v.namespaces)), Documents: 100, Size: 1000})
-	}
-	if len(tasks) > 0 {
-		v.must(v.fixture().Tasks(ctx, tasks...))
-	}
-	_, err := v.db.Collection("generation").UpdateOne(ctx, bson.D{}, bson.D{{Key: "$set", Value: bson.D{{Key: "generation", Value: v.generation}}}})
-	v.must(err)
-}
-
-// fastForward runs generations to their end within one step, as a small verification
-// does between two scrapes.
-func (v *fakeVerifier) fastForward(generations int) {
-	ctx := context.Background()
-	for range generations {
-		for {
-			doc, ok := v.one(bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{vf.StatusAdded, vf.StatusProcessing}}}}})
-			if !ok {
-				break
-			}
-			v.set(doc, picked(v.clock))
-			switch doc.Lookup("type").StringValue() {
-			case vf.TaskVerifyCollection:
-				if v.generation == 0 {
-					ns := doc.Lookup("query_filter", "namespace").StringValue()
-					v.must(v.fixture().Tasks(ctx, vf.Task{ID: v.id(), Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Namespace: ns}))
-				}
-			case vf.TaskProcessRecheckQueue:
-				v.must(v.fixture().Tasks(ctx, v.recheckTask(0), v.recheckTask(1)))
-			}
-			v.finish(doc)
-		}
-		v.nextGeneration()
-	}
-}
-
-// action is one thing the verifier may do now, with how often it does it.
-type action struct {
-	name   string
-	weight int
-	do     func() string
-}
-
-// step does one thing the verifier could do now, picked at random.
-func (v *fakeVerifier) step() string {
-	ctx := context.Background()
-	v.clock = v.clock.Add(20 * time.Second)
-	collAdded := bson.D{{Key: "type", Value: vf.TaskVerifyCollection}, {Key: "status", Value: vf.StatusAdded}}
-	collProcessing := bson.D{{Key: "type", Value: vf.TaskVerifyCollection}, {Key: "status", Value: vf.StatusProcessing}}
-	queueAdded := bson.D{{Key: "type", Value: vf.TaskProcessRecheckQueue}, {Key: "status", Value: vf.StatusAdded}}
-	queueProcessing := bson.D{{Key: "type", Value: vf.TaskProcessRecheckQueue}, {Key: "status", Value: vf.StatusProcessing}}
-	docsAdded := bson.D{{Key: "type", Value: vf.TaskVerifyDocuments}, {Key: "status", Value: vf.StatusAdded}}
-	docsProcessing := bson.D{{Key: "type", Value: vf.TaskVerifyDocuments}, {Key: "status", Value: vf.StatusProcessing}}
-	states := v.states()
-	exists := func(typ, status string) bool { return states[[2]string{typ, status}] }
-	creating := exists(vf.TaskProcessRecheckQueue, vf.StatusProcessing) // recheck tasks being created
-	anyUnfinished := false
-	for state := range states {
-		anyUnfinished = anyUnfinished || state[1] == vf.StatusAdded || state[1] == vf.StatusProcessing
-	}
-	var actions []action
-	add := func(ok bool, name string, weight int, do func() string) {
-		if ok {
-			actions = append(actions, action{name, weight, do})
-		}
-	}
-	// A task made more than a minute ago is inserted now: the running totals read again
-	// what was newest up to recentWindow (2 minutes) before.
-	overdue := len(v.late) > 0 && v.clock.Sub(v.late[0].task.ID.Timestamp()) >= v.late[0].by
-	add(len(v.late) > 0, "late insert", 1, func() string {
-		late := v.late[0]
-		task := late.task
-		v.late = v.late[1:]
-		v.must(v.fixture().Tasks(ctx, task))
-		if late.by > recentWindow {
-			return "very late insert"
-		}
-		if v.rng.IntN(2) == 0 { // and finished before the next scrape
-			raw, err := v.tasks().FindOne(ctx, bson.D{{Key: "_id", Value: task.ID}}).Raw()
-			v.must(err)
-			v.finish(raw)
-			return "late insert, finished"
-		}
-		return "late insert"
-	})
-	add(v.generation == 0 && !v.stuck && v.namespaces < 12, "new namespace", 1, func() string { v.addNamespace(); return "new namespace" })
-	add(exists(vf.TaskVerifyCollection, vf.StatusAdded) || exists(vf.TaskProcessRecheckQueue, vf.StatusAdded), "pick", 1, func() string {
-		doc, ok := v.one(queueAdded) // picked first: the verifier sorts by type
-		if !ok {
-			doc, _ = v.one(collAdded)
-		}
-		v.set(doc, picked(v.clock))
-		return doc.Lookup("type").StringValue() + " picked"
-	})
-	add(exists(vf.TaskVerifyCollection, vf.StatusProcessing) && v.generation == 0, "partition", 4, func() string {
-		doc, _ := v.one(collProcessing)
-		ns := doc.Lookup("query_filter", "namespace").StringValue()
-		var tasks []vf.Task
-		for range 1 + v.rng.IntN(4) {
-			tasks = append(tasks, vf.Task{ID: v.id(), Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Namespace: ns})
-		}
-		if v.rng.IntN(2) == 0 { // made now, inserted within a minute or so
-			v.makeLate(tasks[0])
-			tasks = tasks[1:]
-		}
-		if len(tasks) > 0 {
-			v.must(v.fixture().Tasks(ctx, tasks...))
-		}
-		if v.rng.IntN(4) == 0 {
-			v.finish(doc)
-			return "partitioned, verifyCollection finished"
-		}
-		return "partitioned"
-	})
-	add(creating, "create rechecks", 4, func() string {
-		var tasks []vf.Task
-		for i := range 1 + v.rng.IntN(4) {
-			tasks = append(tasks, v.recheckTask(i))
-		}
-		if v.rng.IntN(3) == 0 { // made now, inserted in a later batch
-			v.makeLate(tasks[0])
-			tasks = tasks[1:]
-		}
-		if len(tasks) > 0 {
-			v.must(v.fixture().Tasks(ctx, tasks...))
-		}
-		if v.rng.IntN(4) == 0 && len(v.late) == 0 {
-			doc, _ := v.one(queueProcessing)
-			v.finish(doc)
-			return "rechecks created, processRecheckQueue finished"
-		}
-		return "rechecks created"
-	})
-	add(exists(vf.TaskVerifyDocuments, vf.StatusAdded), "pick", 3, func() string {
-		doc, _ := v.one(docsAdded)
-		v.set(doc, picked(v.clock))
-		return "verifyDocuments picked"
-	})
-	add(exists(vf.TaskVerifyDocuments, vf.StatusProcessing) || exists(vf.TaskVerifyCollection, vf.StatusProcessing) && v.generation > 0, "finish", 4, func() string {
-		doc, ok := v.one(docsProcessing)
-		if !ok {
-			doc, _ = v.one(collProcessing)
-		}
-		v.finish(doc)
-		return "finished"
-	})
-	add(exists(vf.TaskVerifyDocuments, vf.StatusProcessing), "record mismatches", 1, func() string {
-		doc, _ := v.one(docsProcessing)
-		v.mismatches(doc, 1+v.rng.IntN(2)) // a batch found while it runs (ProcessVerifyTask)
-		return "mismatches recorded"
-	})
-	add(exists(vf.TaskVerifyDocuments, vf.StatusProcessing), "retry", 1, func() string {
-		doc, _ := v.one(docsProcessing)
-		if v.rng.IntN(2) == 0 {
-			v.mismatches(doc, 2) // found by the attempt that failed
-		}
-		v.must(v.fixture().Retry(ctx, v.generation, vf.TaskVerifyDocuments, doc.Lookup("_id").ObjectID()))
-		return "task retried"
-	})
-	add(creating || v.generation == 0 && exists(vf.TaskVerifyCollection, vf.StatusProcessing), "quick task", 2, func() string {
-		task := v.recheckTask(0)
-		if doc, ok := v.one(collProcessing); ok && v.generation == 0 {
-			task = vf.Task{ID: task.ID, Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Namespace: doc.Lookup("query_filter", "namespace").StringValue()}
-		}
-		v.must(v.fixture().Tasks(ctx, task))
-		raw, err := v.tasks().FindOne(ctx, bson.D{{Key: "_id", Value: task.ID}}).Raw()
-		v.must(err)
-		v.set(raw, picked(v.clock))
-		raw, err = v.tasks().FindOne(ctx, bson.D{{Key: "_id", Value: task.ID}}).Raw()
-		v.must(err)
-		v.finish(raw)
-		return "quick task"
-	})
-	restartWeight := 1
-	if creating {
-		restartWeight = 3 // the rule R4 of docs/migration-verifier.md: its window is short
-	}
-	add(v.rng.IntN(3) == 0, "restart", restartWeight, func() string {
-		what := "restart"
-		switch {
-		case v.stuck:
-			what = "restart, primary task unfinished"
-		case creating:
-			what = "restart while creating rechecks"
-		case v.generation == 0 && exists(vf.TaskVerifyCollection, vf.StatusProcessing):
-			what = "restart while partitioning"
-		}
-		v.must(v.fixture().Restart(ctx))
-		v.late = nil // what the verifier had made and not inserted is gone with it
-		return what
-	})
-	add(!anyUnfinished && len(v.late) == 0 && (v.namespaces >= 12 || v.stuck || v.generation > 0), "next generation", 1, func() string {
-		v.nextGeneration()
-		return "next generation"
-	})
-	add(v.generation > 2 && v.rng.IntN(8) == 0, "--clean", 1, func() string {
-		v.start()
-		n := v.rng.IntN(4)
-		v.fastForward(n)
-		return "--clean"
-	})
-	if overdue {
-		actions = actions[:1]
-	}
-	total := 0
-	for _, a := range actions {
-		total += a.weight
-	}
-	pick := v.rng.IntN(total)
-	for _, a := range actions {
-		if pick < a.weight {
-			return a.do()
-		}
-		pick -= a.weight
-	}
-	panic("no action")
-}
 
 // The figures kept from scrape to scrape equal those of a new reader that sums
 // everything on the server, after every step of a verifier that inserts, picks and
@@ -605,7 +205,54 @@ func TestTallyReadsWhatCanChange(t *testing.T) {
 func TestRestartedExporterReadsItsTotalsAcrossScrapes(t *testing.T) {
 	srv := mongotest.New(t, "holds a command past its maxTimeMS with a failpoint", mongotest.Options{})
 	client := connectForFixtures(t, srv.URI())
-	f := newMetadataFixture(t, client, "vf_restart", 7).generation(2).primary(vf.StatusCompleted)
+	seedFinishedVerification(t, client, "vf_restart")
+	readInParts(t, 0, chunkSizes{first: 100, min: 50, max: 200})
+
+	target := verifierConfig("restart", srv.URI(), "vf_restart")
+	target.Timeout = 3 * time.Second
+	s, _ := newVerifierForTest(t, target)
+	c := collectorOf(s)
+	read := `migration_verifier_totals_read_ratio{}`
+	previous := 0.0
+	for i := range 3 {
+		holdSecondChunk(t, client)
+		got := scrapeValues(t, c)
+		where := fmt.Sprintf("scrape %d, its second chunk held", i+1)
+		expectValues(t, where, got, map[string]float64{
+			`migration_verifier_up{}`: 1,
+			`migration_verifier_tasks{status="added",type="verifyDocuments"}`:      15,
+			`migration_verifier_tasks{status="processing",type="verifyDocuments"}`: 15,
+			`migration_verifier_tasks{status="completed",type="verifyDocuments"}`:  absent,
+			`migration_verifier_documents_compared{}`:                              absent,
+			`migration_verifier_mismatches{kind="missing_on_destination"}`:         absent,
+		})
+		if got[read] <= previous || got[read] >= 1 {
+			t.Fatalf("%s: the totals were read up to %v, after %v before: they did not go on from there", where, got[read], previous)
+		}
+		previous = got[read]
+	}
+	got := scrapeValues(t, c)
+	if got[read] != 1 {
+		t.Fatalf("a scrape with time for the rest read the totals up to %v", got[read])
+	}
+	lowerWatchLimit(t, 0) // a new exporter that sums everything on the server
+	recount, _ := newVerifierForTest(t, target)
+	want := scrapeValues(t, collectorOf(recount))
+	if !maps.Equal(got, want) {
+		t.Errorf("after its restart, the exporter exports\n%v\na full recount\n%v", got, want)
+	}
+	for _, name := range []string{`migration_verifier_rechecks_total{}`, `migration_verifier_mismatches{kind="missing_on_destination"}`, `migration_verifier_documents_compared{}`} {
+		if got[name] == 0 {
+			t.Errorf("%s is 0: the fixture does not test it", name)
+		}
+	}
+}
+
+// seedFinishedVerification writes a verification in generation 2 whose tasks and
+// mismatches are an hour old, but for 15 tasks added and 15 processing in generation 2:
+// 1,802 tasks, the failed ones with their mismatches.
+func seedFinishedVerification(t *testing.T, client *mongo.Client, database string) {
+	f := newMetadataFixture(t, client, database, 7).generation(2).primary(vf.StatusCompleted)
 	hourAgo := time.Now().Add(-time.Hour)
 	var tasks []vf.Task
 	var mismatches []vf.Mismatch
@@ -642,56 +289,19 @@ func TestRestartedExporterReadsItsTotalsAcrossScrapes(t *testing.T) {
 		}
 	}
 	f.tasks(tasks...).mismatches(mismatches...).changeReader("changeReader", vf.Counts("insert", 7), vf.Counts("insert", 7))
-	readInParts(t, 0, chunkSizes{first: 100, min: 50, max: 200})
+}
 
-	target := verifierConfig("restart", srv.URI(), "vf_restart")
-	target.Timeout = 3 * time.Second
-	s, _ := newVerifierForTest(t, target)
-	c := collectorOf(s)
-	holdSecondChunk := func() {
-		err := client.Database("admin").RunCommand(t.Context(), bson.D{
-			{Key: "configureFailPoint", Value: "failCommand"},
-			{Key: "mode", Value: bson.D{{Key: "skip", Value: 2}, {Key: "times", Value: 1}}},
-			{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"aggregate"}}, {Key: "blockConnection", Value: true},
-				{Key: "blockTimeMS", Value: 60_000}, {Key: "appName", Value: Namespace}}},
-		}).Err()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	read := `migration_verifier_totals_read_ratio{}`
-	previous := 0.0
-	for i := range 3 {
-		holdSecondChunk()
-		got := scrapeValues(t, c)
-		where := fmt.Sprintf("scrape %d, its second chunk held", i+1)
-		expectValues(t, where, got, map[string]float64{
-			`migration_verifier_up{}`: 1,
-			`migration_verifier_tasks{status="added",type="verifyDocuments"}`:      15,
-			`migration_verifier_tasks{status="processing",type="verifyDocuments"}`: 15,
-			`migration_verifier_tasks{status="completed",type="verifyDocuments"}`:  absent,
-			`migration_verifier_documents_compared{}`:                              absent,
-			`migration_verifier_mismatches{kind="missing_on_destination"}`:         absent,
-		})
-		if got[read] <= previous || got[read] >= 1 {
-			t.Fatalf("%s: the totals were read up to %v, after %v before: they did not go on from there", where, got[read], previous)
-		}
-		previous = got[read]
-	}
-	got := scrapeValues(t, c)
-	if got[read] != 1 {
-		t.Fatalf("a scrape with time for the rest read the totals up to %v", got[read])
-	}
-	lowerWatchLimit(t, 0) // a new exporter that sums everything on the server
-	recount, _ := newVerifierForTest(t, target)
-	want := scrapeValues(t, collectorOf(recount))
-	if !maps.Equal(got, want) {
-		t.Errorf("after its restart, the exporter exports\n%v\na full recount\n%v", got, want)
-	}
-	for _, name := range []string{`migration_verifier_rechecks_total{}`, `migration_verifier_mismatches{kind="missing_on_destination"}`, `migration_verifier_documents_compared{}`} {
-		if got[name] == 0 {
-			t.Errorf("%s is 0: the fixture does not test it", name)
-		}
+// holdSecondChunk holds the scraper's next aggregation but one (the walk's second chunk)
+// on the server for a minute: longer than any scrape's time.
+func holdSecondChunk(t *testing.T, client *mongo.Client) {
+	err := client.Database("admin").RunCommand(t.Context(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "skip", Value: 2}, {Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"aggregate"}}, {Key: "blockConnection", Value: true},
+			{Key: "blockTimeMS", Value: 60_000}, {Key: "appName", Value: Namespace}}},
+	}).Err()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -14,92 +14,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	commoncfg "github.com/prometheus/common/config"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/event"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
 	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
-
-// A fixed clock for fixtures, so golden files do not change from run to run.
-var fixtureTime = time.Date(2026, 3, 11, 18, 0, 0, 0, time.UTC)
-
-// metadataFixture writes a verifier's metadata database through the driver, failing the
-// test on error, with documents shaped as docs/migration-verifier.md
-// describes them.
-type metadataFixture struct {
-	t *testing.T
-	vf.Fixture
-}
-
-func newMetadataFixture(t *testing.T, client *mongo.Client, database string, version int32) *metadataFixture {
-	return &metadataFixture{t: t, Fixture: vf.Fixture{DB: client.Database(database), Version: version, Now: fixtureTime}}
-}
-
-func (f *metadataFixture) must(err error) *metadataFixture {
-	f.t.Helper()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return f
-}
-
-func (f *metadataFixture) generation(g int32) *metadataFixture {
-	return f.must(f.Generation(f.t.Context(), g))
-}
-
-func (f *metadataFixture) primary(status string) *metadataFixture {
-	return f.must(f.Tasks(f.t.Context(), vf.Task{Type: vf.TaskPrimary, Status: status}))
-}
-
-func (f *metadataFixture) tasks(tasks ...vf.Task) *metadataFixture {
-	return f.must(f.Tasks(f.t.Context(), tasks...))
-}
-
-func (f *metadataFixture) mismatches(ms ...vf.Mismatch) *metadataFixture {
-	return f.must(f.Mismatches(f.t.Context(), ms...))
-}
-
-func (f *metadataFixture) changeReader(collection string, src, dst bson.D) *metadataFixture {
-	return f.must(f.ChangeReader(f.t.Context(), collection, src, dst))
-}
-
-// unix is a recheck's cluster time, in seconds.
-func unix(seconds int64) time.Time { return time.Unix(seconds, 0) }
-
-func connectForFixtures(t *testing.T, uri string) *mongo.Client {
-	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	return client
-}
-
-func verifierConfig(name, uri, database string) config.Verifier {
-	limit, eventTypes := config.DefaultNamespaceLimit, config.DefaultChangeEventTypeLimit
-	return config.Verifier{
-		Name: name, MongoURI: config.MongoURI{URI: commoncfg.Secret(uri)}, Database: database,
-		Timeout: 10 * time.Second, NamespaceLimit: &limit, NamespaceRefresh: config.DefaultNamespaceRefresh,
-		ChangeEventTypeLimit: &eventTypes,
-	}
-}
-
-func newVerifierForTest(t *testing.T, targets ...config.Verifier) (*verifierScraper, *syncBuffer) {
-	t.Helper()
-	logs := &syncBuffer{}
-	s, err := newVerifierScraper(&config.Exporter{Verifiers: targets}, testEnv(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.(*verifierScraper).Close)
-	return s.(*verifierScraper), logs
-}
 
 // Scenario fixtures. Each writes one verifier's metadata into database db.
 
@@ -376,48 +294,6 @@ migration_verifier_namespaces_omitted{migration="",verifier="many"} 4
 	}
 }
 
-// commandLog records the commands the exporter's MongoDB clients send.
-type commandLog struct {
-	mu       sync.Mutex
-	commands []bson.Raw
-	names    []string
-	// hold, when set, is called before a command is sent (on the driver's goroutine).
-	hold func(name string)
-	// returned counts the documents the replies carried.
-	returned int
-}
-
-func (l *commandLog) monitor() *event.CommandMonitor {
-	return &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-		l.mu.Lock()
-		l.commands = append(l.commands, append(bson.Raw(nil), e.Command...))
-		l.names = append(l.names, e.CommandName)
-		hold := l.hold
-		l.mu.Unlock()
-		if hold != nil {
-			hold(e.CommandName)
-		}
-	}, Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		for _, batch := range []string{"firstBatch", "nextBatch"} {
-			if docs, ok := e.Reply.Lookup("cursor", batch).ArrayOK(); ok {
-				values, _ := docs.Values()
-				l.returned += len(values)
-			}
-		}
-	}}
-}
-
-// watchCommands makes the exporter's MongoDB clients report to the returned log.
-func watchCommands(t *testing.T) *commandLog {
-	l := &commandLog{}
-	previous := mongoClientOptions
-	mongoClientOptions = func(o *options.ClientOptions) *options.ClientOptions { return o.SetMonitor(l.monitor()) }
-	t.Cleanup(func() { mongoClientOptions = previous })
-	return l
-}
-
 // Every query carries maxTimeMS, so the server stops it when the exporter stops waiting.
 func TestVerifierQueriesAreBoundedOnTheServer(t *testing.T) {
 	uri := mongotest.URI(t)
@@ -448,19 +324,6 @@ type constCollector struct{ m prometheus.Metric }
 
 func (c constCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.Desc() }
 func (c constCollector) Collect(ch chan<- prometheus.Metric) { ch <- c.m }
-
-// namespaceScans counts the commands that group tasks by namespace.
-func (l *commandLog) namespaceScans() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, c := range l.commands {
-		if strings.Contains(c.String(), `"$query_filter.namespace"`) {
-			n++
-		}
-	}
-	return n
-}
 
 // While rechecking, the verdict is the previous generation's, which no longer changes:
 // its namespaces are grouped once, whatever the refresh interval.
@@ -503,13 +366,6 @@ func TestVerifierNamespaceAggregationIsCached(t *testing.T) {
 	}
 }
 
-// lowerWatchLimit makes the exporter sum generations on the server beyond n unfinished tasks.
-func lowerWatchLimit(t *testing.T, n int) {
-	previous := maxWatched
-	maxWatched = n
-	t.Cleanup(func() { maxWatched = previous })
-}
-
 func TestParseVerifierProgress(t *testing.T) {
 	for _, c := range []struct{ body, err string }{
 		{`{"error":"boom"}`, "the verifier reported an error: boom"},
@@ -541,6 +397,3 @@ func TestVerifierLongestMismatchFromAPI(t *testing.T) {
 		t.Fatalf("emitted %v, want the longest mismatch at 3600.5 s", got)
 	}
 }
-
-// noAPI stands for a verifier read without its API.
-func noAPI() *verifierProgress { return nil }

@@ -1,7 +1,3 @@
-// Command mongosync_exporter serves Prometheus metrics about MongoDB migrations, read at
-// scrape time: the progress of every configured mongosync instance, migration-verifier's
-// metadata (and API), and the oplog collectors' heartbeats. Flags and
-// wiring only; the work is in package exporter.
 package main
 
 import (

@@ -1,10 +1,3 @@
-// Package config loads and validates config.yml, the one file that configures both
-// mongosync_exporter (section `exporter:`) and oplog_collector (section `collector:`).
-//
-// Parsing is strict: unknown keys, wrong types, missing required keys and duplicate
-// names are errors that name the file, line and key, so a typo never silently turns a
-// setting off. `${VAR}` in any value is replaced by the environment variable VAR
-// (`$$` is a literal `$`); secrets also have `*_file` variants.
 package config
 
 import (
@@ -42,7 +35,7 @@ type Exporter struct {
 // captured events, where to report heartbeats, and which sources to capture.
 type Collector struct {
 	// Store is the oplog data store: one collection of events and one token document
-	// per source, in the old Python collector's layout.
+	// per source, in the old collector's layout (package oplogstore).
 	Store Store `yaml:"store"`
 	// Metadata is the central metadata collection the heartbeats go to (optional).
 	Metadata *HeartbeatTarget `yaml:"metadata"`
@@ -75,8 +68,8 @@ type Store struct {
 	Database string `yaml:"database"`
 }
 
-// HeartbeatTarget locates the central metadata collection, as the old tool's
-// CENTRAL_METADATA_DB_URI did.
+// HeartbeatTarget locates the central metadata collection (the old collector's
+// CENTRAL_METADATA_DB_URI), where the heartbeats go.
 type HeartbeatTarget struct {
 	MongoURI   `yaml:",inline"`
 	Database   string `yaml:"database"`
@@ -191,8 +184,8 @@ type Verifier struct {
 	ChangeEventTypeLimit *int `yaml:"change_event_type_limit"`
 }
 
-// HeartbeatDatabase is a central metadata database where oplog collectors (this
-// project's and the old Python one) write their heartbeats.
+// HeartbeatDatabase is a central metadata database where oplog collectors, this
+// project's and the old one (package oplogstore), write their heartbeats.
 type HeartbeatDatabase struct {
 	// Name identifies the database; unique. It becomes the `metadata` label.
 	Name       string `yaml:"name"`

@@ -11,7 +11,7 @@ import (
 func TestLoadGood(t *testing.T) {
 	t.Setenv("TEST_MONGOSYNC_PASSWORD", "pa$$word ${not-expanded-twice}")
 	t.Setenv("TEST_VERIFIER_URI", "mongodb://verifier:s3cret@meta0:27017/?replicaSet=meta")
-	cfg, err := Load("testdata/good.yml")
+	cfg, err := bothSections.Load("testdata/good.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestLoadBad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = Load(file)
+			_, err = bothSections.Load(file)
 			if err == nil {
 				t.Fatal("loaded without error")
 			}
@@ -115,14 +115,14 @@ func TestLoadBad(t *testing.T) {
 }
 
 func TestProjectConfigIsValid(t *testing.T) {
-	if _, err := Load("../../config.yml"); err != nil {
+	if _, err := bothSections.Load("../../config.yml"); err != nil {
 		t.Fatalf("the config.yml shipped with the project does not load:\n%v", err)
 	}
 }
 
 func TestEmptyFileIsValid(t *testing.T) {
 	for _, data := range []string{"", "# nothing configured yet\n", "exporter:\ncollector:\n"} {
-		cfg, err := Parse([]byte(data), "empty.yml")
+		cfg, err := bothSections.Parse([]byte(data), "empty.yml")
 		if err != nil {
 			t.Errorf("%q: %v", data, err)
 			continue
@@ -134,7 +134,7 @@ func TestEmptyFileIsValid(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	_, err := Load("testdata/does-not-exist.yml")
+	_, err := bothSections.Load("testdata/does-not-exist.yml")
 	if err == nil || !strings.Contains(err.Error(), "does-not-exist.yml") {
 		t.Fatalf("error = %v, want one naming the file", err)
 	}
@@ -177,7 +177,7 @@ func TestExpandedValuesKeepTheirType(t *testing.T) {
 	t.Setenv("TEST_TYPE_NAME", "null")
 	t.Setenv("TEST_TYPE_TIMEOUT", "7s")
 	t.Setenv("TEST_TYPE_BOOL", "false")
-	cfg, err := Parse([]byte(`exporter:
+	cfg, err := bothSections.Parse([]byte(`exporter:
   mongosync:
     - migration: m
       name: ${TEST_TYPE_NAME}

@@ -79,11 +79,6 @@ func (r *Reloader) Reload() error {
 // one is always in force.
 func (r *Reloader) Loaded() bool { return r.loaded.Load() }
 
-// NewReloader is a Reloader validating both sections fully (the zero Scope).
-func NewReloader(namespace, path string, apply func(*Config) error, reg prometheus.Registerer, logger log.Logger) *Reloader {
-	return bothSections.NewReloader(namespace, path, apply, reg, logger)
-}
-
 // ReloadOnSIGHUP reloads on every SIGHUP until ctx ends.
 func (r *Reloader) ReloadOnSIGHUP(ctx context.Context) {
 	hup := make(chan os.Signal, 1)

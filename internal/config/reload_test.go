@@ -54,7 +54,7 @@ func newReloaderForTest(t *testing.T, content string) (*Reloader, *applied, *pro
 	writeFile(t, path, content)
 	a := &applied{signal: make(chan struct{}, 1)}
 	reg := prometheus.NewRegistry()
-	return NewReloader("test_exporter", path, a.apply, reg, log.NewNopLogger()), a, reg, path
+	return bothSections.NewReloader("test_exporter", path, a.apply, reg, log.NewNopLogger()), a, reg, path
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -186,7 +186,7 @@ func TestReloadLogSaysWhetherAConfigIsInForce(t *testing.T) {
 	writeFile(t, path, badConfig)
 	var logs strings.Builder
 	a := &applied{signal: make(chan struct{}, 1)}
-	r := NewReloader("test_exporter", path, a.apply, prometheus.NewRegistry(), log.NewLogfmtLogger(&logs))
+	r := bothSections.NewReloader("test_exporter", path, a.apply, prometheus.NewRegistry(), log.NewLogfmtLogger(&logs))
 	if err := r.Reload(); err == nil {
 		t.Fatal("a bad file loaded")
 	}

@@ -13,7 +13,8 @@ import (
 type Scope int
 
 // The programs' scopes. The zero Scope validates both sections fully, each optional:
-// what a file serving both programs on one host must satisfy.
+// what a file serving both programs on one host must satisfy, to which the tests hold
+// the project's own files.
 const (
 	bothSections Scope = iota
 	ForExporter        // mongosync_exporter: the exporter: section
@@ -56,9 +57,3 @@ func (s Scope) Parse(data []byte, filename string) (*Config, error) {
 	}
 	return cfg, nil
 }
-
-// Load reads and validates the file at path, both sections fully, each optional.
-func Load(path string) (*Config, error) { return bothSections.Load(path) }
-
-// Parse validates data as Load validates a file.
-func Parse(data []byte, filename string) (*Config, error) { return bothSections.Parse(data, filename) }

@@ -27,7 +27,7 @@ import (
 // exporter: section, and returns its /metrics text.
 func scrape(t *testing.T, scraper, section string) string {
 	t.Helper()
-	cfg, err := config.Parse([]byte("exporter:\n"+section), "demo-test.yml")
+	cfg, err := config.ForExporter.Parse([]byte("exporter:\n"+section), "demo-test.yml")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, section)
 	}

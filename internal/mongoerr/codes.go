@@ -10,9 +10,12 @@ import (
 // (https://github.com/mongodb/mongo/blob/master/src/mongo/base/error_codes.yml). Every
 // comparison with a code goes through these names.
 const (
+	Unauthorized            = 13
+	AuthenticationFailed    = 18
 	NamespaceNotFound       = 26
 	IndexNotFound           = 27
 	NamespaceExists         = 48
+	MaxTimeMSExpired        = 50
 	IndexOptionsConflict    = 85
 	IndexKeySpecsConflict   = 86
 	ChangeStreamFatalError  = 280

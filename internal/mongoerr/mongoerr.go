@@ -1,12 +1,3 @@
-// Package mongoerr words the errors of the MongoDB Go driver for a log line or a status
-// page: it names the cause (connection refused, host not found, TLS, authentication,
-// server selection with the servers' last errors, a server error code, a timeout), in
-// the same words every time the same cause repeats, and without secrets.
-//
-// The driver's own texts are neither: a server selection timeout says "context deadline
-// exceeded" first and buries the cause in a topology dump, connection ids change from
-// one attempt to the next (so a log-once-per-change policy logs every attempt), and
-// server messages quote whole commands with their session ids.
 package mongoerr
 
 import (
@@ -22,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
@@ -37,6 +29,17 @@ func Describe(err error) string {
 		return ""
 	}
 	return redact.Credentials(describe(err))
+}
+
+// ScrapeError words the failure of a scrape's read, "what: cause", with the cause as
+// Describe words it. A read that timed out after ctx ended names the two deadlines that
+// bound it, the target's timeout and the scrape's, since either may be the one to raise.
+func ScrapeError(ctx context.Context, timeout time.Duration, what string, err error) error {
+	cause := Describe(err)
+	if ctx.Err() != nil && cause == timedOut {
+		cause = fmt.Sprintf("no answer within the timeout of %s or the scrape deadline", timeout)
+	}
+	return fmt.Errorf("%s: %s", what, cause)
 }
 
 func describe(err error) string {
@@ -65,12 +68,15 @@ func describe(err error) string {
 	case errors.Is(err, mongo.ErrClientDisconnected):
 		return "the client was closed (a configuration reload replaced it)"
 	case errors.Is(err, context.DeadlineExceeded), mongo.IsTimeout(err):
-		return "timed out"
+		return timedOut
 	case errors.Is(err, context.Canceled):
 		return "cancelled"
 	}
 	return connectionIDs.ReplaceAllString(err.Error(), "connection")
 }
+
+// timedOut is the cause of an operation that ran out of time on the client's side.
+const timedOut = "timed out"
 
 // poolCleared is how the driver's (unexported) pool-cleared error reads: an operation
 // that was waiting for a connection while another one failed.
@@ -109,7 +115,7 @@ func authentication(err error) (string, bool) {
 	var authErr *auth.Error
 	if !errors.As(err, &authErr) {
 		var command mongo.CommandError
-		if errors.As(err, &command) && command.Code == codeAuthenticationFailed {
+		if errors.As(err, &command) && command.Code == AuthenticationFailed {
 			return "authentication failed: " + serverError(command.Code, command.Name, command.Message), true
 		}
 		return "", false
@@ -186,13 +192,6 @@ func dnsCause(e *net.DNSError) string {
 	return e.Err
 }
 
-// Server error codes worded specially.
-const (
-	codeUnauthorized         = 13
-	codeAuthenticationFailed = 18
-	codeMaxTimeMSExpired     = 50
-)
-
 // serverError words an error the server returned: its code name and number, and its
 // message up to the quoted command (which carries a session id that changes).
 func serverError(code int32, name, message string) string {
@@ -201,10 +200,10 @@ func serverError(code int32, name, message string) string {
 	}
 	message = strings.TrimSpace(message)
 	switch code {
-	case codeMaxTimeMSExpired:
+	case MaxTimeMSExpired:
 		return "the server stopped the operation at its time limit (MaxTimeMSExpired)"
-	case codeUnauthorized:
-		return fmt.Sprintf("not authorized (Unauthorized, code 13): %s; grant the user the read role on that database", message)
+	case Unauthorized:
+		return fmt.Sprintf("not authorized (Unauthorized, code %d): %s; grant the user the read role on that database", Unauthorized, message)
 	}
 	if name == "" {
 		return fmt.Sprintf("server error code %d: %s", code, message)

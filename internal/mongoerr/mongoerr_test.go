@@ -144,7 +144,7 @@ func TestDescribeServerTimeLimit(t *testing.T) {
 	defer admin.Disconnect(context.Background())
 	if err := admin.Database("admin").RunCommand(t.Context(), bson.D{
 		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
-		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"find"}}, {Key: "errorCode", Value: 50}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"find"}}, {Key: "errorCode", Value: MaxTimeMSExpired}}},
 	}).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +176,28 @@ func TestDescribeWording(t *testing.T) {
 	for _, c := range cases {
 		if got := Describe(c.err); got != c.want {
 			t.Errorf("Describe(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+// A scrape's read that times out names both deadlines once the scrape's has passed (the
+// driver cannot tell which ended it); before, and for every other cause, Describe's words.
+func TestScrapeError(t *testing.T) {
+	ended, cancel := context.WithTimeout(t.Context(), 0)
+	defer cancel()
+	<-ended.Done()
+	refused := driver.Error{Code: Unauthorized, Name: "Unauthorized", Message: "not authorized on meta"}
+	for _, c := range []struct {
+		ctx  context.Context
+		err  error
+		want string
+	}{
+		{ended, fmt.Errorf("reading: %w", context.DeadlineExceeded), "metadata database: no answer within the timeout of 5s or the scrape deadline"},
+		{t.Context(), context.DeadlineExceeded, "metadata database: timed out"},
+		{ended, refused, "metadata database: not authorized (Unauthorized, code 13): not authorized on meta; grant the user the read role on that database"},
+	} {
+		if got := ScrapeError(c.ctx, 5*time.Second, "metadata database", c.err).Error(); got != c.want {
+			t.Errorf("ScrapeError(%v) = %q, want %q", c.err, got, c.want)
 		}
 	}
 }

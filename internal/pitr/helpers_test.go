@@ -39,7 +39,7 @@ func newWorld(t *testing.T) *world {
 	src := mongotest.New(t, "replay needs a source and a target of its own, and a store it can write gaps into", mongotest.Options{})
 	w := &world{t: t, source: connect(t, src.URI()), target: newTarget(t), logs: &testsupport.LogBuffer{}}
 	w.store = w.source.Database(oplogstore.DefaultDatabase)
-	cfg, err := config.Parse(fmt.Appendf(nil, `collector:
+	cfg, err := config.ForCollector.Parse(fmt.Appendf(nil, `collector:
   store: {uri: %q}
   checkpoint_interval: 50ms
   heartbeat_interval: 1s

@@ -11,23 +11,23 @@ import (
 	"github.com/mongomigrate/observability/internal/redact"
 )
 
-// ChangeLog logs a condition when it starts or changes and once when it clears, rather
-// than at every scrape: a mongosync that is down for an hour, scraped every 15 s, gives
-// two log lines, not 240. What it echoes from a source is cut to maxLoggedText bytes,
-// and it remembers at most maxConditions conditions (keys name targets and documents,
-// which a source can multiply).
-type ChangeLog struct {
+// OnChangeLogger logs a condition when it starts or changes, and once when it clears,
+// rather than at every scrape: a mongosync that is down for an hour, scraped every 15 s,
+// gives two log lines, not 240. What it echoes from a source is cut to maxLoggedText
+// bytes, and it remembers at most maxConditions conditions (keys name targets and
+// documents, which a source can multiply).
+type OnChangeLogger struct {
 	logger log.Logger
 	mu     sync.Mutex
 	last   map[string]string
 }
 
-// NewChangeLog returns a ChangeLog writing to logger.
-func NewChangeLog(logger log.Logger) *ChangeLog {
-	return &ChangeLog{logger: logger, last: map[string]string{}}
+// NewOnChangeLogger returns an OnChangeLogger writing to logger.
+func NewOnChangeLogger(logger log.Logger) *OnChangeLogger {
+	return &OnChangeLogger{logger: logger, last: map[string]string{}}
 }
 
-// Bounds of a ChangeLog.
+// Bounds of an OnChangeLogger.
 const (
 	maxLoggedText = 2048
 	maxConditions = 10_000
@@ -36,7 +36,7 @@ const (
 // changed records state under key and tells whether it differs from the previous one.
 // When the log already remembers maxConditions conditions, one of them is forgotten: at
 // worst it is logged once more.
-func (c *ChangeLog) changed(key, state string) (previous string, changed bool) {
+func (c *OnChangeLogger) changed(key, state string) (previous string, changed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	previous = c.last[key]
@@ -73,7 +73,7 @@ func capped(text string) string {
 // Failure logs err (a warning) when it differs from the last one logged under key, and
 // a recovery (info) when err is nil after a failure, and tells whether it logged.
 // keyvals identify the target. Credentials in the error text are redacted.
-func (c *ChangeLog) Failure(key string, err error, keyvals ...any) bool {
+func (c *OnChangeLogger) Failure(key string, err error, keyvals ...any) bool {
 	text := ""
 	if err != nil {
 		text = capped(redact.Credentials(err.Error()))
@@ -92,7 +92,7 @@ func (c *ChangeLog) Failure(key string, err error, keyvals ...any) bool {
 // Notice logs text (at warn level) when it differs from the last text under key, and
 // that it cleared when it becomes empty. It is for conditions a source reports, such as
 // mongosync's warnings, which must not become label values.
-func (c *ChangeLog) Notice(key, msg, text string, keyvals ...any) {
+func (c *OnChangeLogger) Notice(key, msg, text string, keyvals ...any) {
 	text = capped(redact.Credentials(text))
 	if _, changed := c.changed(key, text); !changed {
 		return
