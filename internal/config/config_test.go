@@ -76,7 +76,7 @@ func TestBatchDefaults(t *testing.T) {
 		{"  batch: {max_events: 20, max_wait: 250ms}\n", 20, 250 * time.Millisecond},
 		{"  batch: {min_events: 1}\n", 1, DefaultBatchMaxWait},
 	} {
-		cfg, err := Parse([]byte("collector:\n  store: {uri: \"mongodb://store\"}\n"+c.batch+"  sources: [{name: a, uri: \"mongodb://a\"}]\n"), "batch.yml")
+		cfg, err := bothSections.Parse([]byte("collector:\n  store: {uri: \"mongodb://store\"}\n"+c.batch+"  sources: [{name: a, uri: \"mongodb://a\"}]\n"), "batch.yml")
 		if err != nil {
 			t.Fatalf("%q: %v", c.batch, err)
 		}
