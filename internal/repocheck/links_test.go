@@ -1,14 +1,14 @@
 package repocheck
 
 import (
-	"fmt"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"unicode"
+
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // markdownLink matches the target of an inline Markdown link: [text](target).
@@ -32,7 +32,7 @@ func TestMarkdownLinksResolve(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		anchors[file] = headingAnchors(string(data))
+		anchors[file] = testsupport.HeadingAnchors(string(data))
 		return anchors[file]
 	}
 	for _, file := range files {
@@ -94,63 +94,6 @@ func withoutCodeSpans(line string) string {
 		parts[i] = ""
 	}
 	return strings.Join(parts, "`")
-}
-
-// headingAnchors returns the anchors GitHub gives a Markdown text's headings: lower case,
-// punctuation dropped, spaces to hyphens, and -1, -2, ... after a repeated one.
-func headingAnchors(text string) map[string]bool {
-	anchors := map[string]bool{}
-	seen := map[string]int{}
-	inFence := false
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "```") {
-			inFence = !inFence
-			continue
-		}
-		if inFence || !strings.HasPrefix(line, "#") {
-			continue
-		}
-		a := headingAnchor(strings.TrimLeft(line, "#"))
-		if n := seen[a]; n > 0 {
-			anchors[fmt.Sprintf("%s-%d", a, n)] = true
-		} else {
-			anchors[a] = true
-		}
-		seen[a]++
-	}
-	return anchors
-}
-
-// headingAnchor returns the anchor of one heading's text.
-func headingAnchor(heading string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
-		switch {
-		case unicode.IsLetter(r), unicode.IsDigit(r), r == '-', r == '_':
-			b.WriteRune(r)
-		case r == ' ':
-			b.WriteRune('-')
-		}
-	}
-	return b.String()
-}
-
-// The anchors are GitHub's.
-func TestHeadingAnchor(t *testing.T) {
-	for heading, want := range map[string]string{
-		" Recovering from `error_resume_token_lost`": "recovering-from-error_resume_token_lost",
-		" Leases (`oplog_collector_leases`)":         "leases-oplog_collector_leases",
-		" The exporter's section":                    "the-exporters-section",
-		"## 1. Before you need it":                   "1-before-you-need-it",
-	} {
-		if got := headingAnchor(strings.TrimLeft(heading, "#")); got != want {
-			t.Errorf("headingAnchor(%q) = %q, want %q", heading, got, want)
-		}
-	}
-	got := headingAnchors("# A\n```\n# not a heading\n```\n## A\n")
-	if !got["a"] || !got["a-1"] || got["not-a-heading"] || len(got) != 2 {
-		t.Errorf("headingAnchors = %v, want a and a-1", got)
-	}
 }
 
 // trackedFiles returns the files git tracks that match pattern, relative to root.
