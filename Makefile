@@ -4,6 +4,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 JSONNET     ?= github.com/google/go-jsonnet/cmd/jsonnet@v0.22.0
 JSONNETFMT  ?= github.com/google/go-jsonnet/cmd/jsonnetfmt@v0.22.0
+MISSPELL    ?= github.com/golangci/misspell/cmd/misspell@v0.8.0
 FUZZTIME    ?= 10s
 BENCHTIME   ?= 1s
 CONFIG      ?= config.yml
@@ -55,14 +56,22 @@ test: ## Run every test (race detector on) and short fuzzing passes of the parse
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/heartbeat
 	$(GO) test -run='^$$' -fuzz=FuzzToItem -fuzztime=$(FUZZTIME) ./collector
 
+# misspell reads Go sources (comments, strings and names), Markdown, YAML and jsonnet.
+# MISSPELL_IGNORE lists words it takes for typos that are not: scoll, a source collection
+# in internal/pitr.
+MISSPELL_IGNORE := scoll
+
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck and jsonnetfmt (the mixin).
+lint: ## gofmt, go vet, staticcheck, jsonnetfmt (the mixin), misspell, and the repository checks.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(JSONNETFMT) --test $$(find $(MIXIN_DIR) -name '*.jsonnet' -o -name '*.libsonnet') || \
 	  { echo "jsonnetfmt would change the mixin: run $(GO) run $(JSONNETFMT) -i on it"; exit 1; }
+	$(GO) run $(MISSPELL) -error -i $(MISSPELL_IGNORE) \
+	  $$(git ls-files '*.go' '*.md' '*.yml' '*.yaml' '*.jsonnet' '*.libsonnet')
+	$(GO) test -count=1 ./internal/repocheck/
 
 # The monitoring mixin (deploy/mongo-migration-mixin/, jsonnet) generates dashboards/*.json
 # and alerts/alerts.yml and alerts/recording.yml; a test (deploy/mixin_test.go) fails when

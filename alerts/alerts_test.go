@@ -334,51 +334,12 @@ func TestKnobsAreDocumented(t *testing.T) {
 	}
 }
 
-// runbookAnchors returns the GitHub anchors of the runbook's headings: lower case,
-// punctuation dropped, spaces to hyphens.
+// runbookAnchors returns the GitHub anchors of the runbook's headings.
 func runbookAnchors(t *testing.T) map[string]bool {
 	t.Helper()
 	data, err := os.ReadFile(runbookPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	anchors := map[string]bool{}
-	inFence := false
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "```") {
-			inFence = !inFence
-		}
-		if inFence || !strings.HasPrefix(line, "#") {
-			continue
-		}
-		anchors[githubAnchor(strings.TrimLeft(line, "# "))] = true
-	}
-	return anchors
-}
-
-func githubAnchor(heading string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
-			b.WriteRune(r)
-		case r == ' ':
-			b.WriteRune('-')
-		}
-	}
-	return b.String()
-}
-
-func TestGithubAnchor(t *testing.T) {
-	for heading, want := range map[string]string{
-		"MongosyncLagHigh":      "mongosynclaghigh",
-		"Recording rules":       "recording-rules",
-		"oplog_collector":       "oplog_collector",
-		"Oplog collectors (x)":  "oplog-collectors-x",
-		"mongosync_exporter`s ": "mongosync_exporters",
-	} {
-		if got := githubAnchor(heading); got != want {
-			t.Errorf("githubAnchor(%q) = %q, want %q", heading, got, want)
-		}
-	}
+	return testsupport.HeadingAnchors(string(data))
 }

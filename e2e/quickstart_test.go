@@ -22,7 +22,8 @@ import (
 const readme = "../README.md"
 
 // collectorPort is where `make run-collector` serves the collector's metrics: the
-// default of its --web.listen-address (README.md, "Flags" and "What is here today").
+// default of its --web.listen-address (README.md, "What is here today";
+// docs/configuration.md, "Flags").
 const collectorPort = "9783"
 
 // serverCommand matches the quick-start commands that start a daemon (make run,

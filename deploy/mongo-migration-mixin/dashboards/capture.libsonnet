@@ -84,7 +84,7 @@ function(config)
       ),
       g.stat(
         'Restore up to',
-        'The latest time a restore can reach: the checkpoint, up to which the store holds every event (the newest stored event\'s wallTime, or on a quiet source when the source last answered that nothing more had come), to the millisecond. oplog_collector range and replay go by the saved position, which on a quiet source may trail it by up to checkpoint_interval plus the source\'s idle no-op interval (10 s).',
+        "The latest time a restore can reach: the checkpoint, up to which the store holds every event (the newest stored event's wallTime, or on a quiet source when the source last answered that nothing more had come), to the millisecond. oplog_collector range and replay go by the saved position, which on a quiet source may trail it by up to checkpoint_interval plus the source's idle no-op interval (10 s).",
         'dateTimeAsIso',
         g.instant([[c('oplog_capture_checkpoint_timestamp_seconds') + ' * 1000', '{{source_cluster}}']]),
         4,
@@ -121,7 +121,7 @@ function(config)
       ),
       g.stat(
         'Capture lag',
-        'How far capture is behind the source at the last scrape, to the millisecond: the collector\'s time less the checkpoint (oplog_capture_lag_seconds, recording rule source_cluster:oplog_capture_lag:seconds; advances on a quiet source too, where it reads up to 1 s). Orange from %s, red from %s (alert OplogCaptureLagHigh while it grows).' % [p.human(lagWarning), p.human(lagCritical)],
+        "How far capture is behind the source at the last scrape, to the millisecond: the collector's time less the checkpoint (oplog_capture_lag_seconds, recording rule source_cluster:oplog_capture_lag:seconds; advances on a quiet source too, where it reads up to 1 s). Orange from %s, red from %s (alert OplogCaptureLagHigh while it grows)." % [p.human(lagWarning), p.human(lagCritical)],
         's',
         g.instant([[c('source_cluster:oplog_capture_lag:seconds'), '{{source_cluster}}']]),
         4,
