@@ -80,7 +80,7 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 			}
 			a.stats.Last = point(group[len(group)-1].TS)
 			return nil
-		case !errors.As(err, &refused) || attempt >= 16:
+		case !errors.As(err, &refused) || attempt >= maxRetriesAfterRefusal:
 			return fmt.Errorf("the transaction at %s (%d operations): %w", oplogstore.FormatTS(group[0].TS), len(group), err)
 		}
 		// As writeAlone does, outside the transaction: a unique key held by another
