@@ -27,26 +27,39 @@ func (a *applier) writeAlone(ctx context.Context, c *collection, e *oplogstore.E
 	handle := a.client.Database(c.db).Collection(c.name)
 	for attempt := 0; ; attempt++ {
 		err := a.writeOnce(ctx, handle, e, ud, clientSide)
-		we, isWriteErr := writeErrorOf(err)
-		switch {
-		case err == nil:
+		if err == nil {
 			return nil
-		case isWriteErr && we.Code == mongoerr.DuplicateKey && attempt < maxRetriesAfterRefusal:
-			set, perr := a.setAside(ctx, c, handle, we, docID(e))
-			if perr != nil {
-				return perr
+		}
+		retry := false
+		if we, isWriteErr := writeErrorOf(err); isWriteErr && attempt < maxRetriesAfterRefusal {
+			var rerr error
+			if retry, rerr = a.resolveRefusal(ctx, c, e, we, &clientSide); rerr != nil {
+				return rerr
 			}
-			if !set {
-				return fmt.Errorf("%s event at %s on %s: %w", e.OpType, oplogstore.FormatTS(e.TS), c.ns(), err)
-			}
-		case isWriteErr && e.OpType == "update" && !clientSide:
-			clientSide = true
-		default:
+		}
+		if !retry {
 			return fmt.Errorf("%s event at %s on %s: %w", e.OpType, oplogstore.FormatTS(e.TS), c.ns(), err)
 		}
 	}
 }
 
+// resolveRefusal deals with a write of e to c that the target refused (we), as a target
+// ahead of the events refuses them: the documents that hold the unique key are set
+// aside (setAside), or an update goes read-modify-replace (*clientSide). It reports
+// whether the write can be tried again.
+func (a *applier) resolveRefusal(ctx context.Context, c *collection, e *oplogstore.Event, we mongo.WriteError, clientSide *bool) (bool, error) {
+	switch {
+	case we.Code == mongoerr.DuplicateKey:
+		return a.setAside(ctx, c, we, docID(e))
+	case e.OpType == "update" && !*clientSide:
+		*clientSide = true
+		return true, nil
+	}
+	return false, nil
+}
+
+// writeOnce applies e to handle: as its planned writes, or, with clientSide, an update
+// by reading the document, applying ud to it and replacing it.
 func (a *applier) writeOnce(ctx context.Context, handle *mongo.Collection, e *oplogstore.Event, ud *updateDescription, clientSide bool) error {
 	if e.OpType != "update" || !clientSide {
 		p, err := planWrite(e, false)

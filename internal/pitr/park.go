@@ -128,7 +128,7 @@ func (k parkKey) idValue() bson.RawValue {
 // setAside parks the documents of c, other than self, that hold the unique key a write
 // was refused over. It reports false when the conflict is not over a secondary unique
 // index's key, or nothing holds it.
-func (a *applier) setAside(ctx context.Context, c *collection, handle *mongo.Collection, we mongo.WriteError, self bson.RawValue) (bool, error) {
+func (a *applier) setAside(ctx context.Context, c *collection, we mongo.WriteError, self bson.RawValue) (bool, error) {
 	pattern, ok1 := we.Raw.Lookup("keyPattern").DocumentOK()
 	value, ok2 := we.Raw.Lookup("keyValue").DocumentOK()
 	if !ok1 || !ok2 {
@@ -145,7 +145,7 @@ func (a *applier) setAside(ctx context.Context, c *collection, handle *mongo.Col
 	for _, v := range values {
 		filter = append(filter, bson.E{Key: v.Key(), Value: v.Value()})
 	}
-	cursor, err := handle.Find(ctx, filter)
+	cursor, err := a.client.Database(c.db).Collection(c.name).Find(ctx, filter)
 	if err != nil {
 		return false, fmt.Errorf("finding what holds a unique key in %s: %w", c.ns(), err)
 	}

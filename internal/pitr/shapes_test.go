@@ -15,6 +15,7 @@ import (
 
 	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -112,7 +113,7 @@ func replayShapes(t *testing.T, cases []shapeCase) {
 			to := storeShapeEvents(t, store, "shapes", c.events)
 			for run := 1; run <= 2; run++ {
 				s, err := Replay(t.Context(), store, target, Options{Source: "shapes", To: to})
-				if mongoerr.HasCode(err, 115) {
+				if mongoerr.HasCode(err, query.CodeCommandNotSupported) {
 					t.Skipf("replay %d needs what the test server does not run yet (%v); runs against MongoDB with MONGODB_URI set", run, err)
 				}
 				if err != nil {
