@@ -481,3 +481,27 @@ func TestPITRDocsListEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// replay reads its arguments before it opens anything: what is wrong with them is what it
+// reports, with exit code 2, even with no store configured. Run in process, as main runs
+// it.
+func TestReplayChecksItsArgumentsFirst(t *testing.T) {
+	noConfig := filepath.Join(t.TempDir(), "absent.yml")
+	t.Setenv("OPLOG_REPLAY_TARGET_URI", "")
+	for _, c := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"a --to that does not parse", []string{"--config.file", noConfig, "--to", "yesterday"}, "replay: --to: "},
+		{"a --from that does not parse", []string{"--config.file", noConfig, "--from", "noon", "--to", "1,1"}, "replay: --from: "},
+		{"--from not before --to", []string{"--config.file", noConfig, "--from", "5,1", "--to", "5,1"}, "replay: --from 5,1 is not before --to 5,1"},
+		{"no target, the store not contacted yet", []string{"--store", "mongodb://127.0.0.1:1", "--to", "1,1"}, "replay: --target (or $OPLOG_REPLAY_TARGET_URI) is required"},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(append([]string{"replay", "--source", "s"}, c.args...), strings.NewReader(""), &stdout, &stderr)
+		if code != exitUsage || !strings.HasPrefix(stderr.String(), c.says) {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d and %q", c.name, code, stderr.String(), exitUsage, c.says)
+		}
+	}
+}
