@@ -1,6 +1,3 @@
-// Command oplog_collector captures the change streams of MongoDB source clusters into an
-// oplog store for point-in-time recovery, and serves its own metrics. Flags, commands
-// and wiring only; the work is in package collector.
 package main
 
 import (

@@ -285,6 +285,29 @@ func TestDaemonLifecycle(t *testing.T) {
 		t.Fatalf("status: %d\n%s", code, out)
 	}
 
+	wipeThroughTheAPI(t, d, client, cli)
+
+	if code := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("SIGTERM: exit %d\n%s", code, d.log())
+	}
+	raw, err := client.Database("oplog_manager_orchestrator_db").Collection("source_clusters_info").FindOne(t.Context(), bson.D{{Key: "name", Value: "alpha"}}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := raw.Lookup("collector_status", "status").StringValue(); s != "stopped" {
+		t.Errorf("after SIGTERM the heartbeat says %q, want stopped", s)
+	}
+	if pid := raw.Lookup("collector_status", "pid"); pid.Type != bson.TypeNull {
+		t.Errorf("a stopped collector keeps its pid: %s", pid)
+	}
+
+	resetOffline(t, client, cfg, cli)
+}
+
+// wipeThroughTheAPI resets alpha and deregisters beta through the admin API of d, each
+// logged with who asked and how much went; a reset of an unknown source is a 404.
+func wipeThroughTheAPI(t *testing.T, d *daemon, client *mongo.Client, cli []string) {
+	t.Helper()
 	stored := storedCount(t, client, "alpha") // the inserts and the collection's create event
 	if code, out := runCLIWithInput(t, "alpha\n", append([]string{"reset", "--source", "alpha"}, cli...)...); code != 0 ||
 		!strings.Contains(out, fmt.Sprintf("about %d stored events", stored)) ||
@@ -312,22 +335,12 @@ func TestDaemonLifecycle(t *testing.T) {
 	if !regexp.MustCompile(`msg="Source's captured history wiped" action=deregister source_cluster=beta user=admin .*events_deleted=\d+`).MatchString(d.log()) {
 		t.Errorf("the de-registration's wipe is not logged:\n%s", d.log())
 	}
+}
 
-	if code := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("SIGTERM: exit %d\n%s", code, d.log())
-	}
-	raw, err := client.Database("oplog_manager_orchestrator_db").Collection("source_clusters_info").FindOne(t.Context(), bson.D{{Key: "name", Value: "alpha"}}).Raw()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s := raw.Lookup("collector_status", "status").StringValue(); s != "stopped" {
-		t.Errorf("after SIGTERM the heartbeat says %q, want stopped", s)
-	}
-	if pid := raw.Lookup("collector_status", "pid"); pid.Type != bson.TypeNull {
-		t.Errorf("a stopped collector keeps its pid: %s", pid)
-	}
-
-	// With no daemon, the store is acted on only when asked to, and confirmed.
+// resetOffline resets alpha in the store directly, with no collector running: refused
+// without --offline, and unless confirmed.
+func resetOffline(t *testing.T, client *mongo.Client, cfg string, cli []string) {
+	t.Helper()
 	if code, out := runCLI(t, append([]string{"reset", "--yes", "--source", "alpha", "--config.file", cfg}, cli...)...); code != 1 || !strings.Contains(out, "--offline") {
 		t.Fatalf("reset with no daemon and no --offline: %d %s", code, out)
 	}

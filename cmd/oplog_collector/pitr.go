@@ -65,88 +65,174 @@ func addPITRCommands(app *kingpin.Application) *pitrFlags {
 	return f
 }
 
-// runPITR runs range or replay.
+// runPITR runs range or replay, until done or interrupted (SIGINT, SIGTERM), and turns
+// the outcome into the exit code: a failure's text goes to stderr, credentials taken out.
 func runPITR(f *flags, stdout, stderr io.Writer) int {
-	p := f.pitr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fail := func(code int, format string, args ...any) int {
-		fmt.Fprintln(stderr, redact.Credentials(fmt.Sprintf(format, args...)))
-		return code
-	}
-	uri, database, err := p.storeLocation(f.configFile)
-	if err != nil {
-		return fail(exitUsage, "%s %s: %v", f.command, p.source, err)
-	}
-	storeClient, err := connectTo(uri, program+" "+f.command)
-	if err != nil {
-		return fail(exitUsage, "%s %s: the store's connection string: %v", f.command, p.source, err)
-	}
-	defer storeClient.Disconnect(context.WithoutCancel(ctx))
-	store := storeClient.Database(database)
-
+	run := &pitrRun{command: f.command, configFile: f.configFile, flags: f.pitr, stdout: stdout, stderr: stderr}
+	var err error
 	if f.command == "range" {
-		w, err := pitr.Range(ctx, store, p.source)
-		if err != nil {
-			return fail(exitFailed, "range %s: %v", p.source, err)
-		}
-		if p.format == "json" {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			err = enc.Encode(w)
-		} else {
-			err = w.WriteText(stdout)
-		}
-		if err != nil {
-			return fail(exitFailed, "range %s: %v", p.source, err)
-		}
+		err = run.showRange(ctx)
+	} else {
+		err = run.replay(ctx)
+	}
+	if err == nil {
 		return exitOK
 	}
+	code := exitFailed
+	var failed *pitrFailure
+	if errors.As(err, &failed) {
+		code = failed.code
+	}
+	fmt.Fprintln(stderr, redact.Credentials(err.Error()))
+	return code
+}
 
-	opts := pitr.Options{Source: p.source, Namespaces: p.namespaces, DryRun: p.dryRun, AllowGap: p.allowGap,
-		AllowBeyondCheckpoint: p.beyond, Progress: stderr, ProgressInterval: p.progressInterval}
-	if opts.To, err = oplogstore.ParseTime(p.to); err != nil {
-		return fail(exitUsage, "replay: --to: %v", err)
+// pitrFailure is why range or replay did not do what was asked, and the exit code that
+// says which kind of reason it is.
+type pitrFailure struct {
+	code int
+	text string
+}
+
+func (f *pitrFailure) Error() string { return f.text }
+
+func failure(code int, format string, args ...any) error {
+	return &pitrFailure{code: code, text: fmt.Sprintf(format, args...)}
+}
+
+// pitrRun is one run of range or replay: the command line, and where it writes.
+type pitrRun struct {
+	command, configFile string
+	flags               *pitrFlags
+	stdout, stderr      io.Writer
+}
+
+// showRange reads the source's window from the store and writes it.
+func (r *pitrRun) showRange(ctx context.Context) error {
+	store, closeStore, err := r.openStore(ctx)
+	if err != nil {
+		return err
 	}
-	if p.from != "" {
-		from, err := oplogstore.ParseTime(p.from)
-		if err != nil {
-			return fail(exitUsage, "replay: --from: %v", err)
-		}
-		if !from.Before(opts.To) {
-			return fail(exitUsage, "replay: --from %s is not before --to %s", p.from, p.to)
-		}
-		opts.From = &from
+	defer closeStore()
+	w, err := pitr.Range(ctx, store, r.flags.source)
+	if err == nil {
+		err = writeWindow(r.stdout, w, r.flags.format)
 	}
-	var target *mongo.Client
-	if !p.dryRun {
-		if p.target == "" {
-			return fail(exitUsage, "replay: --target (or $OPLOG_REPLAY_TARGET_URI) is required unless --dry-run")
-		}
-		if target, err = connectTo(p.target, program+" replay"); err != nil {
-			return fail(exitUsage, "replay: the target's connection string: %v", err)
-		}
-		defer target.Disconnect(context.WithoutCancel(ctx))
+	if err != nil {
+		return failure(exitFailed, "range %s: %v", r.flags.source, err)
 	}
+	return nil
+}
+
+func writeWindow(out io.Writer, w *pitr.Window, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(w)
+	}
+	return w.WriteText(out)
+}
+
+// replay reads which events to apply, opens the store and the target, applies them and
+// says what was done.
+func (r *pitrRun) replay(ctx context.Context) error {
+	opts, err := r.flags.replayOptions(r.stderr)
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := r.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	target, closeTarget, err := r.openTarget(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeTarget()
 	summary, err := pitr.Replay(ctx, store, target, opts)
+	return r.report(ctx, summary, err)
+}
+
+// replayOptions reads replay's flags: the events after --from up to --to, and how.
+func (p *pitrFlags) replayOptions(progress io.Writer) (pitr.Options, error) {
+	opts := pitr.Options{Source: p.source, Namespaces: p.namespaces, DryRun: p.dryRun, AllowGap: p.allowGap,
+		AllowBeyondCheckpoint: p.beyond, Progress: progress, ProgressInterval: p.progressInterval}
+	var err error
+	if opts.To, err = oplogstore.ParseTime(p.to); err != nil {
+		return opts, failure(exitUsage, "replay: --to: %v", err)
+	}
+	if p.from == "" {
+		return opts, nil
+	}
+	from, err := oplogstore.ParseTime(p.from)
+	if err != nil {
+		return opts, failure(exitUsage, "replay: --from: %v", err)
+	}
+	if !from.Before(opts.To) {
+		return opts, failure(exitUsage, "replay: --from %s is not before --to %s", p.from, p.to)
+	}
+	opts.From = &from
+	return opts, nil
+}
+
+// openStore connects to the oplog store (connectTo: no server is contacted yet) and
+// returns its database, and what disconnects from it.
+func (r *pitrRun) openStore(ctx context.Context) (*mongo.Database, func(), error) {
+	uri, database, err := r.flags.storeLocation(r.configFile)
+	if err != nil {
+		return nil, nil, failure(exitUsage, "%s %s: %v", r.command, r.flags.source, err)
+	}
+	client, err := connectTo(uri, program+" "+r.command)
+	if err != nil {
+		return nil, nil, failure(exitUsage, "%s %s: the store's connection string: %v", r.command, r.flags.source, err)
+	}
+	return client.Database(database), disconnecting(ctx, client), nil
+}
+
+// openTarget connects to the cluster to replay onto; a dry run needs none (nil).
+func (r *pitrRun) openTarget(ctx context.Context) (*mongo.Client, func(), error) {
+	if r.flags.dryRun {
+		return nil, func() {}, nil
+	}
+	if r.flags.target == "" {
+		return nil, nil, failure(exitUsage, "replay: --target (or $OPLOG_REPLAY_TARGET_URI) is required unless --dry-run")
+	}
+	client, err := connectTo(r.flags.target, program+" replay")
+	if err != nil {
+		return nil, nil, failure(exitUsage, "replay: the target's connection string: %v", err)
+	}
+	return client, disconnecting(ctx, client), nil
+}
+
+// disconnecting is what disconnects client, even once ctx is cancelled.
+func disconnecting(ctx context.Context, client *mongo.Client) func() {
+	return func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }
+}
+
+// report says what a replay did, or why it stopped and what to do.
+func (r *pitrRun) report(ctx context.Context, summary *pitr.Summary, err error) error {
+	source := r.flags.source
 	var refusal *pitr.Refusal
 	switch {
 	case errors.As(err, &refusal):
-		return fail(exitRefused, "replay %s refused, nothing written: %v", p.source, err)
+		return failure(exitRefused, "replay %s refused, nothing written: %v", source, err)
 	case err != nil:
 		if summary.Events > 0 {
-			fmt.Fprintln(stdout, "Stopped before --to. What was done:")
-			_ = summary.WriteText(stdout)
+			fmt.Fprintln(r.stdout, "Stopped before --to. What was done:")
+			_ = summary.WriteText(r.stdout)
 		}
 		if ctx.Err() != nil {
-			return fail(exitFailed, "replay %s interrupted: %v\nRun the same command again: every step of a replay is idempotent, so it converges.", p.source, err)
+			return failure(exitFailed, "replay %s interrupted: %v\nRun the same command again: every step of a replay is idempotent, so it converges.", source, err)
 		}
-		return fail(exitFailed, "replay %s stopped: %v\nWhat was applied stays; once the cause is fixed, run the same command again (it converges).", p.source, err)
+		return failure(exitFailed, "replay %s stopped: %v\nWhat was applied stays; once the cause is fixed, run the same command again (it converges).", source, err)
 	}
-	if err := summary.WriteText(stdout); err != nil {
-		return fail(exitFailed, "replay %s: %v", p.source, err)
+	if err := summary.WriteText(r.stdout); err != nil {
+		return failure(exitFailed, "replay %s: %v", source, err)
 	}
-	return exitOK
+	return nil
 }
 
 // storeLocation is the store's connection string and database: --store and

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -84,68 +83,79 @@ type cutPoint struct {
 }
 
 func runProof(t *testing.T, size proofSize) {
-	uri := startMongotestd(t)
-	client := connect(t, uri)
-	cfg := writeProofConfig(t, uri)
-	d := startDaemon(t, cfg)
-	store := client.Database(oplogstore.DefaultDatabase)
-	eventually(t, "the first checkpoint", func() bool { return checkpoint(t, store).Known })
+	p := startProof(t, size)
+	cuts := p.cutUnderKills(t, size)
+	p.waitForCheckpoint(t, cuts[len(cuts)-1].at)
+	events, err := p.store.Collection(oplogstore.EventsCollection("proof")).CountDocuments(t.Context(), bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.checkRange(t)
+	for i, c := range cuts {
+		p.replayCut(t, i+1, c)
+	}
+	refused := replayOntoPlainRestores(t, p.uri, cuts, p.seed)
+	t.Logf("proof: %d operations (%s), %d store documents, %d cut points, %d SIGKILLs of the collector (%d of them while it captured); from before %d plain restores: %d exact, %d refused",
+		p.work.done.Load(), p.work.summary(), events, len(cuts), p.kills, p.capturing, len(cuts)-1, len(cuts)-1-refused, refused)
+}
 
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("OPLOG_PITR_SEED"); s != "" { // the workload of an earlier run, to look into it
-		if _, err := fmt.Sscan(s, &seed); err != nil {
+// proof is one run of the proof: the test server that holds the source and the store,
+// the collector capturing it, and the workload.
+type proof struct {
+	uri, cfg string
+	store    *mongo.Database
+	seed     uint64
+	work     *workload
+	// d is the collector running now; logs, the killed ones' logs, for a failure's
+	// diagnosis.
+	d                *daemon
+	logs             strings.Builder
+	kills, capturing int
+}
+
+// startProof starts the test server and the collector, waits for its first checkpoint
+// and makes the workload, of OPLOG_PITR_SEED's seed when set (an earlier run's, to look
+// into it).
+func startProof(t *testing.T, size proofSize) *proof {
+	p := &proof{uri: startMongotestd(t), seed: uint64(time.Now().UnixNano())}
+	client := connect(t, p.uri)
+	p.cfg = writeProofConfig(t, p.uri)
+	p.d = startDaemon(t, p.cfg)
+	p.store = client.Database(oplogstore.DefaultDatabase)
+	eventually(t, "the first checkpoint", func() bool { return checkpoint(t, p.store).Known })
+	if s := os.Getenv("OPLOG_PITR_SEED"); s != "" {
+		if _, err := fmt.Sscan(s, &p.seed); err != nil {
 			t.Fatalf("OPLOG_PITR_SEED=%q: %v", s, err)
 		}
 	}
-	t.Logf("seed %d", seed)
-	w := newWorkload(client, seed, size)
+	t.Logf("seed %d", p.seed)
+	p.work = newWorkload(client, p.seed, size)
+	return p
+}
 
-	var wg sync.WaitGroup
+// cutUnderKills runs the workload while the collector is SIGKILLed at random moments,
+// and cuts it at random points: pause it, read the state, read the time.
+func (p *proof) cutUnderKills(t *testing.T, size proofSize) []cutPoint {
 	done := make(chan struct{})
 	var workErr error
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
 		defer close(done)
-		workErr = w.run(t.Context())
+		workErr = p.work.run(t.Context())
 	}()
-
-	// SIGKILL the collector at random moments while the workload runs. A collector
-	// started after a kill captures once its predecessor's lease (1 s) has expired, so
-	// most kills hit a running capture, and some one that waits for the lease.
-	kills, capturing := 0, 0
-	var logs strings.Builder // the killed collectors', for a failure's diagnosis
-	killer := rand.New(rand.NewPCG(seed, 2))
 	killed := make(chan struct{})
 	go func() {
 		defer close(killed)
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Duration(150+killer.IntN(1850)) * time.Millisecond):
-			}
-			d.stop(t, syscall.SIGKILL)
-			if strings.Contains(d.log(), "state=running") {
-				capturing++
-			}
-			logs.WriteString(d.log())
-			logs.WriteString(fmt.Sprintf("--- SIGKILL %d at %s\n", kills+1, time.Now().Format(time.RFC3339Nano)))
-			d = startDaemon(t, cfg)
-			kills++
-		}
+		p.killUntil(t, done)
 	}()
-
-	// Cut at random points of the workload: pause it, read the state, read the time.
 	var cuts []cutPoint
-	at := rand.New(rand.NewPCG(seed, 3))
+	at := rand.New(rand.NewPCG(p.seed, 3))
 	thresholds := make([]int64, size.cuts)
 	for i := range thresholds {
 		thresholds[i] = int64(at.IntN(size.ops))
 	}
 	slices.Sort(thresholds)
 	for _, threshold := range thresholds {
-		for w.done.Load() < threshold {
+		for p.work.done.Load() < threshold {
 			select {
 			case <-done:
 			case <-time.After(time.Millisecond):
@@ -153,30 +163,55 @@ func runProof(t *testing.T, size proofSize) {
 			}
 			break
 		}
-		cuts = append(cuts, w.cut(t))
+		cuts = append(cuts, p.work.cut(t))
 	}
-	wg.Wait()
+	<-done
 	<-killed
-
 	if workErr != nil {
 		t.Fatalf("the workload failed: %v", workErr)
 	}
-	last := cuts[len(cuts)-1].at
+	return cuts
+}
+
+// killUntil SIGKILLs the collector at random moments until done, and starts another
+// each time. A collector started after a kill captures once its predecessor's lease
+// (1 s) has expired, so most kills hit a running capture, and some one that waits for
+// the lease.
+func (p *proof) killUntil(t *testing.T, done <-chan struct{}) {
+	killer := rand.New(rand.NewPCG(p.seed, 2))
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(time.Duration(150+killer.IntN(1850)) * time.Millisecond):
+		}
+		p.d.stop(t, syscall.SIGKILL)
+		if strings.Contains(p.d.log(), "state=running") {
+			p.capturing++
+		}
+		p.logs.WriteString(p.d.log())
+		p.logs.WriteString(fmt.Sprintf("--- SIGKILL %d at %s\n", p.kills+1, time.Now().Format(time.RFC3339Nano)))
+		p.d = startDaemon(t, p.cfg)
+		p.kills++
+	}
+}
+
+// waitForCheckpoint waits for the capture to save a position at or after last.
+func (p *proof) waitForCheckpoint(t *testing.T, last bson.Timestamp) {
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) { // against hanging only
-		if cp := checkpoint(t, store); cp.Known && !cp.TS.Before(last) {
-			break
+		if cp := checkpoint(t, p.store); cp.Known && !cp.TS.Before(last) {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the checkpoint is %v, and does not pass the last cut %v: the capture stopped (seed %d). The collector's log ends:\n%s",
-				checkpoint(t, store).TS, last, seed, lastLines(d.log(), 15))
+				checkpoint(t, p.store).TS, last, p.seed, lastLines(p.d.log(), 15))
 		}
 	}
-	events, err := store.Collection(oplogstore.EventsCollection("proof")).CountDocuments(t.Context(), bson.D{})
-	if err != nil {
-		t.Fatal(err)
-	}
+}
 
-	code, out := runCLI(t, "range", "--source", "proof", "--store", uri, "--format", "json")
+// checkRange checks that range shows a checkpoint and no gap: kills lose nothing.
+func (p *proof) checkRange(t *testing.T) {
+	code, out := runCLI(t, "range", "--source", "proof", "--store", p.uri, "--format", "json")
 	var window struct {
 		Checkpoint struct{ Timestamp string } `json:"checkpoint"`
 		Gaps       []any                      `json:"gaps"`
@@ -184,30 +219,29 @@ func runProof(t *testing.T, size proofSize) {
 	if code != 0 || json.Unmarshal([]byte(out), &window) != nil || window.Checkpoint.Timestamp == "" || len(window.Gaps) != 0 {
 		t.Fatalf("range: exit %d\n%s", code, out)
 	}
+}
 
-	for i, c := range cuts {
-		target, stop := startTarget(t)
-		to := fmt.Sprintf("%d,%d", c.at.T, c.at.I)
-		for run := 1; run <= 2; run++ {
-			code, out := runCLI(t, "replay", "--source", "proof", "--store", uri, "--target", target, "--to", to, "--progress-interval", "250ms")
-			if code != 0 {
-				t.Fatalf("cut %d (%s, seed %d), replay %d: exit %d\n%s\nsplit events in the store:\n%s\nthe collection events of the namespace it names:\n%s\nthe collectors' warnings and kills:\n%s", i+1, to, seed, run, code, out,
-					splitFragments(t, store), namespaceEvents(t, store, out), warningsAndKills(logs.String()+d.log()))
-			}
-			got := readState(t, target)
-			if diff := pitrtest.Diff(c.state, got); diff != "" {
-				t.Fatalf("cut %d at %s (seed %d), after replay %d, the target is not the source's state:\n%s\nreplay said:\n%s", i+1, to, seed, run, diff, out)
-			}
-			if run == 1 && c.transactions > 0 && !strings.Contains(out, "Transactions: ") {
-				t.Errorf("cut %d: the workload committed %d transactions before it, and the replay applied none as a transaction:\n%s", i+1, c.transactions, out)
-			}
+// replayCut replays the store up to cut c into an empty target, twice: each time the
+// target must be the source's state at the cut.
+func (p *proof) replayCut(t *testing.T, n int, c cutPoint) {
+	target, stop := startTarget(t)
+	defer stop()
+	to := fmt.Sprintf("%d,%d", c.at.T, c.at.I)
+	for run := 1; run <= 2; run++ {
+		code, out := runCLI(t, "replay", "--source", "proof", "--store", p.uri, "--target", target, "--to", to, "--progress-interval", "250ms")
+		if code != 0 {
+			t.Fatalf("cut %d (%s, seed %d), replay %d: exit %d\n%s\nsplit events in the store:\n%s\nthe collection events of the namespace it names:\n%s\nthe collectors' warnings and kills:\n%s", n, to, p.seed, run, code, out,
+				splitFragments(t, p.store), namespaceEvents(t, p.store, out), warningsAndKills(p.logs.String()+p.d.log()))
 		}
-		stop()
-		t.Logf("cut %d at %s: %d collections, %d documents, rebuilt exactly, twice", i+1, to, len(c.state), c.state.Documents())
+		got := readState(t, target)
+		if diff := pitrtest.Diff(c.state, got); diff != "" {
+			t.Fatalf("cut %d at %s (seed %d), after replay %d, the target is not the source's state:\n%s\nreplay said:\n%s", n, to, p.seed, run, diff, out)
+		}
+		if run == 1 && c.transactions > 0 && !strings.Contains(out, "Transactions: ") {
+			t.Errorf("cut %d: the workload committed %d transactions before it, and the replay applied none as a transaction:\n%s", n, c.transactions, out)
+		}
 	}
-	refused := replayOntoPlainRestores(t, uri, cuts, seed)
-	t.Logf("proof: %d operations (%s), %d store documents, %d cut points, %d SIGKILLs of the collector (%d of them while it captured); from before %d plain restores: %d exact, %d refused",
-		w.done.Load(), w.summary(), events, len(cuts), kills, capturing, len(cuts)-1, len(cuts)-1-refused, refused)
+	t.Logf("cut %d at %s: %d collections, %d documents, rebuilt exactly, twice", n, to, len(c.state), c.state.Documents())
 }
 
 // replayOntoPlainRestores replays, for each cut after the first, from the store's oldest
@@ -481,6 +515,30 @@ func TestPITRDocsListEveryFlag(t *testing.T) {
 	for f := range documented {
 		if !defined[f] && f != "--config.file" {
 			t.Errorf("docs/pitr.md lists %s, which range and replay do not take", f)
+		}
+	}
+}
+
+// replay reads its arguments before it opens anything: what is wrong with them is what it
+// reports, with exit code 2, even with no store configured. Run in process, as main runs
+// it.
+func TestReplayChecksItsArgumentsFirst(t *testing.T) {
+	noConfig := filepath.Join(t.TempDir(), "absent.yml")
+	t.Setenv("OPLOG_REPLAY_TARGET_URI", "")
+	for _, c := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"a --to that does not parse", []string{"--config.file", noConfig, "--to", "yesterday"}, "replay: --to: "},
+		{"a --from that does not parse", []string{"--config.file", noConfig, "--from", "noon", "--to", "1,1"}, "replay: --from: "},
+		{"--from not before --to", []string{"--config.file", noConfig, "--from", "5,1", "--to", "5,1"}, "replay: --from 5,1 is not before --to 5,1"},
+		{"no target, the store not contacted yet", []string{"--store", "mongodb://127.0.0.1:1", "--to", "1,1"}, "replay: --target (or $OPLOG_REPLAY_TARGET_URI) is required"},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(append([]string{"replay", "--source", "s"}, c.args...), strings.NewReader(""), &stdout, &stderr)
+		if code != exitUsage || !strings.HasPrefix(stderr.String(), c.says) {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d and %q", c.name, code, stderr.String(), exitUsage, c.says)
 		}
 	}
 }

@@ -82,38 +82,19 @@ func TestResumeAfterALossKeepsWhatTheSourceStillHolds(t *testing.T) {
 	daemonArgs := []string{"--web.enable-admin-api", "--web.config.file", auth.web}
 	client := []string{"--collector.url", "", "--http.config.file", auth.client}
 
+	saved, first := stopAndFallBehind(t, cfg, daemonArgs, store, src, source)
+
 	d := startDaemon(t, cfg, daemonArgs...)
-	eventually(t, "the first position saved", func() bool { return tokenSaved(t, store, source) })
-	insertIDs(t, src, 0, 40)
-	eventually(t, "inserts 0 to 39 stored", func() bool { return slices.Equal(storedInserts(t, store, source), ids([2]int{0, 40})) })
-	if code := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("SIGTERM: exit %d\n%s", code, d.log())
-	}
-	saved, err := oplogstore.ReadCheckpoint(t.Context(), store.Database("oplog_backup_db"), source)
-	if err != nil || !saved.Known {
-		t.Fatalf("the checkpoint at the stop: %+v, %v", saved, err)
-	}
-
-	// 260 inserts while it is stopped: the source's history of 100 keeps 200 to 299.
-	insertIDs(t, src, 40, 300)
-	var first struct {
-		TS bson.Timestamp `bson:"ts"`
-	}
-	if err := src.Database("local").Collection("oplog.rs").FindOne(t.Context(), bson.D{}, options.FindOne().SetSort(bson.D{{Key: "$natural", Value: 1}})).Decode(&first); err != nil {
-		t.Fatal(err)
-	}
-
-	d = startDaemon(t, cfg, daemonArgs...)
 	client[1] = d.url
 	eventually(t, "error_resume_token_lost", func() bool {
 		return strings.Contains(auth.get(t, d.url+"/metrics"), `oplog_capture_state{source_cluster="lost",state="error_resume_token_lost"} 1`)
 	})
 	// The headroom's other end is exported meanwhile: the source's oldest entry.
-	want := fmt.Sprintf(`oplog_capture_source_oplog_oldest_timestamp_seconds{shard="",source_cluster="lost"} %v`, float64(first.TS.T))
+	want := fmt.Sprintf(`oplog_capture_source_oplog_oldest_timestamp_seconds{shard="",source_cluster="lost"} %v`, float64(first.T))
 	eventually(t, want, func() bool { return strings.Contains(auth.get(t, d.url+"/metrics"), want) })
 
 	// A start the source no longer holds is refused, and changes nothing.
-	code, out := runCLI(t, append([]string{"resume", "--source", source, "--from", tsArg(saved.TS), "--yes"}, client...)...)
+	code, out := runCLI(t, append([]string{"resume", "--source", source, "--from", tsArg(saved), "--yes"}, client...)...)
 	if code != 1 || !strings.Contains(out, "before the oldest entry the source's oplog still holds") {
 		t.Fatalf("resume from the lost position: exit %d\n%s", code, out)
 	}
@@ -128,8 +109,8 @@ func TestResumeAfterALossKeepsWhatTheSourceStillHolds(t *testing.T) {
 		t.Fatalf("resume --from earliest: exit %d\n%s\n%s", code, out, d.log())
 	}
 	for _, want := range []string{
-		fmt.Sprintf("capture starts again at %s", oplogstore.FormatTS(first.TS)),
-		fmt.Sprintf("Not captured: the events after %s and before %s", oplogstore.FormatTS(saved.TS), oplogstore.FormatTS(first.TS)),
+		fmt.Sprintf("capture starts again at %s", oplogstore.FormatTS(first)),
+		fmt.Sprintf("Not captured: the events after %s and before %s", oplogstore.FormatTS(saved), oplogstore.FormatTS(first)),
 		fmt.Sprintf("%d stored events kept", kept),
 	} {
 		if !strings.Contains(out, want) {
@@ -148,12 +129,34 @@ func TestResumeAfterALossKeepsWhatTheSourceStillHolds(t *testing.T) {
 	eventually(t, "the capture to go on", func() bool {
 		return slices.Equal(storedInserts(t, store, source), ids([2]int{0, 40}, [2]int{200, 310}))
 	})
-	if got := storedTS(t, store, source, 200); got != first.TS {
-		t.Fatalf("the insert of _id 200 is stored at %v; the source's oplog started at %v", got, first.TS)
+	if got := storedTS(t, store, source, 200); got != first {
+		t.Fatalf("the insert of _id 200 is stored at %v; the source's oplog started at %v", got, first)
 	}
 
-	// range: one gap, from the saved position to where capture started again.
-	code, out = runCLI(t, "range", "--source", source, "--store", storeURI, "--format", "json")
+	expectOneGap(t, storeURI, source, saved, first)
+	// replay --dry-run refuses to cross the gap, and replays after it.
+	from, to := tsArg(storedTS(t, store, source, 10)), tsArg(storedTS(t, store, source, 250))
+	code, out = runCLI(t, "replay", "--source", source, "--store", storeURI, "--from", from, "--to", to, "--dry-run")
+	if code != 3 || !strings.Contains(out, fmt.Sprintf("events after %s and before %s may be missing", oplogstore.FormatTS(saved), oplogstore.FormatTS(first))) {
+		t.Fatalf("replay --dry-run across the gap: exit %d, want 3 naming it\n%s", code, out)
+	}
+	code, out = runCLI(t, "replay", "--source", source, "--store", storeURI, "--from", tsArg(first), "--to", to, "--dry-run")
+	if code != 0 || !strings.Contains(out, "50 events") {
+		t.Fatalf("replay --dry-run after the gap: exit %d, want 0 with the 50 inserts after 200 up to 250\n%s", code, out)
+	}
+
+	// --offline is refused while this collector holds the source.
+	code, out = runCLI(t, "resume", "--offline", "--source", source, "--from", "earliest", "--yes", "--config.file", cfg)
+	if code != 1 || !strings.Contains(out, "holds this source's lease") {
+		t.Fatalf("resume --offline beside a running collector: exit %d\n%s", code, out)
+	}
+}
+
+// expectOneGap checks that range shows one gap of source, after after and before
+// before, and the two stretches recoverable on either side of it.
+func expectOneGap(t *testing.T, storeURI, source string, after, before bson.Timestamp) {
+	t.Helper()
+	code, out := runCLI(t, "range", "--source", source, "--store", storeURI, "--format", "json")
 	if code != 0 {
 		t.Fatalf("range: exit %d\n%s", code, out)
 	}
@@ -167,27 +170,36 @@ func TestResumeAfterALossKeepsWhatTheSourceStillHolds(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &window); err != nil {
 		t.Fatalf("range --format json: %v\n%s", err, out)
 	}
-	if len(window.Gaps) != 1 || window.Gaps[0].After.Timestamp != tsArg(saved.TS) || window.Gaps[0].Before.Timestamp != tsArg(first.TS) {
-		t.Fatalf("range's gaps: %+v; want one, after %s and before %s", window.Gaps, tsArg(saved.TS), tsArg(first.TS))
+	if len(window.Gaps) != 1 || window.Gaps[0].After.Timestamp != tsArg(after) || window.Gaps[0].Before.Timestamp != tsArg(before) {
+		t.Fatalf("range's gaps: %+v; want one, after %s and before %s", window.Gaps, tsArg(after), tsArg(before))
 	}
-	if len(window.Recoverable) != 2 || window.Recoverable[0].To.Timestamp != tsArg(saved.TS) || window.Recoverable[1].From.Timestamp != tsArg(first.TS) {
-		t.Fatalf("range's recoverable stretches: %+v; want one up to %s and one from %s", window.Recoverable, tsArg(saved.TS), tsArg(first.TS))
+	if len(window.Recoverable) != 2 || window.Recoverable[0].To.Timestamp != tsArg(after) || window.Recoverable[1].From.Timestamp != tsArg(before) {
+		t.Fatalf("range's recoverable stretches: %+v; want one up to %s and one from %s", window.Recoverable, tsArg(after), tsArg(before))
 	}
+}
 
-	// replay --dry-run refuses to cross the gap, and replays after it.
-	from, to := tsArg(storedTS(t, store, source, 10)), tsArg(storedTS(t, store, source, 250))
-	code, out = runCLI(t, "replay", "--source", source, "--store", storeURI, "--from", from, "--to", to, "--dry-run")
-	if code != 3 || !strings.Contains(out, fmt.Sprintf("events after %s and before %s may be missing", oplogstore.FormatTS(saved.TS), oplogstore.FormatTS(first.TS))) {
-		t.Fatalf("replay --dry-run across the gap: exit %d, want 3 naming it\n%s", code, out)
+// stopAndFallBehind captures source's inserts 0 to 39, stops the collector, and inserts
+// 260 more while it is stopped: the source's history of 100 keeps 200 to 299. It returns
+// the position saved at the stop and the time of the source's oldest oplog entry.
+func stopAndFallBehind(t *testing.T, cfg string, daemonArgs []string, store, src *mongo.Client, source string) (saved, oldest bson.Timestamp) {
+	t.Helper()
+	d := startDaemon(t, cfg, daemonArgs...)
+	eventually(t, "the first position saved", func() bool { return tokenSaved(t, store, source) })
+	insertIDs(t, src, 0, 40)
+	eventually(t, "inserts 0 to 39 stored", func() bool { return slices.Equal(storedInserts(t, store, source), ids([2]int{0, 40})) })
+	if code := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("SIGTERM: exit %d\n%s", code, d.log())
 	}
-	code, out = runCLI(t, "replay", "--source", source, "--store", storeURI, "--from", tsArg(first.TS), "--to", to, "--dry-run")
-	if code != 0 || !strings.Contains(out, "50 events") {
-		t.Fatalf("replay --dry-run after the gap: exit %d, want 0 with the 50 inserts after 200 up to 250\n%s", code, out)
+	checkpoint, err := oplogstore.ReadCheckpoint(t.Context(), store.Database("oplog_backup_db"), source)
+	if err != nil || !checkpoint.Known {
+		t.Fatalf("the checkpoint at the stop: %+v, %v", checkpoint, err)
 	}
-
-	// --offline is refused while this collector holds the source.
-	code, out = runCLI(t, "resume", "--offline", "--source", source, "--from", "earliest", "--yes", "--config.file", cfg)
-	if code != 1 || !strings.Contains(out, "holds this source's lease") {
-		t.Fatalf("resume --offline beside a running collector: exit %d\n%s", code, out)
+	insertIDs(t, src, 40, 300)
+	var first struct {
+		TS bson.Timestamp `bson:"ts"`
 	}
+	if err := src.Database("local").Collection("oplog.rs").FindOne(t.Context(), bson.D{}, options.FindOne().SetSort(bson.D{{Key: "$natural", Value: 1}})).Decode(&first); err != nil {
+		t.Fatal(err)
+	}
+	return checkpoint.TS, first.TS
 }

@@ -1,8 +1,3 @@
-// Package bulkinsert builds insert commands from documents already in BSON. The driver's
-// InsertMany and BulkWrite decode every document again to find or make its _id, and
-// encode a command given as a Go value field by field: for documents read from a server
-// and written to another unchanged, that is most of the client's CPU. A command built
-// here is one document the driver sends as it is.
 package bulkinsert
 
 import (

@@ -1,7 +1,3 @@
-// Package oplogstore is the one definition of the oplog store's layout: the collections
-// and fields oplog_collector writes and `oplog_collector range` and `replay` read. The
-// layout is the old Python oplog collector's (so its history and its replay tool keep
-// working), plus this project's additions; docs/oplog-store.md describes it for users.
 package oplogstore
 
 import "go.mongodb.org/mongo-driver/v2/bson"
@@ -14,7 +10,7 @@ const DefaultDatabase = "oplog_backup_db"
 func EventsCollection(source string) string { return "oplogs_" + source }
 
 // TokensCollection holds the source's resume token document (and nothing else the old
-// tool reads).
+// collector reads).
 func TokensCollection(source string) string { return "resume_tokens_for_" + source }
 
 // TokenID is the _id of the resume token document in TokensCollection.
@@ -25,17 +21,18 @@ func TokenID(source string) string { return "resume_token_" + source }
 // the record of what was wiped stays.
 func GapsCollection(source string) string { return "capture_gaps_" + source }
 
-// Fields of an event document. The first group is the old collector's; the second its
-// missing fields that a faithful replay needs (present only when the event has them);
-// the last, this project's layout of an event too large for one document (see parts.go).
+// Fields of an event document. The first group is the old collector's; the second the
+// fields it leaves out that a faithful replay needs (present only when the event has
+// them); the last, this project's layout of an event too large for one document (see
+// parts.go).
 const (
-	FieldID                   = "_id" // ours: the resume token's _data string; the old tool's: an ObjectId
+	FieldID                   = "_id" // the resume token's _data string (the old collector's: an ObjectId)
 	FieldResumeToken          = "_resume_token"
 	FieldClusterName          = "cluster_name"
 	FieldTS                   = "ts"   // BSON Timestamp: the event's clusterTime
 	FieldWall                 = "wall" // BSON Date: when the collector received it (the TTL index)
 	FieldOpType               = "op_type"
-	FieldNamespace            = "ns" // "db.coll", or "db" for database events
+	FieldNamespace            = "ns" // "db.coll", or "db." for a database's events
 	FieldDocumentKey          = "doc_key"
 	FieldFullDocument         = "full_document"
 	FieldUpdateDescription    = "update_description"

@@ -43,7 +43,7 @@ const (
 )
 
 // ForeignWrites is what holders of a source's lease found in its store that no holder
-// wrote: documents with ObjectId _ids (the old Python tool's) and token saves.
+// wrote: documents with ObjectId _ids (the old collector's) and token saves.
 type ForeignWrites struct {
 	Documents int64         `bson:"documents,omitempty" json:"documents"`
 	Positions int64         `bson:"positions,omitempty" json:"positions"`

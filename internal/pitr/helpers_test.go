@@ -16,6 +16,7 @@ import (
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/mongotest/query"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 	"github.com/mongomigrate/observability/internal/pitr/pitrtest"
 	"github.com/mongomigrate/observability/internal/testsupport"
@@ -139,7 +140,7 @@ func (w *world) replayNeeding(target *mongo.Client, opts Options) *Summary {
 	w.t.Helper()
 	opts.Source = sourceName
 	s, err := Replay(w.t.Context(), w.store, target, opts)
-	if mongoerr.HasCode(err, 115) {
+	if mongoerr.HasCode(err, query.CodeCommandNotSupported) {
 		w.t.Skipf("needs writes the test server does not run yet (%v); runs against MongoDB once internal/mongotest runs them", err)
 	}
 	if err != nil {

@@ -198,7 +198,7 @@ func (h *history) add(e *oplogstore.Event) {
 			h.held[to] = append(h.held[to], residence{id: replacedID, from: 0, to: step})
 			h.drop(replacedID, to, e.TS)
 		case e.OperationDescription == nil && len(h.held[to]) == 0:
-			// The old collector kept no operationDescription of a rename: whether a
+			// A rename without operationDescription (the old collector's): whether a
 			// collection held the new name before is unknown.
 			h.uncertain[to] = true
 		}

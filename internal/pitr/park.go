@@ -7,6 +7,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mongomigrate/observability/internal/mongoerr"
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // A unique index can refuse an event replayed onto a later state of the target: the
@@ -120,4 +123,98 @@ func (p *parking) remaining() []parkKey {
 
 func (k parkKey) idValue() bson.RawValue {
 	return bson.RawValue{Type: bson.Type(k.id[0]), Value: []byte(k.id[1:])}
+}
+
+// setAside parks the documents of c, other than self, that hold the unique key a write
+// was refused over. It reports false when the conflict is not over a secondary unique
+// index's key, or nothing holds it.
+func (a *applier) setAside(ctx context.Context, c *collection, we mongo.WriteError, self bson.RawValue) (bool, error) {
+	pattern, ok1 := we.Raw.Lookup("keyPattern").DocumentOK()
+	value, ok2 := we.Raw.Lookup("keyValue").DocumentOK()
+	if !ok1 || !ok2 {
+		return false, nil
+	}
+	if fields, _ := pattern.Elements(); len(fields) == 1 && fields[0].Key() == "_id" {
+		return false, nil
+	}
+	values, err := value.Elements()
+	if err != nil {
+		return false, nil
+	}
+	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$ne", Value: self}}}}
+	for _, v := range values {
+		filter = append(filter, bson.E{Key: v.Key(), Value: v.Value()})
+	}
+	cursor, err := a.client.Database(c.db).Collection(c.name).Find(ctx, filter)
+	if err != nil {
+		return false, fmt.Errorf("finding what holds a unique key in %s: %w", c.ns(), err)
+	}
+	var holders []bson.Raw
+	if err := cursor.All(ctx, &holders); err != nil {
+		return false, fmt.Errorf("finding what holds a unique key in %s: %w", c.ns(), err)
+	}
+	for _, h := range holders {
+		if err := a.park.park(ctx, a.client, c, h); err != nil {
+			return false, err
+		}
+		a.stats.Parked++
+	}
+	return len(holders) > 0, nil
+}
+
+// unpark handles an event for a document set aside: an update needs the document back
+// first; an insert, replace or delete replaces or removes it anyway.
+func (a *applier) unpark(ctx context.Context, c *collection, e *oplogstore.Event, id bson.RawValue) error {
+	if e.OpType == "update" {
+		return a.restore(ctx, c, id, true)
+	}
+	a.stats.Superseded++
+	return a.park.release(ctx, c, id)
+}
+
+// restore puts a parked document back into c. With resolve, a document holding its
+// unique key is set aside in turn (the replay is still in the overlap); without, the
+// conflict is an error.
+func (a *applier) restore(ctx context.Context, c *collection, id bson.RawValue, resolve bool) error {
+	doc, err := a.park.parked(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	filter := bson.D{{Key: "_id", Value: id}}
+	if resolve {
+		key, _ := bson.Marshal(filter)
+		e := &oplogstore.Event{OpType: "replace", DocKey: key, FullDocument: doc, DB: c.db, Coll: c.name}
+		err = a.writeAlone(ctx, c, e, nil, false)
+	} else {
+		_, err = a.client.Database(c.db).Collection(c.name).BulkWrite(ctx, []mongo.WriteModel{replaceModel(filter, doc, true)}, writeOptions())
+	}
+	if err != nil {
+		return fmt.Errorf("bringing back a document of %s set aside: %w", c.ns(), err)
+	}
+	a.stats.Restored++
+	return a.park.release(ctx, c, id)
+}
+
+// restoreAll brings back every document still set aside, at the end of a replay. One
+// whose unique key is held (which a replay that has caught up with the source cannot
+// leave) stays in ReplayDatabase.parked and is counted in left.
+func (a *applier) restoreAll(ctx context.Context) (left int, err error) {
+	for _, k := range a.park.remaining() {
+		c := a.reg.byUUID[k.coll]
+		if c == nil {
+			// Its collection is gone from the target.
+			if err := a.park.dropped(ctx, &collection{uuid: []byte(k.coll)}); err != nil {
+				return left, err
+			}
+			continue
+		}
+		if err := a.restore(ctx, c, k.idValue(), false); err != nil {
+			if mongoerr.HasCode(err, mongoerr.DuplicateKey) {
+				left++
+				continue
+			}
+			return left, err
+		}
+	}
+	return left, nil
 }

@@ -150,8 +150,8 @@ func Range(ctx context.Context, db *mongo.Database, source string) (*Window, err
 }
 
 // warnOfForeignWrites says what the store holds that no holder of the source's lease
-// wrote: another collector's, or the old tool's, restarted by its manager beside this
-// one. Their events are stored alongside, but the checkpoint may be theirs.
+// wrote: another collector's, or the old collector's (its manager restarts it beside
+// this one). Their events are stored alongside, but the checkpoint may be theirs.
 func (w *Window) warnOfForeignWrites(ctx context.Context, db *mongo.Database) error {
 	found, positionForeign, err := oplogstore.ReadForeignWrites(ctx, db, w.Source)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -282,9 +283,9 @@ func TestSetAsideParksTheHolders(t *testing.T) {
 	})
 	must(t, err)
 	a, c := usersApplier(t, client)
-	refusal, _ := bson.Marshal(bson.D{{Key: "index", Value: 0}, {Key: "code", Value: 11000},
+	refusal, _ := bson.Marshal(bson.D{{Key: "index", Value: 0}, {Key: "code", Value: mongoerr.DuplicateKey},
 		{Key: "keyPattern", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "keyValue", Value: bson.D{{Key: "email", Value: "a@example.com"}}}})
-	set, err := a.setAside(ctx, c, users, mongo.WriteError{Code: 11000, Raw: refusal}, bson.RawValue{Type: bson.TypeString, Value: bsonString("x")})
+	set, err := a.setAside(ctx, c, mongo.WriteError{Code: mongoerr.DuplicateKey, Raw: refusal}, bson.RawValue{Type: bson.TypeString, Value: bsonString("x")})
 	must(t, err)
 	if n, _ := users.EstimatedDocumentCount(ctx); !set || n != 1 || a.stats.Parked != 2 {
 		t.Fatalf("set aside: %v, %d documents left, %d parked; want x alone left and y, z parked", set, n, a.stats.Parked)

@@ -7,7 +7,58 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/mongomigrate/observability/internal/oplogstore"
 )
+
+// Summary is what a replay did, or, for a dry run, would do.
+type Summary struct {
+	Source string
+	DryRun bool
+	From   *Point // nil: from the oldest stored event
+	To     *Point
+	// Events are the events read from the store in the range; Applied counts those
+	// applied (or, in a dry run, to apply) by namespace and operation type.
+	Events  int64
+	Applied map[string]map[string]int64
+	// NotSelected are events outside the --namespace selection.
+	NotSelected int64
+	// Skipped counts events left out, by reason.
+	Skipped map[string]int64
+	// Transactions and TransactionEvents count the source's transactions applied as
+	// transactions on the target.
+	Transactions, TransactionEvents int64
+	// ClientSideUpdates are updates applied by read-modify-replace.
+	ClientSideUpdates int64
+	// LookedUpUpdates are updates applied as the document updateLookup read: events
+	// that cannot say which dots of their paths are inside field names (MongoDB 6.0)
+	// on documents with such names.
+	LookedUpUpdates int64
+	// Parked counts documents set aside over a unique key; Restored those brought back,
+	// Superseded those that their own later event (an insert, replace or delete) replaced
+	// or removed instead.
+	Parked, Restored, Superseded int64
+	Last                         *Point
+	Elapsed                      time.Duration
+	Warnings                     []string
+}
+
+func newSummary(o *Options) *Summary {
+	s := &Summary{Source: o.Source, DryRun: o.DryRun, To: point(o.To), Applied: map[string]map[string]int64{}, Skipped: map[string]int64{}}
+	if o.From != nil {
+		s.From = point(*o.From)
+	}
+	return s
+}
+
+func (s *Summary) count(e *oplogstore.Event) {
+	ns := e.Namespace()
+	if s.Applied[ns] == nil {
+		s.Applied[ns] = map[string]int64{}
+	}
+	s.Applied[ns][e.OpType]++
+}
 
 // ByOperation totals Applied over the namespaces.
 func (s *Summary) ByOperation() map[string]int64 {

@@ -7,7 +7,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -24,38 +23,15 @@ func (e *txnWriteError) Unwrap() error { return e.err }
 
 // transaction applies the document events of one source transaction in one transaction
 // on the target (the driver's WithTransaction, which retries on transient errors).
-// Collections are made, and parked documents brought back, before it starts: both are
-// idempotent on their own.
+// Collections are made, and parked documents brought back, before it starts
+// (planTransaction): both are idempotent on their own.
 func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) error {
 	if err := a.flush(ctx); err != nil {
 		return err
 	}
-	colls := make([]*collection, len(group))
-	plans := make([]writePlan, len(group))
-	for i := range group {
-		e := &group[i]
-		c, err := a.reg.locate(ctx, e, a.implicitCreation(e))
-		if err != nil {
-			return err
-		}
-		if c == nil || c.view {
-			if err := a.gone(e); err != nil {
-				return err
-			}
-			continue
-		}
-		if id := docID(e); a.park.has(c, id) {
-			if err := a.unpark(ctx, c, e, id); err != nil {
-				return err
-			}
-		}
-		if plans[i], err = planWrite(e, false); err != nil {
-			return err
-		}
-		if plans[i].lookedUp {
-			a.stats.LookedUpUpdates++
-		}
-		colls[i] = c
+	colls, plans, err := a.planTransaction(ctx, group)
+	if err != nil {
+		return err
 	}
 	session, err := a.client.StartSession()
 	if err != nil {
@@ -80,28 +56,56 @@ func (a *applier) transaction(ctx context.Context, group []oplogstore.Event) err
 			}
 			a.stats.Last = point(group[len(group)-1].TS)
 			return nil
-		case !errors.As(err, &refused) || attempt >= 16:
+		case !errors.As(err, &refused) || attempt >= maxRetriesAfterRefusal:
 			return fmt.Errorf("the transaction at %s (%d operations): %w", oplogstore.FormatTS(group[0].TS), len(group), err)
 		}
-		// As writeAlone does, outside the transaction: a unique key held by another
-		// document sets it aside; an update the document refuses goes read-modify-replace.
+		// Outside the transaction, as writeAlone does: the refusal resolved, the
+		// transaction runs again.
 		e, c := &group[refused.index], colls[refused.index]
 		we, _ := writeErrorOf(refused.err)
-		switch {
-		case we.Code == mongoerr.DuplicateKey:
-			set, err := a.setAside(ctx, c, a.client.Database(c.db).Collection(c.name), we, docID(e))
-			if err != nil {
-				return err
-			}
-			if !set {
-				return fmt.Errorf("the transaction at %s: %s event on %s: %w", oplogstore.FormatTS(e.TS), e.OpType, c.ns(), refused.err)
-			}
-		case e.OpType == "update" && !plans[refused.index].clientSide:
-			plans[refused.index].clientSide = true
-		default:
+		retry, err := a.resolveRefusal(ctx, c, e, we, &plans[refused.index].clientSide)
+		if err != nil {
+			return err
+		}
+		if !retry {
 			return fmt.Errorf("the transaction at %s: %s event on %s: %w", oplogstore.FormatTS(e.TS), e.OpType, c.ns(), refused.err)
 		}
 	}
+}
+
+// planTransaction finds the target collection of each event of group, making those the
+// source's server made, brings back the documents it writes that are set aside, and
+// plans its writes. An event whose collection is gone from the target has no
+// collection (nil) and no writes.
+func (a *applier) planTransaction(ctx context.Context, group []oplogstore.Event) ([]*collection, []writePlan, error) {
+	colls := make([]*collection, len(group))
+	plans := make([]writePlan, len(group))
+	for i := range group {
+		e := &group[i]
+		c, err := a.reg.locate(ctx, e, a.implicitCreation(e))
+		if err != nil {
+			return nil, nil, err
+		}
+		if c == nil || c.view {
+			if err := a.gone(e); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if id := docID(e); a.park.has(c, id) {
+			if err := a.unpark(ctx, c, e, id); err != nil {
+				return nil, nil, err
+			}
+		}
+		if plans[i], err = planWrite(e, false); err != nil {
+			return nil, nil, err
+		}
+		if plans[i].lookedUp {
+			a.stats.LookedUpUpdates++
+		}
+		colls[i] = c
+	}
+	return colls, plans, nil
 }
 
 // transactionWrites writes a transaction's events inside it: consecutive writes to one

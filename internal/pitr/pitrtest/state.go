@@ -1,6 +1,3 @@
-// Package pitrtest holds what the tests of point-in-time recovery share: the state of a
-// cluster as documents and index specifications, read through the driver, and the
-// comparison of two states. Production code never imports it.
 package pitrtest
 
 import (
