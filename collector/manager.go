@@ -145,7 +145,7 @@ func connectShared(c *config.Collector, me Instance) (*shared, error) {
 	sh := &shared{storeClient: storeClient, storeDB: storeClient.Database(c.Store.Database), beats: &heartbeats{}}
 	// The lease lives beside the store, whatever else the config says: every command
 	// that knows the store finds it, and the store can check it in each write.
-	sh.leases = &leases{coll: sh.storeDB.Collection(LeaseCollection, majority), beats: sh.beats, me: me, proc: thisProcess(), ttl: c.LeaseTTL}
+	sh.leases = &leases{coll: sh.storeDB.Collection(LeaseCollection, majority), beats: sh.beats, me: me, proc: thisProcess(), timing: leaseTiming{ttl: c.LeaseTTL}}
 	if c.Metadata != nil {
 		if sh.metaClient, err = connect(c.Metadata.MongoURI, "oplog_collector metadata"); err != nil {
 			sh.close()
@@ -306,7 +306,7 @@ func (m *Manager) Resume(ctx context.Context, name, from string, by Requester) (
 	}
 	var plan resumePlan
 	err = m.actOn(name, func(src *source) (err error) {
-		plan, err = planResume(ctx, src.client, src.oplog, point)
+		plan, err = planResume(ctx, src.client, src.headroom.oplog, point)
 		return err
 	}, func(cfg config.Source) (bool, error) {
 		resumed, err = resumeSource(ctx, m.shared, name, cfg.Database, plan, by)
@@ -346,7 +346,7 @@ func (m *Manager) actOn(name string, check func(*source) error, do func(config.S
 	}
 	cfg := r.src.cfg
 	m.stop(r, errKeepLease)
-	r.src.setState(stateResettingOplogStore, "")
+	r.src.state.set(stateResettingOplogStore, "")
 	gone, err := do(cfg)
 	switch {
 	case err != nil:
