@@ -18,7 +18,7 @@ import (
 
 // LeaseCollection holds one lease document per source, in the store database
 // (oplogstore.LeaseCollection). Collectors before fencing kept it in the metadata
-// database when one was configured: see legacyLease.
+// database when one was configured: see readLegacy.
 const LeaseCollection = oplogstore.LeaseCollection
 
 // Instance names one collector process in leases and heartbeats.
@@ -347,6 +347,6 @@ func describeHolder(l *lease, now time.Time) string {
 	return fmt.Sprintf("%s, lease renewed %s ago", who, now.Sub(l.RenewedAt.Time()).Round(time.Second))
 }
 
-// newUUID is a random UUID in its text form: the ids the old collector's layout
-// (package oplogstore) gives its documents.
+// newUUID is a random UUID in its text form: an id that no other process makes, with no
+// coordination (a collector instance's, a gap record's).
 func newUUID() string { return uuid.NewString() }

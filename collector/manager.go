@@ -1,8 +1,3 @@
-// Package collector captures the change streams of MongoDB source clusters into an oplog
-// store for point-in-time recovery, in the layout of package oplogstore (the old Python
-// oplog collector's), without losing or duplicating an event: every store write is
-// idempotent and acknowledged by a majority before the position that covers it is
-// saved. One collector at a time captures a source (a lease); others stand by.
 package collector
 
 import (
