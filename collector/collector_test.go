@@ -266,9 +266,9 @@ func TestReloadAndDeregister(t *testing.T) {
 	}
 }
 
-// A store and metadata written by the old Python collector: its token document (the
-// event's _id under token) is resumed from, its ObjectId-keyed events stay, and its
-// heartbeat document is updated in place.
+// A store and metadata written by the old collector (package oplogstore): its token
+// document (the event's _id under token) is resumed from, its ObjectId-keyed events
+// stay, and its heartbeat document is updated in place.
 func TestOldCollectorLayoutIsContinued(t *testing.T) {
 	uri := mongotest.URI(t)
 	client := connectClient(t, uri)
