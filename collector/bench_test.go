@@ -12,7 +12,7 @@ package collector
 //	               the machine's cores with the client, as they do here
 //	collector      this collector capturing N events (read, convert, write, save tokens)
 //	               of a source that goes on writing
-//	old-design     the old Python tool's loop in Go: batches of 100, read then write in
+//	old-design     the old collector's loop in Go: batches of 100, read then write in
 //	               turn, one insert and one token update per batch
 //
 // Each reports events/s, the benchmark process's CPU time per event and each server's.
@@ -20,8 +20,6 @@ package collector
 // CPU of their own, as on separate hosts in production (the collector is held to 90% of
 // the slower raw limit there); shared-cpu lets all three compete for the machine's cores,
 // where the collector, reading and writing at once, pays for both servers.
-// BenchmarkBacklogMemory builds a backlog of 1,000,000 events while the store is
-// unavailable and reports the peak heap.
 
 import (
 	"bufio"
@@ -34,7 +32,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +44,7 @@ import (
 
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // mongotestdProcess builds and starts the test server as its own process.
@@ -108,26 +106,6 @@ func writeEventsFrom(b *testing.B, client *mongo.Client, db string, from, n int)
 	return hello.OperationTime
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// processCPU is the CPU time a process has used, from /proc (Linux; clock ticks of
-// 10 ms): it shows how much of the machine the mongotestd servers take.
-func processCPU(p *os.Process) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid))
-	if err != nil {
-		return 0
-	}
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	var utime, stime int64
-	fmt.Sscan(fields[11], &utime) // fields 14 and 15 of stat, counted after the command
-	fmt.Sscan(fields[12], &stime)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
 // benchServers are the mongotestd processes of BenchmarkCapture, whose CPU per event
 // measure reports apart: the source's and the store's.
 var benchServers struct{ source, store *os.Process }
@@ -144,7 +122,7 @@ func measure(b *testing.B, events int, f func(started func(k int))) {
 		cpu, sourceCPU, storeCPU time.Duration
 	}
 	now := func() sample {
-		return sample{time.Now(), cpuTime(), processCPU(benchServers.source), processCPU(benchServers.store)}
+		return sample{time.Now(), testsupport.OwnCPU(), testsupport.ProcessCPU(benchServers.source.Pid), testsupport.ProcessCPU(benchServers.store.Pid)}
 	}
 	from := now()
 	began := from.at
@@ -416,124 +394,4 @@ func storeDocuments(b *testing.B, client *mongo.Client, db string, before bson.R
 		}
 	}
 	return docs
-}
-
-// oldDesign is the old collector's loop: read up to 100 events or for 1 s, insert them
-// in one call, save the last token, then read again: reading and writing take turns. It
-// runs until n inserts are stored (n <= 0: until ctx ends), counting its writes in batches.
-func oldDesign(ctx context.Context, b testing.TB, client, storeClient *mongo.Client, db string, start bson.Raw, n int, batches *atomic.Int64) {
-	cs, err := client.Database(db).Watch(ctx, mongo.Pipeline{}, options.ChangeStream().SetResumeAfter(start).SetMaxAwaitTime(100*time.Millisecond))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cs.Close(context.Background())
-	store := storeClient.Database("old_" + db)
-	events, tokens := store.Collection("oplogs_"+db), store.Collection("resume_tokens_for_"+db)
-	var split splitState
-	for seen := 0; ctx.Err() == nil && (n <= 0 || seen < n); {
-		batch := make([]any, 0, 100)
-		var last bson.Raw
-		for since := time.Now(); len(batch) < 100 && time.Since(since) < time.Second && (n <= 0 || seen < n); {
-			if !cs.TryNext(ctx) {
-				if cs.Err() != nil || ctx.Err() != nil {
-					break
-				}
-				continue
-			}
-			it, err := toItem(db, cs.Current, time.Now(), &split)
-			if err != nil {
-				b.Fatal(err)
-			}
-			batch = append(batch, it.doc)
-			last = it.pos.Token
-			if it.opType == "insert" {
-				seen++
-			}
-		}
-		if len(batch) == 0 {
-			continue
-		}
-		if _, err := events.InsertMany(context.Background(), batch); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := tokens.UpdateOne(context.Background(), bson.D{{Key: "_id", Value: "resume_token_" + db}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "token", Value: last}}}}, options.UpdateOne().SetUpsert(true)); err != nil {
-			b.Fatal(err)
-		}
-		batches.Add(1)
-	}
-}
-
-// BenchmarkBacklogMemory: the store stops answering (its process is paused with
-// SIGSTOP) while 1,000,000 events are written to the source. The collector's heap must
-// stay flat, bounded by its buffer, whatever the backlog: the rest waits in the source's
-// change history. Reports the peak heap in use, sampled every 50 ms.
-func BenchmarkBacklogMemory(b *testing.B) {
-	const backlog = 1_000_000
-	srcURI, _ := mongotestdProcess(b, "--history", "2000000")
-	storeURI, storeProc := mongotestdProcess(b)
-	src := benchClient(b, srcURI)
-	for b.Loop() {
-		text := fmt.Sprintf("collector:\n  store: {uri: %q}\n  buffer: {max_events: 20000, max_bytes: 16777216}\n  sources:\n    - {name: backlog, uri: %q, database: backlog}\n", storeURI, srcURI)
-		cfg, err := config.ForCollector.Parse([]byte(text), "bench.yml")
-		if err != nil {
-			b.Fatal(err)
-		}
-		m := NewManager(prometheus.NewRegistry(), log.NewNopLogger(), testOptions())
-		if err := m.Apply(cfg); err != nil {
-			b.Fatal(err)
-		}
-		waitRunning(b, m, "backlog")
-		if err := storeProc.Signal(syscall.SIGSTOP); err != nil {
-			b.Fatal(err)
-		}
-		runtime.GC()
-		var base runtime.MemStats
-		runtime.ReadMemStats(&base)
-		// The heap's peak in each quarter of the backlog: flat means bounded.
-		var mu sync.Mutex
-		peak := base.HeapInuse
-		stop := make(chan struct{})
-		sampled := make(chan struct{})
-		go func() {
-			defer close(sampled)
-			var ms runtime.MemStats
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(50 * time.Millisecond):
-				}
-				runtime.ReadMemStats(&ms)
-				mu.Lock()
-				peak = max(peak, ms.HeapInuse)
-				mu.Unlock()
-			}
-		}()
-		for quarter := range 4 {
-			writeEventsFrom(b, src, "backlog", quarter*backlog/4, backlog/4)
-			mu.Lock()
-			b.ReportMetric(float64(peak)/(1<<20), fmt.Sprintf("peak-heap-MiB-at-%dk", (quarter+1)*backlog/4000))
-			peak = 0
-			mu.Unlock()
-		}
-		close(stop)
-		<-sampled
-		_ = storeProc.Signal(syscall.SIGCONT)
-		b.ReportMetric(float64(base.HeapInuse)/(1<<20), "start-heap-MiB")
-		stopManager(m)
-	}
-}
-
-func waitRunning(b testing.TB, m *Manager, name string) {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		for _, s := range m.Status() {
-			if s.Name == name && s.State == stateRunning {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.Fatalf("%s never ran", name)
 }

@@ -27,9 +27,9 @@ type buffer struct {
 	batch               config.Batch
 
 	mu sync.Mutex
-	// items[head:] are waiting. Taken items are cleared and the array reused: moving
-	// the live items to the front when it is full costs less than growing a new array
-	// as the window slides along it, which is what reslicing from the front did.
+	// items[head:] are waiting. Taken items are cleared and the array reused: when it is
+	// full, the live items move to the front (push), rather than a new array growing
+	// under a window that slides along it.
 	items     []item
 	head      int
 	published int // items[head:published] are the writer's to take

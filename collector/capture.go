@@ -19,7 +19,10 @@ var errWrongCluster = errors.New("the source is not the cluster the store's hist
 // epoch, until ctx ends or the resume token is lost, then writes what it has read
 // (until done, or kill ends). It returns the final state and its error text.
 func (s *source) capture(ctx, kill context.Context, epoch int64) (final, errText string) {
-	w := &writer{source: s, epoch: epoch}
+	w := &writer{
+		store: s.store, epoch: epoch, retention: s.common.Retention,
+		report: newWriterReports(s.cfg.Name, s.metrics, s.health.store, s.progress, s.foreignWrites, s.logger),
+	}
 	pos, err := s.prepare(ctx, w)
 	switch {
 	case errors.Is(err, errWrongCluster):
@@ -28,14 +31,14 @@ func (s *source) capture(ctx, kill context.Context, epoch int64) (final, errText
 		return stateStopped, ""
 	}
 	buf := newBuffer(s.common.Buffer.MaxEvents, s.common.Buffer.MaxBytes, s.common.Batch)
-	s.setBuffer(buf)
+	s.buf.Store(buf)
 	w.buf = buf
 	writerDone := make(chan bool, 1)
 	go func() { writerDone <- w.run(kill) }()
 
-	lost := s.readLoop(ctx, pos, buf)
+	lost := s.reader.loop(ctx, pos, buf)
 	if lost == nil {
-		s.setState(stateStopping, "")
+		s.state.set(stateStopping, "")
 	}
 	buf.close()
 	if complete := <-writerDone; !complete && context.Cause(ctx) != errLeaseLost {
@@ -66,7 +69,7 @@ func (s *source) capture(ctx, kill context.Context, epoch int64) (final, errText
 // position.
 func (s *source) prepare(ctx context.Context, w *writer) (pos position, err error) {
 	var saved tokenDocument
-	if !s.retry(ctx, errStoreWrite, &s.storeOK, func(ctx context.Context) (err error) {
+	if !s.health.store.retry(ctx, func(ctx context.Context) (err error) {
 		if w.eventsExist, err = s.store.prepareEvents(ctx, s.common.Retention); err != nil {
 			return err
 		}
@@ -76,7 +79,7 @@ func (s *source) prepare(ctx context.Context, w *writer) (pos position, err erro
 		return position{}, ctx.Err()
 	}
 	var id clusterIdentity
-	if !s.retry(ctx, errSourceRead, &s.sourceOK, func(ctx context.Context) (err error) {
+	if !s.health.source.retry(ctx, func(ctx context.Context) (err error) {
 		id, err = identify(ctx, s.client)
 		return err
 	}) {
@@ -88,7 +91,7 @@ func (s *source) prepare(ctx context.Context, w *writer) (pos position, err erro
 			"point the source at the original cluster, give it another name, or reset it to start a new history",
 			errWrongCluster, s.cfg.Name, saved.Identity, id)
 	}
-	s.identity = &id // recorded with every saved position
+	w.identity = &id // recorded with every saved position
 	w.last = saved.Token
 	pos = saved.position()
 	if start, ok := saved.resumePoint(); ok {
@@ -98,7 +101,7 @@ func (s *source) prepare(ctx context.Context, w *writer) (pos position, err erro
 	}
 	if pos.Token == nil {
 		var empty bool
-		if !s.retry(ctx, errStoreWrite, &s.storeOK, func(ctx context.Context) (err error) {
+		if !s.health.store.retry(ctx, func(ctx context.Context) (err error) {
 			empty, err = s.store.holdsNothing(ctx)
 			return err
 		}) {
@@ -135,8 +138,8 @@ func (s *source) carriedPosition(ctx context.Context, w *writer) position {
 		carry = &position{ClusterTime: bson.Timestamp{T: uint32(checkpoint.Unix())}}
 		from = "the heartbeat's checkpoint, which the previous holder reported"
 	}
-	if carry.Token != nil && !s.retry(ctx, errTokenSave, &s.storeOK, func(ctx context.Context) error {
-		_, err := s.store.write(ctx, w.epoch, batchWrite{pos: carry, identity: s.identity}, &w.command)
+	if carry.Token != nil && !w.report.tokens.retry(ctx, func(ctx context.Context) error {
+		_, err := s.store.write(ctx, w.epoch, batchWrite{pos: carry, identity: w.identity}, &w.command)
 		return err
 	}) {
 		return position{}
@@ -172,36 +175,4 @@ func (s *source) checkpointTime() (ts bson.Timestamp) {
 		ts = p.ClusterTime
 	}
 	return ts
-}
-
-// retry runs op until it succeeds or ctx ends (false), counting and logging failures
-// against the side (source or store) whose health flag is given. A batch is never
-// dropped: the store being away only makes the buffer fill and the reading wait.
-func (s *source) retry(ctx context.Context, kind string, health *bool, op func(context.Context) error) bool {
-	reason := retryStore
-	if kind == errSourceRead {
-		reason = retrySource
-	}
-	for attempt := 0; ; attempt++ {
-		attemptCtx, cancel := context.WithTimeout(ctx, storeAttemptTimeout)
-		err := op(attemptCtx)
-		cancel()
-		if err == nil {
-			s.setHealth(health, true, nil)
-			return true
-		}
-		if errors.Is(err, errFenced) {
-			s.leaseLost()
-			return false
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		s.metrics.errors.WithLabelValues(s.cfg.Name, kind).Inc()
-		s.metrics.retries.WithLabelValues(s.cfg.Name, reason).Inc()
-		s.setHealth(health, false, err)
-		if !sleep(ctx, backoff(attempt, s.common.MaxBackoff)) {
-			return false
-		}
-	}
 }

@@ -72,7 +72,7 @@ func (o *orphanFragment) Error() string {
 var errNoToken = errors.New("change event without a resume token {_data: <string>}")
 
 // toItem converts a change event, or one fragment of a split event, into the store
-// layout (package oplogstore: the old Python collector's, plus the fields it dropped).
+// layout (package oplogstore: the old collector's, plus the fields it dropped).
 // _id is the token's _data, so storing an event twice is a no-op.
 func toItem(cluster string, event bson.Raw, received time.Time, split *splitState) (item, error) {
 	f, err := scanEvent(event)
@@ -268,9 +268,8 @@ func storeDocument(cluster string, data []byte, token bsoncore.Document, ts bson
 }
 
 // appendHeader starts an element (type, key, NUL) whose key is one of this file's
-// constants. bsoncore.AppendHeader checks each key for a NUL byte, and AppendKey
-// allocates key+"\x00": together a quarter of the conversion's time, for keys that
-// cannot hold a NUL.
+// constants, which cannot hold a NUL: bsoncore.AppendHeader would check each key for
+// one, and AppendKey allocate key+"\x00", for every field of every event.
 func appendHeader(dst []byte, t bsoncore.Type, key string) []byte {
 	dst = append(dst, byte(t))
 	dst = append(dst, key...)
@@ -292,8 +291,8 @@ func appendNamespace(dst []byte, ns bsoncore.Value) []byte {
 	return append(dst, 0)
 }
 
-// stringBytes is the text of a BSON string value, read in place: converting each of an
-// event's strings to a Go string was a third of the conversion's allocations.
+// stringBytes is the text of a BSON string value, read in place: a Go string made of
+// each of an event's strings would be an allocation per string per event.
 func stringBytes(v bsoncore.Value) ([]byte, bool) {
 	if v.Type != bsoncore.TypeString || len(v.Data) < 5 {
 		return nil, false

@@ -171,15 +171,15 @@ func BenchmarkToItem(b *testing.B) {
 	}
 }
 
-// An error keeps what the collector was doing, with the driver's cause in the stable
-// words of internal/mongoerr, and no password.
-func TestDescribeKeepsWhatWasBeingDone(t *testing.T) {
-	cause := fmt.Errorf("reading the saved resume token: %w", fmt.Errorf("auth to mongodb://user:hunter2@store:27017 failed: %w", context.DeadlineExceeded))
-	got := describe(cause)
-	if !strings.HasPrefix(got, "reading the saved resume token: auth to mongodb://user:") || strings.Contains(got, "hunter2") || !strings.HasSuffix(got, "timed out") {
+// An error keeps what the collector was doing with its cause in the words of
+// mongoerr.DescribeWrapped (which tests them), cut short when long: a failed batch can
+// report one error per document.
+func TestDescribeIsBounded(t *testing.T) {
+	cause := fmt.Errorf("reading the saved resume token: %w", context.DeadlineExceeded)
+	if got := describe(cause); got != "reading the saved resume token: timed out" {
 		t.Errorf("describe = %q", got)
 	}
-	if got := describe(errors.New(strings.Repeat("x", 5000))); len(got) > maxErrorText+3 {
-		t.Errorf("an error of %d bytes", len(got))
+	if got := describe(errors.New(strings.Repeat("x", 5000))); got != strings.Repeat("x", maxErrorText)+"..." {
+		t.Errorf("an error of 5000 bytes is described in %d", len(got))
 	}
 }

@@ -15,13 +15,14 @@ import (
 
 	"github.com/mongomigrate/observability/internal/config"
 	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
+	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/mongotest"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // testLeases are the leases of one collector instance on the store database db.
 func testLeases(db *mongo.Database, ttl time.Duration) *leases {
-	return &leases{coll: db.Collection(LeaseCollection), beats: &heartbeats{}, me: NewInstance(), proc: thisProcess(), ttl: ttl}
+	return &leases{coll: db.Collection(LeaseCollection), beats: &heartbeats{}, me: NewInstance(), proc: thisProcess(), timing: leaseTiming{ttl: ttl}}
 }
 
 // A holder whose lease was taken over lands nothing: not its events, nor its position,
@@ -228,7 +229,7 @@ func TestABatchWrittenAgainIsStoredOnce(t *testing.T) {
 	token, _ := bson.Marshal(bson.D{{Key: "_data", Value: "8200000001000000020A"}})
 	again := batchWrite{docs: []bson.Raw{doc("8200000001000000010A"), doc("8200000001000000020A")}, pos: &position{Token: token}}
 	_, err = store.write(ctx, epoch, again, &command)
-	if !onlyDuplicates(err) {
+	if !mongoerr.OnlyDuplicateKeys(err) {
 		t.Fatalf("writing a stored document again: %v, want a duplicate key", err)
 	}
 	again.skipStored = true

@@ -10,13 +10,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// Writes into a source's store by a process that holds no lease: the old Python
-// collector restarted by its manager (which restarts every source whose status is
-// running), or a second deployment of an earlier version. Fencing cannot stop them:
-// they do not check the lease. They are found and shown instead: documents with an
-// ObjectId _id (the old tool's; this collector's are strings) inserted since the lease
-// was taken, and token saves this holder did not make (found when it saves its own,
-// store.go).
+// Writes into a source's store by a process that holds no lease: a collector of the
+// old layout (package oplogstore) restarted by its manager, or a second deployment of
+// an earlier version. Fencing cannot stop them, since they do not check the lease;
+// they are found and shown instead: documents with an ObjectId _id (this collector's
+// are strings) inserted since the lease was taken, and token saves this holder did not
+// make (found when it saves its own, store.go).
 
 // Kinds of oplog_capture_foreign_writes_total.
 const (
@@ -32,32 +31,19 @@ const foreignWriterHold = 10 * time.Minute
 // foreignWrites records n writes of kind found, and puts the source in state
 // foreign_writer.
 func (s *source) foreignWrites(kind string, n int64) {
-	now := time.Now()
 	s.metrics.foreign.WithLabelValues(s.cfg.Name, kind).Add(float64(n))
-	s.mu.Lock()
-	first := !s.foreignWriting(now)
-	s.foreignSeen = now
-	s.mu.Unlock()
-	if first {
+	if s.state.foreignFound(time.Now()) {
 		level.Warn(s.logger).Log("msg", "A process that holds no lease writes into this source's store: another collector, or the old tool restarted by its manager; stop it (docs/runbook.md, OplogCaptureForeignWriter)",
 			"kind", kind, "writes", n)
 	}
-	s.deriveState(nil)
-}
-
-// foreignWriting tells whether a foreign write was found within foreignWriterHold of
-// now. The caller holds s.mu.
-func (s *source) foreignWriting(now time.Time) bool {
-	return !s.foreignSeen.IsZero() && now.Sub(s.foreignSeen) < foreignWriterHold
+	s.state.derive(nil)
 }
 
 // checkForeignDocuments looks, while the source holds its lease, for documents with an
 // ObjectId _id inserted since the last look (since the lease was taken, at the first:
 // the greatest ObjectId then stored, or one of now).
 func (s *source) checkForeignDocuments(ctx context.Context) {
-	s.mu.Lock()
-	epoch, holds, after := s.epoch, s.loseLease != nil, s.foreignAfter
-	s.mu.Unlock()
+	epoch, holds, after := s.tenure.foreignChecked()
 	if !holds {
 		return
 	}
@@ -83,11 +69,7 @@ func (s *source) checkForeignDocuments(ctx context.Context) {
 		}
 		s.foreignWrites(foreignDocument, n)
 	}
-	s.mu.Lock()
-	if s.epoch == epoch {
-		s.foreignAfter = after
-	}
-	s.mu.Unlock()
+	s.tenure.checkedForeign(epoch, after)
 }
 
 // objectIDAt is the least ObjectId of the second of t.

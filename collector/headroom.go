@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -231,78 +232,90 @@ func readOplogEdge(ctx context.Context, client *mongo.Client, newest bool) (oplo
 	return e, err
 }
 
-// watchOplog exports the source's oplog edges at every heartbeat interval while the
-// source holds its lease, and deletes them otherwise.
-func (s *source) watchOplog(ctx context.Context) {
+// headroom exports how far back the source's oplog reaches, read while the source
+// holds its lease, and keeps the binding oldest entry for the heartbeat.
+type headroom struct {
+	name   string
+	oplog  *oplogReader
+	gauge  *prometheus.GaugeVec // oplog_capture_source_oplog_oldest_timestamp_seconds
+	errors prometheus.Counter   // oplog_capture_errors_total{kind="source_oplog"}
+	logger log.Logger
+
+	mu      sync.Mutex
+	shards  []string  // those exported: one "" for a replica set
+	oldest  time.Time // the binding oldest entry
+	errText string    // why the last read failed
+}
+
+func newHeadroom(name string, oplog *oplogReader, m *metrics, logger log.Logger) *headroom {
+	return &headroom{name: name, oplog: oplog, gauge: m.sourceOplogOldest, errors: m.errors.WithLabelValues(name, errSourceOplog), logger: logger}
+}
+
+// watch exports the source's oplog edges every period while holds says the source
+// holds its lease, and deletes them otherwise.
+func (h *headroom) watch(ctx context.Context, period time.Duration, holds func() bool) {
 	for {
-		if s.holdsLease() {
-			edges, err := s.oplog.read(ctx, false)
+		if holds() {
+			edges, err := h.oplog.read(ctx, false)
 			if ctx.Err() != nil {
 				return
 			}
-			s.exportOplog(edges, err)
+			h.export(edges, err)
 		} else {
-			s.forgetOplog()
+			h.forget()
 		}
-		if !sleep(ctx, s.common.HeartbeatInterval) {
+		if !sleep(ctx, period) {
 			return
 		}
 	}
 }
 
-func (s *source) holdsLease() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.loseLease != nil
-}
-
-// exportOplog sets the gauge of each shard read (one without a shard label for a
-// replica set), deleting those of shards gone; a failed read deletes them all.
-func (s *source) exportOplog(edges []oplogEdge, err error) {
-	name := s.cfg.Name
-	s.mu.Lock()
-	was, wasErr := s.oplogShards, s.oplogErr
-	s.oplogErr = describe(err)
-	s.mu.Unlock()
+// export sets the gauge of each shard read (one without a shard label for a replica
+// set), deleting those of shards gone; a failed read deletes them all.
+func (h *headroom) export(edges []oplogEdge, err error) {
+	h.mu.Lock()
+	was, wasErr := h.shards, h.errText
+	h.errText = describe(err)
+	h.mu.Unlock()
 	if err != nil {
-		s.metrics.errors.WithLabelValues(name, errSourceOplog).Inc()
-		s.forgetOplog()
+		h.errors.Inc()
+		h.forget()
 		if describe(err) != wasErr {
-			level.Warn(s.logger).Log("msg", "The source's oplog cannot be read: its resume headroom is unknown and oplog_capture_source_oplog_oldest_timestamp_seconds is not exported until it is; see the README on the access it needs", "err", describe(err))
+			level.Warn(h.logger).Log("msg", "The source's oplog cannot be read: its resume headroom is unknown and oplog_capture_source_oplog_oldest_timestamp_seconds is not exported until it is; see the README on the access it needs", "err", describe(err))
 		}
 		return
 	}
 	if wasErr != "" {
-		level.Info(s.logger).Log("msg", "The source's oplog is read again")
+		level.Info(h.logger).Log("msg", "The source's oplog is read again")
 	}
 	var shards []string
 	for _, e := range edges {
 		shards = append(shards, e.shard)
-		s.metrics.sourceOplogOldest.WithLabelValues(name, e.shard).Set(seconds(e.oldest))
+		h.gauge.WithLabelValues(h.name, e.shard).Set(seconds(e.oldest))
 	}
 	for _, shard := range was {
 		if !slices.Contains(shards, shard) {
-			s.metrics.sourceOplogOldest.DeleteLabelValues(name, shard)
+			h.gauge.DeleteLabelValues(h.name, shard)
 		}
 	}
 	oldest, _ := binding(edges)
-	s.mu.Lock()
-	s.oplogShards, s.oplogOldest = shards, tsTime(oldest)
-	s.mu.Unlock()
+	h.mu.Lock()
+	h.shards, h.oldest = shards, tsTime(oldest)
+	h.mu.Unlock()
 }
 
-// forgetOplog deletes the source's oplog series: unknown, or the holder's to report.
-func (s *source) forgetOplog() {
-	s.metrics.sourceOplogOldest.DeletePartialMatch(prometheus.Labels{"source_cluster": s.cfg.Name})
-	s.mu.Lock()
-	s.oplogShards, s.oplogOldest = nil, time.Time{}
-	s.mu.Unlock()
+// forget deletes the source's oplog series: unknown, or the holder's to report.
+func (h *headroom) forget() {
+	h.gauge.DeletePartialMatch(prometheus.Labels{"source_cluster": h.name})
+	h.mu.Lock()
+	h.shards, h.oldest = nil, time.Time{}
+	h.mu.Unlock()
 }
 
-// sourceOplogOldest is the oldest entry the source's oplog holds, as last read; zero
-// when unknown.
-func (s *source) sourceOplogOldest() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.oplogOldest
+// oldestEntry is the oldest entry the source's oplog holds, as last read; zero when
+// unknown.
+func (h *headroom) oldestEntry() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.oldest
 }

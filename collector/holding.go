@@ -10,43 +10,118 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
+// tenure is the source's hold of its lease: the epoch it holds (or held last), how to
+// end the capture when the store says the lease moved on, and what is checked for
+// foreign writes since it was taken.
+type tenure struct {
+	mu    sync.Mutex
+	epoch int64
+	lose  func() // set while the lease is held
+	// foreignAfter is the greatest ObjectId _id checked for foreign writes in this
+	// tenure; zero until the first check.
+	foreignAfter bson.ObjectID
+}
+
+// begin records the lease taken at epoch; lose ends the capture.
+func (t *tenure) begin(epoch int64, lose func()) {
+	t.mu.Lock()
+	t.epoch, t.lose, t.foreignAfter = epoch, lose, bson.ObjectID{}
+	t.mu.Unlock()
+}
+
+// end records that the lease is no longer held (its epoch is kept).
+func (t *tenure) end() {
+	t.mu.Lock()
+	t.lose = nil
+	t.mu.Unlock()
+}
+
+// current is the epoch held, or held last, and whether the lease is held now.
+func (t *tenure) current() (epoch int64, holds bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.epoch, t.lose != nil
+}
+
+// holds tells whether the lease is held now.
+func (t *tenure) holds() bool {
+	_, holds := t.current()
+	return holds
+}
+
+// lost ends the capture, if the lease is held.
+func (t *tenure) lost() {
+	t.mu.Lock()
+	lose := t.lose
+	t.mu.Unlock()
+	if lose != nil {
+		lose()
+	}
+}
+
+// foreignChecked is where the last check for foreign writes ended, with the epoch and
+// whether the lease is held.
+func (t *tenure) foreignChecked() (epoch int64, holds bool, after bson.ObjectID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.epoch, t.lose != nil, t.foreignAfter
+}
+
+// checkedForeign records where a check for foreign writes made at epoch ended, unless
+// the lease was taken again since.
+func (t *tenure) checkedForeign(epoch int64, after bson.ObjectID) {
+	t.mu.Lock()
+	if t.epoch == epoch {
+		t.foreignAfter = after
+	}
+	t.mu.Unlock()
+}
+
 // awaitLease takes the source's lease, standing by while another live collector holds
 // it, and returns the epoch it took it at; 0 when ctx ends first.
 func (s *source) awaitLease(ctx context.Context) int64 {
-	poll := s.common.LeaseTTL / 4
 	for attempt := 0; ; attempt++ {
 		epoch, held, err := s.leases.acquire(ctx, s.cfg.Name, nil)
 		switch {
 		case epoch > 0:
-			s.setHolder("", false)
-			s.setState(stateStarting, "")
+			s.state.standingBy("", false)
+			s.state.set(stateStarting, "")
 			return epoch
 		case err != nil:
 			if ctx.Err() != nil {
 				return 0
 			}
 			s.metrics.errors.WithLabelValues(s.cfg.Name, errLease).Inc()
-			s.setState(stateRetryingConnection, "cannot take the source's lease: "+describe(err))
+			s.state.set(stateRetryingConnection, "cannot take the source's lease: "+describe(err))
 			if !sleep(ctx, backoff(attempt, s.common.MaxBackoff)) {
 				return 0
 			}
 			continue
-		case held != nil && held.Wiping != nil:
-			s.setHolder("", false)
-			s.setState(stateResettingOplogStore, held.Wiping.Action+" by "+held.Wiping.By+" since "+held.Wiping.Since.Time().UTC().Format(time.RFC3339)+
-				": the source is captured again once it is done; if it was interrupted, run it again (oplog_collector "+held.Wiping.Action+" --source "+s.cfg.Name+")")
-		case held != nil && held.Deregistered != nil:
-			s.setHolder("", true)
-			s.setState(stateStopped, "de-registered by "+held.Deregistered.By+" at "+held.Deregistered.At.Time().UTC().Format(time.RFC3339)+
-				": it is not captured until it is reset (oplog_collector reset --source "+s.cfg.Name+"), or remove it from the config")
 		case held != nil:
-			s.setHolder(held.Holder.String(), false)
-			s.setState(stateStandby, "")
+			s.standBy(held)
 		}
 		attempt = 0
-		if !sleep(ctx, poll) {
+		if !sleep(ctx, s.leases.timing.pollEvery()) {
 			return 0
 		}
+	}
+}
+
+// standBy records why the source is not captured here: another collector holds its
+// lease, a reset or de-registration is under way, or it is de-registered.
+func (s *source) standBy(held *lease) {
+	switch {
+	case held.Wiping != nil:
+		s.state.standingBy("", false)
+		s.state.set(stateResettingOplogStore, held.Wiping.Action+" by "+held.Wiping.By+" since "+held.Wiping.Since.Time().UTC().Format(time.RFC3339)+
+			": the source is captured again once it is done; if it was interrupted, run it again (oplog_collector "+held.Wiping.Action+" --source "+s.cfg.Name+")")
+	case held.Deregistered != nil:
+		s.state.standingBy("", true)
+		s.state.set(stateStopped, "de-registered by "+held.Deregistered.By+" at "+held.Deregistered.At.Time().UTC().Format(time.RFC3339)+
+			": it is not captured until it is reset (oplog_collector reset --source "+s.cfg.Name+"), or remove it from the config")
+	default:
+		s.state.standingBy(held.Holder.String(), false)
+		s.state.set(stateStandby, "")
 	}
 }
 
@@ -55,28 +130,23 @@ func (s *source) awaitLease(ctx context.Context) int64 {
 // capture stopped, and the source stands by again.
 func (s *source) hold(ctx, kill context.Context, epoch int64) (final, errText string, lost bool) {
 	holdCtx, cancel := context.WithCancelCause(ctx)
-	s.mu.Lock()
-	s.epoch, s.loseLease = epoch, func() { cancel(errLeaseLost) }
-	s.foreignAfter = bson.ObjectID{}
-	s.mu.Unlock()
+	s.tenure.begin(epoch, func() { cancel(errLeaseLost) })
 	var renewing sync.WaitGroup
 	renewing.Go(func() { s.keepLease(holdCtx, epoch, cancel) })
 
 	final, errText = s.capture(holdCtx, kill, epoch)
 	if final == stateResumeTokenLost {
 		// Keep the lease until a reset, so that no standby fails the same way.
-		s.setState(final, errText)
+		s.state.set(final, errText)
 		<-holdCtx.Done()
 	}
 	lost = context.Cause(holdCtx) == errLeaseLost && ctx.Err() == nil
 	cancel(nil)
 	renewing.Wait()
-	s.mu.Lock()
-	s.loseLease = nil
-	s.mu.Unlock()
+	s.tenure.end()
 	if final == stateError && !lost {
 		// A wrong cluster: let a standby configured for the right one take over.
-		s.setState(final, errText)
+		s.state.set(final, errText)
 		releaseCtx, stop := context.WithTimeout(kill, finalReportTimeout)
 		_ = s.leases.release(releaseCtx, s.cfg.Name, epoch)
 		stop()
@@ -87,23 +157,19 @@ func (s *source) hold(ctx, kill context.Context, epoch int64) (final, errText st
 
 // leaseLost ends the capture: the store refused a write at the holder's epoch.
 func (s *source) leaseLost() {
-	s.mu.Lock()
-	lose := s.loseLease
-	s.mu.Unlock()
 	s.metrics.errors.WithLabelValues(s.cfg.Name, errLease).Inc()
-	if lose != nil {
-		lose()
-	}
+	s.tenure.lost()
 }
 
-// keepLease renews the lease every third of its TTL. When another collector holds it
-// now, it ends the capture (stop). A renewal that fails otherwise is retried: the store
-// being away must not stop a capture that no one else can take over; and if a partition
-// lets another collector take it over meanwhile, the store refuses this one's writes
-// (fence.go).
+// keepLease renews the lease at the lease's renewal period. When another collector
+// holds it now, it ends the capture (stop). A renewal that fails otherwise is retried:
+// the store being away must not stop a capture that no one else can take over; and if
+// a partition lets another collector take it over meanwhile, the store refuses this
+// one's writes (fence.go).
 func (s *source) keepLease(ctx context.Context, epoch int64, stop context.CancelCauseFunc) {
-	every(ctx, s.common.LeaseTTL/3, func() {
-		renewCtx, cancel := context.WithTimeout(ctx, s.common.LeaseTTL/3)
+	period := s.leases.timing.renewEvery()
+	every(ctx, period, func() {
+		renewCtx, cancel := context.WithTimeout(ctx, period)
 		err := s.leases.renew(renewCtx, s.cfg.Name, epoch)
 		cancel()
 		switch {

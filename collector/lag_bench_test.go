@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // lagRun is how long each offered rate is kept up.
@@ -243,7 +245,7 @@ func TestCaptureProcess(t *testing.T) {
 	}
 	fmt.Println(captureReply + "ready")
 	for in := bufio.NewScanner(os.Stdin); in.Scan(); {
-		fmt.Printf("%s%d %d %.3f\n", captureReply, cpuTime().Nanoseconds(), batches(), checkpoint())
+		fmt.Printf("%s%d %d %.3f\n", captureReply, testsupport.OwnCPU().Nanoseconds(), batches(), checkpoint())
 	}
 	stop()
 	<-done

@@ -18,7 +18,7 @@ import (
 
 // LeaseCollection holds one lease document per source, in the store database
 // (oplogstore.LeaseCollection). Collectors before fencing kept it in the metadata
-// database when one was configured: see legacyLease.
+// database when one was configured: see readLegacy.
 const LeaseCollection = oplogstore.LeaseCollection
 
 // Instance names one collector process in leases and heartbeats.
@@ -85,8 +85,22 @@ type leases struct {
 	beats  *heartbeats
 	me     Instance
 	proc   *processIdentity
-	ttl    time.Duration
+	timing leaseTiming
 }
+
+// leaseTiming is a lease's clock: how long it lasts unrenewed, how often its holder
+// renews it, and how often a standby looks whether it is free.
+type leaseTiming struct {
+	ttl time.Duration
+}
+
+// renewEvery is the holder's renewal period: a third of the TTL, so that two
+// renewals can fail (the store away for a moment) before the lease expires.
+func (t leaseTiming) renewEvery() time.Duration { return t.ttl / 3 }
+
+// pollEvery is a standby's period: a quarter of the TTL, so that it takes an expired
+// lease over within about a quarter of the TTL after it expires.
+func (t leaseTiming) pollEvery() time.Duration { return t.ttl / 4 }
 
 // errLeaseLost is a renewal or a store write that found the lease in other hands (or
 // its epoch moved on): this instance must stop writing.
@@ -134,7 +148,7 @@ func (ls *leases) acquire(ctx context.Context, source string, act *wiping) (epoc
 	// Heartbeats are fenced by epoch too, and a source's heartbeat document outlives a
 	// change of store: a new epoch is past the one it records.
 	epoch = max(from, ls.beats.epoch(ctx, source)) + 1
-	set := bson.D{{Key: oplogstore.LeaseFieldEpoch, Value: epoch}, {Key: oplogstore.LeaseFieldHolder, Value: ls.me}, {Key: oplogstore.LeaseFieldProcess, Value: ls.proc}, {Key: oplogstore.LeaseFieldTTL, Value: ls.ttl.Seconds()}}
+	set := bson.D{{Key: oplogstore.LeaseFieldEpoch, Value: epoch}, {Key: oplogstore.LeaseFieldHolder, Value: ls.me}, {Key: oplogstore.LeaseFieldProcess, Value: ls.proc}, {Key: oplogstore.LeaseFieldTTL, Value: ls.timing.ttl.Seconds()}}
 	unset := bson.D{}
 	if act != nil {
 		set = append(set, bson.E{Key: oplogstore.LeaseFieldWiping, Value: act})
@@ -274,7 +288,7 @@ func (ls *leases) mine(source string, epoch int64) bson.D {
 // renew extends the lease. errLeaseLost means it is no longer this instance's at epoch.
 func (ls *leases) renew(ctx context.Context, source string, epoch int64) error {
 	res, err := ls.coll.UpdateOne(ctx, ls.mine(source, epoch),
-		bson.D{{Key: "$set", Value: bson.D{{Key: oplogstore.LeaseFieldTTL, Value: ls.ttl.Seconds()}}}, {Key: "$currentDate", Value: bson.D{{Key: oplogstore.LeaseFieldRenewedAt, Value: true}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: oplogstore.LeaseFieldTTL, Value: ls.timing.ttl.Seconds()}}}, {Key: "$currentDate", Value: bson.D{{Key: oplogstore.LeaseFieldRenewedAt, Value: true}}}})
 	if err != nil {
 		return fmt.Errorf("renewing the lease: %w", err)
 	}
@@ -333,5 +347,6 @@ func describeHolder(l *lease, now time.Time) string {
 	return fmt.Sprintf("%s, lease renewed %s ago", who, now.Sub(l.RenewedAt.Time()).Round(time.Second))
 }
 
-// newUUID is a random UUID in its text form (the old manager's str(uuid.uuid4())).
+// newUUID is a random UUID in its text form: an id that no other process makes, with no
+// coordination (a collector instance's, a gap record's).
 func newUUID() string { return uuid.NewString() }

@@ -1,8 +1,3 @@
-// Package collector captures the change streams of MongoDB source clusters into an oplog
-// store for point-in-time recovery, in the layout of package oplogstore (the old Python
-// oplog collector's), without losing or duplicating an event: every store write is
-// idempotent and acknowledged by a majority before the position that covers it is
-// saved. One collector at a time captures a source (a lease); others stand by.
 package collector
 
 import (
@@ -145,7 +140,7 @@ func connectShared(c *config.Collector, me Instance) (*shared, error) {
 	sh := &shared{storeClient: storeClient, storeDB: storeClient.Database(c.Store.Database), beats: &heartbeats{}}
 	// The lease lives beside the store, whatever else the config says: every command
 	// that knows the store finds it, and the store can check it in each write.
-	sh.leases = &leases{coll: sh.storeDB.Collection(LeaseCollection, majority), beats: sh.beats, me: me, proc: thisProcess(), ttl: c.LeaseTTL}
+	sh.leases = &leases{coll: sh.storeDB.Collection(LeaseCollection, majority), beats: sh.beats, me: me, proc: thisProcess(), timing: leaseTiming{ttl: c.LeaseTTL}}
 	if c.Metadata != nil {
 		if sh.metaClient, err = connect(c.Metadata.MongoURI, "oplog_collector metadata"); err != nil {
 			sh.close()
@@ -306,7 +301,7 @@ func (m *Manager) Resume(ctx context.Context, name, from string, by Requester) (
 	}
 	var plan resumePlan
 	err = m.actOn(name, func(src *source) (err error) {
-		plan, err = planResume(ctx, src.client, src.oplog, point)
+		plan, err = planResume(ctx, src.client, src.headroom.oplog, point)
 		return err
 	}, func(cfg config.Source) (bool, error) {
 		resumed, err = resumeSource(ctx, m.shared, name, cfg.Database, plan, by)
@@ -346,7 +341,7 @@ func (m *Manager) actOn(name string, check func(*source) error, do func(config.S
 	}
 	cfg := r.src.cfg
 	m.stop(r, errKeepLease)
-	r.src.setState(stateResettingOplogStore, "")
+	r.src.state.set(stateResettingOplogStore, "")
 	gone, err := do(cfg)
 	switch {
 	case err != nil:

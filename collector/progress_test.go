@@ -16,8 +16,8 @@ import (
 )
 
 // capturingWriter is a writer of source name holding its lease on a test server's
-// store, with the source's metrics on reg.
-func capturingWriter(t *testing.T, name string, reg *prometheus.Registry) *writer {
+// store, with the source's metrics on reg, and the store and progress it writes to.
+func capturingWriter(t *testing.T, name string, reg *prometheus.Registry) (*writer, *sourceStore, *progress, *metrics) {
 	t.Helper()
 	client := connectClient(t, mongotest.URI(t))
 	db := client.Database(config.DefaultStoreDatabase)
@@ -26,12 +26,10 @@ func capturingWriter(t *testing.T, name string, reg *prometheus.Registry) *write
 		t.Fatal(err)
 	}
 	m := newMetrics(reg)
-	s := &source{
-		cfg: config.Source{Name: name}, common: &config.Collector{}, store: newSourceStore(db, name),
-		metrics: m, logger: log.NewNopLogger(), progress: newProgress(name, m),
-		sourceOK: true, storeOK: true, wake: make(chan struct{}, 1),
-	}
-	return &writer{source: s, epoch: epoch}
+	store, p := newSourceStore(db, name), newProgress(name, m)
+	health := newHealth(m, name, retryStore, errStoreWrite, time.Second)
+	report := newWriterReports(name, m, health, p, func(string, int64) { t.Error("a foreign write was reported") }, log.NewNopLogger())
+	return &writer{store: store, epoch: epoch, report: report}, store, p, m
 }
 
 // changeEvent is an insert's change event at clusterTime, with wallTime when not zero.
@@ -64,8 +62,7 @@ func changeEvent(t *testing.T, data string, clusterTime bson.Timestamp, wallTime
 func TestTheCheckpointIsTrueToTheMillisecond(t *testing.T) {
 	const name = "precise"
 	reg := prometheus.NewRegistry()
-	w := capturingWriter(t, name, reg)
-	s := w.source
+	w, store, progress, m := capturingWriter(t, name, reg)
 	gauge := func(metric string) float64 {
 		t.Helper()
 		families, err := reg.Gather()
@@ -104,11 +101,11 @@ func TestTheCheckpointIsTrueToTheMillisecond(t *testing.T) {
 	if got := gauge("oplog_capture_last_event_timestamp_seconds"); got != 1772366400.123 {
 		t.Errorf("last event: %.3f, want 1772366400.123", got)
 	}
-	s.metrics.lag.now = func() time.Time { return wall.Add(4 * time.Millisecond) }
+	m.lag.now = func() time.Time { return wall.Add(4 * time.Millisecond) }
 	if got := gauge("oplog_capture_lag_seconds"); got != 0.004 {
 		t.Errorf("lag 4 ms after the checkpoint: %v", got)
 	}
-	saved, err := s.store.loadToken(t.Context())
+	saved, err := store.loadToken(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +116,7 @@ func TestTheCheckpointIsTrueToTheMillisecond(t *testing.T) {
 	if got := gauge("oplog_capture_checkpoint_timestamp_seconds"); got != 1772366401.623 {
 		t.Errorf("checkpoint after a post-batch token answered at %v: %.3f, want 1772366401.623", answered, got)
 	}
-	if now, err := s.store.loadToken(t.Context()); err != nil || !bytes.Equal(now.Token, saved.Token) {
+	if now, err := store.loadToken(t.Context()); err != nil || !bytes.Equal(now.Token, saved.Token) {
 		t.Errorf("a post-batch token between two saves was saved: %v, %v", now.Token, err)
 	}
 
@@ -133,15 +130,15 @@ func TestTheCheckpointIsTrueToTheMillisecond(t *testing.T) {
 		t.Errorf("checkpoint after an event without wallTime: %.3f, want its cluster time's second 1772366409", got)
 	}
 
-	if err := testutil.CollectAndCompare(s.metrics.lag, strings.NewReader(`
+	if err := testutil.CollectAndCompare(m.lag, strings.NewReader(`
 # HELP oplog_capture_lag_seconds How far capture is behind the source, at the scrape: its time less the checkpoint (oplog_capture_checkpoint_timestamp_seconds); 0 when the source's clock is ahead of this host's.
 # TYPE oplog_capture_lag_seconds gauge
 oplog_capture_lag_seconds{source_cluster="precise"} 0
 `)); err != nil {
 		t.Errorf("lag with the source's clock ahead: %v", err)
 	}
-	s.progress.forget()
-	if n := testutil.CollectAndCount(s.metrics.lag); n != 0 {
+	progress.forget()
+	if n := testutil.CollectAndCount(m.lag); n != 0 {
 		t.Errorf("%d lag series after the lease was lost, want none", n)
 	}
 }

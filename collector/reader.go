@@ -6,12 +6,15 @@ import (
 	"errors"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -19,13 +22,52 @@ import (
 // startAfter, the only option that can pass an invalidate.
 var errInvalidated = errors.New("change stream invalidated")
 
-// readLoop keeps a change stream open, reopening it after failures with capped
+// reader reads a source's change stream into a capture's buffer, reopening it after
+// failures, for as long as the capture lasts.
+type reader struct {
+	// What it reads: the source cluster, as the settings say.
+	client   *mongo.Client
+	settings readSettings
+	features serverFeatures // the source's, once read
+	// fragments finds, in the store, the first fragment of a split event when a stream
+	// opens inside it.
+	fragments fragmentFinder
+	// What it reports.
+	report readerReports
+}
+
+// readSettings say what a reader reads and how it paces itself.
+type readSettings struct {
+	name         string // the source's
+	database     string // empty: the whole cluster
+	fullDocument string
+	// ownDatabases are the store's and the metadata's databases, never captured.
+	ownDatabases       []string
+	batch              config.Batch
+	checkpointInterval time.Duration // how often a quiet source's post-batch token is saved
+	maxBackoff         time.Duration
+}
+
+// fragmentFinder is the store as a reader sees it.
+type fragmentFinder interface {
+	firstFragmentType(ctx context.Context, ts bson.Timestamp, laterData string) (string, error)
+}
+
+// readerReports are where a reader tells how reading goes.
+type readerReports struct {
+	opened    func()             // a stream is open: the source answers
+	source    *health            // the source's side of the capture: failures to read
+	tokenLost prometheus.Counter // oplog_capture_errors_total{kind="resume_token_lost"}
+	logger    log.Logger
+}
+
+// loop keeps a change stream open from pos, reopening it after failures with capped
 // exponential backoff and jitter, for ever. It returns the error when the resume token
 // is lost: the source cannot go on without a reset.
-func (s *source) readLoop(ctx context.Context, pos position, buf *buffer) (lost error) {
+func (r *reader) loop(ctx context.Context, pos position, buf *buffer) (lost error) {
 	attempt := 0
 	for {
-		opened, err := s.readStream(ctx, &pos, buf)
+		opened, err := r.readStream(ctx, &pos, buf)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -34,16 +76,14 @@ func (s *source) readLoop(ctx context.Context, pos position, buf *buffer) (lost 
 		}
 		switch {
 		case errors.Is(err, errInvalidated):
-			level.Info(s.logger).Log("msg", "Change stream invalidated; reopening after it with startAfter")
+			level.Info(r.report.logger).Log("msg", "Change stream invalidated; reopening after it with startAfter")
 			continue
-		case isResumeTokenLost(err):
-			s.metrics.errors.WithLabelValues(s.cfg.Name, errResumeTokenLost).Inc()
+		case mongoerr.ResumeTokenLost(err):
+			r.report.tokenLost.Inc()
 			return err
 		}
-		s.metrics.errors.WithLabelValues(s.cfg.Name, errSourceRead).Inc()
-		s.metrics.retries.WithLabelValues(s.cfg.Name, retrySource).Inc()
-		s.setHealth(&s.sourceOK, false, err)
-		if !sleep(ctx, backoff(attempt, s.common.MaxBackoff)) {
+		r.report.source.failed(err)
+		if !sleep(ctx, backoff(attempt, r.settings.maxBackoff)) {
 			return nil
 		}
 		attempt++
@@ -54,110 +94,134 @@ func (s *source) readLoop(ctx context.Context, pos position, buf *buffer) (lost 
 // follows what was read, so a reopen continues where reading stopped. It only ever
 // moves to the end of a whole event: a stream opened inside a split event would lose
 // the first fragment's fields for the others.
-func (s *source) readStream(ctx context.Context, pos *position, buf *buffer) (opened bool, err error) {
-	if !s.features.known {
-		if s.features, err = detectFeatures(ctx, s.client); err != nil {
-			return false, err
-		}
-	}
-	cs, err := s.open(ctx, *pos)
+func (r *reader) readStream(ctx context.Context, pos *position, buf *buffer) (opened bool, err error) {
+	cs, err := r.open(ctx, *pos)
 	if err != nil {
 		return false, err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = cs.Close(closeCtx)
-	}()
-	s.mu.Lock()
-	s.streaming = true
-	s.mu.Unlock()
-	s.setHealth(&s.sourceOK, true, nil)
-	if pos.Token == nil {
-		// First start: save where "now" is at once, so that a restart resumes here.
-		if tok := cs.ResumeToken(); tok != nil {
-			if err := s.pushPosition(ctx, pos, buf, tok, time.Now(), false); err != nil {
-				return true, err
-			}
-		}
-	} else if err := buf.push(ctx, item{pos: *pos, restart: true}); err != nil {
+	defer closeStream(ctx, cs)
+	r.report.opened()
+	if err := r.begin(ctx, cs, pos, buf); err != nil {
 		return true, err
 	}
 	defer buf.publish() // what was read goes to the writer, however reading ends
 	buf.publish()
-	var split splitState
-	midEvent := false
-	// saved is the newest token the writer saves or has saved: an event's is saved with
-	// its batch, a post-batch token every checkpoint_interval.
-	saved, lastCheckpoint := pos.Token, time.Now()
-	read, lastRead := 0, time.Now() // the events of the read in progress; when the last one ended
+	st := &streamReading{cs: cs, buf: buf, pos: pos, saved: pos.Token, lastCheckpoint: time.Now(), lastRead: time.Now()}
 	for {
 		if cs.TryNext(ctx) {
-			it, err := toItem(s.cfg.Name, cs.Current, time.Now(), &split)
-			if orphan, ok := errors.AsType[*orphanFragment](err); ok {
-				split = s.recoverSplit(ctx, orphan)
-				it, err = toItem(s.cfg.Name, cs.Current, time.Now(), &split)
-			}
-			if err != nil {
-				return true, err
-			}
-			if err := buf.push(ctx, it); err != nil {
-				return true, err
-			}
-			midEvent = !it.checkpoint()
-			if !midEvent {
-				*pos = it.pos
-				saved = it.pos.Token
-			}
-			if it.pos.StartAfter {
-				return true, errInvalidated
-			}
-			if read++; cs.RemainingBatchLength() == 0 {
-				// The end of a read: its events go to the writer together.
-				buf.publish()
-				now := time.Now()
-				wait := pause(read, now.Sub(lastRead), s.common.Batch)
-				read, lastRead = 0, now
-				if wait > 0 && !sleep(ctx, wait) {
-					return true, ctx.Err()
-				}
-			}
-			continue
+			err = r.takeEvent(ctx, st)
+		} else {
+			err = r.takeQuiet(ctx, st)
 		}
-		lastRead = time.Now()
-		if err := cs.Err(); err != nil {
+		if err != nil {
 			return true, err
 		}
-		if ctx.Err() != nil {
-			return true, ctx.Err()
-		}
-		if cs.ID() == 0 {
-			return true, errors.New("the server closed the change stream")
-		}
-		// An empty batch: the source had nothing more when it answered. Its token is
-		// saved every checkpoint_interval; in between, it only moves the checkpoint
-		// once what was read before it is written.
-		if tok := cs.ResumeToken(); tok != nil && !midEvent {
-			answered := time.Now()
-			save := !bytes.Equal(tok, saved) && answered.Sub(lastCheckpoint) >= s.common.CheckpointInterval
-			if err := s.pushPosition(ctx, pos, buf, tok, answered, !save); err != nil {
-				return true, err
-			}
-			if save {
-				saved, lastCheckpoint = pos.Token, answered
-			}
-		}
 	}
+}
+
+// streamReading is what reading one open stream keeps from one answer to the next.
+type streamReading struct {
+	cs    *mongo.ChangeStream
+	buf   *buffer
+	pos   *position // the end of the last whole event read
+	split splitState
+	// midEvent is set while a split event is read: no position in it is resumable.
+	midEvent bool
+	// saved is the newest token the writer saves or has saved: an event's is saved with
+	// its batch, a post-batch token every checkpoint_interval, lastCheckpoint being when.
+	saved          bson.Raw
+	lastCheckpoint time.Time
+	// read counts the events of the read in progress; lastRead is when the last one ended.
+	read     int
+	lastRead time.Time
+}
+
+// begin tells the writer where the stream starts: at a first start, where "now" is,
+// saved at once so that a restart resumes there; else that what the store holds after
+// pos is to be dropped, since it is read again now.
+func (r *reader) begin(ctx context.Context, cs *mongo.ChangeStream, pos *position, buf *buffer) error {
+	if pos.Token != nil {
+		return buf.push(ctx, item{pos: *pos, restart: true})
+	}
+	if tok := cs.ResumeToken(); tok != nil {
+		return pushPosition(ctx, pos, buf, tok, time.Now(), false)
+	}
+	return nil
+}
+
+// takeEvent pushes the event the stream holds. At the end of a read it hands the
+// read's events to the writer together, and waits before reading again as pause says.
+func (r *reader) takeEvent(ctx context.Context, st *streamReading) error {
+	it, err := toItem(r.settings.name, st.cs.Current, time.Now(), &st.split)
+	if orphan, ok := errors.AsType[*orphanFragment](err); ok {
+		st.split = r.recoverSplit(ctx, orphan)
+		it, err = toItem(r.settings.name, st.cs.Current, time.Now(), &st.split)
+	}
+	if err != nil {
+		return err
+	}
+	if err := st.buf.push(ctx, it); err != nil {
+		return err
+	}
+	st.midEvent = !it.checkpoint()
+	if !st.midEvent {
+		*st.pos = it.pos
+		st.saved = it.pos.Token
+	}
+	if it.pos.StartAfter {
+		return errInvalidated
+	}
+	if st.read++; st.cs.RemainingBatchLength() > 0 {
+		return nil
+	}
+	st.buf.publish()
+	now := time.Now()
+	wait := pause(st.read, now.Sub(st.lastRead), r.settings.batch)
+	st.read, st.lastRead = 0, now
+	if wait > 0 && !sleep(ctx, wait) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// takeQuiet handles an answer without an event: the source had nothing more when it
+// answered, or the stream failed. The answer's token is saved every
+// checkpoint_interval; in between, it only moves the checkpoint once what was read
+// before it is written.
+func (r *reader) takeQuiet(ctx context.Context, st *streamReading) error {
+	st.lastRead = time.Now()
+	if err := st.cs.Err(); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if st.cs.ID() == 0 {
+		return errors.New("the server closed the change stream")
+	}
+	tok := st.cs.ResumeToken()
+	if tok == nil || st.midEvent {
+		return nil
+	}
+	answered := time.Now()
+	save := !bytes.Equal(tok, st.saved) && answered.Sub(st.lastCheckpoint) >= r.settings.checkpointInterval
+	if err := pushPosition(ctx, st.pos, st.buf, tok, answered, !save); err != nil {
+		return err
+	}
+	if save {
+		st.saved, st.lastCheckpoint = st.pos.Token, answered
+	}
+	return nil
 }
 
 // recoverSplit finds what the first fragment of a split event carried (its type), when
 // the stream was opened inside the event: that fragment is in the store, written before
 // the position that led here was saved. Unknown, the type stays empty; the time is in
 // the fragment's token either way.
-func (s *source) recoverSplit(ctx context.Context, orphan *orphanFragment) splitState {
-	opType, err := s.store.firstFragmentType(ctx, orphan.clusterTime, orphan.data)
+func (r *reader) recoverSplit(ctx context.Context, orphan *orphanFragment) splitState {
+	opType, err := r.fragments.firstFragmentType(ctx, orphan.clusterTime, orphan.data)
 	if err != nil {
-		level.Warn(s.logger).Log("msg", "The first fragment of a split event read from the middle was not found in the store; its later fragments are stored without the event's type",
+		level.Warn(r.report.logger).Log("msg", "The first fragment of a split event read from the middle was not found in the store; its later fragments are stored without the event's type",
 			"cluster_time", tsTime(orphan.clusterTime), "err", describe(err))
 	}
 	return splitState{opType: opType, clusterTime: orphan.clusterTime}
@@ -167,7 +231,7 @@ func (s *source) recoverSplit(ctx context.Context, orphan *orphanFragment) split
 // writer, for once everything before it is written: to save, or (progressOnly) to show
 // how far the store holds every event. The answer's own times ($clusterTime,
 // operationTime) tell only the second: this host's clock says it to the millisecond.
-func (s *source) pushPosition(ctx context.Context, pos *position, buf *buffer, token bson.Raw, answered time.Time, progressOnly bool) error {
+func pushPosition(ctx context.Context, pos *position, buf *buffer, token bson.Raw, answered time.Time, progressOnly bool) error {
 	p := *pos
 	if !bytes.Equal(token, pos.Token) {
 		ts, _ := oplogstore.TokenTime(token)
@@ -200,23 +264,30 @@ func pause(n int, over time.Duration, b config.Batch) time.Duration {
 	return b.MaxWait
 }
 
-// open starts the change stream on the cluster, or on the configured database.
-func (s *source) open(ctx context.Context, pos position) (*mongo.ChangeStream, error) {
+// open starts the change stream on the cluster, or on the configured database, once
+// it knows what the server supports.
+func (r *reader) open(ctx context.Context, pos position) (*mongo.ChangeStream, error) {
+	if !r.features.known {
+		features, err := detectFeatures(ctx, r.client)
+		if err != nil {
+			return nil, err
+		}
+		r.features = features
+	}
 	pipeline := mongo.Pipeline{{{Key: "$match", Value: bson.D{
 		{Key: "operationType", Value: bson.D{{Key: "$in", Value: capturedOperations}}},
 		// The collector's own writes, when the store or the metadata database is on a
 		// captured cluster: capturing them would feed back for ever.
-		{Key: "ns.db", Value: bson.D{{Key: "$nin", Value: s.ownDatabases}}},
+		{Key: "ns.db", Value: bson.D{{Key: "$nin", Value: r.settings.ownDatabases}}},
 	}}}}
-	if s.features.splitLargeEvents {
+	if r.features.splitLargeEvents {
 		pipeline = append(pipeline, bson.D{{Key: "$changeStreamSplitLargeEvent", Value: bson.D{}}}) // must be last
 	}
 	opts := options.ChangeStream().
-		SetFullDocument(options.FullDocument(s.cfg.FullDocument)).
+		SetFullDocument(options.FullDocument(r.settings.fullDocument)).
 		SetMaxAwaitTime(maxAwait).
-		SetBatchSize(int32(s.common.Batch.MaxEvents)) // a getMore fills about one store batch
-
-	if s.features.showExpandedEvents {
+		SetBatchSize(int32(r.settings.batch.MaxEvents)) // a getMore fills about one store batch
+	if r.features.showExpandedEvents {
 		opts.SetShowExpandedEvents(true)
 	}
 	switch {
@@ -227,31 +298,15 @@ func (s *source) open(ctx context.Context, pos position) (*mongo.ChangeStream, e
 	case !pos.ClusterTime.IsZero():
 		opts.SetStartAtOperationTime(&pos.ClusterTime) // a position carried as a time only
 	}
-	if s.cfg.Database == "" {
-		return s.client.Watch(ctx, pipeline, opts)
+	if r.settings.database == "" {
+		return r.client.Watch(ctx, pipeline, opts)
 	}
-	return s.client.Database(s.cfg.Database).Watch(ctx, pipeline, opts)
+	return r.client.Database(r.settings.database).Watch(ctx, pipeline, opts)
 }
 
-// Error codes that mean the saved position is gone from the source's oplog
-// (docs/oplog-store.md): ChangeStreamHistoryLost, ChangeStreamFatalError, and the
-// resume-token-not-found code of MongoDB 4.0.
-var resumeTokenLostCodes = []int{286, 280, 40576}
-
-// isResumeTokenLost tells a stream that can never be resumed from the saved token from
-// one that only needs reopening.
-func isResumeTokenLost(err error) bool {
-	var se mongo.ServerError
-	if !errors.As(err, &se) {
-		return false
-	}
-	if se.HasErrorLabel("NonResumableChangeStreamError") {
-		return true
-	}
-	for _, code := range resumeTokenLostCodes {
-		if se.HasErrorCode(code) {
-			return true
-		}
-	}
-	return false
+// closeStream closes a change stream, even once ctx has ended.
+func closeStream(ctx context.Context, cs *mongo.ChangeStream) {
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = cs.Close(closeCtx)
 }

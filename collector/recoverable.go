@@ -3,26 +3,35 @@ package collector
 import (
 	"context"
 
+	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
 // What a restore can reach, exported with every heartbeat beside the store's oldest
 // event: the oldest event alone overstates the window of a store with a gap in it (a
-// reset, a lost resume token), which only `oplog_collector range` could tell before.
+// reset, a lost resume token); these series say what `oplog_collector range` says.
 
-// exportRecoverable reads the source's record of gaps and sets the gap gauges and
+// recoverableWindow exports, for one source, what its record of gaps leaves a restore.
+type recoverableWindow struct {
+	name    string
+	store   *mongo.Database
+	metrics *metrics
+	logger  log.Logger
+}
+
+// export reads the source's record of gaps and sets the gap gauges and
 // oplog_capture_recoverable_since_timestamp_seconds, given the store's oldest event
-// (hasOldest false: the store holds none). A series that cannot be worked out is
-// deleted rather than left at an old value.
-func (s *source) exportRecoverable(ctx context.Context, oldest bson.Timestamp, hasOldest bool) {
-	name := s.cfg.Name
-	gaps, err := oplogstore.ReadGaps(ctx, s.store.gaps.Database(), name)
+// (hasOldest false: the store holds none) and the saved checkpoint. A series that
+// cannot be worked out is deleted rather than left at an old value.
+func (r recoverableWindow) export(ctx context.Context, oldest bson.Timestamp, hasOldest bool, checkpoint bson.Timestamp) {
+	gaps, err := oplogstore.ReadGaps(ctx, r.store, r.name)
 	if err != nil {
-		s.forgetRecoverable()
-		level.Debug(s.logger).Log("msg", "Gaps of the captured history not read; the recoverable window is not exported until they are", "err", describe(err))
+		r.forget()
+		level.Debug(r.logger).Log("msg", "Gaps of the captured history not read; the recoverable window is not exported until they are", "err", describe(err))
 		return
 	}
 	open := 0
@@ -31,25 +40,21 @@ func (s *source) exportRecoverable(ctx context.Context, oldest bson.Timestamp, h
 			open++
 		}
 	}
-	s.metrics.gaps.WithLabelValues(name).Set(float64(len(gaps)))
-	s.metrics.openGaps.WithLabelValues(name).Set(float64(open))
-	var checkpoint bson.Timestamp
-	if p := s.progress.position(); p != nil {
-		checkpoint = p.ClusterTime
-	}
+	r.metrics.gaps.WithLabelValues(r.name).Set(float64(len(gaps)))
+	r.metrics.openGaps.WithLabelValues(r.name).Set(float64(open))
 	since, ok := recoverableSince(oldest, checkpoint, gaps)
 	if !hasOldest || !ok {
-		s.metrics.recoverableSince.DeleteLabelValues(name)
+		r.metrics.recoverableSince.DeleteLabelValues(r.name)
 		return
 	}
-	s.metrics.recoverableSince.WithLabelValues(name).Set(seconds(since))
+	r.metrics.recoverableSince.WithLabelValues(r.name).Set(seconds(since))
 }
 
-// forgetRecoverable deletes the series exportRecoverable sets: a standby's figures
-// would be stale, the holder's are the ones that count.
-func (s *source) forgetRecoverable() {
-	for _, g := range []interface{ DeleteLabelValues(...string) bool }{s.metrics.gaps, s.metrics.openGaps, s.metrics.recoverableSince} {
-		g.DeleteLabelValues(s.cfg.Name)
+// forget deletes the series export sets: a standby's figures would be stale, the
+// holder's are the ones that count.
+func (r recoverableWindow) forget() {
+	for _, g := range []interface{ DeleteLabelValues(...string) bool }{r.metrics.gaps, r.metrics.openGaps, r.metrics.recoverableSince} {
+		g.DeleteLabelValues(r.name)
 	}
 }
 

@@ -39,15 +39,14 @@ func (st Status) Window() time.Duration {
 func (s *source) status() Status {
 	snap := s.progress.snapshot()
 	pending := s.progress.pending(time.Now())
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	state, errText, holder := s.state.current()
 	st := Status{
-		Name: s.cfg.Name, State: s.state, Error: s.errText, Holder: s.holder,
+		Name: s.cfg.Name, State: state, Error: errText, Holder: holder,
 		Checkpoint: snap.checkpoint, LastEvent: snap.lastEvent, StoreOldest: snap.storeOldest,
 		StoreWritePendingSeconds: pending.Seconds(),
 	}
-	if s.buf != nil {
-		st.BufferedEvents = s.buf.length()
+	if buf := s.buf.Load(); buf != nil {
+		st.BufferedEvents = buf.length()
 	}
 	return st
 }
@@ -64,7 +63,7 @@ func (s *source) heartbeatLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-		case <-s.wake:
+		case <-s.state.wake:
 		}
 	}
 }
@@ -76,35 +75,39 @@ func (s *source) sendHeartbeat(ctx context.Context, final bool) {
 	ctx, cancel := context.WithTimeout(ctx, storeAttemptTimeout)
 	defer cancel()
 	st := s.status()
-	s.mu.Lock()
-	deregistered, epoch, holds := s.deregistered, s.epoch, s.loseLease != nil
-	s.mu.Unlock()
+	epoch, holds := s.tenure.current()
 	var err error
 	switch {
-	case deregistered:
+	case s.state.isDeregistered():
 		return
 	case st.State == stateStandby:
-		s.forgetRecoverable()
+		s.recoverable.forget()
 		err = s.beats.reportStandby(ctx, s.cfg.Name, s.leases.me)
 	case !holds && !final:
 		return // the lease is not this collector's: the holder, or the act under way, reports
 	default:
-		oldest, ok, oldestErr := s.store.oldest(ctx)
-		if oldestErr == nil && ok {
-			s.progress.oldestStored(oldest)
-			st.StoreOldest = tsTime(oldest)
-		}
-		if oldestErr == nil {
-			s.exportRecoverable(ctx, oldest, ok)
-		}
-		err = s.beats.report(ctx, s.cfg.Name, hbdoc.Report{
-			Status: st.State, Scope: s.cfg.Database, Checkpoint: s.progress.snapshot().saved, LastEvent: st.LastEvent,
-			FirstOplog: st.StoreOldest, SourceOplogOldest: s.sourceOplogOldest(), Error: st.Error, Holder: &s.leases.me, LeaseEpoch: epoch,
-			PID: holding(st.State != stateStopped && st.State != stateResumeTokenLost),
-		}, func(ctx context.Context) (bool, error) { return s.leases.holds(ctx, s.cfg.Name, epoch, false) })
+		err = s.report(ctx, st, epoch)
 	}
 	if err != nil && ctx.Err() == nil {
 		s.metrics.errors.WithLabelValues(s.cfg.Name, errHeartbeat).Inc()
 		level.Debug(s.logger).Log("msg", "Heartbeat not written; counted in oplog_capture_errors_total{kind=\"heartbeat\"}", "err", describe(err))
 	}
+}
+
+// report writes the holder's heartbeat at epoch, with what the store holds: its oldest
+// event, and what its record of gaps leaves a restore.
+func (s *source) report(ctx context.Context, st Status, epoch int64) error {
+	oldest, ok, err := s.store.oldest(ctx)
+	if err == nil && ok {
+		s.progress.oldestStored(oldest)
+		st.StoreOldest = tsTime(oldest)
+	}
+	if err == nil {
+		s.recoverable.export(ctx, oldest, ok, s.checkpointTime())
+	}
+	return s.beats.report(ctx, s.cfg.Name, hbdoc.Report{
+		Status: st.State, Scope: s.cfg.Database, Checkpoint: s.progress.snapshot().saved, LastEvent: st.LastEvent,
+		FirstOplog: st.StoreOldest, SourceOplogOldest: s.headroom.oldestEntry(), Error: st.Error, Holder: &s.leases.me, LeaseEpoch: epoch,
+		PID: holding(st.State != stateStopped && st.State != stateResumeTokenLost),
+	}, func(ctx context.Context) (bool, error) { return s.leases.holds(ctx, s.cfg.Name, epoch, false) })
 }

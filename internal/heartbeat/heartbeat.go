@@ -1,15 +1,3 @@
-// Package heartbeat is the heartbeat document oplog collectors keep in the central
-// metadata collection (source_clusters_info): one document per source cluster, matched
-// by name, with the collector's state under collector_status. oplog_collector writes it
-// (Update) and mongosync_exporter reads it (Parse), from this one description.
-//
-// The layout is the old Python oplog collector's (docs/oplog-store.md, "Heartbeat
-// document"), so its UI and ours read each other's documents: times are ISO-8601
-// strings as Python's datetime.isoformat() writes them for an aware UTC time, with
-// "+00:00" and 1-second precision, and updates are $set on dotted collector_status.<field>
-// paths, so the fields the old manager owns are left alone. No connection string is
-// ever written: the old tool stored them, with their passwords, in the same document,
-// which is why readers fetch only Projection.
 package heartbeat
 
 import (
@@ -51,7 +39,7 @@ const (
 
 // Values of collector_status.status.
 const (
-	// Written by the old Python collector and its manager.
+	// Written by the old collector (package oplogstore) and its manager.
 	StatusPendingRegistration      = "pending_registration"
 	StatusStarting                 = "starting"
 	StatusRunning                  = "running"
@@ -205,5 +193,5 @@ func nullIfZero[T comparable](v T) any {
 	return v
 }
 
-// newUUID is a random UUID in its text form, as the old manager's str(uuid.uuid4()) ids.
+// newUUID is a random UUID in its text form, as the old manager's document ids are.
 func newUUID() string { return uuid.NewString() }

@@ -152,7 +152,7 @@ func TestUpdateWritesTheOldFormat(t *testing.T) {
 	}
 }
 
-// The old Python collector's documents: ISO strings with microseconds or none, naive
+// The old collector's documents: ISO strings with microseconds or none, naive
 // times, nulls, a document never reported.
 func TestParseOldCollector(t *testing.T) {
 	doc, err := bson.Marshal(bson.D{

@@ -42,7 +42,7 @@ func Projection() bson.D {
 const maxEcho = 64
 
 // Parse reads a document as either collector writes it: ISO-8601 strings from the old
-// Python collector (and ours), BSON dates or timestamps from other writers. A field of
+// collector (and ours), BSON dates or timestamps from other writers. A field of
 // another type is left out and named in problems, sorted, so the same document always
 // gives the same text. It never panics, whatever the bytes.
 func Parse(doc bson.Raw) (hb Heartbeat, problems []string) {

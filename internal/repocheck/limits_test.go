@@ -24,49 +24,19 @@ const (
 // names them, and everything else compares through those names.
 const errorCodesHome = module + "/internal/mongoerr"
 
-// pendingViolations are the product files and functions over the limits, and the bare
-// error codes, that the test tolerates until they are brought in line; each key is as
-// violation.key prints it. An entry that no longer violates fails the test: remove it.
-//
-// These are in packages other branches of issue 25 are renovating: once they are merged,
-// this list must be empty.
-var pendingViolations = map[string]bool{
-	"code collector/reader.go 280":               true,
-	"code collector/reader.go 286":               true,
-	"code collector/reader.go 40576":             true,
-	"code collector/store.go 11000":              true,
-	"file collector/store.go":                    true,
-	"file internal/pitr/apply.go":                true,
-	"file internal/pitr/replay.go":               true,
-	"file internal/pitr/update.go":               true,
-	"func cmd/oplog_collector/pitr.go runPITR":   true,
-	"func collector/reader.go source.readStream": true,
-}
-
-// violation is one breach of the limits: key names it without numbers (so that it stays
-// the same while the code around it changes), detail says where and by how much.
+// violation is one breach of the limits: key names it without numbers (what the checker's
+// own test compares), detail says where and by how much.
 type violation struct{ key, detail string }
 
 // Product code (the packages the two binaries link, without their tests) keeps the limits:
 // no function over 80 lines, no file over 450, and no MongoDB error code written as a
 // number outside internal/mongoerr.
 func TestProductCodeLimits(t *testing.T) {
-	found := map[string]string{}
 	for _, pkg := range productPackages(t) {
 		for _, file := range pkg.files {
 			for _, v := range checkFile(t, pkg, file) {
-				found[v.key] = v.detail
+				t.Error(v.detail)
 			}
-		}
-	}
-	for _, key := range slices.Sorted(mapKeys(found)) {
-		if !pendingViolations[key] {
-			t.Errorf("%s", found[key])
-		}
-	}
-	for _, key := range slices.Sorted(mapKeys(pendingViolations)) {
-		if _, ok := found[key]; !ok {
-			t.Errorf("%q is within the limits now: remove it from pendingViolations", key)
 		}
 	}
 }
@@ -269,14 +239,4 @@ func calledName(fun ast.Expr) string {
 		return x.Sel.Name
 	}
 	return ""
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
