@@ -30,6 +30,11 @@ type changeStream struct {
 	// stream has returned past it: passing it without meeting its event
 	// fails with 280, as mongod's ensure-resume-token-present stage does.
 	resumeFrom *tokenKey
+	// pending are the fragments of a split event that a full batch left over: the next
+	// getMore returns them first, as mongod's split stage queues the fragments of one
+	// rendering in the cursor. Rendering the event again would look its document up
+	// again (updateLookup), and a write since could change the split, or end it.
+	pending []positioned
 }
 
 // Internal databases never appear in cluster streams, nor system
@@ -167,10 +172,17 @@ func (cs *changeStream) read(s *Server, n int) ([]bsoncore.Document, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	var batch []bsoncore.Document
-	size := 0
+	b := fillingBatch{n: n}
+	pending := cs.pending
+	cs.pending = nil
+	if done, err := b.take(cs, pending); err != nil || done {
+		return b.docs, err
+	}
 	events := s.log.events
 	for i := s.log.firstAfter(cs.pos); i < len(events); i++ {
+		if cs.passed(events[i]) {
+			continue
+		}
 		rendered, err := cs.render(s, events[i])
 		if err != nil {
 			return nil, err
@@ -180,32 +192,59 @@ func (cs *changeStream) read(s *Server, n int) ([]bsoncore.Document, error) {
 			if err != nil {
 				return nil, err
 			}
-			for _, d := range docs {
-				if err := cs.checkResumeToken(d); err != nil {
-					return nil, err
-				}
-				if !cs.pos.less(d.key) {
-					continue // the resume point, or a fragment before it
-				}
-				if len(batch) > 0 && (size+len(d.doc) > maxBatchBytes || (n > 0 && len(batch) >= n)) {
-					return batch, nil
-				}
-				if d.doc != nil {
-					batch = append(batch, d.doc)
-					size += len(d.doc)
-				}
-				cs.pos = d.key
-				if d.key.kind == kindInvalidate {
-					cs.invalidated = true
-					return batch, nil
-				}
+			if done, err := b.take(cs, docs); done || err != nil {
+				return b.docs, err
 			}
 		}
 	}
 	if hwm := (tokenKey{ts: s.clock.now(), kind: kindHighWaterMark}); cs.pos.less(hwm) {
 		cs.pos = hwm
 	}
-	return batch, nil
+	return b.docs, nil
+}
+
+// fillingBatch is the batch a getMore is filling: up to n documents (n < 0: no count
+// limit) and 16 MiB.
+type fillingBatch struct {
+	n    int
+	docs []bsoncore.Document
+	size int
+}
+
+// take adds to the batch the documents of docs after the stream's position, moving the
+// position with them. It returns true when the batch is done: full (the fragments of a
+// split event it has no room for are left in cs.pending), or ended by an invalidate.
+func (b *fillingBatch) take(cs *changeStream, docs []positioned) (done bool, err error) {
+	for j, d := range docs {
+		if err := cs.checkResumeToken(d); err != nil {
+			return true, err
+		}
+		if !cs.pos.less(d.key) {
+			continue // the resume point, or a fragment before it
+		}
+		if len(b.docs) > 0 && (b.size+len(d.doc) > maxBatchBytes || (b.n > 0 && len(b.docs) >= b.n)) {
+			if d.key.frag > 0 {
+				cs.pending = docs[j:]
+			}
+			return true, nil
+		}
+		if d.doc != nil {
+			b.docs = append(b.docs, d.doc)
+			b.size += len(d.doc)
+		}
+		cs.pos = d.key
+		if d.key.kind == kindInvalidate {
+			cs.invalidated = true
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// passed tells whether e is the split event whose last fragment the stream returned:
+// rendered again, its document looked up again could split it into more fragments.
+func (cs *changeStream) passed(e *event) bool {
+	return cs.pos.frag > 0 && cs.resumeFrom == nil && e.ts == cs.pos.ts && e.opIndex == cs.pos.opIndex && cs.pos.kind == kindEvent
 }
 
 // checkResumeToken follows the resume token through the stream's output:
