@@ -215,6 +215,9 @@ type fillingBatch struct {
 // position with them. It returns true when the batch is done: full (the fragments of a
 // split event it has no room for are left in cs.pending), or ended by an invalidate.
 func (b *fillingBatch) take(cs *changeStream, docs []positioned) (done bool, err error) {
+	if err := cs.checkSplitResume(docs); err != nil {
+		return true, err
+	}
 	for j, d := range docs {
 		if err := cs.checkResumeToken(d); err != nil {
 			return true, err
@@ -241,10 +244,33 @@ func (b *fillingBatch) take(cs *changeStream, docs []positioned) (done bool, err
 	return false, nil
 }
 
+// checkSplitResume fails a stream opened at a fragment of a split event when the
+// event, rendered again now, does not reach that fragment: no longer split, or split
+// into fewer fragments (updateLookup's document changed since). mongod's split stage
+// refuses both (change_stream_split_large_event_stage.cpp); when the event splits into
+// more fragments, it returns those after the token's.
+func (cs *changeStream) checkSplitResume(docs []positioned) error {
+	r := cs.resumeFrom
+	if r == nil || r.frag == 0 || len(docs) == 0 || docs[0].doc == nil || !sameEvent(docs[0].key, *r) {
+		return nil
+	}
+	switch last := docs[len(docs)-1].key.frag; {
+	case last == 0:
+		return errorf(codeChangeStreamFatalError, "Attempted to resume from a split event fragment, but the event in the resumed stream was not large enough to be split")
+	case last < r.frag:
+		return errorf(codeChangeStreamFatalError, "Attempted to resume from a split event, but the resumed stream produced a different split. Ensure that the pipeline used to resume is the same as the original")
+	}
+	return nil
+}
+
+// sameEvent tells whether a and b are positions in one event: equal, or two of its
+// fragments, or the event whole and one of its fragments.
+func sameEvent(a, b tokenKey) bool { return a.ts == b.ts && a.kind == b.kind && a.opIndex == b.opIndex }
+
 // passed tells whether e is the split event whose last fragment the stream returned:
 // rendered again, its document looked up again could split it into more fragments.
 func (cs *changeStream) passed(e *event) bool {
-	return cs.pos.frag > 0 && cs.resumeFrom == nil && e.ts == cs.pos.ts && e.opIndex == cs.pos.opIndex && cs.pos.kind == kindEvent
+	return cs.pos.frag > 0 && cs.resumeFrom == nil && sameEvent(cs.pos, tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex})
 }
 
 // checkResumeToken follows the resume token through the stream's output:

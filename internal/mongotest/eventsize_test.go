@@ -225,3 +225,36 @@ func splitOf(ev bson.Raw) (fragment, of int32) {
 	of, _ = ev.Lookup("splitEvent", "of").Int32OK()
 	return fragment, of
 }
+
+// TestResumeAtAFragmentOfAnEventNoLongerSplit: a stream opened at a fragment's token
+// renders the event again, with updateLookup's document as it is now; when the event
+// is no longer split, or splits into fewer fragments than the token's, mongod's split
+// stage fails the stream with 280 (change_stream_split_large_event_stage.cpp), from the
+// first fragment's token and from the last one's alike.
+func TestResumeAtAFragmentOfAnEventNoLongerSplit(t *testing.T) {
+	db, cx := setup(t)
+	coll := db.Collection("shrunk")
+	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: strings.Repeat("a", 4*mib)}})
+	must(t, err)
+	cs, err := coll.Watch(cx, splitStage, options.ChangeStream().SetFullDocument(options.UpdateLookup).SetMaxAwaitTime(50*time.Millisecond))
+	must(t, err)
+	defer cs.Close(cx)
+	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "b", Value: strings.Repeat("b", 13*mib/2)}}}})
+	must(t, err)
+	fragments := readFragments(t, cs)
+	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "a", Value: ""}, {Key: "b", Value: ""}}}})
+	must(t, err)
+	for i, f := range fragments {
+		// The event is in the opening aggregate's first batch: it fails there.
+		rs, err := coll.Watch(cx, splitStage, options.ChangeStream().SetFullDocument(options.UpdateLookup).
+			SetMaxAwaitTime(50*time.Millisecond).SetResumeAfter(f.Lookup("_id").Document()))
+		if err == nil {
+			rs.Next(cx)
+			err = rs.Err()
+			_ = rs.Close(cx)
+		}
+		if codeOf(err) != 280 || !strings.Contains(err.Error(), "not large enough to be split") {
+			t.Errorf("resumed at fragment %d of %d of an event no longer split: err %v; want 280", i+1, len(fragments), err)
+		}
+	}
+}
