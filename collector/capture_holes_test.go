@@ -1,9 +1,13 @@
 package collector
 
 import (
+	"errors"
+	"io"
+	"math"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -98,6 +102,55 @@ func TestResumeInsideASplitEventKeepsTheEventsFields(t *testing.T) {
 	eventually(t, "the store's oldest entry to be reported", func() bool {
 		return h2.gauge("oplog_capture_store_oldest_timestamp_seconds", "source_cluster", "split") > 0
 	})
+}
+
+// A split event's last fragment is no position to resume from: the server would render
+// the event again there, with updateLookup's document as it is then, and mongod's split
+// stage fails a stream resumed at a fragment of an event that no longer splits so far
+// (280, which would stop the capture as a lost resume token). Here the document shrinks
+// while the collector is stopped after the event: started again, it goes on, and the
+// store holds the event whole, read again, with nothing of the old split left.
+func TestRestartAfterASplitEventWhoseDocumentShrank(t *testing.T) {
+	uri := mongotest.URI(t)
+	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: "shrunk", uri: uri, database: "big"})
+	cfg.Collector.CheckpointInterval = time.Hour // only events' positions are saved
+	h := startManager(t, cfg)
+	h.waitState("shrunk", stateRunning)
+	client := connectClient(t, uri)
+	splitUpdate(t, client, "shrunk", "big")
+	h.stop()
+	coll := client.Database("big").Collection("blobs")
+	if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "blob", Value: ""}}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	h2 := startManager(t, cfg)
+	eventually(t, "the $unset stored", func() bool {
+		if s := h2.state("shrunk"); s == stateResumeTokenLost || s == stateError {
+			t.Fatalf("the capture is %s:\n%s", s, h2.logs.String())
+		}
+		for _, d := range stored(t, client, "shrunk") {
+			if d.Lookup("update_description", "removedFields").String() == `["blob"]` {
+				return true
+			}
+		}
+		return false
+	})
+	if fragments := fragmentsOf(t, client, "shrunk"); len(fragments) != 0 {
+		t.Errorf("%d fragments of the old split left in the store, want none: the event is stored whole as read again", len(fragments))
+	}
+	reader, err := oplogstore.ReadEvents(t.Context(), client.Database(config.DefaultStoreDatabase), "shrunk", nil, bson.Timestamp{T: math.MaxUint32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close(t.Context())
+	for {
+		if _, err := reader.Next(t.Context()); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("reading the store: %v", err)
+		}
+	}
 }
 
 // A source document of 16 MiB less 300 bytes: its store document, with the store's own

@@ -28,10 +28,16 @@ type item struct {
 	pos    position   // where a stream resumes after this item
 	opType string
 	size   int // BSON bytes of the store document
-	// partial marks a fragment of a split event other than its last: a stream resumed
-	// there would deliver the event's remaining fragments without the first one's
-	// fields, so its token is never saved and never resumed from.
+	// partial marks a fragment of a split event other than its last: the event goes on
+	// after it.
 	partial bool
+	// fragment marks any fragment of a split event, its last too: no stream resumes
+	// from a fragment's token. The server renders the event again there, with
+	// updateLookup's document as it is then: a stream resumed inside the event would
+	// deliver fragments of another split, and one resumed at the last fragment fails
+	// (mongod's split stage, ChangeStreamFatalError) once the event no longer splits
+	// that far, or gives the fragments of a longer split.
+	fragment bool
 	// progressOnly marks a position that need not be saved on its own: a post-batch
 	// token read between two saves of a quiet source's position. Written, it shows that
 	// the store holds every event up to it; saved with the events of its batch when
@@ -46,7 +52,7 @@ type item struct {
 }
 
 // checkpoint tells whether a stream may resume after this item.
-func (it *item) checkpoint() bool { return !it.partial && !it.restart }
+func (it *item) checkpoint() bool { return !it.fragment && !it.restart }
 
 // splitState carries what later fragments of a split event lack: the first fragment
 // has the event's type and cluster time, the others only their share of the fields.
@@ -95,7 +101,8 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 		wall = time.UnixMilli(ms)
 	}
 	partial := false
-	if splitEvent, ok := f.copied[splitEventField].DocumentOK(); ok {
+	splitEvent, isFragment := f.copied[splitEventField].DocumentOK()
+	if isFragment {
 		fragment, _ := splitEvent.Lookup("fragment").AsInt64OK()
 		of, _ := splitEvent.Lookup("of").AsInt64OK()
 		partial = fragment < of
@@ -127,11 +134,12 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 		wall = time.Unix(int64(clusterTime.T), 0) // before MongoDB 6.0, events have no wallTime
 	}
 	it := item{
-		doc:     raw,
-		pos:     position{Token: storedToken, StartAfter: opType == "invalidate", ClusterTime: clusterTime, Wall: wall},
-		opType:  opType,
-		size:    len(raw),
-		partial: partial,
+		doc:      raw,
+		pos:      position{Token: storedToken, StartAfter: opType == "invalidate", ClusterTime: clusterTime, Wall: wall},
+		opType:   opType,
+		size:     len(raw),
+		partial:  partial,
+		fragment: isFragment,
 	}
 	if len(raw) > oplogstore.MaxDocumentSize {
 		parts, err := oplogstore.Split(raw)
