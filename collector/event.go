@@ -60,6 +60,30 @@ type splitState struct {
 	opType      string
 	clusterTime bson.Timestamp
 	wall        time.Time // the event's wallTime, from whichever fragment had it
+	// next is the fragment the event's next document must be, of its of; 0 when no
+	// split event is under way.
+	next, of int64
+}
+
+// errSplitBroken is a document that does not continue the split event under way: an
+// event, or a fragment of another split. The driver resumed the stream inside the event
+// after a failure, from a fragment's token, and the server rendered the event again
+// otherwise (updateLookup's document had changed): the stream is opened again before
+// the event, which is then read whole.
+var errSplitBroken = errors.New("the change stream, resumed inside a split event, does not continue it: its document changed since; reading the event again")
+
+// continues tells whether a document (a fragment when isFragment) continues the split
+// event under way, if any.
+func (s *splitState) continues(isFragment bool, fragment, of int64) bool {
+	return s.next == 0 || isFragment && fragment == s.next && of == s.of
+}
+
+// advance records that fragment of of has been read.
+func (s *splitState) advance(fragment, of int64) {
+	s.next, s.of = fragment+1, of
+	if fragment >= of {
+		s.next = 0
+	}
 }
 
 // orphanFragment is a later fragment of a split event whose first fragment this
@@ -100,12 +124,13 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 	if ms, ok := f.copied[wallTimeField].DateTimeOK(); ok {
 		wall = time.UnixMilli(ms)
 	}
-	partial := false
 	splitEvent, isFragment := f.copied[splitEventField].DocumentOK()
+	fragment, _ := splitEvent.Lookup("fragment").AsInt64OK()
+	of, _ := splitEvent.Lookup("of").AsInt64OK()
+	if !split.continues(isFragment, fragment, of) {
+		return item{}, errSplitBroken
+	}
 	if isFragment {
-		fragment, _ := splitEvent.Lookup("fragment").AsInt64OK()
-		of, _ := splitEvent.Lookup("of").AsInt64OK()
-		partial = fragment < of
 		switch {
 		case fragment == 1 || opType != "":
 			*split = splitState{opType: opType, clusterTime: clusterTime, wall: wall}
@@ -122,6 +147,7 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 			ts, _ := oplogstore.TokenTime(bson.Raw(token))
 			return item{}, &orphanFragment{clusterTime: ts, data: string(data)}
 		}
+		split.advance(fragment, of)
 	}
 	if !hasTime {
 		return item{}, fmt.Errorf("change event %s has no clusterTime", string(data))
@@ -138,7 +164,7 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 		pos:      position{Token: storedToken, StartAfter: opType == "invalidate", ClusterTime: clusterTime, Wall: wall},
 		opType:   opType,
 		size:     len(raw),
-		partial:  partial,
+		partial:  isFragment && fragment < of,
 		fragment: isFragment,
 	}
 	if len(raw) > oplogstore.MaxDocumentSize {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/go-kit/log"
@@ -114,9 +115,22 @@ func (r *reader) readStream(ctx context.Context, pos *position, buf *buffer) (op
 			err = r.takeQuiet(ctx, st)
 		}
 		if err != nil {
-			return true, err
+			return true, st.failure(err)
 		}
 	}
+}
+
+// failure is the error a stream failed with, as the reader acts on it. Inside a split
+// event, or just after one, the driver resumes a stream that failed from a fragment's
+// token, where the server renders the event again: one that no longer splits that far
+// fails the stream (280). That says nothing of the reader's own position, before the
+// event: the stream is opened there again. Were that position gone, opening it would
+// tell.
+func (st *streamReading) failure(err error) error {
+	if (st.midEvent || st.lastFragment != nil) && mongoerr.ResumeTokenLost(err) {
+		return fmt.Errorf("%w (%s)", errSplitBroken, describe(err))
+	}
+	return err
 }
 
 // streamReading is what reading one open stream keeps from one answer to the next.
