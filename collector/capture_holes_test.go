@@ -1,9 +1,13 @@
 package collector
 
 import (
+	"errors"
+	"io"
+	"math"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -98,6 +102,115 @@ func TestResumeInsideASplitEventKeepsTheEventsFields(t *testing.T) {
 	eventually(t, "the store's oldest entry to be reported", func() bool {
 		return h2.gauge("oplog_capture_store_oldest_timestamp_seconds", "source_cluster", "split") > 0
 	})
+}
+
+// A split event's last fragment is no position to resume from: the server would render
+// the event again there, with updateLookup's document as it is then, and mongod's split
+// stage fails a stream resumed at a fragment of an event that no longer splits so far
+// (280, which would stop the capture as a lost resume token). Here the document shrinks
+// while the collector is stopped after the event: started again, it goes on, and the
+// store holds the event whole, read again, with nothing of the old split left.
+func TestRestartAfterASplitEventWhoseDocumentShrank(t *testing.T) {
+	uri := mongotest.URI(t)
+	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: "shrunk", uri: uri, database: "big"})
+	cfg.Collector.CheckpointInterval = time.Hour // only events' positions are saved
+	h := startManager(t, cfg)
+	h.waitState("shrunk", stateRunning)
+	client := connectClient(t, uri)
+	splitUpdate(t, client, "shrunk", "big")
+	h.stop()
+	coll := client.Database("big").Collection("blobs")
+	if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "blob", Value: ""}}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	h2 := startManager(t, cfg)
+	eventually(t, "the $unset stored", func() bool {
+		if s := h2.state("shrunk"); s == stateResumeTokenLost || s == stateError {
+			t.Fatalf("the capture is %s:\n%s", s, h2.logs.String())
+		}
+		for _, d := range stored(t, client, "shrunk") {
+			if d.Lookup("update_description", "removedFields").String() == `["blob"]` {
+				return true
+			}
+		}
+		return false
+	})
+	if fragments := fragmentsOf(t, client, "shrunk"); len(fragments) != 0 {
+		t.Errorf("%d fragments of the old split left in the store, want none: the event is stored whole as read again", len(fragments))
+	}
+	readAll(t, client, "shrunk")
+}
+
+// The driver resumes a stream that lost its connection from its last token, a
+// fragment's inside a split event: the server renders the event again with the
+// document as it is then, and when it no longer splits fails the stream (280). That
+// says nothing of the reader's own position, before the event: the reader opens the
+// stream there again, and reads the event whole, instead of stopping the capture as if
+// its position were gone.
+func TestDriverResumeInsideASplitEvent(t *testing.T) {
+	uri := mongotest.URI(t)
+	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: "resplit", uri: uri, database: "big"})
+	cfg.Collector.Batch.MaxEvents = 1 // a getMore of one document: each fragment in its own
+	h := startManager(t, cfg)
+	h.waitState("resplit", stateRunning)
+	client := connectClient(t, uri)
+	coll := client.Database("big").Collection("blobs")
+	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "blob", Value: strings.Repeat("a", 9<<20)}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the insert stored", func() bool { return hasStored(t, client, "resplit", "insert") })
+	// From now on, the stream's getMores (not the one waiting already) wait, then lose
+	// their connection: the driver resumes the stream itself.
+	setFailPoint(t, client, "alwaysOn", bson.D{{Key: "failCommands", Value: bson.A{"getMore"}}, {Key: "blockConnection", Value: true},
+		{Key: "blockTimeMS", Value: 3000}, {Key: "closeConnection", Value: true}, {Key: "appName", Value: "oplog_collector"}})
+	if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "blob", Value: strings.Repeat("b", 9<<20)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first fragment stored", func() bool { return len(fragmentsOf(t, client, "resplit")) > 0 })
+	// While the getMore after it waits, the document shrinks: the event, rendered
+	// again, is no longer split.
+	if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "blob", Value: ""}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Database("admin").RunCommand(t.Context(), bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "off"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the $unset stored", func() bool {
+		if s := h.state("resplit"); s == stateResumeTokenLost || s == stateError {
+			t.Fatalf("the capture is %s:\n%s", s, h.logs.String())
+		}
+		return hasStored(t, client, "resplit", "update") && len(fragmentsOf(t, client, "resplit")) == 0
+	})
+	readAll(t, client, "resplit")
+}
+
+// hasStored tells whether the store holds an event of source name of type opType.
+func hasStored(t *testing.T, client *mongo.Client, name, opType string) bool {
+	for _, d := range stored(t, client, name) {
+		if d.Lookup("op_type").StringValue() == opType {
+			return true
+		}
+	}
+	return false
+}
+
+// readAll reads every event of source name from the store, failing on an incomplete
+// one.
+func readAll(t *testing.T, client *mongo.Client, name string) {
+	t.Helper()
+	reader, err := oplogstore.ReadEvents(t.Context(), client.Database(config.DefaultStoreDatabase), name, nil, bson.Timestamp{T: math.MaxUint32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close(t.Context())
+	for {
+		if _, err := reader.Next(t.Context()); errors.Is(err, io.EOF) {
+			return
+		} else if err != nil {
+			t.Fatalf("reading the store: %v", err)
+		}
+	}
 }
 
 // A source document of 16 MiB less 300 bytes: its store document, with the store's own

@@ -28,10 +28,16 @@ type item struct {
 	pos    position   // where a stream resumes after this item
 	opType string
 	size   int // BSON bytes of the store document
-	// partial marks a fragment of a split event other than its last: a stream resumed
-	// there would deliver the event's remaining fragments without the first one's
-	// fields, so its token is never saved and never resumed from.
+	// partial marks a fragment of a split event other than its last: the event goes on
+	// after it.
 	partial bool
+	// fragment marks any fragment of a split event, its last too: no stream resumes
+	// from a fragment's token. The server renders the event again there, with
+	// updateLookup's document as it is then: a stream resumed inside the event would
+	// deliver fragments of another split, and one resumed at the last fragment fails
+	// (mongod's split stage, ChangeStreamFatalError) once the event no longer splits
+	// that far, or gives the fragments of a longer split.
+	fragment bool
 	// progressOnly marks a position that need not be saved on its own: a post-batch
 	// token read between two saves of a quiet source's position. Written, it shows that
 	// the store holds every event up to it; saved with the events of its batch when
@@ -46,7 +52,7 @@ type item struct {
 }
 
 // checkpoint tells whether a stream may resume after this item.
-func (it *item) checkpoint() bool { return !it.partial && !it.restart }
+func (it *item) checkpoint() bool { return !it.fragment && !it.restart }
 
 // splitState carries what later fragments of a split event lack: the first fragment
 // has the event's type and cluster time, the others only their share of the fields.
@@ -54,6 +60,30 @@ type splitState struct {
 	opType      string
 	clusterTime bson.Timestamp
 	wall        time.Time // the event's wallTime, from whichever fragment had it
+	// next is the fragment the event's next document must be, of its of; 0 when no
+	// split event is under way.
+	next, of int64
+}
+
+// errSplitBroken is a document that does not continue the split event under way: an
+// event, or a fragment of another split. The driver resumed the stream inside the event
+// after a failure, from a fragment's token, and the server rendered the event again
+// otherwise (updateLookup's document had changed): the stream is opened again before
+// the event, which is then read whole.
+var errSplitBroken = errors.New("the change stream, resumed inside a split event, does not continue it: its document changed since; reading the event again")
+
+// continues tells whether a document (a fragment when isFragment) continues the split
+// event under way, if any.
+func (s *splitState) continues(isFragment bool, fragment, of int64) bool {
+	return s.next == 0 || isFragment && fragment == s.next && of == s.of
+}
+
+// advance records that fragment of of has been read.
+func (s *splitState) advance(fragment, of int64) {
+	s.next, s.of = fragment+1, of
+	if fragment >= of {
+		s.next = 0
+	}
 }
 
 // orphanFragment is a later fragment of a split event whose first fragment this
@@ -94,11 +124,13 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 	if ms, ok := f.copied[wallTimeField].DateTimeOK(); ok {
 		wall = time.UnixMilli(ms)
 	}
-	partial := false
-	if splitEvent, ok := f.copied[splitEventField].DocumentOK(); ok {
-		fragment, _ := splitEvent.Lookup("fragment").AsInt64OK()
-		of, _ := splitEvent.Lookup("of").AsInt64OK()
-		partial = fragment < of
+	splitEvent, isFragment := f.copied[splitEventField].DocumentOK()
+	fragment, _ := splitEvent.Lookup("fragment").AsInt64OK()
+	of, _ := splitEvent.Lookup("of").AsInt64OK()
+	if !split.continues(isFragment, fragment, of) {
+		return item{}, errSplitBroken
+	}
+	if isFragment {
 		switch {
 		case fragment == 1 || opType != "":
 			*split = splitState{opType: opType, clusterTime: clusterTime, wall: wall}
@@ -115,6 +147,7 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 			ts, _ := oplogstore.TokenTime(bson.Raw(token))
 			return item{}, &orphanFragment{clusterTime: ts, data: string(data)}
 		}
+		split.advance(fragment, of)
 	}
 	if !hasTime {
 		return item{}, fmt.Errorf("change event %s has no clusterTime", string(data))
@@ -127,11 +160,12 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 		wall = time.Unix(int64(clusterTime.T), 0) // before MongoDB 6.0, events have no wallTime
 	}
 	it := item{
-		doc:     raw,
-		pos:     position{Token: storedToken, StartAfter: opType == "invalidate", ClusterTime: clusterTime, Wall: wall},
-		opType:  opType,
-		size:    len(raw),
-		partial: partial,
+		doc:      raw,
+		pos:      position{Token: storedToken, StartAfter: opType == "invalidate", ClusterTime: clusterTime, Wall: wall},
+		opType:   opType,
+		size:     len(raw),
+		partial:  isFragment && fragment < of,
+		fragment: isFragment,
 	}
 	if len(raw) > oplogstore.MaxDocumentSize {
 		parts, err := oplogstore.Split(raw)

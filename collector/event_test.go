@@ -183,3 +183,50 @@ func TestDescribeIsBounded(t *testing.T) {
 		t.Errorf("an error of 5000 bytes is described in %d", len(got))
 	}
 }
+
+// A split event's documents must come in sequence, fragment k+1 of the same count after
+// fragment k: a stream the driver resumed inside the event, from a fragment's token,
+// gets the event rendered again, with updateLookup's document as it is then, and may
+// continue with another split, or with the next event. toItem refuses either
+// (errSplitBroken: the reader opens the stream again before the event), and takes the
+// next event once the split one is whole.
+func TestSplitEventOutOfSequenceIsRefused(t *testing.T) {
+	token := func(data string) bson.D { return bson.D{{Key: "_data", Value: data}} }
+	mustMarshal := func(t *testing.T, d bson.D) bson.Raw {
+		raw, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	fragment := func(data string, k, n int32) bson.Raw {
+		d := bson.D{{Key: "_id", Value: token(data)}, {Key: "splitEvent", Value: bson.D{{Key: "fragment", Value: k}, {Key: "of", Value: n}}}}
+		if k == 1 {
+			d = append(d, bson.E{Key: "operationType", Value: "update"}, bson.E{Key: "clusterTime", Value: bson.Timestamp{T: 1_700_000_000, I: 6}})
+		}
+		return mustMarshal(t, d)
+	}
+	whole := mustMarshal(t, bson.D{{Key: "_id", Value: token("8265530F00000000072B022C0100296E5A1004")}, {Key: "operationType", Value: "delete"},
+		{Key: "clusterTime", Value: bson.Timestamp{T: 1_700_000_000, I: 7}}, {Key: "ns", Value: bson.D{{Key: "db", Value: "shop"}, {Key: "coll", Value: "c"}}}})
+	first := fragment("8265530F00000000062B022C0100296E5A100401", 1, 2)
+	for name, then := range map[string]bson.Raw{
+		"a fragment of another split": fragment("8265530F00000000062B022C0100296E5A100402", 2, 3),
+		"the next fragment skipped":   fragment("8265530F00000000062B022C0100296E5A100403", 3, 3),
+		"the next event":              whole,
+		"another event's first":       fragment("8265530F00000000072B022C0100296E5A100401", 1, 2),
+	} {
+		var split splitState
+		if _, err := toItem("c1", first, time.Now(), &split); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := toItem("c1", then, time.Now(), &split); !errors.Is(err, errSplitBroken) {
+			t.Errorf("fragment 1 of 2, then %s: err = %v, want errSplitBroken", name, err)
+		}
+	}
+	var split splitState
+	for _, doc := range []bson.Raw{first, fragment("8265530F00000000062B022C0100296E5A100402", 2, 2), whole} {
+		if _, err := toItem("c1", doc, time.Now(), &split); err != nil {
+			t.Fatalf("a split event whole, then the next event: %v", err)
+		}
+	}
+}

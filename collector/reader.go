@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/go-kit/log"
@@ -92,8 +93,8 @@ func (r *reader) loop(ctx context.Context, pos position, buf *buffer) (lost erro
 
 // readStream opens the change stream at pos and reads it into buf until it fails; pos
 // follows what was read, so a reopen continues where reading stopped. It only ever
-// moves to the end of a whole event: a stream opened inside a split event would lose
-// the first fragment's fields for the others.
+// moves to the end of an event that was not split (or to a post-batch token): never to
+// a fragment's token, from which the server renders the event again (item.fragment).
 func (r *reader) readStream(ctx context.Context, pos *position, buf *buffer) (opened bool, err error) {
 	cs, err := r.open(ctx, *pos)
 	if err != nil {
@@ -114,9 +115,22 @@ func (r *reader) readStream(ctx context.Context, pos *position, buf *buffer) (op
 			err = r.takeQuiet(ctx, st)
 		}
 		if err != nil {
-			return true, err
+			return true, st.failure(err)
 		}
 	}
+}
+
+// failure is the error a stream failed with, as the reader acts on it. Inside a split
+// event, or just after one, the driver resumes a stream that failed from a fragment's
+// token, where the server renders the event again: one that no longer splits that far
+// fails the stream (280). That says nothing of the reader's own position, before the
+// event: the stream is opened there again. Were that position gone, opening it would
+// tell.
+func (st *streamReading) failure(err error) error {
+	if (st.midEvent || st.lastFragment != nil) && mongoerr.ResumeTokenLost(err) {
+		return fmt.Errorf("%w (%s)", errSplitBroken, describe(err))
+	}
+	return err
 }
 
 // streamReading is what reading one open stream keeps from one answer to the next.
@@ -126,7 +140,10 @@ type streamReading struct {
 	pos   *position // the end of the last whole event read
 	split splitState
 	// midEvent is set while a split event is read: no position in it is resumable.
-	midEvent bool
+	// lastFragment is the token of a split event's last fragment when it is the last
+	// thing read: not resumable either (item.fragment), as a post-batch token.
+	midEvent     bool
+	lastFragment bson.Raw
 	// saved is the newest token the writer saves or has saved: an event's is saved with
 	// its batch, a post-batch token every checkpoint_interval, lastCheckpoint being when.
 	saved          bson.Raw
@@ -163,10 +180,12 @@ func (r *reader) takeEvent(ctx context.Context, st *streamReading) error {
 	if err := st.buf.push(ctx, it); err != nil {
 		return err
 	}
-	st.midEvent = !it.checkpoint()
-	if !st.midEvent {
-		*st.pos = it.pos
-		st.saved = it.pos.Token
+	st.midEvent, st.lastFragment = it.partial, nil
+	switch {
+	case it.checkpoint():
+		*st.pos, st.saved = it.pos, it.pos.Token
+	case it.fragment && !it.partial:
+		st.lastFragment = it.pos.Token
 	}
 	if it.pos.StartAfter {
 		return errInvalidated
@@ -200,7 +219,7 @@ func (r *reader) takeQuiet(ctx context.Context, st *streamReading) error {
 		return errors.New("the server closed the change stream")
 	}
 	tok := st.cs.ResumeToken()
-	if tok == nil || st.midEvent {
+	if tok == nil || st.midEvent || bytes.Equal(tok, st.lastFragment) {
 		return nil
 	}
 	answered := time.Now()

@@ -30,6 +30,11 @@ type changeStream struct {
 	// stream has returned past it: passing it without meeting its event
 	// fails with 280, as mongod's ensure-resume-token-present stage does.
 	resumeFrom *tokenKey
+	// pending are the fragments of a split event that a full batch left over: the next
+	// getMore returns them first, as mongod's split stage queues the fragments of one
+	// rendering in the cursor. Rendering the event again would look its document up
+	// again (updateLookup), and a write since could change the split, or end it.
+	pending []positioned
 }
 
 // Internal databases never appear in cluster streams, nor system
@@ -167,10 +172,17 @@ func (cs *changeStream) read(s *Server, n int) ([]bsoncore.Document, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	var batch []bsoncore.Document
-	size := 0
+	b := fillingBatch{n: n}
+	pending := cs.pending
+	cs.pending = nil
+	if done, err := b.take(cs, pending); err != nil || done {
+		return b.docs, err
+	}
 	events := s.log.events
 	for i := s.log.firstAfter(cs.pos); i < len(events); i++ {
+		if cs.passed(events[i]) {
+			continue
+		}
 		rendered, err := cs.render(s, events[i])
 		if err != nil {
 			return nil, err
@@ -180,32 +192,85 @@ func (cs *changeStream) read(s *Server, n int) ([]bsoncore.Document, error) {
 			if err != nil {
 				return nil, err
 			}
-			for _, d := range docs {
-				if err := cs.checkResumeToken(d); err != nil {
-					return nil, err
-				}
-				if !cs.pos.less(d.key) {
-					continue // the resume point, or a fragment before it
-				}
-				if len(batch) > 0 && (size+len(d.doc) > maxBatchBytes || (n > 0 && len(batch) >= n)) {
-					return batch, nil
-				}
-				if d.doc != nil {
-					batch = append(batch, d.doc)
-					size += len(d.doc)
-				}
-				cs.pos = d.key
-				if d.key.kind == kindInvalidate {
-					cs.invalidated = true
-					return batch, nil
-				}
+			if done, err := b.take(cs, docs); done || err != nil {
+				return b.docs, err
 			}
 		}
 	}
 	if hwm := (tokenKey{ts: s.clock.now(), kind: kindHighWaterMark}); cs.pos.less(hwm) {
 		cs.pos = hwm
 	}
-	return batch, nil
+	return b.docs, nil
+}
+
+// fillingBatch is the batch a getMore is filling: up to n documents (n < 0: no count
+// limit) and 16 MiB.
+type fillingBatch struct {
+	n    int
+	docs []bsoncore.Document
+	size int
+}
+
+// take adds to the batch the documents of docs after the stream's position, moving the
+// position with them. It returns true when the batch is done: full (the fragments of a
+// split event it has no room for are left in cs.pending), or ended by an invalidate.
+func (b *fillingBatch) take(cs *changeStream, docs []positioned) (done bool, err error) {
+	if err := cs.checkSplitResume(docs); err != nil {
+		return true, err
+	}
+	for j, d := range docs {
+		if err := cs.checkResumeToken(d); err != nil {
+			return true, err
+		}
+		if !cs.pos.less(d.key) {
+			continue // the resume point, or a fragment before it
+		}
+		if len(b.docs) > 0 && (b.size+len(d.doc) > maxBatchBytes || (b.n > 0 && len(b.docs) >= b.n)) {
+			if d.key.frag > 0 {
+				cs.pending = docs[j:]
+			}
+			return true, nil
+		}
+		if d.doc != nil {
+			b.docs = append(b.docs, d.doc)
+			b.size += len(d.doc)
+		}
+		cs.pos = d.key
+		if d.key.kind == kindInvalidate {
+			cs.invalidated = true
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// checkSplitResume fails a stream opened at a fragment of a split event when the
+// event, rendered again now, does not reach that fragment: no longer split, or split
+// into fewer fragments (updateLookup's document changed since). mongod's split stage
+// refuses both (change_stream_split_large_event_stage.cpp); when the event splits into
+// more fragments, it returns those after the token's.
+func (cs *changeStream) checkSplitResume(docs []positioned) error {
+	r := cs.resumeFrom
+	if r == nil || r.frag == 0 || len(docs) == 0 || docs[0].doc == nil || !sameEvent(docs[0].key, *r) {
+		return nil
+	}
+	switch last := docs[len(docs)-1].key.frag; {
+	case last == 0:
+		return errorf(codeChangeStreamFatalError, "Attempted to resume from a split event fragment, but the event in the resumed stream was not large enough to be split")
+	case last < r.frag:
+		return errorf(codeChangeStreamFatalError, "Attempted to resume from a split event, but the resumed stream produced a different split. Ensure that the pipeline used to resume is the same as the original")
+	}
+	return nil
+}
+
+// sameEvent tells whether a and b are positions in one event: equal, or two of its
+// fragments, or the event whole and one of its fragments.
+func sameEvent(a, b tokenKey) bool { return a.ts == b.ts && a.kind == b.kind && a.opIndex == b.opIndex }
+
+// passed tells whether e is the split event whose last fragment the stream returned:
+// rendered again, its document looked up again could split it into more fragments.
+func (cs *changeStream) passed(e *event) bool {
+	return cs.pos.frag > 0 && cs.resumeFrom == nil && sameEvent(cs.pos, tokenKey{ts: e.ts, kind: kindEvent, opIndex: e.opIndex})
 }
 
 // checkResumeToken follows the resume token through the stream's output:

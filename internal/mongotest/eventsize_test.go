@@ -181,3 +181,80 @@ func TestInsertTooLarge(t *testing.T) {
 		t.Fatalf("%d documents stored", n)
 	}
 }
+
+// TestSplitEventFragmentsOfOneRendering: the fragments of a split event come from one
+// rendering of the event, however many getMores return them, as mongod's split stage
+// queues them in the cursor: a write between two getMores changes updateLookup's
+// document, and must change neither the fragments still to come nor their count. (A
+// stream that rendered the event again at each getMore would, here, skip its second
+// fragment: the event, now small, is no longer split.)
+func TestSplitEventFragmentsOfOneRendering(t *testing.T) {
+	db, cx := setup(t)
+	coll := db.Collection("rendered")
+	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: strings.Repeat("a", 4*mib)}})
+	must(t, err)
+	cs, err := coll.Watch(cx, splitStage, options.ChangeStream().SetFullDocument(options.UpdateLookup).
+		SetBatchSize(1).SetMaxAwaitTime(50*time.Millisecond))
+	must(t, err)
+	defer cs.Close(cx)
+	// fullDocument (~10.5 MiB) and updateDescription (~6.5 MiB): two fragments.
+	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "b", Value: strings.Repeat("b", 13*mib/2)}}}})
+	must(t, err)
+	first := next(t, cs)
+	if k, n := splitOf(first); k != 1 || n != 2 || cs.RemainingBatchLength() != 0 {
+		t.Fatalf("first document: splitEvent %v, %d more in its batch; want fragment 1 of 2, alone", first.Lookup("splitEvent"), cs.RemainingBatchLength())
+	}
+	// The document shrinks before the next getMore.
+	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "a", Value: ""}, {Key: "b", Value: ""}}}})
+	must(t, err)
+	second := next(t, cs)
+	if k, n := splitOf(second); k != 2 || n != 2 {
+		t.Fatalf("after fragment 1 of 2, the stream returned %s event %v, splitEvent %v: want fragment 2 of 2", opType(second), second.Lookup("_id"), second.Lookup("splitEvent"))
+	}
+	if b, ok := second.Lookup("fullDocument", "b").StringValueOK(); !ok || len(b) != 13*mib/2 {
+		t.Fatalf("fragment 2's fullDocument is not the one of the first rendering (b of %d bytes)", len(b))
+	}
+	if third := next(t, cs); opType(third) != "update" || third.Lookup("splitEvent").Type != 0 {
+		t.Fatalf("after the split event: %s, splitEvent %v; want the $unset, whole", opType(third), third.Lookup("splitEvent"))
+	}
+}
+
+// splitOf is an event's splitEvent {fragment, of}; 0, 0 when it has none.
+func splitOf(ev bson.Raw) (fragment, of int32) {
+	fragment, _ = ev.Lookup("splitEvent", "fragment").Int32OK()
+	of, _ = ev.Lookup("splitEvent", "of").Int32OK()
+	return fragment, of
+}
+
+// TestResumeAtAFragmentOfAnEventNoLongerSplit: a stream opened at a fragment's token
+// renders the event again, with updateLookup's document as it is now; when the event
+// is no longer split, or splits into fewer fragments than the token's, mongod's split
+// stage fails the stream with 280 (change_stream_split_large_event_stage.cpp), from the
+// first fragment's token and from the last one's alike.
+func TestResumeAtAFragmentOfAnEventNoLongerSplit(t *testing.T) {
+	db, cx := setup(t)
+	coll := db.Collection("shrunk")
+	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: strings.Repeat("a", 4*mib)}})
+	must(t, err)
+	cs, err := coll.Watch(cx, splitStage, options.ChangeStream().SetFullDocument(options.UpdateLookup).SetMaxAwaitTime(50*time.Millisecond))
+	must(t, err)
+	defer cs.Close(cx)
+	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "b", Value: strings.Repeat("b", 13*mib/2)}}}})
+	must(t, err)
+	fragments := readFragments(t, cs)
+	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "a", Value: ""}, {Key: "b", Value: ""}}}})
+	must(t, err)
+	for i, f := range fragments {
+		// The event is in the opening aggregate's first batch: it fails there.
+		rs, err := coll.Watch(cx, splitStage, options.ChangeStream().SetFullDocument(options.UpdateLookup).
+			SetMaxAwaitTime(50*time.Millisecond).SetResumeAfter(f.Lookup("_id").Document()))
+		if err == nil {
+			rs.Next(cx)
+			err = rs.Err()
+			_ = rs.Close(cx)
+		}
+		if codeOf(err) != 280 || !strings.Contains(err.Error(), "not large enough to be split") {
+			t.Errorf("resumed at fragment %d of %d of an event no longer split: err %v; want 280", i+1, len(fragments), err)
+		}
+	}
+}
