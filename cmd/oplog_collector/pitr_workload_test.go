@@ -441,7 +441,7 @@ func pipelineUpdate(rng *rand.Rand) mongo.Pipeline {
 		{{Key: "$set", Value: bson.D{{Key: "arr", Value: bson.D{{Key: "$concatArrays", Value: bson.A{ifNull("arr", bson.A{}), bson.A{v}}}}}}}},
 		// No stage sets a field another removes: an update that removes a field and sets
 		// it again moves it to the end of its document, which its event does not tell
-		// (docs/pitr.md, "What replay cannot tell").
+		// (docs/pitr.md, "What replay cannot restore").
 		{{Key: "$unset", Value: bson.A{"a", "b"}}},
 		{{Key: "$replaceWith", Value: bson.D{{Key: "$mergeObjects", Value: bson.A{"$$ROOT", bson.D{{Key: "z", Value: bson.D{{Key: "$literal", Value: v}}}}}}}}},
 		{{Key: "$set", Value: bson.D{{Key: "m", Value: bson.D{{Key: "x", Value: bson.D{{Key: "$literal", Value: v}}}}}}}},

@@ -133,6 +133,12 @@ var updateForms = []formCase{
 	{name: "pipeline $setField writes a $-prefixed field", start: d("pad", pad),
 		update: a(d("$replaceWith", op("$setField", "field", d("$literal", "$price"), "input", "$$ROOT", "value", 5))),
 		after:  d("pad", pad, "$price", 5), event: "update", updated: d("$price", 5)},
+	// mongod's diff (document_diff_calculator.cpp, computeDocDiff) pairs the fields of
+	// both documents in order; from the first it cannot pair, the new document's fields
+	// are inserts, moved to the end: b and c, unchanged, come after the new n.
+	{name: "pipeline replacement adding a field before others logs them as inserted after it", start: d("pad", pad, "b", 1, "c", 2),
+		update: a(d("$replaceWith", d("$literal", d("pad", pad, "n", 0, "b", 1, "c", 2)))),
+		after:  d("pad", pad, "n", 0, "b", 1, "c", 2), event: "update", updated: d("n", 0, "b", 1, "c", 2)},
 	{name: "pipeline $setField writes a dotted field name", start: d("pad", pad),
 		update: a(d("$replaceWith", op("$setField", "field", "a.b", "input", "$$ROOT", "value", 1))),
 		after:  d("pad", pad, "a.b", 1), event: "update", updated: d("a.b", 1), disambiguated: d("a.b", a("a.b"))},

@@ -2,6 +2,7 @@ package pitr
 
 import (
 	"slices"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -12,11 +13,12 @@ import (
 
 // applyTo applies the update to doc, a document as the target holds it, the way the
 // source's server did: truncations, then new values (creating missing embedded
-// documents, padding arrays with nulls), then removals (a removed array element becomes
-// null, as $unset leaves it). A path that cannot be followed in doc (through a value
-// that is not a document or an array, or into an array by a field name) is left alone:
-// the source's document was not shaped so then, and the source's later history
-// overwrites that part (docs/pitr.md). It returns the new document.
+// documents, padding arrays with nulls; those of an insert section at the end of their
+// document, see insertSection), then removals (a removed array element becomes null, as
+// $unset leaves it). A path that cannot be followed in doc (through a value that is not
+// a document or an array, or into an array by a field name) is left alone: the source's
+// document was not shaped so then, and the source's later history overwrites that part
+// (docs/pitr.md). It returns the new document.
 func (ud *updateDescription) applyTo(doc bson.D) bson.D {
 	for _, t := range ud.truncated {
 		doc = editDoc(doc, t.path, false, func(v any, exists bool) (any, leafAction) {
@@ -26,7 +28,11 @@ func (ud *updateDescription) applyTo(doc bson.D) bson.D {
 			return nil, keepLeaf
 		})
 	}
-	for _, u := range ud.updated {
+	inserted := ud.insertSection(doc)
+	for i, u := range ud.updated {
+		if inserted[i] {
+			doc = editDoc(doc, u.path, false, func(any, bool) (any, leafAction) { return nil, removeLeaf })
+		}
 		doc = editDoc(doc, u.path, true, func(any, bool) (any, leafAction) { return u.value, replaceLeaf })
 	}
 	for _, p := range ud.removed {
@@ -157,4 +163,73 @@ func asContainer(v any) any {
 		return out
 	}
 	return nil
+}
+
+// insertSection tells which new values go at the end of their document, moved there if
+// the field exists. mongod logs a pipeline update (and a replacement by one) as the
+// difference of the document before and after: fields it keeps in place are updates,
+// and the rest of the new document, from the first field it could not pair with the old
+// document's in order, are inserts, put at the end of their document in the diff's
+// order even where the field existed (mongodb/mongo src/mongo/db/update/
+// document_diff_calculator.cpp, computeDocDiff; document_diff_applier.cpp). A change
+// event lists each document's updated fields, then its inserted ones, in updatedFields
+// (src/mongo/db/pipeline/change_stream_document_diff_parser.cpp), without saying where
+// the inserts begin; an update of a field has a value the field had not. So the first
+// field of a document that doc does not have is inserted, and so is every later one of
+// that document in the event: with a field that is new at its event, a replacement that
+// moves fields behind it is replayed in the source's order. A moved field before the
+// first new one is indistinguishable from an update and stays in place (docs/pitr.md,
+// "What replay cannot restore").
+func (ud *updateDescription) insertSection(doc bson.D) []bool {
+	inserted := make([]bool, len(ud.updated))
+	started := map[string]bool{} // by parent document: its insert section has begun
+	for i, u := range ud.updated {
+		parent := parentKey(u.path)
+		if !started[parent] {
+			inDocument, exists := probe(doc, u.path)
+			started[parent] = inDocument && !exists
+		}
+		inserted[i] = started[parent]
+	}
+	return inserted
+}
+
+// parentKey names the document or array that holds the end of p: its other components,
+// joined by a byte no field name holds.
+func parentKey(p fieldPath) string {
+	names := make([]string, len(p)-1)
+	for i, part := range p[:len(p)-1] {
+		names[i] = part.name
+	}
+	return strings.Join(names, "\x00")
+}
+
+// probe follows p in doc: inDocument tells whether its end is a field of an embedded
+// document (or of doc) there, exists whether doc has that field.
+func probe(doc bson.D, p fieldPath) (inDocument, exists bool) {
+	var node any = doc
+	for i, part := range p {
+		switch n := asContainer(node).(type) {
+		case bson.D:
+			if part.kind == arrayIndex {
+				return false, false
+			}
+			j := slices.IndexFunc(n, func(e bson.E) bool { return e.Key == part.name })
+			if i == len(p)-1 {
+				return true, j >= 0
+			}
+			if j < 0 {
+				return false, false
+			}
+			node = n[j].Value
+		case bson.A:
+			if part.kind == fieldName || part.index >= len(n) {
+				return false, false
+			}
+			node = n[part.index]
+		default:
+			return false, false
+		}
+	}
+	return false, false
 }

@@ -117,6 +117,12 @@ func TestApplyToPathsAndShapes(t *testing.T) {
 			`{"updatedFields":{"a.0":2},"disambiguatedPaths":{"a.0":["a",{"$numberInt":"0"}]}}`, `{"_id":1,"a":{"0":1}}`},
 		{"a dollar field name", `{"_id":1,"a":{"$x":1}}`,
 			`{"updatedFields":{"a.$x":2},"disambiguatedPaths":{"a.$x":["a","$x"]}}`, `{"_id":1,"a":{"$x":2}}`},
+		{"fields after a new one go after it", `{"_id":1,"p":1,"q":2,"r":3}`,
+			`{"updatedFields":{"p":5,"n":0,"q":2}}`, `{"_id":1,"p":5,"r":3,"n":0,"q":2}`},
+		{"in their own document", `{"_id":1,"d":{"q":2,"r":3},"z":1}`,
+			`{"updatedFields":{"z":2,"d.n":0,"d.q":2}}`, `{"_id":1,"d":{"r":3,"n":0,"q":2},"z":2}`},
+		{"not in an array", `{"_id":1,"a":[1],"z":1}`,
+			`{"updatedFields":{"a.1":2,"a.0":1}}`, `{"_id":1,"a":[1,2],"z":1}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
