@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mongomigrate/observability/internal/config"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // BenchmarkBacklogMemory: the store stops answering (its process is paused with
@@ -22,7 +23,7 @@ func BenchmarkBacklogMemory(b *testing.B) {
 	const backlog = 1_000_000
 	srcURI, _ := mongotestdProcess(b, "--history", "2000000")
 	storeURI, storeProc := mongotestdProcess(b)
-	src := benchClient(b, srcURI)
+	src := testsupport.Connect(b, srcURI)
 	for b.Loop() {
 		text := fmt.Sprintf("collector:\n  store: {uri: %q}\n  buffer: {max_events: 20000, max_bytes: 16777216}\n  sources:\n    - {name: backlog, uri: %q, database: backlog}\n", storeURI, srcURI)
 		cfg, err := config.ForCollector.Parse([]byte(text), "bench.yml")

@@ -70,15 +70,6 @@ func mongotestdProcess(b *testing.B, args ...string) (uri string, proc *os.Proce
 	return strings.TrimSpace(line), cmd.Process
 }
 
-func benchClient(b testing.TB, uri string) *mongo.Client {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	return client
-}
-
 // writeEvents inserts n small documents into db.c in batches and returns the cluster
 // time just before them, for a change stream to start from.
 func writeEvents(b *testing.B, client *mongo.Client, db string, n int) bson.Timestamp {
@@ -173,7 +164,7 @@ func newCaptureBench(b *testing.B, n int, ownCPU bool) *captureBench {
 			}
 		}
 	}
-	return &captureBench{b: b, n: n, uri: uri, storeURI: storeURI, client: benchClient(b, uri), storeClient: benchClient(b, storeURI)}
+	return &captureBench{b: b, n: n, uri: uri, storeURI: storeURI, client: testsupport.Connect(b, uri), storeClient: testsupport.Connect(b, storeURI)}
 }
 
 // fresh writes n events to a new database and returns it with a resume token from just
@@ -339,7 +330,7 @@ func benchConfig(b testing.TB, uri, storeURI, db string, before bson.Raw) *confi
 	if err != nil {
 		b.Fatal(err)
 	}
-	tokens := benchClient(b, storeURI).Database("store_" + db).Collection(oplogstore.TokensCollection(db))
+	tokens := testsupport.Connect(b, storeURI).Database("store_" + db).Collection(oplogstore.TokensCollection(db))
 	if _, err := tokens.InsertOne(context.Background(), bson.D{{Key: "_id", Value: oplogstore.TokenID(db)}, {Key: oplogstore.TokenFieldToken, Value: before}}); err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // splitUpdate stores an update event over 16 MB, which the server splits, and returns
@@ -45,7 +46,7 @@ func captureRunning(t *testing.T, name, db string) (*mongo.Client, *config.Confi
 	cfg := collectorConfig(t, uri, "", shortLease, testSource{name: name, uri: uri, database: db})
 	h := startManager(t, cfg)
 	h.waitState(name, stateRunning)
-	return connectClient(t, uri), cfg, h
+	return testsupport.Connect(t, uri), cfg, h
 }
 
 func fragmentsOf(t *testing.T, client *mongo.Client, name string) []bson.Raw {
@@ -116,7 +117,7 @@ func TestRestartAfterASplitEventWhoseDocumentShrank(t *testing.T) {
 	cfg.Collector.CheckpointInterval = time.Hour // only events' positions are saved
 	h := startManager(t, cfg)
 	h.waitState("shrunk", stateRunning)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	splitUpdate(t, client, "shrunk", "big")
 	h.stop()
 	coll := client.Database("big").Collection("blobs")
@@ -154,7 +155,7 @@ func TestDriverResumeInsideASplitEvent(t *testing.T) {
 	cfg.Collector.Batch.MaxEvents = 1 // a getMore of one document: each fragment in its own
 	h := startManager(t, cfg)
 	h.waitState("resplit", stateRunning)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	coll := client.Database("big").Collection("blobs")
 	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "blob", Value: strings.Repeat("a", 9<<20)}}); err != nil {
 		t.Fatal(err)
@@ -218,7 +219,7 @@ func readAll(t *testing.T, client *mongo.Client, name string) {
 // it, and capture goes on past it instead of retrying it for ever.
 func TestOversizedEventIsStoredInParts(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	h := startManager(t, collectorConfig(t, uri, "", shortLease, testSource{name: "huge", uri: uri, database: "huge"}))
 	h.waitState("huge", stateRunning)
 	coll := client.Database("huge").Collection("c")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // Every kind of event the old collector captured, in order, with every field of its
@@ -18,7 +19,7 @@ import (
 // invalidate with startAfter.
 func TestCaptureEveryEventKind(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	h := startManager(t, collectorConfig(t, uri, uri, "", testSource{name: "app", uri: uri, database: "shop"}))
 	h.waitState("app", stateRunning)
 	eventually(t, "the first token to be saved", func() bool {
@@ -164,7 +165,7 @@ func TestCaptureEveryEventKind(t *testing.T) {
 // Stopping saves the token; the next start resumes there: nothing lost, nothing twice.
 func TestResumeAfterRestart(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := collectorConfig(t, uri, "", "", testSource{name: "restart", uri: uri, database: "restartdb"})
 	h := startManager(t, cfg)
 	h.waitState("restart", stateRunning)
@@ -192,7 +193,7 @@ func TestResumeAfterRestart(t *testing.T) {
 func TestQuietSourceCheckpointAdvances(t *testing.T) {
 	srv := mongotest.New(t, "a short no-op interval so the idle cluster time moves", mongotest.Options{NoopInterval: 50 * time.Millisecond})
 	uri := srv.URI()
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	h := startManager(t, collectorConfig(t, uri, "", "", testSource{name: "quiet", uri: uri}))
 	h.waitState("quiet", stateRunning)
 	tokenTime := func() uint32 {
@@ -218,7 +219,7 @@ func TestQuietSourceCheckpointAdvances(t *testing.T) {
 // source's data and metadata while the rest run.
 func TestReloadAndDeregister(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	one := collectorConfig(t, uri, uri, "", testSource{name: "keep", uri: uri, database: "k"})
 	h := startManager(t, one)
 	h.waitState("keep", stateRunning)
@@ -271,7 +272,7 @@ func TestReloadAndDeregister(t *testing.T) {
 // stay, and its heartbeat document is updated in place.
 func TestOldCollectorLayoutIsContinued(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	// Let a change stream run as the old tool's would, and keep the token it saved.
 	cs, err := client.Database("legacy").Watch(t.Context(), mongo.Pipeline{})
 	if err != nil {
@@ -358,7 +359,7 @@ func TestServerFeaturesByVersion(t *testing.T) {
 // can put them back together.
 func TestLargeEventIsStoredInFragments(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	h := startManager(t, collectorConfig(t, uri, "", "", testSource{name: "large", uri: uri, database: "big"}))
 	h.waitState("large", stateRunning)
 	eventually(t, "the first token", func() bool {

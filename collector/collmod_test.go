@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // A collMod changing a TTL index is stored as a modify event whose
@@ -15,7 +16,7 @@ import (
 // what a replay needs to redo it.
 func TestCollModCapturedAsModify(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	db := client.Database("ttlshop")
 	coll := db.Collection("sessions")
 	if _, err := coll.Indexes().CreateOne(t.Context(), mongo.IndexModel{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(3600)}); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // Failures of the source or the store: what is stored stays whole, and what the
@@ -22,9 +23,9 @@ func TestHistoryLostStopsOnlyThatSource(t *testing.T) {
 	lostSrv := mongotest.New(t, "history truncation", mongotest.Options{})
 	okSrv := mongotest.New(t, "a second, healthy source", mongotest.Options{})
 	storeURI := okSrv.URI()
-	store := connectClient(t, storeURI)
-	lostClient := connectClient(t, lostSrv.URI())
-	okClient := connectClient(t, okSrv.URI())
+	store := testsupport.Connect(t, storeURI)
+	lostClient := testsupport.Connect(t, lostSrv.URI())
+	okClient := testsupport.Connect(t, okSrv.URI())
 	cfg := collectorConfig(t, storeURI, storeURI, "",
 		testSource{name: "lost", uri: lostSrv.URI(), database: "a"}, testSource{name: "ok", uri: okSrv.URI(), database: "b"})
 	h := startManager(t, cfg)
@@ -77,8 +78,8 @@ func TestHistoryLostStopsOnlyThatSource(t *testing.T) {
 func TestStoreOutageLosesNothing(t *testing.T) {
 	storeSrv := mongotest.New(t, "a store that goes away and comes back", mongotest.Options{})
 	srcURI := mongotest.URI(t)
-	src := connectClient(t, srcURI)
-	store := connectClient(t, storeSrv.URI())
+	src := testsupport.Connect(t, srcURI)
+	store := testsupport.Connect(t, storeSrv.URI())
 	extra := "  buffer: {max_events: 100}\n"
 	h := startManager(t, collectorConfig(t, storeSrv.URI(), "", extra, testSource{name: "outage", uri: srcURI, database: "o"}))
 	h.waitState("outage", stateRunning)
@@ -112,7 +113,7 @@ func TestStoreOutageLosesNothing(t *testing.T) {
 // lost, nothing stored twice.
 func TestFailpointsLoseNothing(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	h := startManager(t, collectorConfig(t, uri, "", "", testSource{name: "faults", uri: uri, database: "f"}))
 	h.waitState("faults", stateRunning)
 	insertSeq(t, client, "f", "c", 0, 10)
@@ -150,7 +151,7 @@ func TestFailpointsLoseNothing(t *testing.T) {
 // status; once the store answers again, it is running and nothing is lost.
 func TestHungStoreIsReportedWithinSeconds(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	h := startManager(t, collectorConfig(t, uri, "", "  store_stall_after: 1s\n", testSource{name: "hung", uri: uri, database: "hung"}))
 	h.waitState("hung", stateRunning)
 	insertSeq(t, client, "hung", "c", 0, 5)
@@ -181,7 +182,7 @@ func TestHungStoreIsReportedWithinSeconds(t *testing.T) {
 // once it returns both are there, with the batches after it.
 func TestEventsAndTheirPositionCommitTogether(t *testing.T) {
 	sourceURI, storeURI := mongotest.URI(t), mongotest.URI(t)
-	source, store := connectClient(t, sourceURI), connectClient(t, storeURI)
+	source, store := testsupport.Connect(t, sourceURI), testsupport.Connect(t, storeURI)
 	text := fmt.Sprintf("collector:\n  store: {uri: %q}\n  metadata: {uri: %q}\n  heartbeat_interval: 200ms\n  checkpoint_interval: 1h\n"+
 		"  max_backoff: 200ms\n  store_stall_after: 1s\n  batch: {max_events: 50, max_wait: 50ms}\n  sources:\n    - {name: saves, uri: %q, database: saves}\n",
 		storeURI, sourceURI, sourceURI)

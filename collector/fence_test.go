@@ -18,6 +18,7 @@ import (
 	"github.com/mongomigrate/observability/internal/mongoerr"
 	"github.com/mongomigrate/observability/internal/mongotest"
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // testLeases are the leases of one collector instance on the store database db.
@@ -29,7 +30,7 @@ func testLeases(db *mongo.Database, ttl time.Duration) *leases {
 // nor a gap record, nor a deletion; and the collections it would have created (a reset
 // dropped them) do not come back. The new holder's writes land.
 func TestAStaleHolderLandsNothing(t *testing.T) {
-	client := connectClient(t, mongotest.URI(t))
+	client := testsupport.Connect(t, mongotest.URI(t))
 	db := client.Database(config.DefaultStoreDatabase)
 	store := newSourceStore(db, "fenced")
 	ctx := t.Context()
@@ -88,7 +89,7 @@ func TestAStaleHolderLandsNothing(t *testing.T) {
 // holder saves next: it is counted in the lease, for range, and the holder's position
 // is saved all the same.
 func TestAPositionSavedByAnotherProcessIsFound(t *testing.T) {
-	client := connectClient(t, mongotest.URI(t))
+	client := testsupport.Connect(t, mongotest.URI(t))
 	db := client.Database(config.DefaultStoreDatabase)
 	store := newSourceStore(db, "shared")
 	ctx := t.Context()
@@ -133,7 +134,7 @@ func TestAPositionSavedByAnotherProcessIsFound(t *testing.T) {
 // holder that no longer holds its lease does not create a document de-registering
 // deleted.
 func TestHeartbeatsAreFenced(t *testing.T) {
-	client := connectClient(t, mongotest.URI(t))
+	client := testsupport.Connect(t, mongotest.URI(t))
 	beats := &heartbeats{coll: client.Database(config.DefaultCollectorMetadataDatabase).Collection(config.DefaultCollectorMetadataCollection)}
 	ctx := t.Context()
 	holds := func(ok bool) func(context.Context) (bool, error) {
@@ -209,7 +210,7 @@ func TestAHolderProcessIsToldDead(t *testing.T) {
 // again without failing on its duplicate keys for ever: the documents not yet stored and
 // the position go in, the others are left.
 func TestABatchWrittenAgainIsStoredOnce(t *testing.T) {
-	client := connectClient(t, mongotest.URI(t))
+	client := testsupport.Connect(t, mongotest.URI(t))
 	db := client.Database(config.DefaultStoreDatabase)
 	store := newSourceStore(db, "again")
 	ctx := t.Context()

@@ -11,6 +11,7 @@ import (
 
 	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 const oplogGauge = "oplog_capture_source_oplog_oldest_timestamp_seconds"
@@ -61,7 +62,7 @@ func heartbeatOplogOldest(t *testing.T, meta *mongo.Client, name string) time.Ti
 func TestSourceOplogOldestOfAReplicaSet(t *testing.T) {
 	src := mongotest.New(t, "a source initiated long ago with a short history", mongotest.Options{InitiatedAgo: 30 * time.Hour, History: 20})
 	store := mongotest.New(t, "the store and metadata", mongotest.Options{})
-	source, meta := connectClient(t, src.URI()), connectClient(t, store.URI())
+	source, meta := testsupport.Connect(t, src.URI()), testsupport.Connect(t, store.URI())
 	h := startManager(t, collectorConfig(t, store.URI(), store.URI(), "", testSource{name: "rs", uri: src.URI()}))
 	h.waitState("rs", stateRunning)
 
@@ -107,7 +108,7 @@ func startShardedSource(t *testing.T) shardedSource {
 		opts.ReplicaSet = id
 		srv := mongotest.New(t, "a shard whose oplog starts at a chosen age", opts)
 		shards = append(shards, mongotest.Shard{ID: id, Host: id + "/" + srv.Addr()})
-		out.servers[id], out.shards[id] = srv, connectClient(t, srv.URI())
+		out.servers[id], out.shards[id] = srv, testsupport.Connect(t, srv.URI())
 	}
 	out.mongos = mongotest.New(t, "a mongos of test shards", mongotest.Options{Shards: shards})
 	return out
@@ -121,7 +122,7 @@ func startShardedSource(t *testing.T) shardedSource {
 func TestSourceOplogOldestOfAShardedSource(t *testing.T) {
 	sharded := startShardedSource(t)
 	store := mongotest.New(t, "the store and metadata", mongotest.Options{})
-	meta := connectClient(t, store.URI())
+	meta := testsupport.Connect(t, store.URI())
 	h := startManager(t, collectorConfig(t, store.URI(), store.URI(), "", testSource{name: "sharded", uri: sharded.mongos.URI()}))
 	h.waitState("sharded", stateRunning)
 
@@ -152,7 +153,7 @@ func TestSourceOplogOldestOfAShardedSource(t *testing.T) {
 	}
 
 	// sh1 removed from the cluster: its series goes, sh0 binds.
-	admin := connectClient(t, sharded.mongos.URI()).Database("admin")
+	admin := testsupport.Connect(t, sharded.mongos.URI()).Database("admin")
 	for range 2 {
 		if err := admin.RunCommand(t.Context(), bson.D{{Key: "removeShard", Value: "sh1"}}).Err(); err != nil {
 			t.Fatal(err)

@@ -149,22 +149,6 @@ func (h *harness) gauge(metric string, labels ...string) float64 {
 	return -1
 }
 
-func connectClient(t *testing.T, uri string) *mongo.Client {
-	t.Helper()
-	// A short heartbeat: a client disconnecting while its monitor's hello is held by the
-	// server waits for that hello to end.
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetHeartbeatInterval(500 * time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = client.Disconnect(ctx)
-	})
-	return client
-}
-
 // stored returns the source's stored events in source order (by _id, the token).
 func stored(t *testing.T, store *mongo.Client, name string) []bson.Raw {
 	t.Helper()

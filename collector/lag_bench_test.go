@@ -237,7 +237,7 @@ func TestCaptureProcess(t *testing.T) {
 		var n atomic.Int64
 		batches = n.Load
 		go func() {
-			oldDesign(ctx, t, benchClient(t, job.SourceURI), benchClient(t, job.StoreURI), job.DB, before, 0, &n)
+			oldDesign(ctx, t, testsupport.Connect(t, job.SourceURI), testsupport.Connect(t, job.StoreURI), job.DB, before, 0, &n)
 			close(done)
 		}()
 	default:

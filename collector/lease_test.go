@@ -15,6 +15,7 @@ import (
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 const shortLease = "  lease_ttl: 3s\n"
@@ -35,7 +36,7 @@ func heartbeatDoc(t *testing.T, client *mongo.Client, name string) bson.Raw {
 // standby takes over at once, and every event is stored once, in order.
 func TestOneWriterPerSourceAndStandbyTakeover(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := collectorConfig(t, uri, uri, shortLease, testSource{name: "ha", uri: uri, database: "ha"})
 	first := startManager(t, cfg)
 	first.waitState("ha", stateRunning)
@@ -80,7 +81,7 @@ func TestTakeoverAfterTheHolderStopsRenewing(t *testing.T) {
 	} {
 		t.Run(where.name, func(t *testing.T) {
 			uri := mongotest.URI(t)
-			client := connectClient(t, uri)
+			client := testsupport.Connect(t, uri)
 			leases := client.Database(where.database).Collection(LeaseCollection)
 			dead := Instance{ID: "dead-collector", Host: "elsewhere", PID: 1}
 			_, err := leases.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: "orphan"}}, bson.D{
@@ -126,10 +127,10 @@ func TestTakeoverAfterTheHolderStopsRenewing(t *testing.T) {
 func TestAnotherClusterUnderTheSameNameIsRefused(t *testing.T) {
 	first := mongotest.New(t, "two clusters with their own replicaSetId", mongotest.Options{})
 	other := mongotest.New(t, "two clusters with their own replicaSetId", mongotest.Options{})
-	store := connectClient(t, first.URI())
+	store := testsupport.Connect(t, first.URI())
 	h := startManager(t, collectorConfig(t, first.URI(), "", shortLease, testSource{name: "named", uri: first.URI(), database: "d"}))
 	h.waitState("named", stateRunning)
-	insertSeq(t, connectClient(t, first.URI()), "d", "c", 0, 3)
+	insertSeq(t, testsupport.Connect(t, first.URI()), "d", "c", 0, 3)
 	eventually(t, "3 events", func() bool { return len(insertedIDs(stored(t, store, "named"))) == 3 })
 	h.stop()
 
@@ -143,7 +144,7 @@ func TestAnotherClusterUnderTheSameNameIsRefused(t *testing.T) {
 	if got := h2.gauge("oplog_capture_errors_total", "source_cluster", "named", "kind", errIdentity); got != 1 {
 		t.Errorf("errors_total{kind=source_identity} = %v", got)
 	}
-	insertSeq(t, connectClient(t, other.URI()), "d", "c", 100, 103)
+	insertSeq(t, testsupport.Connect(t, other.URI()), "d", "c", 100, 103)
 	time.Sleep(500 * time.Millisecond) // what a wrong writer would have stored by now
 	if ids := insertedIDs(stored(t, store, "named")); !slices.Equal(ids, seq(0, 3)) {
 		t.Fatalf("the other cluster's events were mixed in: %v", ids)
@@ -152,7 +153,7 @@ func TestAnotherClusterUnderTheSameNameIsRefused(t *testing.T) {
 
 func replicaSetID(t *testing.T, uri string) string {
 	t.Helper()
-	id, err := identify(t.Context(), connectClient(t, uri))
+	id, err := identify(t.Context(), testsupport.Connect(t, uri))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,9 +176,9 @@ func TestStoreSwitchCarriesThePositionOver(t *testing.T) {
 	storeClients := make([]*mongo.Client, len(stores))
 	for i, s := range stores {
 		cfgs[i] = collectorConfig(t, s.URI(), "", shortLease, testSource{name: "moving", uri: srcURI, database: "m"})
-		storeClients[i] = connectClient(t, s.URI())
+		storeClients[i] = testsupport.Connect(t, s.URI())
 	}
-	src := connectClient(t, srcURI)
+	src := testsupport.Connect(t, srcURI)
 	h := startManager(t, cfgs[0])
 	h.waitState("moving", stateRunning)
 	eventually(t, "the first token", func() bool {
@@ -231,7 +232,7 @@ func TestRestartOnANewStoreGoesOnFromTheHeartbeat(t *testing.T) {
 	meta := mongotest.New(t, "a metadata database apart from both stores", mongotest.Options{})
 	oldStore := mongotest.New(t, "the store before the restart", mongotest.Options{})
 	newStore := mongotest.New(t, "the store after the restart", mongotest.Options{})
-	src := connectClient(t, srcURI)
+	src := testsupport.Connect(t, srcURI)
 	// The source's history must reach back past the checkpoint's whole second, as a
 	// real oplog does: the test server's begins when it starts.
 	began := clusterTime(t, src)
@@ -239,11 +240,11 @@ func TestRestartOnANewStoreGoesOnFromTheHeartbeat(t *testing.T) {
 	h := startManager(t, collectorConfig(t, oldStore.URI(), meta.URI(), shortLease, testSource{name: "moved", uri: srcURI, database: "mv"}))
 	h.waitState("moved", stateRunning)
 	insertSeq(t, src, "mv", "c", 0, 10)
-	old := connectClient(t, oldStore.URI())
+	old := testsupport.Connect(t, oldStore.URI())
 	eventually(t, "10 events in the old store", func() bool { return len(insertedIDs(stored(t, old, "moved"))) == 10 })
 	docs := stored(t, old, "moved")
 	last, _ := docs[len(docs)-1].Lookup("ts").Timestamp()
-	metaClient := connectClient(t, meta.URI())
+	metaClient := testsupport.Connect(t, meta.URI())
 	eventually(t, "the heartbeat to report a checkpoint past the 10th event", func() bool {
 		doc := heartbeatDoc(t, metaClient, "moved")
 		if doc == nil {
@@ -258,7 +259,7 @@ func TestRestartOnANewStoreGoesOnFromTheHeartbeat(t *testing.T) {
 
 	h2 := startManager(t, collectorConfig(t, newStore.URI(), meta.URI(), shortLease, testSource{name: "moved", uri: srcURI, database: "mv"}))
 	h2.waitState("moved", stateRunning)
-	fresh := connectClient(t, newStore.URI())
+	fresh := testsupport.Connect(t, newStore.URI())
 	eventually(t, "the events written meanwhile in the new store", func() bool {
 		ids := insertedIDs(stored(t, fresh, "moved"))
 		return len(ids) > 0 && ids[len(ids)-1] == 19
@@ -289,7 +290,7 @@ func clusterTime(t *testing.T, client *mongo.Client) bson.Timestamp {
 // again; a store holding events but no position records the gap it starts with.
 func TestResetIsRecordedAsAGap(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	h := startManager(t, collectorConfig(t, uri, "", shortLease, testSource{name: "wiped", uri: uri, database: "w"}))
 	h.waitState("wiped", stateRunning)
 	insertSeq(t, client, "w", "c", 0, 7)
@@ -322,7 +323,7 @@ func mongoUpsert() *options.UpdateOneOptionsBuilder { return options.UpdateOne()
 // set name alone.
 func TestIdentityWithoutReplSetGetConfig(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	setFailPoint(t, client, "alwaysOn", bson.D{{Key: "failCommands", Value: bson.A{"replSetGetConfig"}}, {Key: "errorCode", Value: 13}})
 	id, err := identify(t.Context(), client)
 	if err != nil || id.SetName != "rs0" || !id.ReplicaSetID.IsZero() {

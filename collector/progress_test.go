@@ -13,13 +13,14 @@ import (
 
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // capturingWriter is a writer of source name holding its lease on a test server's
 // store, with the source's metrics on reg, and the store and progress it writes to.
 func capturingWriter(t *testing.T, name string, reg *prometheus.Registry) (*writer, *sourceStore, *progress, *metrics) {
 	t.Helper()
-	client := connectClient(t, mongotest.URI(t))
+	client := testsupport.Connect(t, mongotest.URI(t))
 	db := client.Database(config.DefaultStoreDatabase)
 	epoch, _, err := testLeases(db, time.Minute).acquire(t.Context(), name, nil)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/mongomigrate/observability/internal/mongotest"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 	"github.com/mongomigrate/observability/internal/pitr"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 func ts(t uint32) bson.Timestamp { return bson.Timestamp{T: t, I: 1} }
@@ -58,7 +59,7 @@ func TestRecoverableSince(t *testing.T) {
 // `oplog_collector range` lists when that stretch reaches the checkpoint, read from a
 // real store holding each case's events, position and gaps.
 func TestRecoverableSinceAgreesWithRange(t *testing.T) {
-	client := connectClient(t, mongotest.URI(t))
+	client := testsupport.Connect(t, mongotest.URI(t))
 	db := client.Database(config.DefaultStoreDatabase)
 	for i, c := range recoverableCases {
 		source := fmt.Sprintf("case%d", i)
@@ -102,7 +103,7 @@ func TestRecoverableSinceAgreesWithRange(t *testing.T) {
 // starts where capture started again, not at the wiped store's oldest event.
 func TestRecoverableWindowAfterAReset(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	h := startManager(t, collectorConfig(t, uri, "", shortLease, testSource{name: "window", uri: uri, database: "w"}))
 	h.waitState("window", stateRunning)
 	insertSeq(t, client, "w", "c", 0, 5)

@@ -13,6 +13,7 @@ import (
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 func TestParseResumeFrom(t *testing.T) {
@@ -51,7 +52,7 @@ func captureApart(t *testing.T, name string, n int) apart {
 	t.Helper()
 	src := mongotest.New(t, "a source apart from the store", mongotest.Options{})
 	storeSrv := mongotest.New(t, "the store", mongotest.Options{})
-	a := apart{source: connectClient(t, src.URI()), store: connectClient(t, storeSrv.URI()), storeURI: storeSrv.URI()}
+	a := apart{source: testsupport.Connect(t, src.URI()), store: testsupport.Connect(t, storeSrv.URI()), storeURI: storeSrv.URI()}
 	a.cfg = collectorConfig(t, storeSrv.URI(), "", "", testSource{name: name, uri: src.URI(), database: "d"})
 	a.harness = startManager(t, a.cfg)
 	a.waitState(name, stateRunning)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // runTransaction runs fn in a transaction of a new session on client.
@@ -75,7 +76,7 @@ func checkOneTransaction(t *testing.T, events []bson.Raw) {
 // lsid and txn_number; the writes outside it carry neither.
 func TestTransactionCapturedAtOneClusterTime(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	capturing(t, client, collectorConfig(t, uri, "", "", testSource{name: "txn", uri: uri, database: "txshop"}), "txn")
 	db := client.Database("txshop")
 	orders, audit := db.Collection("orders"), db.Collection("audit")
@@ -123,7 +124,7 @@ func TestTransactionCapturedAtOneClusterTime(t *testing.T) {
 // whole at its one cluster time.
 func TestCheckpointInsideTransaction(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectClient(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := collectorConfig(t, uri, "", "", testSource{name: "txmid", uri: uri, database: "txmid"})
 	cfg.Collector.Batch.MaxEvents = 2 // a getMore, and a store batch, of 2 events
 	h := capturing(t, client, cfg, "txmid")

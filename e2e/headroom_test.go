@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mongomigrate/observability/internal/testsupport"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -42,14 +43,14 @@ func (s *stack) startShardedSource(t *testing.T) *shardedSource {
 		uri := s.startMongotestd(t, "mongotestd "+sh.id, append([]string{"--replica-set", sh.id}, sh.args...)...)
 		host, _, _ := strings.Cut(strings.TrimPrefix(uri, "mongodb://"), "/")
 		mongosArgs = append(mongosArgs, "--shard", sh.id+"="+sh.id+"/"+host)
-		client := s.connect(t, uri)
+		client := testsupport.Connect(t, uri)
 		out.initiated[sh.id] = firstOplogEntry(t, client)
 		if sh.id == "sh1" {
 			out.shard1 = client
 		}
 	}
 	out.mongosURI = s.startMongotestd(t, "mongotestd mongos", mongosArgs...)
-	out.mongos = s.connect(t, out.mongosURI)
+	out.mongos = testsupport.Connect(t, out.mongosURI)
 	return out
 }
 

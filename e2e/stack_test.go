@@ -15,7 +15,6 @@ import (
 
 	"github.com/mongomigrate/observability/internal/testsupport"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -123,7 +122,7 @@ func startStack(t *testing.T, tools map[string]string) *stack {
 	// days ago, as a set in service is, so the source's resume headroom is days until
 	// the resume-token fault's burst truncates its history.
 	s.mongoURI = s.startMongotestd(t, "mongotestd", fmt.Sprint("--history=", mongoHistory), "--initiated-ago=72h", "--ttl-interval=1s")
-	s.client = s.connect(t, s.mongoURI)
+	s.client = testsupport.Connect(t, s.mongoURI)
 	s.headroom = s.startShardedSource(t)
 
 	now := time.Now()
@@ -219,17 +218,6 @@ func (s *stack) startMongotestd(t *testing.T, name string, args ...string) strin
 		return false, "nothing printed yet"
 	})
 	return uri
-}
-
-// connect is a client of uri, disconnected when the test ends.
-func (s *stack) connect(t *testing.T, uri string) *mongo.Client {
-	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	return client
 }
 
 // config is the one config.yml both binaries read.

@@ -56,7 +56,7 @@ func parseExposition(t *testing.T, body string) map[string]int {
 // values are repaired, and the repairs are counted.
 func TestInvalidUTF8InDocumentsKeepsTheScrapeWhole(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	insertDocs(t, uri, "hostile_hb", config.DefaultCollectorMetadataCollection, []any{
 		bson.D{{Key: "name", Value: "prod" + invalid}, {Key: "collector_status", Value: bson.D{{Key: "status", Value: "running"}}}},
 		bson.D{{Key: "name", Value: "ok"}, {Key: "collector_status", Value: bson.D{{Key: "status", Value: "run" + invalid}}}},
@@ -127,7 +127,7 @@ func grepLines(body, substring string) string {
 // logged once.
 func TestMalformedTaskCostsOnlyThatTask(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "hostile_tasks", 7)
 	initialCheckUnderWay(f)
 	tasks := client.Database("hostile_tasks").Collection("verification_tasks")
@@ -178,7 +178,7 @@ migration_verifier_documents_compared{migration="",verifier="hostile"} 800
 // many they left out, and a huge mongosync warnings list is logged cut.
 func TestDataCannotMakeUnboundedSeries(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 
 	var tasks []vf.Task
 	for i := range 5000 {

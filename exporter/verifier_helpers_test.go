@@ -78,16 +78,6 @@ func (f *metadataFixture) changeReader(collection string, src, dst bson.D) *meta
 // unix is a recheck's cluster time, in seconds.
 func unix(seconds int64) time.Time { return time.Unix(seconds, 0) }
 
-func connectForFixtures(t *testing.T, uri string) *mongo.Client {
-	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	return client
-}
-
 func verifierConfig(name, uri, database string) config.Verifier {
 	limit, eventTypes := config.DefaultNamespaceLimit, config.DefaultChangeEventTypeLimit
 	return config.Verifier{

@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
 
@@ -27,7 +28,7 @@ import (
 // (resetProcessRecheckQueueTasksIfNeeded): the generation holds 3,000 tasks, not 6,000.
 func TestVerifierRestartWhileCreatingRechecks(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "vf_requeue", 7).generation(2).primary(vf.StatusCompleted)
 	hourAgo := time.Now().Add(-time.Hour)
 	queue := vf.Task{ID: oldID(hourAgo, 0), Type: vf.TaskProcessRecheckQueue, Status: vf.StatusProcessing, Generation: 2, Begin: hourAgo}
@@ -62,7 +63,7 @@ func TestVerifierRestartWhileCreatingRechecks(t *testing.T) {
 // generation-0 figures.
 func TestVerifierCleanStartsEveryFigureAgain(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "vf_cleaned", 7)
 	recheckWithEveryKind(f)
 	s, _ := newVerifierForTest(t, verifierConfig("cleaned", uri, "vf_cleaned"))
@@ -87,7 +88,7 @@ func TestVerifierCleanStartsEveryFigureAgain(t *testing.T) {
 // just added does not count.
 func TestVerifierLastRecheckedCountsFinishedRechecks(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	newMetadataFixture(t, client, "vf_rechecked", 7).generation(2).primary(vf.StatusCompleted).tasks(
 		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Generation: 1, Namespace: "a.b", IDs: []int{1}, Documents: 1, SrcTS: unix(1773250000), DstTS: unix(1773250001)},
 		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusAdded, Generation: 2, Namespace: "a.b", IDs: []int{2}, Documents: 1, SrcTS: unix(1773259999), DstTS: unix(1773259999)},
@@ -107,7 +108,7 @@ func TestVerifierLastRecheckedCountsFinishedRechecks(t *testing.T) {
 // mismatches are the ones that stand.
 func TestVerifierPhaseFollowsTheVerifier(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	finishedRun(newMetadataFixture(t, client, "vf_phase", 7)) // generation 5, no task in it
 	newMetadataFixture(t, client, "vf_phase", 7).mismatches(
 		vf.Mismatch{Generation: 5, TaskType: vf.TaskVerifyDocuments, ID: 9, Details: "Missing", Cluster: "dstClient", Namespace: "app.events"},
@@ -146,7 +147,7 @@ func TestVerifierPhaseFollowsTheVerifier(t *testing.T) {
 // reports (up to one 400 MB partition per worker).
 func TestVerifierProgressIncludesTasksInProgress(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	initialCheckUnderWay(newMetadataFixture(t, client, "vf_progress", 7)) // 800 documents, 358,400 bytes finished
 	api := progressStandIn(t, func() string {
 		return `{"progress":{"phase":"check","generation":0,"error":null,
@@ -168,7 +169,7 @@ func TestVerifierProgressIncludesTasksInProgress(t *testing.T) {
 // (GetPersistedNamespaceStatistics, in any generation).
 func TestVerifierBytesToCompareInEveryGeneration(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	newMetadataFixture(t, client, "vf_bytes", 7).generation(1).primary(vf.StatusCompleted).tasks(
 		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusMismatch, Namespace: "crm.accounts", Documents: 10, Size: 4000},
 		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusProcessing, Generation: 1, Namespace: "crm.accounts", Documents: 10, Size: 4096},
@@ -182,7 +183,7 @@ func TestVerifierBytesToCompareInEveryGeneration(t *testing.T) {
 // verifyCollection task aside; one with no document task is not.
 func TestVerifierNamespaceVerdictsOfTheCurrentGeneration(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	newMetadataFixture(t, client, "vf_ns0", 7).generation(0).primary(vf.StatusCompleted).tasks(
 		// partitioned, its partition compared; the task itself not finished yet
 		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusProcessing, Namespace: "a.partitioned", Documents: 5},
@@ -217,7 +218,7 @@ func TestVerifierNamespaceVerdictsOfTheCurrentGeneration(t *testing.T) {
 // still counted from running totals, not summed at every scrape.
 func TestVerifierPrimaryLeftAddedIsNotInitializing(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	newMetadataFixture(t, client, "vf_stuck", 7).generation(4).primary(vf.StatusAdded).tasks(
 		vf.Task{Type: vf.TaskProcessRecheckQueue, Status: vf.StatusCompleted, Generation: 4},
 		vf.Task{Type: vf.TaskVerifyDocuments, Status: vf.StatusCompleted, Generation: 4, Namespace: "a.b", IDs: []int{1, 2}, Documents: 2, Found: 2},
@@ -241,7 +242,7 @@ func TestVerifierPrimaryLeftAddedIsNotInitializing(t *testing.T) {
 // nothing else: it began, and did not get through its start.
 func TestVerifierDeadAtStartUpIsVisible(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "vf_dead", 7)
 	f.must(f.Clean(t.Context()))
 	t.Cleanup(func() { _ = client.Database("vf_dead").Drop(context.Background()) })
@@ -277,7 +278,7 @@ func TestVerifierDocCitesTheRulesItRelies(t *testing.T) {
 // figures join mongosync's.
 func TestVerifierMigrationLabel(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	recheckWithEveryKind(newMetadataFixture(t, client, "vf_labelled", 7))
 	api, _ := verifierAPIStandIn(t, `{"progress":{"phase":"recheck","generation":3,"error":null,"srcChangeStats":{"lagSecs":2,"bufferSaturation":0.1}}}`)
 	target := verifierConfig("labelled", uri, "vf_labelled")
@@ -308,7 +309,7 @@ func TestVerifierMigrationLabel(t *testing.T) {
 // namespace_limit of those namespace_include keeps.
 func TestVerifierNamespaceMismatchCounts(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "vf_nscounts", 7).generation(0).primary(vf.StatusCompleted)
 	var ms []vf.Mismatch
 	for i, ns := range []string{"shop.a", "shop.b", "shop.c", "shop.d", "other.e"} {
@@ -336,7 +337,7 @@ func TestVerifierNamespaceMismatchCounts(t *testing.T) {
 // counted once (but for those that stand), the current one's at every scrape.
 func TestVerifierGenerationMismatches(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "vf_gencounts", 7).generation(14).primary(vf.StatusCompleted)
 	var ms []vf.Mismatch
 	for g := range int32(15) {
@@ -378,7 +379,7 @@ func TestVerifierGenerationMismatches(t *testing.T) {
 // saved position, which the verifier saves every 10 s while it reads, events or not.
 func TestVerifierLastChange(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "vf_change", 7)
 	f.Now = fixtureTime.Add(-time.Hour) // tasks inserted an hour before
 	f.generation(0).primary(vf.StatusCompleted).tasks(
@@ -405,7 +406,7 @@ func TestVerifierLastChange(t *testing.T) {
 // again.
 func TestVerifierRechecksCounterNeverGoesDown(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "vf_counter", 7).generation(1).primary(vf.StatusCompleted)
 	rechecks := func() []vf.Task {
 		var tasks []vf.Task

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
 
@@ -27,7 +28,7 @@ import (
 // exports (the unfinished tasks, the oldest one processing) equal the recount's.
 func TestTallyEqualsFullRecount(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	db := client.Database("vf_tally")
 	t.Cleanup(func() { _ = db.Drop(context.Background()) })
 	v := &fakeVerifier{t: t, db: db, rng: rand.New(rand.NewPCG(2, 2)), clock: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
@@ -165,7 +166,7 @@ func compareReads(t *testing.T, where string, got, want *verifierMetadata) {
 // the generation's 3,000 finished tasks are summed once, a scrape returns a handful.
 func TestTallyReadsWhatCanChange(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "vf_steady", 7).generation(0).primary(vf.StatusCompleted)
 	old := time.Now().Add(-time.Hour)
 	var tasks []vf.Task
@@ -204,7 +205,7 @@ func TestTallyReadsWhatCanChange(t *testing.T) {
 // held on the server past the scrape's time (a failCommand failpoint).
 func TestRestartedExporterReadsItsTotalsAcrossScrapes(t *testing.T) {
 	srv := mongotest.New(t, "holds a command past its maxTimeMS with a failpoint", mongotest.Options{})
-	client := connectForFixtures(t, srv.URI())
+	client := testsupport.Connect(t, srv.URI())
 	seedFinishedVerification(t, client, "vf_restart")
 	readInParts(t, 0, chunkSizes{first: 100, min: 50, max: 200})
 
@@ -310,7 +311,7 @@ func holdSecondChunk(t *testing.T, client *mongo.Client) {
 // (summing meanwhile, so that no scrape lacks a figure), and keeps them.
 func TestVerifierSumsOnTheServerThenKeepsTotalsAgain(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "vf_overflow", 7).generation(1).primary(vf.StatusCompleted)
 	hourAgo := time.Now().Add(-time.Hour)
 	var tasks []vf.Task

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mongomigrate/observability/internal/mongotest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 	vf "github.com/mongomigrate/observability/internal/verifierfixture"
 )
 
@@ -99,7 +100,7 @@ func initializing(f *metadataFixture) {
 
 func TestVerifierGolden(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	cases := []struct {
 		name     string
 		database string // "" to detect
@@ -136,7 +137,7 @@ func TestVerifierGolden(t *testing.T) {
 // changeStream.
 func TestVerifierOldDatabaseName(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, verifierDatabaseOld, 3)
 	f.generation(1).primary(vf.StatusCompleted).tasks(
 		vf.Task{Type: vf.TaskVerifyCollection, Status: vf.StatusCompleted, Namespace: "old.things", Documents: 3, Size: 30},
@@ -150,7 +151,7 @@ func TestVerifierOldDatabaseName(t *testing.T) {
 // with no error and no warning.
 func TestVerifierDatabaseDropped(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	finishedRun(newMetadataFixture(t, client, "vf_clean", 7))
 	s, logs := newVerifierForTest(t, verifierConfig("clean", uri, "vf_clean"))
 	c := collectorOf(s)
@@ -228,7 +229,7 @@ func TestVerifierAPIWhenDatabaseIsDown(t *testing.T) {
 // An API that answers {"error": ...} with HTTP 200 is down; the database's series stay.
 func TestVerifierAPIErrorKeepsDatabaseSeries(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	finishedRun(newMetadataFixture(t, client, "vf_apierr", 7))
 	api, _ := verifierAPIStandIn(t, `{"error":"verifier is shutting down"}`)
 	target := verifierConfig("apierr", uri, "vf_apierr")
@@ -256,7 +257,7 @@ migration_verifier_up{migration="",verifier="apierr"} 1
 
 func TestVerifierNamespaceLimitAndFilter(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	f := newMetadataFixture(t, client, "vf_many", 7).generation(0)
 	var tasks []vf.Task
 	for i := range 6 {
@@ -297,7 +298,7 @@ migration_verifier_namespaces_omitted{migration="",verifier="many"} 4
 // Every query carries maxTimeMS, so the server stops it when the exporter stops waiting.
 func TestVerifierQueriesAreBoundedOnTheServer(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	recheckWithEveryKind(newMetadataFixture(t, client, "vf_bounded", 7))
 	commands := watchCommands(t)
 	s, _ := newVerifierForTest(t, verifierConfig("bounded", uri, "vf_bounded"))
@@ -329,7 +330,7 @@ func (c constCollector) Collect(ch chan<- prometheus.Metric) { ch <- c.m }
 // its namespaces are grouped once, whatever the refresh interval.
 func TestVerifierFinishedGenerationNamespacesReadOnce(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	recheckWithEveryKind(newMetadataFixture(t, client, "vf_cached", 7))
 	commands := watchCommands(t)
 	target := verifierConfig("cached", uri, "vf_cached")
@@ -348,7 +349,7 @@ func TestVerifierFinishedGenerationNamespacesReadOnce(t *testing.T) {
 // refresh interval.
 func TestVerifierNamespaceAggregationIsCached(t *testing.T) {
 	uri := mongotest.URI(t)
-	client := connectForFixtures(t, uri)
+	client := testsupport.Connect(t, uri)
 	initialCheckUnderWay(newMetadataFixture(t, client, "vf_refresh", 7))
 	lowerWatchLimit(t, 1)
 	commands := watchCommands(t)

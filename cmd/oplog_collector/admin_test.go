@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/mongomigrate/observability/internal/testsupport"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -42,7 +43,7 @@ func post(t *testing.T, target, contentType, body string, header map[string]stri
 // all of it the store keeps every event.
 func TestAdminAPIRefusesUnsafeRequests(t *testing.T) {
 	uri := startMongotestd(t)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := writeCollectorConfig(t, uri, "kept")
 	authFiles := writeAuth(t)
 
@@ -142,7 +143,7 @@ func TestCLIAuthenticatesWithAnHTTPConfig(t *testing.T) {
 // even with --yes.
 func TestOfflineIsRefusedWhileACollectorHoldsTheSource(t *testing.T) {
 	uri := startMongotestd(t)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := writeCollectorConfig(t, uri, "busy")
 	startDaemon(t, cfg)
 	eventually(t, "the first token", func() bool { return tokenSaved(t, client, "busy") })

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mongomigrate/observability/internal/testsupport"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -43,7 +44,7 @@ func TestFailoverUnderRepeatedKills(t *testing.T) {
 		kills = n
 	}
 	uri := startMongotestd(t)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := writeCollectorConfig(t, uri, "shared")
 	daemons := map[int]*daemon{}
 	for range 3 {

@@ -31,6 +31,7 @@ import (
 
 	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 const (
@@ -361,7 +362,7 @@ func TestPausedHolderLandsNoWrite(t *testing.T) {
 	}
 	rounds := roundsFromEnv(4)
 	uri := startMongotestd(t, "--history=1000000", shortTransactions)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	const source = "fenced"
 	watch := watchPositions(t, client, source)
 	var ds []*daemon
@@ -418,7 +419,7 @@ func TestStaleHolderResumesFromTheStore(t *testing.T) {
 	rounds := roundsFromEnv(3)
 	sourceURI := startMongotestd(t, "--history=300")
 	storeURI := startMongotestd(t, shortTransactions)
-	src, store := connect(t, sourceURI), connect(t, storeURI)
+	src, store := testsupport.Connect(t, sourceURI), testsupport.Connect(t, storeURI)
 	const source = "stale"
 	cfg := collectorYAML{store: storeURI, metadata: storeURI, source: source, sourceURI: sourceURI, leaseTTL: "1s"}.write(t)
 	ds := []*daemon{startDaemon(t, cfg), startDaemon(t, cfg)}
@@ -495,7 +496,7 @@ func TestResetStaysDoneUnderAPausedHolder(t *testing.T) {
 		t.Skip("needs a full run (-short was given): pauses a collector past its lease")
 	}
 	uri := startMongotestd(t, "--history=1000000", shortTransactions)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	const source = "rewound"
 	cfg := collectorYAML{store: uri, metadata: uri, source: source, sourceURI: uri, leaseTTL: "1s"}.write(t)
 	a := writeAuth(t)
@@ -533,7 +534,7 @@ func offlineUnderAPausedHolder(t *testing.T, command, source string) (*mongo.Cli
 		t.Skip("needs a full run (-short was given): pauses a collector past its lease")
 	}
 	uri := startMongotestd(t, "--history=1000000", shortTransactions)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := collectorYAML{store: uri, metadata: uri, source: source, sourceURI: uri, leaseTTL: "1s"}.write(t)
 	d := startDaemon(t, cfg)
 	logsOnFailure(t, []*daemon{d})
@@ -599,7 +600,7 @@ func heartbeatOf(t *testing.T, client *mongo.Client, source string) bson.Raw {
 // all the same, and is refused while a live collector holds the source.
 func TestOfflineFindsTheLeaseWithoutMetadata(t *testing.T) {
 	uri := startMongotestd(t)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	const source = "held"
 	startDaemon(t, collectorYAML{store: uri, metadata: uri, source: source, sourceURI: uri, leaseTTL: "30s"}.write(t))
 	eventually(t, "the first token", func() bool { return tokenSaved(t, client, source) })
@@ -619,7 +620,7 @@ func TestOfflineFindsTheLeaseWithoutMetadata(t *testing.T) {
 // it does, and write nothing.
 func TestOfflineRefusesAnUnknownSource(t *testing.T) {
 	uri := startMongotestd(t)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := collectorYAML{store: uri, metadata: uri, source: "known", sourceURI: uri, leaseTTL: "1s"}.write(t)
 	d := startDaemon(t, cfg)
 	eventually(t, "the first token", func() bool { return tokenSaved(t, client, "known") })
@@ -675,7 +676,7 @@ func leaseTimes(t *testing.T, client *mongo.Client, source string) (renewed, acq
 // waiting for it to expire.
 func TestRestartAfterSIGKILLTakesOverAtOnce(t *testing.T) {
 	uri := startMongotestd(t)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	const source = "restarted"
 	cfg := collectorYAML{store: uri, metadata: uri, source: source, sourceURI: uri}.write(t)
 	d := startDaemon(t, cfg)
@@ -799,7 +800,7 @@ func metricValue(d *daemon, prefix string) float64 {
 // cluster_time as it was, range reads the checkpoint from the saved token itself.
 func TestForeignWriterIsSeen(t *testing.T) {
 	uri := startMongotestd(t, "--history=1000000", shortTransactions)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	const source = "legacy"
 	d := startDaemon(t, collectorYAML{store: uri, metadata: uri, source: source, sourceURI: uri, leaseTTL: "1s"}.write(t))
 	holderOf(t, []*daemon{d}, source, nil)

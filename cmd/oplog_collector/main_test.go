@@ -166,16 +166,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func connect(t *testing.T, uri string) *mongo.Client {
-	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	return client
-}
-
 // storedInserts returns the documentKey ids of the stored inserts, in source order.
 func storedInserts(t *testing.T, client *mongo.Client, source string) []int32 {
 	t.Helper()
@@ -250,7 +240,7 @@ func TestConfigCheck(t *testing.T) {
 // cleanly and reports stopped, and with no daemon the store can be reset offline.
 func TestDaemonLifecycle(t *testing.T) {
 	uri := startMongotestd(t)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := writeCollectorConfig(t, uri, "alpha", "beta")
 	auth := writeAuth(t)
 	d := startDaemon(t, cfg, "--web.enable-admin-api", "--web.config.file", auth.web)
@@ -366,7 +356,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Skip("needs a full run (-short was given): it builds the collector and mongotestd and SIGKILLs the collector 20 times, too slow for -short; run go test without -short")
 	}
 	uri := startMongotestd(t)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := writeCollectorConfig(t, uri, "crash")
 	d := startDaemon(t, cfg)
 	eventually(t, "the first token", func() bool { return tokenSaved(t, client, "crash") })
@@ -479,7 +469,7 @@ func (a auth) get(t *testing.T, url string) string {
 // start reads those events again from the source.
 func TestSIGTERMWithAHungStore(t *testing.T) {
 	uri := startMongotestd(t)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := writeCollectorConfig(t, uri, "frozen")
 	d := startDaemon(t, cfg, "--shutdown.grace-period=2s")
 	eventually(t, "the first token", func() bool { return tokenSaved(t, client, "frozen") })

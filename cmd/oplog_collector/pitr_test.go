@@ -118,7 +118,7 @@ type proof struct {
 // into it).
 func startProof(t *testing.T, size proofSize) *proof {
 	p := &proof{uri: startMongotestd(t), seed: uint64(time.Now().UnixNano())}
-	client := connect(t, p.uri)
+	client := testsupport.Connect(t, p.uri)
 	p.cfg = writeProofConfig(t, p.uri)
 	p.d = startDaemon(t, p.cfg)
 	p.store = client.Database(oplogstore.DefaultDatabase)
@@ -420,7 +420,7 @@ func startTarget(t *testing.T) (uri string, stop func()) {
 // file, the refusals and errors with their exit codes, and no password in any output.
 func TestPITRCommands(t *testing.T) {
 	uri := startMongotestd(t)
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	cfg := writeProofConfig(t, uri)
 	startDaemon(t, cfg)
 	store := client.Database(oplogstore.DefaultDatabase)

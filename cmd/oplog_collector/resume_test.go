@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // writeSourceConfig is a collector config with its store and metadata on storeURI and
@@ -76,7 +77,7 @@ func TestResumeAfterALossKeepsWhatTheSourceStillHolds(t *testing.T) {
 	const source = "lost"
 	storeURI := startMongotestd(t, "--port", "0")
 	sourceURI := startMongotestd(t, "--port", "0", "--history", "100")
-	store, src := connect(t, storeURI), connect(t, sourceURI)
+	store, src := testsupport.Connect(t, storeURI), testsupport.Connect(t, sourceURI)
 	cfg := writeSourceConfig(t, storeURI, source, sourceURI)
 	auth := writeAuth(t)
 	daemonArgs := []string{"--web.enable-admin-api", "--web.config.file", auth.web}

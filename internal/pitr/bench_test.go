@@ -48,20 +48,6 @@ func buildMongotestd(b *testing.B) string {
 	return bin
 }
 
-func benchClient(b *testing.B, uri string) *mongo.Client {
-	b.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = client.Disconnect(ctx)
-	})
-	return client
-}
-
 func benchDocument(i int) bson.Raw {
 	doc, _ := bson.Marshal(bson.D{{Key: "_id", Value: i}, {Key: "name", Value: "customer"}, {Key: "amount", Value: float64(i)},
 		{Key: "tags", Value: bson.A{"a", "b"}}, {Key: "address", Value: bson.D{{Key: "city", Value: "Oslo"}, {Key: "zip", Value: "0150"}}}})
@@ -171,7 +157,7 @@ type replayBench struct {
 
 func newReplayBench(b *testing.B, bin string, store *pitrtest.Server) *replayBench {
 	target := pitrtest.Mongotestd(b, bin)
-	return &replayBench{b: b, store: store, target: target, client: benchClient(b, target.URI)}
+	return &replayBench{b: b, store: store, target: target, client: testsupport.Connect(b, target.URI)}
 }
 
 // loop runs f once per iteration on an empty target, timing f alone, and reports the
@@ -209,7 +195,7 @@ func (r *replayBench) loop(events int, f func()) float64 {
 func BenchmarkReplay(b *testing.B) {
 	bin := buildMongotestd(b)
 	store := pitrtest.Mongotestd(b, bin)
-	storeDB := benchClient(b, store.URI).Database(oplogstore.DefaultDatabase)
+	storeDB := testsupport.Connect(b, store.URI).Database(oplogstore.DefaultDatabase)
 	for _, w := range []struct {
 		name, baseline string
 		mixed          bool
