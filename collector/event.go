@@ -125,8 +125,11 @@ func toItem(cluster string, event bson.Raw, received time.Time, split *splitStat
 		wall = time.UnixMilli(ms)
 	}
 	splitEvent, isFragment := f.copied[splitEventField].DocumentOK()
-	fragment, _ := splitEvent.Lookup("fragment").AsInt64OK()
-	of, _ := splitEvent.Lookup("of").AsInt64OK()
+	var fragment, of int64
+	if isFragment { // a lookup in the empty document of an event not split allocates its error
+		fragment, _ = splitEvent.Lookup("fragment").AsInt64OK()
+		of, _ = splitEvent.Lookup("of").AsInt64OK()
+	}
 	if !split.continues(isFragment, fragment, of) {
 		return item{}, errSplitBroken
 	}
