@@ -144,7 +144,11 @@ func (a *applier) rename(ctx context.Context, e *oplogstore.Event) error {
 // name) goes, if --namespace selects it.
 //
 // The database's system.views goes too when no view is left in it, as the source's
-// dropDatabase took it (a server keeps it, empty, after the last view is dropped).
+// dropDatabase took it (a server keeps it, empty, after the last view is dropped);
+// unless the range makes a view in the database later. The source has system.views
+// again from then on, and the target, ahead of this event on a second pass, may skip
+// that view's events (its name holds a collection the range makes after it), so
+// nothing would bring system.views back.
 func (a *applier) dropDatabase(ctx context.Context, e *oplogstore.Event) error {
 	keptView := false
 	for _, c := range a.reg.inDatabase(e.DB) {
@@ -156,7 +160,7 @@ func (a *applier) dropDatabase(ctx context.Context, e *oplogstore.Event) error {
 			return err
 		}
 	}
-	if keptView || !a.selected.whole(e.DB) {
+	if keptView || !a.selected.whole(e.DB) || a.hist.viewMadeAfter(e.DB, e.TS) {
 		return nil
 	}
 	err := a.client.Database(e.DB).Collection("system.views").Drop(ctx)

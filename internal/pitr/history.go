@@ -146,6 +146,18 @@ func (h *history) indexDroppedAfter(id collID, ix indexRef, ts bson.Timestamp) b
 	return h.droppedAfter(id, ts)
 }
 
+// viewMadeAfter tells whether the range makes a view in database db after ts: a server
+// makes db's system.views with the first view and keeps it when the last one goes.
+func (h *history) viewMadeAfter(db string, ts bson.Timestamp) bool {
+	for i := range h.events {
+		e := &h.events[i]
+		if _, isView := e.OperationDescription.Lookup("viewOn").StringValueOK(); isView && e.OpType == "create" && e.DB == db && e.TS.After(ts) {
+			return true
+		}
+	}
+	return false
+}
+
 func newHistory() *history {
 	return &history{held: map[string][]residence{}, current: map[string]collID{}, where: map[collID]string{},
 		created: map[collID]bool{}, dropped: map[collID]string{}, droppedAt: map[collID]bson.Timestamp{},

@@ -486,3 +486,30 @@ func TestADropDatabaseTakesItsViewsCollection(t *testing.T) {
 		}
 	}
 }
+
+// A view made and dropped after a dropDatabase leaves the source's database an empty
+// system.views. A second replay skips the view's events (its name holds a collection
+// the range makes later) but applies the dropDatabase: that must not take system.views,
+// which nothing would bring back.
+func TestAViewMadeAfterADropDatabaseLeavesItsViewsCollection(t *testing.T) {
+	store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
+	to := storeShapeEvents(t, store, "shapes", []shapeEvent{createC,
+		{op: "drop", ns: "s.c", coll: "c"},
+		{op: "dropDatabase", ns: "s"},
+		{op: "create", ns: "s.v", description: `{"viewOn": "c", "pipeline": []}`},
+		{op: "drop", ns: "s.v"},
+		{op: "create", ns: "s.v", coll: "v", description: `{"idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}`},
+	})
+	target := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
+	for run := 1; run <= 2; run++ {
+		if _, err := Replay(t.Context(), store, target, Options{Source: "shapes", To: to}); err != nil {
+			t.Fatalf("replay %d: %v", run, err)
+		}
+		names, err := target.Database("s").ListCollectionNames(t.Context(), bson.D{})
+		must(t, err)
+		slices.Sort(names)
+		if want := []string{"system.views", "v"}; !slices.Equal(names, want) {
+			t.Fatalf("replay %d: the target's database s holds %v, want %v (as the source's)", run, names, want)
+		}
+	}
+}
