@@ -468,23 +468,11 @@ func TestARenameAcrossDatabasesWithoutItsCopyIsRefused(t *testing.T) {
 // the database's collections and views one by one, and then system.views, which a
 // server keeps (empty) after the last view goes.
 func TestADropDatabaseTakesItsViewsCollection(t *testing.T) {
-	store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
-	to := storeShapeEvents(t, store, "shapes", []shapeEvent{createC,
+	replayTwiceOntoANewTarget(t, "s", nil, []shapeEvent{createC,
 		{op: "create", ns: "s.v", description: `{"viewOn": "c", "pipeline": []}`},
 		{op: "drop", ns: "s.c", coll: "c"},
 		{op: "dropDatabase", ns: "s"},
 	})
-	target := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
-	for run := 1; run <= 2; run++ {
-		if _, err := Replay(t.Context(), store, target, Options{Source: "shapes", To: to}); err != nil {
-			t.Fatalf("replay %d: %v", run, err)
-		}
-		names, err := target.Database("s").ListCollectionNames(t.Context(), bson.D{})
-		must(t, err)
-		if len(names) != 0 {
-			t.Fatalf("replay %d: after the dropDatabase, the target's database s holds %v", run, names)
-		}
-	}
 }
 
 // A view made and dropped after a dropDatabase leaves the source's database an empty
@@ -492,24 +480,31 @@ func TestADropDatabaseTakesItsViewsCollection(t *testing.T) {
 // the range makes later) but applies the dropDatabase: that must not take system.views,
 // which nothing would bring back.
 func TestAViewMadeAfterADropDatabaseLeavesItsViewsCollection(t *testing.T) {
-	store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
-	to := storeShapeEvents(t, store, "shapes", []shapeEvent{createC,
+	replayTwiceOntoANewTarget(t, "s", []string{"system.views", "v"}, []shapeEvent{createC,
 		{op: "drop", ns: "s.c", coll: "c"},
 		{op: "dropDatabase", ns: "s"},
 		{op: "create", ns: "s.v", description: `{"viewOn": "c", "pipeline": []}`},
 		{op: "drop", ns: "s.v"},
 		{op: "create", ns: "s.v", coll: "v", description: `{"idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}`},
 	})
+}
+
+// replayTwiceOntoANewTarget replays events twice onto a new target, which must hold,
+// after each replay, the collections want (in name order) in database db.
+func replayTwiceOntoANewTarget(t *testing.T, db string, want []string, events []shapeEvent) {
+	t.Helper()
+	store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
+	to := storeShapeEvents(t, store, "shapes", events)
 	target := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
 	for run := 1; run <= 2; run++ {
 		if _, err := Replay(t.Context(), store, target, Options{Source: "shapes", To: to}); err != nil {
 			t.Fatalf("replay %d: %v", run, err)
 		}
-		names, err := target.Database("s").ListCollectionNames(t.Context(), bson.D{})
+		names, err := target.Database(db).ListCollectionNames(t.Context(), bson.D{})
 		must(t, err)
 		slices.Sort(names)
-		if want := []string{"system.views", "v"}; !slices.Equal(names, want) {
-			t.Fatalf("replay %d: the target's database s holds %v, want %v (as the source's)", run, names, want)
+		if !slices.Equal(names, want) {
+			t.Fatalf("replay %d: the target's database %s holds %v, want %v (as the source's)", run, db, names, want)
 		}
 	}
 }
