@@ -11,6 +11,9 @@ import (
 
 func insertCmd(cx *cmdCtx) (bson.D, error) {
 	name, err := cx.collName()
+	if err == nil {
+		err = notSystemViews(name)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,17 @@ func (s *Server) notView(db, name string) error {
 	return nil
 }
 
+// notSystemViews refuses a client's insert, update, findAndModify or delete in
+// system.views with InvalidNamespace, as mongod does since 4.7 (mongodb/mongo
+// jstests/core/views, the test that users are disallowed from writing to
+// system.views): its documents change only with the views.
+func notSystemViews(name string) error {
+	if name == systemViews {
+		return errorf(codeInvalidNamespace, "cannot write to %s: views change only through create, collMod and drop", systemViews)
+	}
+	return nil
+}
+
 // parseViewPipeline checks a view's pipeline: an array of stages this
 // server runs (one it does not fails now, not when the view is read), none
 // writing ($out, $merge) or opening a change stream.

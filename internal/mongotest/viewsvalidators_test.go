@@ -55,6 +55,21 @@ func TestViews(t *testing.T) {
 	if want := d("_id", db.Name()+".totals", "viewOn", "orders", "pipeline", pipeline); !rawDoc(t, want).Equal(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: def}) {
 		t.Fatalf("system.views holds %v, want %v", def, want)
 	}
+	// A client may not write system.views: mongod refuses with InvalidNamespace.
+	sv := db.Collection("system.views")
+	for what, write := range map[string]func() error{
+		"insert": func() error {
+			_, err := sv.InsertOne(cx, d("_id", db.Name()+".v", "viewOn", "orders", "pipeline", bson.A{}))
+			return err
+		},
+		"update":        func() error { _, err := sv.UpdateMany(cx, d(), d("$set", d("x", 1))); return err },
+		"findAndModify": func() error { return sv.FindOneAndUpdate(cx, d(), d("$set", d("x", 1))).Err() },
+		"delete":        func() error { _, err := sv.DeleteMany(cx, d()); return err },
+	} {
+		if err := write(); codeOf(err) != 73 {
+			t.Errorf("%s in system.views: %v, want code 73 (InvalidNamespace)", what, err)
+		}
+	}
 
 	view := db.Collection("totals")
 	find, err := view.Find(cx, d("total", d("$gt", 5)), options.Find().SetSort(d("total", -1)))

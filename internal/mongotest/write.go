@@ -157,6 +157,9 @@ func (cx *cmdCtx) statements(field string) (name string, stmts []bsoncore.Value,
 	if err = cx.s.notView(cx.db, name); err != nil {
 		return "", nil, false, err
 	}
+	if err = notSystemViews(name); err != nil {
+		return "", nil, false, err
+	}
 	if err = cx.rejectOptions("let"); err != nil {
 		return "", nil, false, err
 	}
@@ -292,6 +295,9 @@ func findAndModify(cx *cmdCtx) (bson.D, error) {
 		return nil, err
 	}
 	if err := cx.s.notView(cx.db, name); err != nil {
+		return nil, err
+	}
+	if err := notSystemViews(name); err != nil {
 		return nil, err
 	}
 	if err := cx.rejectOptions("collation", "let"); err != nil {
