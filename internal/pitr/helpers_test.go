@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/mongomigrate/observability/collector"
 	"github.com/mongomigrate/observability/internal/config"
@@ -38,7 +37,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	src := mongotest.New(t, "replay needs a source and a target of its own, and a store it can write gaps into", mongotest.Options{})
-	w := &world{t: t, source: connect(t, src.URI()), target: newTarget(t), logs: &testsupport.LogBuffer{}}
+	w := &world{t: t, source: testsupport.Connect(t, src.URI()), target: newTarget(t), logs: &testsupport.LogBuffer{}}
 	w.store = w.source.Database(oplogstore.DefaultDatabase)
 	cfg, err := config.ForCollector.Parse(fmt.Appendf(nil, `collector:
   store: {uri: %q}
@@ -67,17 +66,7 @@ func newWorld(t *testing.T) *world {
 // newTarget starts an empty target cluster.
 func newTarget(t *testing.T) *mongo.Client {
 	t.Helper()
-	return connect(t, mongotest.New(t, "replay writes to a target of its own", mongotest.Options{}).URI())
-}
-
-func connect(t testing.TB, uri string) *mongo.Client {
-	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	return client
+	return testsupport.Connect(t, mongotest.New(t, "replay writes to a target of its own", mongotest.Options{}).URI())
 }
 
 // eventually waits for cond; the deadline only stops a hang.

@@ -17,6 +17,7 @@ import (
 	"github.com/mongomigrate/observability/internal/mongotest"
 	"github.com/mongomigrate/observability/internal/mongotest/query"
 	"github.com/mongomigrate/observability/internal/oplogstore"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // The change events mongod emits, in the shapes MongoDB documents them (the change events
@@ -105,7 +106,7 @@ func replayShapes(t *testing.T, cases []shapeCase) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			// The store and the target on one server: a fresh test server, or MONGODB_URI's.
-			target := connect(t, mongotest.URI(t))
+			target := testsupport.Connect(t, mongotest.URI(t))
 			for _, db := range []string{"s", "s2", ReplayDatabase, oplogstore.DefaultDatabase} {
 				must(t, target.Database(db).Drop(t.Context()))
 			}
@@ -284,8 +285,8 @@ func TestDocumentEventShapesWithOddFieldNamesApplyExactlyTwice(t *testing.T) {
 // with dots in field names, and no looked-up document: replay cannot tell which field
 // it changed, and stops there rather than guess.
 func TestAnUndisambiguatedPathOnDottedNamesStopsTheReplay(t *testing.T) {
-	store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
-	target := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
+	store := testsupport.Connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
+	target := testsupport.Connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
 	to := storeShapeEvents(t, store, "shapes", []shapeEvent{createC,
 		{op: "insert", ns: "s.c", coll: "c", key: key1, doc: `{"_id": 1, "a.b": 1, "a": {"b": 1}}`},
 		{op: "update", ns: "s.c", coll: "c", key: key1, update: `{"updatedFields": {"a.b": 2}, "removedFields": []}`},
@@ -431,7 +432,7 @@ func TestCollectionEventShapesApplyExactlyTwice(t *testing.T) {
 // (SERVER-107688: only the rename of the staging collection shows) cannot be rebuilt:
 // replay refuses before it writes, in a dry run too, unless the target is past it.
 func TestARenameAcrossDatabasesWithoutItsCopyIsRefused(t *testing.T) {
-	store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
+	store := testsupport.Connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
 	to := storeShapeEvents(t, store, "shapes", []shapeEvent{
 		{op: "create", ns: "s.source", coll: "source", description: `{"idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}`},
 		{op: "insert", ns: "s.source", coll: "source", key: key1, doc: `{"_id": 1}`},
@@ -439,7 +440,7 @@ func TestARenameAcrossDatabasesWithoutItsCopyIsRefused(t *testing.T) {
 		{op: "drop", ns: "s.source", coll: "source"},
 		{op: "insert", ns: "s2.target", coll: "tmp", key: `{"_id": 2}`, doc: `{"_id": 2}`},
 	})
-	target := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
+	target := testsupport.Connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
 	for _, dryRun := range []bool{true, false} {
 		_, err := Replay(t.Context(), store, target, Options{Source: "shapes", To: to, DryRun: dryRun})
 		var refusal *Refusal
@@ -493,9 +494,9 @@ func TestAViewMadeAfterADropDatabaseLeavesItsViewsCollection(t *testing.T) {
 // after each replay, the collections want (in name order) in database db.
 func replayTwiceOntoANewTarget(t *testing.T, db string, want []string, events []shapeEvent) {
 	t.Helper()
-	store := connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
+	store := testsupport.Connect(t, mongotest.New(t, "a store of the test's own", mongotest.Options{}).URI()).Database(oplogstore.DefaultDatabase)
 	to := storeShapeEvents(t, store, "shapes", events)
-	target := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
+	target := testsupport.Connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
 	for run := 1; run <= 2; run++ {
 		if _, err := Replay(t.Context(), store, target, Options{Source: "shapes", To: to}); err != nil {
 			t.Fatalf("replay %d: %v", run, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/mongomigrate/observability/internal/mongotest"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 	"github.com/mongomigrate/observability/internal/pitr/pitrtest"
+	"github.com/mongomigrate/observability/internal/testsupport"
 )
 
 // The server's own update events, applied to the document before them, give the
@@ -21,7 +22,7 @@ import (
 // documents and arrays.
 func TestUpdateDescriptionsRebuildTheServersDocuments(t *testing.T) {
 	uri := mongotest.New(t, "random updates on a server of the test's own", mongotest.Options{}).URI()
-	client := connect(t, uri)
+	client := testsupport.Connect(t, uri)
 	ctx := t.Context()
 	coll := client.Database("u").Collection("docs")
 	stream, err := coll.Watch(ctx, mongo.Pipeline{}, options.ChangeStream().SetShowExpandedEvents(true))
@@ -174,7 +175,7 @@ func TestOperatorsExpressOnlyPlainPaths(t *testing.T) {
 // An update event that records no change (another tool's store may hold one) writes
 // nothing, alone or in a batch.
 func TestAnEmptyUpdateWritesNothing(t *testing.T) {
-	client := connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
+	client := testsupport.Connect(t, mongotest.New(t, "a target of the test's own", mongotest.Options{}).URI())
 	coll := client.Database("u").Collection("c")
 	_, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: 1}})
 	must(t, err)
