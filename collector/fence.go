@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -39,11 +40,12 @@ var transaction = options.Transaction().SetWriteConcern(writeconcern.Majority())
 // any collection they created. A transaction that fails is not retried here: the
 // caller retries (and counts, and reports) as it does any store write.
 func (s *sourceStore) fenced(ctx context.Context, epoch int64, update bson.D, fn func(context.Context) error) error {
-	sess, err := s.client.StartSession()
+	s.fencing.mu.Lock()
+	defer s.fencing.mu.Unlock()
+	sess, err := s.fencingSession(ctx, epoch)
 	if err != nil {
-		return fmt.Errorf("starting a session on the store: %w", err)
+		return err
 	}
-	defer sess.EndSession(context.WithoutCancel(ctx))
 	if err := sess.StartTransaction(transaction); err != nil {
 		return fmt.Errorf("starting a transaction on the store: %w", err)
 	}
@@ -70,4 +72,67 @@ func (s *sourceStore) fenced(ctx context.Context, epoch int64, update bson.D, fn
 		cancel()
 	}
 	return err
+}
+
+// fencing is the one session in which a source store runs its fenced transactions, one
+// at a time (they all write the lease document, so they could not overlap anyway). Its
+// id is in the lease: a holder killed in the middle of a transaction leaves it open,
+// holding the lease document, and the server would keep every other write to that
+// document waiting until it expires the transaction (transactionLifetimeLimitSeconds,
+// 60 s by default, and then its periodic check); the collector that takes the lease over kills
+// the session first (killHolderSession), which aborts the transaction at once.
+type fencing struct {
+	mu   sync.Mutex
+	sess *mongo.Session
+	// recorded is the epoch at which the lease names sess.
+	recorded int64
+}
+
+// fencingSession returns the store's fencing session, started if need be, once the
+// lease at epoch names it; errFenced when the lease is at another epoch.
+func (s *sourceStore) fencingSession(ctx context.Context, epoch int64) (*mongo.Session, error) {
+	if s.fencing.sess == nil {
+		sess, err := s.client.StartSession()
+		if err != nil {
+			return nil, fmt.Errorf("starting a session on the store: %w", err)
+		}
+		s.fencing.sess, s.fencing.recorded = sess, 0
+	}
+	if s.fencing.recorded == epoch {
+		return s.fencing.sess, nil
+	}
+	res, err := s.leases.UpdateOne(ctx, bson.D{{Key: "_id", Value: s.name}, epochIs(epoch)},
+		bson.D{{Key: "$set", Value: bson.D{{Key: oplogstore.LeaseFieldSession, Value: s.fencing.sess.ID()}}}})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("recording the store session in the source's lease: %w", err)
+	case res.MatchedCount == 0:
+		return nil, errFenced
+	}
+	s.fencing.recorded = epoch
+	return s.fencing.sess, nil
+}
+
+// close ends the store's fencing session.
+func (s *sourceStore) close(ctx context.Context) {
+	s.fencing.mu.Lock()
+	defer s.fencing.mu.Unlock()
+	if s.fencing.sess != nil {
+		s.fencing.sess.EndSession(ctx)
+		s.fencing.sess = nil
+	}
+}
+
+// killHolderSession kills the session in which l's holder runs its fenced transactions,
+// before this collector takes the lease over: a transaction the holder left open (it
+// was killed, or its lease expired while it was cut off) is aborted, and writes
+// nothing; it no longer keeps the lease document from this collector. The server
+// kills only sessions of the same user: with another user, or where killSessions is
+// not allowed, the takeover waits for the server to expire the transaction, as it
+// would without this.
+func (ls *leases) killHolderSession(ctx context.Context, l *lease) {
+	if len(l.Session) == 0 || l.Holder.ID == ls.me.ID {
+		return
+	}
+	_ = ls.coll.Database().Client().Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: bson.A{l.Session}}}).Err()
 }

@@ -245,3 +245,47 @@ func TestABatchWrittenAgainIsStoredOnce(t *testing.T) {
 		t.Errorf("the position after the batch written again: %v, %v", saved.Token, err)
 	}
 }
+
+// A holder killed in the middle of a store transaction leaves it open on the server,
+// holding the lease document; the server would keep the next holder's takeover waiting
+// until it expires the transaction (a minute or more on mongod's defaults, for ever on
+// this test server's). The collector that takes the lease over kills the dead holder's
+// session first: the takeover goes through at once, and the dead transaction lands
+// nothing.
+func TestATakeoverDoesNotWaitForTheDeadHoldersTransaction(t *testing.T) {
+	srv := mongotest.New(t, "transactions that do not expire", mongotest.Options{TransactionLifetime: 24 * time.Hour})
+	client := testsupport.Connect(t, srv.URI())
+	db := client.Database(config.DefaultStoreDatabase)
+	ctx := t.Context()
+	dead, next := testLeases(db, time.Millisecond), testLeases(db, time.Minute)
+	stale, _, err := dead.acquire(ctx, "killed", nil)
+	if err != nil || stale != 1 {
+		t.Fatalf("first acquisition: epoch %d, %v", stale, err)
+	}
+	inside, frozen := make(chan struct{}), make(chan struct{})
+	deadWrite := make(chan error, 1)
+	go func() {
+		deadWrite <- newSourceStore(db, "killed").fenced(ctx, stale, nil, func(ctx context.Context) error {
+			_, err := db.Collection(oplogstore.GapsCollection("killed")).InsertOne(ctx, bson.D{{Key: "_id", Value: "dead"}})
+			close(inside)
+			<-frozen // the holder is killed here: its transaction stays open
+			return err
+		})
+	}()
+	<-inside
+	time.Sleep(10 * time.Millisecond) // the dead holder's lease expires
+
+	takeoverCtx, cancel := context.WithTimeout(ctx, time.Minute) // against hanging only
+	defer cancel()
+	epoch, held, err := next.acquire(takeoverCtx, "killed", nil)
+	close(frozen)
+	if err != nil || held != nil || epoch != 2 {
+		t.Fatalf("takeover: epoch %d, held %v, %v: it waited for the dead holder's open transaction", epoch, held, err)
+	}
+	if err := <-deadWrite; err == nil {
+		t.Error("the dead holder's transaction committed after the takeover")
+	}
+	if n, err := db.Collection(oplogstore.GapsCollection("killed")).CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Errorf("the dead holder's transaction left %d documents (%v), want none", n, err)
+	}
+}

@@ -44,6 +44,9 @@ type lease struct {
 	AcquiredAt bson.DateTime    `bson:"acquired_at"`
 	RenewedAt  bson.DateTime    `bson:"renewed_at"`
 	TTLSeconds float64          `bson:"ttl_seconds"`
+	// Session is the lsid of the session in which the holder runs its fenced
+	// transactions (fence.go).
+	Session bson.Raw `bson:"session,omitempty"`
 	// Position is the position the holder last saved, written with the token document.
 	Position *position `bson:"position,omitempty"`
 	// Deregistered keeps the source stopped in every collector that lists it, until a
@@ -144,6 +147,8 @@ func (ls *leases) acquire(ctx context.Context, source string, act *wiping) (epoc
 		from = current.Epoch
 		filter = bson.D{{Key: "_id", Value: source}, epochIs(current.Epoch),
 			{Key: oplogstore.LeaseFieldHolder + ".id", Value: current.Holder.ID}, {Key: oplogstore.LeaseFieldRenewedAt, Value: current.RenewedAt}}
+		// A transaction the holder left open would keep the update below waiting.
+		ls.killHolderSession(ctx, current)
 	}
 	// Heartbeats are fenced by epoch too, and a source's heartbeat document outlives a
 	// change of store: a new epoch is past the one it records.

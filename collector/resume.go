@@ -124,6 +124,7 @@ type Resumed struct {
 func resumeSource(ctx context.Context, sh *shared, name, scope string, plan resumePlan, by Requester) (Resumed, error) {
 	res := Resumed{Source: name, Action: "resume", From: plan.from, StartAt: oplogstore.FormatTS(plan.startAt)}
 	store := newSourceStore(sh.storeDB, name)
+	defer store.close(context.WithoutCancel(ctx))
 	saved, err := store.loadToken(ctx)
 	if err != nil {
 		return res, err

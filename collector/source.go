@@ -129,6 +129,7 @@ func (s *source) run(ctx, kill context.Context) string {
 	s.headroom.oplog.close()
 	finalCtx, cancel := context.WithTimeout(kill, finalReportTimeout)
 	defer cancel()
+	defer s.store.close(finalCtx)
 	if held && context.Cause(ctx) != errKeepLease {
 		epoch, _ := s.tenure.current()
 		if err := s.leases.release(finalCtx, s.cfg.Name, epoch); err != nil {

@@ -24,6 +24,8 @@ type sourceStore struct {
 	tokens *mongo.Collection
 	gaps   *mongo.Collection
 	leases *mongo.Collection
+	// fencing runs the store's writes, fenced by the lease (fence.go).
+	fencing fencing
 }
 
 func newSourceStore(db *mongo.Database, name string) *sourceStore {

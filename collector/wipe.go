@@ -94,6 +94,7 @@ func wipeSource(ctx context.Context, sh *shared, name, scope string, by Requeste
 		return wiped, err
 	}
 	store := newSourceStore(sh.storeDB, name)
+	defer store.close(context.WithoutCancel(ctx))
 	saved, err := store.loadToken(ctx)
 	if err != nil {
 		return wiped, err

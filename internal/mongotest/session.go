@@ -167,6 +167,7 @@ var sessionCommands = map[string]command{
 	"commitTransaction": {run: commitTransaction, fields: []string{"recoveryToken"}},
 	"abortTransaction":  {run: abortTransaction, fields: []string{"recoveryToken"}},
 	"endSessions":       {run: endSessions, freeForm: true},
+	"killSessions":      {run: killSessions, freeForm: true},
 	// Sessions do not expire here; refreshing them has nothing to do.
 	"refreshSessions": {run: func(*cmdCtx) (bson.D, error) { return nil, nil }, freeForm: true},
 }
@@ -224,6 +225,35 @@ func endSessions(cx *cmdCtx) (bson.D, error) {
 				cx.s.abortLocked(sess.txn)
 			}
 			delete(cx.s.sessions, key)
+		}
+	}
+	return nil, nil
+}
+
+// killSessions aborts the named sessions' open transactions, releasing the
+// documents they hold, as mongod's killSessions does for transactions not
+// prepared (https://www.mongodb.com/docs/manual/reference/command/killSessions/;
+// jstests/replsets/kill_sessions_with_prepared_transaction.js in
+// mongodb/mongo). The sessions stay usable. Killing every session (an empty
+// list) is refused: nothing here needs it.
+func killSessions(cx *cmdCtx) (bson.D, error) {
+	if cx.db != "admin" {
+		return nil, errorf(codeUnauthorized, "killSessions may only be run against the admin database.")
+	}
+	ids, err := cx.arrayArg("killSessions")
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, errorf(codeCommandNotSupported, "mongotest: killSessions of all sessions (an empty list) is not supported")
+	}
+	for _, v := range ids {
+		d, ok := v.DocumentOK()
+		if !ok {
+			return nil, errorf(codeTypeMismatch, "killSessions: each element must be a document {id: <UUID>}, got %s", v)
+		}
+		if sess := cx.s.sessions[string(d.Lookup("id").Data)]; sess != nil && sess.txn != nil && sess.txn.state == txnActive {
+			cx.s.abortLocked(sess.txn)
 		}
 	}
 	return nil, nil

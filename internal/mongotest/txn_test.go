@@ -445,24 +445,32 @@ func bsonValue(v any) bson.RawValue {
 	return bson.RawValue{Type: t, Value: data}
 }
 
+// holdInTransaction inserts {_id: 1, n: 0} into x.held on the server at uri and sets n
+// to 1 in a transaction left open: the session's context is sc.
+func holdInTransaction(t *testing.T, uri string) (c *mongo.Client, coll *mongo.Collection, sc context.Context) {
+	t.Helper()
+	c = connect(t, uri)
+	coll = c.Database("x").Collection("held")
+	_, err := coll.InsertOne(ctx(t), bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}})
+	must(t, err)
+	sess := startSession(t, c)
+	must(t, sess.StartTransaction())
+	sc = mongo.NewSessionContext(ctx(t), sess)
+	_, err = coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 1}}}})
+	must(t, err)
+	return c, coll, sc
+}
+
 // A transaction left open (its client paused, or cut off) is aborted once it has
 // lived Options.TransactionLifetime, as mongod's transactionLifetimeLimitSeconds: the
 // write that waited for its document goes on, and the transaction's next statement
 // fails with 251 NoSuchTransaction.
 func TestAnOpenTransactionExpires(t *testing.T) {
 	srv := mongotest.New(t, "a short transaction lifetime", mongotest.Options{TransactionLifetime: 300 * time.Millisecond})
-	c := connect(t, srv.URI())
 	cx := ctx(t)
-	coll := c.Database("x").Collection("held")
-	_, err := coll.InsertOne(cx, bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}})
-	must(t, err)
-	sess := startSession(t, c)
-	must(t, sess.StartTransaction())
-	sc := mongo.NewSessionContext(cx, sess)
-	_, err = coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 1}}}})
-	must(t, err)
+	_, coll, sc := holdInTransaction(t, srv.URI())
 	// Waits for the transaction, which is never ended by its client.
-	_, err = coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 2}}}})
+	_, err := coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 2}}}})
 	must(t, err)
 	_, err = coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 3}}}})
 	if codeOf(err) != 251 {
@@ -474,5 +482,40 @@ func TestAnOpenTransactionExpires(t *testing.T) {
 	must(t, coll.FindOne(cx, bson.D{{Key: "_id", Value: 1}}).Decode(&doc))
 	if doc.N != 2 {
 		t.Fatalf("n = %d after the transaction expired, want the other write's 2", doc.N)
+	}
+}
+
+// killSessions aborts a session's open transaction at once, as mongod does for a
+// transaction not prepared: the write that waited for its document goes on (with the
+// default lifetime of 60 s it would wait that long), the transaction's next statement
+// fails with 251, and the session serves a new transaction.
+func TestKillSessionsAbortsTheTransaction(t *testing.T) {
+	srv := mongotest.New(t, "killSessions", mongotest.Options{TransactionLifetime: time.Hour})
+	cx := ctx(t)
+	c, coll, sc := holdInTransaction(t, srv.URI())
+	sess := mongo.SessionFromContext(sc)
+	for _, bad := range []bson.D{{{Key: "killSessions", Value: bson.A{}}}, {{Key: "killSessions", Value: bson.A{1}}}} {
+		if err := c.Database("admin").RunCommand(cx, bad).Err(); err == nil {
+			t.Fatalf("%v: no error", bad)
+		}
+	}
+	must(t, c.Database("admin").RunCommand(cx, bson.D{{Key: "killSessions", Value: bson.A{sess.ID()}}}).Err())
+	_, err := coll.UpdateOne(cx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 2}}}})
+	must(t, err)
+	_, err = coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 3}}}})
+	if codeOf(err) != 251 {
+		t.Fatalf("a statement of the killed session's transaction: err = %v, want 251 NoSuchTransaction", err)
+	}
+	_ = sess.AbortTransaction(cx)
+	must(t, sess.StartTransaction())
+	_, err = coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 10}}}})
+	must(t, err)
+	must(t, sess.CommitTransaction(cx))
+	var doc struct {
+		N int `bson:"n"`
+	}
+	must(t, coll.FindOne(cx, bson.D{{Key: "_id", Value: 1}}).Decode(&doc))
+	if doc.N != 12 {
+		t.Fatalf("n = %d, want 12: the other write's 2, then the session's next transaction's +10", doc.N)
 	}
 }

@@ -40,6 +40,10 @@ const (
 	LeaseFieldWiping       = "wiping"
 	LeaseFieldWrites       = "writes"
 	LeaseFieldForeign      = "foreign_writes"
+	// LeaseFieldSession is the lsid of the session in which the holder runs its fenced
+	// transactions: a collector taking the lease over kills it, so that a transaction
+	// its holder left open does not hold the lease document.
+	LeaseFieldSession = "session"
 )
 
 // ForeignWrites is what holders of a source's lease found in its store that no holder
