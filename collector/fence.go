@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
+	"github.com/go-kit/log/level"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
 
@@ -134,5 +135,9 @@ func (ls *leases) killHolderSession(ctx context.Context, l *lease) {
 	if len(l.Session) == 0 || l.Holder.ID == ls.me.ID {
 		return
 	}
-	_ = ls.coll.Database().Client().Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: bson.A{l.Session}}}).Err()
+	err := ls.coll.Database().Client().Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: bson.A{l.Session}}}).Err()
+	if err != nil {
+		level.Warn(ls.logger).Log("msg", "The previous holder's store session could not be killed; if it left a transaction open, taking the lease waits until the store expires it (transactionLifetimeLimitSeconds). Run a source's collectors as one store user, or grant them killAnySession",
+			"holder", l.Holder.ID, "err", describe(err))
+	}
 }

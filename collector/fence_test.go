@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/go-kit/log"
 	"github.com/mongomigrate/observability/internal/config"
 	hbdoc "github.com/mongomigrate/observability/internal/heartbeat"
 	"github.com/mongomigrate/observability/internal/mongoerr"
@@ -23,7 +25,7 @@ import (
 
 // testLeases are the leases of one collector instance on the store database db.
 func testLeases(db *mongo.Database, ttl time.Duration) *leases {
-	return &leases{coll: db.Collection(LeaseCollection), beats: &heartbeats{}, me: NewInstance(), proc: thisProcess(), timing: leaseTiming{ttl: ttl}}
+	return &leases{coll: db.Collection(LeaseCollection), beats: &heartbeats{}, me: NewInstance(), proc: thisProcess(), timing: leaseTiming{ttl: ttl}, logger: log.NewNopLogger()}
 }
 
 // A holder whose lease was taken over lands nothing: not its events, nor its position,
@@ -287,5 +289,33 @@ func TestATakeoverDoesNotWaitForTheDeadHoldersTransaction(t *testing.T) {
 	}
 	if n, err := db.Collection(oplogstore.GapsCollection("killed")).CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
 		t.Errorf("the dead holder's transaction left %d documents (%v), want none", n, err)
+	}
+}
+
+// A takeover the store refuses to let kill the previous holder's session (another store
+// user: Unauthorized) goes on, and says in a warning why it may wait.
+func TestARefusedSessionKillIsLogged(t *testing.T) {
+	client := testsupport.Connect(t, mongotest.URI(t))
+	db := client.Database(config.DefaultStoreDatabase)
+	ctx := t.Context()
+	dead, next := testLeases(db, time.Millisecond), testLeases(db, time.Minute)
+	var logs testsupport.LogBuffer
+	next.logger = log.NewLogfmtLogger(&logs)
+	stale, _, err := dead.acquire(ctx, "refused", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := newSourceStore(db, "refused")
+	defer store.close(ctx)
+	if err := store.fenced(ctx, stale, nil, func(context.Context) error { return nil }); err != nil {
+		t.Fatalf("a write at the first epoch: %v", err)
+	}
+	time.Sleep(10 * time.Millisecond) // the dead holder's lease expires
+	setFailPoint(t, client, bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "failCommands", Value: bson.A{"killSessions"}}, {Key: "errorCode", Value: 13}})
+	if epoch, _, err := next.acquire(ctx, "refused", nil); err != nil || epoch != stale+1 {
+		t.Fatalf("takeover: epoch %d, %v; want %d", epoch, err, stale+1)
+	}
+	if !strings.Contains(logs.String(), "store session could not be killed") || !strings.Contains(logs.String(), "level=warn") {
+		t.Errorf("no warning of the refused kill in:\n%s", logs.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/google/uuid"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -89,6 +90,7 @@ type leases struct {
 	me     Instance
 	proc   *processIdentity
 	timing leaseTiming
+	logger log.Logger
 }
 
 // leaseTiming is a lease's clock: how long it lasts unrenewed, how often its holder

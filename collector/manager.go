@@ -72,7 +72,7 @@ func (m *Manager) Apply(cfg *config.Config) error {
 	if m.cfg == nil || !sameShared(m.cfg, c) {
 		// New clients first: if they cannot be made, nothing changes. The old ones are
 		// closed only once the sources using them have written what they read.
-		next, err := connectShared(c, m.opts.Instance)
+		next, err := connectShared(c, m.opts.Instance, m.logger)
 		if err != nil {
 			return err
 		}
@@ -131,7 +131,7 @@ type shared struct {
 	leases                  *leases
 }
 
-func connectShared(c *config.Collector, me Instance) (*shared, error) {
+func connectShared(c *config.Collector, me Instance, logger log.Logger) (*shared, error) {
 	storeClient, err := connect(c.Store.MongoURI, "oplog_collector store")
 	if err != nil {
 		return nil, fmt.Errorf("collector.store: %w", err)
@@ -140,7 +140,7 @@ func connectShared(c *config.Collector, me Instance) (*shared, error) {
 	sh := &shared{storeClient: storeClient, storeDB: storeClient.Database(c.Store.Database), beats: &heartbeats{}}
 	// The lease lives beside the store, whatever else the config says: every command
 	// that knows the store finds it, and the store can check it in each write.
-	sh.leases = &leases{coll: sh.storeDB.Collection(LeaseCollection, majority), beats: sh.beats, me: me, proc: thisProcess(), timing: leaseTiming{ttl: c.LeaseTTL}}
+	sh.leases = &leases{coll: sh.storeDB.Collection(LeaseCollection, majority), beats: sh.beats, me: me, proc: thisProcess(), timing: leaseTiming{ttl: c.LeaseTTL}, logger: logger}
 	if c.Metadata != nil {
 		if sh.metaClient, err = connect(c.Metadata.MongoURI, "oplog_collector metadata"); err != nil {
 			sh.close()

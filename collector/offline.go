@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/go-kit/log"
 	"github.com/mongomigrate/observability/internal/config"
 	"github.com/mongomigrate/observability/internal/oplogstore"
 )
@@ -26,7 +27,8 @@ type Offline struct {
 
 // OpenOffline connects to the store (and the metadata database) of c.
 func OpenOffline(c *config.Collector) (*Offline, error) {
-	sh, err := connectShared(c, NewInstance())
+	// No logger: a command acts while its operator watches, and says what it did.
+	sh, err := connectShared(c, NewInstance(), log.NewNopLogger())
 	if err != nil {
 		return nil, err
 	}
