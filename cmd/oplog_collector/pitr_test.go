@@ -52,7 +52,7 @@ func TestReplayProof(t *testing.T) {
 
 // TestReplayProofLong is the long run, for the figures in the report:
 //
-//	OPLOG_PITR_PROOF=long go test -run TestReplayProofLong -timeout 30m ./cmd/oplog_collector
+//	OPLOG_PITR_PROOF=long go test -count=1 -run TestReplayProofLong -timeout 60m ./cmd/oplog_collector
 func TestReplayProofLong(t *testing.T) {
 	if os.Getenv("OPLOG_PITR_PROOF") != "long" {
 		t.Skip("the long proof runs for minutes: set OPLOG_PITR_PROOF=long to run it")
@@ -66,7 +66,7 @@ func TestReplayProofLong(t *testing.T) {
 // fragments, while the collector is SIGKILLed every 0.15 to 2 s (a kill while a split
 // event is read makes the next run resume inside it). The short proof has a few of each.
 //
-//	OPLOG_PITR_PROOF=large go test -run TestReplayProofLargeEvents -timeout 30m ./cmd/oplog_collector
+//	OPLOG_PITR_PROOF=large go test -count=1 -run TestReplayProofLargeEvents -timeout 30m ./cmd/oplog_collector
 func TestReplayProofLargeEvents(t *testing.T) {
 	if os.Getenv("OPLOG_PITR_PROOF") != "large" {
 		t.Skip("runs for minutes of 16 MiB events: set OPLOG_PITR_PROOF=large to run it")
